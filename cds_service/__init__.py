@@ -1,0 +1,1 @@
+"""Cytokine storm CDS: a CDS Hooks 2.0 service."""
