@@ -1,0 +1,45 @@
+# The two commands of the README: `make run` and `make test`. Each sets itself up from nothing
+# but Python 3.11+ and pip: it creates .venv (and, for the tests, the FHIR test server's own
+# venv) and installs what it needs.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+FHIR_VENV := .fhir-venv
+# The real FHIR R4 server the tests start on 127.0.0.1 (its own venv: its deps never mix with ours).
+SEKMET_VERSION := 0.1.1
+
+.PHONY: run test lint bench clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+
+$(VENV)/.installed-run: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e .
+	@touch $@
+
+$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+	$(BIN)/python -m pip install -q -e '.[test]'
+	@touch $@
+
+$(FHIR_VENV)/.installed:
+	$(PYTHON) -m venv $(FHIR_VENV)
+	$(FHIR_VENV)/bin/python -m pip install -q 'sekmet-fhir==$(SEKMET_VERSION)'
+	@touch $@
+
+## run: serve the API on http://127.0.0.1:8080 (demo settings: loopback only)
+run: $(VENV)/.installed-run
+	$(BIN)/cytokine-cds serve --host 127.0.0.1 --port 8080
+
+## lint: ruff (lint + format check) and mypy on the package
+lint: $(VENV)/.installed-test
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy cds_service
+
+## test: lint, then the whole test suite (starts its own FHIR server on 127.0.0.1)
+test: lint $(FHIR_VENV)/.installed
+	CYTOKINE_CDS_TEST_SEKMET=$(abspath $(FHIR_VENV))/bin/sekmet $(BIN)/python -m pytest
+
+clean:
+	rm -rf $(VENV) $(FHIR_VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""HTTP layer: Flask blueprints. The only package that knows about HTTP."""

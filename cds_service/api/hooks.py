@@ -1,0 +1,40 @@
+"""POST /cds-services/{id}: a hook call."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint
+
+from cds_service.api.http import json_body, validate
+from cds_service.errors import ApiError
+from cds_service.hooks.request import HookRequest
+from cds_service.hooks.services import ServiceSpec
+from cds_service.pipeline import answer_hook
+from cds_service.runtime import current_runtime
+
+bp = Blueprint("hooks", __name__)
+
+
+def service_or_404(service_id: str) -> ServiceSpec:
+    service = current_runtime().services.get(service_id)
+    if service is None:
+        known = ", ".join(sorted(current_runtime().services))
+        raise ApiError(404, f"No CDS service with id '{service_id}'. Known services: {known}.")
+    return service
+
+
+@bp.post("/cds-services/<service_id>")
+def call_service(service_id: str) -> dict[str, Any]:
+    service = service_or_404(service_id)
+    hook_request = validate(HookRequest, json_body())
+    if hook_request.hook != service.hook:
+        raise ApiError(
+            400,
+            f"Service '{service.id}' answers the '{service.hook}' hook, "
+            f"but the request is for '{hook_request.hook}'.",
+            field="hook",
+        )
+    context = validate(service.context_model, hook_request.context, prefix="context.")
+    response = answer_hook(current_runtime(), service, hook_request, context)
+    return response.to_json()

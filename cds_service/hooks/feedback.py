@@ -1,0 +1,71 @@
+"""The CDS Hooks 2.0 feedback body (spec, "Feedback"), with the 3.0 ballot's cds-fb-* rules.
+
+Lenient where real clients differ: the sandbox sends override reasons without `display`, and a
+timestamp without a zone is read as UTC.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Annotated, Literal
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
+
+NonEmptyStr = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+
+
+class _Lenient(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class ReasonCoding(_Lenient):
+    system: NonEmptyStr | None = None
+    code: NonEmptyStr
+    display: str | None = None
+
+
+class OverrideReason(_Lenient):
+    reason: ReasonCoding | None = None
+    userComment: str | None = None
+
+    @model_validator(mode="after")
+    def _reason_or_comment(self) -> OverrideReason:
+        if self.reason is None and not (self.userComment or "").strip():
+            raise ValueError("overrideReason needs a reason or a userComment")  # cds-fb-3
+        return self
+
+
+class AcceptedSuggestion(_Lenient):
+    id: NonEmptyStr
+
+
+class FeedbackItem(_Lenient):
+    card: NonEmptyStr
+    outcome: Literal["accepted", "overridden"]
+    acceptedSuggestions: list[AcceptedSuggestion] | None = None
+    overrideReason: OverrideReason | None = None
+    outcomeTimestamp: datetime
+
+    @field_validator("outcomeTimestamp")
+    @classmethod
+    def _as_utc(cls, value: datetime) -> datetime:
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+    @model_validator(mode="after")
+    def _accepted_names_suggestions(self) -> FeedbackItem:
+        if self.outcome == "accepted" and not self.acceptedSuggestions:
+            raise ValueError("acceptedSuggestions is required when outcome is 'accepted'")
+        return self
+
+
+class FeedbackRequest(_Lenient):
+    feedback: list[FeedbackItem] = Field(min_length=1)

@@ -1,0 +1,97 @@
+"""The CDS Hooks 2.0 request, read leniently.
+
+Unknown members (extensions, fields from newer spec versions) are ignored; a request is refused
+only when a field the spec requires is missing or cannot mean anything. `draftOrders` stays a
+plain dict here: real clients send Bundles that fail strict R4 validation, so the order reader
+picks out the fields it needs.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+from urllib.parse import urlsplit
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
+
+NonEmptyStr = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+
+
+class _Lenient(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+
+class FhirAuthorization(_Lenient):
+    """OAuth 2.0 token for the client's FHIR server. Transient: never logged or stored."""
+
+    access_token: SecretStr
+    token_type: NonEmptyStr
+    # The spec marks these REQUIRED, but none of them changes what we can do with the token;
+    # some clients omit expires_in (cds-hooks/sandbox#65), so they are accepted when absent.
+    expires_in: int | None = None
+    scope: str | None = None
+    subject: str | None = None
+    patient: str | None = None
+
+    @field_validator("access_token")
+    @classmethod
+    def _token_not_empty(cls, value: SecretStr) -> SecretStr:
+        if not value.get_secret_value().strip():
+            raise ValueError("must not be empty")
+        return value
+
+    @field_validator("token_type")
+    @classmethod
+    def _bearer_only(cls, value: str) -> str:
+        if value.lower() != "bearer":
+            raise ValueError("must be 'Bearer'")
+        return "Bearer"
+
+
+class HookRequest(_Lenient):
+    hook: NonEmptyStr
+    hookInstance: NonEmptyStr
+    fhirServer: str | None = None
+    fhirAuthorization: FhirAuthorization | None = None
+    context: dict[str, Any]
+    prefetch: dict[str, Any] | None = None
+    extension: dict[str, Any] | None = None
+
+    @field_validator("fhirServer")
+    @classmethod
+    def _absolute_http_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an absolute http(s) URL")
+        return value.strip().rstrip("/")
+
+    @model_validator(mode="after")
+    def _token_needs_server(self) -> HookRequest:
+        # cds-r-1: a token is only meaningful together with the server it is for.
+        if self.fhirAuthorization is not None and self.fhirServer is None:
+            raise ValueError("fhirServer is required when fhirAuthorization is given")
+        return self
+
+
+class PatientViewContext(_Lenient):
+    userId: NonEmptyStr
+    patientId: NonEmptyStr
+    encounterId: NonEmptyStr | None = None
+
+
+class OrderSignContext(PatientViewContext):
+    draftOrders: dict[str, Any]
+
+
+class OrderSelectContext(OrderSignContext):
+    # order-select fires when the order screen opens, before anything is selected.
+    selections: list[NonEmptyStr] = Field(default_factory=list)

@@ -1,0 +1,97 @@
+"""The services this CDS service offers: one per hook, with stable ids and prefetch templates.
+
+Prefetch templates stay inside the CDS Hooks 2.0 query subset (token equality on `code`,
+a `patient` reference, `_sort`, `_count`) and ask for exactly the codes the analyte catalog
+knows, so the data a client prefetches is the data the rules read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+from pydantic import BaseModel
+
+from cds_service.hooks.request import OrderSelectContext, OrderSignContext, PatientViewContext
+from cds_service.hooks.response import ServiceDescription
+
+# Prefetch keys. `patient` is the chart's patient; `cytokines` and `labs` are split so that a
+# client that can satisfy one search but not the other still sends what it has.
+PATIENT_KEY = "patient"
+COMMON_USAGE = (
+    "Reads the patient's cytokine and routine lab Observations (FHIR R4) from prefetch; when "
+    "prefetch is missing or partial it queries the client's FHIR server with the "
+    "fhirAuthorization token, within a short deadline. Decision support only: it never states "
+    "a diagnosis."
+)
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    id: str
+    hook: str
+    title: str
+    description: str
+    context_model: type[BaseModel]
+    prefetch: Mapping[str, str]
+
+    def describe(self) -> ServiceDescription:
+        return ServiceDescription(
+            id=self.id,
+            hook=self.hook,
+            title=self.title,
+            description=self.description,
+            prefetch=dict(self.prefetch),
+            usageRequirements=COMMON_USAGE,
+        )
+
+
+def observation_search(codes: Iterable[str], count: int) -> str:
+    """A 2.0-subset search for the newest Observations with any of `codes` ("system|code")."""
+    return (
+        "Observation?patient={{context.patientId}}"
+        f"&code={','.join(codes)}&_sort=-date&_count={count}"
+    )
+
+
+def build_services(observation_queries: Mapping[str, str]) -> dict[str, ServiceSpec]:
+    """The service registry, keyed by service id, given the Observation prefetch queries."""
+    prefetch = {PATIENT_KEY: "Patient/{{context.patientId}}", **observation_queries}
+    specs = [
+        ServiceSpec(
+            id="cytokine-storm-patient-view",
+            hook="patient-view",
+            title="Cytokine storm subtype",
+            description=(
+                "When a chart opens, classifies a hyperinflammation pattern (IL-1/IL-18-driven, "
+                "IFN-γ-driven, IL-6-predominant, immunoparalysis or mixed) from cytokine and "
+                "routine labs, and suggests the targeted inhibitor or a cytokine multiplex assay."
+            ),
+            context_model=PatientViewContext,
+            prefetch=prefetch,
+        ),
+        ServiceSpec(
+            id="cytokine-storm-order-select",
+            hook="order-select",
+            title="Cytokine-directed order check (select)",
+            description=(
+                "While an order is being written, checks a selected cytokine-directed drug "
+                "(IL-1, IL-6 or IFN-γ blockade, JAK inhibitor, high-dose corticosteroid) against "
+                "the patient's cytokine pattern and suggests the fitting alternative."
+            ),
+            context_model=OrderSelectContext,
+            prefetch=prefetch,
+        ),
+        ServiceSpec(
+            id="cytokine-storm-order-sign",
+            hook="order-sign",
+            title="Cytokine-directed order check (sign)",
+            description=(
+                "Before orders are signed, warns when a cytokine-directed drug does not fit the "
+                "patient's cytokine pattern, or when no recent cytokine result supports it."
+            ),
+            context_model=OrderSignContext,
+            prefetch=prefetch,
+        ),
+    ]
+    return {spec.id: spec for spec in specs}

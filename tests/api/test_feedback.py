@@ -1,0 +1,72 @@
+"""The feedback endpoint validates the spec's body and names what is wrong."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from flask.testing import FlaskClient
+
+FEEDBACK = "/cds-services/cytokine-storm-patient-view/feedback"
+
+
+def item(**fields: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "card": "9368d37b-283f-44a0-93ea-547cebab93ed",
+        "outcome": "accepted",
+        "acceptedSuggestions": [{"id": "e56e1945-20b3-4393-8503-a1a20fd73152"}],
+        "outcomeTimestamp": "2026-11-20T08:31:02.518Z",
+    }
+    base.update(fields)
+    return {key: value for key, value in base.items() if value is not ...}
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"feedback": [item()]},
+        # What the CDS Hooks sandbox sends on dismissal: reason without display.
+        {
+            "feedback": [
+                item(
+                    outcome="overridden",
+                    acceptedSuggestions=...,
+                    overrideReason={"reason": {"code": "clinical-judgement", "system": "x"}},
+                )
+            ]
+        },
+        {"feedback": [item(outcome="overridden", acceptedSuggestions=...)]},
+        {"feedback": [item(outcome="overridden", overrideReason={"userComment": "on anakinra"})]},
+        {"feedback": [item(outcomeTimestamp="2026-11-20T08:31:02")]},
+    ],
+)
+def test_valid_feedback_is_200(client: FlaskClient, body: dict[str, Any]) -> None:
+    response = client.post(FEEDBACK, json=body)
+    assert response.status_code == 200
+    assert response.get_json() == {}
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({}, "feedback"),
+        ({"feedback": []}, "feedback"),
+        ({"feedback": [item(card=...)]}, "feedback.0.card"),
+        ({"feedback": [item(outcome="ignored")]}, "feedback.0.outcome"),
+        ({"feedback": [item(acceptedSuggestions=...)]}, "feedback.0"),
+        ({"feedback": [item(acceptedSuggestions=[{}])]}, "feedback.0.acceptedSuggestions.0.id"),
+        ({"feedback": [item(outcomeTimestamp=...)]}, "feedback.0.outcomeTimestamp"),
+        ({"feedback": [item(outcomeTimestamp="yesterday")]}, "feedback.0.outcomeTimestamp"),
+        (
+            {"feedback": [item(outcome="overridden", overrideReason={})]},
+            "feedback.0.overrideReason",
+        ),
+    ],
+)
+def test_invalid_feedback_is_400_naming_the_field(
+    client: FlaskClient, body: dict[str, Any], field: str
+) -> None:
+    response = client.post(FEEDBACK, json=body)
+    assert response.status_code == 400
+    issue = response.get_json()["issue"][0]
+    assert issue["expression"] == [field]
