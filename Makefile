@@ -39,7 +39,7 @@ lint: $(VENV)/.installed-test
 
 ## test: lint, then the whole test suite (starts its own FHIR server on 127.0.0.1)
 test: lint $(FHIR_VENV)/.installed
-	CYTOKINE_CDS_TEST_SEKMET=$(abspath $(FHIR_VENV))/bin/sekmet $(BIN)/python -m pytest
+	CYTOKINE_TEST_SEKMET=$(abspath $(FHIR_VENV))/bin/sekmet $(BIN)/python -m pytest
 
 clean:
 	rm -rf $(VENV) $(FHIR_VENV) .pytest_cache .mypy_cache .ruff_cache
