@@ -1,0 +1,1 @@
+"""Assessment -> CDS Hooks cards, with texts from the top-level cards/ templates."""

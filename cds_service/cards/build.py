@@ -1,0 +1,225 @@
+"""Turn an assessment (and order findings) into CDS Hooks cards."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable
+from typing import Any
+
+from cds_service.cards.resources import OrderContext, PanelCode, medication_request, panel_request
+from cds_service.cards.templates import CardKit
+from cds_service.hooks.response import Action, Card, Coding, Link, Source, Suggestion
+from cds_service.rules.assessment import Assessment
+from cds_service.rules.loader import Rules
+from cds_service.rules.orders import OrderFinding
+
+TOPIC_SYSTEM = "https://cytokine-cds.github.io/fhir/CodeSystem/css-subtype"
+RECOMMENDING = ("il1-driven", "ifng-driven", "il6-driven")
+_PATTERN_NAMES = {
+    "il1-driven": ("IL-1-driven", "IL-1/IL-18-driven hyperinflammation"),
+    "ifng-driven": ("IFN-γ-driven", "IFN-γ-driven hyperinflammation"),
+    "il6-driven": ("IL-6-driven", "IL-6-predominant hyperinflammation"),
+    "immunoparalysis": ("immunoparalysis", "sepsis-like immunoparalysis"),
+    "mixed-pattern": ("mixed", "mixed pattern with no leading cytokine"),
+}
+
+
+def _uuid() -> str:
+    return str(uuid.uuid4())
+
+
+class CardBuilder:
+    """Read-only after construction; one per process."""
+
+    def __init__(self, kit: CardKit, rules: Rules, panel: PanelCode) -> None:
+        self.kit = kit
+        self.rules = rules
+        self.panel = panel
+
+    # --- per hook ---------------------------------------------------------------------------
+
+    def for_patient(
+        self, assessment: Assessment, ctx: OrderContext, links: Iterable[Link] = ()
+    ) -> list[Card]:
+        """patient-view: the card for the assessed pattern, or none."""
+        if assessment.subtype is None:
+            return []
+        if assessment.subtype == "multiplex-assay-needed":
+            return [self.multiplex(assessment, ctx, None, links)]
+        return [self.pattern(assessment, ctx, links)]
+
+    def for_orders(
+        self,
+        findings: Iterable[OrderFinding],
+        assessment: Assessment,
+        ctx: OrderContext,
+        links: Iterable[Link] = (),
+    ) -> list[Card]:
+        """order-select / order-sign: a warning per mismatched order; one multiplex card."""
+        cards: list[Card] = []
+        asked_for_panel = False
+        for finding in findings:
+            if finding.kind == "mismatch":
+                cards.append(self.mismatch(finding, assessment, ctx, links))
+            elif not asked_for_panel:
+                cards.append(self.multiplex(assessment, ctx, finding, links))
+                asked_for_panel = True
+        return cards
+
+    # --- card types -------------------------------------------------------------------------
+
+    def pattern(self, assessment: Assessment, ctx: OrderContext, links: Iterable[Link]) -> Card:
+        subtype = assessment.subtype
+        assert subtype is not None
+        treatment = self.rules.treatments[subtype]
+        drug = self._drug_name(treatment.recommend)
+        text = self.kit.render(subtype, **self._context(assessment, [treatment.source]), drug=drug, treatment=treatment)
+        suggestions = None
+        if subtype in RECOMMENDING and treatment.recommend and text.label:
+            why = f"Suggested by cytokine-cds: pattern consistent with {_PATTERN_NAMES[subtype][1]}."
+            resource = medication_request(
+                self.rules.drugs[treatment.recommend].rxnorm, drug, why, ctx
+            )
+            suggestions = [
+                Suggestion(
+                    label=text.label,
+                    uuid=_uuid(),
+                    isRecommended=True,
+                    actions=[
+                        Action(type="create", description=text.description or text.label, resource=resource)
+                    ],
+                )
+            ]
+        return self._card(subtype, text.summary, text.detail, treatment.source, suggestions, links)
+
+    def multiplex(
+        self,
+        assessment: Assessment,
+        ctx: OrderContext,
+        finding: OrderFinding | None,
+        links: Iterable[Link],
+    ) -> Card:
+        sources = [self.rules.hyperinflammation.source]
+        text = self.kit.render(
+            "multiplex-assay-needed",
+            **self._context(assessment, sources),
+            finding=self._named(finding) if finding else None,
+            panel=self.panel.display,
+        )
+        why = "Suggested by cytokine-cds: signs of hyperinflammation without recent cytokine results."
+        suggestion = Suggestion(
+            label=text.label or "Order a cytokine multiplex panel",
+            uuid=_uuid(),
+            isRecommended=True,
+            actions=[
+                Action(
+                    type="create",
+                    description=text.description or "Order a cytokine multiplex panel",
+                    resource=panel_request(self.panel, why, ctx),
+                )
+            ],
+        )
+        return self._card(
+            "multiplex-assay-needed", text.summary, text.detail, sources[0], [suggestion], links
+        )
+
+    def mismatch(
+        self,
+        finding: OrderFinding,
+        assessment: Assessment,
+        ctx: OrderContext,
+        links: Iterable[Link],
+    ) -> Card:
+        subtype = assessment.subtype
+        assert subtype is not None and subtype in _PATTERN_NAMES
+        treatment = self.rules.treatments[subtype]
+        recommended = self._drug_name(finding.recommend) if finding.recommend else None
+        text = self.kit.render(
+            "order-mismatch",
+            **self._context(assessment, [treatment.source]),
+            finding=self._named(finding),
+            treatment=treatment,
+            recommended=recommended,
+            pattern=_PATTERN_NAMES[subtype][0],
+            pattern_display=_PATTERN_NAMES[subtype][1],
+        )
+        actions = []
+        if finding.order:
+            actions.append(
+                Action(
+                    type="delete",
+                    description=f"Remove the draft order for {self._drug_name(finding.drug)}",
+                    resourceId=finding.order,
+                )
+            )
+        if finding.recommend and recommended:
+            why = f"Suggested by cytokine-cds instead of {self._drug_name(finding.drug)}."
+            actions.append(
+                Action(
+                    type="create",
+                    description=f"Create a draft order for {recommended}",
+                    resource=medication_request(
+                        self.rules.drugs[finding.recommend].rxnorm, recommended, why, ctx
+                    ),
+                )
+            )
+        suggestions = None
+        if actions:
+            suggestions = [Suggestion(label=text.label or "Replace the order", uuid=_uuid(), actions=actions)]
+        return self._card("order-mismatch", text.summary, text.detail, treatment.source, suggestions, links)
+
+    def data_incomplete(self, problems: list[str]) -> Card:
+        text = self.kit.render("data-incomplete", problems=problems)
+        return self._card("data-incomplete", text.summary, text.detail, None, None, ())
+
+    # --- helpers ----------------------------------------------------------------------------
+
+    def _context(self, assessment: Assessment, extra_sources: list[str]) -> dict[str, Any]:
+        cited_ids = [m.source for m in assessment.values_used() if m.source] + extra_sources
+        cited = [self.rules.sources[s] for s in dict.fromkeys(cited_ids) if s in self.rules.sources]
+        return {
+            "assessment": assessment,
+            "rules": self.rules,
+            "cited": cited,
+            "near_miss_percent": round((1 - self.rules.near_miss_fraction) * 100),
+        }
+
+    def _drug_name(self, drug_id: str | None) -> str:
+        return self.rules.drugs[drug_id].names[0] if drug_id else ""
+
+    def _named(self, finding: OrderFinding) -> OrderFinding:
+        """The finding with the drug's display name in place of its id, for templates."""
+        return finding.model_copy(update={"drug": self._drug_name(finding.drug)})
+
+    def _card(
+        self,
+        card_type: str,
+        summary: str,
+        detail: str,
+        source_id: str | None,
+        suggestions: list[Suggestion] | None,
+        links: Iterable[Link],
+    ) -> Card:
+        spec = self.kit.templates[card_type].spec
+        common = self.kit.common
+        source = self.rules.sources.get(source_id) if source_id else None
+        label = common.source_label + (f" ({source.short})" if source else "")
+        reasons = [
+            Coding(system=common.override_reason_system, code=code, display=common.override_reasons[code])
+            for code in spec.override_reasons
+        ]
+        return Card(
+            uuid=_uuid(),
+            summary=summary,
+            detail=detail,
+            indicator=spec.indicator,
+            source=Source(
+                label=label[:200],
+                url=f"https://doi.org/{source.doi}" if source and source.doi else None,
+                topic=Coding(system=TOPIC_SYSTEM, code=spec.topic.code, display=spec.topic.display),
+            ),
+            suggestions=suggestions,
+            selectionBehavior="at-most-one" if suggestions else None,
+            overrideReasons=reasons or None,
+            links=list(links) or None,
+        )

@@ -1,0 +1,194 @@
+"""The card templates (top-level cards/ folder): loaded, compiled and checked once at start-up."""
+
+from __future__ import annotations
+
+import html
+import re
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, Template, TemplateError
+from markupsafe import Markup
+from pydantic import BaseModel, ConfigDict, Field
+
+from cds_service.rules.engine import number
+from cds_service.yamlfile import ConfigFileError, YamlDocument
+
+CARD_TYPES = (
+    "il1-driven",
+    "ifng-driven",
+    "il6-driven",
+    "immunoparalysis",
+    "mixed-pattern",
+    "multiplex-assay-needed",
+    "order-mismatch",
+    "data-incomplete",
+)
+_MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]|~#])")
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class TopicSpec(_Spec):
+    code: str = Field(min_length=1)
+    display: str = Field(min_length=1)
+
+
+class SuggestionSpec(_Spec):
+    label: str = Field(min_length=1)
+    description: str = Field(min_length=1)
+
+
+class CardSpec(_Spec):
+    topic: TopicSpec
+    indicator: Literal["info", "warning", "critical"]
+    summary: str = Field(min_length=1)
+    detail: str = Field(min_length=1)
+    suggestion: SuggestionSpec | None = None
+    override_reasons: list[str] = []
+
+
+class CommonSpec(_Spec):
+    override_reason_system: str = Field(min_length=1)
+    override_reasons: dict[str, str] = Field(min_length=1)
+    notice: str = Field(min_length=1)
+    source_label: str = Field(min_length=1)
+
+
+@dataclass(frozen=True)
+class CardTemplate:
+    type: str
+    spec: CardSpec
+    summary: Template
+    detail: Template
+    label: Template | None
+    description: Template | None
+
+
+@dataclass(frozen=True)
+class RenderedText:
+    summary: str
+    detail: str
+    label: str | None
+    description: str | None
+
+
+def escape_markdown(value: Any) -> str:
+    """Text safe inside GitHub-flavoured Markdown rendered with raw HTML (as the sandbox does)."""
+    if isinstance(value, Markup):
+        return str(value)
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", html.escape(str(value), quote=False))
+
+
+def unit_text(unit: str) -> str:
+    """A UCUM code as people read it: 10*9/L -> ×10⁹/L, Cel -> °C, {molecules}/{cell} -> /cell."""
+    text = unit.replace("10*9", "×10⁹").replace("10*3", "×10³").replace("[degF]", "°F")
+    text = re.sub(r"\bCel\b", "°C", text).replace("{molecules}/{cell}", "molecules/cell")
+    return re.sub(r"\bu(g|mol|L|kat)", r"µ\1", text)
+
+
+class CardKit:
+    """Every card type's compiled templates plus the shared texts."""
+
+    def __init__(self, directory: Path) -> None:
+        if not directory.is_dir():
+            raise ConfigFileError(f"{directory}: card template folder not found")
+        self.directory = directory
+        self.env = Environment(  # noqa: S701 - output is Markdown; finalize escapes every value
+            loader=FileSystemLoader(directory),
+            undefined=StrictUndefined,
+            finalize=escape_markdown,
+            trim_blocks=True,
+            lstrip_blocks=True,
+            keep_trailing_newline=False,
+        )
+        self.env.filters.update(number=number, unit_text=unit_text, when=_when, result=_result)
+        self.env.filters.update(verdict=_verdict, citation=_citation)
+        self.common = YamlDocument.read(directory / "_common.yaml").validate(CommonSpec)
+        self.templates = {card_type: self._load(card_type) for card_type in CARD_TYPES}
+
+    def _load(self, card_type: str) -> CardTemplate:
+        path = self.directory / f"{card_type}.yaml"
+        document = YamlDocument.read(path)
+        spec = document.validate(CardSpec)
+        for i, code in enumerate(spec.override_reasons):
+            if code not in self.common.override_reasons:
+                raise document.error(("override_reasons", i), f"unknown override reason {code!r}")
+
+        def compile_(field: str, text: str | None) -> Template | None:
+            if text is None:
+                return None
+            try:
+                return self.env.from_string(text)
+            except TemplateError as exc:
+                raise document.error((field,), f"template error: {exc}") from None
+
+        return CardTemplate(
+            type=card_type,
+            spec=spec,
+            summary=compile_("summary", spec.summary),  # type: ignore[arg-type]
+            detail=compile_("detail", spec.detail),  # type: ignore[arg-type]
+            label=compile_("suggestion", spec.suggestion.label if spec.suggestion else None),
+            description=compile_(
+                "suggestion", spec.suggestion.description if spec.suggestion else None
+            ),
+        )
+
+    def render(self, card_type: str, **context: Any) -> RenderedText:
+        template = self.templates[card_type]
+        context.setdefault("notice", self.common.notice)
+
+        def text(t: Template | None) -> str | None:
+            return " ".join(t.render(**context).split()) if t is not None else None
+
+        try:
+            return RenderedText(
+                summary=text(template.summary) or "",
+                detail=template.detail.render(**context).strip() + "\n",
+                label=text(template.label),
+                description=text(template.description),
+            )
+        except TemplateError as exc:
+            raise ConfigFileError(
+                f"{self.directory / (card_type + '.yaml')}: cannot render: {exc}"
+            ) from None
+
+
+# --- filters --------------------------------------------------------------------------------
+
+
+def _when(moment: datetime, now: datetime) -> str:
+    hours = (now - moment).total_seconds() / 3600
+    age = f"{hours:.0f} h ago" if hours < 72 else f"{hours / 24:.0f} days ago"
+    return f"{moment:%Y-%m-%d %H:%M} UTC ({age})"
+
+
+def _result(value: Any) -> str:
+    comparator = value.comparator or ""
+    shown = f"{comparator}{number(value.value)}"
+    if value.upper is not None:
+        shown = f"{number(value.value)}–{number(value.upper)}"
+    status = " (preliminary)" if value.status == "preliminary" else ""
+    return f"{shown} {unit_text(value.unit)}{status}"
+
+
+def _verdict(marker: Any) -> str:
+    return {
+        "above": "past threshold" if marker.basis == "threshold" else "past reference-range limit",
+        "below": "not past threshold",
+        "indeterminate": "cannot tell (result reported as a bound)",
+        "stale": "too old to use",
+        "missing": "no result",
+        "no-criterion": "no threshold for this unit",
+    }[marker.state] + (" (near)" if marker.near_miss else "")
+
+
+def _citation(source: Any) -> Markup:
+    short = escape_markdown(source.short)
+    if source.doi:
+        return Markup(f"[{short}](<https://doi.org/{html.escape(source.doi)}>)")
+    return Markup(short)

@@ -1,0 +1,129 @@
+"""Read the medication orders in `context.draftOrders`, leniently.
+
+Real clients send draft Bundles that fail strict R4 validation (the CDS Hooks sandbox omits
+Bundle.type and sends MedicationRequest.category as one object), so only the fields the order
+check needs are picked out, and anything unreadable is skipped rather than refused.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+RXNORM_SYSTEMS = frozenset(
+    {"http://www.nlm.nih.gov/research/umls/rxnorm", "urn:oid:2.16.840.1.113883.6.88"}
+)
+# Doses per day from timing.repeat.periodUnit (UCUM time units used by FHIR).
+_PER_DAY = {"s": 86400.0, "min": 1440.0, "h": 24.0, "d": 1.0, "wk": 1 / 7, "mo": 1 / 30}
+_MG = {"mg": 1.0, "g": 1000.0, "ug": 0.001, "mcg": 0.001}
+
+
+@dataclass(frozen=True, slots=True)
+class DraftMedication:
+    reference: str | None  # "MedicationRequest/<id>", when the draft has an id
+    rxnorm_codes: tuple[str, ...]
+    names: tuple[str, ...]  # text and coding displays, for matching by name
+    daily_dose_mg: float | None  # None when dose or frequency cannot be read
+    resource: Mapping[str, Any]
+
+
+def medication_orders(
+    draft_orders: Mapping[str, Any], only: frozenset[str] | None = None
+) -> list[DraftMedication]:
+    """The MedicationRequests of a draft Bundle (restricted to `only` references if given)."""
+    orders = []
+    for resource in _resources(draft_orders):
+        if resource.get("resourceType") != "MedicationRequest":
+            continue
+        resource_id = resource.get("id")
+        reference = f"MedicationRequest/{resource_id}" if isinstance(resource_id, str) else None
+        if only is not None and reference not in only:
+            continue
+        codes, names = _medication(resource)
+        orders.append(
+            DraftMedication(
+                reference=reference,
+                rxnorm_codes=codes,
+                names=names,
+                daily_dose_mg=_daily_dose_mg(resource.get("dosageInstruction")),
+                resource=resource,
+            )
+        )
+    return orders
+
+
+def _resources(bundle: Mapping[str, Any]) -> Iterator[Mapping[str, Any]]:
+    if bundle.get("resourceType") not in ("Bundle", None):
+        # A single resource instead of a Bundle: read it as the only order.
+        yield bundle
+        return
+    entries = bundle.get("entry")
+    for entry in entries if isinstance(entries, list) else ():
+        resource = entry.get("resource") if isinstance(entry, dict) else None
+        if isinstance(resource, dict):
+            yield resource
+
+
+def _medication(resource: Mapping[str, Any]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+    concept = resource.get("medicationCodeableConcept")
+    if not isinstance(concept, dict):
+        concept = _contained_medication_code(resource)
+    codes: list[str] = []
+    names: list[str] = []
+    if isinstance(concept.get("text"), str):
+        names.append(concept["text"])
+    codings = concept.get("coding")
+    for coding in codings if isinstance(codings, list) else ():
+        if not isinstance(coding, dict):
+            continue
+        if coding.get("system") in RXNORM_SYSTEMS and isinstance(coding.get("code"), str):
+            codes.append(coding["code"].strip())
+        if isinstance(coding.get("display"), str):
+            names.append(coding["display"])
+    return tuple(codes), tuple(names)
+
+
+def _contained_medication_code(resource: Mapping[str, Any]) -> dict[str, Any]:
+    """medicationReference to a contained Medication ("#med1"): read that Medication's code."""
+    reference = resource.get("medicationReference")
+    target = reference.get("reference") if isinstance(reference, dict) else None
+    contained = resource.get("contained")
+    if isinstance(target, str) and target.startswith("#") and isinstance(contained, list):
+        for item in contained:
+            if isinstance(item, dict) and item.get("id") == target[1:]:
+                code = item.get("code")
+                return code if isinstance(code, dict) else {}
+    return {}
+
+
+def _daily_dose_mg(dosage: Any) -> float | None:
+    """Total mg per day from the first dosage instruction, when dose and frequency are readable.
+
+    A dose without timing is read as once daily: that is how one-off and daily pulse doses are
+    usually written, and it can only under-count a more frequent schedule.
+    """
+    if not isinstance(dosage, list) or not dosage or not isinstance(dosage[0], dict):
+        return None
+    first = dosage[0]
+    dose = None
+    dose_and_rate = first.get("doseAndRate")
+    if isinstance(dose_and_rate, list) and dose_and_rate and isinstance(dose_and_rate[0], dict):
+        dose = dose_and_rate[0].get("doseQuantity")
+    if not isinstance(dose, dict) or not isinstance(dose.get("value"), int | float):
+        return None
+    unit = dose.get("code") or dose.get("unit")
+    factor = _MG.get(str(unit).strip().lower()) if unit is not None else None
+    if factor is None:
+        return None
+    timing = first.get("timing")
+    repeat = timing.get("repeat") if isinstance(timing, dict) else None
+    if not isinstance(repeat, dict):
+        return float(dose["value"]) * factor
+    frequency = repeat.get("frequency", 1)
+    period = repeat.get("period", 1)
+    per_day = _PER_DAY.get(str(repeat.get("periodUnit", "d")))
+    numbers_ok = isinstance(frequency, int | float) and isinstance(period, int | float)
+    if per_day is None or not numbers_ok or period <= 0:
+        return None
+    return float(dose["value"]) * factor * float(frequency) * per_day / float(period)

@@ -1,0 +1,275 @@
+"""The subtype rules: evidence + rules -> assessment. Pure functions; no I/O, no clock.
+
+The time of evaluation is the evidence's `as_of` (freshness was judged against it).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from cds_service.evidence import AnalyteEvidence, Evidence, LabValue
+from cds_service.rules.assessment import (
+    Assessment,
+    AxisResult,
+    Decision,
+    MarkerResult,
+    Subtype,
+)
+from cds_service.rules.loader import Criterion, Marker, Rules
+from cds_service.rules.schema import AxisSpec
+
+
+def assess(evidence: Evidence, rules: Rules) -> Assessment:
+    judged = {
+        marker_id: judge_marker(marker, evidence, rules.near_miss_fraction)
+        for marker_id, marker in rules.markers.items()
+    }
+    axes = tuple(_axis(axis_id, spec, judged) for axis_id, spec in rules.axes.items())
+    ip = rules.immunoparalysis
+    hi = rules.hyperinflammation
+    signs = tuple(judged[m] for m in (*hi.signs, *hi.cytopenias))
+    cytopenia_lines = sum(judged[m].above for m in hi.cytopenias)
+    missing_groups = tuple(
+        group.label
+        for group in rules.cytokine_groups
+        if not any(evidence.fresh(analyte) for analyte in group.analytes)
+    )
+    hyperinflammation = (
+        any(judged[m].above for m in hi.signs) or cytopenia_lines >= rules.cytopenia_min_lines
+    )
+    immunoparalysis = all(judged[m].above for m in ip.required)
+    mals_like = [judged[m] for m in ip.excluded_by if judged[m].above]
+
+    subtype, decision, rationale = _decide(
+        axes, rules, immunoparalysis and not mals_like, hyperinflammation, missing_groups
+    )
+    return Assessment(
+        subtype=subtype,
+        decision=decision,
+        rationale=rationale,
+        evaluated_at=evidence.as_of,
+        rules_version=rules.label,
+        axes=axes,
+        immune=tuple(judged[m] for m in (*ip.required, *ip.supportive)),
+        signs=signs,
+        cytopenia_lines=cytopenia_lines,
+        missing_groups=missing_groups,
+        near_misses=tuple(result for result in judged.values() if result.near_miss),
+        notes=_notes(axes, judged, rules, immunoparalysis, mals_like),
+    )
+
+
+def _decide(
+    axes: tuple[AxisResult, ...],
+    rules: Rules,
+    immunoparalysis: bool,
+    hyperinflammation: bool,
+    missing_groups: tuple[str, ...],
+) -> tuple[Subtype | None, Decision, str]:
+    if immunoparalysis:
+        return (
+            "immunoparalysis",
+            "immunoparalysis",
+            "Monocyte HLA-DR is in the immunoparalysis range without MALS-range ferritin.",
+        )
+    elevated = sorted((a for a in axes if a.elevated), key=lambda a: a.score, reverse=True)
+    if len(elevated) == 1:
+        axis = elevated[0]
+        return axis.subtype, "single-axis", f"Only the {axis.label} axis is above threshold."  # type: ignore[return-value]
+    if elevated:
+        first, second = elevated[0], elevated[1]
+        if first.score >= rules.dominance_ratio * second.score:
+            return (
+                first.subtype,  # type: ignore[return-value]
+                "leading-axis",
+                f"The {first.label} axis leads ({first.score:.1f}× its threshold against "
+                f"{second.score:.1f}× for {second.label}).",
+            )
+        names = " and ".join(a.label for a in elevated)
+        return (
+            "mixed-pattern",
+            "mixed-pattern",
+            f"{names} are elevated with no axis leading by {rules.dominance_ratio:g}×.",
+        )
+    if hyperinflammation and missing_groups:
+        return (
+            "multiplex-assay-needed",
+            "cytokines-missing",
+            "Signs of hyperinflammation without a recent result for: "
+            + ", ".join(missing_groups)
+            + ".",
+        )
+    return None, "no-signal", "No cytokine axis is elevated."
+
+
+def _axis(axis_id: str, spec: AxisSpec, judged: dict[str, MarkerResult]) -> AxisResult:
+    pivotal = tuple(judged[m] for m in spec.pivotal)
+    excluded = tuple(m for m in spec.excluded_by if judged[m].above)
+    above = [m for m in pivotal if m.above]
+    elevated = bool(above) and not excluded
+    return AxisResult(
+        axis=axis_id,
+        label=spec.label,
+        subtype=spec.subtype,
+        pivotal=pivotal,
+        supportive=tuple(judged[m] for m in spec.supportive),
+        elevated=elevated,
+        excluded_by=excluded,
+        score=max(m.ratio or 0.0 for m in above) if elevated else 0.0,
+    )
+
+
+def _notes(
+    axes: tuple[AxisResult, ...],
+    judged: dict[str, MarkerResult],
+    rules: Rules,
+    immunoparalysis: bool,
+    mals_like: list[MarkerResult],
+) -> tuple[str, ...]:
+    notes = []
+    if immunoparalysis and mals_like:
+        notes.append(
+            "Monocyte HLA-DR is in the immunoparalysis range, but ferritin is in the MALS range; "
+            "MALS takes precedence (PROVIDE)."
+        )
+    for axis in axes:
+        if axis.excluded_by and any(m.above for m in axis.pivotal):
+            blockers = ", ".join(judged[m].label for m in axis.excluded_by)
+            notes.append(f"{axis.label} is above threshold, but {blockers} places the pattern on another axis.")
+    il1 = next((a for a in axes if a.axis == "il1"), None)
+    if il1 is not None:
+        ferritin = [m for m in il1.pivotal if m.analyte == "ferritin" and m.above]
+        il18_low = [m for m in il1.pivotal if m.analyte == "il18" and m.state == "below"]
+        if ferritin and il18_low:
+            notes.append(
+                "Ferritin is in the MALS range while IL-18 is below the MAS range: discordant "
+                "results; a repeat cytokine panel may clarify the pattern."
+            )
+    return tuple(notes)
+
+
+# --- judging one marker -------------------------------------------------------------------------
+
+
+def judge_marker(marker: Marker, evidence: Evidence, near_miss_fraction: float) -> MarkerResult:
+    base = {"marker": marker.id, "label": marker.label, "analyte": marker.analyte}
+    found = evidence.get(marker.analyte)
+    if found is None:
+        return MarkerResult(**base, state="missing")
+    if not found.fresh:
+        return MarkerResult(**base, state="stale", value=found.latest)
+    value = _reading(marker.reading, found, evidence)
+    criterion = next((c for c in marker.criteria if _applies(c, value)), None)
+    if criterion is None:
+        return MarkerResult(**base, state="no-criterion", value=value)
+    threshold, text = _threshold(criterion, value)
+    outcome = compare(value.value, value.comparator, criterion.comparison, threshold, value.upper)
+    ratio = _ratio(value.value, threshold, criterion.comparison)
+    state = "indeterminate" if outcome is None else ("above" if outcome else "below")
+    return MarkerResult(
+        **base,
+        state=state,
+        value=value,
+        comparison=criterion.comparison,
+        threshold=threshold,
+        threshold_text=text,
+        basis="threshold" if criterion.threshold is not None else "reference-range",
+        ratio=ratio,
+        near_miss=state == "below" and ratio is not None and ratio >= near_miss_fraction,
+        source=criterion.source,
+    )
+
+
+def _reading(reading: str, found: AnalyteEvidence, evidence: Evidence) -> LabValue:
+    if reading == "latest":
+        return found.latest
+    window = timedelta(hours=found.freshness_hours)
+    recent = [
+        v
+        for v in found.history
+        if v.family == found.latest.family and evidence.as_of - v.effective <= window
+    ] or [found.latest]
+    pick = max if reading == "max-in-window" else min
+    return pick(recent, key=lambda v: v.value)
+
+
+def _applies(criterion: Criterion, value: LabValue) -> bool:
+    if criterion.family is not None:
+        return criterion.family == value.family
+    return value.reference_high is not None and value.reference_high > 0
+
+
+def _threshold(criterion: Criterion, value: LabValue) -> tuple[float, str]:
+    if criterion.threshold is not None:
+        return criterion.threshold, f"{criterion.comparison} {number(criterion.threshold)} {criterion.unit}"
+    assert criterion.uln_multiple is not None and value.reference_high is not None
+    threshold = criterion.uln_multiple * value.reference_high
+    return threshold, (
+        f"{criterion.comparison} {criterion.uln_multiple:g} × upper reference limit "
+        f"({number(threshold)} {value.unit})"
+    )
+
+
+def _ratio(value: float, threshold: float, comparison: str) -> float | None:
+    """How far a result is towards (ratio < 1) or past (ratio > 1) firing its criterion."""
+    if comparison in (">", ">="):
+        return value / threshold if threshold > 0 else None
+    return threshold / value if value > 0 else None
+
+
+def compare(
+    value: float,
+    comparator: str | None,
+    comparison: str,
+    threshold: float,
+    upper: float | None = None,
+) -> bool | None:
+    """Whether the true result meets `comparison threshold`; None when the report cannot tell.
+
+    A result "<5" means the true value is below 5: it is certainly under a threshold of 80, but
+    says nothing about a threshold of 3. A range result (value..upper) settles it only when the
+    whole range falls on one side.
+    """
+    low, low_open, high, high_open = _bounds(value, comparator)
+    if upper is not None and high is None:
+        high, high_open = upper, False
+    if comparison in (">", ">="):
+        strict = comparison == ">"
+        if low is not None and (low > threshold or (low == threshold and (low_open or not strict))):
+            return True
+        if high is not None and (high < threshold or (high == threshold and (high_open or strict))):
+            return False
+        return None
+    strict = comparison == "<"
+    if high is not None and (high < threshold or (high == threshold and (high_open or not strict))):
+        return True
+    if low is not None and (low > threshold or (low == threshold and (low_open or strict))):
+        return False
+    return None
+
+
+def _bounds(value: float, comparator: str | None) -> tuple[float | None, bool, float | None, bool]:
+    """(low, low is exclusive, high, high is exclusive) of the interval a result stands for."""
+    if comparator is None:
+        return value, False, value, False
+    if comparator == ">":
+        return value, True, None, False
+    if comparator == ">=":
+        return value, False, None, False
+    if comparator == "<":
+        return None, False, value, True
+    return None, False, value, False  # "<="
+
+
+def number(value: float) -> str:
+    """A threshold or result for people: 4420 -> "4,420", 38.55 -> "38.5", 0.0123 -> "0.0123"."""
+    size = abs(value)
+    if value == int(value) and size < 1e15:
+        return f"{int(value):,}"
+    if size >= 1000:
+        return f"{value:,.0f}"
+    if size >= 10:
+        return f"{value:.1f}"
+    if size >= 1:
+        return f"{value:.2f}".rstrip("0").rstrip(".")
+    return f"{value:.3g}"
