@@ -16,10 +16,11 @@ from typing import Any
 from pint.errors import DimensionalityError
 from ucumvert import PintUcumRegistry
 
-# Factors are rounded to this many significant digits: the library's floating arithmetic gives
-# 0.9999999999999999 for pg/mL -> ng/L; UCUM prefixes are exact powers of ten and molar masses
-# carry far fewer digits, so rounding only removes noise.
+# The library's floating arithmetic gives 0.9999999999999999 for pg/mL -> ng/L; factors that
+# are within a few ulps of a 12-digit number are snapped to it (removing noise, keeping 5/9).
 _SIGNIFICANT_DIGITS = 12
+_SNAP_TOLERANCE = 1e-14
+_SPAN = 1e6
 _ANNOTATION_ONLY = re.compile(r"\{[^{}]*\}")
 
 
@@ -86,7 +87,8 @@ def _converter(source: str, target: str, molar_mass_g_per_mol: float | None) -> 
 
 
 def _round(x: float) -> float:
-    return float(f"{x:.{_SIGNIFICANT_DIGITS}g}")
+    snapped = float(f"{x:.{_SIGNIFICANT_DIGITS}g}")
+    return snapped if math.isclose(snapped, x, rel_tol=_SNAP_TOLERANCE) else x
 
 
 def conversion(
@@ -95,13 +97,15 @@ def conversion(
     """The conversion of `source` into the family's canonical unit, checked for linearity."""
     try:
         convert = _converter(source, canonical, molar_mass_g_per_mol)
-        at_zero, at_one, at_hundred = convert(0.0), convert(1.0), convert(100.0)
+        # A wide span keeps the library's rounding noise (temperatures go via kelvin) out of
+        # the factor; the midpoint checks linearity.
+        at_zero, at_mid, at_span = convert(0.0), convert(_SPAN / 2), convert(_SPAN)
     except DimensionalityError as exc:
         raise UnitError(f"{source!r} cannot be converted to {canonical!r}") from exc
-    factor, offset = at_one - at_zero, at_zero
+    factor, offset = (at_span - at_zero) / _SPAN, at_zero
     if not (math.isfinite(factor) and factor > 0):
         raise UnitError(f"{source!r} -> {canonical!r} gives a non-positive factor {factor}")
-    if not math.isclose(at_hundred, 100.0 * factor + offset, rel_tol=1e-9, abs_tol=1e-9):
+    if not math.isclose(at_mid, _SPAN / 2 * factor + offset, rel_tol=1e-9):
         raise UnitError(f"{source!r} -> {canonical!r} is not linear")
     return Conversion(family=family, unit=canonical, factor=_round(factor), offset=_round(offset))
 
