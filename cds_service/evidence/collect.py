@@ -49,7 +49,7 @@ def outcome_problems(outcome: Mapping[str, object], reference: str | None) -> li
     issues = outcome.get("issue")
     found: list[DataProblem] = []
     for issue in issues if isinstance(issues, list) else []:
-        if not isinstance(issue, Mapping):
+        if not isinstance(issue, dict):
             continue
         severity = issue.get("severity") if isinstance(issue.get("severity"), str) else "unknown"
         code = issue.get("code") if isinstance(issue.get("code"), str) else "unknown"
@@ -75,14 +75,14 @@ def outcome_problems(outcome: Mapping[str, object], reference: str | None) -> li
 def next_link(bundle: Mapping[str, object]) -> str | None:
     links = bundle.get("link")
     for link in links if isinstance(links, list) else []:
-        if isinstance(link, Mapping) and link.get("relation") == "next":
+        if isinstance(link, dict) and link.get("relation") == "next":
             url = link.get("url")
             return url if isinstance(url, str) and url else None
     return None
 
 
 def _add(item: object, into: _Collected, depth: int) -> None:
-    if not isinstance(item, Mapping):
+    if not isinstance(item, dict):
         into.problems.append(
             DataProblem(code=ProblemCode.MALFORMED, reason="input item is not a JSON object")
         )
@@ -122,7 +122,7 @@ def _add_bundle(bundle: Mapping[str, object], into: _Collected, depth: int) -> N
         )
         return
     for entry in entries:
-        resource = entry.get("resource") if isinstance(entry, Mapping) else None
+        resource = entry.get("resource") if isinstance(entry, dict) else None
         if resource is None:
             into.problems.append(
                 DataProblem(code=ProblemCode.MALFORMED, reason="Bundle entry without a resource")
@@ -138,7 +138,7 @@ def _add_report(report: Mapping[str, object], into: _Collected) -> None:
     fallback = _report_time(report)
     contained = report.get("contained")
     for inner in contained if isinstance(contained, list) else []:
-        if isinstance(inner, Mapping) and inner.get("resourceType") == "Observation":
+        if isinstance(inner, dict) and inner.get("resourceType") == "Observation":
             cid = resource_id(inner) or "(no id)"
             into.contained.append(
                 ObservationInput(inner, f"DiagnosticReport/{rid}#{cid}", fallback)
@@ -150,7 +150,7 @@ def _report_time(report: Mapping[str, object]) -> object:
         if report.get(key) is not None:
             return report.get(key)
     period = report.get("effectivePeriod")
-    return period.get("end") or period.get("start") if isinstance(period, Mapping) else None
+    return period.get("end") or period.get("start") if isinstance(period, dict) else None
 
 
 def _result_ids(report: Mapping[str, object]) -> list[str]:
@@ -158,7 +158,7 @@ def _result_ids(report: Mapping[str, object]) -> list[str]:
     results = report.get("result")
     ids: list[str] = []
     for ref in results if isinstance(results, list) else []:
-        target = ref.get("reference") if isinstance(ref, Mapping) else None
+        target = ref.get("reference") if isinstance(ref, dict) else None
         if isinstance(target, str) and "Observation/" in target:
             ids.append(clean_display(target.rsplit("Observation/", 1)[1].split("/_history", 1)[0]))
     return ids

@@ -30,9 +30,9 @@ class _Target:
 
 
 def _match(concept: object, catalog: Catalog) -> tuple[CodeBinding, str] | None:
-    codings = concept.get("coding") if isinstance(concept, Mapping) else None
+    codings = concept.get("coding") if isinstance(concept, dict) else None
     for coding in codings if isinstance(codings, list) else []:
-        if not isinstance(coding, Mapping):
+        if not isinstance(coding, dict):
             continue
         system, code = coding.get("system"), coding.get("code")
         if isinstance(system, str) and isinstance(code, str):
@@ -50,7 +50,7 @@ def _targets(resource: Mapping[str, object], catalog: Catalog) -> list[_Target]:
     if root is not None:
         targets.append(_Target(resource, root[0], root[1], component=False))
     for component in component_list:
-        if isinstance(component, Mapping):
+        if isinstance(component, dict):
             found = _match(component.get("code"), catalog)
             if found is not None:
                 targets.append(_Target(component, found[0], found[1], component=True))
@@ -68,9 +68,9 @@ def _interpretation(element: Mapping[str, object]) -> tuple[str, ...]:
     concepts = element.get("interpretation")
     codes: list[str] = []
     for concept in concepts if isinstance(concepts, list) else []:
-        codings = concept.get("coding") if isinstance(concept, Mapping) else None
+        codings = concept.get("coding") if isinstance(concept, dict) else None
         for coding in codings if isinstance(codings, list) else []:
-            code = coding.get("code") if isinstance(coding, Mapping) else None
+            code = coding.get("code") if isinstance(coding, dict) else None
             if isinstance(code, str) and code and code not in codes:
                 codes.append(clean_display(code))
     return tuple(codes)
@@ -80,18 +80,18 @@ def _normal_range(element: Mapping[str, object]) -> Mapping[str, object] | None:
     """The first referenceRange with a low or high bound whose type is absent or "normal"."""
     ranges = element.get("referenceRange")
     for entry in ranges if isinstance(ranges, list) else []:
-        if not isinstance(entry, Mapping):
+        if not isinstance(entry, dict):
             continue
         rtype = entry.get("type")
-        codings = rtype.get("coding") if isinstance(rtype, Mapping) else None
+        codings = rtype.get("coding") if isinstance(rtype, dict) else None
         codes = (
-            {c.get("code") for c in codings if isinstance(c, Mapping)}
+            {c.get("code") for c in codings if isinstance(c, dict)}
             if isinstance(codings, list)
             else set()
         )
         if rtype is not None and "normal" not in codes:
             continue
-        if isinstance(entry.get("low"), Mapping) or isinstance(entry.get("high"), Mapping):
+        if isinstance(entry.get("low"), dict) or isinstance(entry.get("high"), dict):
             return entry
     return None
 
@@ -101,7 +101,7 @@ def _range_unit(reference_range: Mapping[str, object] | None, catalog: Catalog) 
         return None
     for key in ("low", "high"):
         bound = reference_range.get(key)
-        if isinstance(bound, Mapping):
+        if isinstance(bound, dict):
             unit = quantity_unit(bound, catalog.ucum_systems)
             if unit is not None:
                 return unit
@@ -126,7 +126,7 @@ class ObservationReader:
         resource, source = item.resource, item.source
         targets = _targets(resource, self.catalog)
         if not targets:
-            if not isinstance(resource.get("code"), Mapping):
+            if not isinstance(resource.get("code"), dict):
                 self.problem(ProblemCode.MALFORMED, "Observation has no code", source, None)
             else:
                 self.problem(
@@ -236,8 +236,8 @@ class ObservationReader:
         bounds: list[float | None] = []
         for key in ("low", "high"):
             bound = reference_range.get(key)
-            value = number(bound.get("value")) if isinstance(bound, Mapping) else None
-            if value is None or not isinstance(bound, Mapping):
+            value = number(bound.get("value")) if isinstance(bound, dict) else None
+            if value is None or not isinstance(bound, dict):
                 bounds.append(None)
                 continue
             unit = quantity_unit(bound, self.catalog.ucum_systems) or value_unit

@@ -36,7 +36,7 @@ def resource_key(resource: Mapping[str, object]) -> tuple[str, str] | None:
 
 def _meta(resource: Mapping[str, object]) -> tuple[datetime | None, int | None]:
     meta = resource.get("meta")
-    if not isinstance(meta, Mapping):
+    if not isinstance(meta, dict):
         return None, None
     updated = parse_fhir_datetime(meta.get("lastUpdated"))
     version = meta.get("versionId")

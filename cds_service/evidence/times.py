@@ -42,7 +42,7 @@ def effective_time(resource: Mapping[str, object]) -> datetime | None:
         if found is not None:
             return found
     period = resource.get("effectivePeriod")
-    if isinstance(period, Mapping):
+    if isinstance(period, dict):
         found = parse_fhir_datetime(period.get("end")) or parse_fhir_datetime(period.get("start"))
         if found is not None:
             return found

@@ -93,6 +93,13 @@ def display_unit(quantity: Mapping[str, object]) -> str:
 
 def clean_display(text: str) -> str:
     """Printable, single-line, bounded text for `LabValue.reported`."""
+    if (
+        len(text) <= _MAX_REPORTED
+        and text.isprintable()
+        and "  " not in text
+        and text == text.strip()
+    ):
+        return text  # fast path: the usual, already clean text
     printable = "".join(ch if ch.isprintable() else " " for ch in text)
     collapsed = " ".join(printable.split())
     return collapsed if len(collapsed) <= _MAX_REPORTED else collapsed[: _MAX_REPORTED - 1] + "…"
@@ -107,7 +114,7 @@ def _with_unit(text: str, unit: str) -> str:
 
 
 def _read_quantity(q: object, ucum_systems: Collection[str]) -> RawValue | ValueProblem:
-    if not isinstance(q, Mapping):
+    if not isinstance(q, dict):
         return ValueProblem(ProblemCode.MALFORMED, "valueQuantity is not an object")
     value = number(q.get("value"))
     if value is None:
@@ -146,11 +153,11 @@ def _read_string(text: object) -> RawValue | ValueProblem:
 
 
 def _read_range(r: object, ucum_systems: Collection[str]) -> RawValue | ValueProblem:
-    if not isinstance(r, Mapping):
+    if not isinstance(r, dict):
         return ValueProblem(ProblemCode.MALFORMED, "valueRange is not an object")
     low, high = r.get("low"), r.get("high")
-    low_q = low if isinstance(low, Mapping) else {}
-    high_q = high if isinstance(high, Mapping) else {}
+    low_q = low if isinstance(low, dict) else {}
+    high_q = high if isinstance(high, dict) else {}
     low_v, high_v = number(low_q.get("value")), number(high_q.get("value"))
     unit = quantity_unit(low_q, ucum_systems) or quantity_unit(high_q, ucum_systems)
     shown_unit = display_unit(low_q) or display_unit(high_q)
@@ -203,10 +210,10 @@ def read_value(
 
 def _absent_code(reason: object) -> str:
     """The coded reason (e.g. "not-performed"); free text is not copied into problems."""
-    codings = reason.get("coding") if isinstance(reason, Mapping) else None
+    codings = reason.get("coding") if isinstance(reason, dict) else None
     if isinstance(codings, list):
         for coding in codings:
-            code = coding.get("code") if isinstance(coding, Mapping) else None
+            code = coding.get("code") if isinstance(coding, dict) else None
             if isinstance(code, str) and code:
                 return clean_display(code)
     return "unspecified"
