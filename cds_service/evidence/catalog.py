@@ -49,7 +49,9 @@ class CodeEntry(_Entry):
 class UnitFamily(_Entry):
     id: str
     canonical: str
-    variants: tuple[str, ...]
+    variants: tuple[str, ...]  # accepted UCUM codes, canonical first
+    same_as: dict[str, str]  # variant -> the unit it is declared equal to (not library-provable)
+    molar_mass_g_per_mol: float | None  # for conversions between mass and substance
 
 
 class TrendRule(_Entry):
@@ -185,6 +187,8 @@ def _analyte_entry(analyte_id: str, spec: AnalyteSpec, default_trend: TrendSpec)
             id=fid,
             canonical=f.canonical,
             variants=tuple(dict.fromkeys([f.canonical, *(_unit_name(v) for v in f.variants)])),
+            same_as={v.unit: v.same_as for v in f.variants if not isinstance(v, str) and v.same_as},
+            molar_mass_g_per_mol=f.molar_mass.g_per_mol if f.molar_mass else None,
         )
         for fid, f in spec.families.items()
     }
