@@ -37,10 +37,6 @@ def resource_id(resource: Mapping[str, object]) -> str | None:
     return clean_display(rid) if isinstance(rid, str) and rid.strip() else None
 
 
-def observation_source(resource: Mapping[str, object]) -> str:
-    return f"Observation/{resource_id(resource) or '(no id)'}"
-
-
 def outcome_problems(outcome: Mapping[str, object], reference: str | None) -> list[DataProblem]:
     """One problem per OperationOutcome issue: severity and coded reason, no free text.
 
@@ -172,7 +168,8 @@ def collect_observations(
     for item in items:
         _add(item, collected, depth=0)
     observations = latest_revisions(collected.observations)
-    received = {resource_id(o) for o in observations}
+    ids = [resource_id(o) for o in observations]
+    received = set(ids)
     fallback: dict[str, object] = {}
     for report in collected.reports:
         for oid in _result_ids(report):
@@ -186,7 +183,7 @@ def collect_observations(
                 )
             fallback.setdefault(oid, _report_time(report))
     inputs = [
-        ObservationInput(o, observation_source(o), fallback.get(resource_id(o) or ""))
-        for o in observations
+        ObservationInput(o, f"Observation/{oid or '(no id)'}", fallback.get(oid or ""))
+        for o, oid in zip(observations, ids, strict=True)
     ]
     return inputs + collected.contained, collected.problems

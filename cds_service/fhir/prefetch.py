@@ -43,7 +43,7 @@ class PrefetchRead:
     problems: tuple[DataProblem, ...]
 
     def needs_fetch(self) -> tuple[str, ...]:
-        """Keys whose data the service may still fetch itself (spec: missing or error)."""
+        """Keys whose data the service may still fetch: missing, error, or only a first page."""
         return tuple(
             k for k, s in self.keys.items() if s.state in ("missing", "error", "incomplete")
         )
