@@ -25,6 +25,7 @@ from .catalog_schema import (
     LocalCode,
     LocalCodesFile,
     TrendSpec,
+    VariantSpec,
     describe,
     read_yaml,
     validate,
@@ -147,18 +148,18 @@ class Catalog:
         return "unit-ambiguous" if found else "unit-not-convertible"
 
 
+def _unit_and_source(variant: str | VariantSpec) -> tuple[str, str]:
+    """(accepted unit, unit the library converts from): differ for declared equivalences."""
+    if isinstance(variant, str):
+        return variant, variant
+    return variant.unit, variant.same_as or variant.unit
+
+
 def _variant_conversions(family_id: str, spec: FamilySpec) -> dict[str, Conversion]:
     molar = spec.molar_mass.g_per_mol if spec.molar_mass else None
     out = {spec.canonical: conversion(spec.canonical, family_id, spec.canonical, molar)}
     for variant in spec.variants:
-        unit, source = (
-            (variant, variant)
-            if isinstance(variant, str)
-            else (
-                variant.unit,
-                variant.same_as or variant.unit,
-            )
-        )
+        unit, source = _unit_and_source(variant)
         out[unit] = conversion(source, family_id, spec.canonical, molar)
     return out
 
@@ -186,7 +187,9 @@ def _analyte_entry(analyte_id: str, spec: AnalyteSpec, default_trend: TrendSpec)
         fid: UnitFamily(
             id=fid,
             canonical=f.canonical,
-            variants=tuple(dict.fromkeys([f.canonical, *(_unit_name(v) for v in f.variants)])),
+            variants=tuple(
+                dict.fromkeys([f.canonical, *(_unit_and_source(v)[0] for v in f.variants)])
+            ),
             same_as={v.unit: v.same_as for v in f.variants if not isinstance(v, str) and v.same_as},
             molar_mass_g_per_mol=f.molar_mass.g_per_mol if f.molar_mass else None,
         )
@@ -205,10 +208,6 @@ def _analyte_entry(analyte_id: str, spec: AnalyteSpec, default_trend: TrendSpec)
     )
 
 
-def _unit_name(variant: object) -> str:
-    return variant if isinstance(variant, str) else str(getattr(variant, "unit", ""))
-
-
 def _catalog_text() -> tuple[str, str]:
     ref = resources.files("cds_service.evidence").joinpath("catalog.yaml")
     return str(ref), ref.read_text(encoding="utf-8")
@@ -225,9 +224,15 @@ def _load_spec() -> tuple[CatalogSpec, str, yaml.Node | None]:
     path, text = _catalog_text()
     data, root = read_yaml(path, text)
     spec = validate(CatalogSpec, _strip_private(data), path, root)
-    for analyte_id in spec.analytes:
+    local_concepts = {c.code for c in spec.local_code_system.concepts}
+    for analyte_id, analyte in spec.analytes.items():
         if not re.match(ANALYTE_ID_PATTERN, analyte_id):
             raise CatalogError(describe(path, root, ("analytes", analyte_id), "bad analyte id"))
+        for i, code in enumerate(analyte.codes):
+            if code.system == spec.local_code_system.url and code.code not in local_concepts:
+                where = ("analytes", analyte_id, "codes", i)
+                msg = f"local code {code.code!r} is not defined in local_code_system"
+                raise CatalogError(describe(path, root, where, msg))
     return spec, path, root
 
 

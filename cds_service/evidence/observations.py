@@ -61,7 +61,10 @@ def _targets(resource: Mapping[str, object], catalog: Catalog) -> list[_Target]:
 
 
 def _has_value(element: Mapping[str, object]) -> bool:
-    return any(key.startswith("value") or key == "dataAbsentReason" for key in element)
+    return any(
+        isinstance(key, str) and (key.startswith("value") or key == "dataAbsentReason")
+        for key in element
+    )
 
 
 def _interpretation(element: Mapping[str, object]) -> tuple[str, ...]:

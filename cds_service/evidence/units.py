@@ -91,6 +91,7 @@ def _round(x: float) -> float:
     return snapped if math.isclose(snapped, x, rel_tol=_SNAP_TOLERANCE) else x
 
 
+@cache  # pure, and analytes sharing a family (all cytokines) share the work at load
 def conversion(
     source: str, family: str, canonical: str, molar_mass_g_per_mol: float | None = None
 ) -> Conversion:
