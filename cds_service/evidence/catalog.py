@@ -121,6 +121,10 @@ class Catalog:
         self._analytes[analyte_id]  # KeyError for an unknown id
         return [key for key, b in self._bindings.items() if b.analyte == analyte_id]
 
+    def code_query(self, *analyte_ids: str) -> str:
+        """FHIR token list for a search, e.g. "http://loinc.org|26881-3,http://loinc.org|2276-4"."""
+        return ",".join(f"{system}|{code}" for a in analyte_ids for system, code in self.codes(a))
+
     def match_code(self, system: str, code: str) -> CodeBinding | None:
         system = self._system_aliases.get(system, system)
         return self._bindings.get((system, code))

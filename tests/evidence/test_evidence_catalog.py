@@ -138,3 +138,15 @@ def test_invalid_local_codes_file_names_the_file_and_the_problem(
 def test_missing_local_codes_file_is_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(CatalogError, match="cannot read local codes file"):
         load_catalog(tmp_path / "absent.yaml")
+
+
+def test_code_query_for_prefetch_templates(catalog: Catalog) -> None:
+    assert (
+        catalog.code_query("il6", "ferritin") == "http://loinc.org|26881-3,http://loinc.org|2276-4"
+    )
+    query = catalog.code_query("sil2r")
+    assert query.split(",") == [
+        "http://loinc.org|76039-7",
+        "http://loinc.org|44422-4",
+        f"{LOCAL}|sil2r-u",
+    ]
