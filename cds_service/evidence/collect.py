@@ -1,0 +1,189 @@
+"""Finding the Observations to read in whatever the caller hands over.
+
+Input items may be Observations, DiagnosticReports (with `contained` Observations), Bundles of
+any type (searchset pages, transaction fixtures; nested Bundles too) and OperationOutcomes. Other
+resource types are ignored. Shapes that are not JSON objects become data problems.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from .models import DataProblem, ProblemCode
+from .revisions import latest_revisions
+from .values import clean_display
+
+_MAX_BUNDLE_DEPTH = 4
+
+
+@dataclass(frozen=True, slots=True)
+class ObservationInput:
+    resource: Mapping[str, object]
+    source: str  # "Observation/<id>" or "DiagnosticReport/<id>#<contained id>"
+    fallback_time: object = None  # the grouping DiagnosticReport's effective[x], raw
+
+
+@dataclass(slots=True)
+class _Collected:
+    observations: list[Mapping[str, object]] = field(default_factory=list)
+    contained: list[ObservationInput] = field(default_factory=list)
+    reports: list[Mapping[str, object]] = field(default_factory=list)
+    problems: list[DataProblem] = field(default_factory=list)
+
+
+def resource_id(resource: Mapping[str, object]) -> str | None:
+    rid = resource.get("id")
+    return clean_display(rid) if isinstance(rid, str) and rid.strip() else None
+
+
+def outcome_problems(outcome: Mapping[str, object], reference: str | None) -> list[DataProblem]:
+    """One problem per OperationOutcome issue: severity and coded reason, no free text.
+
+    Server diagnostics can echo query parameters (patient ids), so they are not copied.
+    """
+    issues = outcome.get("issue")
+    found: list[DataProblem] = []
+    for issue in issues if isinstance(issues, list) else []:
+        if not isinstance(issue, dict):
+            continue
+        severity = issue.get("severity") if isinstance(issue.get("severity"), str) else "unknown"
+        code = issue.get("code") if isinstance(issue.get("code"), str) else "unknown"
+        reason = f"OperationOutcome issue: severity {severity}, code {code}"
+        found.append(
+            DataProblem(
+                code=ProblemCode.OPERATION_OUTCOME,
+                reason=clean_display(reason),
+                reference=reference,
+            )
+        )
+    if not found:
+        found.append(
+            DataProblem(
+                code=ProblemCode.OPERATION_OUTCOME,
+                reason="OperationOutcome without issues",
+                reference=reference,
+            )
+        )
+    return found
+
+
+def next_link(bundle: Mapping[str, object]) -> str | None:
+    links = bundle.get("link")
+    for link in links if isinstance(links, list) else []:
+        if isinstance(link, dict) and link.get("relation") == "next":
+            url = link.get("url")
+            return url if isinstance(url, str) and url else None
+    return None
+
+
+def _add(item: object, into: _Collected, depth: int) -> None:
+    if not isinstance(item, dict):
+        into.problems.append(
+            DataProblem(code=ProblemCode.MALFORMED, reason="input item is not a JSON object")
+        )
+        return
+    rtype = item.get("resourceType")
+    if rtype == "Observation":
+        into.observations.append(item)
+    elif rtype == "DiagnosticReport":
+        _add_report(item, into)
+    elif rtype == "Bundle":
+        _add_bundle(item, into, depth)
+    elif rtype == "OperationOutcome":
+        into.problems.extend(outcome_problems(item, None))
+    elif not isinstance(rtype, str):
+        into.problems.append(
+            DataProblem(code=ProblemCode.MALFORMED, reason="resource without a resourceType")
+        )
+
+
+def _add_bundle(bundle: Mapping[str, object], into: _Collected, depth: int) -> None:
+    if depth >= _MAX_BUNDLE_DEPTH:
+        into.problems.append(
+            DataProblem(code=ProblemCode.MALFORMED, reason="Bundles nested too deep")
+        )
+        return
+    if next_link(bundle) is not None:
+        into.problems.append(
+            DataProblem(
+                code=ProblemCode.INCOMPLETE_BUNDLE,
+                reason="searchset Bundle has a next page that was not read",
+            )
+        )
+    entries = bundle.get("entry", [])
+    if not isinstance(entries, list):
+        into.problems.append(
+            DataProblem(code=ProblemCode.MALFORMED, reason="Bundle.entry is not a list")
+        )
+        return
+    for entry in entries:
+        resource = entry.get("resource") if isinstance(entry, dict) else None
+        if resource is None:
+            into.problems.append(
+                DataProblem(code=ProblemCode.MALFORMED, reason="Bundle entry without a resource")
+            )
+        else:
+            _add(resource, into, depth + 1)
+
+
+def _add_report(report: Mapping[str, object], into: _Collected) -> None:
+    """Contained Observations are read here; referenced ones are read where they appear."""
+    into.reports.append(report)
+    rid = resource_id(report) or "(no id)"
+    fallback = _report_time(report)
+    contained = report.get("contained")
+    for inner in contained if isinstance(contained, list) else []:
+        if isinstance(inner, dict) and inner.get("resourceType") == "Observation":
+            cid = resource_id(inner) or "(no id)"
+            into.contained.append(
+                ObservationInput(inner, f"DiagnosticReport/{rid}#{cid}", fallback)
+            )
+
+
+def _report_time(report: Mapping[str, object]) -> object:
+    for key in ("effectiveDateTime", "effectiveInstant", "issued"):
+        if report.get(key) is not None:
+            return report.get(key)
+    period = report.get("effectivePeriod")
+    return period.get("end") or period.get("start") if isinstance(period, dict) else None
+
+
+def _result_ids(report: Mapping[str, object]) -> list[str]:
+    """Ids of `Observation/<id>` references in DiagnosticReport.result (not contained ones)."""
+    results = report.get("result")
+    ids: list[str] = []
+    for ref in results if isinstance(results, list) else []:
+        target = ref.get("reference") if isinstance(ref, dict) else None
+        if isinstance(target, str) and "Observation/" in target:
+            ids.append(clean_display(target.rsplit("Observation/", 1)[1].split("/_history", 1)[0]))
+    return ids
+
+
+def collect_observations(
+    items: Iterable[object],
+) -> tuple[list[ObservationInput], list[DataProblem]]:
+    """The Observations to read (newest revision per id) and the problems met on the way."""
+    collected = _Collected()
+    for item in items:
+        _add(item, collected, depth=0)
+    observations = latest_revisions(collected.observations)
+    ids = [resource_id(o) for o in observations]
+    received = set(ids)
+    fallback: dict[str, object] = {}
+    for report in collected.reports:
+        for oid in _result_ids(report):
+            if oid not in received:
+                collected.problems.append(
+                    DataProblem(
+                        code=ProblemCode.UNRESOLVED_RESULT,
+                        reason="DiagnosticReport lists a result that was not received",
+                        reference=f"Observation/{clean_display(oid)}",
+                    )
+                )
+            fallback.setdefault(oid, _report_time(report))
+    inputs = [
+        ObservationInput(o, f"Observation/{oid or '(no id)'}", fallback.get(oid or ""))
+        for o, oid in zip(observations, ids, strict=True)
+    ]
+    return inputs + collected.contained, collected.problems

@@ -1,0 +1,117 @@
+"""Reading CDS Hooks prefetch: key states, OperationOutcomes, paging and duplicates."""
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from cds_service.fhir import read_bundle_page, read_prefetch
+
+FIXTURE = Path(__file__).resolve().parents[2] / "fixtures" / "prefetch" / "lab-prefetch-shapes.json"
+PREFETCH = json.loads(FIXTURE.read_text(encoding="utf-8"))
+EXPECTED = [*PREFETCH, "allergies"]  # "allergies" was asked for but not sent
+
+# (key, state, problem codes of the key)
+KEY_STATES = [
+    ("patient", "satisfied", []),
+    ("labs", "incomplete", ["incomplete-bundle"]),
+    ("cytokines", "satisfied", ["operation-outcome"]),  # a warning outcome beside the result
+    ("ferritin", "error", ["operation-outcome"]),  # an error outcome inside the Bundle
+    ("vitals", "error", ["operation-outcome"]),  # the value is an OperationOutcome
+    ("medications", "null", []),  # queried, nothing found: do not query again
+    ("conditions", "satisfied", []),  # an empty searchset means the same as null
+    ("reports", "satisfied", []),
+    ("allergies", "missing", []),
+]
+
+
+@pytest.mark.parametrize(("key", "state", "problems"), KEY_STATES)
+def test_prefetch_key_states(key: str, state: str, problems: list[str]) -> None:
+    status = read_prefetch(PREFETCH, EXPECTED).keys[key]
+    assert (status.key, status.state) == (key, state)
+    assert [p.code for p in status.problems] == problems
+    assert all(p.reference == f"prefetch:{key}" for p in status.problems)
+
+
+def test_incomplete_key_gives_the_next_page_url() -> None:
+    read = read_prefetch(PREFETCH, EXPECTED)
+    assert (
+        read.keys["labs"].next_url
+        == "http://fhir.example.org/fhir/Observation?patient=lab-prefetch&_page=2"
+    )
+    assert read.needs_fetch() == ("labs", "ferritin", "vitals", "allergies")
+
+
+def test_operation_outcome_issues_are_collected_without_free_text() -> None:
+    read = read_prefetch(PREFETCH, EXPECTED)
+    reasons = {p.reference: p.reason for p in read.problems if p.code == "operation-outcome"}
+    assert reasons == {
+        "prefetch:cytokines": "OperationOutcome issue: severity warning, code processing",
+        "prefetch:ferritin": "OperationOutcome issue: severity error, code timeout",
+        "prefetch:vitals": "OperationOutcome issue: severity error, code exception",
+    }
+
+
+def test_resources_are_merged_across_keys_keeping_the_newest_revision() -> None:
+    read = read_prefetch(PREFETCH, EXPECTED)
+    found = [(r["resourceType"], r["id"], r.get("status")) for r in read.resources]
+    assert found == [
+        ("Patient", "lab-prefetch", None),
+        (
+            "Observation",
+            "lab-prefetch-il6-d3",
+            "amended",
+        ),  # version 2 from "cytokines" replaces version 1
+        ("Observation", "lab-prefetch-crp-d3", "final"),
+        ("Observation", "lab-prefetch-ferritin-d3", "final"),  # still returned beside the error
+        ("DiagnosticReport", "lab-prefetch-report-d3", "final"),
+    ]
+
+
+def test_keys_not_asked_for_are_not_read() -> None:
+    read = read_prefetch(PREFETCH, ["patient"])
+    assert list(read.keys) == ["patient"]
+    assert [r["resourceType"] for r in read.resources] == ["Patient"]
+
+
+@pytest.mark.parametrize("prefetch", [None, {}])
+def test_no_prefetch_means_every_key_is_missing(prefetch: Any) -> None:
+    read = read_prefetch(prefetch, ["patient", "labs", "labs"])
+    assert {k: s.state for k, s in read.keys.items()} == {"patient": "missing", "labs": "missing"}
+    assert read.resources == [] and read.problems == ()
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["a string", 42, ["list"], {"no": "resourceType"}, {"resourceType": 7}],
+)
+def test_a_value_that_is_not_a_resource_is_an_error(value: Any) -> None:
+    status = read_prefetch({"labs": value}, ["labs"]).keys["labs"]
+    assert status.state == "error"
+    assert [p.code for p in status.problems] == ["malformed"]
+
+
+def test_malformed_bundle_entries_are_reported_and_skipped() -> None:
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "entry": [
+            None,
+            {"resource": "x"},
+            {"resource": {"resourceType": "Observation", "id": "o"}},
+        ],
+    }
+    page = read_bundle_page(bundle, "prefetch:labs")
+    assert [r["id"] for r in page.resources] == ["o"]
+    assert [p.code for p in page.problems] == ["malformed", "malformed"]
+    assert page.next_url is None and not page.has_error
+
+
+def test_bundle_page_reader_serves_fetched_pages_too() -> None:
+    page = read_bundle_page(PREFETCH["labs"], "fetch:Observation")
+    assert [r["id"] for r in page.resources] == ["lab-prefetch-il6-d3", "lab-prefetch-crp-d3"]
+    assert page.next_url is not None
+    assert [(p.code, p.reference) for p in page.problems] == [
+        ("incomplete-bundle", "fetch:Observation")
+    ]
