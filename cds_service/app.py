@@ -14,8 +14,7 @@ from werkzeug.exceptions import HTTPException
 
 from cds_service.api import discovery, feedback, health, hooks
 from cds_service.errors import ApiError
-from cds_service.hooks.services import build_services, observation_search
-from cds_service.runtime import EXTENSION_KEY, Runtime
+from cds_service.runtime import EXTENSION_KEY, build_runtime
 from cds_service.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -44,7 +43,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app = Flask(__name__, static_folder=None)
     app.json = OrjsonProvider(app)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
-    app.extensions[EXTENSION_KEY] = _build_runtime(settings)
+    app.extensions[EXTENSION_KEY] = build_runtime(settings)
 
     CORS(
         app,
@@ -58,18 +57,6 @@ def create_app(settings: Settings | None = None) -> Flask:
     for blueprint in (discovery.bp, hooks.bp, feedback.bp, health.bp):
         app.register_blueprint(blueprint)
     return app
-
-
-def _build_runtime(settings: Settings) -> Runtime:
-    # Interim prefetch queries until the analyte catalog supplies the codes.
-    queries = {
-        "cytokines": observation_search(
-            ["http://loinc.org|26881-3", "http://loinc.org|27415-9", "http://loinc.org|13629-1"],
-            count=50,
-        ),
-        "labs": observation_search(["http://loinc.org|2276-4", "http://loinc.org|1988-5"], 100),
-    }
-    return Runtime(settings=settings, services=build_services(queries))
 
 
 def _register_error_handlers(app: Flask, settings: Settings) -> None:

@@ -1,17 +1,109 @@
-"""One hook call, end to end: request -> lab evidence -> rules -> cards."""
+"""One hook call, end to end: request -> lab evidence -> rules -> cards.
+
+No HTTP here: the api layer validates the request and turns the outcome into a response.
+"""
 
 from __future__ import annotations
 
-from pydantic import BaseModel
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
 
-from cds_service.hooks.request import HookRequest
+from cds_service.cards.resources import OrderContext
+from cds_service.evidence import DataProblem, Evidence, build_evidence
+from cds_service.fhir.draft_orders import medication_orders
+from cds_service.fhir.prefetch import read_prefetch
+from cds_service.hooks.request import (
+    HookRequest,
+    OrderSelectContext,
+    OrderSignContext,
+    PatientViewContext,
+)
 from cds_service.hooks.response import CdsResponse
 from cds_service.hooks.services import ServiceSpec
+from cds_service.rules.assessment import Assessment
+from cds_service.rules.engine import assess
+from cds_service.rules.orders import judge_orders
 from cds_service.runtime import Runtime
+
+_PATIENT_SCOPED = ("Observation", "DiagnosticReport")
+
+
+@dataclass(frozen=True)
+class HookOutcome:
+    response: CdsResponse
+    assessment: Assessment
+    evidence: Evidence
 
 
 def answer_hook(
-    runtime: Runtime, service: ServiceSpec, request: HookRequest, context: BaseModel
-) -> CdsResponse:
-    # The subtype engine is not wired in yet: nothing to say is an empty card list.
-    return CdsResponse(cards=[])
+    runtime: Runtime,
+    service: ServiceSpec,
+    request: HookRequest,
+    context: PatientViewContext,
+    now: datetime | None = None,
+) -> HookOutcome:
+    now = now or datetime.now(UTC)
+    read = read_prefetch(request.prefetch, service.prefetch.keys())
+    resources, foreign = for_patient(read.resources, context.patientId)
+    evidence = build_evidence(resources, runtime.catalog, now)
+    if foreign:
+        evidence = _with_problems(evidence, foreign)
+    assessment = assess(evidence, runtime.rules)
+    order_context = OrderContext(
+        patient_id=context.patientId,
+        encounter_id=context.encounterId,
+        user_id=context.userId,
+        now=now,
+    )
+    builder = runtime.cards
+    if isinstance(context, OrderSignContext):
+        selected = None
+        if isinstance(context, OrderSelectContext):
+            selected = frozenset(context.selections)
+        orders = medication_orders(context.draftOrders, only=selected)
+        findings = judge_orders(orders, assessment, runtime.rules)
+        cards = builder.for_orders(findings, assessment, order_context)
+    else:
+        cards = builder.for_patient(assessment, order_context)
+    return HookOutcome(CdsResponse(cards=cards), assessment, evidence)
+
+
+def for_patient(
+    resources: Iterable[dict[str, Any]], patient_id: str
+) -> tuple[list[dict[str, Any]], list[DataProblem]]:
+    """Keep results of this patient; a result that names another patient is left out, loudly.
+
+    A prefetch or FHIR search is scoped to the patient, so another subject means a client or
+    server fault; using that result could attach someone else's labs to this chart.
+    """
+    kept: list[dict[str, Any]] = []
+    foreign: list[DataProblem] = []
+    for resource in resources:
+        subject = resource.get("subject")
+        reference = subject.get("reference") if isinstance(subject, dict) else None
+        if (
+            resource.get("resourceType") in _PATIENT_SCOPED
+            and isinstance(reference, str)
+            and not _is_patient(reference, patient_id)
+        ):
+            resource_id = resource.get("id")
+            foreign.append(
+                DataProblem(
+                    code="other-patient",
+                    reason="The result belongs to another patient and was not used.",
+                    reference=f"{resource.get('resourceType')}/{resource_id}",
+                )
+            )
+            continue
+        kept.append(resource)
+    return kept, foreign
+
+
+def _is_patient(reference: str, patient_id: str) -> bool:
+    return reference == f"Patient/{patient_id}" or reference.endswith(f"/Patient/{patient_id}")
+
+
+def _with_problems(evidence: Evidence, problems: list[DataProblem]) -> Evidence:
+    return evidence.model_copy(update={"problems": (*evidence.problems, *problems)})

@@ -3,20 +3,95 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
 from typing import cast
 
 from flask import current_app
 
-from cds_service.hooks.services import ServiceSpec
+from cds_service.cards.build import CardBuilder, check_kit
+from cds_service.cards.resources import PanelCode
+from cds_service.cards.templates import CardKit, default_cards_dir
+from cds_service.evidence import Catalog, load_catalog
+from cds_service.hooks.services import ServiceSpec, build_services, observation_search
+from cds_service.rules.loader import Rules, load_rules
 from cds_service.settings import Settings
 
 EXTENSION_KEY = "cytokine_cds"
+# Prefetch key -> analytes it asks for. Cytokines and routine labs are separate searches so a
+# client that can run one but not the other still sends what it has, and so the many routine
+# results (temperatures every few hours) do not push cytokine results off the first page.
+PREFETCH_ANALYTES = {
+    "cytokines": ("il6", "il1b", "il18", "ifng", "cxcl9", "sil2r", "tnfa", "il10", "mhla_dr"),
+    "labs": (
+        "ferritin", "crp", "pct", "lymphocytes", "neutrophils", "platelets", "hemoglobin",
+        "fibrinogen", "triglycerides", "ast", "alt", "ldh", "ddimer", "temperature",
+    ),
+}  # fmt: skip
+PREFETCH_COUNT = {"cytokines": 100, "labs": 200}
+# Cytokines often arrive as components of one panel Observation whose own code is the lab's
+# panel code, so they are searched with combo-code (code or component code).
+PREFETCH_PARAMETER = {"cytokines": "combo-code", "labs": "code"}
+
+
+@dataclass(frozen=True)
+class Knowledge:
+    catalog: Catalog
+    rules: Rules
+    cards: CardBuilder
 
 
 @dataclass(frozen=True)
 class Runtime:
     settings: Settings
     services: dict[str, ServiceSpec]
+    catalog: Catalog
+    rules: Rules
+    cards: CardBuilder
+
+
+@lru_cache(maxsize=8)
+def load_knowledge(
+    local_codes_file: Path | None, rules_file: Path | None, cards_dir: Path, panel: PanelCode
+) -> Knowledge:
+    """Catalog, rules and card templates, validated together. Raises ConfigFileError.
+
+    Cached per set of files: the objects are read-only, and several apps in one process (tests,
+    the CLI) need not pay the UCUM set-up twice.
+    """
+    catalog = load_catalog(local_codes_file)
+    rules = load_rules(catalog, rules_file)
+    builder = CardBuilder(CardKit(cards_dir), rules, catalog, panel)
+    check_kit(builder)
+    return Knowledge(catalog, rules, builder)
+
+
+def build_runtime(settings: Settings) -> Runtime:
+    panel = PanelCode(
+        settings.multiplex_panel_system,
+        settings.multiplex_panel_code,
+        settings.multiplex_panel_display,
+    )
+    knowledge = load_knowledge(
+        settings.local_codes_file,
+        settings.rules_file,
+        settings.cards_dir or default_cards_dir(),
+        panel,
+    )
+    catalog = knowledge.catalog
+    queries = {
+        key: observation_search(
+            catalog.code_query(*analytes).split(","), PREFETCH_COUNT[key], PREFETCH_PARAMETER[key]
+        )
+        for key, analytes in PREFETCH_ANALYTES.items()
+    }
+    return Runtime(
+        settings=settings,
+        services=build_services(queries),
+        catalog=catalog,
+        rules=knowledge.rules,
+        cards=knowledge.cards,
+    )
 
 
 def current_runtime() -> Runtime:

@@ -61,10 +61,31 @@ class Settings(BaseSettings):
     keepalive: int = Field(5, ge=0, description="Seconds an idle keep-alive connection is kept.")
 
     # --- knowledge files -----------------------------------------------------------------------
+    rules_file: Path | None = Field(
+        None,
+        description="A hospital's own rules file (YAML, same format as the shipped "
+        "cds_service/rules/rules.yaml). Validated at start-up.",
+    )
+    local_codes_file: Path | None = Field(
+        None,
+        description="A hospital's own lab codes (any system) for catalog analytes, and unit "
+        "spellings (YAML). Validated at start-up.",
+    )
     cards_dir: Path | None = Field(
         None,
         description="Folder of card templates. Default: the `cards/` folder shipped with the "
         "service.",
+    )
+    multiplex_panel_system: str = Field(
+        "https://cytokine-cds.github.io/fhir/CodeSystem/lab",
+        description="Code system of the cytokine panel the multiplex card orders.",
+    )
+    multiplex_panel_code: str = Field(
+        "cytokine-panel", description="Orderable code of the hospital's cytokine multiplex panel."
+    )
+    multiplex_panel_display: str = Field(
+        "Cytokine multiplex panel (IL-1β, IL-6, IL-10, IL-18, IFN-γ, TNF-α, sIL-2R, CXCL9)",
+        description="Display name of that panel, shown on the card and in the order.",
     )
 
     _split = field_validator("cors_origins", mode="before")(_split_csv)

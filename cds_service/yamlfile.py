@@ -27,7 +27,7 @@ class YamlDocument:
         self.path = path
         try:
             self.root: yaml.Node | None = yaml.compose(text, Loader=yaml.SafeLoader)
-            self.data: Any = yaml.load(text, Loader=yaml.SafeLoader)  # noqa: S506 - SafeLoader
+            self.data: Any = yaml.load(text, Loader=yaml.SafeLoader)
         except yaml.YAMLError as exc:
             mark = getattr(exc, "problem_mark", None)
             where = f"line {mark.line + 1}: " if mark is not None else ""

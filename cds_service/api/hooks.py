@@ -8,7 +8,7 @@ from flask import Blueprint
 
 from cds_service.api.http import json_body, validate
 from cds_service.errors import ApiError
-from cds_service.hooks.request import HookRequest
+from cds_service.hooks.request import HookRequest, PatientViewContext
 from cds_service.hooks.services import ServiceSpec
 from cds_service.pipeline import answer_hook
 from cds_service.runtime import current_runtime
@@ -36,5 +36,6 @@ def call_service(service_id: str) -> dict[str, Any]:
             field="hook",
         )
     context = validate(service.context_model, hook_request.context, prefix="context.")
-    response = answer_hook(current_runtime(), service, hook_request, context)
-    return response.to_json()
+    assert isinstance(context, PatientViewContext)  # every hook's context extends it
+    outcome = answer_hook(current_runtime(), service, hook_request, context)
+    return outcome.response.to_json()

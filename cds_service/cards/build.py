@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
 from typing import Any
+
+from pydantic import ValidationError
 
 from cds_service.cards.resources import OrderContext, PanelCode, medication_request, panel_request
 from cds_service.cards.templates import CardKit
+from cds_service.evidence import AnalyteEntry, AnalyteEvidence, Catalog, Evidence, LabValue
 from cds_service.hooks.response import Action, Card, Coding, Link, Source, Suggestion
 from cds_service.rules.assessment import Assessment
+from cds_service.rules.engine import assess
 from cds_service.rules.loader import Rules
 from cds_service.rules.orders import OrderFinding
+from cds_service.yamlfile import ConfigFileError
 
 TOPIC_SYSTEM = "https://cytokine-cds.github.io/fhir/CodeSystem/css-subtype"
 RECOMMENDING = ("il1-driven", "ifng-driven", "il6-driven")
@@ -31,10 +37,14 @@ def _uuid() -> str:
 class CardBuilder:
     """Read-only after construction; one per process."""
 
-    def __init__(self, kit: CardKit, rules: Rules, panel: PanelCode) -> None:
+    def __init__(self, kit: CardKit, rules: Rules, catalog: Catalog, panel: PanelCode) -> None:
         self.kit = kit
         self.rules = rules
+        self.catalog = catalog
         self.panel = panel
+
+    def catalog_entry(self, analyte: str) -> AnalyteEntry:
+        return self.catalog.analyte(analyte)
 
     # --- per hook ---------------------------------------------------------------------------
 
@@ -73,10 +83,14 @@ class CardBuilder:
         assert subtype is not None
         treatment = self.rules.treatments[subtype]
         drug = self._drug_name(treatment.recommend)
-        text = self.kit.render(subtype, **self._context(assessment, [treatment.source]), drug=drug, treatment=treatment)
+        text = self.kit.render(
+            subtype, **self._context(assessment, [treatment.source]), drug=drug, treatment=treatment
+        )
         suggestions = None
         if subtype in RECOMMENDING and treatment.recommend and text.label:
-            why = f"Suggested by cytokine-cds: pattern consistent with {_PATTERN_NAMES[subtype][1]}."
+            why = (
+                f"Suggested by cytokine-cds: pattern consistent with {_PATTERN_NAMES[subtype][1]}."
+            )
             resource = medication_request(
                 self.rules.drugs[treatment.recommend].rxnorm, drug, why, ctx
             )
@@ -86,7 +100,11 @@ class CardBuilder:
                     uuid=_uuid(),
                     isRecommended=True,
                     actions=[
-                        Action(type="create", description=text.description or text.label, resource=resource)
+                        Action(
+                            type="create",
+                            description=text.description or text.label,
+                            resource=resource,
+                        )
                     ],
                 )
             ]
@@ -106,7 +124,9 @@ class CardBuilder:
             finding=self._named(finding) if finding else None,
             panel=self.panel.display,
         )
-        why = "Suggested by cytokine-cds: signs of hyperinflammation without recent cytokine results."
+        why = (
+            "Suggested by cytokine-cds: signs of hyperinflammation without recent cytokine results."
+        )
         suggestion = Suggestion(
             label=text.label or "Order a cytokine multiplex panel",
             uuid=_uuid(),
@@ -165,8 +185,12 @@ class CardBuilder:
             )
         suggestions = None
         if actions:
-            suggestions = [Suggestion(label=text.label or "Replace the order", uuid=_uuid(), actions=actions)]
-        return self._card("order-mismatch", text.summary, text.detail, treatment.source, suggestions, links)
+            suggestions = [
+                Suggestion(label=text.label or "Replace the order", uuid=_uuid(), actions=actions)
+            ]
+        return self._card(
+            "order-mismatch", text.summary, text.detail, treatment.source, suggestions, links
+        )
 
     def data_incomplete(self, problems: list[str]) -> Card:
         text = self.kit.render("data-incomplete", problems=problems)
@@ -205,7 +229,11 @@ class CardBuilder:
         source = self.rules.sources.get(source_id) if source_id else None
         label = common.source_label + (f" ({source.short})" if source else "")
         reasons = [
-            Coding(system=common.override_reason_system, code=code, display=common.override_reasons[code])
+            Coding(
+                system=common.override_reason_system,
+                code=code,
+                display=common.override_reasons[code],
+            )
             for code in spec.override_reasons
         ]
         return Card(
@@ -223,3 +251,56 @@ class CardBuilder:
             overrideReasons=reasons or None,
             links=list(links) or None,
         )
+
+
+def check_kit(builder: CardBuilder) -> None:
+    """Render every card type with sample content, so a broken template stops start-up.
+
+    Also renders the order-mismatch card for every drug and pattern, since its summary names
+    both and must stay under the spec's 140 characters whatever a hospital's rules contain.
+    """
+    rules = builder.rules
+    now = datetime(2026, 1, 1, tzinfo=UTC)
+    values = {}
+    for marker in rules.markers.values():
+        criterion = marker.criteria[0]
+        entry = builder.catalog_entry(marker.analyte)
+        family = criterion.family or next(iter(entry.families))
+        unit = entry.families[family].canonical
+        value = LabValue(
+            analyte=marker.analyte, value=(criterion.threshold or 1.0) * 1.01, comparator=None,
+            upper=None, unit=unit, family=family, effective=now, status="final",
+            reference_low=None, reference_high=1.0, interpretation=(),
+            source="Observation/sample",
+        )  # fmt: skip
+        values[marker.analyte] = AnalyteEvidence(
+            analyte=marker.analyte, latest=value, previous=None, trend="unknown",
+            history=(value,), fresh=True, freshness_hours=entry.freshness_hours,
+        )  # fmt: skip
+    sample = assess(Evidence(as_of=now, analytes=values, problems=()), rules)
+    ctx = OrderContext(patient_id="sample", encounter_id=None, user_id=None, now=now)
+    for subtype in _PATTERN_NAMES:
+        _checked(builder.pattern, sample.model_copy(update={"subtype": subtype}), ctx, ())
+        treatment = rules.treatments[subtype]
+        for drug_id, drug in rules.drugs.items():
+            finding = OrderFinding(
+                kind="mismatch", order="MedicationRequest/sample", drug=drug_id,
+                drug_class=drug.class_, recommend=treatment.recommend,
+                daily_dose_prednisone_mg=500.0 if drug.prednisone_equivalent else None,
+            )  # fmt: skip
+            _checked(
+                builder.mismatch, finding, sample.model_copy(update={"subtype": subtype}), ctx, ()
+            )
+    _checked(builder.multiplex, sample, ctx, None, ())
+    _checked(builder.data_incomplete, ["sample problem"])
+
+
+def _checked(render: Callable[..., Card], *args: Any) -> None:
+    try:
+        render(*args)
+    except ValidationError as exc:
+        problem = exc.errors(include_url=False)[0]
+        where = ".".join(str(p) for p in problem["loc"])
+        raise ConfigFileError(
+            f"card templates: a rendered card is invalid ({where}: {problem['msg']})"
+        ) from None

@@ -1,4 +1,4 @@
-"""The FHIR resources our suggestions create: strict R4 (fhir.resources R4B models), always valid."""
+"""The FHIR resources our suggestions create: strict R4, built with fhir.resources R4B models."""
 
 from __future__ import annotations
 

@@ -190,5 +190,16 @@ def _verdict(marker: Any) -> str:
 def _citation(source: Any) -> Markup:
     short = escape_markdown(source.short)
     if source.doi:
-        return Markup(f"[{short}](<https://doi.org/{html.escape(source.doi)}>)")
-    return Markup(short)
+        # Both parts are escaped above; Markup only stops finalize from escaping them twice.
+        link = f"[{short}](<https://doi.org/{html.escape(source.doi)}>)"
+        return Markup(link)  # noqa: S704
+    return Markup(short)  # noqa: S704
+
+
+def default_cards_dir() -> Path:
+    """The shipped templates: inside the installed wheel, or the repository's cards/ folder."""
+    package = Path(__file__).resolve().parent.parent
+    for candidate in (package / "_cards", package.parent / "cards"):
+        if candidate.is_dir():
+            return candidate
+    raise ConfigFileError("the shipped card templates are missing; set CYTOKINE_CDS_CARDS_DIR")

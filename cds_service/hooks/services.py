@@ -10,8 +10,6 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
-from pydantic import BaseModel
-
 from cds_service.hooks.request import OrderSelectContext, OrderSignContext, PatientViewContext
 from cds_service.hooks.response import ServiceDescription
 
@@ -32,7 +30,7 @@ class ServiceSpec:
     hook: str
     title: str
     description: str
-    context_model: type[BaseModel]
+    context_model: type[PatientViewContext]
     prefetch: Mapping[str, str]
 
     def describe(self) -> ServiceDescription:
@@ -46,11 +44,15 @@ class ServiceSpec:
         )
 
 
-def observation_search(codes: Iterable[str], count: int) -> str:
-    """A 2.0-subset search for the newest Observations with any of `codes` ("system|code")."""
+def observation_search(codes: Iterable[str], count: int, parameter: str = "code") -> str:
+    """A 2.0-subset search for the newest Observations with any of `codes` ("system|code").
+
+    `combo-code` (a standard R4 token parameter) also matches Observation.component.code, which
+    is how a multiplex panel reported as one Observation with components is found.
+    """
     return (
         "Observation?patient={{context.patientId}}"
-        f"&code={','.join(codes)}&_sort=-date&_count={count}"
+        f"&{parameter}={','.join(codes)}&_sort=-date&_count={count}"
     )
 
 

@@ -135,7 +135,10 @@ def _notes(
     for axis in axes:
         if axis.excluded_by and any(m.above for m in axis.pivotal):
             blockers = ", ".join(judged[m].label for m in axis.excluded_by)
-            notes.append(f"{axis.label} is above threshold, but {blockers} places the pattern on another axis.")
+            notes.append(
+                f"{axis.label} is above threshold, but {blockers} places the pattern on "
+                "another axis."
+            )
     il1 = next((a for a in axes if a.axis == "il1"), None)
     if il1 is not None:
         ferritin = [m for m in il1.pivotal if m.analyte == "ferritin" and m.above]
@@ -201,7 +204,10 @@ def _applies(criterion: Criterion, value: LabValue) -> bool:
 
 def _threshold(criterion: Criterion, value: LabValue) -> tuple[float, str]:
     if criterion.threshold is not None:
-        return criterion.threshold, f"{criterion.comparison} {number(criterion.threshold)} {criterion.unit}"
+        return (
+            criterion.threshold,
+            f"{criterion.comparison} {number(criterion.threshold)} {criterion.unit}",
+        )
     assert criterion.uln_multiple is not None and value.reference_high is not None
     threshold = criterion.uln_multiple * value.reference_high
     return threshold, (

@@ -58,7 +58,7 @@ class Rules:
     cytopenia_min_lines: int
     high_dose_steroid_mg: float
     markers: dict[str, Marker]
-    axes: dict[str, AxisSpec]
+    axes: dict[str, AxisSpec]  # il1, ifng, il6
     immunoparalysis: ImmunoparalysisSpec
     hyperinflammation: HyperinflammationSpec
     cytokine_groups: tuple[CytokineGroupSpec, ...]
@@ -93,7 +93,9 @@ def load_rules(catalog: Catalog, path: Path | None = None) -> Rules:
             analyte=marker.analyte,
             label=marker.label,
             criteria=tuple(
-                _criterion(catalog, document, ("markers", marker_id, "criteria", i), marker.analyte, c)
+                _criterion(
+                    catalog, document, ("markers", marker_id, "criteria", i), marker.analyte, c
+                )
                 for i, c in enumerate(marker.criteria)
             ),
             rationale=marker.rationale,
@@ -118,7 +120,7 @@ def load_rules(catalog: Catalog, path: Path | None = None) -> Rules:
         cytopenia_min_lines=int(params.cytopenia_min_lines.value),
         high_dose_steroid_mg=params.high_dose_corticosteroid_mg_per_day.value,
         markers=markers,
-        axes=dict(spec.axes),
+        axes={str(axis_id): axis for axis_id, axis in spec.axes.items()},
         immunoparalysis=spec.immunoparalysis,
         hyperinflammation=spec.hyperinflammation,
         cytokine_groups=tuple(spec.cytokine_groups),
@@ -136,7 +138,9 @@ def _criterion(
     conversion = catalog.resolve_unit(analyte, spec.unit)
     if isinstance(conversion, str):
         accepted = sorted(
-            unit for family in catalog.analyte(analyte).families.values() for unit in family.variants
+            unit
+            for family in catalog.analyte(analyte).families.values()
+            for unit in family.variants
         )
         raise document.error(
             (*loc, "unit"),

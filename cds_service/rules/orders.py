@@ -77,7 +77,7 @@ def _judge(
             )
         return None  # cytokines measured and none elevated: no pattern to judge the order by
     treatment = rules.treatments[subtype]
-    fitting = set(treatment.fitting)
+    fitting: set[str] = set(treatment.fitting)
     if treatment.fitting_from_elevated_axes:
         fitting |= {_AXIS_CLASS[axis.axis] for axis in assessment.elevated_axes}
     if drug_class in fitting:

@@ -13,7 +13,7 @@ EXPECTED = {
     "cytokine-storm-order-sign": "order-sign",
 }
 # CDS Hooks 2.0 "Prefetch query restrictions": these parameters, token equality, no modifiers.
-ALLOWED_SEARCH_PARAMS = {"patient", "code", "_sort", "_count", "date", "category", "status"}
+ALLOWED_SEARCH_PARAMS = {"patient", "code", "combo-code", "_sort", "_count", "date", "category"}
 TOKEN = re.compile(r"\{\{([^}]*)\}\}")
 
 
@@ -50,7 +50,8 @@ def test_prefetch_templates_use_only_2_0_tokens_and_query_forms(client: FlaskCli
                 params = dict(parse_qsl(query))
                 assert params["patient"] == "{{context.patientId}}"
                 assert params["_sort"] == "-date"
-                assert all("|" in code for code in params["code"].split(","))
+                codes = params.get("code") or params["combo-code"]
+                assert all("|" in code for code in codes.split(","))
 
 
 def test_each_listed_service_answers_at_its_url(client: FlaskClient) -> None:
