@@ -32,20 +32,21 @@ class TrustedClient(BaseModel):
 
     iss: str = Field(min_length=1, description="The `iss` claim this client's JWTs carry.")
     name: str | None = Field(None, description="A label for people reading the file and logs.")
-    jku: tuple[str, ...] = Field(
-        (), description="JWK Set URLs the client may name in its JWT's `jku` header."
+    jku: list[str] = Field(
+        default_factory=list,
+        description="JWK Set URLs the client may name in its JWT's `jku` header.",
     )
     jwks: dict[str, Any] | None = Field(None, description="A static JWK Set (public keys).")
-    tenants: tuple[str, ...] | None = Field(
+    tenants: list[str] | None = Field(
         None, description="If set, the `tenant` claim must be one of these."
     )
-    algorithms: tuple[JwtAlgorithm, ...] | None = Field(
+    algorithms: list[JwtAlgorithm] | None = Field(
         None, description="If set, the only algorithms accepted from this client."
     )
 
     @field_validator("jku")
     @classmethod
-    def _jku_urls(cls, urls: tuple[str, ...]) -> tuple[str, ...]:
+    def _jku_urls(cls, urls: list[str]) -> list[str]:
         for url in urls:
             problem = jku_problem(url)
             if problem:
@@ -67,7 +68,7 @@ class TrustedClient(BaseModel):
 
     @field_validator("tenants", "algorithms")
     @classmethod
-    def _not_empty(cls, values: tuple[Any, ...] | None) -> tuple[Any, ...] | None:
+    def _not_empty(cls, values: list[Any] | None) -> list[Any] | None:
         if values is not None and not values:
             raise ValueError("leave it out rather than list nothing (nothing would be accepted)")
         return values
@@ -85,11 +86,11 @@ class TrustedClient(BaseModel):
 class TrustedClientsFile(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    clients: tuple[TrustedClient, ...] = Field(min_length=1)
+    clients: list[TrustedClient] = Field(min_length=1)
 
     @field_validator("clients")
     @classmethod
-    def _unique_issuers(cls, clients: tuple[TrustedClient, ...]) -> tuple[TrustedClient, ...]:
+    def _unique_issuers(cls, clients: list[TrustedClient]) -> list[TrustedClient]:
         seen: set[str] = set()
         for client in clients:
             if client.iss in seen:
