@@ -16,6 +16,11 @@ from collections.abc import Callable
 from typing import Protocol
 
 import redis
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+
+# Redis sits on the hot path of every call: answer or fail fast, never back off for seconds.
+REDIS_TIMEOUT_SECONDS = 0.5
 
 
 class ReplayCacheUnavailable(Exception):
@@ -55,6 +60,16 @@ class InProcessReplayCache:
         while self._expiries and self._expiries[0][0] <= now:
             _, entry = heapq.heappop(self._expiries)
             self._seen.pop(entry, None)
+
+
+def connect_redis(url: str) -> redis.Redis:
+    """A client with short timeouts and one immediate retry (for a connection Redis dropped)."""
+    return redis.Redis.from_url(
+        url,
+        socket_timeout=REDIS_TIMEOUT_SECONDS,
+        socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
+        retry=Retry(NoBackoff(), 1),
+    )
 
 
 class RedisReplayCache:

@@ -8,14 +8,17 @@ from urllib.parse import urlsplit
 import redis
 
 from cds_service.auth.jwks import JwksCache, is_loopback_host
-from cds_service.auth.replay import InProcessReplayCache, RedisReplayCache, ReplayCache
+from cds_service.auth.replay import (
+    InProcessReplayCache,
+    RedisReplayCache,
+    ReplayCache,
+    connect_redis,
+)
 from cds_service.auth.trusted_clients import TrustedClientsError, load_trusted_clients
 from cds_service.auth.verify import ClientVerifier
 from cds_service.settings import Settings
 
 log = logging.getLogger(__name__)
-
-REDIS_TIMEOUT_SECONDS = 0.5
 
 
 class AuthConfigError(ValueError):
@@ -72,11 +75,7 @@ def _replay_cache(settings: Settings) -> ReplayCache:
     parts = urlsplit(url)
     shown = f"{parts.hostname}:{parts.port or 6379}"  # never the password
     try:
-        client = redis.Redis.from_url(
-            url,
-            socket_timeout=REDIS_TIMEOUT_SECONDS,
-            socket_connect_timeout=REDIS_TIMEOUT_SECONDS,
-        )
+        client = connect_redis(url)
         client.ping()
     except (redis.RedisError, ValueError) as exc:
         raise AuthConfigError(

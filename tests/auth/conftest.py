@@ -16,6 +16,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -254,8 +255,9 @@ def redis_server_binary() -> str | None:
     )
 
 
-@pytest.fixture
-def redis_url(tmp_path: Path) -> Iterator[str]:
+@contextmanager
+def redis_server(workdir: Path) -> Iterator[str]:
+    """A real redis-server on 127.0.0.1 (no persistence); yields its URL; always stopped."""
     binary = redis_server_binary()
     if binary is None:
         pytest.skip(
@@ -265,7 +267,7 @@ def redis_url(tmp_path: Path) -> Iterator[str]:
     port = free_port()
     process = subprocess.Popen(
         [binary, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly", "no"],
-        cwd=tmp_path,
+        cwd=workdir,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.STDOUT,
     )
@@ -285,3 +287,9 @@ def redis_url(tmp_path: Path) -> Iterator[str]:
         yield f"redis://127.0.0.1:{port}/0"
     finally:
         stop(process)
+
+
+@pytest.fixture
+def redis_url(tmp_path: Path) -> Iterator[str]:
+    with redis_server(tmp_path) as url:
+        yield url
