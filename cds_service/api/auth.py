@@ -46,7 +46,14 @@ def install_client_auth(app: Flask, settings: Settings) -> None:
                 bearer_token(request.headers.get("Authorization")), audience
             )
         except AuthFailure as failure:
-            log.warning("CDS client refused on %s %s: %s", request.method, path, failure.reason)
+            # The reason and its message (issuer, kid, URLs): never the token itself.
+            log.warning(
+                "CDS client refused on %s %s: %s: %s",
+                request.method,
+                path,
+                failure.reason,
+                failure.message,
+            )
             raise refusal(failure) from None
 
 

@@ -43,6 +43,12 @@ def build_verifier(settings: Settings) -> ClientVerifier | None:
         clients = load_trusted_clients(settings.trusted_clients)
     except TrustedClientsError as exc:
         raise AuthConfigError(f"CYTOKINE_CDS_TRUSTED_CLIENTS: {exc}") from None
+    for client in clients.clients:
+        if client.algorithms and not set(client.algorithms) & set(settings.jwt_algorithms):
+            raise AuthConfigError(
+                f"CYTOKINE_CDS_TRUSTED_CLIENTS: client '{client.iss}' allows only "
+                f"{', '.join(client.algorithms)}, none of which is in CYTOKINE_CDS_JWT_ALGORITHMS"
+            )
     if settings.public_base_url is None:
         log.warning(
             "CYTOKINE_CDS_PUBLIC_BASE_URL is not set: the expected JWT audience is built from "

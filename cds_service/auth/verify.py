@@ -53,8 +53,9 @@ class _Client:
 
 
 def _shown(value: Any, limit: int = 120) -> str:
-    """A claim or header value as it may appear in a message: a string, cut short."""
+    """A claim or header value as it may appear in a message or log: printable, cut short."""
     text = value if isinstance(value, str) else repr(value)
+    text = "".join(char if char.isprintable() else "?" for char in text[: limit + 1])
     return text if len(text) <= limit else text[:limit] + "…"
 
 

@@ -112,3 +112,11 @@ def test_serve_with_auth_off_refuses_a_non_loopback_host() -> None:
     result = _serve({"CYTOKINE_CDS_AUTH": "off"})
     assert result.returncode != 0
     assert "CYTOKINE_CDS_AUTH_OFF_ALLOW_NON_LOOPBACK" in result.stderr
+
+
+def test_a_client_whose_algorithms_are_all_disabled_stops_start_up(tmp_path: Path) -> None:
+    clients = tmp_path / "c.json"
+    client = {"iss": "https://ehr.example", "jku": ["https://ehr.example/k"]}
+    clients.write_text(json.dumps({"clients": [{**client, "algorithms": ["RS384"]}]}))
+    with pytest.raises(AuthConfigError, match=r"https://ehr\.example' allows only RS384"):
+        create_app(Settings(trusted_clients=clients, jwt_algorithms=["ES384"]))  # type: ignore[arg-type]

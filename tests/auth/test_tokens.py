@@ -222,6 +222,20 @@ def test_an_untrusted_issuer_is_refused(auth_client: AuthApp, ec_signer: Signer)
     assert "https://attacker.invalid" in message
 
 
+def test_claim_values_cannot_forge_log_lines_or_headers(
+    auth_client: AuthApp, ec_signer: Signer, caplog: pytest.LogCaptureFixture
+) -> None:
+    token = ec_signer.token(iss='https://x.invalid\nINFO forged line "quoted"')
+    with caplog.at_level(logging.WARNING):
+        response = auth_client().get(DISCOVERY, headers=bearer(token))
+    message = refused(response, "unknown_issuer")
+    assert "\n" not in message
+    refusals = [r.getMessage() for r in caplog.records if "refused" in r.getMessage()]
+    assert len(refusals) == 1 and "\n" not in refusals[0]
+    description = response.headers["WWW-Authenticate"].split('error_description="')[1]
+    assert description.count('"') == 1, "the only quote closes the parameter"
+
+
 def test_a_jku_not_on_the_issuers_list_is_refused_before_any_fetch(
     auth_client: AuthApp, ec_signer: Signer, jwks_server: JwksServer
 ) -> None:
