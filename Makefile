@@ -28,8 +28,9 @@ $(FHIR_VENV)/.installed:
 	@touch $@
 
 ## run: serve the API on http://127.0.0.1:8080 (demo settings: loopback only)
+# Demo: CDS client authentication explicitly off (allowed on loopback only; logs a warning).
 run: $(VENV)/.installed-run
-	$(BIN)/cytokine-cds serve --host 127.0.0.1 --port 8080
+	CYTOKINE_CDS_AUTH=off $(BIN)/cytokine-cds serve --host 127.0.0.1 --port 8080
 
 ## lint: ruff (lint + format check) and mypy on the package
 lint: $(VENV)/.installed-test

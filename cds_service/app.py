@@ -13,6 +13,7 @@ from flask_cors import CORS
 from werkzeug.exceptions import HTTPException
 
 from cds_service.api import discovery, feedback, health, hooks
+from cds_service.api.auth import install_client_auth
 from cds_service.errors import ApiError
 from cds_service.runtime import EXTENSION_KEY, build_runtime
 from cds_service.settings import Settings
@@ -54,6 +55,8 @@ def create_app(settings: Settings | None = None) -> Flask:
         max_age=600,
     )
     _register_error_handlers(app, settings)
+    # --- authentication of CDS clients (issue 4): a JWT on every /cds-services call ---
+    install_client_auth(app, settings)
     for blueprint in (discovery.bp, hooks.bp, feedback.bp, health.bp):
         app.register_blueprint(blueprint)
     return app

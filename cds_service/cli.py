@@ -28,7 +28,15 @@ def _serve(args: argparse.Namespace) -> int:
     from cds_service.serving import serve
 
     settings = _settings(host=args.host, port=args.port)
-    serve(create_app(settings), settings)
+    # --- authentication of CDS clients (issue 4): stop on a bad set-up, with its message ---
+    from cds_service.auth import AuthConfigError, check_bind_allowed
+
+    try:
+        check_bind_allowed(settings, settings.host)
+        app = create_app(settings)
+    except AuthConfigError as exc:
+        raise SystemExit(f"cytokine-cds: invalid configuration: {exc}") from None
+    serve(app, settings)
     return 0
 
 

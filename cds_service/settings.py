@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal, get_args
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -22,6 +22,13 @@ def _split_csv(value: Any) -> Any:
 
 
 CsvList = Annotated[list[str], NoDecode]
+
+# --- authentication of CDS clients (issue 4) -------------------------------------------------
+# Asymmetric JWS algorithms only: CDS Hooks forbids `none` and every HMAC (HS*) algorithm.
+JwtAlgorithm = Literal[
+    "ES256", "ES384", "ES512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512"
+]
+ASYMMETRIC_ALGORITHMS: tuple[JwtAlgorithm, ...] = get_args(JwtAlgorithm)
 
 
 class Settings(BaseSettings):
@@ -87,6 +94,78 @@ class Settings(BaseSettings):
         "Cytokine multiplex panel (IL-1β, IL-6, IL-10, IL-18, IFN-γ, TNF-α, sIL-2R, CXCL9)",
         description="Display name of that panel, shown on the card and in the order.",
     )
+
+    # --- authentication of CDS clients (issue 4) -------------------------------------------
+    auth: Literal["on", "off"] = Field(
+        "on",
+        description="`on`: every /cds-services call must carry a CDS Hooks client JWT signed "
+        "by a trusted client. `off` (demo on loopback only): no authentication; logs a warning.",
+    )
+    auth_off_allow_non_loopback: bool = Field(
+        False,
+        description="With CYTOKINE_CDS_AUTH=off, also allow `serve` to bind a non-loopback "
+        "address. Anyone who reaches the port can then call the service.",
+    )
+    trusted_clients: Path | None = Field(
+        None,
+        description="JSON file of trusted CDS clients: per issuer (`iss`), allowed `jku` "
+        "URLs and/or a static JWKS, optional allowed tenants. Required when auth is on.",
+    )
+    jwt_algorithms: Annotated[list[JwtAlgorithm], NoDecode] = Field(
+        default_factory=lambda: list(ASYMMETRIC_ALGORITHMS),
+        min_length=1,
+        description="JWS algorithms accepted, comma-separated (asymmetric only).",
+    )
+    jwt_max_lifetime_seconds: int = Field(
+        3600,
+        ge=1,
+        le=86400,
+        description="Longest accepted JWT lifetime (`exp - iat`). Clients commonly use 300.",
+    )
+    jwt_leeway_seconds: int = Field(
+        60, ge=0, le=600, description="Clock skew tolerated on `exp` and `iat`, in seconds."
+    )
+    redis_url: SecretStr | None = Field(
+        None,
+        description="Redis URL (redis://host:port/db) for the JWT replay (`jti`) cache shared "
+        "by all workers and replicas. Default: a cache per worker process.",
+    )
+    jwks_fetch_timeout_seconds: float = Field(
+        2.0, gt=0, le=30, description="Connect and read timeout when fetching a `jku` JWKS."
+    )
+    jwks_cache_min_seconds: int = Field(
+        300,
+        ge=0,
+        description="Shortest time a fetched JWKS is kept, whatever its Cache-Control says "
+        "(also used when it sends none).",
+    )
+    jwks_cache_max_seconds: int = Field(
+        86400, ge=1, description="Longest time a fetched JWKS is kept before it is fetched again."
+    )
+    jwks_refresh_min_interval_seconds: int = Field(
+        60,
+        ge=0,
+        description="Least time between two fetches of one JWKS URL: limits refreshes on an "
+        "unknown `kid` and retries after a failed fetch.",
+    )
+
+    _split_algorithms = field_validator("jwt_algorithms", mode="before")(_split_csv)
+
+    @field_validator("auth", mode="before")
+    @classmethod
+    def _auth_lower_case(cls, value: Any) -> Any:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _jwks_cache_bounds(self) -> Settings:
+        if self.jwks_cache_min_seconds > self.jwks_cache_max_seconds:
+            raise ValueError(
+                "CYTOKINE_CDS_JWKS_CACHE_MIN_SECONDS must not exceed "
+                "CYTOKINE_CDS_JWKS_CACHE_MAX_SECONDS"
+            )
+        return self
+
+    # --- end of authentication settings ------------------------------------------------------
 
     _split = field_validator("cors_origins", mode="before")(_split_csv)
 

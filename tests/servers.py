@@ -78,7 +78,8 @@ def cds_service(env: Mapping[str, str] | None = None, workers: int = 2) -> Itera
     """`cytokine-cds serve` as a hospital would run it; yields its base URL."""
     port = free_port()
     base = f"http://127.0.0.1:{port}"
-    settings_env = {"CYTOKINE_CDS_WORKERS": str(workers), **(env or {})}
+    # Authentication off unless the caller's env sets it (tests/auth/ does, with real tokens).
+    settings_env = {"CYTOKINE_CDS_WORKERS": str(workers), "CYTOKINE_CDS_AUTH": "off", **(env or {})}
     command = [str(BIN / "cytokine-cds"), "serve", "--host", "127.0.0.1", "--port", str(port)]
     with running(command, f"{base}/healthz", env=settings_env):
         yield base

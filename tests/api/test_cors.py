@@ -48,7 +48,7 @@ def test_error_responses_carry_cors_headers(client: FlaskClient) -> None:
 
 
 def test_allowed_origins_are_configurable() -> None:
-    app = create_app(Settings(cors_origins="https://ehr.example.org"))  # type: ignore[arg-type]
+    app = create_app(Settings(cors_origins="https://ehr.example.org", auth="off"))  # type: ignore[arg-type]
     client = app.test_client()
     allowed = client.get("/cds-services", headers={"Origin": "https://ehr.example.org"})
     assert allowed.headers["Access-Control-Allow-Origin"] == "https://ehr.example.org"

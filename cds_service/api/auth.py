@@ -1,0 +1,85 @@
+"""Authentication of every /cds-services call (discovery, services, feedback) by its JWT.
+
+A before_request hook: CORS preflights (OPTIONS) and everything outside /cds-services (such as
+/healthz) pass untouched. The verified caller is kept on `flask.g.cds_client` (None when
+authentication is off) for the audit trail. A refusal is a 401 (403 for a tenant not allowed)
+with an OperationOutcome naming the reason and a `WWW-Authenticate: Bearer` header (RFC 6750).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+
+from flask import Flask, g, request
+
+from cds_service.auth import AuthFailure, build_verifier
+from cds_service.errors import ApiError
+from cds_service.settings import Settings
+
+log = logging.getLogger(__name__)
+
+PROTECTED_PREFIX = "/cds-services"
+# RFC 6750 §3: error_description is limited to printable ASCII without `"` and `\`.
+_UNSAFE_IN_HEADER = re.compile(r"[^\x20\x21\x23-\x5b\x5d-\x7e]")
+
+
+def install_client_auth(app: Flask, settings: Settings) -> None:
+    """Require a verified CDS client JWT on /cds-services. Raises AuthConfigError at start-up."""
+    verifier = build_verifier(settings)
+    base_url = settings.public_base_url
+
+    @app.before_request
+    def authenticate_cds_client() -> None:
+        path = request.path
+        if request.method == "OPTIONS" or not (
+            path == PROTECTED_PREFIX or path.startswith(PROTECTED_PREFIX + "/")
+        ):
+            return
+        if verifier is None:
+            g.cds_client = None
+            return
+        # The URL the client called: behind a proxy, only the configured base URL knows it.
+        audience = base_url + path if base_url else request.base_url
+        try:
+            g.cds_client = verifier.verify(
+                bearer_token(request.headers.get("Authorization")), audience
+            )
+        except AuthFailure as failure:
+            # The reason and its message (issuer, kid, URLs): never the token itself.
+            log.warning(
+                "CDS client refused on %s %s: %s: %s",
+                request.method,
+                path,
+                failure.reason,
+                failure.message,
+            )
+            raise refusal(failure) from None
+
+
+def bearer_token(header: str | None) -> str:
+    if not header:
+        raise AuthFailure(
+            "missing_token", "this endpoint requires an `Authorization: Bearer <JWT>` header"
+        )
+    scheme, _, token = header.strip().partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token or " " in token:
+        raise AuthFailure("malformed_header", "the Authorization header must be `Bearer <JWT>`")
+    return token
+
+
+def refusal(failure: AuthFailure) -> ApiError:
+    message = f"{failure.reason}: {failure.message}"
+    if failure.status == 503:  # the replay cache is down: not the client's fault
+        return ApiError(503, message, headers={"Retry-After": "1"})
+    if failure.reason == "missing_token":
+        challenge = 'Bearer realm="cds-services"'  # RFC 6750 §3.1: no error code without a token
+    else:
+        code = {"malformed_header": "invalid_request", "tenant_not_allowed": "insufficient_scope"}
+        description = _UNSAFE_IN_HEADER.sub("?", message)[:300]
+        error = code.get(failure.reason, "invalid_token")
+        challenge = (
+            f'Bearer realm="cds-services", error="{error}", error_description="{description}"'
+        )
+    return ApiError(failure.status, message, headers={"WWW-Authenticate": challenge})

@@ -1,0 +1,102 @@
+"""Building client authentication from Settings, and the start-up rules that go with it."""
+
+from __future__ import annotations
+
+import logging
+from urllib.parse import urlsplit
+
+import redis
+
+from cds_service.auth.jwks import JwksCache, is_loopback_host
+from cds_service.auth.replay import (
+    InProcessReplayCache,
+    RedisReplayCache,
+    ReplayCache,
+    connect_redis,
+)
+from cds_service.auth.trusted_clients import TrustedClientsError, load_trusted_clients
+from cds_service.auth.verify import ClientVerifier
+from cds_service.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+class AuthConfigError(ValueError):
+    """Authentication is misconfigured: start-up stops with this message."""
+
+
+def build_verifier(settings: Settings) -> ClientVerifier | None:
+    """The JWT verifier, or None when authentication is off (after a warning)."""
+    if settings.auth == "off":
+        log.warning(
+            "CYTOKINE_CDS_AUTH=off: CDS clients are NOT authenticated; anyone who reaches "
+            "this service can call it. Use this only for a local demo."
+        )
+        return None
+    if settings.trusted_clients is None:
+        raise AuthConfigError(
+            "CYTOKINE_CDS_AUTH is on (the default) but CYTOKINE_CDS_TRUSTED_CLIENTS names no "
+            "trusted-clients file; set it (see README, 'Authentication'), or set "
+            "CYTOKINE_CDS_AUTH=off for a local demo"
+        )
+    try:
+        clients = load_trusted_clients(settings.trusted_clients)
+    except TrustedClientsError as exc:
+        raise AuthConfigError(f"CYTOKINE_CDS_TRUSTED_CLIENTS: {exc}") from None
+    for client in clients.clients:
+        if client.algorithms and not set(client.algorithms) & set(settings.jwt_algorithms):
+            raise AuthConfigError(
+                f"CYTOKINE_CDS_TRUSTED_CLIENTS: client '{client.iss}' allows only "
+                f"{', '.join(client.algorithms)}, none of which is in CYTOKINE_CDS_JWT_ALGORITHMS"
+            )
+    if settings.public_base_url is None:
+        log.warning(
+            "CYTOKINE_CDS_PUBLIC_BASE_URL is not set: the expected JWT audience is built from "
+            "each request's Host header. Set it in production (and behind a proxy)."
+        )
+    log.info(
+        "CDS client authentication on: %d trusted issuer(s); replay cache %s",
+        len(clients.clients),
+        "in Redis (shared)" if settings.redis_url else "in process (per worker)",
+    )
+    return ClientVerifier(
+        clients.clients,
+        jwks=JwksCache(
+            timeout=settings.jwks_fetch_timeout_seconds,
+            min_ttl=settings.jwks_cache_min_seconds,
+            max_ttl=settings.jwks_cache_max_seconds,
+            refresh_interval=settings.jwks_refresh_min_interval_seconds,
+        ),
+        replay=_replay_cache(settings),
+        algorithms=settings.jwt_algorithms,
+        max_lifetime=settings.jwt_max_lifetime_seconds,
+        leeway=settings.jwt_leeway_seconds,
+    )
+
+
+def _replay_cache(settings: Settings) -> ReplayCache:
+    if settings.redis_url is None:
+        return InProcessReplayCache()
+    url = settings.redis_url.get_secret_value()
+    parts = urlsplit(url)
+    shown = f"{parts.hostname}:{parts.port or 6379}"  # never the password
+    try:
+        client = connect_redis(url)
+        client.ping()
+    except (redis.RedisError, ValueError) as exc:
+        raise AuthConfigError(
+            f"CYTOKINE_CDS_REDIS_URL: Redis at {shown} cannot be used ({type(exc).__name__})"
+        ) from None
+    return RedisReplayCache(client)
+
+
+def check_bind_allowed(settings: Settings, host: str) -> None:
+    """With authentication off, serve on loopback only unless explicitly allowed."""
+    if settings.auth == "on" or settings.auth_off_allow_non_loopback:
+        return
+    if not is_loopback_host(host):
+        raise AuthConfigError(
+            f"CYTOKINE_CDS_AUTH=off: refusing to serve on non-loopback address '{host}' without "
+            "authentication; bind 127.0.0.1, turn authentication on, or set "
+            "CYTOKINE_CDS_AUTH_OFF_ALLOW_NON_LOOPBACK=true"
+        )
