@@ -12,7 +12,7 @@ from flask.json.provider import JSONProvider
 from flask_cors import CORS
 from werkzeug.exceptions import HTTPException
 
-from cds_service.api import discovery, feedback, health, hooks
+from cds_service.api import discovery, evaluate, feedback, health, hooks
 from cds_service.api.auth import install_client_auth
 from cds_service.errors import ApiError
 from cds_service.runtime import EXTENSION_KEY, build_runtime
@@ -57,7 +57,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     _register_error_handlers(app, settings)
     # --- authentication of CDS clients (issue 4): a JWT on every /cds-services call ---
     install_client_auth(app, settings)
-    for blueprint in (discovery.bp, hooks.bp, feedback.bp, health.bp):
+    for blueprint in (discovery.bp, hooks.bp, feedback.bp, evaluate.bp, health.bp):
         app.register_blueprint(blueprint)
     return app
 

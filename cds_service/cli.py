@@ -1,15 +1,26 @@
-"""The `cytokine-cds` command line."""
+"""The `cytokine-cds` command line.
+
+Exit codes: 0 success, 2 bad input or configuration (with a message on stderr naming it).
+"""
 
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Sequence
+from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 
 from cds_service.settings import Settings
+from cds_service.yamlfile import ConfigFileError
+
+
+class UsageError(Exception):
+    """Bad input named for the user; main() prints it and exits with 2."""
 
 
 def _settings(**overrides: Any) -> Settings:
@@ -20,23 +31,89 @@ def _settings(**overrides: Any) -> Settings:
             f"CYTOKINE_CDS_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}"
             for e in exc.errors(include_url=False)
         )
-        raise SystemExit(f"cytokine-cds: invalid configuration: {problems}") from None
+        raise UsageError(f"invalid configuration: {problems}") from None
+
+
+def _read_json(path: str) -> Any:
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise UsageError(f"{path}: cannot be read ({exc.strerror})") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise UsageError(f"{path}: not valid JSON ({exc})") from None
+
+
+def _time(text: str | None) -> datetime | None:
+    if text is None or text == "now":
+        return None if text is None else datetime.now(UTC)
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise UsageError(f"not an ISO 8601 date-time: {text!r}") from None
+    if moment.tzinfo is None:
+        raise UsageError(f"the time needs a zone, e.g. {text}Z: {text!r}")
+    return moment
+
+
+def _print(data: Any) -> None:
+    json.dump(data, sys.stdout, indent=2, ensure_ascii=False)
+    sys.stdout.write("\n")
+
+
+# --- commands ---------------------------------------------------------------------------------
 
 
 def _serve(args: argparse.Namespace) -> int:
     from cds_service.app import create_app
+    from cds_service.auth import AuthConfigError, check_bind_allowed
     from cds_service.serving import serve
 
     settings = _settings(host=args.host, port=args.port)
-    # --- authentication of CDS clients (issue 4): stop on a bad set-up, with its message ---
-    from cds_service.auth import AuthConfigError, check_bind_allowed
-
     try:
         check_bind_allowed(settings, settings.host)
         app = create_app(settings)
     except AuthConfigError as exc:
-        raise SystemExit(f"cytokine-cds: invalid configuration: {exc}") from None
+        raise UsageError(f"invalid configuration: {exc}") from None
     serve(app, settings)
+    return 0
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from cds_service.pipeline import BundleError, evaluate_bundle, evaluation_report
+    from cds_service.runtime import build_runtime
+
+    bundle = _read_json(args.bundle)
+    as_of = _time(args.at)
+    runtime = build_runtime(_settings())
+    try:
+        outcome, _ = evaluate_bundle(runtime, bundle, as_of)
+    except BundleError as exc:
+        raise UsageError(f"{args.bundle}: {exc}") from None
+    _print(evaluation_report(outcome))
+    return 0
+
+
+def _demo_request(args: argparse.Namespace) -> int:
+    from cds_service.demo import hook_request
+    from cds_service.runtime import build_runtime
+
+    runtime = build_runtime(_settings())
+    service = next((s for s in runtime.services.values() if s.hook == args.hook), None)
+    if service is None:
+        raise UsageError(f"unknown hook {args.hook!r}")
+    orders = _read_json(args.orders) if args.orders else None
+    try:
+        request = hook_request(
+            service,
+            _read_json(args.bundle),
+            draft_orders=orders,
+            now=_time(args.as_of),
+            prefetch=not args.no_prefetch,
+            fhir_server=args.fhir_server,
+        )
+    except ValueError as exc:
+        raise UsageError(f"{args.bundle}: {exc}") from None
+    _print(request)
     return 0
 
 
@@ -52,12 +129,43 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="bind address (CYTOKINE_CDS_HOST, default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="bind port (CYTOKINE_CDS_PORT, default 8080)")
     serve.set_defaults(handler=_serve)
+
+    evaluate = commands.add_parser(
+        "evaluate", help="assess a patient Bundle and print the assessment and cards as JSON"
+    )
+    evaluate.add_argument("bundle", help="a FHIR Bundle (JSON file) of one patient's resources")
+    evaluate.add_argument("--at", help="time of evaluation, ISO 8601 with zone (default: now)")
+    evaluate.set_defaults(handler=_evaluate)
+
+    demo = commands.add_parser(
+        "demo-request", help="print a CDS Hooks request for a patient Bundle (demos, testing)"
+    )
+    demo.add_argument("bundle", help="a FHIR Bundle of one patient (e.g. fixtures/patients/...)")
+    demo.add_argument(
+        "--hook", default="patient-view", choices=["patient-view", "order-select", "order-sign"]
+    )
+    demo.add_argument("--orders", help="draft orders: a Bundle of MedicationRequests (JSON file)")
+    demo.add_argument(
+        "--as-of",
+        default="now",
+        help="move the fixture dates (taken on 2026-11-20 12:00 UTC) to this time; "
+        "'now' (default) or ISO 8601",
+    )
+    demo.add_argument("--no-prefetch", action="store_true", help="leave prefetch out")
+    demo.add_argument("--fhir-server", help="fhirServer to put in the request")
+    demo.set_defaults(handler=_demo_request)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    return int(args.handler(args))
+    try:
+        return int(args.handler(args))
+    except (UsageError, ConfigFileError) as exc:
+        print(f"cytokine-cds: {exc}", file=sys.stderr)
+        return 2
+    except BrokenPipeError:  # output piped into `head` and the like
+        return 0
 
 
 if __name__ == "__main__":

@@ -5,6 +5,7 @@ No HTTP here: the api layer validates the request and turns the outcome into a r
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -107,3 +108,65 @@ def _is_patient(reference: str, patient_id: str) -> bool:
 
 def _with_problems(evidence: Evidence, problems: list[DataProblem]) -> Evidence:
     return evidence.model_copy(update={"problems": (*evidence.problems, *problems)})
+
+
+class BundleError(ValueError):
+    """A Bundle handed to `evaluate_bundle` cannot be evaluated; the message says why."""
+
+
+def evaluate_bundle(
+    runtime: Runtime, bundle: Any, as_of: datetime | None = None
+) -> tuple[HookOutcome, str]:
+    """Assess a patient Bundle outside a hook call (integration engines, the CLI).
+
+    Returns the outcome (patient-view cards) and the patient id the Bundle is about.
+    """
+    if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
+        raise BundleError("expected a FHIR Bundle (resourceType 'Bundle')")
+    entries = bundle.get("entry")
+    if not isinstance(entries, list):
+        raise BundleError("the Bundle has no entry list")
+    resources = [
+        e["resource"]
+        for e in entries
+        if isinstance(e, dict) and isinstance(e.get("resource"), dict)
+    ]
+    patient_id = _patient_of(resources)
+    service = next(s for s in runtime.services.values() if s.hook == "patient-view")
+    context = PatientViewContext(userId="Device/cytokine-cds", patientId=patient_id)
+    # The whole Bundle stands in for every prefetch key (duplicates are merged when read).
+    searchset = {"resourceType": "Bundle", "type": "searchset", "entry": entries}
+    request = HookRequest(
+        hook="patient-view",
+        hookInstance=f"evaluate-{uuid.uuid4()}",
+        context=context.model_dump(),
+        prefetch=dict.fromkeys(service.prefetch, searchset),
+    )
+    return answer_hook(runtime, service, request, context, as_of), patient_id
+
+
+def _patient_of(resources: list[dict[str, Any]]) -> str:
+    patients: set[str] = {
+        r["id"]
+        for r in resources
+        if r.get("resourceType") == "Patient" and isinstance(r.get("id"), str)
+    }
+    if not patients:
+        for resource in resources:
+            subject = resource.get("subject")
+            reference = subject.get("reference") if isinstance(subject, dict) else None
+            if isinstance(reference, str) and "Patient/" in reference:
+                patients.add(reference.rsplit("Patient/", 1)[1])
+    if len(patients) != 1:
+        found = "no patient" if not patients else f"{len(patients)} patients"
+        raise BundleError(f"the Bundle must be about one patient (found {found})")
+    return patients.pop()
+
+
+def evaluation_report(outcome: HookOutcome) -> dict[str, Any]:
+    """The JSON an integration engine receives: the assessment, data problems and the cards."""
+    return {
+        "assessment": outcome.assessment.model_dump(mode="json"),
+        "problems": [p.model_dump(mode="json") for p in outcome.evidence.problems],
+        "cards": outcome.response.to_json()["cards"],
+    }

@@ -19,7 +19,8 @@ from cds_service.settings import Settings
 
 log = logging.getLogger(__name__)
 
-PROTECTED_PREFIX = "/cds-services"
+# Everything that reveals clinical reasoning: the CDS Hooks API and the Bundle evaluation.
+PROTECTED_PREFIXES = ("/cds-services", "/evaluate")
 # RFC 6750 §3: error_description is limited to printable ASCII without `"` and `\`.
 _UNSAFE_IN_HEADER = re.compile(r"[^\x20\x21\x23-\x5b\x5d-\x7e]")
 
@@ -32,9 +33,8 @@ def install_client_auth(app: Flask, settings: Settings) -> None:
     @app.before_request
     def authenticate_cds_client() -> None:
         path = request.path
-        if request.method == "OPTIONS" or not (
-            path == PROTECTED_PREFIX or path.startswith(PROTECTED_PREFIX + "/")
-        ):
+        protected = any(path == p or path.startswith(p + "/") for p in PROTECTED_PREFIXES)
+        if request.method == "OPTIONS" or not protected:
             return
         if verifier is None:
             g.cds_client = None

@@ -5,6 +5,7 @@ The time of evaluation is the evidence's `as_of` (freshness was judged against i
 
 from __future__ import annotations
 
+import math
 from datetime import timedelta
 
 from cds_service.evidence import AnalyteEvidence, Evidence, LabValue
@@ -223,6 +224,11 @@ def _ratio(value: float, threshold: float, comparison: str) -> float | None:
     return threshold / value if value > 0 else None
 
 
+# Relative difference below which a converted result equals its threshold (float noise of a unit
+# conversion is ~1e-15; no laboratory reports 10 significant digits).
+_SAME = 1e-9
+
+
 def compare(
     value: float,
     comparator: str | None,
@@ -236,6 +242,8 @@ def compare(
     says nothing about a threshold of 3. A range result (value..upper) settles it only when the
     whole range falls on one side.
     """
+    if math.isclose(value, threshold, rel_tol=_SAME):
+        value = threshold  # unit conversion noise must not decide an at-threshold result
     low, low_open, high, high_open = _bounds(value, comparator)
     if upper is not None and high is None:
         high, high_open = upper, False
