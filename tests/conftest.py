@@ -48,3 +48,39 @@ def app(settings: Settings) -> Flask:
 def client(app: Flask) -> Iterator[FlaskClient]:
     with app.test_client() as client:
         yield client
+
+
+SERVICE_FOR_HOOK = {
+    "patient-view": "cytokine-storm-patient-view",
+    "order-select": "cytokine-storm-order-select",
+    "order-sign": "cytokine-storm-order-sign",
+}
+
+
+def hook_call(
+    client: FlaskClient,
+    hook: str,
+    patient: str,
+    orders: str | None = None,
+    **options: Any,
+) -> Any:
+    """POST a hook request for fixtures/patients/<patient>.json, its dates moved to now.
+
+    The request is composed the way `cytokine-cds demo-request` composes it: prefetch holds
+    what a FHIR server answers to our prefetch templates.
+    """
+    from datetime import UTC, datetime
+
+    from cds_service.demo import hook_request
+    from cds_service.runtime import current_runtime
+
+    with client.application.app_context():
+        service = current_runtime().services[SERVICE_FOR_HOOK[hook]]
+    body = hook_request(
+        service,
+        load_fixture(f"patients/{patient}.json"),
+        draft_orders=load_fixture(f"orders/{orders}.json") if orders else None,
+        now=datetime.now(UTC),
+        **options,
+    )
+    return client.post(f"/cds-services/{service.id}", json=body)

@@ -104,12 +104,7 @@ def load_rules(catalog: Catalog, path: Path | None = None) -> Rules:
         for marker_id, marker in spec.markers.items()
     }
     for marker_id, marker in markers.items():
-        families = [c.family for c in marker.criteria if c.family is not None]
-        if len(families) != len(set(families)):
-            raise document.error(
-                ("markers", marker_id, "criteria"),
-                "two thresholds for the same unit family: the second could never apply",
-            )
+        _check_reachable(marker, catalog, document)
     params = spec.parameters
     return Rules(
         version=spec.version,
@@ -155,6 +150,22 @@ def _criterion(
         unit=conversion.unit,
         written=f"{spec.value:g} {spec.unit}",
     )
+
+
+def _check_reachable(marker: Marker, catalog: Catalog, document: YamlDocument) -> None:
+    """Criteria are tried in order; one that can never be reached is a mistake in the file."""
+    families = set(catalog.analyte(marker.analyte).families)
+    covered: set[str] = set()
+    for i, criterion in enumerate(marker.criteria):
+        loc = ("markers", marker.id, "criteria", i)
+        if criterion.family is not None and criterion.family in covered:
+            raise document.error(loc, "a second threshold for the same unit family never applies")
+        if criterion.family is None and covered >= families:
+            raise document.error(
+                loc, "never applies: the thresholds above cover every unit of the analyte"
+            )
+        if criterion.family is not None:
+            covered.add(criterion.family)
 
 
 def _check_references(spec: RulesSpec, catalog: Catalog, document: YamlDocument) -> None:

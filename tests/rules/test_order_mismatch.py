@@ -1,0 +1,145 @@
+"""Orders being selected or signed, checked against the patient's pattern (issue 9)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from fhir.resources.R4B.medicationrequest import MedicationRequest
+from flask.testing import FlaskClient
+
+from tests.conftest import hook_call, load_fixture
+
+RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
+
+
+def draft_id(orders: str) -> str:
+    return str(load_fixture(f"orders/{orders}.json")["entry"][0]["resource"]["id"])
+
+
+def cards_of(response: Any) -> list[dict[str, Any]]:
+    assert response.status_code == 200, response.get_json()
+    return list(response.get_json()["cards"])
+
+
+@pytest.mark.parametrize("hook", ["order-select", "order-sign"])
+@pytest.mark.parametrize(
+    ("patient", "orders", "alternative"),
+    [
+        ("css-il1-mals", "tocilizumab", "72435"),  # IL-6 blockade in MALS: anakinra fits
+        ("css-ifng-hlh", "anakinra", "2104604"),  # IL-1 blockade in IFN-γ-driven: emapalumab
+        ("css-il6-covid", "emapalumab", "612865"),  # IFN-γ blockade in IL-6-driven: tocilizumab
+        ("css-il6-covid", "anakinra-formulary-code", "612865"),  # matched by drug name
+        ("css-immunoparalysis", "tocilizumab", None),  # no immunosuppression fits
+        ("css-immunoparalysis", "methylprednisolone-pulse", None),  # 1 g/day: very high dose
+        ("css-immunoparalysis", "ruxolitinib", None),
+        ("css-mixed", "anakinra", None),  # IL-1 axis not elevated in this mixed pattern
+    ],
+)
+def test_mismatched_order_gets_a_warning_with_the_alternative(
+    client: FlaskClient, hook: str, patient: str, orders: str, alternative: str | None
+) -> None:
+    (card,) = cards_of(hook_call(client, hook, patient, orders))
+    assert card["source"]["topic"]["code"] == "order-mismatch"
+    assert card["indicator"] == "warning"
+    assert len(card["summary"]) < 140
+    assert card["selectionBehavior"] == "at-most-one"
+    assert {r["code"] for r in card["overrideReasons"]} >= {
+        "clinical-judgement",
+        "already-on-therapy",
+        "contraindication",
+    }
+    assert all(r["display"] for r in card["overrideReasons"])
+    (suggestion,) = card["suggestions"]
+    actions = suggestion["actions"]
+    assert all(action["description"] for action in actions)
+    assert actions[0] == {
+        "type": "delete",
+        "description": actions[0]["description"],
+        "resourceId": f"MedicationRequest/{draft_id(orders)}",
+    }
+    if alternative is None:
+        assert len(actions) == 1
+        return
+    create = actions[1]
+    assert create["type"] == "create"
+    MedicationRequest.model_validate(create["resource"])
+    assert create["resource"]["medicationCodeableConcept"]["coding"][0] == {
+        "system": RXNORM,
+        "code": alternative,
+        "display": create["resource"]["medicationCodeableConcept"]["text"],
+    }
+    assert create["resource"]["subject"] == {"reference": f"Patient/{patient}"}
+
+
+@pytest.mark.parametrize(
+    ("patient", "orders"),
+    [
+        ("css-il1-mals", "anakinra"),
+        ("css-ifng-hlh", "emapalumab"),
+        ("css-ifng-hlh", "ruxolitinib"),
+        ("css-il6-covid", "tocilizumab"),
+        ("css-il1-mals", "methylprednisolone-pulse"),  # steroids are standard in MAS
+        ("css-immunoparalysis", "dexamethasone-6mg"),  # 40 mg prednisone-eq: not very high
+        ("css-mixed", "tocilizumab"),  # blocks an elevated axis of the mixed pattern
+        ("css-no-inflammation", "anakinra"),  # cytokines measured and normal: nothing to say
+    ],
+)
+def test_fitting_order_gets_no_warning(client: FlaskClient, patient: str, orders: str) -> None:
+    assert cards_of(hook_call(client, "order-sign", patient, orders)) == []
+
+
+def test_cytokine_directed_order_without_cytokine_data_gets_the_multiplex_card(
+    client: FlaskClient,
+) -> None:
+    (card,) = cards_of(hook_call(client, "order-sign", "css-multiplex-needed", "anakinra"))
+    assert card["source"]["topic"]["code"] == "multiplex-assay-needed"
+    assert "anakinra" in card["detail"]
+    resource = card["suggestions"][0]["actions"][0]["resource"]
+    assert resource["resourceType"] == "ServiceRequest"
+
+
+def test_order_select_judges_only_the_selected_orders(client: FlaskClient) -> None:
+    from datetime import UTC, datetime
+
+    from cds_service.demo import hook_request
+    from cds_service.runtime import current_runtime
+
+    with client.application.app_context():
+        service = current_runtime().services["cytokine-storm-order-select"]
+    body = hook_request(
+        service,
+        load_fixture("patients/css-il1-mals.json"),
+        draft_orders=load_fixture("orders/tocilizumab.json"),
+        now=datetime.now(UTC),
+    )
+    body["context"]["selections"] = ["MedicationRequest/some-other-order"]
+    assert cards_of(client.post(f"/cds-services/{service.id}", json=body)) == []
+
+
+def test_order_without_cytokine_directed_drug_gets_no_card(client: FlaskClient) -> None:
+    from datetime import UTC, datetime
+
+    from cds_service.demo import hook_request
+    from cds_service.runtime import current_runtime
+
+    with client.application.app_context():
+        service = current_runtime().services["cytokine-storm-order-sign"]
+    orders = load_fixture("orders/tocilizumab.json")
+    concept = orders["entry"][0]["resource"]["medicationCodeableConcept"]
+    concept["coding"][0].update(code="161", display="acetaminophen")
+    concept["text"] = "acetaminophen"
+    body = hook_request(
+        service, load_fixture("patients/css-il1-mals.json"), draft_orders=orders,
+        now=datetime.now(UTC),
+    )  # fmt: skip
+    assert cards_of(client.post(f"/cds-services/{service.id}", json=body)) == []
+
+
+def test_sandbox_shaped_draft_orders_are_read(client: FlaskClient) -> None:
+    """The sandbox's draftOrders fail strict R4 (no Bundle.type, category as one object)."""
+    orders = load_fixture("orders/tocilizumab.json")
+    assert "type" not in orders
+    assert isinstance(orders["entry"][0]["resource"]["category"], dict)
+    (card,) = cards_of(hook_call(client, "order-sign", "css-il1-mals", "tocilizumab"))
+    assert card["source"]["topic"]["code"] == "order-mismatch"

@@ -1,0 +1,147 @@
+"""One fixture patient per pattern, through POST /cds-services/{id} with prefetch (issue 9)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from fhir.resources.R4B.medicationrequest import MedicationRequest
+from fhir.resources.R4B.servicerequest import ServiceRequest
+from flask.testing import FlaskClient
+
+from tests.conftest import hook_call
+
+TOPIC_SYSTEM = "https://cytokine-cds.github.io/fhir/CodeSystem/css-subtype"
+RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
+
+
+def only_card(response: Any) -> dict[str, Any]:
+    assert response.status_code == 200, response.get_json()
+    cards = response.get_json()["cards"]
+    assert len(cards) == 1, [c["summary"] for c in cards]
+    return cards[0]
+
+
+def created(card: dict[str, Any]) -> dict[str, Any]:
+    (suggestion,) = card["suggestions"]
+    (action,) = suggestion["actions"]
+    assert action["type"] == "create" and action["description"]
+    assert card["selectionBehavior"] == "at-most-one"
+    return action["resource"]
+
+
+@pytest.mark.parametrize(
+    ("patient", "topic", "rxnorm", "drug"),
+    [
+        ("css-il1-mals", "il1-driven", "72435", "anakinra"),
+        ("css-ifng-hlh", "ifng-driven", "2104604", "emapalumab"),
+        ("css-il6-covid", "il6-driven", "612865", "tocilizumab"),
+    ],
+)
+def test_targeted_pattern_recommends_its_inhibitor(
+    client: FlaskClient, patient: str, topic: str, rxnorm: str, drug: str
+) -> None:
+    card = only_card(hook_call(client, "patient-view", patient))
+    assert card["source"]["topic"]["system"] == TOPIC_SYSTEM
+    assert card["source"]["topic"]["code"] == topic
+    assert card["indicator"] == "info"
+    assert card["summary"].startswith("Pattern consistent with") and drug in card["summary"]
+    resource = created(card)
+    MedicationRequest.model_validate(resource)  # strict R4: raises when invalid
+    assert resource["status"] == "draft" and resource["intent"] == "proposal"
+    assert resource["medicationCodeableConcept"]["coding"] == [
+        {"system": RXNORM, "code": rxnorm, "display": drug}
+    ]
+    assert resource["subject"] == {"reference": f"Patient/{patient}"}
+    assert resource["requester"] == {"reference": "Practitioner/example"}
+    # The detail shows the values used, the thresholds and the sources; it is not a diagnosis.
+    detail = card["detail"]
+    assert "| Marker | Result | Measured | Threshold | Judged |" in detail
+    assert "past threshold" in detail and "https://doi.org/" in detail
+    assert "not a diagnosis" in detail
+    assert card["source"]["url"].startswith("https://doi.org/")
+    assert all(reason["display"] for reason in card["overrideReasons"])
+
+
+def test_immunoparalysis_warns_and_recommends_no_immunosuppression(client: FlaskClient) -> None:
+    card = only_card(hook_call(client, "patient-view", "css-immunoparalysis"))
+    assert card["source"]["topic"]["code"] == "immunoparalysis"
+    assert card["indicator"] == "warning"
+    assert "avoid escalating immunosuppression" in card["summary"]
+    assert "suggestions" not in card  # nothing to order: no drug is recommended here
+    assert "3,200 molecules/cell" in card["detail"]
+
+
+def test_mixed_pattern_shows_the_data_without_a_drug(client: FlaskClient) -> None:
+    card = only_card(hook_call(client, "patient-view", "css-mixed"))
+    assert card["source"]["topic"]["code"] == "mixed-pattern"
+    assert card["indicator"] == "info"
+    assert "suggestions" not in card
+    assert "IL-6" in card["detail"] and "IFN-γ" in card["detail"]
+
+
+@pytest.mark.parametrize("patient", ["css-multiplex-needed", "css-stale-cytokines"])
+def test_missing_or_stale_cytokines_suggest_the_multiplex_panel(
+    client: FlaskClient, patient: str
+) -> None:
+    card = only_card(hook_call(client, "patient-view", patient))
+    assert card["source"]["topic"]["code"] == "multiplex-assay-needed"
+    resource = created(card)
+    ServiceRequest.model_validate(resource)
+    assert resource["code"]["coding"][0]["code"] == "cytokine-panel"
+    assert resource["subject"] == {"reference": f"Patient/{patient}"}
+    if patient == "css-stale-cytokines":
+        assert "too old to use" in card["detail"]  # the stale IL-6 is shown as such
+
+
+def test_the_panel_code_is_a_setting() -> None:
+    from cds_service import create_app
+    from cds_service.settings import Settings
+
+    app = create_app(
+        Settings(
+            auth="off",
+            multiplex_panel_system="http://hospital.example.org/orderables",
+            multiplex_panel_code="CYTO12",
+            multiplex_panel_display="Cytokine panel 12-plex",
+        )
+    )
+    card = only_card(hook_call(app.test_client(), "patient-view", "css-multiplex-needed"))
+    coding = created(card)["code"]["coding"][0]
+    assert coding == {
+        "system": "http://hospital.example.org/orderables",
+        "code": "CYTO12",
+        "display": "Cytokine panel 12-plex",
+    }
+    assert "Cytokine panel 12-plex" in card["detail"]
+
+
+@pytest.mark.parametrize("patient", ["css-no-inflammation", "css-near-threshold"])
+def test_no_hyperinflammation_signal_means_no_card(client: FlaskClient, patient: str) -> None:
+    response = hook_call(client, "patient-view", patient)
+    assert response.status_code == 200
+    assert response.get_json() == {"cards": []}
+
+
+def test_every_card_and_suggestion_uuid_is_unique(client: FlaskClient) -> None:
+    seen: set[str] = set()
+    for patient in ("css-il1-mals", "css-il1-mals", "css-multiplex-needed"):
+        card = only_card(hook_call(client, "patient-view", patient))
+        ids = [card["uuid"]] + [s["uuid"] for s in card.get("suggestions", [])]
+        assert not seen & set(ids)
+        seen |= set(ids)
+
+
+def test_encounter_is_carried_into_the_suggested_order(client: FlaskClient) -> None:
+    from datetime import UTC, datetime
+
+    from cds_service.demo import hook_request
+    from cds_service.runtime import current_runtime
+    from tests.conftest import load_fixture
+
+    with client.application.app_context():
+        service = current_runtime().services["cytokine-storm-patient-view"]
+    body = hook_request(service, load_fixture("patients/css-il6-covid.json"), now=datetime.now(UTC))
+    body["context"]["encounterId"] = "enc-42"
+    card = only_card(client.post(f"/cds-services/{service.id}", json=body))
+    assert created(card)["encounter"] == {"reference": "Encounter/enc-42"}
