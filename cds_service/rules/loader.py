@@ -103,7 +103,7 @@ def load_rules(catalog: Catalog, path: Path | None = None) -> Rules:
         )
         for marker_id, marker in spec.markers.items()
     }
-    for marker_id, marker in markers.items():
+    for marker in markers.values():
         _check_reachable(marker, catalog, document)
     params = spec.parameters
     return Rules(
