@@ -38,15 +38,9 @@ def _cases() -> list[Any]:
                 continue  # reference-range criteria: see test_upper_reference_limit_boundary
             codes = [c for c in entry.codes if c.family in (None, criterion.family)]
             for unit in entry.families[criterion.family].variants:
-                cases.append(
-                    pytest.param(
-                        marker.id,
-                        criterion.family,
-                        unit,
-                        (codes[0].system, codes[0].code),
-                        id=f"{marker.id}-{unit}",
-                    )  # fmt: skip
-                )
+                code = (codes[0].system, codes[0].code)
+                case_id = f"{marker.id}-{unit}"
+                cases.append(pytest.param(marker.id, criterion.family, unit, code, id=case_id))
     return cases
 
 
