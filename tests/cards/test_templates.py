@@ -1,0 +1,77 @@
+"""Card templates are data clinicians edit: checked at start-up, escaped when rendered."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import pytest
+
+from cds_service import create_app
+from cds_service.cards.templates import default_cards_dir, escape_markdown, unit_text
+from cds_service.settings import Settings
+from cds_service.yamlfile import ConfigFileError
+
+
+def copy_of_cards(tmp_path: Path) -> Path:
+    target = tmp_path / "cards"
+    shutil.copytree(default_cards_dir(), target)
+    return target
+
+
+def test_values_cannot_inject_markup() -> None:
+    text = escape_markdown("<img src=x onerror=alert(1)> *bold* | [link](javascript:x)")
+    assert "<img" not in text and "&lt;img" in text
+    assert "\\*bold\\*" in text and "\\|" in text and "\\[link\\]" in text
+
+
+def test_units_are_shown_as_people_write_them() -> None:
+    assert unit_text("10*9/L") == "×10⁹/L"
+    assert unit_text("Cel") == "°C"
+    assert unit_text("ug/mL{FEU}") == "µg/mL{FEU}"
+    assert unit_text("{molecules}/{cell}") == "molecules/cell"
+
+
+def test_a_hospital_can_reword_a_card(tmp_path: Path) -> None:
+    from tests.conftest import hook_call
+
+    cards = copy_of_cards(tmp_path)
+    path = cards / "il6-driven.yaml"
+    path.write_text(
+        path.read_text().replace(
+            "Pattern consistent with IL-6-predominant hyperinflammation",
+            "Labs fit IL-6-led hyperinflammation",
+        )
+    )
+    app = create_app(Settings(auth="off", cards_dir=cards))
+    card = hook_call(app.test_client(), "patient-view", "css-il6-covid").get_json()["cards"][0]
+    assert card["summary"] == "Labs fit IL-6-led hyperinflammation: consider tocilizumab"
+
+
+@pytest.mark.parametrize(
+    ("file", "old", "new", "message"),
+    [
+        ("il6-driven.yaml", "indicator: info", "indicator: urgent", "indicator"),
+        ("il6-driven.yaml", "consider {{ drug }}", "consider {{ drug | nosuch }}", "template"),
+        ("il6-driven.yaml", "clinical-judgement,", "clinical-judgment,", "unknown override"),
+        ("order-mismatch.yaml", "may not fit the", "x" * 150 + " the", "at most 139"),
+        ("il1-driven.yaml", "{{ drug }}** (IL-1", "{{ drugg }}** (IL-1", "drugg"),
+    ],
+)
+def test_a_broken_template_stops_start_up(
+    tmp_path: Path, file: str, old: str, new: str, message: str
+) -> None:
+    cards = copy_of_cards(tmp_path)
+    path = cards / file
+    assert old in path.read_text()
+    path.write_text(path.read_text().replace(old, new, 1))
+    with pytest.raises(ConfigFileError) as error:
+        create_app(Settings(auth="off", cards_dir=cards))
+    assert message in str(error.value)
+
+
+def test_a_missing_template_stops_start_up(tmp_path: Path) -> None:
+    cards = copy_of_cards(tmp_path)
+    (cards / "mixed-pattern.yaml").unlink()
+    with pytest.raises(ConfigFileError, match="mixed-pattern.yaml: cannot be read"):
+        create_app(Settings(auth="off", cards_dir=cards))

@@ -1,0 +1,119 @@
+"""Integration engines: `cytokine-cds evaluate BUNDLE` and POST /evaluate (issue 9)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+from flask.testing import FlaskClient
+
+from tests.conftest import FIXTURES, load_fixture
+from tests.servers import BIN
+
+AT = "2026-11-20T12:00:00Z"  # the time the fixture patients were written for
+
+
+def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(BIN / "cytokine-cds"), *args], capture_output=True, text=True, timeout=120
+    )
+
+
+def test_evaluate_prints_the_assessment_and_cards() -> None:
+    result = run_cli("evaluate", str(FIXTURES / "patients/css-ifng-hlh.json"), "--at", AT)
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["assessment"]["subtype"] == "ifng-driven"
+    assert report["assessment"]["evaluated_at"] == "2026-11-20T12:00:00Z"
+    (card,) = report["cards"]
+    assert card["source"]["topic"]["code"] == "ifng-driven"
+    ifng = report["assessment"]["axes"][1]
+    assert ifng["axis"] == "ifng" and ifng["elevated"] is True
+
+
+def test_evaluate_is_as_of_the_given_time() -> None:
+    """Five days later every result is past its freshness window: no pattern is claimed."""
+    result = run_cli(
+        "evaluate", str(FIXTURES / "patients/css-ifng-hlh.json"), "--at", "2026-11-25T12:00:00Z"
+    )
+    report = json.loads(result.stdout)
+    assert report["assessment"]["subtype"] is None
+    assert report["cards"] == []
+    states = {m["state"] for axis in report["assessment"]["axes"] for m in axis["pivotal"]}
+    assert states <= {"stale", "missing"}
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("{not json", "not valid JSON"),
+        ('{"resourceType": "Patient", "id": "x"}', "expected a FHIR Bundle"),
+        ('{"resourceType": "Bundle"}', "no entry list"),
+        ('{"resourceType": "Bundle", "entry": []}', "found no patient"),
+    ],
+)
+def test_evaluate_refuses_a_bad_file_with_exit_code_2(
+    tmp_path: Path, content: str, message: str
+) -> None:
+    path = tmp_path / "bundle.json"
+    path.write_text(content)
+    result = run_cli("evaluate", str(path))
+    assert result.returncode == 2
+    assert message in result.stderr
+    assert result.stdout == ""
+
+
+def test_evaluate_refuses_a_missing_file_and_a_bad_time(tmp_path: Path) -> None:
+    missing = run_cli("evaluate", str(tmp_path / "nope.json"))
+    assert missing.returncode == 2 and "cannot be read" in missing.stderr
+    bad_time = run_cli("evaluate", str(FIXTURES / "patients/css-mixed.json"), "--at", "monday")
+    assert bad_time.returncode == 2 and "ISO 8601" in bad_time.stderr
+
+
+def test_post_evaluate(client: FlaskClient) -> None:
+    bundle = load_fixture("patients/css-il1-mals.json")
+    response = client.post(f"/evaluate?at={AT}", json=bundle)
+    assert response.status_code == 200
+    body: dict[str, Any] = response.get_json()
+    assert body["assessment"]["subtype"] == "il1-driven"
+    assert body["cards"][0]["suggestions"][0]["actions"][0]["resource"]["subject"] == {
+        "reference": "Patient/css-il1-mals"
+    }
+
+
+@pytest.mark.parametrize(
+    ("query", "body", "message"),
+    [
+        ("?at=yesterday", None, "ISO 8601"),
+        ("?at=2026-11-20T12:00:00", None, "time zone"),
+        ("", {"resourceType": "Observation"}, "expected a FHIR Bundle"),
+    ],
+)
+def test_post_evaluate_names_bad_input(
+    client: FlaskClient, query: str, body: Any, message: str
+) -> None:
+    payload = body if body is not None else load_fixture("patients/css-il1-mals.json")
+    response = client.post(f"/evaluate{query}", json=payload)
+    assert response.status_code == 400
+    assert message in response.get_json()["issue"][0]["diagnostics"]
+
+
+def test_demo_request_composes_a_hook_request_with_prefetch() -> None:
+    result = run_cli(
+        "demo-request", str(FIXTURES / "patients/css-il6-covid.json"),
+        "--hook", "order-sign", "--orders", str(FIXTURES / "orders/anakinra.json"),
+        "--as-of", AT,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    request = json.loads(result.stdout)
+    assert request["hook"] == "order-sign"
+    assert request["context"]["patientId"] == "css-il6-covid"
+    draft = request["context"]["draftOrders"]["entry"][0]["resource"]
+    assert draft["subject"] == {"reference": "Patient/css-il6-covid"}
+    cytokines = request["prefetch"]["cytokines"]["entry"]
+    assert {e["resource"]["code"]["coding"][0]["code"] for e in cytokines} >= {"26881-3"}
+    labs = request["prefetch"]["labs"]["entry"]
+    assert all(e["resource"]["id"] not in {c["resource"]["id"] for c in cytokines} for e in labs)
