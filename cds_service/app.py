@@ -14,6 +14,7 @@ from werkzeug.exceptions import HTTPException
 
 from cds_service.api import discovery, feedback, health, hooks
 from cds_service.errors import ApiError
+from cds_service.fhir.gather import FhirAccess
 from cds_service.hooks.services import build_services, observation_search
 from cds_service.runtime import EXTENSION_KEY, Runtime
 from cds_service.settings import Settings
@@ -69,7 +70,11 @@ def _build_runtime(settings: Settings) -> Runtime:
         ),
         "labs": observation_search(["http://loinc.org|2276-4", "http://loinc.org|1988-5"], 100),
     }
-    return Runtime(settings=settings, services=build_services(queries))
+    return Runtime(
+        settings=settings,
+        services=build_services(queries),
+        fhir=FhirAccess.from_settings(settings),
+    )
 
 
 def _register_error_handlers(app: Flask, settings: Settings) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
@@ -32,6 +33,38 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- load-fixtures (issue 3: FHIR server access) --------------------------------------------
+
+
+def _load_fixtures(args: argparse.Namespace) -> int:
+    from cds_service.fhir.fixture_upload import FixtureError, upload
+
+    try:
+        for uploaded in upload(args.fhir_server, args.paths or [Path("fixtures/patients")]):
+            print(f"loaded {uploaded.describe()}")
+    except FixtureError as exc:
+        print(f"cytokine-cds load-fixtures: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _add_load_fixtures(commands: Any) -> None:
+    load = commands.add_parser(
+        "load-fixtures",
+        help="upload the fixture patients (FHIR transaction Bundles) to a FHIR server",
+    )
+    load.add_argument(
+        "--fhir-server", required=True, help="FHIR R4 base URL, e.g. http://127.0.0.1:8090/fhir"
+    )
+    load.add_argument(
+        "paths",
+        nargs="*",
+        type=Path,
+        help="Bundle files or folders of them (default: fixtures/patients)",
+    )
+    load.set_defaults(handler=_load_fixtures)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cytokine-cds",
@@ -44,6 +77,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="bind address (CYTOKINE_CDS_HOST, default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="bind port (CYTOKINE_CDS_PORT, default 8080)")
     serve.set_defaults(handler=_serve)
+    _add_load_fixtures(commands)
     return parser
 
 

@@ -7,6 +7,7 @@ from typing import cast
 
 from flask import current_app
 
+from cds_service.fhir.gather import FhirAccess
 from cds_service.hooks.services import ServiceSpec
 from cds_service.settings import Settings
 
@@ -17,6 +18,7 @@ EXTENSION_KEY = "cytokine_cds"
 class Runtime:
     settings: Settings
     services: dict[str, ServiceSpec]
+    fhir: FhirAccess  # FHIR server access: allowlist policy and pooled client (issue 3)
 
 
 def current_runtime() -> Runtime:

@@ -45,3 +45,7 @@ def app(settings: Settings) -> Flask:
 def client(app: Flask) -> Iterator[FlaskClient]:
     with app.test_client() as client:
         yield client
+
+
+# --- FHIR server access (issue 3): the real FHIR test server, one per session --------------------
+from tests.fhir_server import fhir_server  # noqa: E402, F401
