@@ -28,8 +28,11 @@ $(FHIR_VENV)/.installed:
 	@touch $@
 
 ## run: serve the API on http://127.0.0.1:8080 (demo settings: loopback only)
+# The demo may read FHIR servers on this machine (e.g. a local sekmet); set
+# CYTOKINE_CDS_FHIR_ALLOW_LOOPBACK=false to try the allowlist alone.
 run: $(VENV)/.installed-run
-	$(BIN)/cytokine-cds serve --host 127.0.0.1 --port 8080
+	CYTOKINE_CDS_FHIR_ALLOW_LOOPBACK=$(or $(CYTOKINE_CDS_FHIR_ALLOW_LOOPBACK),true) \
+	  $(BIN)/cytokine-cds serve --host 127.0.0.1 --port 8080
 
 ## lint: ruff (lint + format check) and mypy on the package
 lint: $(VENV)/.installed-test

@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, FilePath, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from cds_service.fhir.server_policy import parse_base_url
@@ -119,7 +119,7 @@ class Settings(BaseSettings):
     fhir_max_response_bytes: int = Field(
         10 * 1024 * 1024, ge=1024, description="Largest FHIR response body read (one page)."
     )
-    fhir_ca_bundle: Path | None = Field(
+    fhir_ca_bundle: FilePath | None = Field(
         None,
         description="CA certificates (PEM file) to verify FHIR servers' TLS certificates, e.g. a "
         "hospital's internal CA. Default: the certifi bundle.",

@@ -20,6 +20,7 @@ Every request is recorded (fault, path, headers), so tests can check what was (n
 from __future__ import annotations
 
 import json
+import ssl
 import threading
 import time
 from collections.abc import Iterator
@@ -153,12 +154,17 @@ def _outcome(text: str) -> dict[str, Any]:
 
 
 @contextmanager
-def fault_server(upstream: str | None = None) -> Iterator[FaultServer]:
-    """The fault server on 127.0.0.1 and its trap on 127.0.0.2, both stopped on exit."""
+def fault_server(
+    upstream: str | None = None, tls: ssl.SSLContext | None = None
+) -> Iterator[FaultServer]:
+    """The fault server on 127.0.0.1 (over https with `tls`) and its trap on 127.0.0.2, both
+    stopped on exit."""
     main = ThreadingHTTPServer(("127.0.0.1", 0), BaseHTTPRequestHandler)
     trap = ThreadingHTTPServer(("127.0.0.2", 0), BaseHTTPRequestHandler)
+    if tls is not None:
+        main.socket = tls.wrap_socket(main.socket, server_side=True)
     state = FaultServer(
-        base=f"http://127.0.0.1:{main.server_address[1]}",
+        base=f"{'https' if tls else 'http'}://127.0.0.1:{main.server_address[1]}",
         trap_base=f"http://127.0.0.2:{trap.server_address[1]}",
         upstream=upstream,
     )

@@ -7,11 +7,14 @@ hostile server that a real one cannot be made to be on demand.
 from __future__ import annotations
 
 import os
+import ssl
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import requests
+import trustme
 
 from cds_service.fhir.client import FetchLimits, FetchResult, FetchTask, FhirClient, KeyFetch
 from cds_service.fhir.server_policy import parse_base_url
@@ -265,3 +268,38 @@ def test_a_forked_worker_makes_its_own_pools(client: FhirClient, fhir_server: st
     assert os.read(read_end, 1) == b"1"
     os.close(read_end)
     assert client._adapter is inherited  # the parent keeps its own
+
+
+# --- https ---------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def https_faults(fhir_server: str) -> Iterator[tuple[FaultServer, trustme.CA]]:
+    ca = trustme.CA()  # a throw-away CA, as a hospital's internal one
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("127.0.0.1").configure_cert(context)
+    with fault_server(upstream=fhir_server, tls=context) as server:
+        yield server, ca
+
+
+def test_an_unknown_tls_certificate_is_refused(
+    client: FhirClient, https_faults: tuple[FaultServer, trustme.CA]
+) -> None:
+    server, _ = https_faults
+    result = one(client, server.url("proxy"))
+    assert result.failure is not None and result.failure.kind == "tls-error"
+
+
+def test_a_configured_ca_bundle_verifies_the_server(
+    tmp_path: Path, https_faults: tuple[FaultServer, trustme.CA]
+) -> None:
+    server, ca = https_faults
+    bundle = tmp_path / "hospital-ca.pem"
+    ca.cert_pem.write_to_path(str(bundle))
+    trusting = FhirClient(FetchLimits(ca_bundle=bundle))
+    try:
+        result = one(trusting, server.url("proxy"), ALL_OBSERVATIONS + "&_count=3", token=TOKEN)
+    finally:
+        trusting.close()
+    assert result.complete and result.pages == 3 and len(result.resources) == 8
+    assert server.requests[-1].headers["Authorization"] == f"Bearer {TOKEN}"

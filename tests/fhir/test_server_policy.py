@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import pytest
+import requests
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydantic import ValidationError
+from urllib3.util import parse_url
 
 from cds_service.fhir.server_policy import ServerPolicy, ServerRefused, parse_base_url
 from cds_service.settings import Settings
@@ -132,3 +136,27 @@ def test_allowlist_setting_rejects_bad_entries_at_start_up() -> None:
     with pytest.raises(ValidationError, match="CYTOKINE_CDS_FHIR_ALLOW_HTTP"):
         Settings(fhir_allowlist="http://a.invalid/fhir")
     assert Settings(fhir_allowlist="http://a.invalid/fhir", fhir_allow_http=True)
+
+
+# Characters on which URL parsers are known to disagree.
+_TRICKY = st.text(alphabet="ab.:/@\\#?%[]-_019 eEvil", max_size=30)
+
+
+@settings(max_examples=400, deadline=None)
+@given(prefix=_TRICKY, suffix=_TRICKY)
+def test_an_accepted_url_always_connects_to_the_allowed_origin(prefix: str, suffix: str) -> None:
+    checked = policy(ALLOWED)
+    for url in (f"https://{prefix}ehr.invalid/fhir{suffix}", f"https://ehr.invalid/fhir{suffix}"):
+        try:
+            base = checked.check(url)
+        except ServerRefused:
+            continue
+        # What requests would connect to is what was allowed.
+        prepared = parse_url(requests.Request("GET", url).prepare().url or "")
+        assert (prepared.scheme, prepared.host, prepared.port or 443) == (
+            "https",
+            "ehr.invalid",
+            443,
+        )
+        assert base.url == ALLOWED or base.url.startswith(ALLOWED + "/")
+        assert parse_base_url(ALLOWED).owns(url)
