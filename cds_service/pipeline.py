@@ -7,10 +7,11 @@ from collections.abc import Sequence
 from pydantic import BaseModel
 
 from cds_service.errors import ApiError
-from cds_service.fhir.gather import DataGap, DataUnavailable, Gathered, ServerRefused
+from cds_service.fhir.gather import DataGap, DataUnavailable, Gathered
 
 # Stand-in until the evidence branch's cds_service.fhir.prefetch lands (same interface).
 from cds_service.fhir.interim_prefetch import read_prefetch
+from cds_service.fhir.server_policy import ServerRefused
 from cds_service.hooks.request import HookRequest
 from cds_service.hooks.response import Card, CdsResponse, Source
 from cds_service.hooks.services import ServiceSpec

@@ -10,7 +10,7 @@ import os
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import Field, FilePath, field_validator, model_validator
+from pydantic import Field, FilePath, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from cds_service.fhir.server_policy import parse_base_url
@@ -70,12 +70,6 @@ class Settings(BaseSettings):
     )
 
     # --- FHIR server access (issue 3) ------------------------------------------------------
-    fhir_allowlist: CsvList = Field(
-        default_factory=list,
-        description="Base URLs of the FHIR servers the service may read, comma-separated. A "
-        "request's fhirServer must equal an entry or lie below it (same scheme, host and port). "
-        "Empty: no server is read; requests then need complete prefetch.",
-    )
     fhir_allow_loopback: bool = Field(
         False,
         description="Also read any FHIR server on this machine (127.0.0.0/8, ::1, localhost), "
@@ -85,6 +79,13 @@ class Settings(BaseSettings):
         False,
         description="Allow plain http to FHIR servers that are not on loopback. Off: https only "
         "(tokens and patient data never cross the network unencrypted).",
+    )
+    # After fhir_allow_http: the allowlist's validator reads it.
+    fhir_allowlist: CsvList = Field(
+        default_factory=list,
+        description="Base URLs of the FHIR servers the service may read, comma-separated. A "
+        "request's fhirServer must equal an entry or lie below it (same scheme, host and port). "
+        "Empty: no server is read; requests then need complete prefetch.",
     )
     fhir_allow_anonymous: bool = Field(
         True,
@@ -129,22 +130,19 @@ class Settings(BaseSettings):
 
     @field_validator("fhir_allowlist")
     @classmethod
-    def _valid_fhir_bases(cls, value: list[str]) -> list[str]:
-        for entry in value:
-            parse_base_url(entry)  # raises ValueError naming the problem
-        return value
-
-    @model_validator(mode="after")
-    def _allowlist_over_https(self) -> Settings:
-        if not self.fhir_allow_http:
-            for entry in self.fhir_allowlist:
+    def _valid_fhir_bases(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        allow_http = info.data.get("fhir_allow_http", False)
+        for number, entry in enumerate(value, start=1):
+            try:
                 base = parse_base_url(entry)
-                if base.scheme == "http" and not base.is_loopback:
-                    raise ValueError(
-                        f"fhir_allowlist entry {base.url} uses http on a host that is not "
-                        "loopback; use https or set CYTOKINE_CDS_FHIR_ALLOW_HTTP=true"
-                    )
-        return self
+            except ValueError as exc:  # the entry is not echoed: it may hold credentials
+                raise ValueError(f"entry {number} is not a usable FHIR base URL: {exc}") from None
+            if base.scheme == "http" and not base.is_loopback and not allow_http:
+                raise ValueError(
+                    f"entry {base.url} uses http on a host that is not loopback; use https or "
+                    "set CYTOKINE_CDS_FHIR_ALLOW_HTTP=true"
+                )
+        return value
 
     @field_validator("public_base_url")
     @classmethod

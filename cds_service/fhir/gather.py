@@ -20,11 +20,9 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from cds_service.fhir.client import FetchLimits, FetchResult, FetchTask, FhirClient
-from cds_service.fhir.server_policy import ServerPolicy, ServerRefused
+from cds_service.fhir.server_policy import ServerPolicy
 from cds_service.fhir.templates import TemplateError, fill_template
 from cds_service.settings import Settings
-
-__all__ = ["DataGap", "DataUnavailable", "FhirAccess", "Gathered", "ServerRefused"]
 
 
 class PrefetchKeyView(Protocol):

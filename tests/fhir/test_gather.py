@@ -8,8 +8,9 @@ from typing import Any
 
 import pytest
 
-from cds_service.fhir.gather import DataUnavailable, FhirAccess, Gathered, ServerRefused
+from cds_service.fhir.gather import DataUnavailable, FhirAccess, Gathered
 from cds_service.fhir.interim_prefetch import read_prefetch
+from cds_service.fhir.server_policy import ServerRefused
 from cds_service.hooks.services import ServiceSpec
 from cds_service.settings import Settings
 from tests.fault_server import FaultServer, fault_server
