@@ -76,7 +76,7 @@ def sekmet(binary: Path, workdir: Path) -> Iterator[str]:
     # Output goes to a file: a pipe nobody reads fills up and blocks the server.
     with log_path.open("wb") as log:
         process = subprocess.Popen(
-            [str(binary), "serve", "--host", "127.0.0.1", "--port", str(port)],
+            [str(binary.absolute()), "serve", "--host", "127.0.0.1", "--port", str(port)],
             cwd=workdir,
             env=env,
             stdout=log,

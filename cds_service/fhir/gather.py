@@ -139,12 +139,12 @@ class FhirAccess:
         fetched: FetchResult | None = None
         server_shown: str | None = None
         if plan:
-            refusal = self._cannot_fetch(fhir_server, token)
-            if refusal is not None:
-                gaps += [_gap(task, refusal, obtained) for task in plan]
+            if fhir_server is None:
+                gaps += [_gap(task, _NO_SERVER, obtained) for task in plan]
+            elif token is None and not self.allow_anonymous:
+                gaps += [_gap(task, _NO_ANONYMOUS, obtained) for task in plan]
             else:
-                assert fhir_server is not None  # _cannot_fetch checked it
-                base = self.policy.check(fhir_server)
+                base = self.policy.check(fhir_server)  # ServerRefused: nothing was contacted
                 server_shown = base.url
                 deadline = started + self.deadline_seconds
                 fetched = self.client.fetch_queries(plan, base, token, deadline)
@@ -163,19 +163,15 @@ class FhirAccess:
         gaps.sort(key=lambda gap: order.index(gap.key))
         return Gathered(resources, gaps, fetched)
 
-    def _cannot_fetch(self, fhir_server: str | None, token: str | None) -> str | None:
-        """Why the FHIR server cannot be asked at all, or None when it can."""
-        if fhir_server is None:
-            return "the request named no fhirServer to read it from"
-        if token is None and not self.allow_anonymous:
-            return (
-                "the request carried no fhirAuthorization, and anonymous FHIR reads are off "
-                "(setting CYTOKINE_CDS_FHIR_ALLOW_ANONYMOUS)"
-            )
-        return None
-
     def close(self) -> None:
         self.client.close()
+
+
+_NO_SERVER = "the request named no fhirServer to read it from"
+_NO_ANONYMOUS = (
+    "the request carried no fhirAuthorization, and anonymous FHIR reads are off "
+    "(setting CYTOKINE_CDS_FHIR_ALLOW_ANONYMOUS)"
+)
 
 
 def _gap(task: FetchTask, why: str, obtained: set[str]) -> DataGap:
