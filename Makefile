@@ -28,9 +28,13 @@ $(FHIR_VENV)/.installed:
 	@touch $@
 
 ## run: serve the API on http://127.0.0.1:8080 (demo settings: loopback only)
-# Demo: CDS client authentication explicitly off (allowed on loopback only; logs a warning).
+# Demo settings: CDS client authentication explicitly off (allowed on loopback only; logs a
+# warning), and FHIR servers on this machine may be read (e.g. a local sekmet; set
+# CYTOKINE_CDS_FHIR_ALLOW_LOOPBACK=false to try the allowlist alone).
 run: $(VENV)/.installed-run
-	CYTOKINE_CDS_AUTH=off $(BIN)/cytokine-cds serve --host 127.0.0.1 --port 8080
+	CYTOKINE_CDS_AUTH=off \
+	CYTOKINE_CDS_FHIR_ALLOW_LOOPBACK=$(or $(CYTOKINE_CDS_FHIR_ALLOW_LOOPBACK),true) \
+	  $(BIN)/cytokine-cds serve --host 127.0.0.1 --port 8080
 
 ## lint: ruff (lint + format check) and mypy on the package
 lint: $(VENV)/.installed-test

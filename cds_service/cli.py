@@ -117,6 +117,38 @@ def _demo_request(args: argparse.Namespace) -> int:
     return 0
 
 
+# --- load-fixtures (issue 3: FHIR server access) --------------------------------------------
+
+
+def _load_fixtures(args: argparse.Namespace) -> int:
+    from cds_service.fhir.fixture_upload import FixtureError, upload
+
+    try:
+        for uploaded in upload(args.fhir_server, args.paths or [Path("fixtures/patients")]):
+            print(f"loaded {uploaded.describe()}")
+    except FixtureError as exc:
+        print(f"cytokine-cds load-fixtures: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _add_load_fixtures(commands: Any) -> None:
+    load = commands.add_parser(
+        "load-fixtures",
+        help="upload the fixture patients (FHIR transaction Bundles) to a FHIR server",
+    )
+    load.add_argument(
+        "--fhir-server", required=True, help="FHIR R4 base URL, e.g. http://127.0.0.1:8090/fhir"
+    )
+    load.add_argument(
+        "paths",
+        nargs="*",
+        type=Path,
+        help="Bundle files or folders of them (default: fixtures/patients)",
+    )
+    load.set_defaults(handler=_load_fixtures)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="cytokine-cds",
@@ -154,6 +186,8 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--no-prefetch", action="store_true", help="leave prefetch out")
     demo.add_argument("--fhir-server", help="fhirServer to put in the request")
     demo.set_defaults(handler=_demo_request)
+
+    _add_load_fixtures(commands)
     return parser
 
 

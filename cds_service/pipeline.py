@@ -11,10 +11,14 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from cds_service.cards.build import DataGapText
 from cds_service.cards.resources import OrderContext
+from cds_service.errors import ApiError
 from cds_service.evidence import DataProblem, Evidence, build_evidence
 from cds_service.fhir.draft_orders import medication_orders
+from cds_service.fhir.gather import DataUnavailable, Gathered
 from cds_service.fhir.prefetch import read_prefetch
+from cds_service.fhir.server_policy import ServerRefused
 from cds_service.hooks.request import (
     HookRequest,
     OrderSelectContext,
@@ -46,8 +50,8 @@ def answer_hook(
     now: datetime | None = None,
 ) -> HookOutcome:
     now = now or datetime.now(UTC)
-    read = read_prefetch(request.prefetch, service.prefetch.keys())
-    resources, foreign = for_patient(read.resources, context.patientId)
+    gathered = gather_data(runtime, service, request)
+    resources, foreign = for_patient(gathered.resources, context.patientId)
     evidence = build_evidence(resources, runtime.catalog, now)
     if foreign:
         evidence = _with_problems(evidence, foreign)
@@ -68,7 +72,25 @@ def answer_hook(
         cards = builder.for_orders(findings, assessment, order_context)
     else:
         cards = builder.for_patient(assessment, order_context)
+    if gathered.gaps:
+        gaps = [DataGapText(gap.key, gap.reason, gap.partial) for gap in gathered.gaps]
+        cards.append(builder.data_incomplete(gaps))
     return HookOutcome(CdsResponse(cards=cards), assessment, evidence)
+
+
+def gather_data(runtime: Runtime, service: ServiceSpec, request: HookRequest) -> Gathered:
+    """Prefetch plus what the FHIR server gives for the rest; 400 / 412 when that cannot be."""
+    prefetch = read_prefetch(request.prefetch, service.prefetch)
+    auth = request.fhirAuthorization
+    token = auth.access_token.get_secret_value() if auth is not None else None
+    try:
+        return runtime.fhir.gather(
+            prefetch, service.prefetch, request.context, request.fhirServer, token
+        )
+    except ServerRefused as exc:
+        raise ApiError(400, exc.message, field="fhirServer") from None
+    except DataUnavailable as exc:
+        raise ApiError(412, exc.message) from None
 
 
 def for_patient(

@@ -13,6 +13,7 @@ from cds_service.cards.build import CardBuilder, check_kit
 from cds_service.cards.resources import PanelCode
 from cds_service.cards.templates import CardKit, default_cards_dir
 from cds_service.evidence import Catalog, load_catalog
+from cds_service.fhir.gather import FhirAccess
 from cds_service.hooks.services import ServiceSpec, build_services, observation_search
 from cds_service.rules.loader import Rules, load_rules
 from cds_service.settings import Settings
@@ -48,6 +49,7 @@ class Runtime:
     catalog: Catalog
     rules: Rules
     cards: CardBuilder
+    fhir: FhirAccess  # FHIR server access: allowlist policy and pooled client
 
 
 @lru_cache(maxsize=8)
@@ -91,6 +93,7 @@ def build_runtime(settings: Settings) -> Runtime:
         catalog=catalog,
         rules=knowledge.rules,
         cards=knowledge.cards,
+        fhir=FhirAccess.from_settings(settings),
     )
 
 

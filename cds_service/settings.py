@@ -10,8 +10,10 @@ import os
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
-from pydantic import Field, SecretStr, field_validator, model_validator
+from pydantic import Field, FilePath, SecretStr, ValidationInfo, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from cds_service.fhir.server_policy import parse_base_url
 
 
 def _split_csv(value: Any) -> Any:
@@ -167,7 +169,80 @@ class Settings(BaseSettings):
 
     # --- end of authentication settings ------------------------------------------------------
 
-    _split = field_validator("cors_origins", mode="before")(_split_csv)
+    # --- FHIR server access (issue 3) ------------------------------------------------------
+    fhir_allow_loopback: bool = Field(
+        False,
+        description="Also read any FHIR server on this machine (127.0.0.0/8, ::1, localhost), "
+        "allowlisted or not. For demos and local testing (`make run` sets it).",
+    )
+    fhir_allow_http: bool = Field(
+        False,
+        description="Allow plain http to FHIR servers that are not on loopback. Off: https only "
+        "(tokens and patient data never cross the network unencrypted).",
+    )
+    # After fhir_allow_http: the allowlist's validator reads it.
+    fhir_allowlist: CsvList = Field(
+        default_factory=list,
+        description="Base URLs of the FHIR servers the service may read, comma-separated. A "
+        "request's fhirServer must equal an entry or lie below it (same scheme, host and port). "
+        "Empty: no server is read; requests then need complete prefetch.",
+    )
+    fhir_allow_anonymous: bool = Field(
+        True,
+        description="Read an allowed FHIR server without a token when the request carries no "
+        "fhirAuthorization (the CDS Hooks sandbox's case against open servers). Set false when a "
+        "FHIR server trusts its network instead of tokens.",
+    )
+    fhir_deadline_seconds: float = Field(
+        2.0,
+        gt=0,
+        le=60,
+        description="Time budget for all FHIR reads of one hook call; what is not read by then "
+        "is reported as missing.",
+    )
+    fhir_request_timeout_seconds: float = Field(
+        1.5,
+        gt=0,
+        le=60,
+        description="Connect and read timeout of each FHIR HTTP request (also capped by what "
+        "remains of the deadline).",
+    )
+    fhir_max_pages: int = Field(
+        5, ge=1, le=100, description="Most search result pages read per prefetch key."
+    )
+    fhir_retries: int = Field(
+        1,
+        ge=0,
+        le=5,
+        description="Retries of a FHIR GET after a refused/reset connection or HTTP 503, when the "
+        "deadline leaves time for them.",
+    )
+    fhir_max_response_bytes: int = Field(
+        10 * 1024 * 1024, ge=1024, description="Largest FHIR response body read (one page)."
+    )
+    fhir_ca_bundle: FilePath | None = Field(
+        None,
+        description="CA certificates (PEM file) to verify FHIR servers' TLS certificates, e.g. a "
+        "hospital's internal CA. Default: the certifi bundle.",
+    )
+
+    _split = field_validator("cors_origins", "fhir_allowlist", mode="before")(_split_csv)
+
+    @field_validator("fhir_allowlist")
+    @classmethod
+    def _valid_fhir_bases(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        allow_http = info.data.get("fhir_allow_http", False)
+        for number, entry in enumerate(value, start=1):
+            try:
+                base = parse_base_url(entry)
+            except ValueError as exc:  # the entry is not echoed: it may hold credentials
+                raise ValueError(f"entry {number} is not a usable FHIR base URL: {exc}") from None
+            if base.scheme == "http" and not base.is_loopback and not allow_http:
+                raise ValueError(
+                    f"entry {base.url} uses http on a host that is not loopback; use https or "
+                    "set CYTOKINE_CDS_FHIR_ALLOW_HTTP=true"
+                )
+        return value
 
     @field_validator("public_base_url")
     @classmethod

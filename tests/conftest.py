@@ -84,3 +84,7 @@ def hook_call(
         **options,
     )
     return client.post(f"/cds-services/{service.id}", json=body)
+
+
+# --- FHIR server access (issue 3): the real FHIR test server, one per session --------------------
+from tests.fhir_server import fhir_server  # noqa: E402, F401

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -18,6 +19,16 @@ from cds_service.rules.engine import assess
 from cds_service.rules.loader import Rules
 from cds_service.rules.orders import OrderFinding
 from cds_service.yamlfile import ConfigFileError
+
+
+@dataclass(frozen=True)
+class DataGapText:
+    """What the data-incomplete card says about one prefetch key: which, why, whether partly."""
+
+    key: str
+    reason: str
+    partial: bool = False
+
 
 TOPIC_SYSTEM = "https://cytokine-cds.github.io/fhir/CodeSystem/css-subtype"
 RECOMMENDING = ("il1-driven", "ifng-driven", "il6-driven")
@@ -192,8 +203,9 @@ class CardBuilder:
             "order-mismatch", text.summary, text.detail, treatment.source, suggestions, links
         )
 
-    def data_incomplete(self, problems: list[str]) -> Card:
-        text = self.kit.render("data-incomplete", problems=problems)
+    def data_incomplete(self, gaps: list[DataGapText]) -> Card:
+        """The info card naming the data that could not be read, so no advice looks complete."""
+        text = self.kit.render("data-incomplete", gaps=gaps)
         return self._card("data-incomplete", text.summary, text.detail, None, None, ())
 
     # --- helpers ----------------------------------------------------------------------------
@@ -292,7 +304,7 @@ def check_kit(builder: CardBuilder) -> None:
                 builder.mismatch, finding, sample.model_copy(update={"subtype": subtype}), ctx, ()
             )
     _checked(builder.multiplex, sample, ctx, None, ())
-    _checked(builder.data_incomplete, ["sample problem"])
+    _checked(builder.data_incomplete, [DataGapText("labs", "sample reason", partial=True)])
 
 
 def _checked(render: Callable[..., Card], *args: Any) -> None:

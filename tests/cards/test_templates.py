@@ -73,5 +73,5 @@ def test_a_broken_template_stops_start_up(
 def test_a_missing_template_stops_start_up(tmp_path: Path) -> None:
     cards = copy_of_cards(tmp_path)
     (cards / "mixed-pattern.yaml").unlink()
-    with pytest.raises(ConfigFileError, match="mixed-pattern.yaml: cannot be read"):
+    with pytest.raises(ConfigFileError, match=r"mixed-pattern\.yaml: cannot be read"):
         create_app(Settings(auth="off", cards_dir=cards))

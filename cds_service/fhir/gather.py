@@ -1,0 +1,187 @@
+"""Everything one hook call reads: prefetch first, then the client's FHIR server for the rest.
+
+For each prefetch key of the service: a satisfied or `null` key is used as sent (null = queried,
+nothing found); a missing key, or one whose value was an error, is queried on `fhirServer` with the
+same (filled) template; a search that prefetch sent only in part is continued from its `next`
+link. What could not be read becomes a `DataGap`; when nothing at all could be read,
+`DataUnavailable` is raised (the API answers 412, spec "Prefetch Template"). A `fhirServer` the
+service may not contact raises `ServerRefused` (400), but only when something has to be read.
+
+This module reads prefetch through the interface of `cds_service.fhir.prefetch.read_prefetch`
+(`PrefetchRead`: `resources`, and `keys` with per-key `state` and `next_url`), typed here by the
+protocols below so that any object with those fields fits.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from cds_service.fhir.client import FetchLimits, FetchResult, FetchTask, FhirClient
+from cds_service.fhir.server_policy import ServerPolicy
+from cds_service.fhir.templates import TemplateError, fill_template
+from cds_service.settings import Settings
+
+
+class PrefetchKeyView(Protocol):
+    @property
+    def key(self) -> str: ...
+    @property
+    def state(self) -> str: ...  # satisfied | null | missing | error | incomplete
+    @property
+    def next_url(self) -> str | None: ...
+
+
+class PrefetchView(Protocol):
+    @property
+    def resources(self) -> Sequence[dict[str, Any]]: ...
+    @property
+    def keys(self) -> Mapping[str, PrefetchKeyView]: ...
+
+
+@dataclass(frozen=True)
+class DataGap:
+    """A prefetch key whose data could not be read (or only in part). `reason` names no
+    patient and no token: it is shown to the clinician and the caller."""
+
+    key: str
+    reason: str
+    partial: bool = False
+
+
+@dataclass(frozen=True)
+class Gathered:
+    resources: list[dict[str, Any]]
+    gaps: list[DataGap]
+    fetched: FetchResult | None = None  # what the FHIR server gave, when it was asked
+
+
+class DataUnavailable(Exception):
+    """None of the data the service needs could be obtained."""
+
+    def __init__(self, gaps: Sequence[DataGap], server: str | None = None) -> None:
+        self.gaps = list(gaps)
+        where = f" (fhirServer {server})" if server else ""
+        causes = "; ".join(
+            f"{', '.join(keys)}: {reason}" for reason, keys in _by_reason(self.gaps).items()
+        )
+        self.message = f"None of the data this service needs could be obtained{where}. {causes}."
+        super().__init__(self.message)
+
+
+@dataclass(frozen=True)
+class FhirAccess:
+    """The FHIR access policy and client of one app, built once from Settings."""
+
+    policy: ServerPolicy
+    client: FhirClient
+    allow_anonymous: bool
+    deadline_seconds: float
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> FhirAccess:
+        policy = ServerPolicy.from_entries(
+            settings.fhir_allowlist,
+            allow_loopback=settings.fhir_allow_loopback,
+            allow_http=settings.fhir_allow_http,
+        )
+        limits = FetchLimits(
+            request_timeout=settings.fhir_request_timeout_seconds,
+            max_pages=settings.fhir_max_pages,
+            retries=settings.fhir_retries,
+            max_response_bytes=settings.fhir_max_response_bytes,
+            ca_bundle=settings.fhir_ca_bundle,
+        )
+        return cls(
+            policy,
+            FhirClient(limits),
+            settings.fhir_allow_anonymous,
+            settings.fhir_deadline_seconds,
+        )
+
+    def gather(
+        self,
+        prefetch: PrefetchView,
+        templates: Mapping[str, str],
+        context: Mapping[str, Any],
+        fhir_server: str | None,
+        token: str | None,
+        *,
+        started: float | None = None,
+    ) -> Gathered:
+        """The resources for `templates` (the service's prefetch keys), with the gaps.
+
+        `started` (time.monotonic()) is when the hook call arrived; the deadline counts from it.
+        Raises ServerRefused (400) or DataUnavailable (412)."""
+        started = time.monotonic() if started is None else started
+        obtained: set[str] = set()  # keys with data (or a known "nothing found")
+        gaps: list[DataGap] = []
+        plan: list[FetchTask] = []
+        for key, template in templates.items():
+            status = prefetch.keys.get(key)
+            state = status.state if status is not None else "missing"
+            if state in ("satisfied", "null"):
+                obtained.add(key)
+            elif state == "incomplete":
+                obtained.add(key)  # its first page(s) came in prefetch
+                if status is not None and status.next_url:
+                    plan.append(FetchTask(key, status.next_url))
+                else:
+                    gaps.append(DataGap(key, "prefetch held only part of the results", True))
+            else:
+                try:
+                    plan.append(FetchTask(key, fill_template(template, context)))
+                except TemplateError as exc:
+                    gaps.append(DataGap(key, f"not in prefetch, and no query for it: {exc}"))
+
+        fetched: FetchResult | None = None
+        server_shown: str | None = None
+        if plan:
+            if fhir_server is None:
+                gaps += [_gap(task, _NO_SERVER, obtained) for task in plan]
+            elif token is None and not self.allow_anonymous:
+                gaps += [_gap(task, _NO_ANONYMOUS, obtained) for task in plan]
+            else:
+                base = self.policy.check(fhir_server)  # ServerRefused: nothing was contacted
+                server_shown = base.url
+                deadline = started + self.deadline_seconds
+                fetched = self.client.fetch_queries(plan, base, token, deadline)
+                for key, fetch in fetched.keys.items():
+                    if fetch.complete or fetch.resources:
+                        obtained.add(key)
+                    if fetch.failure is not None:
+                        gaps.append(DataGap(key, fetch.failure.detail, key in obtained))
+
+        if not obtained:
+            raise DataUnavailable(gaps, server_shown)
+        resources = list(prefetch.resources)
+        if fetched is not None:
+            resources += fetched.resources
+        order = list(templates)
+        gaps.sort(key=lambda gap: order.index(gap.key))
+        return Gathered(resources, gaps, fetched)
+
+    def close(self) -> None:
+        self.client.close()
+
+
+_NO_SERVER = "the request named no fhirServer to read it from"
+_NO_ANONYMOUS = (
+    "the request carried no fhirAuthorization, and anonymous FHIR reads are off "
+    "(setting CYTOKINE_CDS_FHIR_ALLOW_ANONYMOUS)"
+)
+
+
+def _gap(task: FetchTask, why: str, obtained: set[str]) -> DataGap:
+    if task.key in obtained:
+        return DataGap(task.key, f"prefetch held only part of the results, and {why}", True)
+    return DataGap(task.key, f"not in prefetch, and {why}")
+
+
+def _by_reason(gaps: Sequence[DataGap]) -> dict[str, list[str]]:
+    grouped: dict[str, list[str]] = {}
+    for gap in gaps:
+        grouped.setdefault(gap.reason, []).append(gap.key)
+    return grouped

@@ -1,0 +1,271 @@
+"""Hook calls that need the FHIR server: the real one (sekmet), and every fault the issue names.
+
+Each fault case answers within the deadline with its documented status: 412 with an
+OperationOutcome when no data could be read, 200 with an info card when some could, 400 when the
+fhirServer may not be contacted (decided before any connection or DNS lookup).
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import socket
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import requests
+from flask.testing import FlaskClient
+
+from cds_service import create_app
+from cds_service.runtime import EXTENSION_KEY, Runtime
+from cds_service.settings import Settings
+from tests.conftest import load_fixture
+from tests.fault_server import FaultServer, fault_server
+from tests.fhir_server import client_prefetch, fixture_patient_ids
+from tests.servers import cds_service, free_port
+
+SERVICE = "/cds-services/cytokine-storm-patient-view"
+HOOKS = {
+    "cytokine-storm-patient-view": "hooks/patient-view.json",
+    "cytokine-storm-order-select": "hooks/order-select.json",
+    "cytokine-storm-order-sign": "hooks/order-sign.json",
+}
+PV = "hooks/patient-view.json"
+DEMO = "fhir-access-demo"
+TOKEN = "eyJhbGciOi-access-token-that-must-never-leak"
+DEADLINE = 2.0
+# The answer may come a little after the FHIR deadline (parsing, the card); never much later.
+ANSWER_WITHIN = DEADLINE + 0.5
+
+
+@pytest.fixture(scope="module")
+def faults(fhir_server: str) -> Iterator[FaultServer]:
+    with fault_server(upstream=fhir_server) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def down_server() -> str:
+    """An allowlisted FHIR base on which nothing listens."""
+    return f"http://127.0.0.1:{free_port()}/fhir"
+
+
+@pytest.fixture
+def fhir_client(fhir_server: str, faults: FaultServer, down_server: str) -> Iterator[FlaskClient]:
+    # The allowlist names the real server, the fault server's root (every fault lies below it)
+    # and the down server.
+    settings = Settings(auth="off", fhir_allowlist=[fhir_server, faults.base, down_server])
+    app = create_app(settings)
+    with app.test_client() as client:
+        yield client
+    runtime: Runtime = app.extensions[EXTENSION_KEY]
+    runtime.fhir.close()
+
+
+def hook_body(
+    fixture: str,
+    patient: str,
+    fhir_server: str | None,
+    prefetch: dict[str, Any] | None = None,
+    token: str | None = None,
+) -> dict[str, Any]:
+    body = copy.deepcopy(load_fixture(fixture))
+    body["context"]["patientId"] = patient
+    body.pop("prefetch", None)
+    body.pop("fhirServer", None)
+    if fhir_server is not None:
+        body["fhirServer"] = fhir_server
+    if prefetch is not None:
+        body["prefetch"] = prefetch
+    if token is not None:
+        body["fhirAuthorization"] = {
+            "access_token": token,
+            "token_type": "Bearer",
+            "expires_in": 300,
+            "scope": "user/Observation.read user/Patient.read",
+            "subject": "cytokine-cds",
+        }
+    return body
+
+
+def without_uuids(value: Any) -> Any:
+    """A response without what differs between two identical calls: uuids, the order time."""
+    if isinstance(value, dict):
+        return {k: without_uuids(v) for k, v in value.items() if k not in ("uuid", "authoredOn")}
+    if isinstance(value, list):
+        return [without_uuids(item) for item in value]
+    return value
+
+
+def call(client: FlaskClient, body: dict[str, Any]) -> tuple[Any, float]:
+    started = time.monotonic()
+    response = client.post(SERVICE, json=body)
+    return response, time.monotonic() - started
+
+
+def data_gap_card(response: Any) -> dict[str, Any]:
+    cards = [c for c in response.get_json()["cards"] if "could not be read" in c["summary"]]
+    assert len(cards) == 1, response.get_json()
+    assert cards[0]["indicator"] == "info"
+    return dict(cards[0])
+
+
+def diagnostics(response: Any) -> str:
+    body = response.get_json()
+    assert body["resourceType"] == "OperationOutcome"
+    return str(body["issue"][0]["diagnostics"])
+
+
+# --- end to end against the real FHIR server, through gunicorn -----------------------------------
+
+
+def test_no_prefetch_gives_the_same_cards_as_full_prefetch_for_every_fixture_patient(
+    fhir_server: str,
+) -> None:
+    runtime: Runtime = create_app(Settings(auth="off")).extensions[EXTENSION_KEY]
+    env = {"CYTOKINE_CDS_FHIR_ALLOWLIST": fhir_server}
+    with cds_service(env=env) as base:
+        for patient in fixture_patient_ids():
+            for service_id, fixture in HOOKS.items():
+                templates = runtime.services[service_id].prefetch
+                prefetch = client_prefetch(fhir_server, templates, patient)
+                answers = [
+                    requests.post(
+                        f"{base}/cds-services/{service_id}",
+                        json=hook_body(fixture, patient, fhir_server, prefetch=given),
+                        timeout=10,
+                    )
+                    for given in (prefetch, None)
+                ]
+                assert [a.status_code for a in answers] == [200, 200], answers[1].text
+                full, fetched = (without_uuids(a.json()) for a in answers)
+                assert fetched == full, (patient, service_id)
+                assert not any("could not be read" in c["summary"] for c in fetched["cards"])
+
+
+# --- the fault matrix ----------------------------------------------------------------------------
+
+PATIENT_ONLY = {"patient": {"resourceType": "Patient", "id": DEMO}}
+
+
+@pytest.mark.parametrize(
+    ("fault", "token", "cause"),
+    [
+        ("down", None, "could not be reached"),
+        ("slow", None, "did not answer in time"),
+        ("status-401", TOKEN, "refused the access token (HTTP 401)"),
+        ("status-401", None, "requires an access token (HTTP 401)"),
+        ("status-403", TOKEN, "denied access (HTTP 403)"),
+        ("status-500", TOKEN, "failed (HTTP 500)"),
+        ("status-503", TOKEN, "failed (HTTP 503)"),
+        ("garbage", TOKEN, "was not JSON"),
+        ("redirect", TOKEN, "redirect (HTTP 302)"),
+    ],
+)
+def test_fhir_server_faults(
+    fhir_client: FlaskClient,
+    faults: FaultServer,
+    down_server: str,
+    caplog: pytest.LogCaptureFixture,
+    fault: str,
+    token: str | None,
+    cause: str,
+) -> None:
+    server = down_server if fault == "down" else faults.url(fault)
+    caplog.set_level(logging.DEBUG)
+
+    # Nothing prefetched, nothing read: 412 naming the cause.
+    nothing, elapsed = call(fhir_client, hook_body(PV, DEMO, server, token=token))
+    assert elapsed < ANSWER_WITHIN
+    assert nothing.status_code == 412, nothing.get_json()
+    assert cause in diagnostics(nothing)
+
+    # The patient prefetched, the labs unreadable: 200 with an info card naming what is missing.
+    partial, elapsed = call(
+        fhir_client,
+        hook_body(PV, DEMO, server, prefetch=PATIENT_ONLY, token=token),
+    )
+    assert elapsed < ANSWER_WITHIN
+    assert partial.status_code == 200
+    card = data_gap_card(partial)
+    assert "**cytokines**" in card["detail"] and "**labs**" in card["detail"]
+    assert "**patient**" not in card["detail"]
+    assert cause in card["detail"]
+
+    for response in (nothing, partial):
+        assert TOKEN not in response.get_data(as_text=True)
+    assert TOKEN not in caplog.text
+    assert DEMO not in caplog.text  # no patient id in the logs either
+    assert faults.trapped == []  # the redirect's target was never contacted
+
+
+def test_a_partly_read_search_still_answers_with_what_was_read(
+    fhir_client: FlaskClient, faults: FaultServer
+) -> None:
+    # Page 1 of the labs comes in prefetch; the server fails on page 2.
+    server = faults.url("page2-500")
+    paged = requests.get(
+        f"{server}/Observation?patient={DEMO}&code=http://loinc.org|2276-4&_count=1", timeout=5
+    ).json()
+    prefetch = {**PATIENT_ONLY, "cytokines": {"resourceType": "Bundle", "type": "searchset"}}
+    prefetch["labs"] = paged
+    response, elapsed = call(fhir_client, hook_body(PV, DEMO, server, prefetch))
+    assert elapsed < ANSWER_WITHIN
+    assert response.status_code == 200
+    detail = data_gap_card(response)["detail"]
+    assert "**labs** (only partly read)" in detail and "HTTP 500" in detail
+
+
+def test_no_prefetch_and_no_fhir_server_is_412(fhir_client: FlaskClient) -> None:
+    response, _ = call(fhir_client, hook_body(PV, DEMO, None))
+    assert response.status_code == 412
+    assert "no fhirServer" in diagnostics(response)
+    assert response.get_json()["issue"][0]["code"] == "incomplete"
+
+
+# --- refusals: decided from the URL, before any connection or DNS lookup -------------------------
+
+
+@pytest.fixture
+def no_network(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Records every name lookup and connection attempt; loopback ones go through."""
+    attempts: list[str] = []
+    real_getaddrinfo = socket.getaddrinfo
+
+    def spy(host: Any, *args: Any, **kwargs: Any) -> Any:
+        attempts.append(str(host))
+        if str(host) not in ("127.0.0.1", "localhost"):
+            raise AssertionError(f"a connection to {host} was attempted")
+        return real_getaddrinfo(host, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", spy)
+    return attempts
+
+
+@pytest.mark.parametrize(
+    ("refused", "setting"),
+    [
+        ("https://ehr.invalid/fhir", "CYTOKINE_CDS_FHIR_ALLOWLIST"),  # not allowlisted
+        ("https://ehr.invalid/fhir-other", "CYTOKINE_CDS_FHIR_ALLOWLIST"),  # beside an entry
+        ("http://127.0.0.2:8080/fhir", "CYTOKINE_CDS_FHIR_ALLOWLIST"),  # loopback, not listed
+        ("http://ehr.invalid/fhir/allowed", "CYTOKINE_CDS_FHIR_ALLOW_HTTP"),  # http off loopback
+    ],
+)
+def test_servers_the_service_may_not_contact_are_refused_with_400(
+    no_network: list[str], fhir_server: str, refused: str, setting: str
+) -> None:
+    settings = Settings(
+        auth="off", fhir_allowlist=[fhir_server, "https://ehr.invalid/fhir/allowed"]
+    )
+    client = create_app(settings).test_client()
+    for prefetch in (None, PATIENT_ONLY):
+        body = hook_body(PV, DEMO, refused, prefetch, TOKEN)
+        response, elapsed = call(client, body)
+        assert response.status_code == 400
+        issue = response.get_json()["issue"][0]
+        assert setting in issue["diagnostics"] and issue["expression"] == ["fhirServer"]
+        assert TOKEN not in response.get_data(as_text=True)
+        assert elapsed < 0.5
+    assert no_network == []
