@@ -17,6 +17,7 @@ from cds_service.errors import ApiError
 from cds_service.hooks.services import build_services, observation_search
 from cds_service.runtime import EXTENSION_KEY, Runtime
 from cds_service.settings import Settings
+from cds_service.store import AuditStore
 
 log = logging.getLogger(__name__)
 
@@ -69,7 +70,16 @@ def _build_runtime(settings: Settings) -> Runtime:
         ),
         "labs": observation_search(["http://loinc.org|2276-4", "http://loinc.org|1988-5"], 100),
     }
-    return Runtime(settings=settings, services=build_services(queries))
+    return Runtime(settings=settings, services=build_services(queries), store=_open_store(settings))
+
+
+# --- audit trail and feedback (issue 5) ------------------------------------------------------
+def _open_store(settings: Settings) -> AuditStore:
+    """The audit store, migrated (or checked) here: with gunicorn's preload this runs once, in
+    the master, and its connections are closed before the workers fork."""
+    store = AuditStore.from_settings(settings)
+    store.prepare(settings.db_auto_upgrade)
+    return store
 
 
 def _register_error_handlers(app: Flask, settings: Settings) -> None:

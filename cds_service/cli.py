@@ -26,9 +26,14 @@ def _settings(**overrides: Any) -> Settings:
 def _serve(args: argparse.Namespace) -> int:
     from cds_service.app import create_app
     from cds_service.serving import serve
+    from cds_service.store import StoreError
 
     settings = _settings(host=args.host, port=args.port)
-    serve(create_app(settings), settings)
+    try:
+        app = create_app(settings)
+    except StoreError as exc:
+        raise SystemExit(f"cytokine-cds: {exc}") from None
+    serve(app, settings)
     return 0
 
 
@@ -44,6 +49,11 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--host", help="bind address (CYTOKINE_CDS_HOST, default 127.0.0.1)")
     serve.add_argument("--port", type=int, help="bind port (CYTOKINE_CDS_PORT, default 8080)")
     serve.set_defaults(handler=_serve)
+
+    # --- audit trail and feedback (issue 5): `db upgrade|current|purge`, `report` --------------
+    from cds_service.store.commands import add_commands
+
+    add_commands(commands, _settings)
     return parser
 
 

@@ -9,6 +9,7 @@ from flask import current_app
 
 from cds_service.hooks.services import ServiceSpec
 from cds_service.settings import Settings
+from cds_service.store import AuditStore
 
 EXTENSION_KEY = "cytokine_cds"
 
@@ -17,6 +18,8 @@ EXTENSION_KEY = "cytokine_cds"
 class Runtime:
     settings: Settings
     services: dict[str, ServiceSpec]
+    # Audit trail and feedback (issue 5); None only in a Runtime built without create_app.
+    store: AuditStore | None = None
 
 
 def current_runtime() -> Runtime:

@@ -33,7 +33,17 @@ def load_fixture(relative: str) -> Any:
 
 @pytest.fixture
 def settings(tmp_path: Path) -> Settings:
-    return Settings()
+    return Settings(data_dir=tmp_path / "data")
+
+
+# --- audit trail and feedback (issue 5) ------------------------------------------------------
+@pytest.fixture(autouse=True)
+def _data_dir_in_tmp(
+    _isolated_environment: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every Settings() a test builds (and every server it starts) keeps its audit store and
+    patient-key secret under the test's tmp_path, never in ./data."""
+    monkeypatch.setenv("CYTOKINE_CDS_DATA_DIR", str(tmp_path / "data"))
 
 
 @pytest.fixture

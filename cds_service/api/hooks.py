@@ -6,11 +6,12 @@ from typing import Any
 
 from flask import Blueprint
 
+from cds_service.api.client import calling_client
 from cds_service.api.http import json_body, validate
 from cds_service.errors import ApiError
 from cds_service.hooks.request import HookRequest
 from cds_service.hooks.services import ServiceSpec
-from cds_service.pipeline import answer_hook
+from cds_service.pipeline import answer_hook, record_answer
 from cds_service.runtime import current_runtime
 
 bp = Blueprint("hooks", __name__)
@@ -37,4 +38,8 @@ def call_service(service_id: str) -> dict[str, Any]:
         )
     context = validate(service.context_model, hook_request.context, prefix="context.")
     response = answer_hook(current_runtime(), service, hook_request, context)
+    # --- audit trail (issue 5): answers with cards are recorded; a store outage never fails this
+    record_answer(
+        current_runtime(), service, hook_request, context, response, client=calling_client()
+    )
     return response.to_json()
