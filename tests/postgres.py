@@ -89,8 +89,19 @@ def postgres_server() -> Iterator[str]:
         os.chown(root, entry.pw_uid, entry.pw_gid)
     data = root / "data"
     init = _run(
-        [str(bin_dir / "initdb"), "-D", str(data), "-U", "postgres", "-A", "trust",
-         "-E", "UTF8", "--no-locale", "--no-sync"],
+        [
+            str(bin_dir / "initdb"),
+            "-D",
+            str(data),
+            "-U",
+            "postgres",
+            "-A",
+            "trust",
+            "-E",
+            "UTF8",
+            "--no-locale",
+            "--no-sync",
+        ],
         user,
     )
     if init.returncode != 0:
@@ -103,8 +114,19 @@ def postgres_server() -> Iterator[str]:
         "-c fsync=off -c full_page_writes=off -c max_connections=200"
     )
     start = _run(
-        [str(bin_dir / "pg_ctl"), "-D", str(data), "-l", str(root / "server.log"), "-w",
-         "-t", "60", "-o", options, "start"],
+        [
+            str(bin_dir / "pg_ctl"),
+            "-D",
+            str(data),
+            "-l",
+            str(root / "server.log"),
+            "-w",
+            "-t",
+            "60",
+            "-o",
+            options,
+            "start",
+        ],
         user,
     )
     if start.returncode != 0:

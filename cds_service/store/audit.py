@@ -19,8 +19,8 @@ from typing import Any
 
 from sqlalchemy import Connection, Engine, Table, delete, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.engine import CursorResult
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.sql.dml import ReturningInsert
 
 from cds_service.hooks.feedback import FeedbackItem

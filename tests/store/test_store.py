@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import hashlib
-import hmac
+import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
-from sqlalchemy import select
 
 from cds_service.pipeline import record_answer
 from cds_service.settings import Settings
@@ -26,7 +25,8 @@ from tests.store.helpers import feedback_item as item
 
 
 def test_hook_call_is_recorded_with_its_cards(store: AuditStore) -> None:
-    il6, multiplex = make_card("il6-driven", "warning", 2), make_card("multiplex-assay-needed", "info", 0)
+    il6 = make_card("il6-driven", "warning", suggestions=2)
+    multiplex = make_card("multiplex-assay-needed", "info", suggestions=0)
     called_at = datetime(2026, 11, 20, 8, 30, 1, 250000, tzinfo=UTC)
     assert store.record_hook_call(hook_call_record([il6, multiplex], called_at=called_at))
 
@@ -164,11 +164,10 @@ def test_purge_deletes_what_is_older_than_the_cut_off(store: AuditStore) -> None
     assert store.purge(timedelta(days=30), now=now) == type(result)(0, 0, 0)
 
 
-def test_patient_identifier_never_reaches_the_database(store: AuditStore, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_patient_identifier_never_reaches_the_database(store: AuditStore, tmp_path: Path) -> None:
     key = store.patient_key("MRN-0042-UNIQUE")
     store.record_hook_call(hook_call_record([make_card()], patient_key=key))
-    with store.engine.connect() as connection:
-        dump = repr([dict(r._mapping) for r in connection.execute(select(*stored_tables()))])
+    dump = repr(stored_hook_calls(store.engine) + stored_cards(store.engine))
     assert key in dump and "MRN-0042-UNIQUE" not in dump
     if store.dialect == "sqlite":
         store.close()
@@ -176,16 +175,10 @@ def test_patient_identifier_never_reaches_the_database(store: AuditStore, tmp_pa
         assert key.encode() in raw and b"MRN-0042-UNIQUE" not in raw
 
 
-def stored_tables():  # type: ignore[no-untyped-def]
-    from cds_service.store.schema import hook_calls
-
-    return [hook_calls]
-
-
 # --- the store is down -----------------------------------------------------------------------
 
 
-def _down_settings(dialect: str, tmp_path, postgres_port: int) -> Settings:  # type: ignore[no-untyped-def]
+def _down_settings(dialect: str, tmp_path: Path, postgres_port: int) -> Settings:
     if dialect == "sqlite":
         # A database file whose folder is a regular file cannot be opened.
         blocker = tmp_path / "not-a-folder"
@@ -197,7 +190,7 @@ def _down_settings(dialect: str, tmp_path, postgres_port: int) -> Settings:  # t
 
 
 @pytest.mark.parametrize("dialect", ["sqlite", "postgresql"])
-def test_a_store_that_is_down_never_raises_on_hook_calls(dialect: str, tmp_path) -> None:  # type: ignore[no-untyped-def]
+def test_a_store_that_is_down_never_raises_on_hook_calls(dialect: str, tmp_path: Path) -> None:
     from tests.servers import free_port
 
     store = AuditStore.from_settings(_down_settings(dialect, tmp_path, free_port()))
@@ -211,8 +204,8 @@ def test_a_store_that_is_down_never_raises_on_hook_calls(dialect: str, tmp_path)
 
 
 def test_audit_writes_resume_after_an_outage(
-    postgres_admin_url: str, tmp_path, monkeypatch: pytest.MonkeyPatch
-) -> None:  # type: ignore[no-untyped-def]
+    postgres_admin_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import psycopg
 
     from cds_service.store import audit
@@ -228,8 +221,6 @@ def test_audit_writes_resume_after_an_outage(
         admin.execute(f"CREATE DATABASE {name}")
     try:
         store.prepare(auto_upgrade=True)
-        import time
-
         time.sleep(0.25)
         assert store.record_hook_call(hook_call_record([make_card()])) is True
         assert store.counters.audit_write_failures == 2
