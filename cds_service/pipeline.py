@@ -37,6 +37,7 @@ def record_answer(
     if store is None or not response.cards:
         return
     patient_id = getattr(context, "patientId", None)
+    keyer = store.patient_key
     store.record_hook_call(
         HookCallRecord.for_cards(
             response.cards,
@@ -44,7 +45,7 @@ def record_answer(
             service_id=service.id,
             hook=request.hook,
             client=client,
-            patient_key=store.patient_key(patient_id) if patient_id else None,
+            patient_key=keyer(patient_id) if keyer and patient_id else None,
             rules_version=rules_version,
             evidence=evidence,
         )

@@ -75,21 +75,25 @@ class PurgeResult:
 
 
 class AuditStore:
-    def __init__(self, engine: Engine, patient_key: PatientKeyer) -> None:
+    def __init__(self, engine: Engine, patient_key: PatientKeyer | None = None) -> None:
         self.engine = engine
         self.patient_key = patient_key
         self.counters = StoreCounters()
         self._skip_audit_until = 0.0
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> AuditStore:
-        """Engine and patient-key secret from settings; connects to nothing yet."""
+    def from_settings(cls, settings: Settings, *, patient_key: bool = True) -> AuditStore:
+        """Engine (and, for serving, the patient-key secret) from settings; connects to nothing
+        yet. The reporting and maintenance commands never see a patient id: no key for them."""
         settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        engine = create_store_engine(database_url(settings))
+        if not patient_key:
+            return cls(engine)
         if settings.patient_key_secret is not None:
             secret = settings.patient_key_secret.get_secret_value().encode()
         else:
             secret = load_or_create_secret(settings.data_dir)
-        return cls(create_store_engine(database_url(settings)), PatientKeyer(secret))
+        return cls(engine, PatientKeyer(secret))
 
     @property
     def dialect(self) -> str:

@@ -19,6 +19,8 @@ from cds_service.store import migrate, report
 from cds_service.store.audit import AuditStore, StoreError
 
 SettingsFactory = Callable[..., Settings]
+# The progress bar appears only for scans that take longer than this.
+PROGRESS_DELAY_SECONDS = 0.5
 
 
 def add_commands(commands: Any, settings: SettingsFactory) -> None:
@@ -69,7 +71,7 @@ def _since(value: str) -> datetime:
 
 
 def _open(settings: Settings) -> AuditStore:
-    return AuditStore.from_settings(settings)
+    return AuditStore.from_settings(settings, patient_key=False)
 
 
 def _fail(message: str) -> int:
@@ -162,5 +164,6 @@ def _build_with_progress(store: AuditStore, since: datetime | None) -> report.Re
     from tqdm import tqdm
 
     total = report.count_cards(store.engine, since)
-    with tqdm(total=total, unit="card", desc="scanning", delay=0.5, file=sys.stderr) as bar:
+    delay = PROGRESS_DELAY_SECONDS
+    with tqdm(total=total, unit="card", desc="scanning", delay=delay, file=sys.stderr) as bar:
         return report.build_report(store.engine, since, progress=bar.update)

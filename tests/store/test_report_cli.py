@@ -7,6 +7,7 @@ import io
 import json
 import os
 import subprocess
+import sys
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -226,3 +227,25 @@ def test_db_commands_report_an_unreachable_store(tmp_path: Path) -> None:
         assert result.returncode == 1
         assert "cannot reach the audit store" in result.stderr
         assert "secretpw" not in result.stderr + result.stdout
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_progress_bar_on_a_terminal_only(
+    known_store: AuditStore, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from cds_service.store import commands
+
+    monkeypatch.setattr(commands, "PROGRESS_DELAY_SECONDS", 0)  # a small store scans fast
+    terminal = _Terminal()
+    monkeypatch.setattr("sys.stderr", terminal)
+    built = commands._build_with_progress(known_store, since=None)
+    assert "scanning: 100%" in terminal.getvalue() and "8/8" in terminal.getvalue()
+    assert [t.shown for t in built.topics] == [4, 3, 1]
+
+    monkeypatch.setattr("sys.stderr", io.StringIO())  # a pipe or a file: no bar
+    commands._build_with_progress(known_store, since=None)
+    assert sys.stderr.getvalue() == ""  # type: ignore[attr-defined]
