@@ -40,11 +40,10 @@ def served_store(
         **os.environ,
         "CYTOKINE_CDS_WORKERS": str(workers),
         "CYTOKINE_CDS_DATA_DIR": str(settings.data_dir),
-        "CYTOKINE_CDS_DATABASE_URL": settings.database_url.get_secret_value()
-        if settings.database_url
-        else "",
         "CYTOKINE_CDS_DB_AUTO_UPGRADE": "true",
     }
+    if settings.database_url:
+        env["CYTOKINE_CDS_DATABASE_URL"] = settings.database_url.get_secret_value()
     command = [str(BIN / "cytokine-cds"), "serve", "--host", "127.0.0.1", "--port", str(port)]
     with log.open("ab") as output:
         process = subprocess.Popen(

@@ -23,15 +23,13 @@ T1 = "2026-11-20T08:00:00Z"
 T2 = "2026-11-20T09:00:00Z"
 
 
-def cli(settings: Settings, *args: str) -> subprocess.CompletedProcess[str]:
+def cli(
+    settings: Settings, *args: str, env_extra: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     """The real command, configured like `serve` (environment variables only)."""
-    env = {
-        **os.environ,
-        "CYTOKINE_CDS_DATA_DIR": str(settings.data_dir),
-        "CYTOKINE_CDS_DATABASE_URL": settings.database_url.get_secret_value()
-        if settings.database_url
-        else "",
-    }
+    env = {**os.environ, "CYTOKINE_CDS_DATA_DIR": str(settings.data_dir), **(env_extra or {})}
+    if settings.database_url:
+        env["CYTOKINE_CDS_DATABASE_URL"] = settings.database_url.get_secret_value()
     return subprocess.run(
         [str(BIN / "cytokine-cds"), *args], env=env, capture_output=True, text=True, timeout=60
     )
@@ -249,3 +247,18 @@ def test_progress_bar_on_a_terminal_only(
     monkeypatch.setattr("sys.stderr", io.StringIO())  # a pipe or a file: no bar
     commands._build_with_progress(known_store, since=None)
     assert sys.stderr.getvalue() == ""  # type: ignore[attr-defined]
+
+
+def test_serve_refuses_to_start_on_a_schema_behind(database_url: str, tmp_path: Path) -> None:
+    from tests.servers import free_port
+
+    settings = Settings(data_dir=tmp_path / "data", database_url=database_url)  # type: ignore[arg-type]
+    result = cli(
+        settings,
+        "serve",
+        "--port",
+        str(free_port()),
+        env_extra={"CYTOKINE_CDS_DB_AUTO_UPGRADE": "false"},
+    )
+    assert result.returncode == 1
+    assert "run `cytokine-cds db upgrade`" in result.stderr
