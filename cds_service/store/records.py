@@ -101,7 +101,7 @@ def dedupe_key(item: FeedbackItem) -> str:
         item.outcome,
         item.outcomeTimestamp.astimezone(UTC).isoformat(timespec="microseconds"),
         ",".join(sorted({s.id for s in item.acceptedSuggestions or ()})),
-        reason.system or "" if reason else "",
+        (reason.system or "") if reason else "",
         reason.code if reason else "",
     ]
     return hashlib.sha256("\x1f".join(parts).encode()).hexdigest()
