@@ -36,6 +36,7 @@ log = logging.getLogger(__name__)
 # After a failed audit write, later ones are skipped (and counted) for this long.
 OUTAGE_BACKOFF_SECONDS = 5.0
 PURGE_BATCH = 5000
+HOOK_INSTANCE_MAX = 255  # the hook_calls.hook_instance column
 
 
 class StoreError(Exception):
@@ -164,7 +165,8 @@ class AuditStore:
         client = record.client or ClientIdentity()
         result = connection.execute(
             insert(hook_calls).values(
-                hook_instance=record.hook_instance,
+                # A UUID per the spec; an over-long one from a client is cut, not lost.
+                hook_instance=record.hook_instance[:HOOK_INSTANCE_MAX],
                 service_id=record.service_id,
                 hook=record.hook,
                 called_at=record.called_at,

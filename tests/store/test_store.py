@@ -47,6 +47,12 @@ def test_hook_call_is_recorded_with_its_cards(store: AuditStore) -> None:
     assert store.counters.audit_writes == 1 and store.counters.audit_write_failures == 0
 
 
+def test_an_over_long_hook_instance_is_cut_not_lost(store: AuditStore) -> None:
+    assert store.record_hook_call(hook_call_record([make_card()], hook_instance="h" * 300))
+    [call] = stored_hook_calls(store.engine)
+    assert call["hook_instance"] == "h" * 255
+
+
 def test_unauthenticated_call_has_no_client(store: AuditStore) -> None:
     store.record_hook_call(hook_call_record([make_card()], client=None))
     [call] = stored_hook_calls(store.engine)
