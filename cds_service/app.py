@@ -17,6 +17,7 @@ from cds_service.api.auth import install_client_auth
 from cds_service.errors import ApiError
 from cds_service.runtime import EXTENSION_KEY, build_runtime
 from cds_service.settings import Settings
+from cds_service.store import AuditStore
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +45,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app = Flask(__name__, static_folder=None)
     app.json = OrjsonProvider(app)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
-    app.extensions[EXTENSION_KEY] = build_runtime(settings)
+    app.extensions[EXTENSION_KEY] = build_runtime(settings, store=_open_store(settings))
 
     CORS(
         app,
@@ -60,6 +61,15 @@ def create_app(settings: Settings | None = None) -> Flask:
     for blueprint in (discovery.bp, hooks.bp, feedback.bp, evaluate.bp, health.bp):
         app.register_blueprint(blueprint)
     return app
+
+
+# --- audit trail and feedback (issue 5) ------------------------------------------------------
+def _open_store(settings: Settings) -> AuditStore:
+    """The audit store, migrated (or checked) here: with gunicorn's preload this runs once, in
+    the master, and its connections are closed before the workers fork."""
+    store = AuditStore.from_settings(settings)
+    store.prepare(settings.db_auto_upgrade)
+    return store
 
 
 def _register_error_handlers(app: Flask, settings: Settings) -> None:

@@ -67,12 +67,13 @@ def _serve(args: argparse.Namespace) -> int:
     from cds_service.app import create_app
     from cds_service.auth import AuthConfigError, check_bind_allowed
     from cds_service.serving import serve
+    from cds_service.store import StoreError
 
     settings = _settings(host=args.host, port=args.port)
     try:
         check_bind_allowed(settings, settings.host)
         app = create_app(settings)
-    except AuthConfigError as exc:
+    except (AuthConfigError, StoreError) as exc:
         raise UsageError(f"invalid configuration: {exc}") from None
     serve(app, settings)
     return 0
@@ -188,6 +189,11 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(handler=_demo_request)
 
     _add_load_fixtures(commands)
+
+    # --- audit trail and feedback (issue 5): `db upgrade|current|purge`, `report` --------------
+    from cds_service.store.commands import add_commands
+
+    add_commands(commands, _settings)
     return parser
 
 

@@ -31,6 +31,7 @@ from cds_service.rules.assessment import Assessment
 from cds_service.rules.engine import assess
 from cds_service.rules.orders import judge_orders
 from cds_service.runtime import Runtime
+from cds_service.store import ClientIdentity, EvidenceEntry, HookCallRecord
 
 _PATIENT_SCOPED = ("Observation", "DiagnosticReport")
 
@@ -192,3 +193,57 @@ def evaluation_report(outcome: HookOutcome) -> dict[str, Any]:
         "problems": [p.model_dump(mode="json") for p in outcome.evidence.problems],
         "cards": outcome.response.to_json()["cards"],
     }
+
+
+# --- audit trail -----------------------------------------------------------------------------
+
+
+def record_answer(
+    runtime: Runtime,
+    service: ServiceSpec,
+    request: HookRequest,
+    context: PatientViewContext,
+    outcome: HookOutcome,
+    *,
+    client: ClientIdentity | None = None,
+) -> None:
+    """Record an answer that has cards in the audit trail. Never raises: see AuditStore."""
+    store = runtime.store
+    if store is None or not outcome.response.cards:
+        return
+    keyer = store.patient_key
+    store.record_hook_call(
+        HookCallRecord.for_cards(
+            outcome.response.cards,
+            hook_instance=request.hookInstance,
+            service_id=service.id,
+            hook=request.hook,
+            client=client,
+            patient_key=keyer(context.patientId) if keyer else None,
+            rules_version=outcome.assessment.rules_version,
+            evidence=evidence_summary(outcome.assessment),
+        )
+    )
+
+
+def evidence_summary(assessment: Assessment) -> list[EvidenceEntry]:
+    """The values the assessment used (one per analyte and result), for the audit row.
+
+    Resource ids are left out: some EHRs build them from record numbers, and the audit row
+    must not identify the patient.
+    """
+    entries: dict[tuple[str, str], EvidenceEntry] = {}
+    for marker in assessment.values_used():
+        value = marker.value
+        assert value is not None
+        entries.setdefault(
+            (value.analyte, value.source),
+            EvidenceEntry(
+                analyte=value.analyte,
+                value=value.value,
+                unit=value.unit,
+                comparator=value.comparator,
+                effective=value.effective.isoformat(),
+            ),
+        )
+    return list(entries.values())

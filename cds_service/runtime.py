@@ -17,6 +17,7 @@ from cds_service.fhir.gather import FhirAccess
 from cds_service.hooks.services import ServiceSpec, build_services, observation_search
 from cds_service.rules.loader import Rules, load_rules
 from cds_service.settings import Settings
+from cds_service.store import AuditStore
 
 EXTENSION_KEY = "cytokine_cds"
 # Prefetch key -> analytes it asks for. Cytokines and routine labs are separate searches so a
@@ -50,6 +51,8 @@ class Runtime:
     rules: Rules
     cards: CardBuilder
     fhir: FhirAccess  # FHIR server access: allowlist policy and pooled client
+    # Audit trail and feedback; None in a runtime built without a store (CLI evaluate).
+    store: AuditStore | None = None
 
 
 @lru_cache(maxsize=8)
@@ -68,7 +71,7 @@ def load_knowledge(
     return Knowledge(catalog, rules, builder)
 
 
-def build_runtime(settings: Settings) -> Runtime:
+def build_runtime(settings: Settings, store: AuditStore | None = None) -> Runtime:
     panel = PanelCode(
         settings.multiplex_panel_system,
         settings.multiplex_panel_code,
@@ -94,6 +97,7 @@ def build_runtime(settings: Settings) -> Runtime:
         rules=knowledge.rules,
         cards=knowledge.cards,
         fhir=FhirAccess.from_settings(settings),
+        store=store,
     )
 
 

@@ -244,6 +244,30 @@ class Settings(BaseSettings):
                 )
         return value
 
+    # --- audit trail and feedback (issue 5: cds_service/store) ---------------------------------
+    data_dir: Path = Field(
+        Path("data"),
+        description="Folder for the embedded audit database (SQLite) and the generated "
+        "patient-key secret. Created on start-up (mode 0700).",
+    )
+    database_url: SecretStr | None = Field(
+        None,
+        description="SQLAlchemy URL of the audit store, e.g. "
+        "`postgresql://user:password@db.example.org/cds` for several replicas. "
+        "Default: SQLite file `cytokine-cds.db` in the data dir.",
+    )
+    db_auto_upgrade: bool | None = Field(
+        None,
+        description="Apply pending schema migrations at start-up. Default: on for SQLite, off "
+        "for PostgreSQL (run `cytokine-cds db upgrade` when deploying).",
+    )
+    patient_key_secret: SecretStr | None = Field(
+        None,
+        min_length=16,
+        description="Secret for the pseudonymous patient key (HMAC-SHA256 of the patient id). "
+        "Default: a random secret generated once and kept in `<data dir>/patient-key.secret`.",
+    )
+
     @field_validator("public_base_url")
     @classmethod
     def _no_trailing_slash(cls, value: str | None) -> str | None:

@@ -37,6 +37,17 @@ def settings(tmp_path: Path) -> Settings:
     # about who calls, so they run with it off; tests/auth/ covers authentication with real
     # keys and tokens.
     return Settings(auth="off")
+    return Settings(data_dir=tmp_path / "data")
+
+
+# --- audit trail and feedback (issue 5) ------------------------------------------------------
+@pytest.fixture(autouse=True)
+def _data_dir_in_tmp(
+    _isolated_environment: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every Settings() a test builds (and every server it starts) keeps its audit store and
+    patient-key secret under the test's tmp_path, never in ./data."""
+    monkeypatch.setenv("CYTOKINE_CDS_DATA_DIR", str(tmp_path / "data"))
 
 
 @pytest.fixture

@@ -6,11 +6,12 @@ from typing import Any
 
 from flask import Blueprint
 
+from cds_service.api.client import calling_client
 from cds_service.api.http import json_body, validate
 from cds_service.errors import ApiError
 from cds_service.hooks.request import HookRequest, PatientViewContext
 from cds_service.hooks.services import ServiceSpec
-from cds_service.pipeline import answer_hook
+from cds_service.pipeline import answer_hook, record_answer
 from cds_service.runtime import current_runtime
 
 bp = Blueprint("hooks", __name__)
@@ -37,5 +38,8 @@ def call_service(service_id: str) -> dict[str, Any]:
         )
     context = validate(service.context_model, hook_request.context, prefix="context.")
     assert isinstance(context, PatientViewContext)  # every hook's context extends it
-    outcome = answer_hook(current_runtime(), service, hook_request, context)
+    runtime = current_runtime()
+    outcome = answer_hook(runtime, service, hook_request, context)
+    # Audit trail: answers with cards are recorded; a store outage never fails the call.
+    record_answer(runtime, service, hook_request, context, outcome, client=calling_client())
     return outcome.response.to_json()

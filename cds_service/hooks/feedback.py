@@ -47,7 +47,8 @@ class AcceptedSuggestion(_Lenient):
 
 
 class FeedbackItem(_Lenient):
-    card: NonEmptyStr
+    # Our card uuids are at most 128 characters (the audit store's column); longer names none.
+    card: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128)]
     outcome: Literal["accepted", "overridden"]
     acceptedSuggestions: list[AcceptedSuggestion] | None = None
     overrideReason: OverrideReason | None = None

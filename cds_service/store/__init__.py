@@ -1,0 +1,24 @@
+"""The audit trail and feedback store (SQLAlchemy; SQLite by default, PostgreSQL for replicas)."""
+
+from cds_service.store.audit import (
+    AuditStore,
+    FeedbackResult,
+    PurgeResult,
+    StoreCounters,
+    StoreError,
+    StoreUnavailable,
+)
+from cds_service.store.records import CardRecord, ClientIdentity, EvidenceEntry, HookCallRecord
+
+__all__ = [
+    "AuditStore",
+    "CardRecord",
+    "ClientIdentity",
+    "EvidenceEntry",
+    "FeedbackResult",
+    "HookCallRecord",
+    "PurgeResult",
+    "StoreCounters",
+    "StoreError",
+    "StoreUnavailable",
+]

@@ -1,0 +1,323 @@
+"""AuditStore: writes what the service told clinicians and what they did with it.
+
+- record_hook_call() runs inside the hook request and never raises: when the store is down the
+  call still answers, the failure is logged (without patient data) and counted, and writes are
+  skipped for a few seconds so an outage does not add a connection timeout to every call.
+- record_feedback() commits before it returns, so the 200 the endpoint answers afterwards is
+  only sent for stored feedback; it raises StoreUnavailable when it could not commit.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Connection, Engine, Table, delete, insert, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import CursorResult
+from sqlalchemy.exc import OperationalError, SQLAlchemyError
+from sqlalchemy.sql.dml import ReturningInsert
+
+from cds_service.hooks.feedback import FeedbackItem
+from cds_service.settings import Settings
+from cds_service.store import migrate
+from cds_service.store.database import create_store_engine, database_url
+from cds_service.store.patient_key import PatientKeyer, load_or_create_secret
+from cds_service.store.records import ClientIdentity, HookCallRecord, dedupe_key
+from cds_service.store.schema import cards, feedback, hook_calls
+
+log = logging.getLogger(__name__)
+
+# After a failed audit write, later ones are skipped (and counted) for this long.
+OUTAGE_BACKOFF_SECONDS = 5.0
+PURGE_BATCH = 5000
+HOOK_INSTANCE_MAX = 255  # the hook_calls.hook_instance column
+
+
+class StoreError(Exception):
+    """The store cannot be used as configured (e.g. its schema is behind this version)."""
+
+
+class StoreUnavailable(Exception):
+    """A write could not be committed; nothing was acknowledged."""
+
+
+@dataclass
+class StoreCounters:
+    """Per-process counters, read by the metrics exporter (observability)."""
+
+    audit_writes: int = 0
+    audit_write_failures: int = 0
+    feedback_write_failures: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def add(self, name: str) -> None:
+        with self._lock:
+            setattr(self, name, getattr(self, name) + 1)
+
+
+@dataclass(frozen=True)
+class FeedbackResult:
+    received: int
+    stored: int  # received minus items already stored earlier (idempotent resends)
+    orphans: int  # items whose card uuid no served card has
+
+
+@dataclass(frozen=True)
+class PurgeResult:
+    hook_calls: int
+    cards: int
+    feedback: int
+
+
+class AuditStore:
+    def __init__(self, engine: Engine, patient_key: PatientKeyer | None = None) -> None:
+        self.engine = engine
+        self.patient_key = patient_key
+        self.counters = StoreCounters()
+        self._skip_audit_until = 0.0
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, patient_key: bool = True) -> AuditStore:
+        """Engine (and, for serving, the patient-key secret) from settings; connects to nothing
+        yet. The reporting and maintenance commands never see a patient id: no key for them."""
+        settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        engine = create_store_engine(database_url(settings))
+        if not patient_key:
+            return cls(engine)
+        if settings.patient_key_secret is not None:
+            secret = settings.patient_key_secret.get_secret_value().encode()
+        else:
+            secret = load_or_create_secret(settings.data_dir)
+        return cls(engine, PatientKeyer(secret))
+
+    @property
+    def dialect(self) -> str:
+        return self.engine.dialect.name
+
+    def close(self) -> None:
+        self.engine.dispose()
+
+    # --- schema ----------------------------------------------------------------------------
+
+    def prepare(self, auto_upgrade: bool | None) -> None:
+        """At start-up: migrate (when configured) or check the schema is current.
+
+        An unreachable database is logged, not fatal: hooks still answer while it is down. A
+        schema behind this version without auto-upgrade is fatal: it is a deployment mistake.
+        Pooled connections are closed afterwards, before gunicorn forks its workers.
+        """
+        upgrade = self.dialect == "sqlite" if auto_upgrade is None else auto_upgrade
+        try:
+            if upgrade:
+                migrate.upgrade(self.engine)
+            else:
+                self.check_schema()
+        except OperationalError as exc:
+            log.error(
+                "audit store %s unreachable at start-up (%s); hook calls are answered, "
+                "audit writes are counted as failures and feedback answers 503 until it is back",
+                self.engine.url.render_as_string(hide_password=True),
+                _error_name(exc),
+            )
+        finally:
+            self.engine.dispose()
+
+    def check_schema(self) -> None:
+        current, head = migrate.current_revision(self.engine), migrate.head_revision()
+        if current != head:
+            raise StoreError(
+                f"the audit store's schema is at revision {current or 'none'}, this version "
+                f"needs {head}: run `cytokine-cds db upgrade` (or set "
+                "CYTOKINE_CDS_DB_AUTO_UPGRADE=true)"
+            )
+
+    # --- writes ----------------------------------------------------------------------------
+
+    def record_hook_call(self, record: HookCallRecord) -> bool:
+        """Store one answered hook call and its cards. Never raises; False when not stored."""
+        if time.monotonic() < self._skip_audit_until:
+            self.counters.add("audit_write_failures")
+            return False
+        try:
+            with self.engine.begin() as connection:
+                self._insert_hook_call(connection, record)
+        except Exception as exc:  # an audit failure must never fail the hook call
+            self.counters.add("audit_write_failures")
+            if isinstance(exc, OperationalError):
+                self._skip_audit_until = time.monotonic() + OUTAGE_BACKOFF_SECONDS
+            log.error(
+                "audit write failed for hookInstance %s (%s); the hook call was answered",
+                record.hook_instance,
+                _error_name(exc),
+                exc_info=not isinstance(exc, SQLAlchemyError),  # a bug: show where
+            )
+            return False
+        self.counters.add("audit_writes")
+        return True
+
+    def _insert_hook_call(self, connection: Connection, record: HookCallRecord) -> None:
+        client = record.client or ClientIdentity()
+        result = connection.execute(
+            insert(hook_calls).values(
+                # A UUID per the spec; an over-long one from a client is cut, not lost.
+                hook_instance=record.hook_instance[:HOOK_INSTANCE_MAX],
+                service_id=record.service_id,
+                hook=record.hook,
+                called_at=record.called_at,
+                client_iss=client.iss,
+                client_tenant=client.tenant,
+                patient_key=record.patient_key,
+                rules_version=record.rules_version,
+                evidence=list(record.evidence),
+            )
+        )
+        assert result.inserted_primary_key is not None
+        hook_call_id = result.inserted_primary_key[0]
+        if not record.cards:
+            return
+        rows = [
+            {
+                "uuid": card.uuid,
+                "hook_call_id": hook_call_id,
+                "topic_system": card.topic_system,
+                "topic_code": card.topic_code,
+                "indicator": card.indicator,
+                "suggestion_uuids": list(card.suggestion_uuids),
+            }
+            for card in record.cards
+        ]
+        # A card uuid is unique per served card (spec); a reused one keeps its first record.
+        inserted = _count(connection.execute(self._insert_ignoring(cards, "uuid"), rows))
+        if inserted != len(rows):
+            log.warning(
+                "hookInstance %s: %d card uuid(s) were already recorded for an earlier call",
+                record.hook_instance,
+                len(rows) - inserted,
+            )
+
+    def record_feedback(
+        self,
+        service_id: str,
+        items: Sequence[FeedbackItem],
+        client: ClientIdentity | None = None,
+    ) -> FeedbackResult:
+        """Store feedback items once each, committed before returning."""
+        client = client or ClientIdentity()
+        received_at = datetime.now(UTC)
+        try:
+            with self.engine.begin() as connection:
+                uuids = {item.card for item in items}
+                known = set(connection.scalars(select(cards.c.uuid).where(cards.c.uuid.in_(uuids))))
+                rows = [
+                    _feedback_row(item, service_id, item.card not in known, received_at, client)
+                    for item in items
+                ]
+                stored = _count(
+                    connection.execute(self._insert_ignoring(feedback, "dedupe_key"), rows)
+                )
+        except SQLAlchemyError as exc:
+            self.counters.add("feedback_write_failures")
+            log.error(
+                "feedback for service %s could not be stored (%s); answered 503",
+                service_id,
+                _error_name(exc),
+            )
+            raise StoreUnavailable(str(type(exc).__name__)) from exc
+        orphans = sum(1 for row in rows if row["orphan"])
+        return FeedbackResult(received=len(items), stored=stored, orphans=orphans)
+
+    def _insert_ignoring(self, table: Table, unique_column: str) -> ReturningInsert[Any]:
+        """INSERT ... ON CONFLICT (unique_column) DO NOTHING RETURNING it, in the store's
+        dialect: the rows returned are the ones inserted (rowcount is unreliable for
+        executemany on psycopg)."""
+        if self.dialect == "postgresql":
+            statement = postgresql.insert(table).on_conflict_do_nothing(
+                index_elements=[unique_column]
+            )
+            return statement.returning(table.c[unique_column])
+        lite = sqlite.insert(table).on_conflict_do_nothing(index_elements=[unique_column])
+        return lite.returning(table.c[unique_column])
+
+    # --- retention -------------------------------------------------------------------------
+
+    def purge(self, older_than: timedelta, now: datetime | None = None) -> PurgeResult:
+        """Delete hook calls (with their cards) and feedback older than `older_than`.
+
+        In batches, so a purge of a large store never holds the write lock for long.
+        """
+        cutoff = (now or datetime.now(UTC)) - older_than
+        calls = card_count = feedback_count = 0
+        while True:
+            with self.engine.begin() as connection:
+                ids = list(
+                    connection.scalars(
+                        select(hook_calls.c.id)
+                        .where(hook_calls.c.called_at < cutoff)
+                        .limit(PURGE_BATCH)
+                    )
+                )
+                if not ids:
+                    break
+                card_count += connection.execute(
+                    delete(cards).where(cards.c.hook_call_id.in_(ids))
+                ).rowcount
+                calls += connection.execute(
+                    delete(hook_calls).where(hook_calls.c.id.in_(ids))
+                ).rowcount
+        while True:
+            with self.engine.begin() as connection:
+                ids = list(
+                    connection.scalars(
+                        select(feedback.c.id)
+                        .where(feedback.c.received_at < cutoff)
+                        .limit(PURGE_BATCH)
+                    )
+                )
+                if not ids:
+                    break
+                feedback_count += connection.execute(
+                    delete(feedback).where(feedback.c.id.in_(ids))
+                ).rowcount
+        return PurgeResult(hook_calls=calls, cards=card_count, feedback=feedback_count)
+
+
+def _feedback_row(
+    item: FeedbackItem,
+    service_id: str,
+    orphan: bool,
+    received_at: datetime,
+    client: ClientIdentity,
+) -> dict[str, Any]:
+    override = item.overrideReason
+    reason = override.reason if override else None
+    return {
+        "dedupe_key": dedupe_key(item),
+        "service_id": service_id,
+        "card_uuid": item.card,
+        "orphan": orphan,
+        "outcome": item.outcome,
+        "accepted_suggestions": [s.id for s in item.acceptedSuggestions or ()],
+        "override_reason_system": reason.system if reason else None,
+        "override_reason_code": reason.code if reason else None,
+        "override_comment": override.userComment if override else None,
+        "outcome_at": item.outcomeTimestamp,
+        "received_at": received_at,
+        "client_iss": client.iss,
+        "client_tenant": client.tenant,
+    }
+
+
+def _count(result: CursorResult[Any]) -> int:
+    return len(result.all())
+
+
+def _error_name(exc: BaseException) -> str:
+    """The driver's error class (e.g. psycopg's ConnectionTimeout): enough to act on, no data."""
+    original = getattr(exc, "orig", None)
+    return type(original or exc).__name__

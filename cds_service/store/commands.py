@@ -1,0 +1,169 @@
+"""`cytokine-cds db upgrade|current|purge` and `cytokine-cds report`: the store's command line.
+
+They read the same settings (CYTOKINE_CDS_*) as `serve`, so they work on the store it writes.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+from sqlalchemy.exc import OperationalError
+
+from cds_service.settings import Settings
+from cds_service.store import migrate, report
+from cds_service.store.audit import AuditStore, StoreError
+
+SettingsFactory = Callable[..., Settings]
+# The progress bar appears only for scans that take longer than this.
+PROGRESS_DELAY_SECONDS = 0.5
+
+
+def add_commands(commands: Any, settings: SettingsFactory) -> None:
+    """Register the store's subcommands on the main parser's subparsers."""
+    db = commands.add_parser("db", help="audit store schema and retention")
+    db_commands = db.add_subparsers(dest="db_command", required=True)
+    upgrade = db_commands.add_parser("upgrade", help="apply pending schema migrations")
+    upgrade.set_defaults(handler=lambda args: _upgrade(settings()))
+    current = db_commands.add_parser("current", help="show the schema revision")
+    current.set_defaults(handler=lambda args: _current(settings()))
+    purge = db_commands.add_parser(
+        "purge", help="delete hook calls, cards and feedback older than DAYS days"
+    )
+    purge.add_argument("--older-than", type=_days, required=True, metavar="DAYS")
+    purge.set_defaults(handler=lambda args: _purge(settings(), args.older_than))
+
+    show = commands.add_parser(
+        "report", help="per card type: shown, accepted, overridden (by reason), acceptance rate"
+    )
+    show.add_argument(
+        "--since", type=_since, metavar="DATE", help="only cards served on or after DATE (UTC)"
+    )
+    show.add_argument("--format", choices=report.FORMATS, default="table")
+    show.set_defaults(handler=lambda args: _report(settings(), args.since, args.format))
+
+
+def _days(value: str) -> timedelta:
+    try:
+        days = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of days: {value!r}") from None
+    if days < 0:
+        raise argparse.ArgumentTypeError("must be 0 or more days")
+    return timedelta(days=days)
+
+
+def _since(value: str) -> datetime:
+    """YYYY-MM-DD (midnight UTC) or an ISO 8601 date-time (UTC when it has no zone)."""
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(
+            f"not a date: {value!r} (use YYYY-MM-DD or YYYY-MM-DDTHH:MM[:SS][+HH:MM])"
+        ) from None
+    if len(value) == 10:
+        parsed = datetime.combine(date.fromisoformat(value), datetime.min.time())
+    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+
+
+def _open(settings: Settings) -> AuditStore:
+    return AuditStore.from_settings(settings, patient_key=False)
+
+
+def _fail(message: str) -> int:
+    print(f"cytokine-cds: {message}", file=sys.stderr)
+    return 1
+
+
+def _upgrade(settings: Settings) -> int:
+    store = _open(settings)
+    try:
+        before = migrate.current_revision(store.engine)
+        migrate.upgrade(store.engine)
+        after = migrate.current_revision(store.engine)
+    except OperationalError as exc:
+        return _fail(f"cannot reach the audit store: {type(exc.orig).__name__}")
+    finally:
+        store.close()
+    if before == after:
+        print(f"audit store schema is current (revision {after})")
+    else:
+        print(f"audit store schema upgraded from {before or 'empty'} to {after}")
+    return 0
+
+
+def _current(settings: Settings) -> int:
+    store = _open(settings)
+    try:
+        current = migrate.current_revision(store.engine)
+    except OperationalError as exc:
+        return _fail(f"cannot reach the audit store: {type(exc.orig).__name__}")
+    finally:
+        store.close()
+    head = migrate.head_revision()
+    state = "current" if current == head else f"behind: this version needs {head}"
+    print(f"{current or 'empty'} ({state})")
+    return 0
+
+
+def _checked_store(settings: Settings) -> AuditStore:
+    store = _open(settings)
+    try:
+        store.check_schema()
+    except OperationalError as exc:
+        store.close()
+        raise StoreError(f"cannot reach the audit store: {type(exc.orig).__name__}") from None
+    except StoreError:
+        store.close()
+        raise
+    return store
+
+
+def _purge(settings: Settings, older_than: timedelta) -> int:
+    try:
+        store = _checked_store(settings)
+    except StoreError as exc:
+        return _fail(str(exc))
+    try:
+        result = store.purge(older_than)
+    finally:
+        store.close()
+    print(
+        f"purged {result.hook_calls} hook call(s), {result.cards} card(s) and "
+        f"{result.feedback} feedback item(s) older than {older_than.days} day(s)"
+    )
+    return 0
+
+
+def _report(settings: Settings, since: datetime | None, output: str) -> int:
+    try:
+        store = _checked_store(settings)
+    except StoreError as exc:
+        return _fail(str(exc))
+    try:
+        built = _build_with_progress(store, since)
+    finally:
+        store.close()
+    if output == "json":
+        print(json.dumps(built.to_json(), indent=2))
+    elif output == "csv":
+        sys.stdout.write(report.as_csv(built))
+    else:
+        sys.stdout.write(report.as_table(built))
+    return 0
+
+
+def _build_with_progress(store: AuditStore, since: datetime | None) -> report.Report:
+    """A progress bar on stderr when it is a terminal and the scan takes more than a moment."""
+    if not sys.stderr.isatty():
+        return report.build_report(store.engine, since)
+    from tqdm import tqdm
+
+    total = report.count_cards(store.engine, since)
+    delay = PROGRESS_DELAY_SECONDS
+    with tqdm(total=total, unit="card", desc="scanning", delay=delay, file=sys.stderr) as bar:
+        return report.build_report(store.engine, since, progress=bar.update)

@@ -1,0 +1,162 @@
+"""The hook and feedback endpoints write the audit trail (Flask test client, real databases)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from flask import Flask, g
+from flask.testing import FlaskClient
+from sqlalchemy import make_url
+
+from cds_service import create_app
+from cds_service.demo import hook_request
+from cds_service.runtime import EXTENSION_KEY, Runtime, current_runtime
+from cds_service.settings import Settings
+from cds_service.store import AuditStore
+from cds_service.store.database import create_store_engine
+from tests.conftest import load_fixture
+from tests.store.helpers import (
+    feedback_json,
+    make_card,
+    stored_cards,
+    stored_feedback,
+    stored_hook_calls,
+)
+
+SERVICE = "/cds-services/cytokine-storm-patient-view"
+FEEDBACK = SERVICE + "/feedback"
+
+
+@pytest.fixture
+def app(store_settings: Settings) -> Flask:
+    app = create_app(store_settings)
+
+    @app.before_request
+    def _verified_client() -> None:
+        # What the auth layer leaves on flask.g once it has verified the client's JWT.
+        g.cds_client = SimpleNamespace(iss="https://ehr.example.org", tenant="hospital-a")
+
+    return app
+
+
+@pytest.fixture
+def store(app: Flask) -> AuditStore:
+    runtime: Runtime = app.extensions[EXTENSION_KEY]
+    assert runtime.store is not None
+    return runtime.store
+
+
+def call_hook(client: FlaskClient, patient: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A patient-view call for a fixture patient (dates moved to now): (request, answer)."""
+    with client.application.app_context():
+        service = current_runtime().services["cytokine-storm-patient-view"]
+    body = hook_request(service, load_fixture(f"patients/{patient}.json"), now=datetime.now(UTC))
+    response = client.post(SERVICE, json=body)
+    assert response.status_code == 200, response.get_json()
+    return body, dict(response.get_json())
+
+
+def test_a_hook_answer_with_cards_is_audited(client: FlaskClient, store: AuditStore) -> None:
+    request, answer = call_hook(client, "css-il6-covid")
+
+    [call] = stored_hook_calls(store.engine)
+    assert call["hook_instance"] == request["hookInstance"]
+    assert call["service_id"] == "cytokine-storm-patient-view"
+    assert (call["client_iss"], call["client_tenant"]) == ("https://ehr.example.org", "hospital-a")
+    assert call["patient_key"] == store.patient_key("css-il6-covid")
+    assert "css-il6-covid" not in str(call)  # pseudonymous: never the raw patient id
+    assert call["rules_version"].startswith("2026.11")
+    il6 = [e for e in call["evidence"] if e["analyte"] == "il6"]
+    assert il6 and il6[0]["value"] == 320 and il6[0]["unit"] == "pg/mL"
+    [card] = stored_cards(store.engine)
+    assert card["uuid"] == answer["cards"][0]["uuid"]
+    assert card["topic_code"] == "il6-driven"
+    assert card["suggestion_uuids"] == [answer["cards"][0]["suggestions"][0]["uuid"]]
+
+
+def test_a_hook_answer_without_cards_is_not_audited(client: FlaskClient, store: AuditStore) -> None:
+    assert call_hook(client, "css-no-inflammation")[1]["cards"] == []
+    assert stored_hook_calls(store.engine) == []
+
+
+def test_a_failing_store_never_fails_the_hook_call(
+    client: FlaskClient, store: AuditStore, tmp_path: Path
+) -> None:
+    # The database goes away under a running service: a file in a folder that does not exist.
+    store.engine = create_store_engine(make_url(f"sqlite:///{tmp_path}/gone/audit.db"))
+    assert len(call_hook(client, "css-il1-mals")[1]["cards"]) == 1
+    assert store.counters.audit_write_failures == 1
+    assert store.counters.audit_writes == 0
+
+
+def test_feedback_round_trip_through_the_endpoint(client: FlaskClient, store: AuditStore) -> None:
+    card = call_hook(client, "css-ifng-hlh")[1]["cards"][0]
+    suggestion = card["suggestions"][0]["uuid"]
+    body = {
+        "feedback": [
+            {
+                "card": card["uuid"],
+                "outcome": "accepted",
+                "acceptedSuggestions": [{"id": suggestion}],
+                "outcomeTimestamp": "2026-11-20T08:31:02.518Z",
+            }
+        ]
+    }
+    for _ in range(3):  # a client retrying after a lost response
+        response = client.post(FEEDBACK, json=body)
+        assert response.status_code == 200
+        assert response.get_json() == {}
+    [row] = stored_feedback(store.engine)
+    assert row["card_uuid"] == card["uuid"] and row["orphan"] is False
+    assert row["accepted_suggestions"] == [suggestion]
+    assert row["service_id"] == "cytokine-storm-patient-view"
+    assert row["client_iss"] == "https://ehr.example.org"
+
+
+def test_feedback_for_an_unknown_card_is_200_and_kept_as_orphan(
+    client: FlaskClient, store: AuditStore
+) -> None:
+    body = {"feedback": [feedback_json("card-issued-before-a-restart", accepted=["s-1"])]}
+    assert client.post(FEEDBACK, json=body).status_code == 200
+    [row] = stored_feedback(store.engine)
+    assert row["orphan"] is True
+
+
+def test_sandbox_dismissal_is_stored_with_its_reason(
+    client: FlaskClient, store: AuditStore
+) -> None:
+    card = make_card()
+    body = {
+        "feedback": [
+            {
+                "card": card.uuid,
+                "outcome": "overridden",
+                "overrideReason": {"reason": {"code": "patient-declined", "system": "x"}},
+                "outcomeTimestamp": "2026-11-20T08:31:02.518Z",
+            }
+        ]
+    }
+    assert client.post(FEEDBACK, json=body).status_code == 200
+    [row] = stored_feedback(store.engine)
+    assert (row["override_reason_system"], row["override_reason_code"]) == ("x", "patient-declined")
+    assert row["override_comment"] is None
+
+
+def test_invalid_feedback_is_400_and_stores_nothing(client: FlaskClient, store: AuditStore) -> None:
+    good = feedback_json(make_card())
+    bad = feedback_json(make_card(), outcome="ignored")
+    response = client.post(FEEDBACK, json={"feedback": [good, bad]})
+    assert response.status_code == 400
+    assert response.get_json()["issue"][0]["expression"] == ["feedback.1.outcome"]
+    assert stored_feedback(store.engine) == []
+
+
+def test_an_over_long_card_id_is_400_naming_it(client: FlaskClient, store: AuditStore) -> None:
+    response = client.post(FEEDBACK, json={"feedback": [feedback_json("x" * 500, accepted=["s"])]})
+    assert response.status_code == 400
+    assert response.get_json()["issue"][0]["expression"] == ["feedback.0.card"]
+    assert stored_feedback(store.engine) == []
