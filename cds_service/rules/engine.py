@@ -203,16 +203,18 @@ def _applies(criterion: Criterion, value: LabValue) -> bool:
     return value.reference_high is not None and value.reference_high > 0
 
 
+_SYMBOL = {">": ">", ">=": "≥", "<": "<", "<=": "≤"}
+
+
 def _threshold(criterion: Criterion, value: LabValue) -> tuple[float, str]:
+    """The threshold in the result's canonical unit, and as people read it (≥, ≤)."""
+    symbol = _SYMBOL[criterion.comparison]
     if criterion.threshold is not None:
-        return (
-            criterion.threshold,
-            f"{criterion.comparison} {number(criterion.threshold)} {criterion.unit}",
-        )
+        return criterion.threshold, f"{symbol} {number(criterion.threshold)} {criterion.unit}"
     assert criterion.uln_multiple is not None and value.reference_high is not None
     threshold = criterion.uln_multiple * value.reference_high
     return threshold, (
-        f"{criterion.comparison} {criterion.uln_multiple:g} × upper reference limit "
+        f"{symbol} {criterion.uln_multiple:g} × upper reference limit "
         f"({number(threshold)} {value.unit})"
     )
 
