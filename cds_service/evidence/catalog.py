@@ -13,8 +13,9 @@ from importlib import resources
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict
+
+from cds_service.yamlfile import ConfigFileError, Loc, YamlDocument
 
 from .catalog_schema import (
     ANALYTE_ID_PATTERN,
@@ -24,11 +25,9 @@ from .catalog_schema import (
     FamilySpec,
     LocalCode,
     LocalCodesFile,
+    M,
     TrendSpec,
     VariantSpec,
-    describe,
-    read_yaml,
-    validate,
 )
 from .units import Conversion, UnitError, conversion, is_valid_ucum
 
@@ -224,31 +223,51 @@ def _strip_private(data: object) -> object:
     return data
 
 
-def _load_spec() -> tuple[CatalogSpec, str, yaml.Node | None]:
+def _load_spec() -> tuple[CatalogSpec, YamlDocument]:
     path, text = _catalog_text()
-    data, root = read_yaml(path, text)
-    spec = validate(CatalogSpec, _strip_private(data), path, root)
+    document = _document(path, text)
+    document.data = _strip_private(document.data)
+    spec = _validate(document, CatalogSpec)
     local_concepts = {c.code for c in spec.local_code_system.concepts}
     for analyte_id, analyte in spec.analytes.items():
         if not re.match(ANALYTE_ID_PATTERN, analyte_id):
-            raise CatalogError(describe(path, root, ("analytes", analyte_id), "bad analyte id"))
+            raise _error(document, ("analytes", analyte_id), "bad analyte id")
         for i, code in enumerate(analyte.codes):
             if code.system == spec.local_code_system.url and code.code not in local_concepts:
                 where = ("analytes", analyte_id, "codes", i)
                 msg = f"local code {code.code!r} is not defined in local_code_system"
-                raise CatalogError(describe(path, root, where, msg))
-    return spec, path, root
+                raise _error(document, where, msg)
+    return spec, document
 
 
-def _read_local_codes(path: Path) -> tuple[LocalCodesFile, yaml.Node | None]:
+def _read_local_codes(path: Path) -> tuple[LocalCodesFile, YamlDocument]:
     try:
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise CatalogError(f"{path}: cannot read local codes file ({exc.strerror})") from exc
-    data, root = read_yaml(path, text)
-    if data is None:
+    document = _document(path, text)
+    if document.data is None:
         raise CatalogError(f"{path}: local codes file is empty")
-    return validate(LocalCodesFile, data, path, root), root
+    return _validate(document, LocalCodesFile), document
+
+
+# The shared YAML reader raises ConfigFileError; the catalog's own subclass says which file kind.
+def _document(path: Path | str, text: str) -> YamlDocument:
+    try:
+        return YamlDocument(path, text)
+    except ConfigFileError as exc:
+        raise CatalogError(str(exc)) from None
+
+
+def _validate(document: YamlDocument, model: type[M]) -> M:
+    try:
+        return document.validate(model)
+    except ConfigFileError as exc:
+        raise CatalogError(str(exc)) from None
+
+
+def _error(document: YamlDocument, loc: Loc, message: str) -> CatalogError:
+    return CatalogError(str(document.error(loc, message)))
 
 
 class _Bindings:
@@ -286,18 +305,18 @@ def _local_code_error(
 def _add_local_codes(
     path: Path, analytes: Mapping[str, AnalyteEntry], bindings: _Bindings, aliases: dict[str, str]
 ) -> None:
-    local, root = _read_local_codes(path)
+    local, document = _read_local_codes(path)
     for i, entry in enumerate(local.codes):
         problem = _local_code_error(entry, analytes)
         if problem is not None:
-            raise CatalogError(describe(path, root, ("codes", i, problem[0]), problem[1]))
+            raise _error(document, ("codes", i, problem[0]), problem[1])
         conflict = bindings.add(entry.system, entry.code, CodeBinding(entry.analyte, entry.family))
         if conflict is not None:
-            raise CatalogError(describe(path, root, ("codes", i, "code"), conflict))
+            raise _error(document, ("codes", i, "code"), conflict)
     for alias, target in local.unit_aliases.items():
         if not is_valid_ucum(target):
             msg = f"alias target {target!r} is not a valid UCUM code"
-            raise CatalogError(describe(path, root, ("unit_aliases", alias), msg))
+            raise _error(document, ("unit_aliases", alias), msg)
         aliases[alias] = target
 
 
@@ -306,7 +325,7 @@ def load_catalog(local_codes_file: Path | None = None) -> Catalog:
 
     `local_codes_file` is a hospital's YAML file of extra codes (any system) per analyte.
     """
-    spec, path, root = _load_spec()
+    spec, document = _load_spec()
     analytes = {
         aid: _analyte_entry(aid, a, spec.trend_defaults) for aid, a in spec.analytes.items()
     }
@@ -315,7 +334,7 @@ def load_catalog(local_codes_file: Path | None = None) -> Catalog:
         for i, c in enumerate(a.codes):
             conflict = bindings.add(c.system, c.code, CodeBinding(aid, c.family))
             if conflict is not None:
-                raise CatalogError(describe(path, root, ("analytes", aid, "codes", i), conflict))
+                raise _error(document, ("analytes", aid, "codes", i), conflict)
     aliases = dict(spec.unit_aliases)
     if local_codes_file is not None:
         _add_local_codes(Path(local_codes_file), analytes, bindings, aliases)
@@ -324,9 +343,7 @@ def load_catalog(local_codes_file: Path | None = None) -> Catalog:
         try:
             tables[aid] = _unit_table(a, aliases)
         except UnitError as exc:
-            raise CatalogError(
-                describe(path, root, ("analytes", aid, "families"), str(exc))
-            ) from exc
+            raise _error(document, ("analytes", aid, "families"), str(exc)) from exc
     return Catalog(
         analytes=analytes,
         code_bindings=bindings.bindings,

@@ -1,23 +1,23 @@
 """Pydantic schemas of catalog.yaml and of a hospital's local codes file, and YAML reading.
 
-Validation errors are turned into a `CatalogError` that names the file and, where it can be
-found, the YAML line of the offending entry.
+Files are read with cds_service.yamlfile; errors are `CatalogError`s naming the file and, where
+it can be found, the YAML line of the offending entry.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Literal, TypeVar
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from cds_service.yamlfile import ConfigFileError
 
 ANALYTE_ID_PATTERN = r"^[a-z][a-z0-9_]*$"
 
 M = TypeVar("M", bound=BaseModel)
 
 
-class CatalogError(ValueError):
+class CatalogError(ConfigFileError):
     """The catalog or a local codes file is invalid; the message names the file and the line."""
 
 
@@ -113,48 +113,3 @@ class LocalCodesFile(_Spec):
 
     codes: list[LocalCode] = []
     unit_aliases: dict[str, str] = {}
-
-
-def read_yaml(path: Path | str, text: str) -> tuple[Any, yaml.Node | None]:
-    """Parse YAML text into data and its node tree (for line numbers)."""
-    try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.load(text, Loader=yaml.SafeLoader)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}: " if mark is not None else ""
-        raise CatalogError(f"{path}: {where}not valid YAML ({exc.__class__.__name__})") from exc
-    return data, node
-
-
-def line_of(root: yaml.Node | None, loc: tuple[str | int, ...]) -> int | None:
-    """The 1-based line of the deepest YAML node that `loc` (a pydantic error path) reaches."""
-    if root is None:
-        return None
-    node, line = root, root.start_mark.line + 1
-    for part in loc:
-        child: yaml.Node | None = None
-        if isinstance(node, yaml.MappingNode):
-            child = next((v for k, v in node.value if getattr(k, "value", None) == part), None)
-        elif isinstance(node, yaml.SequenceNode) and isinstance(part, int):
-            child = node.value[part] if 0 <= part < len(node.value) else None
-        if child is None:
-            break
-        node, line = child, child.start_mark.line + 1
-    return line
-
-
-def describe(path: Path | str, root: yaml.Node | None, loc: tuple[str | int, ...], msg: str) -> str:
-    line = line_of(root, loc)
-    where = ".".join(str(p) for p in loc)
-    return f"{path}: {f'line {line}: ' if line else ''}{where + ': ' if where else ''}{msg}"
-
-
-def validate(model: type[M], data: Any, path: Path | str, root: yaml.Node | None) -> M:
-    try:
-        return model.model_validate(data)
-    except ValidationError as exc:
-        first = exc.errors()[0]
-        message = describe(path, root, tuple(first["loc"]), first["msg"])
-        more = exc.error_count() - 1
-        raise CatalogError(message + (f" (and {more} more problems)" if more else "")) from exc
