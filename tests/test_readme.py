@@ -1,0 +1,54 @@
+"""The README tells the truth: every setting is in its configuration table, every file it names
+exists, and its two quick-start commands are the Makefile's."""
+
+from __future__ import annotations
+
+import re
+
+from cds_service.cli import build_parser
+from cds_service.settings import Settings
+from tests.conftest import ROOT
+
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+
+
+def section(title: str) -> str:
+    start = README.index(f"## {title}\n")
+    end = README.find("\n## ", start + 1)
+    return README[start : end if end != -1 else None]
+
+
+def test_every_setting_is_in_the_configuration_table() -> None:
+    table = section("Configuration")
+    missing = [
+        f"CYTOKINE_CDS_{name.upper()}"
+        for name in Settings.model_fields
+        if f"| `CYTOKINE_CDS_{name.upper()}` |" not in table
+    ]
+    assert missing == []
+
+
+def test_the_configuration_table_names_no_setting_that_does_not_exist() -> None:
+    named = set(re.findall(r"\| `CYTOKINE_CDS_([A-Z0-9_]+)` \|", section("Configuration")))
+    assert named <= {name.upper() for name in Settings.model_fields}
+
+
+def test_every_command_is_documented() -> None:
+    commands = build_parser()._subparsers._group_actions[0].choices  # type: ignore[union-attr]
+    table = section("Command line")
+    assert [c for c in commands if f"`cytokine-cds {c}" not in table] == []
+
+
+def test_files_named_in_the_readme_exist() -> None:
+    for path in set(
+        re.findall(r"\b((?:fixtures|deploy|cards|cds_service|bench)/[\w./-]+\.\w+)", README)
+    ):
+        assert (ROOT / path).exists(), path
+
+
+def test_quick_start_is_the_two_make_targets() -> None:
+    quick = section("Quick start")
+    assert "make run" in quick and "make test" in quick
+    makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
+    assert re.search(r"^run:", makefile, re.M) and re.search(r"^test:", makefile, re.M)
+    assert "make test" in (ROOT / ".ci" / "run").read_text(encoding="utf-8")
