@@ -9,29 +9,18 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Literal
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    StringConstraints,
-    field_validator,
-    model_validator,
-)
+from pydantic import Field, StringConstraints, field_validator, model_validator
 
-NonEmptyStr = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+from cds_service.hooks.request import Lenient, NonEmptyStr
 
 
-class _Lenient(BaseModel):
-    model_config = ConfigDict(extra="ignore", frozen=True)
-
-
-class ReasonCoding(_Lenient):
+class ReasonCoding(Lenient):
     system: NonEmptyStr | None = None
     code: NonEmptyStr
     display: str | None = None
 
 
-class OverrideReason(_Lenient):
+class OverrideReason(Lenient):
     reason: ReasonCoding | None = None
     userComment: str | None = None
 
@@ -42,11 +31,11 @@ class OverrideReason(_Lenient):
         return self
 
 
-class AcceptedSuggestion(_Lenient):
+class AcceptedSuggestion(Lenient):
     id: NonEmptyStr
 
 
-class FeedbackItem(_Lenient):
+class FeedbackItem(Lenient):
     # Our card uuids are at most 128 characters (the audit store's column); longer names none.
     card: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128)]
     outcome: Literal["accepted", "overridden"]
@@ -68,5 +57,5 @@ class FeedbackItem(_Lenient):
         return self
 
 
-class FeedbackRequest(_Lenient):
+class FeedbackRequest(Lenient):
     feedback: list[FeedbackItem] = Field(min_length=1)

@@ -24,11 +24,13 @@ from pydantic import (
 NonEmptyStr = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
 
 
-class _Lenient(BaseModel):
+class Lenient(BaseModel):
+    """What clients send: unknown members ignored (extensions, later spec versions)."""
+
     model_config = ConfigDict(extra="ignore", frozen=True)
 
 
-class FhirAuthorization(_Lenient):
+class FhirAuthorization(Lenient):
     """OAuth 2.0 token for the client's FHIR server. Transient: never logged or stored."""
 
     access_token: SecretStr
@@ -55,7 +57,7 @@ class FhirAuthorization(_Lenient):
         return "Bearer"
 
 
-class HookRequest(_Lenient):
+class HookRequest(Lenient):
     hook: NonEmptyStr
     hookInstance: NonEmptyStr
     fhirServer: str | None = None
@@ -82,7 +84,7 @@ class HookRequest(_Lenient):
         return self
 
 
-class PatientViewContext(_Lenient):
+class PatientViewContext(Lenient):
     userId: NonEmptyStr
     patientId: NonEmptyStr
     encounterId: NonEmptyStr | None = None
