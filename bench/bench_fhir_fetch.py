@@ -26,9 +26,9 @@ import requests
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from cds_service.app import create_app  # noqa: E402
+
 from cds_service.fhir.fixture_upload import upload  # noqa: E402
-from cds_service.runtime import EXTENSION_KEY  # noqa: E402
+from cds_service.runtime import build_runtime  # noqa: E402
 from cds_service.settings import Settings  # noqa: E402
 from tests.fhir_server import client_prefetch, sekmet  # noqa: E402
 from tests.servers import cds_service  # noqa: E402
@@ -70,11 +70,11 @@ def report(label: str, latencies: list[float]) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--calls", type=int, default=300)
-    parser.add_argument("--patient", default="fhir-access-demo")
+    parser.add_argument("--patient", default="css-il1-mals")
     parser.add_argument("--workers", type=int, default=2)
     args = parser.parse_args()
 
-    templates = create_app(Settings()).extensions[EXTENSION_KEY].services[SERVICE_ID].prefetch
+    templates = build_runtime(Settings(auth="off")).services[SERVICE_ID].prefetch
     hook = json.loads((ROOT / "fixtures/hooks/patient-view.json").read_text())
     hook["context"]["patientId"] = args.patient
 
