@@ -5,6 +5,7 @@ No HTTP here: the api layer validates the request and turns the outcome into a r
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -110,7 +111,7 @@ def for_patient(
         if (
             resource.get("resourceType") in _PATIENT_SCOPED
             and isinstance(reference, str)
-            and not _is_patient(reference, patient_id)
+            and _names_other_patient(reference, patient_id)
         ):
             resource_id = resource.get("id")
             foreign.append(
@@ -125,8 +126,17 @@ def for_patient(
     return kept, foreign
 
 
-def _is_patient(reference: str, patient_id: str) -> bool:
-    return reference == f"Patient/{patient_id}" or reference.endswith(f"/Patient/{patient_id}")
+_PATIENT_REFERENCE = re.compile(r"(?:^|/)Patient/([^/]+)(?:/_history/[^/]+)?$")
+
+
+def _names_other_patient(reference: str, patient_id: str) -> bool:
+    """True for a Patient reference (relative or absolute) to someone else.
+
+    Other forms (urn:uuid in a transaction Bundle, a contained "#id") cannot be checked here and
+    are kept.
+    """
+    match = _PATIENT_REFERENCE.search(reference)
+    return match is not None and match.group(1) != patient_id
 
 
 def _with_problems(evidence: Evidence, problems: list[DataProblem]) -> Evidence:

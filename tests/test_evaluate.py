@@ -117,3 +117,28 @@ def test_demo_request_composes_a_hook_request_with_prefetch() -> None:
     assert {e["resource"]["code"]["coding"][0]["code"] for e in cytokines} >= {"26881-3"}
     labs = request["prefetch"]["labs"]["entry"]
     assert all(e["resource"]["id"] not in {c["resource"]["id"] for c in cytokines} for e in labs)
+
+
+def test_results_of_another_patient_are_left_out_and_reported(client: FlaskClient) -> None:
+    bundle = load_fixture("patients/css-il6-covid.json")
+    for entry in bundle["entry"]:
+        resource = entry["resource"]
+        if resource.get("code", {}).get("coding", [{}])[0].get("code") == "26881-3":
+            resource["subject"] = {"reference": "https://ehr.invalid/fhir/Patient/someone-else"}
+    body = client.post(f"/evaluate?at={AT}", json=bundle).get_json()
+    # Without its own IL-6 results the patient lacks a cytokine group: the panel is asked for.
+    assert body["assessment"]["subtype"] == "multiplex-assay-needed"
+    assert "IL-6" in body["assessment"]["missing_groups"]
+    foreign = [p for p in body["problems"] if p["code"] == "other-patient"]
+    assert len(foreign) == 2 and all(p["reference"].startswith("Observation/") for p in foreign)
+
+
+def test_urn_uuid_subjects_of_a_transaction_bundle_are_kept(client: FlaskClient) -> None:
+    bundle = load_fixture("patients/css-il6-covid.json")
+    for entry in bundle["entry"]:
+        if entry["resource"]["resourceType"] == "Observation":
+            entry["resource"]["subject"] = {
+                "reference": "urn:uuid:5b8c3f0e-1d2a-4c6b-9e7f-0a1b2c3d4e5f"
+            }
+    body = client.post(f"/evaluate?at={AT}", json=bundle).get_json()
+    assert body["assessment"]["subtype"] == "il6-driven"
