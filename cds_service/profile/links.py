@@ -82,8 +82,12 @@ class ProfileLinks:
     def issue(self, base_url: str) -> ProfileLink:
         """A new assessment id and its link under `base_url` (scheme://host[:port][/prefix])."""
         assessment_id = secrets.token_urlsafe(_ID_BYTES)
-        token = self._signer.sign(assessment_id).decode("ascii")
+        token = self.sign(assessment_id)
         return ProfileLink(assessment_id, token, f"{base_url.rstrip('/')}{PROFILE_PATH}/{token}")
+
+    def sign(self, assessment_id: str) -> str:
+        """The token for `assessment_id`, stamped with the current time."""
+        return self._signer.sign(assessment_id).decode("ascii")
 
     def read(self, token: str) -> str:
         """The assessment id a token names. Raises LinkRefused when it is forged or expired."""

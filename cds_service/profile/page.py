@@ -266,8 +266,9 @@ class ProfilePages:
                 and judged.value.family == family
                 and judged.threshold not in thresholds
             ):
+                # The threshold first: a long label is cut at its end, in the chart only.
                 thresholds[judged.threshold] = charts.SeriesThreshold(
-                    f"{marker.label} {unit_text(judged.threshold_text)}", judged.threshold
+                    f"{unit_text(judged.threshold_text)}: {marker.label}", judged.threshold
                 )
         latest = drawn[0]
         caption = (

@@ -69,8 +69,8 @@ def test_il1_page_shows_rule_charts_values_history_and_sources(runtime: Runtime)
     assert "history-ferritin" in page.figures
     assert "2 result(s), latest 12,500 ng/mL" in page.svg_labels["history-ferritin"]
     ferritin_series = figure_text(page.figures["history-ferritin"])
-    assert "Ferritin (MALS range) > 4,420 ng/mL" in ferritin_series
-    assert "Ferritin >= 500 ng/mL" in ferritin_series and "assessment" in ferritin_series
+    assert "> 4,420 ng/mL: Ferritin (MALS range)" in ferritin_series
+    assert ">= 500 ng/mL: Ferritin" in ferritin_series and "assessment" in ferritin_series
     # Sources: citations with DOI links.
     assert "https://doi.org/10.1186/s12916-017-0930-5" in page.links  # Kyriazopoulou 2017
     assert "https://doi.org/10.1016/j.xcrm.2022.100817" in page.links  # PROVIDE
