@@ -21,6 +21,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from flask.testing import FlaskClient
+
 from cds_service.app import create_app
 from cds_service.demo import FIXTURE_TIME
 from cds_service.pipeline import evaluate_bundle
@@ -69,32 +71,32 @@ def main() -> None:
         )
         client = app.test_client()
         for patient in PATIENTS:
-            bundle = json.loads((FIXTURES / f"{patient}.json").read_text(encoding="utf-8"))
-            outcome, _ = evaluate_bundle(runtime, bundle, FIXTURE_TIME)
-            a, e = outcome.assessment, outcome.evidence
+            print(measure(runtime, client, patient, args.repeat))
 
-            def snapshot() -> object:
-                return profile_json(build_profile(a, e, runtime.rules, runtime.catalog))
 
-            built = build_profile(a, e, runtime.rules, runtime.catalog)
-            size = len(json.dumps(profile_json(built)))
-            snap = median_ms(snapshot, 200)
-            notice = runtime.cards.kit.common.notice
-            render = median_ms(lambda: ProfilePages(notice).render(built), args.repeat)
-            pages = ProfilePages(notice)
-            pages.profile("x" * 22, built)
-            hit = median_ms(lambda: pages.profile("x" * 22, built), 1000)
-            # Through the app: a real hook call stores the profile; the first GET renders it.
-            (card,) = hook_call(client, "patient-view", patient).get_json()["cards"]
-            path = "/profile/" + card["links"][0]["url"].rsplit("/", 1)[1]
-            started = time.perf_counter()
-            html = client.get(path).get_data()
-            cold = (time.perf_counter() - started) * 1000
-            get_hit = median_ms(lambda: client.get(path), 200)  # noqa: B023
-            print(
-                f"{patient:22} {snap:7.2f}ms {size / 1024:6.1f}kB {render:6.0f}ms "
-                f"{hit * 1000:6.1f}µs {cold:7.0f}ms {get_hit:6.2f}ms {len(html) / 1024:6.0f}kB"
-            )
+def measure(runtime: Runtime, client: FlaskClient, patient: str, repeat: int) -> str:
+    bundle = json.loads((FIXTURES / f"{patient}.json").read_text(encoding="utf-8"))
+    outcome, _ = evaluate_bundle(runtime, bundle, FIXTURE_TIME)
+    a, e = outcome.assessment, outcome.evidence
+    built = build_profile(a, e, runtime.rules, runtime.catalog)
+    size = len(json.dumps(profile_json(built)))
+    snap = median_ms(lambda: profile_json(build_profile(a, e, runtime.rules, runtime.catalog)), 200)
+    notice = runtime.cards.kit.common.notice
+    render = median_ms(lambda: ProfilePages(notice).render(built), repeat)
+    pages = ProfilePages(notice)
+    pages.profile("x" * 22, built)
+    hit = median_ms(lambda: pages.profile("x" * 22, built), 1000)
+    # Through the app: a real hook call stores the profile; the first GET renders it.
+    (card,) = hook_call(client, "patient-view", patient).get_json()["cards"]
+    path = "/profile/" + card["links"][0]["url"].rsplit("/", 1)[1]
+    started = time.perf_counter()
+    html = client.get(path).get_data()
+    cold = (time.perf_counter() - started) * 1000
+    get_hit = median_ms(lambda: client.get(path), 200)
+    return (
+        f"{patient:22} {snap:7.2f}ms {size / 1024:6.1f}kB {render:6.0f}ms "
+        f"{hit * 1000:6.1f}µs {cold:7.0f}ms {get_hit:6.2f}ms {len(html) / 1024:6.0f}kB"
+    )
 
 
 if __name__ == "__main__":

@@ -97,9 +97,7 @@ def served(tmp_path: Path) -> Iterator[str]:
 
 def card_for(base: str, patient: str) -> dict[str, Any]:
     service = build_runtime(Settings(auth="off")).services[SERVICE_ID]
-    body = hook_request(
-        service, load_fixture(f"patients/{patient}.json"), now=datetime.now(UTC)
-    )
+    body = hook_request(service, load_fixture(f"patients/{patient}.json"), now=datetime.now(UTC))
     response = requests.post(f"{base}/cds-services/{SERVICE_ID}", json=body, timeout=30)
     assert response.status_code == 200, response.text
     (card,) = response.json()["cards"]

@@ -160,3 +160,20 @@ def test_refusal_pages_say_what_happened_and_nothing_else(status: int, heading: 
     page = read_page(ProfilePages(NOTICE).refused(status))  # type: ignore[arg-type]
     assert page.ids["refusal"] == heading
     assert not page.figures and not page.rows and not page.links
+
+
+def test_pages_render_correctly_from_several_threads_at_once(runtime: Runtime) -> None:
+    """gunicorn's gthread workers serve several requests at once: charts drawn concurrently
+    (serialised inside matplotlib use by a lock) come out whole and identical in content."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    profile = stored(runtime, "css-multiplex-needed")
+    pages = ProfilePages(NOTICE)
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        rendered = list(pool.map(lambda _: read_page(pages.render(profile)), range(4)))
+    first = rendered[0]
+    for page in rendered:
+        assert page.rows == first.rows
+        assert {k: figure_text(v) for k, v in page.figures.items()} == {
+            k: figure_text(v) for k, v in first.figures.items()
+        }
