@@ -35,7 +35,7 @@ from matplotlib.dates import AutoDateLocator, ConciseDateFormatter, date2num
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
-from matplotlib.ticker import FixedLocator, FuncFormatter, NullLocator
+from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter, NullLocator
 from matplotlib.typing import LineStyleType as LineStyle
 from matplotlib.typing import RcKeyType
 
@@ -249,6 +249,9 @@ def history_chart(
         ax.set_ylabel(f"{unit}{' (log scale)' if log else ''}")
         if log:
             ax.set_yscale("log")
+            # Plain numbers: matplotlib's log labels are mathtext, which is off (text.parse_math).
+            ax.yaxis.set_major_formatter(FuncFormatter(lambda y, _: number(y)))
+            ax.yaxis.set_minor_formatter(NullFormatter())
         ax.set_xlim(left, right)
         _date_axis(ax)
         ax.set_xlabel("time (UTC)")
@@ -390,6 +393,7 @@ def _pad_y(ax: Axes, values: list[float], log: bool) -> None:
     if log:
         ax.set_ylim(low / 2, high * 2)
     else:
-        margin = (high - low) * 0.15 or abs(high) * 0.2 or 1.0
+        # At least 5 % of the values' size: close values (38.5 and 38.6 °C) need no 3-decimal ticks.
+        margin = max((high - low) * 0.15, abs(high) * 0.05) or 1.0
         bottom = low - margin
         ax.set_ylim(max(0.0, bottom) if low >= 0 else bottom, high + margin)

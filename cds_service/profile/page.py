@@ -175,7 +175,7 @@ class ProfilePages:
                 result=self._result(marker),
                 measured=when_text(value.effective, as_of) if value else "—",
                 threshold=unit_text(threshold_text),
-                ratio=f"{ratio:.3g}×" if ratio is not None else "—",
+                ratio=f"{ratio:#.3g}×" if ratio is not None else "—",
                 verdict=VERDICTS[marker.state] + (" (near)" if marker.near_miss else ""),
                 state=marker.state,
                 source=marker.source or (placed.source if placed else None),
@@ -209,7 +209,7 @@ class ProfilePages:
             verdict = VERDICTS[marker.state]
             parts = [self._result(marker)] if marker.value else []
             if ratio is not None:
-                parts.append(f"{ratio:.3g}×")
+                parts.append(f"{ratio:#.3g}×")
             parts.append(verdict)
             label = marker.label + (" (supportive)" if role == "supportive" else "")
             rows.append(
@@ -310,7 +310,7 @@ def _groups(a: Assessment) -> Iterable[tuple[str, list[tuple[MarkerResult, str]]
 
 def _axis_status(axis: AxisResult, a: Assessment) -> str:
     if axis.elevated:
-        return f"elevated: strongest pivotal marker {axis.score:.3g}× its threshold"
+        return f"elevated: strongest pivotal marker {axis.score:#.3g}× its threshold"
     if axis.excluded_by:
         labels = {m.marker: m.label for m in a.markers()}
         blockers = ", ".join(labels.get(m, m) for m in axis.excluded_by)

@@ -49,7 +49,7 @@ def test_il1_page_shows_rule_charts_values_history_and_sources(runtime: Runtime)
     for title, texts in zip(AXES, ratio, strict=True):
         assert title in texts
     il1 = figure_text(page.figures["axis-0"])
-    assert "48,000 pg/mL · 2× · past threshold" in il1  # IL-18 against 24,000 pg/mL
+    assert "48,000 pg/mL · 2.00× · past threshold" in il1  # IL-18 against 24,000 pg/mL
     assert "12,500 ng/mL · 2.83× · past threshold" in il1  # ferritin against 4,420 ng/mL
     assert "4.1 pg/mL · 0.306× · not past threshold" in il1  # IL-1β against 2 × 6.7 pg/mL
     assert "1× = threshold" in il1 and "side that fires" in il1
@@ -79,9 +79,9 @@ def test_il1_page_shows_rule_charts_values_history_and_sources(runtime: Runtime)
 def test_less_than_criteria_fire_below_the_threshold(runtime: Runtime) -> None:
     page = read_page(ProfilePages(NOTICE).render(stored(runtime, "css-immunoparalysis")))
     immune = figure_text(page.figures["axis-3"])
-    assert "3,200 molecules/cell · 0.64× · past threshold" in immune
+    assert "3,200 molecules/cell · 0.640× · past threshold" in immune
     row = page.row("Monocyte HLA-DR (immunoparalysis range)")
-    assert (row["ratio"], row["verdict"]) == ("0.64×", "past threshold")
+    assert (row["ratio"], row["verdict"]) == ("0.640×", "past threshold")
 
 
 def test_stale_and_missing_values_are_shown_as_such(runtime: Runtime) -> None:
@@ -177,3 +177,16 @@ def test_pages_render_correctly_from_several_threads_at_once(runtime: Runtime) -
         assert {k: figure_text(v) for k, v in page.figures.items()} == {
             k: figure_text(v) for k, v in first.figures.items()
         }
+
+
+def test_time_series_axes_are_labelled_in_plain_numbers(runtime: Runtime) -> None:
+    """IL-18 at 600 pg/mL against 24,000 pg/mL is drawn on a log scale, labelled 1,000 and
+    10,000 (matplotlib's own log labels are mathtext, which is off)."""
+    page = read_page(ProfilePages(NOTICE).render(stored(runtime, "css-il6-covid")))
+    il18 = figure_text(page.figures["history-il18"])
+    assert "pg/mL (log scale)" in il18
+    assert "1,000" in il18 and "10,000" in il18
+    for figure in page.figures.values():
+        text = figure_text(figure)
+        assert "$" not in text and "mathdefault" not in text and "^{" not in text, text
+    assert "time (UTC)" in figure_text(page.figures["history-temperature"])
