@@ -14,7 +14,9 @@ from werkzeug.exceptions import HTTPException
 
 from cds_service.api import discovery, evaluate, feedback, health, hooks
 from cds_service.api.auth import install_client_auth
+from cds_service.api.profile import install_profile_page
 from cds_service.errors import ApiError
+from cds_service.profile.links import ProfileLinks
 from cds_service.runtime import EXTENSION_KEY, build_runtime
 from cds_service.settings import Settings
 from cds_service.store import AuditStore
@@ -45,7 +47,12 @@ def create_app(settings: Settings | None = None) -> Flask:
     app = Flask(__name__, static_folder=None)
     app.json = OrjsonProvider(app)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
-    app.extensions[EXTENSION_KEY] = build_runtime(settings, store=_open_store(settings))
+    runtime = build_runtime(
+        settings,
+        store=_open_store(settings),
+        profile_links=ProfileLinks.from_settings(settings),  # cytokine profile page (issue 7)
+    )
+    app.extensions[EXTENSION_KEY] = runtime
 
     CORS(
         app,
@@ -60,6 +67,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     install_client_auth(app, settings)
     for blueprint in (discovery.bp, hooks.bp, feedback.bp, evaluate.bp, health.bp):
         app.register_blueprint(blueprint)
+    # --- cytokine profile page (issue 7): GET /profile/<token>, unless turned off ---
+    install_profile_page(app, settings, runtime.cards.kit.common.notice)
     return app
 
 

@@ -28,11 +28,13 @@ from cds_service.hooks.request import (
 )
 from cds_service.hooks.response import CdsResponse
 from cds_service.hooks.services import ServiceSpec
+from cds_service.profile.links import ProfileLink, card_link, issue_link
+from cds_service.profile.snapshot import profile_record
 from cds_service.rules.assessment import Assessment
 from cds_service.rules.engine import assess
 from cds_service.rules.orders import judge_orders
 from cds_service.runtime import Runtime
-from cds_service.store import ClientIdentity, EvidenceEntry, HookCallRecord
+from cds_service.store import ClientIdentity, EvidenceEntry, HookCallRecord, ProfileRecord
 
 _PATIENT_SCOPED = ("Observation", "DiagnosticReport")
 
@@ -42,6 +44,7 @@ class HookOutcome:
     response: CdsResponse
     assessment: Assessment
     evidence: Evidence
+    profile: ProfileLink | None = None  # the profile page the cards link to (issue 7)
 
 
 def answer_hook(
@@ -50,7 +53,9 @@ def answer_hook(
     request: HookRequest,
     context: PatientViewContext,
     now: datetime | None = None,
+    link_base: str | None = None,
 ) -> HookOutcome:
+    """`link_base`: base URL of the profile page links; None puts no links on the cards."""
     now = now or datetime.now(UTC)
     gathered = gather_data(runtime, service, request)
     resources, foreign = for_patient(gathered.resources, context.patientId)
@@ -58,6 +63,9 @@ def answer_hook(
     if foreign:
         evidence = _with_problems(evidence, foreign)
     assessment = assess(evidence, runtime.rules)
+    # --- cytokine profile page (issue 7): the cards link to a chart of this assessment ---
+    profile = issue_link(runtime.profile_links, assessment, link_base)
+    links = [card_link(profile)] if profile else []
     order_context = OrderContext(
         patient_id=context.patientId,
         encounter_id=context.encounterId,
@@ -71,13 +79,15 @@ def answer_hook(
             selected = frozenset(context.selections)
         orders = medication_orders(context.draftOrders, only=selected)
         findings = judge_orders(orders, assessment, runtime.rules)
-        cards = builder.for_orders(findings, assessment, order_context)
+        cards = builder.for_orders(findings, assessment, order_context, links)
     else:
-        cards = builder.for_patient(assessment, order_context)
+        cards = builder.for_patient(assessment, order_context, links)
     if gathered.gaps:
         gaps = [DataGapText(gap.key, gap.reason, gap.partial) for gap in gathered.gaps]
         cards.append(builder.data_incomplete(gaps))
-    return HookOutcome(CdsResponse(cards=cards), assessment, evidence)
+    if profile is not None and not any(card.links for card in cards):
+        profile = None  # no card carries the link: nothing to store
+    return HookOutcome(CdsResponse(cards=cards), assessment, evidence, profile)
 
 
 def gather_data(runtime: Runtime, service: ServiceSpec, request: HookRequest) -> Gathered:
@@ -232,7 +242,21 @@ def record_answer(
             patient_key=keyer(context.patientId) if keyer else None,
             rules_version=outcome.assessment.rules_version,
             evidence=evidence_summary(outcome.assessment),
+            profile=_profile_record(runtime, outcome),
         )
+    )
+
+
+def _profile_record(runtime: Runtime, outcome: HookOutcome) -> ProfileRecord | None:
+    """Cytokine profile page (issue 7): the page's data, stored with the audit row."""
+    if outcome.profile is None:
+        return None
+    return profile_record(
+        outcome.profile.assessment_id,
+        outcome.assessment,
+        outcome.evidence,
+        runtime.rules,
+        runtime.catalog,
     )
 
 

@@ -15,6 +15,7 @@ from cds_service.cards.templates import CardKit, default_cards_dir
 from cds_service.evidence import Catalog, load_catalog
 from cds_service.fhir.gather import FhirAccess
 from cds_service.hooks.services import ServiceSpec, build_services, observation_search
+from cds_service.profile.links import ProfileLinks
 from cds_service.rules.loader import Rules, load_rules
 from cds_service.settings import Settings
 from cds_service.store import AuditStore
@@ -53,6 +54,8 @@ class Runtime:
     fhir: FhirAccess  # FHIR server access: allowlist policy and pooled client
     # Audit trail and feedback; None in a runtime built without a store (CLI evaluate).
     store: AuditStore | None = None
+    # Cytokine profile page (issue 7): signs card links; None when the page is off or unserved.
+    profile_links: ProfileLinks | None = None
 
 
 @lru_cache(maxsize=8)
@@ -71,7 +74,11 @@ def load_knowledge(
     return Knowledge(catalog, rules, builder)
 
 
-def build_runtime(settings: Settings, store: AuditStore | None = None) -> Runtime:
+def build_runtime(
+    settings: Settings,
+    store: AuditStore | None = None,
+    profile_links: ProfileLinks | None = None,
+) -> Runtime:
     panel = PanelCode(
         settings.multiplex_panel_system,
         settings.multiplex_panel_code,
@@ -98,6 +105,7 @@ def build_runtime(settings: Settings, store: AuditStore | None = None) -> Runtim
         cards=knowledge.cards,
         fhir=FhirAccess.from_settings(settings),
         store=store,
+        profile_links=profile_links,
     )
 
 

@@ -7,6 +7,7 @@ Every field here is documented in the README's configuration table.
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Annotated, Any, Literal, get_args
 
@@ -272,3 +273,51 @@ class Settings(BaseSettings):
     @classmethod
     def _no_trailing_slash(cls, value: str | None) -> str | None:
         return value.rstrip("/") if value else value
+
+    # --- cytokine profile page (issue 7: cds_service/profile) ----------------------------------
+    profile_page: bool = Field(
+        True,
+        description="Serve the cytokine profile page (GET /profile/<token>) and put a "
+        '"View cytokine profile" link on subtype, mixed, multiplex and order-mismatch cards. '
+        "Off: no links, and the route answers 404.",
+    )
+    profile_secret: SecretStr | None = Field(
+        None,
+        min_length=32,
+        description="Secret that signs profile links (HMAC-SHA256, itsdangerous). The same on "
+        "every replica. Default: a random secret generated once and kept in "
+        "`<data dir>/profile-link.secret`.",
+    )
+    profile_link_lifetime_seconds: int = Field(
+        3600,
+        ge=60,
+        le=7 * 86400,
+        description="How long a profile link works after the card was served; later it "
+        "answers 403 (link expired).",
+    )
+    profile_frame_ancestors: CsvList = Field(
+        default_factory=list,
+        description="Origins allowed to show the profile page in a frame (CSP frame-ancestors), "
+        "comma-separated, e.g. `https://ehr.example.org`; `'self'` is allowed. Default: none "
+        "(the EHR opens the link in a browser tab or window).",
+    )
+
+    _split_frame_ancestors = field_validator("profile_frame_ancestors", mode="before")(_split_csv)
+
+    @field_validator("profile_frame_ancestors")
+    @classmethod
+    def _frame_ancestor_sources(cls, value: list[str]) -> list[str]:
+        for number, entry in enumerate(value, start=1):
+            if entry != "'self'" and not _FRAME_ANCESTOR.fullmatch(entry):
+                raise ValueError(
+                    f"entry {number} must be 'self' or an origin such as "
+                    "https://ehr.example.org (scheme, host, optional port; `*.` allowed before "
+                    "the host)"
+                )
+        return value
+
+    # --- end of cytokine profile page settings -------------------------------------------------
+
+
+# A CSP source expression for one origin: nothing that could end or extend the header.
+_FRAME_ANCESTOR = re.compile(r"https?://(\*\.)?[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*(:[0-9]{1,5})?")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint
+from flask import Blueprint, request
 
 from cds_service.api.client import calling_client
 from cds_service.api.http import json_body, validate
@@ -39,7 +39,9 @@ def call_service(service_id: str) -> dict[str, Any]:
     context = validate(service.context_model, hook_request.context, prefix="context.")
     assert isinstance(context, PatientViewContext)  # every hook's context extends it
     runtime = current_runtime()
-    outcome = answer_hook(runtime, service, hook_request, context)
+    # Profile page links (issue 7) are built on the configured public URL, else this request's.
+    link_base = runtime.settings.public_base_url or request.host_url.rstrip("/")
+    outcome = answer_hook(runtime, service, hook_request, context, link_base=link_base)
     # Audit trail: answers with cards are recorded; a store outage never fails the call.
     record_answer(runtime, service, hook_request, context, outcome, client=calling_client())
     return outcome.response.to_json()

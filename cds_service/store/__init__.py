@@ -8,7 +8,13 @@ from cds_service.store.audit import (
     StoreError,
     StoreUnavailable,
 )
-from cds_service.store.records import CardRecord, ClientIdentity, EvidenceEntry, HookCallRecord
+from cds_service.store.records import (
+    CardRecord,
+    ClientIdentity,
+    EvidenceEntry,
+    HookCallRecord,
+    ProfileRecord,
+)
 
 __all__ = [
     "AuditStore",
@@ -17,6 +23,7 @@ __all__ = [
     "EvidenceEntry",
     "FeedbackResult",
     "HookCallRecord",
+    "ProfileRecord",
     "PurgeResult",
     "StoreCounters",
     "StoreError",

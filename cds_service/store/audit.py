@@ -26,10 +26,10 @@ from sqlalchemy.sql.dml import ReturningInsert
 from cds_service.hooks.feedback import FeedbackItem
 from cds_service.settings import Settings
 from cds_service.store import migrate
-from cds_service.store.database import create_store_engine, database_url
+from cds_service.store.database import READ_ONLY, create_store_engine, database_url
 from cds_service.store.patient_key import PatientKeyer, load_or_create_secret
 from cds_service.store.records import ClientIdentity, HookCallRecord, dedupe_key
-from cds_service.store.schema import cards, feedback, hook_calls
+from cds_service.store.schema import cards, feedback, hook_calls, profiles
 
 log = logging.getLogger(__name__)
 
@@ -73,6 +73,7 @@ class PurgeResult:
     hook_calls: int
     cards: int
     feedback: int
+    profiles: int = 0  # cytokine profile pages (issue 7), purged with their hook calls
 
 
 class AuditStore:
@@ -179,6 +180,15 @@ class AuditStore:
         )
         assert result.inserted_primary_key is not None
         hook_call_id = result.inserted_primary_key[0]
+        if record.profile is not None:  # cytokine profile page (issue 7)
+            connection.execute(
+                insert(profiles).values(
+                    assessment_id=record.profile.assessment_id,
+                    hook_call_id=hook_call_id,
+                    created_at=record.profile.created_at,
+                    profile=record.profile.profile,
+                )
+            )
         if not record.cards:
             return
         rows = [
@@ -252,7 +262,7 @@ class AuditStore:
         In batches, so a purge of a large store never holds the write lock for long.
         """
         cutoff = (now or datetime.now(UTC)) - older_than
-        calls = card_count = feedback_count = 0
+        calls = card_count = feedback_count = profile_count = 0
         while True:
             with self.engine.begin() as connection:
                 ids = list(
@@ -266,6 +276,9 @@ class AuditStore:
                     break
                 card_count += connection.execute(
                     delete(cards).where(cards.c.hook_call_id.in_(ids))
+                ).rowcount
+                profile_count += connection.execute(
+                    delete(profiles).where(profiles.c.hook_call_id.in_(ids))
                 ).rowcount
                 calls += connection.execute(
                     delete(hook_calls).where(hook_calls.c.id.in_(ids))
@@ -284,7 +297,23 @@ class AuditStore:
                 feedback_count += connection.execute(
                     delete(feedback).where(feedback.c.id.in_(ids))
                 ).rowcount
-        return PurgeResult(hook_calls=calls, cards=card_count, feedback=feedback_count)
+        return PurgeResult(
+            hook_calls=calls, cards=card_count, feedback=feedback_count, profiles=profile_count
+        )
+
+    # --- cytokine profile page (issue 7) ---------------------------------------------------
+
+    def profile(self, assessment_id: str) -> dict[str, Any] | None:
+        """The stored profile page data, or None. Raises StoreUnavailable when it cannot read."""
+        try:
+            with self.engine.connect().execution_options(**{READ_ONLY: True}) as connection:
+                found = connection.scalar(
+                    select(profiles.c.profile).where(profiles.c.assessment_id == assessment_id)
+                )
+        except SQLAlchemyError as exc:
+            log.error("profile page: the store could not be read (%s)", _error_name(exc))
+            raise StoreUnavailable(type(exc).__name__) from exc
+        return found if isinstance(found, dict) else None
 
 
 def _feedback_row(

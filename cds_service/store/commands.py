@@ -32,7 +32,7 @@ def add_commands(commands: Any, settings: SettingsFactory) -> None:
     current = db_commands.add_parser("current", help="show the schema revision")
     current.set_defaults(handler=lambda args: _current(settings()))
     purge = db_commands.add_parser(
-        "purge", help="delete hook calls, cards and feedback older than DAYS days"
+        "purge", help="delete hook calls, cards, profiles and feedback older than DAYS days"
     )
     purge.add_argument("--older-than", type=_days, required=True, metavar="DAYS")
     purge.set_defaults(handler=lambda args: _purge(settings(), args.older_than))
@@ -133,8 +133,9 @@ def _purge(settings: Settings, older_than: timedelta) -> int:
     finally:
         store.close()
     print(
-        f"purged {result.hook_calls} hook call(s), {result.cards} card(s) and "
-        f"{result.feedback} feedback item(s) older than {older_than.days} day(s)"
+        f"purged {result.hook_calls} hook call(s), {result.cards} card(s), "
+        f"{result.profiles} profile(s) and {result.feedback} feedback item(s) "
+        f"older than {older_than.days} day(s)"
     )
     return 0
 

@@ -30,15 +30,23 @@ class PatientKeyer:
         return "PatientKeyer(<secret>)"
 
 
-def load_or_create_secret(data_dir: Path) -> bytes:
+def load_or_create_secret(
+    data_dir: Path,
+    file_name: str = SECRET_FILE,
+    setting: str = "CYTOKINE_CDS_PATIENT_KEY_SECRET",
+    purpose: str = "the patient key",
+) -> bytes:
     """The generated secret under `data_dir`, made once (mode 0600) and shared by every process.
+
+    Also used for other generated secrets (the profile-link secret): `file_name` names the file,
+    `setting` the variable that replaces it, `purpose` what it is for (in the warning).
 
     The file is written under a temporary name and linked into place, so two processes starting
     together cannot each keep their own secret: the second link fails and both read the first.
     """
-    path = data_dir / SECRET_FILE
+    path = data_dir / file_name
     if not path.exists():
-        temporary = data_dir / f".{SECRET_FILE}.{os.getpid()}.{secrets.token_hex(4)}"
+        temporary = data_dir / f".{file_name}.{os.getpid()}.{secrets.token_hex(4)}"
         descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(descriptor, "w") as handle:
             handle.write(secrets.token_hex(32) + "\n")
@@ -51,9 +59,10 @@ def load_or_create_secret(data_dir: Path) -> bytes:
         finally:
             temporary.unlink()
     log.warning(
-        "the patient key uses the generated secret in %s; in production set "
-        "CYTOKINE_CDS_PATIENT_KEY_SECRET (the same on every replica)",
+        "%s uses the generated secret in %s; in production set %s (the same on every replica)",
+        purpose,
         path,
+        setting,
     )
     secret = path.read_text(encoding="ascii").strip()
     if len(secret) < 32:

@@ -70,6 +70,16 @@ class CardRecord:
         )
 
 
+# --- cytokine profile page (issue 7) -----------------------------------------------------------
+@dataclass(frozen=True)
+class ProfileRecord:
+    """The data of one profile page, stored with the hook call whose card links to it."""
+
+    assessment_id: str
+    profile: dict[str, Any]  # JSON: assessment and lab history, no patient or resource ids
+    created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+
 @dataclass(frozen=True)
 class HookCallRecord:
     hook_instance: str
@@ -81,6 +91,7 @@ class HookCallRecord:
     patient_key: str | None = None  # keyed hash, never the patient id (PatientKeyer)
     rules_version: str | None = None
     evidence: Sequence[EvidenceEntry] = ()
+    profile: ProfileRecord | None = None  # cytokine profile page (issue 7)
 
     @classmethod
     def for_cards(cls, cards: Sequence[Card], **fields: Any) -> HookCallRecord:

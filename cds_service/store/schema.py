@@ -121,3 +121,24 @@ feedback = Table(
     Index(None, "card_uuid"),
     Index(None, "received_at"),
 )
+
+# --- cytokine profile page (issue 7) -----------------------------------------------------------
+# profiles  one row per assessment behind a card's "View cytokine profile" link: the page's data
+#           (assessment, thresholds, per-analyte history; no patient or resource ids), written
+#           with its hook call and purged with it.
+profiles = Table(
+    "profiles",
+    metadata,
+    # Random, URL-safe (secrets.token_urlsafe(16)); named by the signed link token.
+    Column("assessment_id", String(64), primary_key=True),
+    Column(
+        "hook_call_id",
+        Id,
+        ForeignKey("hook_calls.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("profile", JSON, nullable=False),
+    Index(None, "hook_call_id"),
+    Index(None, "created_at"),
+)

@@ -1,0 +1,39 @@
+"""Profile page fixtures: the real knowledge files, assessments of the fixture patients."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import pytest
+
+from cds_service.demo import FIXTURE_TIME
+from cds_service.pipeline import HookOutcome, evaluate_bundle
+from cds_service.runtime import Runtime, build_runtime
+from cds_service.settings import Settings
+from tests.conftest import FIXTURES
+
+SUBTYPE_PATIENTS = {
+    "css-il1-mals": "il1-driven",
+    "css-ifng-hlh": "ifng-driven",
+    "css-il6-covid": "il6-driven",
+    "css-immunoparalysis": "immunoparalysis",
+    "css-mixed": "mixed-pattern",
+    "css-multiplex-needed": "multiplex-assay-needed",
+    "css-stale-cytokines": "multiplex-assay-needed",
+}
+
+
+@pytest.fixture(scope="session")
+def runtime() -> Runtime:
+    return build_runtime(Settings(auth="off"))
+
+
+def patient_bundle(patient: str) -> Any:
+    return json.loads((FIXTURES / "patients" / f"{patient}.json").read_text(encoding="utf-8"))
+
+
+def evaluated(runtime: Runtime, patient: str) -> HookOutcome:
+    """The fixture patient assessed at the time its results are dated for."""
+    outcome, _ = evaluate_bundle(runtime, patient_bundle(patient), FIXTURE_TIME)
+    return outcome
