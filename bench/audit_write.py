@@ -1,8 +1,9 @@
 """What the audit trail adds to a hook call: record_answer() timed on SQLite and PostgreSQL.
 
 record_answer() is the whole cost the hook endpoint pays: the patient-key HMAC, building the
-record and one committed transaction (the hook call row and its cards). Each answer here has two
-cards with suggestions and a two-value evidence summary, like a typical patient-view answer.
+record (evidence summary and the profile page's data) and one committed transaction (the hook
+call row, its card and the profile). Each answer is a real patient-view answer for the IL-1 fixture
+patient (one card with a suggestion, 15 judged values), computed before the clock starts.
 
     python bench/audit_write.py [--calls 2000] [--database-url postgresql://...]
 
@@ -22,27 +23,32 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from cds_service.app import _build_runtime
+from datetime import UTC, datetime
+
 from cds_service.hooks.request import HookRequest, PatientViewContext
-from cds_service.pipeline import record_answer
-from cds_service.runtime import Runtime
+from cds_service.pipeline import evaluate_bundle, record_answer
+from cds_service.runtime import build_runtime
 from cds_service.settings import Settings
 from cds_service.store import AuditStore
-from tests.store.helpers import make_response
+from tests.conftest import load_fixture
+
+FIXTURE_TIME = datetime(2026, 11, 20, 12, tzinfo=UTC)
 
 
 def measure(label: str, database_url: str, data_dir: Path, calls: int) -> None:
     settings = Settings(
+        auth="off",
         data_dir=data_dir,
         database_url=database_url,  # type: ignore[arg-type]
         patient_key_secret="bench-secret-of-enough-length",  # type: ignore[arg-type]
     )
     store = AuditStore.from_settings(settings)
     store.prepare(auto_upgrade=True)
-    runtime = Runtime(settings=settings, services=_build_runtime(settings).services, store=store)
+    runtime = build_runtime(settings, store=store)
     service = runtime.services["cytokine-storm-patient-view"]
     context = PatientViewContext(userId="Practitioner/1", patientId="patient-1")
-    answers = [make_response("il6-driven", "multiplex-assay-needed") for _ in range(calls + 50)]
+    bundle = load_fixture("patients/css-il1-mals.json")
+    answers = [evaluate_bundle(runtime, bundle, FIXTURE_TIME)[0] for _ in range(calls + 50)]
     requests = [
         HookRequest(hook="patient-view", hookInstance=f"bench-{n}", context={})
         for n in range(calls + 50)

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict
 
 from cds_service.evidence import Catalog, Comparator, Evidence, LabValue, UsableStatus
 from cds_service.rules.assessment import Assessment, AxisResult, MarkerResult
-from cds_service.rules.engine import judge_marker, number
+from cds_service.rules.engine import judge_marker, number, symbol
 from cds_service.rules.loader import Marker, Rules
 from cds_service.store.records import ProfileRecord
 
@@ -128,9 +128,9 @@ def _point(value: LabValue) -> HistoryPoint:
 
 def _criteria(marker: Marker) -> MarkerCriteria:
     texts = [
-        f"{c.comparison} {number(c.threshold)} {c.unit}"
+        f"{symbol(c.comparison)} {number(c.threshold)} {c.unit}"
         if c.threshold is not None and c.unit is not None
-        else f"{c.comparison} {c.uln_multiple:g} × upper reference limit"
+        else f"{symbol(c.comparison)} {c.uln_multiple:g} × upper reference limit"
         for c in marker.criteria
     ]
     return MarkerCriteria(comparison=marker.criteria[0].comparison, text="; ".join(texts))

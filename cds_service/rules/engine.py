@@ -206,15 +206,20 @@ def _applies(criterion: Criterion, value: LabValue) -> bool:
 _SYMBOL = {">": ">", ">=": "≥", "<": "<", "<=": "≤"}
 
 
+def symbol(comparison: str) -> str:
+    """A comparison as people write it: ">=" -> "≥"."""
+    return _SYMBOL[comparison]
+
+
 def _threshold(criterion: Criterion, value: LabValue) -> tuple[float, str]:
     """The threshold in the result's canonical unit, and as people read it (≥, ≤)."""
-    symbol = _SYMBOL[criterion.comparison]
+    sign = symbol(criterion.comparison)
     if criterion.threshold is not None:
-        return criterion.threshold, f"{symbol} {number(criterion.threshold)} {criterion.unit}"
+        return criterion.threshold, f"{sign} {number(criterion.threshold)} {criterion.unit}"
     assert criterion.uln_multiple is not None and value.reference_high is not None
     threshold = criterion.uln_multiple * value.reference_high
     return threshold, (
-        f"{symbol} {criterion.uln_multiple:g} × upper reference limit "
+        f"{sign} {criterion.uln_multiple:g} × upper reference limit "
         f"({number(threshold)} {value.unit})"
     )
 

@@ -70,7 +70,7 @@ def test_il1_page_shows_rule_charts_values_history_and_sources(runtime: Runtime)
     assert "2 result(s), latest 12,500 ng/mL" in page.svg_labels["history-ferritin"]
     ferritin_series = figure_text(page.figures["history-ferritin"])
     assert "> 4,420 ng/mL: Ferritin (MALS range)" in ferritin_series
-    assert ">= 500 ng/mL: Ferritin" in ferritin_series and "assessment" in ferritin_series
+    assert "≥ 500 ng/mL: Ferritin" in ferritin_series and "assessment" in ferritin_series
     # Sources: citations with DOI links.
     assert "https://doi.org/10.1186/s12916-017-0930-5" in page.links  # Kyriazopoulou 2017
     assert "https://doi.org/10.1016/j.xcrm.2022.100817" in page.links  # PROVIDE

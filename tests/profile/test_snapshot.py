@@ -103,7 +103,7 @@ def test_criteria_and_sources_are_kept_for_every_marker(runtime: Runtime) -> Non
     assert set(stored.criteria) == {m.marker for m in outcome.assessment.markers()}
     assert stored.criteria["mhladr-low"].comparison == "<"
     assert stored.criteria["mhladr-low"].text == "< 5,000 {molecules}/{cell}"
-    assert stored.criteria["sil2r-high"].text == ">= 2,400 U/mL; > 2 × upper reference limit"
+    assert stored.criteria["sil2r-high"].text == "≥ 2,400 U/mL; > 2 × upper reference limit"
     ids = [s.id for s in stored.sources]
     assert "henter2007" in ids  # the multiplex card's own source (hyperinflammation)
     assert all(s.citation for s in stored.sources)
