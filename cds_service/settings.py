@@ -268,6 +268,25 @@ class Settings(BaseSettings):
         "Default: a random secret generated once and kept in `<data dir>/patient-key.secret`.",
     )
 
+    # --- serving, observability and performance (issue 6) ------------------------------------
+    log_format: Literal["json", "text"] = Field(
+        "json",
+        description="`json`: one JSON object per log line (app and gunicorn), for log "
+        "collectors. `text`: plain lines, for reading in a terminal.",
+    )
+    metrics_token: SecretStr | None = Field(
+        None,
+        min_length=16,
+        description="When set, GET /metrics requires `Authorization: Bearer <this token>`. "
+        "Unset: /metrics is open (it carries no patient data; restrict it at the network).",
+    )
+    ready_requires_store: bool = Field(
+        True,
+        description="GET /readyz answers 503 while the audit store is unreachable. Set false to "
+        "keep taking hook calls (answered, not recorded) through a database outage.",
+    )
+    # --- end of serving settings ---------------------------------------------------------------
+
     @field_validator("public_base_url")
     @classmethod
     def _no_trailing_slash(cls, value: str | None) -> str | None:
