@@ -29,7 +29,9 @@ import json
 import os
 import platform
 import re
+import resource
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -295,6 +297,72 @@ def start_servers(workdir: Path, signer: Signer) -> Iterator[Servers]:
 # --- measuring ----------------------------------------------------------------------------------
 
 
+class OtherLoad:
+    """CPU used on this machine by processes other than this benchmark's (Linux /proc).
+
+    Two cores are easily shared with a test suite or a build: a run during which other
+    processes used the CPU is flagged, so its numbers are not mistaken for the service's."""
+
+    def __init__(self) -> None:
+        self.available = Path("/proc/stat").exists()
+        self._start = self._sample() if self.available else (0.0, 0.0)
+
+    @staticmethod
+    def _sample() -> tuple[float, float]:
+        fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        busy = sum(fields) - fields[3] - fields[4]  # all but idle and iowait
+        tick = os.sysconf("SC_CLK_TCK")
+        ours = sum(_process_ticks(pid) for pid in _descendants(os.getpid())) / tick
+        mine, waited = os.times(), resource.getrusage(resource.RUSAGE_CHILDREN)
+        ours += mine.user + mine.system + waited.ru_utime + waited.ru_stime
+        return busy / tick, ours
+
+    def percent(self, seconds: float) -> float | None:
+        """Share of all cores the other processes used since this object was made."""
+        if not self.available:
+            return None
+        busy, ours = self._sample()
+        other = (busy - self._start[0]) - (ours - self._start[1])
+        return max(0.0, 100 * other / (seconds * (os.cpu_count() or 1)))
+
+
+def wait_for_quiet(limit: float) -> None:
+    """Wait (up to `limit` seconds) until other processes leave the cores alone for a second."""
+    deadline = time.monotonic() + limit
+    while time.monotonic() < deadline:
+        load = OtherLoad()
+        time.sleep(1.0)
+        share = load.percent(1.0)
+        if share is None or share < BUSY_MACHINE / 2:
+            return
+        print(f"  (waiting: other processes use {share:.0f}% of the CPU)", flush=True)
+
+
+def _descendants(root: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            pid, _, rest = stat.read_text().partition(" (")
+            ppid = int(rest.rsplit(") ", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(ppid, []).append(int(pid))
+    found, todo = [], list(children.get(root, []))
+    while todo:
+        pid = todo.pop()
+        found.append(pid)
+        todo.extend(children.get(pid, []))
+    return found
+
+
+def _process_ticks(pid: int) -> int:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(") ", 1)[1].split()
+    except (OSError, IndexError):
+        return 0
+    return int(fields[11]) + int(fields[12])  # utime, stime
+
+
 def check_case(case: Case, base: str, headers: dict[str, str]) -> None:
     """One request before the run: the case must answer 200 with the expected card."""
     response = requests.request(
@@ -335,13 +403,17 @@ def run_wrk(
         wrk_binary(), "-t1", f"-c{concurrency}", f"-d{duration}s", "--timeout", "10s",
         "-s", str(LUA), url,
     ]  # fmt: skip
+    wait_for_quiet(QUIET_WAIT)
+    load = OtherLoad()
     result = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
+    other = load.percent(duration)
     match = re.search(r"^BENCH_JSON (.*)$", result.stdout, re.M)
     if result.returncode != 0 or match is None:
         raise SystemExit(f"wrk failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
     data: dict[str, Any] = json.loads(match.group(1))
     data["rps"] = data["requests"] / data["duration_s"]
     data["error_count"] = sum(data["errors"].values())
+    data["other_cpu_percent"] = other
     return data
 
 
@@ -386,17 +458,23 @@ def measure(
 
 HEADER = (
     f"{'case':<27} {'c':>3} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} "
-    f"{'errors':>6} {'base req/s':>10} {'ratio':>6}"
+    f"{'errors':>6} {'base req/s':>10} {'ratio':>6}  other CPU"
 )
+BUSY_MACHINE = 10.0  # % of all cores used by other processes that flags a run
+QUIET_WAIT = 0.0  # seconds to wait for a quiet machine before each run (--wait-quiet)
 
 
 def print_row(row: dict[str, Any]) -> None:
     result, latency = row["result"], row["result"]["latency_ms"]
     ratio = f"{row['ratio']:.2f}" if row["ratio"] is not None else "-"
+    others = [r["other_cpu_percent"] for r in (result, row["baseline"])]
+    other = "-" if None in others else f"{max(others):.0f}%"
+    if None not in others and max(others) > BUSY_MACHINE:
+        other += " (busy machine: numbers unreliable)"
     print(
         f"{row['case']:<27} {row['concurrency']:>3} {result['rps']:>8.0f} {latency['50']:>8.2f} "
         f"{latency['95']:>8.2f} {latency['99']:>8.2f} {result['error_count']:>6} "
-        f"{row['baseline']['rps']:>10.0f} {ratio:>6}",
+        f"{row['baseline']['rps']:>10.0f} {ratio:>6}  {other}",
         flush=True,
     )
 
@@ -429,7 +507,17 @@ def main() -> None:
     parser.add_argument("--concurrency", default="1,8,32", help="connections, comma-separated")
     parser.add_argument("--cases", help="case names, comma-separated (default: all)")
     parser.add_argument("--output", type=Path, help="JSON file (default: bench/results/...)")
+    parser.add_argument(
+        "--wait-quiet",
+        type=float,
+        default=0.0,
+        help="before each run, wait up to this many seconds for other processes to go idle",
+    )
     args = parser.parse_args()
+    global QUIET_WAIT
+    QUIET_WAIT = args.wait_quiet
+    # SIGTERM (a CI timeout, `kill`) unwinds like Ctrl-C, so every server started is stopped.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     wrk_binary()
     levels = [int(level) for level in args.concurrency.split(",")]
     info = machine()
@@ -454,7 +542,7 @@ def main() -> None:
     output = args.output or RESULTS / f"http-load-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps({"machine": info, "rows": rows}, indent=2), encoding="utf-8")
-    print(f"\nratio = req/s of the case / req/s of the baseline app at the same concurrency")
+    print("\nratio = req/s of the case / req/s of the baseline app at the same concurrency")
     print(f"results: {output}")
 
 

@@ -41,8 +41,9 @@ def gunicorn_options(settings: Settings) -> dict[str, Any]:
     return {
         "bind": f"{settings.host}:{settings.port}",
         "workers": settings.workers,
-        "worker_class": "gthread",
-        "threads": settings.threads,
+        "worker_class": settings.worker_class,
+        # gunicorn turns `sync` into `gthread` when threads > 1: sync means one thread.
+        "threads": settings.threads if settings.worker_class == "gthread" else 1,
         "timeout": settings.worker_timeout,
         "graceful_timeout": settings.graceful_timeout,
         "keepalive": settings.keepalive,

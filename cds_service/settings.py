@@ -269,6 +269,12 @@ class Settings(BaseSettings):
     )
 
     # --- serving, observability and performance (issue 6) ------------------------------------
+    worker_class: Literal["sync", "gthread"] = Field(
+        "gthread",
+        description="gunicorn worker type. `gthread`: CYTOKINE_CDS_THREADS threads per worker "
+        "and keep-alive connections. `sync`: one request at a time per worker, a new "
+        "connection per request.",
+    )
     log_format: Literal["json", "text"] = Field(
         "json",
         description="`json`: one JSON object per log line (app and gunicorn), for log "

@@ -20,7 +20,7 @@ def readyz() -> tuple[dict[str, object], int]:
     """200 when the rules are loaded and the audit store answers; else 503 naming what is not."""
     runtime = current_runtime()
     ready, checks = readiness(runtime, require_store=runtime.settings.ready_requires_store)
-    body = {
+    body: dict[str, object] = {
         "status": "ready" if ready else "not ready",
         "checks": {c.name: {"ready": c.ready, "detail": c.detail} for c in checks},
         "not_ready": [c.name for c in checks if not c.ready],

@@ -79,8 +79,10 @@ def _record(response: Response) -> None:
     topics: list[str] = g.get("card_topics", [])
     if topics:
         record_cards(service, topics)
-    level = logging.DEBUG if endpoint in _QUIET_ENDPOINTS and response.status_code < 400 else (
-        logging.INFO
+    level = (
+        logging.DEBUG
+        if endpoint in _QUIET_ENDPOINTS and response.status_code < 400
+        else (logging.INFO)
     )
     if not access_log.isEnabledFor(level):
         return

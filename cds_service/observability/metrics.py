@@ -1,8 +1,8 @@
 """Prometheus metrics of the service: one set per process, shared by all workers under gunicorn.
 
-Under gunicorn every worker is its own process, and a scrape reaches one of them. prometheus-client's
-multiprocess mode solves that: each process writes its values to files in a folder named by the
-environment variable PROMETHEUS_MULTIPROC_DIR, and /metrics sums the files of all processes.
+Under gunicorn every worker is its own process, and a scrape reaches one of them. The multiprocess
+mode of prometheus-client solves that: each process writes its values to files in a folder named
+by the environment variable PROMETHEUS_MULTIPROC_DIR, and /metrics sums the files of all of them.
 The library reads that variable when the first metric is created, so:
 - `cytokine-cds serve` calls `start_multiprocess_dir()` before it builds the app: a new, empty
   folder per server start (values of an earlier run are never summed in), removed at exit;
@@ -21,6 +21,7 @@ from __future__ import annotations
 import os
 import shutil
 import tempfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -77,7 +78,9 @@ def metrics() -> Metrics:
             registry=registry,
         ),
         cards=counter(
-            "cards", "Cards returned by hook calls, by service and card topic code.", ("service", "topic")
+            "cards",
+            "Cards returned by hook calls, by service and card topic code.",
+            ("service", "topic"),
         ),
         fhir_fetch_seconds=Histogram(
             f"{PREFIX}_fhir_fetch_duration_seconds",
@@ -92,9 +95,7 @@ def metrics() -> Metrics:
             "Prefetch keys that could not (fully) be read from a FHIR server, by failure kind.",
             ("kind",),
         ),
-        auth_failures=counter(
-            "auth_failures", "CDS client JWTs refused, by reason.", ("reason",)
-        ),
+        auth_failures=counter("auth_failures", "CDS client JWTs refused, by reason.", ("reason",)),
         audit_writes=counter("audit_writes", "Hook calls recorded in the audit store."),
         audit_write_failures=counter(
             "audit_write_failures",
@@ -124,7 +125,7 @@ def exposition() -> tuple[bytes, str]:
     registry = metrics().registry
     if MULTIPROC_ENV in os.environ:
         registry = CollectorRegistry()
-        MultiProcessCollector(registry)
+        MultiProcessCollector(registry)  # type: ignore[no-untyped-call]
     return generate_latest(registry), CONTENT_TYPE_LATEST
 
 
@@ -147,7 +148,7 @@ def process_exited(pid: int) -> None:
     if MULTIPROC_ENV in os.environ:
         from prometheus_client import multiprocess
 
-        multiprocess.mark_process_dead(pid)
+        multiprocess.mark_process_dead(pid)  # type: ignore[no-untyped-call]
 
 
 def remove_multiprocess_dir(folder: Path) -> None:
@@ -159,13 +160,13 @@ def remove_multiprocess_dir(folder: Path) -> None:
 # --- recording (called where things happen; cheap: a lock and an add) --------------------------
 
 
-def record_cards(service: str, topics: list[str]) -> None:
+def record_cards(service: str, topics: Sequence[str]) -> None:
     counter = metrics().cards
     for topic in topics:
         counter.labels(service, topic).inc()
 
 
-def record_fhir_fetch(seconds: float, failed_kinds: list[str], keys: int) -> None:
+def record_fhir_fetch(seconds: float, failed_kinds: Sequence[str], keys: int) -> None:
     m = metrics()
     outcome = "ok" if not failed_kinds else "failed" if len(failed_kinds) >= keys else "partial"
     m.fhir_fetch_seconds.labels(outcome).observe(seconds)
