@@ -88,6 +88,7 @@ class Servers:
     baseline: str = ""
     fhir: str = ""
     logs: dict[str, Path] = field(default_factory=dict)
+    pids: dict[str, int] = field(default_factory=dict)  # server name -> its (master) process
 
 
 # --- preparing ----------------------------------------------------------------------------------
@@ -213,7 +214,7 @@ def shifted_fixtures(workdir: Path) -> Path:
 @contextmanager
 def process(
     name: str, command: list[str], health: str, env: dict[str, str], logdir: Path
-) -> Iterator[Path]:
+) -> Iterator[tuple[Path, int]]:
     """A server process with its output in a file (a pipe nobody reads would block it)."""
     log_path = logdir / f"{name}.log"
     with log_path.open("wb") as log:
@@ -224,7 +225,7 @@ def process(
         except (RuntimeError, TimeoutError) as exc:
             tail = log_path.read_text(errors="replace")[-3000:]
             raise SystemExit(f"{name} did not start: {exc}\n{tail}") from None
-        yield log_path
+        yield log_path, proc.pid
     finally:
         stop(proc)
 
@@ -250,7 +251,7 @@ def start_servers(workdir: Path, signer: Signer) -> Iterator[Servers]:
         fhir_env = {**os.environ, "SEKMET_BASE_URL": servers.fhir, "SEKMET_PORT": str(port)}
         sekmet_dir = workdir / "sekmet"
         sekmet_dir.mkdir()
-        servers.logs["sekmet"] = stack.enter_context(
+        servers.logs["sekmet"], servers.pids["sekmet"] = stack.enter_context(
             process(
                 "sekmet",
                 [str(sekmet_binary()), "serve", "--host", "127.0.0.1", "--port", str(port)],
@@ -287,7 +288,7 @@ def start_servers(workdir: Path, signer: Signer) -> Iterator[Servers]:
                 command = [sys.executable, str(ROOT / "bench/baseline_app.py"), "--port", str(port)]
             else:
                 command = [cds, "serve", "--host", "127.0.0.1", "--port", str(port)]
-            servers.logs[name] = stack.enter_context(
+            servers.logs[name], servers.pids[name] = stack.enter_context(
                 process(name, command, f"{base}/healthz", env, workdir)
             )
             setattr(servers, name, base)
@@ -380,6 +381,12 @@ def check_case(case: Case, base: str, headers: dict[str, str]) -> None:
             raise SystemExit(f"{case.name}: expected a {case.expect} card, got {topics}")
 
 
+def server_cpu_seconds(pid: int) -> float:
+    """CPU time used so far by a server: its process and all its children (gunicorn workers)."""
+    ticks = sum(_process_ticks(p) for p in (pid, *_descendants(pid)))
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
 def run_wrk(
     url: str,
     case: Case,
@@ -387,6 +394,7 @@ def run_wrk(
     duration: int,
     workdir: Path,
     tokens: list[str] | None = None,
+    server_pid: int | None = None,
 ) -> dict[str, Any]:
     env = {**os.environ, "BENCH_METHOD": case.method}
     if case.body is not None:
@@ -405,8 +413,10 @@ def run_wrk(
     ]  # fmt: skip
     wait_for_quiet(QUIET_WAIT)
     load = OtherLoad()
+    cpu_before = server_cpu_seconds(server_pid) if server_pid else 0.0
     result = subprocess.run(command, env=env, capture_output=True, text=True, check=False)
     other = load.percent(duration)
+    cpu = server_cpu_seconds(server_pid) - cpu_before if server_pid else None
     match = re.search(r"^BENCH_JSON (.*)$", result.stdout, re.M)
     if result.returncode != 0 or match is None:
         raise SystemExit(f"wrk failed ({result.returncode}):\n{result.stdout}\n{result.stderr}")
@@ -414,6 +424,10 @@ def run_wrk(
     data["rps"] = data["requests"] / data["duration_s"]
     data["error_count"] = sum(data["errors"].values())
     data["other_cpu_percent"] = other
+    # Server CPU per answered request: barely moved by other load on the machine, unlike req/s.
+    data["server_cpu_ms_per_request"] = (
+        1000 * cpu / data["requests"] if cpu is not None and data["requests"] else None
+    )
     return data
 
 
@@ -437,9 +451,14 @@ def measure(
         else:
             check_case(case, base, {})
             run_wrk(url, case, concurrency, min(2, duration), workdir)  # warm-up
-        result = run_wrk(url, case, concurrency, duration, workdir, tokens)
+        result = run_wrk(
+            url, case, concurrency, duration, workdir, tokens, servers.pids[case.target]
+        )
         run_wrk(servers.baseline + case.path, case, concurrency, min(2, duration), workdir)
-        baseline = run_wrk(servers.baseline + case.path, case, concurrency, duration, workdir)
+        baseline = run_wrk(
+            servers.baseline + case.path, case, concurrency, duration, workdir,
+            server_pid=servers.pids["baseline"],
+        )  # fmt: skip
         rows.append(
             {
                 "case": case.name,
@@ -458,7 +477,7 @@ def measure(
 
 HEADER = (
     f"{'case':<27} {'c':>3} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} "
-    f"{'errors':>6} {'base req/s':>10} {'ratio':>6}  other CPU"
+    f"{'errors':>6} {'base req/s':>10} {'ratio':>6} {'cpu ms':>7} {'base':>5}  other CPU"
 )
 BUSY_MACHINE = 10.0  # % of all cores used by other processes that flags a run
 QUIET_WAIT = 0.0  # seconds to wait for a quiet machine before each run (--wait-quiet)
@@ -474,9 +493,15 @@ def print_row(row: dict[str, Any]) -> None:
     print(
         f"{row['case']:<27} {row['concurrency']:>3} {result['rps']:>8.0f} {latency['50']:>8.2f} "
         f"{latency['95']:>8.2f} {latency['99']:>8.2f} {result['error_count']:>6} "
-        f"{row['baseline']['rps']:>10.0f} {ratio:>6}  {other}",
+        f"{row['baseline']['rps']:>10.0f} {ratio:>6} {_ms(result):>7} {_ms(row['baseline']):>5}"
+        f"  {other}",
         flush=True,
     )
+
+
+def _ms(result: dict[str, Any]) -> str:
+    value = result.get("server_cpu_ms_per_request")
+    return "-" if value is None else f"{value:.2f}"
 
 
 def machine() -> dict[str, Any]:
@@ -495,8 +520,9 @@ def machine() -> dict[str, Any]:
         "python": platform.python_version(),
         "platform": platform.platform(),
         "wrk": wrk_version[0] if wrk_version else "",
+        "worker_class": settings.worker_class,
         "workers": settings.workers,
-        "threads": settings.threads,
+        "threads": settings.threads if settings.worker_class == "gthread" else 1,
         "keepalive": settings.keepalive,
     }
 
@@ -523,7 +549,7 @@ def main() -> None:
     info = machine()
     print(
         f"{info['cores']} cores ({info['cpu']}), Python {info['python']}, {info['wrk']}\n"
-        f"gunicorn gthread: {info['workers']} workers x {info['threads']} threads, "
+        f"gunicorn {info['worker_class']}: {info['workers']} workers x {info['threads']} threads, "
         f"keep-alive {info['keepalive']} s; {args.duration:g} s per run, wrk -t1; "
         "CDS client authentication off except in the *-jwt case\n"
     )
@@ -542,7 +568,10 @@ def main() -> None:
     output = args.output or RESULTS / f"http-load-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
     output.parent.mkdir(parents=True, exist_ok=True)
     output.write_text(json.dumps({"machine": info, "rows": rows}, indent=2), encoding="utf-8")
-    print("\nratio = req/s of the case / req/s of the baseline app at the same concurrency")
+    print(
+        "\nratio: req/s of the case / req/s of the baseline app at the same concurrency; "
+        "cpu ms: server CPU time per request (all its processes), and the baseline's"
+    )
     print(f"results: {output}")
 
 
