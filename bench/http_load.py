@@ -381,6 +381,20 @@ def check_case(case: Case, base: str, headers: dict[str, str]) -> None:
             raise SystemExit(f"{case.name}: expected a {case.expect} card, got {topics}")
 
 
+def worker_share(log: Path, offset: int) -> dict[str, float]:
+    """Share of the requests each gunicorn worker answered (from the JSON request lines): an
+    uneven share means connections pile up on one worker while another core idles."""
+    counts: dict[str, int] = {}
+    with log.open("rb") as lines:
+        lines.seek(offset)
+        for line in lines:
+            if b'"cytokine_cds.access"' in line:
+                pid = str(json.loads(line).get("pid"))
+                counts[pid] = counts.get(pid, 0) + 1
+    total = sum(counts.values()) or 1
+    return {pid: round(count / total, 3) for pid, count in sorted(counts.items())}
+
+
 def server_cpu_seconds(pid: int) -> float:
     """CPU time used so far by a server: its process and all its children (gunicorn workers)."""
     ticks = sum(_process_ticks(p) for p in (pid, *_descendants(pid)))
@@ -451,9 +465,12 @@ def measure(
         else:
             check_case(case, base, {})
             run_wrk(url, case, concurrency, min(2, duration), workdir)  # warm-up
+        log = servers.logs[case.target]
+        offset = log.stat().st_size
         result = run_wrk(
             url, case, concurrency, duration, workdir, tokens, servers.pids[case.target]
         )
+        result["worker_share"] = worker_share(log, offset)
         run_wrk(servers.baseline + case.path, case, concurrency, min(2, duration), workdir)
         baseline = run_wrk(
             servers.baseline + case.path, case, concurrency, duration, workdir,
@@ -477,7 +494,8 @@ def measure(
 
 HEADER = (
     f"{'case':<27} {'c':>3} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} "
-    f"{'errors':>6} {'base req/s':>10} {'ratio':>6} {'cpu ms':>7} {'base':>5}  other CPU"
+    f"{'errors':>6} {'base req/s':>10} {'ratio':>6} {'cpu ms':>7} {'base':>5} "
+    f"{'workers':>9}  other CPU"
 )
 BUSY_MACHINE = 10.0  # % of all cores used by other processes that flags a run
 QUIET_WAIT = 0.0  # seconds to wait for a quiet machine before each run (--wait-quiet)
@@ -493,10 +511,15 @@ def print_row(row: dict[str, Any]) -> None:
     print(
         f"{row['case']:<27} {row['concurrency']:>3} {result['rps']:>8.0f} {latency['50']:>8.2f} "
         f"{latency['95']:>8.2f} {latency['99']:>8.2f} {result['error_count']:>6} "
-        f"{row['baseline']['rps']:>10.0f} {ratio:>6} {_ms(result):>7} {_ms(row['baseline']):>5}"
-        f"  {other}",
+        f"{row['baseline']['rps']:>10.0f} {ratio:>6} {_ms(result):>7} {_ms(row['baseline']):>5} "
+        f"{_shares(result):>9}  {other}",
         flush=True,
     )
+
+
+def _shares(result: dict[str, Any]) -> str:
+    shares = sorted(result.get("worker_share", {}).values(), reverse=True)
+    return "/".join(f"{100 * share:.0f}" for share in shares) or "-"
 
 
 def _ms(result: dict[str, Any]) -> str:
@@ -570,7 +593,8 @@ def main() -> None:
     output.write_text(json.dumps({"machine": info, "rows": rows}, indent=2), encoding="utf-8")
     print(
         "\nratio: req/s of the case / req/s of the baseline app at the same concurrency; "
-        "cpu ms: server CPU time per request (all its processes), and the baseline's"
+        "cpu ms: server CPU time per request (all its processes), and the baseline's; "
+        "workers: % of the requests each gunicorn worker answered"
     )
     print(f"results: {output}")
 

@@ -54,9 +54,12 @@ class Settings(BaseSettings):
     )
     log_level: str = Field("INFO", description="Python log level.")
     workers: int = Field(
-        default_factory=lambda: os.cpu_count() or 1,
+        # Serving (issue 6): two per core, so one worker's wait on a FHIR server or the database
+        # leaves the core to another (measured: bench/http_load.py, README).
+        default_factory=lambda: 2 * (os.cpu_count() or 1),
         ge=1,
-        description="gunicorn worker processes. Default: one per CPU core.",
+        description="gunicorn worker processes. Default: two per CPU core seen by the process "
+        "(in a container, set it from the CPU limit).",
     )
     threads: int = Field(
         4, ge=1, description="Threads per worker (gthread), so FHIR calls do not block a core."
@@ -270,10 +273,11 @@ class Settings(BaseSettings):
 
     # --- serving, observability and performance (issue 6) ------------------------------------
     worker_class: Literal["sync", "gthread"] = Field(
-        "gthread",
-        description="gunicorn worker type. `gthread`: CYTOKINE_CDS_THREADS threads per worker "
-        "and keep-alive connections. `sync`: one request at a time per worker, a new "
-        "connection per request.",
+        "sync",
+        description="gunicorn worker type. `sync`: one request at a time per worker, the "
+        "connection closed after each answer, so the kernel spreads calls evenly over the "
+        "workers. `gthread`: CYTOKINE_CDS_THREADS threads per worker and keep-alive connections, "
+        "which can pile up on one worker (measured; see README).",
     )
     log_format: Literal["json", "text"] = Field(
         "json",

@@ -65,7 +65,8 @@ def test_kubernetes_example_is_complete_and_safe() -> None:
     assert kinds["Secret"]["stringData"]["database-url"].startswith("postgresql://")
     assert kinds["HorizontalPodAutoscaler"]["spec"]["scaleTargetRef"]["name"] == "cytokine-cds"
     # Workers are set explicitly: a container sees the node's cores, not its CPU limit.
-    assert int(env["CYTOKINE_CDS_WORKERS"]["value"]) <= int(container["resources"]["limits"]["cpu"])
+    workers = int(env["CYTOKINE_CDS_WORKERS"]["value"])
+    assert workers == 2 * int(container["resources"]["limits"]["cpu"])
 
 
 def test_compose_example_uses_postgresql() -> None:

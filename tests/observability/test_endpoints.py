@@ -217,5 +217,6 @@ def test_sync_workers_get_one_thread() -> None:
     assert options["worker_class"] == "sync"
     assert options["threads"] == 1  # gunicorn would silently switch to gthread otherwise
     assert options["workers"] == 3
-    threaded = gunicorn_options(Settings(auth="off", threads=8))
+    threaded = gunicorn_options(Settings(auth="off", worker_class="gthread", threads=8))
     assert threaded["worker_class"] == "gthread" and threaded["threads"] == 8
+    assert Settings(auth="off").worker_class == "sync"  # the measured default (README)
