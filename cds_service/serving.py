@@ -1,10 +1,12 @@
 """Run the service under gunicorn, the production WSGI server, configured from Settings.
 
 Why these gunicorn settings (README, "Serving, observability and performance", has the numbers):
-- `gthread` workers, one process per core (CYTOKINE_CDS_WORKERS) with a few threads each
-  (CYTOKINE_CDS_THREADS): the work is CPU-bound Python, so processes give the parallelism, and
-  threads keep a core busy while another request of the same worker waits on a FHIR server or the
-  database. gthread also keeps client connections alive (the sync worker closes each one).
+- `sync` workers, two per core (CYTOKINE_CDS_WORKER_CLASS, CYTOKINE_CDS_WORKERS): the work is
+  CPU-bound Python, so processes give the parallelism, and the second worker per core computes
+  while another waits on a FHIR server or the database. A sync worker closes the connection after
+  each answer, so each call is a new accept() and calls spread evenly over the workers; with
+  gthread, keep-alive connections stay with the worker that accepted them and were measured to
+  pile up on one worker (p99 near 1 s at concurrency 8 on 2 cores). gthread stays selectable.
 - The app is built once in the master (`preload_app`): knowledge files are validated before any
   worker starts, and a broken file stops start-up instead of crash-looping workers. The objects
   built then are moved out of the garbage collector's reach (gc.freeze): a full collection over
