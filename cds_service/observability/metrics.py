@@ -132,15 +132,38 @@ def exposition() -> tuple[bytes, str]:
 # --- multiprocess folder (gunicorn) ------------------------------------------------------------
 
 
+_FOLDER_PREFIX = "cytokine-cds-metrics-"
+
+
 def start_multiprocess_dir() -> Path:
     """A new, empty folder for this server start, named in PROMETHEUS_MULTIPROC_DIR.
 
     Must run before the first metric is created (before the app is built). Any folder named
-    there before is replaced: the library's own rule is an empty folder at each start.
+    there before is replaced: the library's own rule is an empty folder at each start. The
+    folder's name carries the master's pid, so folders left by a server that was killed
+    (SIGKILL leaves no chance to clean up) are removed by the next start.
     """
-    folder = Path(tempfile.mkdtemp(prefix="cytokine-cds-metrics-"))
+    remove_abandoned_dirs()
+    folder = Path(tempfile.mkdtemp(prefix=f"{_FOLDER_PREFIX}{os.getpid()}-"))
     os.environ[MULTIPROC_ENV] = str(folder)
     return folder
+
+
+def remove_abandoned_dirs() -> None:
+    for folder in Path(tempfile.gettempdir()).glob(f"{_FOLDER_PREFIX}*-*"):
+        pid = folder.name.removeprefix(_FOLDER_PREFIX).split("-", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process
+        return True
+    return True
 
 
 def process_exited(pid: int) -> None:

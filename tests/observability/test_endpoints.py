@@ -220,3 +220,39 @@ def test_sync_workers_get_one_thread() -> None:
     threaded = gunicorn_options(Settings(auth="off", worker_class="gthread", threads=8))
     assert threaded["worker_class"] == "gthread" and threaded["threads"] == 8
     assert Settings(auth="off").worker_class == "sync"  # the measured default (README)
+
+
+# --- the multiprocess folder -----------------------------------------------------------------
+
+
+def test_folders_of_killed_servers_are_removed_at_the_next_start(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SIGKILL leaves a server no chance to remove its folder: the next start does."""
+    import os
+    import subprocess
+    import tempfile
+
+    from cds_service.observability import metrics as metrics_module
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    exited = subprocess.Popen(["true"])
+    exited.wait()  # its pid now belongs to no process
+    abandoned = tmp_path / f"cytokine-cds-metrics-{exited.pid}-x1"
+    running = tmp_path / f"cytokine-cds-metrics-{os.getpid()}-x2"
+    unrelated = tmp_path / "cytokine-cds-metrics-notapid"
+    for folder in (abandoned, running, unrelated):
+        folder.mkdir()
+
+    folder = metrics_module.start_multiprocess_dir()
+    try:
+        assert folder.parent == tmp_path and folder.name.startswith(
+            f"cytokine-cds-metrics-{os.getpid()}-"
+        )
+        assert os.environ[metrics_module.MULTIPROC_ENV] == str(folder)
+        assert not abandoned.exists()
+        assert running.exists() and unrelated.exists()
+    finally:
+        metrics_module.remove_multiprocess_dir(folder)
+    assert not folder.exists()
+    assert metrics_module.MULTIPROC_ENV not in os.environ
