@@ -36,11 +36,12 @@ run: $(VENV)/.installed-run
 	CYTOKINE_CDS_FHIR_ALLOW_LOOPBACK=$(or $(CYTOKINE_CDS_FHIR_ALLOW_LOOPBACK),true) \
 	  $(BIN)/cytokine-cds serve --host 127.0.0.1 --port 8080
 
-## lint: ruff (lint + format check) and mypy on the package
+## lint: ruff (lint + format check), mypy on the package, hadolint on the Dockerfile
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy cds_service
+	$(BIN)/hadolint Dockerfile
 
 ## test: lint, then the whole test suite (starts its own FHIR server on 127.0.0.1)
 test: lint $(FHIR_VENV)/.installed
@@ -48,3 +49,8 @@ test: lint $(FHIR_VENV)/.installed
 
 clean:
 	rm -rf $(VENV) $(FHIR_VENV) .pytest_cache .mypy_cache .ruff_cache
+
+# --- serving and performance (issue 6) ---------------------------------------------------------
+## bench: HTTP load benchmark under gunicorn with wrk (`apt-get install -y wrk`); see README
+bench: $(VENV)/.installed-test $(FHIR_VENV)/.installed
+	CYTOKINE_TEST_SEKMET=$(abspath $(FHIR_VENV))/bin/sekmet $(BIN)/python bench/http_load.py $(BENCH_ARGS)

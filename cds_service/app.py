@@ -15,6 +15,7 @@ from werkzeug.exceptions import HTTPException
 from cds_service.api import discovery, evaluate, feedback, health, hooks
 from cds_service.api.auth import install_client_auth
 from cds_service.api.profile import install_profile_page
+from cds_service.api.observe import install_observability
 from cds_service.errors import ApiError
 from cds_service.profile.links import ProfileLinks
 from cds_service.runtime import EXTENSION_KEY, build_runtime
@@ -63,6 +64,9 @@ def create_app(settings: Settings | None = None) -> Flask:
         max_age=600,
     )
     _register_error_handlers(app, settings)
+    # --- serving and observability (issue 6): request log line and metrics (registered before
+    # authentication, so refused calls are timed and counted too), GET /metrics ---
+    install_observability(app, settings)
     # --- authentication of CDS clients (issue 4): a JWT on every /cds-services call ---
     install_client_auth(app, settings)
     for blueprint in (discovery.bp, hooks.bp, feedback.bp, evaluate.bp, health.bp):

@@ -66,16 +66,18 @@ def _print(data: Any) -> None:
 def _serve(args: argparse.Namespace) -> int:
     from cds_service.app import create_app
     from cds_service.auth import AuthConfigError, check_bind_allowed
-    from cds_service.serving import serve
+    from cds_service.serving import serve, serving_process
     from cds_service.store import StoreError
 
     settings = _settings(host=args.host, port=args.port)
-    try:
-        check_bind_allowed(settings, settings.host)
-        app = create_app(settings)
-    except (AuthConfigError, StoreError) as exc:
-        raise UsageError(f"invalid configuration: {exc}") from None
-    serve(app, settings)
+    # --- serving (issue 6): logging and the metrics folder are set up before the app is built ---
+    with serving_process(settings) as prepared:
+        try:
+            check_bind_allowed(settings, settings.host)
+            app = create_app(settings)
+        except (AuthConfigError, StoreError) as exc:
+            raise UsageError(f"invalid configuration: {exc}") from None
+        serve(app, settings, prepared)
     return 0
 
 

@@ -55,9 +55,12 @@ class Settings(BaseSettings):
     )
     log_level: str = Field("INFO", description="Python log level.")
     workers: int = Field(
-        default_factory=lambda: os.cpu_count() or 1,
+        # Serving (issue 6): two per core, so one worker's wait on a FHIR server or the database
+        # leaves the core to another (measured: bench/http_load.py, README).
+        default_factory=lambda: 2 * (os.cpu_count() or 1),
         ge=1,
-        description="gunicorn worker processes. Default: one per CPU core.",
+        description="gunicorn worker processes. Default: two per CPU core seen by the process "
+        "(in a container, set it from the CPU limit).",
     )
     threads: int = Field(
         4, ge=1, description="Threads per worker (gthread), so FHIR calls do not block a core."
@@ -268,6 +271,32 @@ class Settings(BaseSettings):
         description="Secret for the pseudonymous patient key (HMAC-SHA256 of the patient id). "
         "Default: a random secret generated once and kept in `<data dir>/patient-key.secret`.",
     )
+
+    # --- serving, observability and performance (issue 6) ------------------------------------
+    worker_class: Literal["sync", "gthread"] = Field(
+        "sync",
+        description="gunicorn worker type. `sync`: one request at a time per worker, the "
+        "connection closed after each answer, so the kernel spreads calls evenly over the "
+        "workers. `gthread`: CYTOKINE_CDS_THREADS threads per worker and keep-alive connections, "
+        "which can pile up on one worker (measured; see README).",
+    )
+    log_format: Literal["json", "text"] = Field(
+        "json",
+        description="`json`: one JSON object per log line (app and gunicorn), for log "
+        "collectors. `text`: plain lines, for reading in a terminal.",
+    )
+    metrics_token: SecretStr | None = Field(
+        None,
+        min_length=16,
+        description="When set, GET /metrics requires `Authorization: Bearer <this token>`. "
+        "Unset: /metrics is open (it carries no patient data; restrict it at the network).",
+    )
+    ready_requires_store: bool = Field(
+        True,
+        description="GET /readyz answers 503 while the audit store is unreachable. Set false to "
+        "keep taking hook calls (answered, not recorded) through a database outage.",
+    )
+    # --- end of serving settings ---------------------------------------------------------------
 
     @field_validator("public_base_url")
     @classmethod

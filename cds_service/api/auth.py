@@ -15,6 +15,7 @@ from flask import Flask, g, request
 
 from cds_service.auth import AuthFailure, build_verifier
 from cds_service.errors import ApiError
+from cds_service.observability.metrics import record_auth_failure
 from cds_service.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -46,6 +47,7 @@ def install_client_auth(app: Flask, settings: Settings) -> None:
                 bearer_token(request.headers.get("Authorization")), audience
             )
         except AuthFailure as failure:
+            record_auth_failure(failure.reason)  # metrics (issue 6)
             # The reason and its message (issuer, kid, URLs): never the token itself.
             log.warning(
                 "CDS client refused on %s %s: %s: %s",

@@ -38,6 +38,7 @@ import urllib3.exceptions
 from requests.adapters import HTTPAdapter
 
 from cds_service.fhir.server_policy import FhirBase
+from cds_service.observability.metrics import record_fhir_fetch
 
 log = logging.getLogger(__name__)
 # urllib3 logs every request path (with patient ids) at DEBUG; keep it out of our logs.
@@ -173,6 +174,8 @@ class FhirClient:
                 results[task.key] = KeyFetch(task.key, failure=_TIMEOUT)
         result = FetchResult(results, time.monotonic() - started)
         _log_result(server, result)
+        failed = [failure.kind for failure in result.failures.values()]
+        record_fhir_fetch(result.elapsed, failed, len(result.keys))  # metrics (issue 6)
         return result
 
     def close(self) -> None:

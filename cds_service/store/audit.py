@@ -24,6 +24,7 @@ from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.sql.dml import ReturningInsert
 
 from cds_service.hooks.feedback import FeedbackItem
+from cds_service.observability.metrics import record_store_event
 from cds_service.settings import Settings
 from cds_service.store import migrate
 from cds_service.store.database import READ_ONLY, create_store_engine, database_url
@@ -59,6 +60,7 @@ class StoreCounters:
     def add(self, name: str) -> None:
         with self._lock:
             setattr(self, name, getattr(self, name) + 1)
+        record_store_event(name)  # the Prometheus counter of the same name (issue 6)
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
 
 from cds_service.settings import Settings
+from cds_service.store import checkpoint
 
 SQLITE_FILE = "cytokine-cds.db"
 # How long a SQLite writer waits for another process's write to finish.
@@ -77,6 +78,9 @@ def _configure_sqlite(engine: Engine) -> None:
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
+        # Serving performance (issue 6): WAL checkpoints in a background thread, not in commits.
+        checkpoint.configure_connection(dbapi_connection)
+        checkpoint.ensure_checkpointer(engine)
 
     @event.listens_for(engine, "begin")
     def _on_begin(connection: Any) -> None:

@@ -1,0 +1,1 @@
+"""Operating the service: metrics (Prometheus), structured logs and readiness."""

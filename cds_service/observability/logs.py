@@ -1,0 +1,58 @@
+"""Logging of the served process: one JSON object per line on stderr (or plain text).
+
+The same configuration is given to gunicorn (its `logconfig_dict`), so the app's lines and
+gunicorn's own (worker start, timeouts, shutdown) come out in one format on one stream. gunicorn's
+access log stays off: the app writes one richer line per request itself (api/observe.py).
+
+What goes into log lines is decided where they are written; the rule for all of them: no patient
+identifiers, no tokens or JWTs, no request bodies, no query strings.
+"""
+
+from __future__ import annotations
+
+import logging.config
+from typing import Any, Literal
+
+LogFormat = Literal["json", "text"]
+ACCESS_LOGGER = "cytokine_cds.access"
+
+_TEXT_FORMAT = "%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s"
+
+
+def logging_config(level: str, log_format: LogFormat) -> dict[str, Any]:
+    """A logging.config.dictConfig dict for the app and gunicorn (master and workers)."""
+    if log_format == "json":
+        formatter: dict[str, Any] = {
+            "()": "pythonjsonlogger.orjson.OrjsonFormatter",
+            "fmt": ["levelname", "name", "process", "message"],
+            "rename_fields": {"levelname": "level", "name": "logger", "process": "pid"},
+            "timestamp": "time",
+        }
+    else:
+        formatter = {"format": _TEXT_FORMAT}
+    handler = {
+        "class": "logging.StreamHandler",
+        "formatter": "service",
+        "stream": "ext://sys.stderr",
+    }
+    return {
+        "version": 1,
+        "disable_existing_loggers": False,
+        "formatters": {"service": formatter},
+        "handlers": {"stderr": handler},
+        "root": {"level": level.upper(), "handlers": ["stderr"]},
+        "loggers": {
+            # gunicorn's own loggers: through the root handler, in the same format.
+            "gunicorn.error": {"level": level.upper(), "handlers": [], "propagate": True},
+            "gunicorn.access": {"level": "WARNING", "handlers": [], "propagate": False},
+            # urllib3 logs every request URL (with patient ids in the query) at DEBUG.
+            "urllib3": {"level": "WARNING"},
+        },
+    }
+
+
+def configure_logging(level: str, log_format: LogFormat) -> dict[str, Any]:
+    """Apply the configuration to this process; returns it (for gunicorn's logconfig_dict)."""
+    config = logging_config(level, log_format)
+    logging.config.dictConfig(config)
+    return config
