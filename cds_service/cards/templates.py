@@ -105,6 +105,7 @@ class CardKit:
             trim_blocks=True,
             lstrip_blocks=True,
             keep_trailing_newline=False,
+            auto_reload=False,  # templates are read once at start-up; no stat() per render
         )
         self.env.filters.update(number=number, unit_text=unit_text, when=_when, result=_result)
         self.env.filters.update(verdict=_verdict, citation=_citation)

@@ -206,7 +206,9 @@ class ObservationReader:
             return
         low, high = self._reference_bounds(reference_range, unit, conversion, source, analyte)
         self.values.append(
-            LabValue(
+            # Every field is computed and typed above: pydantic's validation would only repeat
+            # it, once per result on the hot path (~3 µs each).
+            LabValue.model_construct(
                 analyte=analyte,
                 value=conversion.apply(raw.value),
                 comparator=raw.comparator,
