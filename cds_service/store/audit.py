@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Connection, Engine, Table, delete, insert, select
+from sqlalchemy import Column, Connection, Engine, Table, delete, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
@@ -264,44 +264,47 @@ class AuditStore:
         In batches, so a purge of a large store never holds the write lock for long.
         """
         cutoff = (now or datetime.now(UTC)) - older_than
-        calls = card_count = feedback_count = profile_count = 0
-        while True:
-            with self.engine.begin() as connection:
-                ids = list(
-                    connection.scalars(
-                        select(hook_calls.c.id)
-                        .where(hook_calls.c.called_at < cutoff)
-                        .limit(PURGE_BATCH)
-                    )
-                )
-                if not ids:
-                    break
-                card_count += connection.execute(
-                    delete(cards).where(cards.c.hook_call_id.in_(ids))
-                ).rowcount
-                profile_count += connection.execute(
-                    delete(profiles).where(profiles.c.hook_call_id.in_(ids))
-                ).rowcount
-                calls += connection.execute(
-                    delete(hook_calls).where(hook_calls.c.id.in_(ids))
-                ).rowcount
-        while True:
-            with self.engine.begin() as connection:
-                ids = list(
-                    connection.scalars(
-                        select(feedback.c.id)
-                        .where(feedback.c.received_at < cutoff)
-                        .limit(PURGE_BATCH)
-                    )
-                )
-                if not ids:
-                    break
-                feedback_count += connection.execute(
-                    delete(feedback).where(feedback.c.id.in_(ids))
-                ).rowcount
-        return PurgeResult(
-            hook_calls=calls, cards=card_count, feedback=feedback_count, profiles=profile_count
+        calls = self._purge_batches(
+            hook_calls,
+            hook_calls.c.called_at,
+            cutoff,
+            (cards.c.hook_call_id, profiles.c.hook_call_id),
         )
+        answers = self._purge_batches(feedback, feedback.c.received_at, cutoff)
+        return PurgeResult(
+            hook_calls=calls["hook_calls"],
+            cards=calls["cards"],
+            profiles=calls["profiles"],
+            feedback=answers["feedback"],
+        )
+
+    def _purge_batches(
+        self,
+        table: Table,
+        time_column: Column[Any],
+        cutoff: datetime,
+        children: tuple[Column[Any], ...] = (),
+    ) -> dict[str, int]:
+        """Delete rows of `table` older than `cutoff`, with their children's rows, in batches.
+
+        Returns the number of rows deleted per table name.
+        """
+        deleted = {t.name: 0 for t in (table, *(column.table for column in children))}
+        while True:
+            with self.engine.begin() as connection:
+                ids = list(
+                    connection.scalars(
+                        select(table.c.id).where(time_column < cutoff).limit(PURGE_BATCH)
+                    )
+                )
+                if not ids:
+                    return deleted
+                for column in children:  # children first: they reference the parent rows
+                    child = column.table
+                    result = connection.execute(delete(child).where(column.in_(ids)))
+                    deleted[child.name] += result.rowcount
+                result = connection.execute(delete(table).where(table.c.id.in_(ids)))
+                deleted[table.name] += result.rowcount
 
     # --- cytokine profile page (issue 7) ---------------------------------------------------
 
