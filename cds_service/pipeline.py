@@ -97,7 +97,7 @@ def gather_data(runtime: Runtime, service: ServiceSpec, request: HookRequest) ->
     token = auth.access_token.get_secret_value() if auth is not None else None
     try:
         return runtime.fhir.gather(
-            prefetch, service.prefetch, request.context, request.fhirServer, token
+            prefetch, service.needed, request.context, request.fhirServer, token
         )
     except ServerRefused as exc:
         raise ApiError(400, exc.message, field="fhirServer") from None

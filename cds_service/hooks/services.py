@@ -33,6 +33,15 @@ class ServiceSpec:
     context_model: type[PatientViewContext]
     prefetch: Mapping[str, str]
 
+    @property
+    def needed(self) -> dict[str, str]:
+        """The templates whose data the rules read: what is fetched when prefetch lacks it.
+
+        The Patient read is asked for (a client may have it at hand), but nothing the rules
+        judge depends on it, so its absence is neither fetched nor reported.
+        """
+        return {key: query for key, query in self.prefetch.items() if key != PATIENT_KEY}
+
     def describe(self) -> ServiceDescription:
         return ServiceDescription(
             id=self.id,

@@ -151,6 +151,8 @@ def test_no_prefetch_gives_the_same_cards_as_full_prefetch_for_every_fixture_pat
 # --- the fault matrix ----------------------------------------------------------------------------
 
 PATIENT_ONLY = {"patient": {"resourceType": "Patient", "id": DEMO}}
+# The cytokine search prefetched (nothing found is an answer too); the labs must be read.
+CYTOKINES_ONLY = {**PATIENT_ONLY, "cytokines": {"resourceType": "Bundle", "type": "searchset"}}
 
 
 @pytest.mark.parametrize(
@@ -185,19 +187,25 @@ def test_fhir_server_faults(
     assert nothing.status_code == 412, nothing.get_json()
     assert cause in diagnostics(nothing)
 
-    # The patient prefetched, the labs unreadable: 200 with an info card naming what is missing.
+    # Only the Patient prefetched: the rules read nothing from it, so this is still nothing.
+    patient_only, _ = call(
+        fhir_client, hook_body(PV, DEMO, server, prefetch=PATIENT_ONLY, token=token)
+    )
+    assert patient_only.status_code == 412, patient_only.get_json()
+
+    # The cytokines prefetched, the labs unreadable: 200 with an info card naming what is missing.
     partial, elapsed = call(
         fhir_client,
-        hook_body(PV, DEMO, server, prefetch=PATIENT_ONLY, token=token),
+        hook_body(PV, DEMO, server, prefetch=CYTOKINES_ONLY, token=token),
     )
     assert elapsed < ANSWER_WITHIN
     assert partial.status_code == 200
     card = data_gap_card(partial)
-    assert "**cytokines**" in card["detail"] and "**labs**" in card["detail"]
-    assert "**patient**" not in card["detail"]
+    assert "**labs**" in card["detail"]
+    assert "**cytokines**" not in card["detail"] and "**patient**" not in card["detail"]
     assert cause in card["detail"]
 
-    for response in (nothing, partial):
+    for response in (nothing, patient_only, partial):
         assert TOKEN not in response.get_data(as_text=True)
     assert TOKEN not in caplog.text
     assert DEMO not in caplog.text  # no patient id in the logs either

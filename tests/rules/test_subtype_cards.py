@@ -145,3 +145,26 @@ def test_encounter_is_carried_into_the_suggested_order(client: FlaskClient) -> N
     body["context"]["encounterId"] = "enc-42"
     card = only_card(client.post(f"/cds-services/{service.id}", json=body))
     assert created(card)["encounter"] == {"reference": "Encounter/enc-42"}
+
+
+def test_a_client_that_does_not_prefetch_the_patient_is_answered_in_full(
+    client: FlaskClient,
+) -> None:
+    """The rules read no Patient data: its absence is neither fetched nor reported."""
+    from datetime import UTC, datetime
+
+    from cds_service.demo import hook_request
+    from cds_service.runtime import current_runtime
+    from tests.conftest import load_fixture
+
+    with client.application.app_context():
+        service = current_runtime().services["cytokine-storm-patient-view"]
+    body = hook_request(
+        service,
+        load_fixture("patients/css-il6-covid.json"),
+        now=datetime.now(UTC),
+        fhir_server="https://ehr.invalid/fhir",  # not allowlisted: nothing may be read from it
+    )
+    del body["prefetch"]["patient"]
+    card = only_card(client.post(f"/cds-services/{service.id}", json=body))
+    assert card["source"]["topic"]["code"] == "il6-driven"
