@@ -143,3 +143,12 @@ def test_sandbox_shaped_draft_orders_are_read(client: FlaskClient) -> None:
     assert isinstance(orders["entry"][0]["resource"]["category"], dict)
     (card,) = cards_of(hook_call(client, "order-sign", "css-il1-mals", "tocilizumab"))
     assert card["source"]["topic"]["code"] == "order-mismatch"
+
+
+def test_a_high_steroid_dose_is_named_in_prednisone_equivalents(client: FlaskClient) -> None:
+    response = hook_call(client, "order-sign", "css-immunoparalysis", "methylprednisolone-pulse")
+    (card,) = cards_of(response)
+    # 1,000 mg methylprednisolone a day x 1.25 (prednisone-equivalence, Buttgereit 2002)
+    assert "(about 1,250 mg prednisone-equivalent per day) does not fit" in " ".join(
+        card["detail"].split()
+    )
