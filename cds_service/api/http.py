@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from typing import Any, TypeVar
 
 import orjson
@@ -30,7 +31,10 @@ def json_body() -> Any:
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError as exc:
-        raise ApiError(400, f"The request body is not valid JSON: {exc}.") from None
+        try:  # orjson refuses integers beyond 64 bits, which JSON allows: the stdlib reads them
+            return json.loads(raw)
+        except ValueError:
+            raise ApiError(400, f"The request body is not valid JSON: {exc}.") from None
 
 
 def validate(model: type[Model], data: Any, *, prefix: str = "") -> Model:

@@ -77,8 +77,9 @@ def _medication(resource: Mapping[str, Any]) -> tuple[tuple[str, ...], tuple[str
     for coding in codings if isinstance(codings, list) else ():
         if not isinstance(coding, dict):
             continue
-        if coding.get("system") in RXNORM_SYSTEMS and isinstance(coding.get("code"), str):
-            codes.append(coding["code"].strip())
+        system, code = coding.get("system"), coding.get("code")
+        if isinstance(system, str) and system in RXNORM_SYSTEMS and isinstance(code, str):
+            codes.append(code.strip())
         if isinstance(coding.get("display"), str):
             names.append(coding["display"])
     return tuple(codes), tuple(names)
