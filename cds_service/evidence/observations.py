@@ -206,9 +206,7 @@ class ObservationReader:
             return
         low, high = self._reference_bounds(reference_range, unit, conversion, source, analyte)
         self.values.append(
-            # Every field is computed and typed above: pydantic's validation would only repeat
-            # it, once per result on the hot path (~3 µs each).
-            LabValue.model_construct(
+            LabValue(
                 analyte=analyte,
                 value=conversion.apply(raw.value),
                 comparator=raw.comparator,
