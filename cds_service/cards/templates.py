@@ -7,25 +7,18 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from jinja2 import Environment, FileSystemLoader, StrictUndefined, Template, TemplateError
 from markupsafe import Markup
 from pydantic import BaseModel, ConfigDict, Field
 
+from cds_service.rules.assessment import Subtype
 from cds_service.rules.engine import number
 from cds_service.yamlfile import ConfigFileError, YamlDocument
 
-CARD_TYPES = (
-    "il1-driven",
-    "ifng-driven",
-    "il6-driven",
-    "immunoparalysis",
-    "mixed-pattern",
-    "multiplex-assay-needed",
-    "order-mismatch",
-    "data-incomplete",
-)
+# One card type per assessed pattern, plus the two cards that are not a pattern.
+CARD_TYPES = (*get_args(Subtype), "order-mismatch", "data-incomplete")
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]|~#])")
 
 

@@ -22,6 +22,9 @@ from cds_service.runtime import current_runtime
 from tests.conftest import load_fixture
 
 ANSWERS = {200, 400, 412}
+# Function-scoped fixtures are read-only here, so reusing them across examples is safe.
+fuzz = settings(deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+
 JSON_VALUES = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=8),
     lambda inner: (
@@ -75,11 +78,7 @@ def app_for_module(tmp_path_factory: pytest.TempPathFactory) -> Flask:
     return create_app(Settings(auth="off", data_dir=tmp_path_factory.mktemp("data")))
 
 
-@settings(
-    max_examples=150,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture],
-)
+@settings(fuzz, max_examples=150)
 @given(data=st.data(), new=JSON_VALUES, delete=st.booleans())
 def test_mutated_hook_requests_never_answer_500(
     app_for_module: Flask,
@@ -102,11 +101,7 @@ def test_mutated_hook_requests_never_answer_500(
     assert response.is_json
 
 
-@settings(
-    max_examples=100,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture],
-)
+@settings(fuzz, max_examples=100)
 @given(data=st.data(), new=JSON_VALUES, delete=st.booleans())
 def test_mutated_bundles_to_evaluate_never_answer_500(
     app_for_module: Flask, data: st.DataObject, new: Any, delete: bool
@@ -120,11 +115,7 @@ def test_mutated_bundles_to_evaluate_never_answer_500(
     assert response.status_code in {200, 400}, (path, new, response.get_json())
 
 
-@settings(
-    max_examples=100,
-    deadline=None,
-    suppress_health_check=[HealthCheck.function_scoped_fixture],
-)
+@settings(fuzz, max_examples=100)
 @given(data=st.data(), new=JSON_VALUES, delete=st.booleans())
 def test_mutated_feedback_never_answers_500(
     app_for_module: Flask, data: st.DataObject, new: Any, delete: bool
