@@ -1,9 +1,14 @@
-"""Turn an assessment (and order findings) into CDS Hooks cards."""
+"""Turn an assessment (and order findings) into CDS Hooks cards.
+
+Every card names the setting whose rules were applied. Drug suggestions come only from the
+setting's advice (a hyperinflammation state found, safety checks passed); one action per
+suggestion, `selectionBehavior` "any".
+"""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -14,10 +19,18 @@ from cds_service.cards.resources import OrderContext, PanelCode, medication_requ
 from cds_service.cards.templates import CardKit
 from cds_service.evidence import AnalyteEntry, AnalyteEvidence, Catalog, Evidence, LabValue
 from cds_service.hooks.response import Action, Card, Coding, Link, Source, Suggestion
-from cds_service.rules.assessment import Assessment
-from cds_service.rules.engine import assess
+from cds_service.rules.assessment import (
+    AdviceView,
+    Assessment,
+    MarkerResult,
+    ScoreView,
+    SettingView,
+    StateView,
+)
+from cds_service.rules.engine import assess, number
 from cds_service.rules.loader import Rules
 from cds_service.rules.orders import OrderFinding
+from cds_service.rules.schema import SUBTYPES
 from cds_service.yamlfile import ConfigFileError
 
 
@@ -31,14 +44,9 @@ class DataGapText:
 
 
 TOPIC_SYSTEM = "https://cytokine-cds.github.io/fhir/CodeSystem/css-subtype"
-RECOMMENDING = ("il1-driven", "ifng-driven", "il6-driven")
-_PATTERN_NAMES = {
-    "il1-driven": ("IL-1-driven", "IL-1/IL-18-driven hyperinflammation"),
-    "ifng-driven": ("IFN-γ-driven", "IFN-γ-driven hyperinflammation"),
-    "il6-driven": ("IL-6-driven", "IL-6-predominant hyperinflammation"),
-    "immunoparalysis": ("immunoparalysis", "sepsis-like immunoparalysis"),
-    "mixed-pattern": ("mixed", "mixed pattern with no leading cytokine"),
-}
+PATTERN_CARDS = SUBTYPES  # hedged descriptions of the cytokine pattern, never a drug
+# Marker states worth a row on a card: what decided, and what could not be counted.
+_DECISIVE = ("above", "after-drug", "indeterminate")
 
 
 def _uuid() -> str:
@@ -62,12 +70,16 @@ class CardBuilder:
     def for_patient(
         self, assessment: Assessment, ctx: OrderContext, links: Iterable[Link] = ()
     ) -> list[Card]:
-        """patient-view: the card for the assessed pattern, or none."""
-        if assessment.subtype is None:
-            return []
+        """patient-view: the applied setting's card, the multiplex card, a hedged pattern, or none."""
+        if assessment.state is not None or (assessment.setting and assessment.undecided):
+            return [self.setting_card(assessment, ctx, links)]
         if assessment.subtype == "multiplex-assay-needed":
             return [self.multiplex(assessment, ctx, None, links)]
-        return [self.pattern(assessment, ctx, links)]
+        if self._pattern_shown(assessment):
+            return [self.pattern(assessment, links)]
+        if assessment.unusable:
+            return [self.data_incomplete([], assessment.unusable)]
+        return []
 
     def for_orders(
         self,
@@ -76,50 +88,70 @@ class CardBuilder:
         ctx: OrderContext,
         links: Iterable[Link] = (),
     ) -> list[Card]:
-        """order-select / order-sign: a warning per mismatched order; one multiplex card."""
+        """order-select / order-sign: a card per order finding; at most one multiplex card."""
         cards: list[Card] = []
         asked_for_panel = False
         for finding in findings:
-            if finding.kind == "mismatch":
+            if finding.kind == "needs-cytokines":
+                if not asked_for_panel:
+                    cards.append(self.multiplex(assessment, ctx, finding, links))
+                    asked_for_panel = True
+            elif finding.kind == "mismatch":
                 cards.append(self.mismatch(finding, assessment, ctx, links))
-            elif not asked_for_panel:
-                cards.append(self.multiplex(assessment, ctx, finding, links))
-                asked_for_panel = True
+            else:
+                cards.append(self.order_caution(finding, assessment, links))
         return cards
 
     # --- card types -------------------------------------------------------------------------
 
-    def pattern(self, assessment: Assessment, ctx: OrderContext, links: Iterable[Link]) -> Card:
+    def setting_card(
+        self, assessment: Assessment, ctx: OrderContext, links: Iterable[Link]
+    ) -> Card:
+        """The applied setting: its state and score, the one action, alternatives, cautions."""
+        state = assessment.state
+        advice = assessment.advice
+        sources = [state.source] if state else []
+        sources += [item.source for item in advice]
+        text = self.kit.render(
+            "setting-advice",
+            **self._context(assessment, sources, decisive_only=True),
+            setting=self._setting(assessment.setting),
+            others=assessment.other_settings,
+            state=state,
+            state_short=self._state_short(assessment),
+            scores=self._scores(assessment),
+            advice=advice,
+            first=advice[0] if advice else None,
+        )
+        suggestions = [
+            self._draft(item, assessment, ctx) for item in advice if item.drafted and item.drug
+        ]
+        warning = any(item.status in ("caution", "removed") for item in advice)
+        return self._card(
+            "setting-advice",
+            text.summary,
+            text.detail,
+            state.source if state else None,
+            suggestions or None,
+            links,
+            topic=(state.topic_code, state.topic_display) if state else None,
+            indicator="warning" if warning else None,
+        )
+
+    def pattern(self, assessment: Assessment, links: Iterable[Link]) -> Card:
+        """A cytokine pattern, hedged: the drug depends on a setting the chart does not give."""
         subtype = assessment.subtype
         assert subtype is not None
-        treatment = self.rules.treatments[subtype]
-        drug = self._drug_name(treatment.recommend)
+        pattern = self.rules.patterns[subtype]
         text = self.kit.render(
-            subtype, **self._context(assessment, [treatment.source]), drug=drug, treatment=treatment
+            subtype,
+            **self._context(assessment, [pattern.source, self.rules.diagnostic_bar.source]),
+            pattern=pattern,
+            setting=self._setting(assessment.setting),
+            scores=self._scores(assessment),
+            bar=self.rules.diagnostic_bar,
         )
-        suggestions = None
-        if subtype in RECOMMENDING and treatment.recommend and text.label:
-            why = (
-                f"Suggested by cytokine-cds: pattern consistent with {_PATTERN_NAMES[subtype][1]}."
-            )
-            resource = medication_request(
-                self.rules.drugs[treatment.recommend].rxnorm, drug, why, ctx
-            )
-            suggestions = [
-                Suggestion(
-                    label=text.label,
-                    uuid=_uuid(),
-                    isRecommended=True,
-                    actions=[
-                        Action(
-                            type="create",
-                            description=text.description or text.label,
-                            resource=resource,
-                        )
-                    ],
-                )
-            ]
-        return self._card(subtype, text.summary, text.detail, treatment.source, suggestions, links)
+        return self._card(subtype, text.summary, text.detail, pattern.source, None, links)
 
     def multiplex(
         self,
@@ -128,16 +160,18 @@ class CardBuilder:
         finding: OrderFinding | None,
         links: Iterable[Link],
     ) -> Card:
-        sources = [self.rules.hyperinflammation.source]
+        bar = self.rules.diagnostic_bar
+        sources = [assessment.state.source if assessment.state else bar.source]
         text = self.kit.render(
             "multiplex-assay-needed",
             **self._context(assessment, sources),
             finding=self._named(finding) if finding else None,
             panel=self.panel.display,
+            setting=self._setting(assessment.setting),
+            scores=self._scores(assessment),
+            bar=bar,
         )
-        why = (
-            "Suggested by cytokine-cds: signs of hyperinflammation without recent cytokine results."
-        )
+        why = f"Suggested by cytokine-cds: {bar.label} without recent cytokine results."
         suggestion = Suggestion(
             label=text.label or "Order a cytokine multiplex panel",
             uuid=_uuid(),
@@ -161,60 +195,150 @@ class CardBuilder:
         ctx: OrderContext,
         links: Iterable[Link],
     ) -> Card:
-        subtype = assessment.subtype
-        assert subtype is not None and subtype in _PATTERN_NAMES
-        treatment = self.rules.treatments[subtype]
+        """An avoid rule of the applied setting fired: remove the draft; order the alternative."""
+        avoid = self._avoid(assessment, finding.rule)
         recommended = self._drug_name(finding.recommend) if finding.recommend else None
+        assert finding.source is not None
         text = self.kit.render(
             "order-mismatch",
-            **self._context(assessment, [treatment.source]),
+            **self._context(assessment, [finding.source], decisive_only=True),
             finding=self._named(finding),
-            treatment=treatment,
+            short=avoid.short if avoid else "reconsider",
+            setting=self._setting(assessment.setting),
             recommended=recommended,
-            pattern=_PATTERN_NAMES[subtype][0],
-            pattern_display=_PATTERN_NAMES[subtype][1],
         )
-        actions = []
+        suggestions = []
+        drug = self._drug_name(finding.drug)
         if finding.order:
-            actions.append(
-                Action(
-                    type="delete",
-                    description=f"Remove the draft order for {self._drug_name(finding.drug)}",
-                    resourceId=finding.order,
+            suggestions.append(
+                Suggestion(
+                    label=f"Remove the draft order for {drug}",
+                    uuid=_uuid(),
+                    actions=[
+                        Action(
+                            type="delete",
+                            description=f"Remove the draft order for {drug}",
+                            resourceId=finding.order,
+                        )
+                    ],
                 )
             )
         if finding.recommend and recommended:
-            why = f"Suggested by cytokine-cds instead of {self._drug_name(finding.drug)}."
-            actions.append(
-                Action(
-                    type="create",
-                    description=f"Create a draft order for {recommended}",
-                    resource=medication_request(
-                        self.rules.drugs[finding.recommend].rxnorm, recommended, why, ctx
-                    ),
+            why = f"Suggested by cytokine-cds instead of {drug}: {finding.reason}"
+            suggestions.append(
+                Suggestion(
+                    label=f"Order {recommended} instead",
+                    uuid=_uuid(),
+                    actions=[
+                        Action(
+                            type="create",
+                            description=f"Create a draft order for {recommended}",
+                            resource=medication_request(
+                                self.rules.drugs[finding.recommend].rxnorm,
+                                recommended,
+                                why[:1000],
+                                ctx,
+                            ),
+                        )
+                    ],
                 )
             )
-        suggestions = None
-        if actions:
-            suggestions = [
-                Suggestion(label=text.label or "Replace the order", uuid=_uuid(), actions=actions)
-            ]
         return self._card(
-            "order-mismatch", text.summary, text.detail, treatment.source, suggestions, links
+            "order-mismatch", text.summary, text.detail, finding.source, suggestions or None, links
         )
 
-    def data_incomplete(self, gaps: list[DataGapText]) -> Card:
+    def order_caution(
+        self, finding: OrderFinding, assessment: Assessment, links: Iterable[Link]
+    ) -> Card:
+        """A label safety check failed for the ordered drug, or its dose could not be read."""
+        text = self.kit.render(
+            "order-caution",
+            **self._context(assessment, [finding.source] if finding.source else []),
+            finding=self._named(finding),
+            setting=self._setting(assessment.setting),
+        )
+        indicator = "info" if finding.kind == "dose-unknown" else None
+        return self._card(
+            "order-caution", text.summary, text.detail, finding.source, None, links,
+            indicator=indicator,
+        )  # fmt: skip
+
+    def data_incomplete(self, gaps: list[DataGapText], unusable: Sequence[str] = ()) -> Card:
         """The info card naming the data that could not be read, so no advice looks complete."""
-        text = self.kit.render("data-incomplete", gaps=gaps)
+        text = self.kit.render("data-incomplete", gaps=gaps, unusable=list(unusable))
         return self._card("data-incomplete", text.summary, text.detail, None, None, ())
 
     # --- helpers ----------------------------------------------------------------------------
 
-    def _context(self, assessment: Assessment, extra_sources: list[str]) -> dict[str, Any]:
-        cited_ids = [m.source for m in assessment.values_used() if m.source] + extra_sources
+    def _pattern_shown(self, assessment: Assessment) -> bool:
+        """A hedged pattern card: a pattern named, the diagnostic bar met, and a setting whose
+        rules describe patterns (unknown, Still's, HLH)."""
+        setting = assessment.setting.setting if assessment.setting else "unknown"
+        return (
+            assessment.subtype in PATTERN_CARDS
+            and assessment.diagnostic_bar is True
+            and self.rules.settings[setting].multiplex
+        )
+
+    def _draft(self, item: AdviceView, assessment: Assessment, ctx: OrderContext) -> Suggestion:
+        assert item.drug is not None
+        drug = self.rules.drugs[item.drug]
+        name = drug.names[0]
+        setting = self._setting(assessment.setting)
+        state = assessment.state.label if assessment.state else ""
+        why = f"Suggested by cytokine-cds: {setting}, {state} ({self.rules.sources[item.source].short})."
+        return Suggestion(
+            label=f"Draft an order for {name}",
+            uuid=_uuid(),
+            isRecommended=item is assessment.advice[0],
+            actions=[
+                Action(
+                    type="create",
+                    description=(
+                        f"Create a draft MedicationRequest for {name} (RxNorm ingredient); dose, "
+                        "route and frequency are left to the prescriber."
+                    ),
+                    resource=medication_request(drug.rxnorm, name, why[:1000], ctx),
+                )
+            ],
+        )
+
+    def _setting(self, setting: SettingView | None) -> str:
+        return setting.heading if setting else self.rules.settings["unknown"].short
+
+    def _state_short(self, assessment: Assessment) -> str:
+        state = assessment.state
+        if state is None:
+            return ""
+        spec = next(
+            s
+            for s in self.rules.settings[assessment.setting.setting if assessment.setting else "unknown"].states
+            if s.id == state.id
+        )
+        values = {k: _fact_text(v) for k, v in assessment.facts.items()}
+        try:
+            return spec.short.format_map(values)
+        except (KeyError, ValueError):
+            return spec.short
+
+    def _scores(self, assessment: Assessment) -> list[ScoreView]:
+        setting = assessment.setting.setting if assessment.setting else "unknown"
+        wanted = self.rules.settings[setting].scores
+        return [score for score in assessment.scores if score.id in wanted]
+
+    def _avoid(self, assessment: Assessment, rule_id: str | None) -> Any:
+        setting = assessment.setting.setting if assessment.setting else "unknown"
+        return next((r for r in self.rules.settings[setting].avoid if r.id == rule_id), None)
+
+    def _context(
+        self, assessment: Assessment, extra_sources: list[str], decisive_only: bool = False
+    ) -> dict[str, Any]:
+        rows = _rows(assessment, decisive_only)
+        cited_ids = extra_sources + [m.source for m in rows if m.source]
         cited = [self.rules.sources[s] for s in dict.fromkeys(cited_ids) if s in self.rules.sources]
         return {
             "assessment": assessment,
+            "rows": rows,
             "rules": self.rules,
             "cited": cited,
             "near_miss_percent": round((1 - self.rules.near_miss_fraction) * 100),
@@ -235,6 +359,9 @@ class CardBuilder:
         source_id: str | None,
         suggestions: list[Suggestion] | None,
         links: Iterable[Link],
+        *,
+        topic: tuple[str, str] | None = None,
+        indicator: str | None = None,
     ) -> Card:
         spec = self.kit.templates[card_type].spec
         common = self.kit.common
@@ -248,28 +375,50 @@ class CardBuilder:
             )
             for code in spec.override_reasons
         ]
+        code, display = topic or (spec.topic.code, spec.topic.display)
+        url = None
+        if source is not None:
+            url = f"https://doi.org/{source.doi}" if source.doi else source.url
         return Card(
             uuid=_uuid(),
             summary=summary,
             detail=detail,
-            indicator=spec.indicator,
+            indicator=indicator or spec.indicator,  # type: ignore[arg-type]
             source=Source(
                 label=label[:200],
-                url=f"https://doi.org/{source.doi}" if source and source.doi else None,
-                topic=Coding(system=TOPIC_SYSTEM, code=spec.topic.code, display=spec.topic.display),
+                url=url,
+                topic=Coding(system=TOPIC_SYSTEM, code=code, display=display),
             ),
             suggestions=suggestions,
-            selectionBehavior="at-most-one" if suggestions else None,
+            selectionBehavior="any" if suggestions else None,
             overrideReasons=reasons or None,
             links=list(links) or None,
         )
 
 
+def _rows(assessment: Assessment, decisive_only: bool) -> list[MarkerResult]:
+    """The markers a card's table shows, each once: on setting cards only what decided or could
+    not be counted; on pattern cards every marker with a result."""
+    used = assessment.values_used()
+    if not decisive_only:
+        return list(used)
+    return [m for m in used if m.state in _DECISIVE]
+
+
+def _fact_text(value: float | bool | None) -> str:
+    if value is None:
+        return "unknown"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return number(float(value))
+
+
 def check_kit(builder: CardBuilder) -> None:
     """Render every card type with sample content, so a broken template stops start-up.
 
-    Also renders the order-mismatch card for every drug and pattern, since its summary names
-    both and must stay under the spec's 140 characters whatever a hospital's rules contain.
+    Renders the setting card for every state and advice of the rules file, and the mismatch
+    card for every avoid rule, since their summaries name drugs and settings and must stay under
+    the spec's 140 characters whatever a hospital's rules contain.
     """
     rules = builder.rules
     now = datetime(2026, 1, 1, tzinfo=UTC)
@@ -291,18 +440,50 @@ def check_kit(builder: CardBuilder) -> None:
         )  # fmt: skip
     sample = assess(Evidence(as_of=now, analytes=values, problems=()), rules)
     ctx = OrderContext(patient_id="sample", encounter_id=None, user_id=None, now=now)
-    for subtype in _PATTERN_NAMES:
-        _checked(builder.pattern, sample.model_copy(update={"subtype": subtype}), ctx, ())
-        treatment = rules.treatments[subtype]
-        for drug_id, drug in rules.drugs.items():
+    for subtype in PATTERN_CARDS:
+        _checked(builder.pattern, sample.model_copy(update={"subtype": subtype}), ())
+    score = ScoreView(id="sample", label="Sample score", value=1.0, text="Sample score 1")
+    for setting_id, setting in rules.settings.items():
+        view = SettingView(setting=setting_id, label=setting.short, reason="sample reason", day=3)
+        for state in setting.states:
+            state_view = StateView(
+                id=state.id, label=state.label, source=state.source,
+                topic_code=state.topic.code, topic_display=state.topic.display,
+            )  # fmt: skip
+            for status in ("suggest", "caution", "already-given", "removed", "advise"):
+                advice = tuple(
+                    AdviceView(
+                        rule=a.id, drug=a.drug, action=a.drug or a.action or "", status=status,
+                        source=a.source, population=a.population, rationale=a.rationale,
+                        findings=("sample finding",) if status != "suggest" else (),
+                    )  # fmt: skip
+                    for a in setting.advice
+                    if a.state == state.id
+                )
+                filled = sample.model_copy(
+                    update={"setting": view, "state": state_view, "advice": advice,
+                            "scores": (score,), "other_settings": (view,)}
+                )  # fmt: skip
+                _checked(builder.setting_card, filled, ctx, ())
+        for rule in setting.avoid:
+            drug_id = rule.drugs[0] if rule.drugs else next(
+                d for d, spec in rules.drugs.items() if spec.class_ in rule.classes
+            )
             finding = OrderFinding(
                 kind="mismatch", order="MedicationRequest/sample", drug=drug_id,
-                drug_class=drug.class_, recommend=treatment.recommend,
-                daily_dose_prednisone_mg=500.0 if drug.prednisone_equivalent else None,
+                drug_class=rules.drugs[drug_id].class_, recommend=rule.instead, rule=rule.id,
+                source=rule.source, reason=rule.reason,
+                daily_dose_prednisone_mg=500.0 if rules.drugs[drug_id].prednisone_equivalent else None,
             )  # fmt: skip
-            _checked(
-                builder.mismatch, finding, sample.model_copy(update={"subtype": subtype}), ctx, ()
-            )
+            placed = sample.model_copy(update={"setting": view})
+            _checked(builder.mismatch, finding, placed, ctx, ())
+    for check in rules.safety:
+        finding = OrderFinding(
+            kind="caution", order="MedicationRequest/sample", drug=check.drugs[0],
+            drug_class=rules.drugs[check.drugs[0]].class_, source=check.source,
+            reason=check.finding,
+        )  # fmt: skip
+        _checked(builder.order_caution, finding, sample, ())
     _checked(builder.multiplex, sample, ctx, None, ())
     _checked(builder.data_incomplete, [DataGapText("labs", "sample reason", partial=True)])
 

@@ -19,6 +19,7 @@ from cds_service.rules.schema import (
     CriteriaSetSpec,
     CriterionSpec,
     CytokineGroupSpec,
+    DrugEffectSpec,
     DiagnosticBarSpec,
     DrugSpec,
     HyperinflammationSpec,
@@ -31,6 +32,7 @@ from cds_service.rules.schema import (
     SafetySpec,
     SettingSpec,
     SourceSpec,
+    StandardOfCareSpec,
 )
 from cds_service.yamlfile import ConfigFileError, Loc, YamlDocument
 
@@ -79,6 +81,8 @@ class Rules:
     diagnostic_bar: DiagnosticBarSpec
     safety: tuple[SafetySpec, ...]
     never_flag: NeverFlagSpec
+    drug_effects: tuple[DrugEffectSpec, ...]
+    standard_of_care: StandardOfCareSpec
     conditions: dict[str, Condition]  # every condition of the file, parsed, by its text
 
     @property
@@ -151,6 +155,8 @@ def load_rules(catalog: Catalog, path: Path | None = None) -> Rules:
         diagnostic_bar=spec.diagnostic_bar,
         safety=tuple(spec.safety),
         never_flag=spec.never_flag,
+        drug_effects=tuple(spec.drug_effects),
+        standard_of_care=spec.standard_of_care,
         conditions=conditions,
     )
 
@@ -297,9 +303,15 @@ def _check_references(spec: RulesSpec, catalog: Catalog, document: YamlDocument)
         for j, drug_id in enumerate(check.drugs):
             need("drug", spec.drugs, drug_id, ("safety", i, "drugs", j))
         need("source", spec.sources, check.source, ("safety", i, "source"))
+    for i, effect in enumerate(spec.drug_effects):
+        need("analyte", analytes, effect.analyte, ("drug_effects", i, "analyte"))
+        need("drug", spec.drugs, effect.drug, ("drug_effects", i, "drug"))
+        need("source", spec.sources, effect.source, ("drug_effects", i, "source"))
     for j, drug_id in enumerate(spec.never_flag.drugs):
         need("drug", spec.drugs, drug_id, ("never_flag", "drugs", j))
     need("source", spec.sources, spec.never_flag.source, ("never_flag", "source"))
+    loc = ("standard_of_care", "source")
+    need("source", spec.sources, spec.standard_of_care.source, loc)
     if problems:
         loc, message = problems[0]
         error = document.error(loc, message)

@@ -173,6 +173,7 @@ class StateSpec(_Spec):
 
     id: Id
     label: Text
+    short: Text  # for the card summary; {fact} is replaced by the fact's value
     when: list[Condition] = Field(min_length=1)
     source: Id
     topic: TopicSpec
@@ -209,6 +210,7 @@ class AvoidSpec(_Spec):
     min_prednisone_mg: float | None = Field(default=None, gt=0)  # per day; corticosteroids only
     instead: Id | None = None
     source: Id
+    short: Text  # the reason in a few words, for the card summary
     reason: Text
 
     @model_validator(mode="after")
@@ -222,6 +224,7 @@ class SettingSpec(_Spec):
     label: Text
     short: Text
     multiplex: bool
+    scores: list[Id] = []  # the scores its cards show
     states: list[StateSpec]
     advice: list[AdviceSpec]
     avoid: list[AvoidSpec]
@@ -243,6 +246,19 @@ class SafetySpec(_Spec):
     outcome: Literal["caution", "remove"]
     source: Id
     finding: Text
+
+
+class DrugEffectSpec(_Spec):
+    analyte: Id
+    drug: Id
+    source: Id
+    note: Text
+
+
+class StandardOfCareSpec(_Spec):
+    classes: list[DrugClass]
+    source: Id
+    rationale: Text
 
 
 class NeverFlagSpec(_Spec):
@@ -268,6 +284,8 @@ class RulesSpec(_Spec):
     diagnostic_bar: DiagnosticBarSpec
     safety: list[SafetySpec] = []
     never_flag: NeverFlagSpec
+    drug_effects: list[DrugEffectSpec] = []
+    standard_of_care: StandardOfCareSpec
 
     @model_validator(mode="after")
     def _complete(self) -> RulesSpec:
