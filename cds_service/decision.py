@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 from cds_service.cards.build import DataGapText
 from cds_service.cards.resources import OrderContext
+from cds_service.context.models import EMPTY_CHART
 from cds_service.evidence import DataProblem, Evidence, build_evidence
 from cds_service.fhir.draft_orders import medication_orders
 from cds_service.fhir.gather import DataGap
@@ -76,7 +77,8 @@ def decide(
     if record.problems or foreign:
         problems = (*record.problems, *evidence.problems, *foreign)
         evidence = evidence.model_copy(update={"problems": problems})
-    assessment = assess(evidence, knowledge.rules)
+    chart = EMPTY_CHART  # the chart-context reader plugs in here
+    assessment = assess(evidence, knowledge.rules, chart)
     profile = links(assessment) if links is not None else None
     card_links = [card_link(profile)] if profile else []
     order_context = OrderContext(
@@ -89,7 +91,7 @@ def decide(
     if context.hook in ORDER_HOOKS:
         only = context.selections if context.hook == "order-select" else None
         orders = medication_orders(context.draft_orders or {}, only=only)
-        findings = judge_orders(orders, assessment, knowledge.rules)
+        findings = judge_orders(orders, assessment, knowledge.rules, chart)
         cards = builder.for_orders(findings, assessment, order_context, card_links)
     else:
         cards = builder.for_patient(assessment, order_context, card_links)
