@@ -19,8 +19,12 @@ from cds_service.hooks.services import ServiceSpec
 
 FIXTURE_TIME = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 _DATE_KEYS = frozenset(
-    {"effectiveDateTime", "effectiveInstant", "issued", "start", "end", "authoredOn", "lastUpdated"}
-)
+    {
+        "effectiveDateTime", "effectiveInstant", "issued", "start", "end", "authoredOn",
+        "lastUpdated", "onsetDateTime", "abatementDateTime", "recordedDate", "performedDateTime",
+        "occurrenceDateTime", "dateAsserted",
+    }
+)  # fmt: skip
 
 
 def bundle_resources(bundle: Mapping[str, Any]) -> list[dict[str, Any]]:
@@ -101,8 +105,20 @@ def _run_template(
     """What a FHIR server would answer to one of our prefetch templates, on these resources."""
     if template.startswith("Patient/"):
         return patient
-    _, _, query = template.partition("?")
+    resource_type, _, query = template.partition("?")
     params = dict(parse_qsl(query))
+    if resource_type != "Observation" and not params.get("code"):
+        # A search for the chart around the labs (Conditions, drugs, ...): every such resource.
+        found = [r for r in resources if r.get("resourceType") == resource_type]
+        return {
+            "resourceType": "Bundle",
+            "type": "searchset",
+            "total": len(found),
+            "entry": [
+                {"fullUrl": f"{resource_type}/{r['id']}", "resource": r, "search": {"mode": "match"}}
+                for r in found
+            ],
+        }
     wanted = {
         tuple(token.split("|", 1))
         for token in (params.get("code") or params.get("combo-code", "")).split(",")

@@ -135,5 +135,5 @@ def _needs_cytokines(assessment: Assessment, drug: DrugSpec, rules: Rules, setti
         and assessment.diagnostic_bar is True
         and bool(assessment.missing_groups)
         and drug.class_ not in rules.standard_of_care.classes
-        and drug.class_ != "chemotherapy"
+        and drug.class_ != "cytotoxic"
     )
