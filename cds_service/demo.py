@@ -115,7 +115,11 @@ def _run_template(
             "type": "searchset",
             "total": len(found),
             "entry": [
-                {"fullUrl": f"{resource_type}/{r['id']}", "resource": r, "search": {"mode": "match"}}
+                {
+                    "fullUrl": f"{resource_type}/{r['id']}",
+                    "resource": r,
+                    "search": {"mode": "match"},
+                }
                 for r in found
             ],
         }

@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import ValidationError
 
@@ -70,7 +70,8 @@ class CardBuilder:
     def for_patient(
         self, assessment: Assessment, ctx: OrderContext, links: Iterable[Link] = ()
     ) -> list[Card]:
-        """patient-view: the applied setting's card, the multiplex card, a hedged pattern, or none."""
+        """patient-view: the applied setting's card, the multiplex card, a hedged pattern, or
+        none."""
         if assessment.state is not None or (assessment.setting and assessment.undecided):
             return [self.setting_card(assessment, ctx, links)]
         if assessment.subtype == "multiplex-assay-needed":
@@ -257,11 +258,15 @@ class CardBuilder:
             finding=self._named(finding),
             setting=self._setting(assessment.setting),
         )
-        indicator = "info" if finding.kind == "dose-unknown" else None
         return self._card(
-            "order-caution", text.summary, text.detail, finding.source, None, links,
-            indicator=indicator,
-        )  # fmt: skip
+            "order-caution",
+            text.summary,
+            text.detail,
+            finding.source,
+            None,
+            links,
+            indicator="info" if finding.kind == "dose-unknown" else None,
+        )
 
     def data_incomplete(self, gaps: list[DataGapText], unusable: Sequence[str] = ()) -> Card:
         """The info card naming the data that could not be read, so no advice looks complete."""
@@ -286,7 +291,8 @@ class CardBuilder:
         name = drug.names[0]
         setting = self._setting(assessment.setting)
         state = assessment.state.label if assessment.state else ""
-        why = f"Suggested by cytokine-cds: {setting}, {state} ({self.rules.sources[item.source].short})."
+        short = self.rules.sources[item.source].short
+        why = f"Suggested by cytokine-cds: {setting}, {state} ({short})."
         return Suggestion(
             label=f"Draft an order for {name}",
             uuid=_uuid(),
@@ -312,7 +318,9 @@ class CardBuilder:
             return ""
         spec = next(
             s
-            for s in self.rules.settings[assessment.setting.setting if assessment.setting else "unknown"].states
+            for s in self.rules.settings[
+                assessment.setting.setting if assessment.setting else "unknown"
+            ].states
             if s.id == state.id
         )
         values = {k: _fact_text(v) for k, v in assessment.facts.items()}
@@ -361,7 +369,7 @@ class CardBuilder:
         links: Iterable[Link],
         *,
         topic: tuple[str, str] | None = None,
-        indicator: str | None = None,
+        indicator: Literal["info", "warning", "critical"] | None = None,
     ) -> Card:
         spec = self.kit.templates[card_type].spec
         common = self.kit.common
@@ -383,7 +391,7 @@ class CardBuilder:
             uuid=_uuid(),
             summary=summary,
             detail=detail,
-            indicator=indicator or spec.indicator,  # type: ignore[arg-type]
+            indicator=indicator or spec.indicator,
             source=Source(
                 label=label[:200],
                 url=url,
@@ -453,10 +461,15 @@ def check_kit(builder: CardBuilder) -> None:
             for status in ("suggest", "caution", "already-given", "removed", "advise"):
                 advice = tuple(
                     AdviceView(
-                        rule=a.id, drug=a.drug, action=a.drug or a.action or "", status=status,
-                        source=a.source, population=a.population, rationale=a.rationale,
+                        rule=a.id,
+                        drug=a.drug,
+                        action=a.drug or a.action or "",
+                        status=status,
+                        source=a.source,
+                        population=a.population,
+                        rationale=a.rationale,
                         findings=("sample finding",) if status != "suggest" else (),
-                    )  # fmt: skip
+                    )
                     for a in setting.advice
                     if a.state == state.id
                 )
@@ -466,14 +479,16 @@ def check_kit(builder: CardBuilder) -> None:
                 )  # fmt: skip
                 _checked(builder.setting_card, filled, ctx, ())
         for rule in setting.avoid:
-            drug_id = rule.drugs[0] if rule.drugs else next(
-                d for d, spec in rules.drugs.items() if spec.class_ in rule.classes
+            drug_id = (
+                rule.drugs[0]
+                if rule.drugs
+                else next(d for d, spec in rules.drugs.items() if spec.class_ in rule.classes)
             )
             finding = OrderFinding(
                 kind="mismatch", order="MedicationRequest/sample", drug=drug_id,
                 drug_class=rules.drugs[drug_id].class_, recommend=rule.instead, rule=rule.id,
                 source=rule.source, reason=rule.reason,
-                daily_dose_prednisone_mg=500.0 if rules.drugs[drug_id].prednisone_equivalent else None,
+                daily_dose_prednisone_mg=500.0,
             )  # fmt: skip
             placed = sample.model_copy(update={"setting": view})
             _checked(builder.mismatch, finding, placed, ctx, ())

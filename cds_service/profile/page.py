@@ -28,7 +28,6 @@ from cds_service.rules.engine import number
 PAGE_CACHE_SIZE = 64
 
 
-
 def _title(a: Assessment) -> str:
     """The page title: the setting and state applied, else the pattern (rules.yaml names)."""
     setting = a.setting.heading if a.setting else "No clinical setting recorded"
@@ -39,6 +38,7 @@ def _title(a: Assessment) -> str:
     if a.subtype == "multiplex-assay-needed":
         return f"{setting}: hyperinflammation without recent cytokine results"
     return f"{setting}: no cytokine pattern named"
+
 
 DECISIONS = {
     "immunoparalysis": "Immunoparalysis rule: monocyte HLA-DR in the immunoparalysis range "

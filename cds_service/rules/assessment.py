@@ -77,7 +77,7 @@ class SettingView(_Frozen):
 
     @property
     def heading(self) -> str:
-        """"CAR-T/bispecific, day 3" -- what the card summary names."""
+        """ "CAR-T/bispecific, day 3" -- what the card summary names."""
         return self.label + (f", day {self.day}" if self.day is not None else "")
 
 

@@ -6,10 +6,8 @@ The time of evaluation is the evidence's `as_of` (freshness was judged against i
 from __future__ import annotations
 
 import math
-from datetime import timedelta
-
 from collections.abc import Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from cds_service.context.models import EMPTY_CHART, ChartContext, SettingFinding
 from cds_service.evidence import AnalyteEvidence, Evidence, LabValue
@@ -28,8 +26,10 @@ from cds_service.rules.setting_rules import (
     drug_effects,
     judge_setting,
     pick_setting,
-    unusable_problems as _unusable,
     unusable_results,
+)
+from cds_service.rules.setting_rules import (
+    unusable_problems as _unusable,
 )
 
 
@@ -65,9 +65,7 @@ def assess(
     )
     immunoparalysis = all(judged[m].above for m in ip.required)
     mals_like = [judged[m] for m in ip.excluded_by if judged[m].above]
-    clinical = judge_setting(
-        rules, evidence, chart, scores, judged, applied, setting_id
-    )
+    clinical = judge_setting(rules, evidence, chart, scores, judged, applied, setting_id)
     multiplex = bool(clinical.diagnostic_bar) and rules.settings[setting_id].multiplex
     subtype, decision, rationale = _decide(
         axes, rules, immunoparalysis and not mals_like, multiplex, missing_groups

@@ -19,8 +19,8 @@ from cds_service.rules.schema import (
     CriteriaSetSpec,
     CriterionSpec,
     CytokineGroupSpec,
-    DrugEffectSpec,
     DiagnosticBarSpec,
+    DrugEffectSpec,
     DrugSpec,
     HyperinflammationSpec,
     ImmunoparalysisSpec,
@@ -275,7 +275,7 @@ def _check_references(spec: RulesSpec, catalog: Catalog, document: YamlDocument)
     for subtype, pattern in spec.patterns.items():
         need("source", spec.sources, pattern.source, ("patterns", subtype, "source"))
     for set_id, criteria in spec.criteria_sets.items():
-        loc = ("criteria_sets", set_id)
+        loc: Loc = ("criteria_sets", set_id)
         need("source", spec.sources, criteria.source, (*loc, "source"))
         of = criteria.at_least.of if criteria.at_least else []
         for part, ids in (("all", criteria.all), ("none", criteria.none), ("at_least", of)):
@@ -310,8 +310,7 @@ def _check_references(spec: RulesSpec, catalog: Catalog, document: YamlDocument)
     for j, drug_id in enumerate(spec.never_flag.drugs):
         need("drug", spec.drugs, drug_id, ("never_flag", "drugs", j))
     need("source", spec.sources, spec.never_flag.source, ("never_flag", "source"))
-    loc = ("standard_of_care", "source")
-    need("source", spec.sources, spec.standard_of_care.source, loc)
+    need("source", spec.sources, spec.standard_of_care.source, ("standard_of_care", "source"))
     if problems:
         loc, message = problems[0]
         error = document.error(loc, message)

@@ -106,9 +106,7 @@ def judge_orders(
             cautions.insert(0, ("an allergy or intolerance to it is recorded", "remove"))
         if cautions:
             findings.append(
-                OrderFinding(
-                    kind="caution", **base, reason="; ".join(text for text, _ in cautions)
-                )
+                OrderFinding(kind="caution", **base, reason="; ".join(text for text, _ in cautions))
             )
             continue
         if _needs_cytokines(assessment, drug, rules, setting):

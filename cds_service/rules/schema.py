@@ -10,7 +10,11 @@ Comparison = Literal[">", ">=", "<", "<="]
 Id = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]*$")]
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
 DrugClass = Literal[
-    "il1-blockade", "il6-blockade", "ifng-blockade", "jak-inhibitor", "corticosteroid",
+    "il1-blockade",
+    "il6-blockade",
+    "ifng-blockade",
+    "jak-inhibitor",
+    "corticosteroid",
     "cytotoxic",
 ]
 SUBTYPES = ("il1-driven", "ifng-driven", "il6-driven", "immunoparalysis", "mixed-pattern")

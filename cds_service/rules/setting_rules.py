@@ -13,7 +13,13 @@ from datetime import datetime, timedelta
 from cds_service.context.models import ChartContext, DrugExposure, SettingFinding
 from cds_service.evidence import DataProblem, Evidence
 from cds_service.evidence.models import ProblemCode
-from cds_service.rules.assessment import AdviceView, MarkerResult, ScoreView, StateView
+from cds_service.rules.assessment import (
+    AdviceStatus,
+    AdviceView,
+    MarkerResult,
+    ScoreView,
+    StateView,
+)
 from cds_service.rules.conditions import Fact, all_hold
 from cds_service.rules.loader import Rules
 from cds_service.rules.schema import AdviceSpec, CriteriaSetSpec, SafetySpec
@@ -181,9 +187,7 @@ def compute_facts(
     )
     facts["tocilizumab_doses_total"] = len(doses)
     facts["tocilizumab_doses_24h"] = sum(1 for when in doses if now - when <= timedelta(hours=24))
-    facts["hours_since_tocilizumab"] = (
-        (now - doses[0]).total_seconds() / 3600 if doses else None
-    )
+    facts["hours_since_tocilizumab"] = (now - doses[0]).total_seconds() / 3600 if doses else None
     recent = now - timedelta(days=float(rules.options["drug_recent_days"].value))
     steroids = [
         e
@@ -241,9 +245,7 @@ def _hypoxia(chart: ChartContext, judged: Mapping[str, MarkerResult]) -> Fact:
     if oxygen is not None:
         if oxygen.level == "room-air":
             on_oxygen = False
-        elif oxygen.level != "unknown":
-            on_oxygen = True
-        elif (oxygen.flow_l_min or 0) > 0 or (oxygen.fio2 or 0) > 0.21:
+        elif oxygen.level != "unknown" or (oxygen.flow_l_min or 0) > 0 or (oxygen.fio2 or 0) > 0.21:
             on_oxygen = True
     if on_oxygen:
         return True
@@ -322,12 +324,14 @@ def _advice(
     return tuple(advice)
 
 
-def _view(spec: AdviceSpec, action: str, status: str, findings: tuple[str, ...]) -> AdviceView:
+def _view(
+    spec: AdviceSpec, action: str, status: AdviceStatus, findings: tuple[str, ...]
+) -> AdviceView:
     return AdviceView(
         rule=spec.id,
         drug=spec.drug,
         action=action,
-        status=status,  # type: ignore[arg-type]
+        status=status,
         source=spec.source,
         population=spec.population,
         rationale=spec.rationale,
@@ -337,7 +341,7 @@ def _view(spec: AdviceSpec, action: str, status: str, findings: tuple[str, ...])
 
 
 def _on_drug(chart: ChartContext, rules: Rules, drug_id: str, now: datetime) -> str | None:
-    """"already given 2026-11-30" when the patient is on the drug (or, for a corticosteroid,
+    """ "already given 2026-11-30" when the patient is on the drug (or, for a corticosteroid,
     on any corticosteroid other than stress-dose hydrocortisone)."""
     recent = now - timedelta(days=float(rules.options["drug_recent_days"].value))
     drug = rules.drugs[drug_id]
@@ -358,7 +362,7 @@ def safety_findings(
     rules: Rules, drug_id: str, setting_id: str, facts: Mapping[str, Fact]
 ) -> list[tuple[str, str]]:
     """(finding, outcome) of every label check that fails for `drug_id` in this setting."""
-    failed = []
+    failed: list[tuple[str, str]] = []
     for check in rules.safety:
         if not _applies(check, drug_id, setting_id):
             continue

@@ -25,26 +25,79 @@ ETOPOSIDE = ("etoposide", "4179")
 TECLISTAMAB = ("teclistamab", "2619432")
 
 # The sources the cases are built from.
-LEE2019 = "Lee DW et al. ASTCT consensus grading for CRS. Biol Blood Marrow Transplant 2019;25:625-638"
-LE2018 = "Le RQ et al. FDA approval summary: tocilizumab for CAR T cell-induced CRS. Oncologist 2018;23:943-947"
-ACTEMRA = "ACTEMRA US prescribing information: CRS dosing (8 mg/kg, >= 8 h apart, <= 3 doses/24 h, 4 total); COVID-19 limits"
+LEE2019 = (
+    "Lee DW et al. ASTCT consensus grading for CRS. Biol Blood Marrow Transplant 2019;25:625-638"
+)
+LE2018 = (
+    "Le RQ et al. FDA approval summary: tocilizumab for CAR T cell-induced CRS. Oncologist "
+    "2018;23:943-947"
+)
+ACTEMRA = (
+    "ACTEMRA US prescribing information: CRS dosing (8 mg/kg, >= 8 h apart, <= 3 doses/24 h, "
+    "4 total); COVID-19 limits"
+)
 ASCO2021 = "Santomasso BD et al. ASCO guideline, CAR-T toxicities. J Clin Oncol 2021;39:3978-3992"
-NEELAPU2017 = "Neelapu SS et al. Axicabtagene ciloleucel in refractory large B-cell lymphoma (ZUMA-1). N Engl J Med 2017;377:2531-2544"
-HINES2023 = "Hines MR et al. Immune effector cell-associated HLH-like syndrome. Transplant Cell Ther 2023;29:438.e1"
-MOREAU2022 = "Moreau P et al. Teclistamab in relapsed or refractory multiple myeloma (MajesTEC-1). N Engl J Med 2022;387:495-505"
-RECOVERY_TCZ = "RECOVERY Collaborative Group. Tocilizumab in COVID-19. Lancet 2021;397:1637-1645 (eligibility: hypoxia and CRP >= 75 mg/L)"
-RECOVERY_DEX = "RECOVERY Collaborative Group. Dexamethasone in hospitalized patients with Covid-19. N Engl J Med 2021;384:693-704"
-NIH_COVID = "NIH COVID-19 Treatment Guidelines: dexamethasone plus tocilizumab or baricitinib for hospitalised adults on oxygen"
-GIAMARELLOS2020 = "Giamarellos-Bourboulis EJ et al. Complex immune dysregulation in COVID-19. Cell Host Microbe 2020;27:992-1000"
-PROVIDE = "Leventogiannis K et al. PROVIDE randomized clinical trial. Cell Rep Med 2022;3:100817 (MALS: ferritin > 4,420; immunoparalysis: HLA-DR < 5,000)"
-LEISMAN2020 = "Leisman DE et al. Cytokine elevation in severe COVID-19 vs sepsis. Lancet Respir Med 2020;8:1233-1244"
-SSC2021 = "Evans L et al. Surviving Sepsis Campaign 2021. Crit Care Med 2021;49:e1063 (hydrocortisone 200 mg/day in septic shock)"
+NEELAPU2017 = (
+    "Neelapu SS et al. Axicabtagene ciloleucel in refractory large B-cell lymphoma (ZUMA-1). "
+    "N Engl J Med 2017;377:2531-2544"
+)
+HINES2023 = (
+    "Hines MR et al. Immune effector cell-associated HLH-like syndrome. Transplant Cell Ther "
+    "2023;29:438.e1"
+)
+MOREAU2022 = (
+    "Moreau P et al. Teclistamab in relapsed or refractory multiple myeloma (MajesTEC-1). N "
+    "Engl J Med 2022;387:495-505"
+)
+RECOVERY_TCZ = (
+    "RECOVERY Collaborative Group. Tocilizumab in COVID-19. Lancet 2021;397:1637-1645 "
+    "(eligibility: hypoxia and CRP >= 75 mg/L)"
+)
+RECOVERY_DEX = (
+    "RECOVERY Collaborative Group. Dexamethasone in hospitalized patients with Covid-19. N "
+    "Engl J Med 2021;384:693-704"
+)
+NIH_COVID = (
+    "NIH COVID-19 Treatment Guidelines: dexamethasone plus tocilizumab or baricitinib for "
+    "hospitalised adults on oxygen"
+)
+GIAMARELLOS2020 = (
+    "Giamarellos-Bourboulis EJ et al. Complex immune dysregulation in COVID-19. Cell Host "
+    "Microbe 2020;27:992-1000"
+)
+PROVIDE = (
+    "Leventogiannis K et al. PROVIDE randomized clinical trial. Cell Rep Med 2022;3:100817 "
+    "(MALS: ferritin > 4,420; immunoparalysis: HLA-DR < 5,000)"
+)
+LEISMAN2020 = (
+    "Leisman DE et al. Cytokine elevation in severe COVID-19 vs sepsis. Lancet Respir Med "
+    "2020;8:1233-1244"
+)
+SSC2021 = (
+    "Evans L et al. Surviving Sepsis Campaign 2021. Crit Care Med 2021;49:e1063 "
+    "(hydrocortisone 200 mg/day in septic shock)"
+)
 KINERET = "KINERET US prescribing information: do not initiate in patients with active infections"
-RAVELLI2016 = "Ravelli A et al. 2016 classification criteria for MAS complicating sJIA. Ann Rheum Dis 2016;75:481-489"
-EULAR2024 = "Fautrel B et al. EULAR/PReS recommendations for Still's disease. Ann Rheum Dis 2024;83:1614-1627"
-GAMIFANT = "GAMIFANT US prescribing information: primary HLH refractory/recurrent/progressive; Still's MAS after glucocorticoids; latent TB testing"
-HENTER2007 = "Henter JI et al. HLH-2004 diagnostic and therapeutic guidelines. Pediatr Blood Cancer 2007;48:124-131"
-LOCATELLI2020 = "Locatelli F et al. Emapalumab in primary HLH. N Engl J Med 2020;382:1811-1822 (refractory or recurrent disease)"
+RAVELLI2016 = (
+    "Ravelli A et al. 2016 classification criteria for MAS complicating sJIA. Ann Rheum Dis "
+    "2016;75:481-489"
+)
+EULAR2024 = (
+    "Fautrel B et al. EULAR/PReS recommendations for Still's disease. Ann Rheum Dis "
+    "2024;83:1614-1627"
+)
+GAMIFANT = (
+    "GAMIFANT US prescribing information: primary HLH refractory/recurrent/progressive; "
+    "Still's MAS after glucocorticoids; latent TB testing"
+)
+HENTER2007 = (
+    "Henter JI et al. HLH-2004 diagnostic and therapeutic guidelines. Pediatr Blood Cancer "
+    "2007;48:124-131"
+)
+LOCATELLI2020 = (
+    "Locatelli F et al. Emapalumab in primary HLH. N Engl J Med 2020;382:1811-1822 "
+    "(refractory or recurrent disease)"
+)
 WEBB2020 = "Webb BJ et al. cHIS criteria. Lancet Rheumatol 2020;2:e754-e763"
 SETTINGS_REF = "clinical-settings.md section 1: an isolated cytokine value is no cytokine storm"
 
@@ -147,7 +200,11 @@ def car_t_three_doses_24h() -> Chart:
 
 def car_t_with_sepsis() -> Chart:
     """CAR-T CRS with a recorded bacterial infection (sepsis code) beside it."""
-    return car_t_day3_grade2("case-cart-sepsis").condition(ICD10CM, "A41.9", "Sepsis, unspecified organism", 1).labs(pct=4)
+    return (
+        car_t_day3_grade2("case-cart-sepsis")
+        .condition(ICD10CM, "A41.9", "Sepsis, unspecified organism", 1)
+        .labs(pct=4)
+    )
 
 
 def car_t_allergic() -> Chart:
@@ -214,7 +271,9 @@ def covid_low_crp() -> Chart:
 
 
 def covid_with_pneumonia() -> Chart:
-    return covid_hypoxic("case-covid-pneumonia").condition(ICD10CM, "J15.9", "Bacterial pneumonia", 1)
+    return covid_hypoxic("case-covid-pneumonia").condition(
+        ICD10CM, "J15.9", "Bacterial pneumonia", 1
+    )
 
 
 def covid_neutropenic() -> Chart:
@@ -315,11 +374,7 @@ def isolated_il6() -> Chart:
 
 def febrile_hyperferritinaemia() -> Chart:
     """Ferritin 8,000 ng/mL, fever and CRP 160 mg/L, no cytokine result, no setting recorded."""
-    return (
-        Chart("case-ferritin-fever")
-        .lab("temperature", 39.2, 2)
-        .labs(ferritin=8000, crp=160)
-    )
+    return Chart("case-ferritin-fever").lab("temperature", 39.2, 2).labs(ferritin=8000, crp=160)
 
 
 def unknown_il6_pattern() -> Chart:
@@ -373,16 +428,18 @@ CASES: tuple[Case, ...] = (
          orders=order(*TOCILIZUMAB), mismatch=False),
     Case("cart-tocilizumab-allergy", "Label: a recorded allergy removes the drug", car_t_allergic,
          never=("tocilizumab",), named=("tocilizumab",), text=("allergy",)),
-    Case("iec-hs", f"{HINES2023}", iec_hs, suggest=("anakinra",), never=("emapalumab", "tocilizumab")),
+    Case("iec-hs", f"{HINES2023}", iec_hs, suggest=("anakinra",),
+         never=("emapalumab", "tocilizumab")),
     Case("bispecific-grade2", f"{MOREAU2022}; {LEE2019}", bispecific_grade2,
          suggest=("tocilizumab",), never=("emapalumab",)),
     # COVID-19
-    Case("covid-recovery-eligible", f"{RECOVERY_TCZ}; {RECOVERY_DEX}; {NIH_COVID}", covid_hypoxic,
-         suggest=("dexamethasone", "tocilizumab", "baricitinib"), never=("anakinra", "emapalumab")),
-    Case("covid-mals-ferritin-low-hladr", f"{RECOVERY_TCZ}; {GIAMARELLOS2020}", covid_mals_low_hladr,
-         suggest=("tocilizumab", "dexamethasone"), never=("anakinra",)),
-    Case("covid-hladr-tocilizumab-order", f"{RECOVERY_TCZ}; {GIAMARELLOS2020}", covid_mals_low_hladr,
-         hook="order-sign", orders=order(*TOCILIZUMAB), mismatch=False),
+    Case("covid-recovery-eligible", f"{RECOVERY_TCZ}; {RECOVERY_DEX}; {NIH_COVID}",
+         covid_hypoxic, suggest=("dexamethasone", "tocilizumab", "baricitinib"),
+         never=("anakinra", "emapalumab")),
+    Case("covid-mals-ferritin-low-hladr", f"{RECOVERY_TCZ}; {GIAMARELLOS2020}",
+         covid_mals_low_hladr, suggest=("tocilizumab", "dexamethasone"), never=("anakinra",)),
+    Case("covid-hladr-tocilizumab-order", f"{RECOVERY_TCZ}; {GIAMARELLOS2020}",
+         covid_mals_low_hladr, hook="order-sign", orders=order(*TOCILIZUMAB), mismatch=False),
     Case("covid-dexamethasone-order", f"{RECOVERY_DEX}", covid_mals_low_hladr, hook="order-sign",
          orders=order(*DEXAMETHASONE, dose=6), mismatch=False),
     Case("covid-baricitinib-order", f"{NIH_COVID}", covid_hypoxic, hook="order-sign",

@@ -108,7 +108,9 @@ class Chart:
                 quantity.update(unit=unit, system=UCUM, code=unit)
             body["valueQuantity"] = quantity
         if high is not None:
-            body["referenceRange"] = [{"high": {"value": high, "unit": unit, "system": UCUM, "code": unit}}]
+            body["referenceRange"] = [
+                {"high": {"value": high, "unit": unit, "system": UCUM, "code": unit}}
+            ]
         return self._add("Observation", body)
 
     def labs(self, hours_ago: float = 2, **values: float) -> Chart:
@@ -131,11 +133,20 @@ class Chart:
                         ]
                     }
                 ],
-                "code": {"coding": [{"system": LOINC, "code": "3151-8", "display": "Inhaled oxygen flow rate"}]},
+                "code": {
+                    "coding": [
+                        {"system": LOINC, "code": "3151-8", "display": "Inhaled oxygen flow rate"}
+                    ]
+                },
                 "effectiveDateTime": at(hours_ago),
-                "valueQuantity": {"value": litres_per_min, "unit": "L/min", "system": UCUM, "code": "L/min"},
+                "valueQuantity": {
+                    "value": litres_per_min,
+                    "unit": "L/min",
+                    "system": UCUM,
+                    "code": "L/min",
+                },
             },
-        )  # fmt: skip
+        )
 
     def condition(self, system: str, code: str, display: str, days_ago: float = 2) -> Chart:
         return self._add(
@@ -167,22 +178,32 @@ class Chart:
                         ]
                     }
                 ],
-                "code": {"coding": [{"system": system, "code": code, "display": display}], "text": display},
+                "code": {
+                    "coding": [{"system": system, "code": code, "display": display}],
+                    "text": display,
+                },
                 "onsetDateTime": at(days_ago * 24),
                 "recordedDate": at(days_ago * 24),
             },
-        )  # fmt: skip
+        )
 
-    def car_t_infusion(self, days_ago: float, code: str = "XW033H7", product: str = "Yescarta") -> Chart:
-        display = f"Introduction of {product} (axicabtagene ciloleucel) CAR-T cells into peripheral vein"
+    def car_t_infusion(
+        self, days_ago: float, code: str = "XW033H7", product: str = "Yescarta"
+    ) -> Chart:
+        display = (
+            f"Introduction of {product} (axicabtagene ciloleucel) CAR-T cells into peripheral vein"
+        )
         return self._add(
             "Procedure",
             {
                 "status": "completed",
-                "code": {"coding": [{"system": ICD10PCS, "code": code, "display": display}], "text": display},
+                "code": {
+                    "coding": [{"system": ICD10PCS, "code": code, "display": display}],
+                    "text": display,
+                },
                 "performedDateTime": at(days_ago * 24),
             },
-        )  # fmt: skip
+        )
 
     def given(
         self,
@@ -202,7 +223,9 @@ class Chart:
             "effectiveDateTime": at(hours_ago),
         }
         if dose_mg is not None:
-            body["dosage"] = {"dose": {"value": dose_mg, "unit": "mg", "system": UCUM, "code": "mg"}}
+            body["dosage"] = {
+                "dose": {"value": dose_mg, "unit": "mg", "system": UCUM, "code": "mg"}
+            }
         return self._add("MedicationAdministration", body)
 
     def allergy(self, drug: str, rxnorm: str) -> Chart:
@@ -217,9 +240,12 @@ class Chart:
                         }
                     ]
                 },
-                "code": {"coding": [{"system": RXNORM, "code": rxnorm, "display": drug}], "text": drug},
+                "code": {
+                    "coding": [{"system": RXNORM, "code": rxnorm, "display": drug}],
+                    "text": drug,
+                },
             },
-        )  # fmt: skip
+        )
 
     def bundle(self, *, gender: str = "female", birth_date: str = "1968-03-14") -> dict[str, Any]:
         """A transaction Bundle a FHIR server (and the CDS Hooks sandbox) can load."""
@@ -248,8 +274,16 @@ def transaction(resources: Iterable[dict[str, Any]]) -> dict[str, Any]:
     }
 
 
-def order(drug: str, rxnorm: str, *, dose: float | None = None, unit: str = "mg",
-          per_day: int = 1, text: str | None = None, order_id: str | None = None) -> dict[str, Any]:
+def order(
+    drug: str,
+    rxnorm: str,
+    *,
+    dose: float | None = None,
+    unit: str = "mg",
+    per_day: int = 1,
+    text: str | None = None,
+    order_id: str | None = None,
+) -> dict[str, Any]:
     """A draftOrders Bundle with one MedicationRequest."""
     request: dict[str, Any] = {
         "resourceType": "MedicationRequest",
@@ -265,7 +299,9 @@ def order(drug: str, rxnorm: str, *, dose: float | None = None, unit: str = "mg"
         request["dosageInstruction"] = [
             {
                 "timing": {"repeat": {"frequency": per_day, "period": 1, "periodUnit": "d"}},
-                "doseAndRate": [{"doseQuantity": {"value": dose, "unit": unit, "system": UCUM, "code": unit}}],
+                "doseAndRate": [
+                    {"doseQuantity": {"value": dose, "unit": unit, "system": UCUM, "code": unit}}
+                ],
             }
-        ]  # fmt: skip
+        ]
     return {"resourceType": "Bundle", "type": "collection", "entry": [{"resource": request}]}

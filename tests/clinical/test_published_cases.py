@@ -91,4 +91,6 @@ def case_client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FlaskClien
 @pytest.mark.parametrize("case", CASES, ids=[case.id for case in CASES])
 def test_published_case(case_client: FlaskClient, case: Case) -> None:
     cards = run_case(case_client, case)
-    assert problems(case, cards) == [], [(c["summary"], c["source"]["topic"]["code"]) for c in cards]
+    assert problems(case, cards) == [], [
+        (c["summary"], c["source"]["topic"]["code"]) for c in cards
+    ]

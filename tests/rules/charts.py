@@ -25,7 +25,9 @@ def finding(setting: str, *, kind: str | None = None, day: int | None = None) ->
     )
 
 
-def given(drug: str, hours_ago: float, drug_class: str = "", source: str = "administration") -> DrugExposure:
+def given(
+    drug: str, hours_ago: float, drug_class: str = "", source: str = "administration"
+) -> DrugExposure:
     return DrugExposure(
         drug=drug,
         drug_class=drug_class,

@@ -6,13 +6,13 @@ from typing import Any
 
 import pytest
 
+from cds_service.context.models import EMPTY_CHART, ChartContext
 from cds_service.evidence import build_evidence
 from cds_service.rules.assessment import Assessment
 from cds_service.rules.engine import assess, compare, number
-from cds_service.context.models import EMPTY_CHART, ChartContext
 from cds_service.runtime import Runtime
-from tests.rules.charts import chart, finding
 from tests.evidence.observation_builders import AS_OF, observation, quantity
+from tests.rules.charts import chart, finding
 
 UNITS = {
     "il6": "pg/mL", "ifng": "pg/mL", "il18": "pg/mL", "cxcl9": "pg/mL", "il1b": "pg/mL",
@@ -21,9 +21,7 @@ UNITS = {
 }  # fmt: skip
 
 
-def assessed(
-    runtime: Runtime, chart: ChartContext = EMPTY_CHART, **values: Any
-) -> Assessment:
+def assessed(runtime: Runtime, chart: ChartContext = EMPTY_CHART, **values: Any) -> Assessment:
     """Assess evidence made of one fresh result per keyword (analyte=value), in `chart`."""
     resources = []
     for i, (analyte, value) in enumerate(values.items()):
