@@ -20,6 +20,7 @@ from cds_service.demo import hook_request
 from cds_service.runtime import current_runtime
 from cds_service.settings import Settings
 from tests.clinical.cases import CASES, Case
+from tests.clinical.make_fixtures import fixture_files, text
 from tests.conftest import SERVICE_FOR_HOOK
 
 RXNORM_NAMES = {"612865": "tocilizumab", "3264": "dexamethasone", "72435": "anakinra",
@@ -94,3 +95,10 @@ def test_published_case(case_client: FlaskClient, case: Case) -> None:
     assert problems(case, cards) == [], [
         (c["summary"], c["source"]["topic"]["code"]) for c in cards
     ]
+
+
+def test_fixture_files_are_the_case_charts() -> None:
+    """fixtures/patients/case-*.json are generated from the cases: regenerate after a change
+    (`python -m tests.clinical.make_fixtures`)."""
+    for path, bundle in fixture_files().items():
+        assert path.read_text(encoding="utf-8") == text(bundle), path.name
