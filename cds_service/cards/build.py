@@ -20,6 +20,7 @@ from cds_service.cards.templates import CardKit
 from cds_service.evidence import AnalyteEntry, AnalyteEvidence, Catalog, Evidence, LabValue
 from cds_service.hooks.response import Action, Card, Coding, Link, Source, Suggestion
 from cds_service.rules.assessment import (
+    AdviceStatus,
     AdviceView,
     Assessment,
     MarkerResult,
@@ -213,12 +214,12 @@ class CardBuilder:
         if finding.order:
             suggestions.append(
                 Suggestion(
-                    label=f"Remove the draft order for {drug}",
+                    label=text.label or f"Remove the draft order for {drug}",
                     uuid=_uuid(),
                     actions=[
                         Action(
                             type="delete",
-                            description=f"Remove the draft order for {drug}",
+                            description=text.description or f"Delete the draft order for {drug}",
                             resourceId=finding.order,
                         )
                     ],
@@ -228,12 +229,13 @@ class CardBuilder:
             why = f"Suggested by cytokine-cds instead of {drug}: {finding.reason}"
             suggestions.append(
                 Suggestion(
-                    label=f"Order {recommended} instead",
+                    label=text.alternative_label or f"Order {recommended} instead",
                     uuid=_uuid(),
                     actions=[
                         Action(
                             type="create",
-                            description=f"Create a draft order for {recommended}",
+                            description=text.alternative_description
+                            or f"Create a draft order for {recommended}",
                             resource=medication_request(
                                 self.rules.drugs[finding.recommend].rxnorm,
                                 recommended,
@@ -422,12 +424,24 @@ def _fact_text(value: float | bool | None) -> str:
 
 
 def check_kit(builder: CardBuilder) -> None:
-    """Render every card type with sample content, so a broken template stops start-up.
+    """Render every card type with sample content, so a broken template stops start-up."""
+    for render, args in sample_renders(builder):
+        _checked(render, *args)
 
-    Renders the setting card for every state and advice of the rules file, and the mismatch
-    card for every avoid rule, since their summaries name drugs and settings and must stay under
-    the spec's 140 characters whatever a hospital's rules contain.
-    """
+
+def sample_cards(builder: CardBuilder, links: Sequence[Link] = ()) -> list[Card]:
+    """Every card the kit can build: each pattern, each setting's states with every advice
+    status, each avoid rule and safety check, the multiplex and data cards (for tests of
+    clients' limits)."""
+    return [render(*args) for render, args in sample_renders(builder, links)]
+
+
+def sample_renders(
+    builder: CardBuilder, links: Sequence[Link] = ()
+) -> list[tuple[Callable[..., Card], tuple[Any, ...]]]:
+    """Each card type with sample content: the setting card for every state and advice of the
+    rules file, the mismatch card for every avoid rule, since their summaries name drugs and
+    settings and must stay under the spec's 140 characters whatever a hospital's rules contain."""
     rules = builder.rules
     now = datetime(2026, 1, 1, tzinfo=UTC)
     values = {}
@@ -448,23 +462,26 @@ def check_kit(builder: CardBuilder) -> None:
         )  # fmt: skip
     sample = assess(Evidence(as_of=now, analytes=values, problems=()), rules)
     ctx = OrderContext(patient_id="sample", encounter_id=None, user_id=None, now=now)
+    renders: list[tuple[Callable[..., Card], tuple[Any, ...]]] = []
     for subtype in PATTERN_CARDS:
-        _checked(builder.pattern, sample.model_copy(update={"subtype": subtype}), ())
+        renders.append((builder.pattern, (sample.model_copy(update={"subtype": subtype}), links)))
     score = ScoreView(id="sample", label="Sample score", value=1.0, text="Sample score 1")
+    statuses: tuple[AdviceStatus, ...] = ("suggest", "caution", "already-given", "removed")
     for setting_id, setting in rules.settings.items():
         view = SettingView(setting=setting_id, label=setting.short, reason="sample reason", day=3)
+        placed = sample.model_copy(update={"setting": view})
         for state in setting.states:
             state_view = StateView(
                 id=state.id, label=state.label, source=state.source,
                 topic_code=state.topic.code, topic_display=state.topic.display,
             )  # fmt: skip
-            for status in ("suggest", "caution", "already-given", "removed", "advise"):
+            for status in statuses:
                 advice = tuple(
                     AdviceView(
                         rule=a.id,
                         drug=a.drug,
                         action=a.drug or a.action or "",
-                        status=status,
+                        status=status if a.drug else "advise",
                         source=a.source,
                         population=a.population,
                         rationale=a.rationale,
@@ -477,7 +494,9 @@ def check_kit(builder: CardBuilder) -> None:
                     update={"setting": view, "state": state_view, "advice": advice,
                             "scores": (score,), "other_settings": (view,)}
                 )  # fmt: skip
-                _checked(builder.setting_card, filled, ctx, ())
+                renders.append((builder.setting_card, (filled, ctx, links)))
+        undecided = placed.model_copy(update={"undecided": ("Sample state: cannot be judged",)})
+        renders.append((builder.setting_card, (undecided, ctx, links)))
         for rule in setting.avoid:
             drug_id = (
                 rule.drugs[0]
@@ -487,20 +506,33 @@ def check_kit(builder: CardBuilder) -> None:
             finding = OrderFinding(
                 kind="mismatch", order="MedicationRequest/sample", drug=drug_id,
                 drug_class=rules.drugs[drug_id].class_, recommend=rule.instead, rule=rule.id,
-                source=rule.source, reason=rule.reason,
-                daily_dose_prednisone_mg=500.0,
+                source=rule.source, reason=rule.reason, daily_dose_prednisone_mg=500.0,
             )  # fmt: skip
-            placed = sample.model_copy(update={"setting": view})
-            _checked(builder.mismatch, finding, placed, ctx, ())
+            renders.append((builder.mismatch, (finding, placed, ctx, links)))
+        if setting.multiplex:
+            ordered = OrderFinding(
+                kind="needs-cytokines", order="MedicationRequest/sample", drug="anakinra",
+                drug_class="il1-blockade",
+            )  # fmt: skip
+            renders.append((builder.multiplex, (placed, ctx, ordered, links)))
     for check in rules.safety:
         finding = OrderFinding(
             kind="caution", order="MedicationRequest/sample", drug=check.drugs[0],
             drug_class=rules.drugs[check.drugs[0]].class_, source=check.source,
             reason=check.finding,
         )  # fmt: skip
-        _checked(builder.order_caution, finding, sample, ())
-    _checked(builder.multiplex, sample, ctx, None, ())
-    _checked(builder.data_incomplete, [DataGapText("labs", "sample reason", partial=True)])
+        renders.append((builder.order_caution, (finding, sample, links)))
+    unreadable = OrderFinding(
+        kind="dose-unknown", order="MedicationRequest/sample", drug="methylprednisolone",
+        drug_class="corticosteroid", source="provide2022", reason="sample reason",
+    )  # fmt: skip
+    renders.append((builder.order_caution, (unreadable, sample, links)))
+    renders.append((builder.multiplex, (sample, ctx, None, links)))
+    renders.append(
+        (builder.data_incomplete, ([DataGapText("labs", "sample reason", partial=True)],))
+    )
+    renders.append((builder.data_incomplete, ([], ("il6: sample unusable result",))))
+    return renders
 
 
 def _checked(render: Callable[..., Card], *args: Any) -> None:

@@ -78,7 +78,7 @@ def test_an_unknown_setting_has_no_mismatch_and_no_drug(catalog: Catalog) -> Non
         ('when: ["crs_grade >= 2"]', 'when: ["crs_grade >= two"]', "unknown fact 'two'"),
         ('when: ["crs_grade >= 2"]', 'when: ["crs_grade >=> 2"]', "cannot read condition"),
         ("when: [hypoxia, crp-high]", "when: [hypoxia, crp-hihg]", "unknown fact 'crp-hihg'"),
-        ("        state: crs\n        drug: tocilizumab", "        state: cr\n        drug: tocilizumab",
+        ("state: crs\n        drug: tocilizumab", "state: cr\n        drug: tocilizumab",
          "unknown state 'cr'"),
     ],
 )  # fmt: skip
@@ -160,6 +160,8 @@ def test_a_hospital_can_choose_anakinra_for_sepsis_mals(tmp_path: Path) -> None:
     option = "  sepsis_mals_anakinra:\n    value: false"
     path = edited(tmp_path, option, option.replace("false", "true"))
     chosen = create_app(Settings(auth="off", rules_file=path))
-    (card,) = hook_call(chosen.test_client(), "patient-view", "case-sepsis-mals").get_json()["cards"]
+    (card,) = hook_call(chosen.test_client(), "patient-view", "case-sepsis-mals").get_json()[
+        "cards"
+    ]
     (suggestion,) = card["suggestions"]
     assert suggestion["actions"][0]["resource"]["medicationCodeableConcept"]["text"] == "anakinra"
