@@ -12,6 +12,7 @@ from flask import current_app
 from cds_service.cards.build import CardBuilder, check_kit
 from cds_service.cards.resources import PanelCode
 from cds_service.cards.templates import CardKit, default_cards_dir
+from cds_service.context import ContextCatalog, load_context_catalog
 from cds_service.evidence import Catalog, load_catalog
 from cds_service.fhir.gather import FhirAccess
 from cds_service.hooks.services import ServiceSpec, build_services, observation_search
@@ -42,6 +43,7 @@ class Knowledge:
     catalog: Catalog
     rules: Rules
     cards: CardBuilder
+    context: ContextCatalog  # codes and names that recognise settings, drugs, oxygen support
 
 
 @dataclass(frozen=True)
@@ -60,7 +62,11 @@ class Runtime:
 
 @lru_cache(maxsize=8)
 def load_knowledge(
-    local_codes_file: Path | None, rules_file: Path | None, cards_dir: Path, panel: PanelCode
+    local_codes_file: Path | None,
+    rules_file: Path | None,
+    cards_dir: Path,
+    panel: PanelCode,
+    context_codes_file: Path | None = None,
 ) -> Knowledge:
     """Catalog, rules and card templates, validated together. Raises ConfigFileError.
 
@@ -71,7 +77,7 @@ def load_knowledge(
     rules = load_rules(catalog, rules_file)
     builder = CardBuilder(CardKit(cards_dir), rules, catalog, panel)
     check_kit(builder)
-    return Knowledge(catalog, rules, builder)
+    return Knowledge(catalog, rules, builder, load_context_catalog(context_codes_file))
 
 
 def build_runtime(
@@ -89,6 +95,7 @@ def build_runtime(
         settings.rules_file,
         settings.cards_dir or default_cards_dir(),
         panel,
+        settings.context_codes_file,
     )
     catalog = knowledge.catalog
     queries = {
