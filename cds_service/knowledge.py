@@ -16,6 +16,7 @@ from cds_service.cards.templates import CardKit
 from cds_service.context import ContextCatalog, load_context_catalog
 from cds_service.evidence import Catalog, load_catalog
 from cds_service.rules.loader import Rules, load_rules
+from cds_service.rules.scores import ScoreBook, load_scores
 
 
 @dataclass(frozen=True)
@@ -24,6 +25,7 @@ class Knowledge:
     rules: Rules
     cards: CardBuilder
     context: ContextCatalog  # codes and names that recognise settings, drugs, oxygen support
+    scores: ScoreBook  # the clinical scores' items, cut-offs and sources (rules/scores.yaml)
 
 
 @lru_cache(maxsize=8)
@@ -43,4 +45,5 @@ def load_knowledge(
     rules = load_rules(catalog, rules_file)
     builder = CardBuilder(CardKit(cards_dir), rules, catalog, panel)
     check_kit(builder)
-    return Knowledge(catalog, rules, builder, load_context_catalog(context_codes_file))
+    context = load_context_catalog(context_codes_file)
+    return Knowledge(catalog, rules, builder, context, load_scores(catalog))

@@ -26,6 +26,7 @@ REQUIRED = [
     ("lymphocytes", (LOINC, "731-0"), {"count": "10*9/L"}),
     ("neutrophils", (LOINC, "751-8"), {"count": "10*9/L"}),
     ("platelets", (LOINC, "777-3"), {"count": "10*9/L"}),
+    ("leukocytes", (LOINC, "6690-2"), {"count": "10*9/L"}),
     ("hemoglobin", (LOINC, "718-7"), {"mass": "g/L"}),
     ("fibrinogen", (LOINC, "3255-7"), {"mass": "g/L"}),
     ("triglycerides", (LOINC, "2571-8"), {"concentration": "mmol/L"}),
