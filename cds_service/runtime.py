@@ -75,6 +75,7 @@ def build_runtime(
         settings.rules_file,
         settings.cards_dir or default_cards_dir(),
         panel,
+        settings.context_codes_file,
     )
     catalog = knowledge.catalog
     queries = {
