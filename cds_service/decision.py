@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 from cds_service.cards.build import DataGapText
 from cds_service.cards.resources import OrderContext
-from cds_service.context.models import EMPTY_CHART
+from cds_service.context import read_chart
 from cds_service.evidence import DataProblem, Evidence, build_evidence
 from cds_service.fhir.draft_orders import medication_orders
 from cds_service.fhir.gather import DataGap
@@ -25,6 +25,8 @@ from cds_service.profile.links import ProfileLink, card_link
 from cds_service.rules.assessment import Assessment
 from cds_service.rules.engine import assess
 from cds_service.rules.orders import judge_orders
+from cds_service.rules.scores import compute_scores
+from cds_service.rules.setting_rules import score_views
 
 ORDER_HOOKS = frozenset({"order-select", "order-sign"})
 _PATIENT_SCOPED = ("Observation", "DiagnosticReport")
@@ -77,8 +79,11 @@ def decide(
     if record.problems or foreign:
         problems = (*record.problems, *evidence.problems, *foreign)
         evidence = evidence.model_copy(update={"problems": problems})
-    chart = EMPTY_CHART  # the chart-context reader plugs in here
-    assessment = assess(evidence, knowledge.rules, chart)
+    chart = read_chart(resources, knowledge.context, now)
+    if chart.problems:
+        evidence = evidence.model_copy(update={"problems": (*evidence.problems, *chart.problems)})
+    scores = compute_scores(knowledge.scores, evidence, chart)
+    assessment = assess(evidence, knowledge.rules, chart, score_views(scores.values()))
     profile = links(assessment) if links is not None else None
     card_links = [card_link(profile)] if profile else []
     order_context = OrderContext(

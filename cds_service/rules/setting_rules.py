@@ -23,6 +23,7 @@ from cds_service.rules.assessment import (
 from cds_service.rules.conditions import Fact, all_hold
 from cds_service.rules.loader import Rules
 from cds_service.rules.schema import AdviceSpec, CriteriaSetSpec, SafetySpec
+from cds_service.rules.scores import ScoreResult
 
 # Data problems that mean "a result was there and could not be used" (not: a code we do not
 # know, or a search that was cut short).
@@ -55,6 +56,21 @@ class SettingResult:
     advice: tuple[AdviceView, ...]
     facts: dict[str, Fact]
     notes: tuple[str, ...]
+
+
+def score_views(results: Iterable[ScoreResult]) -> tuple[ScoreView, ...]:
+    """The clinical scores as cards and the profile page show them."""
+    return tuple(
+        ScoreView(
+            id=result.id,
+            label=result.label,
+            value=result.value,
+            text=result.text,
+            missing=result.missing,
+            source=result.source,
+        )
+        for result in results
+    )
 
 
 def pick_setting(
