@@ -32,6 +32,7 @@ from cds_service.rules.engine import assess, number
 from cds_service.rules.loader import Rules
 from cds_service.rules.orders import OrderFinding
 from cds_service.rules.schema import SUBTYPES
+from cds_service.rules.setting_rules import markers_read
 from cds_service.yamlfile import ConfigFileError
 
 
@@ -46,8 +47,6 @@ class DataGapText:
 
 TOPIC_SYSTEM = "https://cytokine-cds.github.io/fhir/CodeSystem/css-subtype"
 PATTERN_CARDS = SUBTYPES  # hedged descriptions of the cytokine pattern, never a drug
-# Marker states worth a row on a card: what decided, and what could not be counted.
-_DECISIVE = ("above", "after-drug", "indeterminate")
 
 
 def _uuid() -> str:
@@ -116,7 +115,7 @@ class CardBuilder:
         sources += [item.source for item in advice]
         text = self.kit.render(
             "setting-advice",
-            **self._context(assessment, sources, decisive_only=True),
+            **self._context(assessment, sources or self._state_sources(assessment)),
             setting=self._setting(assessment.setting),
             others=assessment.other_settings,
             state=state,
@@ -147,7 +146,9 @@ class CardBuilder:
         pattern = self.rules.patterns[subtype]
         text = self.kit.render(
             subtype,
-            **self._context(assessment, [pattern.source, self.rules.diagnostic_bar.source]),
+            **self._context(
+                assessment, [pattern.source, self.rules.diagnostic_bar.source], rows="axes"
+            ),
             pattern=pattern,
             setting=self._setting(assessment.setting),
             scores=self._scores(assessment),
@@ -166,7 +167,7 @@ class CardBuilder:
         sources = [assessment.state.source if assessment.state else bar.source]
         text = self.kit.render(
             "multiplex-assay-needed",
-            **self._context(assessment, sources),
+            **self._context(assessment, sources, rows="none"),
             finding=self._named(finding) if finding else None,
             panel=self.panel.display,
             setting=self._setting(assessment.setting),
@@ -201,9 +202,10 @@ class CardBuilder:
         avoid = self._avoid(assessment, finding.rule)
         recommended = self._drug_name(finding.recommend) if finding.recommend else None
         assert finding.source is not None
+        read = markers_read(self.rules, avoid.when) if avoid else ()
         text = self.kit.render(
             "order-mismatch",
-            **self._context(assessment, [finding.source], decisive_only=True),
+            **self._context(assessment.model_copy(update={"decisive": read}), [finding.source]),
             finding=self._named(finding),
             short=avoid.short if avoid else "reconsider",
             setting=self._setting(assessment.setting),
@@ -256,7 +258,10 @@ class CardBuilder:
         """A label safety check failed for the ordered drug, or its dose could not be read."""
         text = self.kit.render(
             "order-caution",
-            **self._context(assessment, [finding.source] if finding.source else []),
+            **self._context(
+                assessment.model_copy(update={"decisive": ()}),
+                [finding.source] if finding.source else [],
+            ),
             finding=self._named(finding),
             setting=self._setting(assessment.setting),
         )
@@ -331,6 +336,11 @@ class CardBuilder:
         except (KeyError, ValueError):
             return spec.short
 
+    def _state_sources(self, assessment: Assessment) -> list[str]:
+        """The sources of the setting's states (a card that could not judge them cites them)."""
+        setting = assessment.setting.setting if assessment.setting else "unknown"
+        return [state.source for state in self.rules.settings[setting].states]
+
     def _scores(self, assessment: Assessment) -> list[ScoreView]:
         setting = assessment.setting.setting if assessment.setting else "unknown"
         wanted = self.rules.settings[setting].scores
@@ -341,16 +351,17 @@ class CardBuilder:
         return next((r for r in self.rules.settings[setting].avoid if r.id == rule_id), None)
 
     def _context(
-        self, assessment: Assessment, extra_sources: list[str], decisive_only: bool = False
+        self, assessment: Assessment, extra_sources: list[str], rows: str = "decisive"
     ) -> dict[str, Any]:
-        rows = _rows(assessment, decisive_only)
-        cited_ids = extra_sources + [m.source for m in rows if m.source]
+        shown = _rows(assessment, rows)
+        cited_ids = extra_sources + [m.source for m in shown if m.source]
         cited = [self.rules.sources[s] for s in dict.fromkeys(cited_ids) if s in self.rules.sources]
         return {
             "assessment": assessment,
-            "rows": rows,
+            "rows": shown,
             "rules": self.rules,
             "cited": cited,
+            "show_missing": rows != "decisive",  # setting cards: cytokines do not decide
             "near_miss_percent": round((1 - self.rules.near_miss_fraction) * 100),
         }
 
@@ -406,13 +417,17 @@ class CardBuilder:
         )
 
 
-def _rows(assessment: Assessment, decisive_only: bool) -> list[MarkerResult]:
-    """The markers a card's table shows, each once: on setting cards only what decided or could
-    not be counted; on pattern cards every marker with a result."""
+def _rows(assessment: Assessment, rows: str) -> list[MarkerResult]:
+    """The markers a card's table shows, each once. "decisive": the markers the applied rules
+    read and the results a drug given changes; "axes": the cytokine axes' markers with a result
+    (the pattern); "none": the score's own items say it (the multiplex card)."""
     used = assessment.values_used()
-    if not decisive_only:
-        return list(used)
-    return [m for m in used if m.state in _DECISIVE]
+    if rows == "axes":
+        on_axes = {m.marker for axis in assessment.axes for m in (*axis.pivotal, *axis.supportive)}
+        return [m for m in used if m.marker in on_axes]
+    if rows == "decisive":
+        return [m for m in used if m.marker in assessment.decisive or m.state == "after-drug"]
+    return [m for m in used if m.state == "after-drug"]
 
 
 def _fact_text(value: float | bool | None) -> str:

@@ -90,6 +90,9 @@ class ScoreView(_Frozen):
     text: str  # one line for people: "ASTCT grade 2 (fever 39.1 °C; hypotension without ...)"
     missing: tuple[str, ...] = ()  # inputs that were unknown
     source: str | None = None
+    met: tuple[
+        str, ...
+    ] = ()  # the items that counted, with the value used: "Fever > 38.0 °C: 39.2"
 
 
 class StateView(_Frozen):
@@ -151,6 +154,7 @@ class Assessment(_Frozen):
     setting: SettingView | None = None  # the setting whose rules were applied; None: unknown
     other_settings: tuple[SettingView, ...] = ()  # also recorded, rules not applied
     state: StateView | None = None  # the hyperinflammation state found, if any
+    decisive: tuple[str, ...] = ()  # marker ids the applied state and advice read
     undecided: tuple[str, ...] = ()  # states that could not be judged, and why
     diagnostic_bar: bool | None = None  # the lower bar of the pattern and multiplex cards
     advice: tuple[AdviceView, ...] = ()

@@ -16,7 +16,7 @@ Fact = bool | float | int | None
 # Facts the engine computes from the chart and the scores (the markers, criteria sets and
 # options of the rules file are facts too).
 COMPUTED_FACTS = {
-    "crs_grade": "ASTCT CRS grade (0-4)",
+    "crs_grade": "ASTCT CRS grade",
     "iec_day": "days since the CAR-T infusion or bispecific dose",
     "hypoxia": "SpO₂ < 92 % on air, or oxygen given",
     "hlh2004": "HLH-2004 criteria met (5 of 8, or a molecular diagnosis)",

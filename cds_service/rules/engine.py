@@ -87,6 +87,7 @@ def assess(
         setting=_view(applied, rules) if applied else None,
         other_settings=tuple(_view(f, rules) for f in others),
         state=clinical.state,
+        decisive=clinical.decisive,
         undecided=clinical.undecided,
         diagnostic_bar=clinical.diagnostic_bar,
         advice=clinical.advice,

@@ -20,7 +20,7 @@ from cds_service.rules.assessment import (
     ScoreView,
     StateView,
 )
-from cds_service.rules.conditions import Fact, all_hold
+from cds_service.rules.conditions import COMPUTED_FACTS, Fact, all_hold
 from cds_service.rules.loader import Rules
 from cds_service.rules.schema import AdviceSpec, CriteriaSetSpec, SafetySpec
 from cds_service.rules.scores import ScoreResult
@@ -50,6 +50,7 @@ _HLH2004_NEEDED = 5  # HLH-2004: 5 of the 8 criteria (Henter 2007)
 
 @dataclass(frozen=True)
 class SettingResult:
+    decisive: tuple[str, ...]  # marker ids the state and advice that applied read
     state: StateView | None
     undecided: tuple[str, ...]
     diagnostic_bar: bool | None
@@ -68,6 +69,11 @@ def score_views(results: Iterable[ScoreResult]) -> tuple[ScoreView, ...]:
             text=result.text,
             missing=result.missing,
             source=result.source,
+            met=tuple(
+                f"{item.label}: {item.value}"
+                for item in result.inputs
+                if item.met or (item.points is not None and item.points > 0)
+            ),
         )
         for result in results
     )
@@ -142,8 +148,16 @@ def judge_setting(
             )
             break
         if held is None:
-            unknown = [c.text for c in conditions if c.holds(facts) is None]
-            undecided.append(f"{candidate.label}: cannot be judged ({', '.join(unknown)})")
+            unknown = [
+                _fact_label(rules, fact)
+                for c in conditions
+                if c.holds(facts) is None
+                for fact in c.facts()
+                if facts.get(fact) is None
+            ]
+            undecided.append(
+                f"{candidate.label} cannot be judged (unknown: {', '.join(dict.fromkeys(unknown))})"
+            )
     bar = all_hold(rules.when(rules.diagnostic_bar.when), facts)
     diagnostic_bar = True if state is not None else bar
     advice = _advice(rules, chart, facts, spec.advice, state, setting_id, evidence.as_of)
@@ -152,7 +166,14 @@ def judge_setting(
         for judged_marker in judged.values()
         if judged_marker.state == "after-drug" and judged_marker.note
     )
+    read: list[str] = []
+    if state is not None:
+        applied_state = next(s for s in spec.states if s.id == state.id)
+        read += applied_state.when
+        fired = {item.rule for item in advice}
+        read += [text for a in spec.advice if a.id in fired for text in a.when]
     return SettingResult(
+        decisive=markers_read(rules, read),
         state=state,
         undecided=tuple(undecided),
         diagnostic_bar=diagnostic_bar,
@@ -160,6 +181,31 @@ def judge_setting(
         facts=facts,
         notes=tuple(dict.fromkeys(notes)),
     )
+
+
+def _fact_label(rules: Rules, fact: str) -> str:
+    """A fact as people read it: "ASTCT CRS grade (0-4)", "Ferritin (IEC-HS range)"."""
+    if fact in COMPUTED_FACTS:
+        return COMPUTED_FACTS[fact]
+    if fact in rules.markers:
+        return rules.markers[fact].label
+    if fact in rules.criteria_sets:
+        return rules.criteria_sets[fact].label
+    return fact
+
+
+def markers_read(rules: Rules, texts: Iterable[str]) -> tuple[str, ...]:
+    """The markers that conditions read, directly or through a criteria set."""
+    found: list[str] = []
+    for condition in rules.when(list(texts)):
+        for fact in condition.facts():
+            if fact in rules.markers:
+                found.append(fact)
+            criteria = rules.criteria_sets.get(fact)
+            if criteria is not None:
+                found += [*criteria.all, *criteria.none]
+                found += criteria.at_least.of if criteria.at_least else []
+    return tuple(dict.fromkeys(found))
 
 
 # --- facts ---------------------------------------------------------------------------------------

@@ -235,7 +235,9 @@ def bispecific_grade2() -> Chart:
     )
 
 
-def covid_hypoxic(patient: str = "case-covid-recovery", crp: float = 150) -> Chart:
+def covid_hypoxic(
+    patient: str = "case-covid-recovery", crp: float = 150, neutrophils: float = 6.1
+) -> Chart:
     """RECOVERY eligibility: COVID-19, SpO2 < 92 % needing oxygen, CRP >= 75 mg/L."""
     return (
         Chart(patient)
@@ -243,7 +245,9 @@ def covid_hypoxic(patient: str = "case-covid-recovery", crp: float = 150) -> Cha
         .lab("temperature", 38.3, 2)
         .lab("spo2", 89, 1)
         .oxygen_flow(4, 1)
-        .labs(crp=crp, il6=60, ferritin=1200, neutrophils=6.1, platelets=210, lymphocytes=0.6)
+        .labs(
+            crp=crp, il6=60, ferritin=1200, neutrophils=neutrophils, platelets=210, lymphocytes=0.6
+        )
     )
 
 
@@ -277,7 +281,7 @@ def covid_with_pneumonia() -> Chart:
 
 
 def covid_neutropenic() -> Chart:
-    return covid_hypoxic("case-covid-anc").labs(neutrophils=0.6)
+    return covid_hypoxic("case-covid-anc", neutrophils=0.6)
 
 
 def sepsis_il6(patient: str = "case-sepsis-il6") -> Chart:
