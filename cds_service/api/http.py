@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any, TypeVar
 
-import orjson
 from flask import request
 from pydantic import BaseModel, ValidationError
 
 from cds_service.errors import ApiError
+from cds_service.jsontext import NotJson, parse_json
 
 Model = TypeVar("Model", bound=BaseModel)
 
@@ -29,12 +28,9 @@ def json_body() -> Any:
     if not raw.strip():
         raise ApiError(400, "The request body is empty; a JSON object is required.")
     try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        try:  # orjson refuses integers beyond 64 bits, which JSON allows: the stdlib reads them
-            return json.loads(raw)
-        except ValueError:
-            raise ApiError(400, f"The request body is not valid JSON: {exc}.") from None
+        return parse_json(raw)
+    except NotJson as exc:
+        raise ApiError(400, f"The request body is not valid JSON: {exc}.") from None
 
 
 def validate(model: type[Model], data: Any, *, prefix: str = "") -> Model:
