@@ -13,9 +13,10 @@ import re
 
 from flask import Flask, g, request
 
+from cds_service.api.observe import logged_path
 from cds_service.auth import AuthFailure, build_verifier
 from cds_service.errors import ApiError
-from cds_service.observability.metrics import record_auth_failure
+from cds_service.observability.metrics import method_label, record_auth_failure
 from cds_service.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -48,13 +49,15 @@ def install_client_auth(app: Flask, settings: Settings) -> None:
             )
         except AuthFailure as failure:
             record_auth_failure(failure.reason)  # metrics (issue 6)
-            # The reason and its message (issuer, kid, URLs): never the token itself.
+            # The reason and its message (issuer, kid, URLs): never the token itself, and the
+            # path only as its route pattern unless it is one of ours (it may hold anything).
+            shown = logged_path()
             log.warning(
                 "CDS client refused on %s %s: %s: %s",
-                request.method,
-                path,
+                method_label(request.method),
+                shown,
                 failure.reason,
-                failure.message,
+                failure.message.replace(path, shown),
             )
             raise refusal(failure) from None
 
