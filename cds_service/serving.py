@@ -35,7 +35,7 @@ from flask import Flask
 from gunicorn import util as gunicorn_util
 from gunicorn.app.base import BaseApplication
 
-from cds_service.errors import operation_outcome
+from cds_service.api.errors import operation_outcome
 from cds_service.observability.logs import configure_logging
 from cds_service.observability.metrics import (
     process_exited,

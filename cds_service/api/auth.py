@@ -13,10 +13,10 @@ import re
 
 from flask import Flask, g, request
 
+from cds_service.api.errors import ApiError
 from cds_service.api.observe import logged_path
 from cds_service.auth import AuthFailure, build_verifier
 from cds_service.auth.replay import ReplayCache
-from cds_service.errors import ApiError
 from cds_service.observability.metrics import method_label, record_auth_failure
 from cds_service.settings import Settings
 

@@ -9,7 +9,7 @@ from gunicorn.http.errors import ParseException
 from pydantic import BaseModel, ValidationError
 from werkzeug.exceptions import RequestEntityTooLarge
 
-from cds_service.errors import ApiError
+from cds_service.api.errors import ApiError
 from cds_service.jsontext import NotJson, parse_json
 
 Model = TypeVar("Model", bound=BaseModel)
