@@ -194,6 +194,15 @@ class ContextCatalog:
     oxygen_observation_codes: frozenset[tuple[str, str]]
     flow_codes: frozenset[tuple[str, str]]
     fio2_codes: frozenset[tuple[str, str]]
+    procedure_codes: tuple[str, ...] = ()  # "system|code" of every recognised procedure code
+    procedure_texts: bool = False  # a hospital recognises procedures by text as well
+
+    @property
+    def oxygen_codes(self) -> list[str]:
+        """The codes ("system|code") of the Observations the reader reads for respiratory
+        support: the device, the oxygen flow and FiO2."""
+        codes = self.oxygen_observation_codes | self.flow_codes | self.fio2_codes
+        return sorted(f"{system}|{code}" for system, code in codes)
 
     def canonical_system(self, system: str) -> str:
         system = system.strip()
@@ -458,4 +467,11 @@ def _build(spec: ContextCatalogSpec) -> ContextCatalog:
         oxygen_observation_codes=builder.code_set(spec.oxygen.observation_codes),
         flow_codes=builder.code_set(spec.oxygen.flow_codes),
         fio2_codes=builder.code_set(spec.oxygen.fio2_codes),
+        procedure_codes=tuple(
+            f"{builder.system(c.system)}|{c.code}"
+            for procedure in spec.procedures.values()
+            for c in procedure.codes
+            if c.code is not None
+        ),
+        procedure_texts=any(procedure.texts for procedure in spec.procedures.values()),
     )

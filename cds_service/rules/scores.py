@@ -284,6 +284,25 @@ def _check(book: ScoreBook, catalog: Catalog, document: YamlDocument) -> None:
         test(t, ("mas2016", "of", i))
 
 
+def score_analytes(book: ScoreBook) -> frozenset[str]:
+    """Every analyte a score reads (what the prefetch templates must ask for)."""
+    tests: list[LabTest] = [book.astct.fever, *book.astct.hypotension.any]
+    read: set[str] = set()
+    for spec in (book.hlh2004, book.chis):
+        for criterion in spec.criteria.values():
+            if isinstance(criterion.test, LabTest):
+                tests.append(criterion.test)
+            elif isinstance(criterion.test, RatioTest):
+                read.update(criterion.test.ratio)
+            tests += [*(criterion.any or []), *(criterion.of or [])]
+    for item in book.hscore.items.values():
+        if item.analyte is not None:
+            read.add(item.analyte)
+        tests += item.lines or []
+    tests += [book.mas2016.fever, book.mas2016.ferritin, *book.mas2016.of]
+    return frozenset(read | {t.analyte for t in tests})
+
+
 # --- reading the evidence ---------------------------------------------------------------------
 
 

@@ -347,3 +347,14 @@ def test_a_condition_code_that_is_not_a_concept_is_a_data_problem(catalog: Conte
     context = chart(catalog, {"resourceType": "Condition", "id": "x", "code": "U07.1"})
     assert [p.code for p in context.problems] == ["malformed"]
     assert context.problems[0].reference == "Condition/x"
+
+
+def test_chart_entries_of_another_patient_are_left_out_by_the_decision() -> None:
+    from cds_service.decision import for_patient
+
+    mine = condition(ICD10CM, "U07.1", subject={"reference": "Patient/p1"})
+    theirs = procedure(PCS, "XW033H7", "2026-11-29", subject={"reference": "Patient/p2"})
+    allergy_theirs = allergy({"text": "Anakinra"}, patient={"reference": "Patient/p2"})
+    kept, foreign = for_patient([mine, theirs, allergy_theirs], "p1")
+    assert kept == [mine]
+    assert [p.code for p in foreign] == ["other-patient", "other-patient"]
