@@ -107,22 +107,6 @@ def _run_template(
         return patient
     resource_type, _, query = template.partition("?")
     params = dict(parse_qsl(query))
-    if resource_type != "Observation" and not params.get("code"):
-        # A search for the chart around the labs (Conditions, drugs, ...): every such resource.
-        found = [r for r in resources if r.get("resourceType") == resource_type]
-        return {
-            "resourceType": "Bundle",
-            "type": "searchset",
-            "total": len(found),
-            "entry": [
-                {
-                    "fullUrl": f"{resource_type}/{r['id']}",
-                    "resource": r,
-                    "search": {"mode": "match"},
-                }
-                for r in found
-            ],
-        }
     wanted = {
         tuple(token.split("|", 1))
         for token in (params.get("code") or params.get("combo-code", "")).split(",")
