@@ -52,12 +52,17 @@ def install_client_auth(app: Flask, settings: Settings, database_replay: ReplayC
             # The reason and its message (issuer, kid, URLs): never the token itself, and the
             # path only as its route pattern unless it is one of ours (it may hold anything).
             shown = logged_path()
+            message = failure.message.replace(path, shown)
+            if path.endswith("/feedback"):  # the service's URL is an accepted audience too
+                message = message.replace(
+                    path.removesuffix("/feedback"), shown.removesuffix("/feedback")
+                )
             log.warning(
                 "CDS client refused on %s %s: %s: %s",
                 method_label(request.method),
                 shown,
                 failure.reason,
-                failure.message.replace(path, shown),
+                message,
             )
             raise refusal(failure) from None
 
