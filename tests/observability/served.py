@@ -38,10 +38,9 @@ def served(
         "CYTOKINE_CDS_WORKERS": str(workers),
         "CYTOKINE_CDS_AUTH": "off",
         "CYTOKINE_CDS_DATA_DIR": str(workdir / "data"),
+        "CYTOKINE_CDS_PUBLIC_BASE_URL": base,  # the URL clients call: the JWT audience
         **(env or {}),
     }
-    # The URL clients call, as a hospital configures it (the JWT audience and link base).
-    settings_env.setdefault("CYTOKINE_CDS_PUBLIC_BASE_URL", base)
     command = [str(BIN / "cytokine-cds"), "serve", "--host", "127.0.0.1", "--port", str(port)]
     with output.open("wb") as sink:
         process = subprocess.Popen(
