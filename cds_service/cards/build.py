@@ -510,7 +510,10 @@ def sample_renders(
                             "scores": (score,), "other_settings": (view,)}
                 )  # fmt: skip
                 renders.append((builder.setting_card, (filled, ctx, links)))
-        undecided = placed.model_copy(update={"undecided": ("Sample state: cannot be judged",)})
+        longest = max((s.label for s in setting.states), key=len, default="Sample state")
+        unknown = ", ".join(rules.markers[m].label for m in list(rules.markers)[:6])
+        line = f"{longest} cannot be judged (unknown: {unknown})"
+        undecided = placed.model_copy(update={"undecided": (line,)})
         renders.append((builder.setting_card, (undecided, ctx, links)))
         for rule in setting.avoid:
             drug_id = (

@@ -9,7 +9,7 @@ right drug drafted, the wrong ones never, and no mismatch warning on a standard-
 from __future__ import annotations
 
 from collections.abc import Iterator
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -102,3 +102,18 @@ def test_fixture_files_are_the_case_charts() -> None:
     (`python -m tests.clinical.make_fixtures`)."""
     for path, bundle in fixture_files().items():
         assert path.read_text(encoding="utf-8") == text(bundle), path.name
+
+
+@pytest.mark.parametrize("case", CASES[:15], ids=[case.id for case in CASES[:15]])
+def test_a_chart_evaluated_days_later_drafts_nothing(case_client: FlaskClient, case: Case) -> None:
+    """Ten days on, every vital sign and lab is past its freshness window: no state can be
+    judged, so nothing is drafted, and every card still meets the spec (summary < 140)."""
+    with case_client.application.app_context():
+        service = current_runtime().services[SERVICE_FOR_HOOK[case.hook]]
+    later = datetime.now(UTC) - timedelta(days=10)  # the chart's dates moved to 10 days ago
+    body = hook_request(service, case.chart().bundle(), draft_orders=case.orders, now=later)
+    response = case_client.post(f"/cds-services/{service.id}", json=body)
+    assert response.status_code == 200, response.get_json()
+    cards = response.get_json()["cards"]
+    assert drafted(cards) == set()
+    assert all(len(card["summary"]) < 140 for card in cards)
