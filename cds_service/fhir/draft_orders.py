@@ -7,9 +7,11 @@ check needs are picked out, and anything unreadable is skipped rather than refus
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from cds_service.evidence.bundles import as_list, entry_resources, text_at
 
 RXNORM_SYSTEMS = frozenset(
     {"http://www.nlm.nih.gov/research/umls/rxnorm", "urn:oid:2.16.840.1.113883.6.88"}
@@ -53,16 +55,11 @@ def medication_orders(
     return orders
 
 
-def _resources(bundle: Mapping[str, Any]) -> Iterator[Mapping[str, Any]]:
+def _resources(bundle: Mapping[str, Any]) -> Sequence[Mapping[str, Any]]:
     if bundle.get("resourceType") not in ("Bundle", None):
         # A single resource instead of a Bundle: read it as the only order.
-        yield bundle
-        return
-    entries = bundle.get("entry")
-    for entry in entries if isinstance(entries, list) else ():
-        resource = entry.get("resource") if isinstance(entry, dict) else None
-        if isinstance(resource, dict):
-            yield resource
+        return [bundle]
+    return entry_resources(bundle)
 
 
 def _medication(resource: Mapping[str, Any]) -> tuple[tuple[str, ...], tuple[str, ...]]:
@@ -73,8 +70,7 @@ def _medication(resource: Mapping[str, Any]) -> tuple[tuple[str, ...], tuple[str
     names: list[str] = []
     if isinstance(concept.get("text"), str):
         names.append(concept["text"])
-    codings = concept.get("coding")
-    for coding in codings if isinstance(codings, list) else ():
+    for coding in as_list(concept.get("coding")):
         if not isinstance(coding, dict):
             continue
         system, code = coding.get("system"), coding.get("code")
@@ -87,11 +83,9 @@ def _medication(resource: Mapping[str, Any]) -> tuple[tuple[str, ...], tuple[str
 
 def _contained_medication_code(resource: Mapping[str, Any]) -> dict[str, Any]:
     """medicationReference to a contained Medication ("#med1"): read that Medication's code."""
-    reference = resource.get("medicationReference")
-    target = reference.get("reference") if isinstance(reference, dict) else None
-    contained = resource.get("contained")
-    if isinstance(target, str) and target.startswith("#") and isinstance(contained, list):
-        for item in contained:
+    target = text_at(resource, "medicationReference", "reference")
+    if target is not None and target.startswith("#"):
+        for item in as_list(resource.get("contained")):
             if isinstance(item, dict) and item.get("id") == target[1:]:
                 code = item.get("code")
                 return code if isinstance(code, dict) else {}

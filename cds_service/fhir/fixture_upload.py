@@ -16,6 +16,8 @@ from typing import Any
 
 import requests
 
+from cds_service.evidence.bundles import as_list, entry_resources, text_at
+
 
 class FixtureError(ValueError):
     """A fixture file that is not an uploadable transaction Bundle."""
@@ -56,11 +58,11 @@ def read_transaction(path: Path) -> dict[str, Any]:
         raise FixtureError(f"{path}: not a FHIR Bundle")
     if bundle.get("type") != "transaction":
         raise FixtureError(f"{path}: Bundle.type must be 'transaction'")
-    for number, entry in enumerate(bundle.get("entry") or (), start=1):
-        resource = entry.get("resource") or {}
-        request = entry.get("request") or {}
-        expected = f"{resource.get('resourceType')}/{resource.get('id')}"
-        if request.get("method") != "PUT" or request.get("url") != expected:
+    for number, entry in enumerate(as_list(bundle.get("entry")), start=1):
+        resource_type = text_at(entry, "resource", "resourceType")
+        expected = f"{resource_type}/{text_at(entry, 'resource', 'id')}"
+        method, url = text_at(entry, "request", "method"), text_at(entry, "request", "url")
+        if resource_type is None or method != "PUT" or url != expected:
             raise FixtureError(
                 f"{path}: entry {number} must be 'PUT {expected}' (fixed ids keep uploads "
                 "repeatable)"
@@ -90,5 +92,5 @@ def upload(fhir_server: str, paths: Iterable[Path], timeout: float = 30.0) -> It
                 raise FixtureError(
                     f"{path}: {base} answered HTTP {response.status_code}: {response.text[:500]}"
                 )
-            counts = Counter(e["resource"]["resourceType"] for e in bundle.get("entry") or ())
+            counts = Counter(resource["resourceType"] for resource in entry_resources(bundle))
             yield Uploaded(path, dict(counts))
