@@ -60,20 +60,18 @@ def _print(data: Any) -> None:
     sys.stdout.write("\n")
 
 
-# --- commands ---------------------------------------------------------------------------------
-
-
 def _serve(args: argparse.Namespace) -> int:
     from cds_service.app import create_app
-    from cds_service.auth import AuthConfigError, check_bind_allowed
+    from cds_service.auth import AuthConfigError
+    from cds_service.composition import check_bind
     from cds_service.serving import serve, serving_process
     from cds_service.store import StoreError
 
     settings = _settings(host=args.host, port=args.port)
-    # --- serving (issue 6): logging and the metrics folder are set up before the app is built ---
+    # Logging and the metrics folder are set up before the app is built.
     with serving_process(settings) as prepared:
         try:
-            check_bind_allowed(settings, settings.host)
+            check_bind(settings, settings.host)
             app = create_app(settings)
         except (AuthConfigError, StoreError) as exc:
             raise UsageError(f"invalid configuration: {exc}") from None
@@ -118,9 +116,6 @@ def _demo_request(args: argparse.Namespace) -> int:
         raise UsageError(f"{args.bundle}: {exc}") from None
     _print(request)
     return 0
-
-
-# --- load-fixtures (issue 3: FHIR server access) --------------------------------------------
 
 
 def _load_fixtures(args: argparse.Namespace) -> int:
@@ -192,10 +187,10 @@ def build_parser() -> argparse.ArgumentParser:
 
     _add_load_fixtures(commands)
 
-    # --- audit trail and feedback (issue 5): `db upgrade|current|purge`, `report` --------------
+    from cds_service.composition import open_audit_store
     from cds_service.store.commands import add_commands
 
-    add_commands(commands, _settings)
+    add_commands(commands, lambda: open_audit_store(_settings(), patient_key=False))
     return parser
 
 

@@ -13,10 +13,9 @@ import re
 
 from flask import Flask, g, request
 
-from cds_service.auth import AuthFailure, build_verifier
+from cds_service.auth import AuthFailure, ClientVerifier
 from cds_service.errors import ApiError
 from cds_service.observability.metrics import record_auth_failure
-from cds_service.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -26,10 +25,11 @@ PROTECTED_PREFIXES = ("/cds-services", "/evaluate")
 _UNSAFE_IN_HEADER = re.compile(r"[^\x20\x21\x23-\x5b\x5d-\x7e]")
 
 
-def install_client_auth(app: Flask, settings: Settings) -> None:
-    """Require a verified CDS client JWT on /cds-services. Raises AuthConfigError at start-up."""
-    verifier = build_verifier(settings)
-    base_url = settings.public_base_url
+def install_client_auth(app: Flask, verifier: ClientVerifier | None, base_url: str | None) -> None:
+    """Require a verified CDS client JWT on /cds-services (`verifier` None: authentication off).
+
+    `base_url`: the service's public base URL, for the audience; None takes it from each request.
+    """
 
     @app.before_request
     def authenticate_cds_client() -> None:
@@ -47,7 +47,7 @@ def install_client_auth(app: Flask, settings: Settings) -> None:
                 bearer_token(request.headers.get("Authorization")), audience
             )
         except AuthFailure as failure:
-            record_auth_failure(failure.reason)  # metrics (issue 6)
+            record_auth_failure(failure.reason)  # metrics
             # The reason and its message (issuer, kid, URLs): never the token itself.
             log.warning(
                 "CDS client refused on %s %s: %s: %s",

@@ -19,8 +19,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from cds_service.auth.algorithms import JwtAlgorithm
 from cds_service.auth.jwks import JwkError, VerificationKey, jku_problem, parse_jwk_set
-from cds_service.settings import JwtAlgorithm
 
 
 class TrustedClientsError(ValueError):

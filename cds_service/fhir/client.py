@@ -37,8 +37,8 @@ import requests
 import urllib3.exceptions
 from requests.adapters import HTTPAdapter
 
-from cds_service.fhir.server_policy import FhirBase
 from cds_service.observability.metrics import record_fhir_fetch
+from cds_service.urls import FhirBase
 
 log = logging.getLogger(__name__)
 # urllib3 logs every request path (with patient ids) at DEBUG; keep it out of our logs.
@@ -175,7 +175,7 @@ class FhirClient:
         result = FetchResult(results, time.monotonic() - started)
         _log_result(server, result)
         failed = [failure.kind for failure in result.failures.values()]
-        record_fhir_fetch(result.elapsed, failed, len(result.keys))  # metrics (issue 6)
+        record_fhir_fetch(result.elapsed, failed, len(result.keys))  # metrics
         return result
 
     def close(self) -> None:
@@ -187,8 +187,6 @@ class FhirClient:
                 self._adapter.close()
             self._pid, self._adapter, self._executor = None, None, None
 
-    # --- per process --------------------------------------------------------------------------
-
     def _resources(self) -> tuple[HTTPAdapter, ThreadPoolExecutor]:
         pid = os.getpid()
         with self._lock:
@@ -197,8 +195,6 @@ class FhirClient:
                 self._executor = ThreadPoolExecutor(_MAX_PARALLEL, thread_name_prefix="fhir")
                 self._pid = pid
             return self._adapter, self._executor
-
-    # --- one key ------------------------------------------------------------------------------
 
     def _fetch_key(
         self,
@@ -238,8 +234,6 @@ class FhirClient:
                 return KeyFetch(task.key, resources, pages, failure)
             # FHIR links are absolute; a relative one is read against the base, leniently.
             url = urljoin(f"{server.url}/", next_link)
-
-    # --- one request --------------------------------------------------------------------------
 
     def _get_json(
         self,
@@ -320,9 +314,6 @@ class FhirClient:
         return parsed
 
 
-# --- reading FHIR JSON -------------------------------------------------------------------------
-
-
 def bundle_resources(bundle: dict[str, Any]) -> list[dict[str, Any]]:
     """The resources of one searchset page: matches and includes, not OperationOutcome notes."""
     resources = []
@@ -344,8 +335,6 @@ def next_url(bundle: dict[str, Any]) -> str | None:
                 return url.strip()
     return None
 
-
-# --- helpers -----------------------------------------------------------------------------------
 
 _OFF_BASE = FetchFailure(
     "off-base-url", "a query or next-page link leads outside fhirServer; it was not fetched"

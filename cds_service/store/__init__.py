@@ -4,7 +4,6 @@ from cds_service.store.audit import (
     AuditStore,
     FeedbackResult,
     PurgeResult,
-    StoreCounters,
     StoreError,
     StoreUnavailable,
 )
@@ -25,7 +24,6 @@ __all__ = [
     "HookCallRecord",
     "ProfileRecord",
     "PurgeResult",
-    "StoreCounters",
     "StoreError",
     "StoreUnavailable",
 ]

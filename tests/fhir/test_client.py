@@ -17,7 +17,7 @@ import requests
 import trustme
 
 from cds_service.fhir.client import FetchLimits, FetchResult, FetchTask, FhirClient, KeyFetch
-from cds_service.fhir.server_policy import parse_base_url
+from cds_service.urls import parse_base_url
 from tests.fault_server import FaultServer, fault_server
 from tests.servers import free_port
 
@@ -59,9 +59,6 @@ def one(client: FhirClient, base: str, query: str = IL6, **kwargs: object) -> Ke
 def direct_search(base: str, query: str) -> list[str]:
     bundle = requests.get(f"{base}/{query}&_count=500", timeout=5).json()
     return [entry["resource"]["id"] for entry in bundle.get("entry", [])]
-
-
-# --- against the real FHIR server ----------------------------------------------------------------
 
 
 def test_search_reads_the_matching_observations(client: FhirClient, fhir_server: str) -> None:
@@ -137,9 +134,6 @@ def test_an_oversized_answer_is_refused(fhir_server: str) -> None:
     finally:
         small.close()
     assert result.failure is not None and result.failure.kind == "too-large"
-
-
-# --- faults --------------------------------------------------------------------------------------
 
 
 def test_server_down_is_unreachable(client: FhirClient) -> None:
@@ -268,9 +262,6 @@ def test_a_forked_worker_makes_its_own_pools(client: FhirClient, fhir_server: st
     assert os.read(read_end, 1) == b"1"
     os.close(read_end)
     assert client._adapter is inherited  # the parent keeps its own
-
-
-# --- https ---------------------------------------------------------------------------------------
 
 
 @pytest.fixture(scope="module")
