@@ -91,9 +91,6 @@ class Servers:
     pids: dict[str, int] = field(default_factory=dict)  # server name -> its (master) process
 
 
-# --- preparing ----------------------------------------------------------------------------------
-
-
 def wrk_binary() -> str:
     found = shutil.which("wrk")
     if found is None:
@@ -208,9 +205,6 @@ def shifted_fixtures(workdir: Path) -> Path:
     return folder
 
 
-# --- servers ------------------------------------------------------------------------------------
-
-
 @contextmanager
 def process(
     name: str, command: list[str], health: str, env: dict[str, str], logdir: Path
@@ -293,9 +287,6 @@ def start_servers(workdir: Path, signer: Signer) -> Iterator[Servers]:
             )
             setattr(servers, name, base)
         yield servers
-
-
-# --- measuring ----------------------------------------------------------------------------------
 
 
 class OtherLoad:
@@ -489,8 +480,6 @@ def measure(
         print_row(rows[-1])
     return rows
 
-
-# --- reporting ----------------------------------------------------------------------------------
 
 HEADER = (
     f"{'case':<27} {'c':>3} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} "

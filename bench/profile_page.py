@@ -1,4 +1,4 @@
-"""What the cytokine profile page costs (issue 7), per fixture patient.
+"""What the cytokine profile page costs, per fixture patient.
 
 - hook path: signing the link, and building the stored profile (plus its JSON size), both paid
   inside the hook call before the audit write;

@@ -40,7 +40,6 @@ def settings(tmp_path: Path) -> Settings:
     return Settings(data_dir=tmp_path / "data")
 
 
-# --- audit trail and feedback (issue 5) ------------------------------------------------------
 @pytest.fixture(autouse=True)
 def _data_dir_in_tmp(
     _isolated_environment: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -97,5 +96,4 @@ def hook_call(
     return client.post(f"/cds-services/{service.id}", json=body)
 
 
-# --- FHIR server access (issue 3): the real FHIR test server, one per session --------------------
 from tests.fhir_server import fhir_server  # noqa: E402, F401

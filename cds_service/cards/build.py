@@ -57,8 +57,6 @@ class CardBuilder:
     def catalog_entry(self, analyte: str) -> AnalyteEntry:
         return self.catalog.analyte(analyte)
 
-    # --- per hook ---------------------------------------------------------------------------
-
     def for_patient(
         self, assessment: Assessment, ctx: OrderContext, links: Iterable[Link] = ()
     ) -> list[Card]:
@@ -86,8 +84,6 @@ class CardBuilder:
                 cards.append(self.multiplex(assessment, ctx, finding, links))
                 asked_for_panel = True
         return cards
-
-    # --- card types -------------------------------------------------------------------------
 
     def pattern(self, assessment: Assessment, ctx: OrderContext, links: Iterable[Link]) -> Card:
         subtype = assessment.subtype
@@ -207,8 +203,6 @@ class CardBuilder:
         """The info card naming the data that could not be read, so no advice looks complete."""
         text = self.kit.render("data-incomplete", gaps=gaps)
         return self._card("data-incomplete", text.summary, text.detail, None, None, ())
-
-    # --- helpers ----------------------------------------------------------------------------
 
     def _context(self, assessment: Assessment, extra_sources: list[str]) -> dict[str, Any]:
         cited_ids = [m.source for m in assessment.values_used() if m.source] + extra_sources

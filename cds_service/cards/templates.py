@@ -152,9 +152,6 @@ class CardKit:
             ) from None
 
 
-# --- filters --------------------------------------------------------------------------------
-
-
 def _when(moment: datetime, now: datetime) -> str:
     hours = (now - moment).total_seconds() / 3600
     age = f"{hours:.0f} h ago" if hours < 72 else f"{hours / 24:.0f} days ago"

@@ -155,8 +155,6 @@ class ProfilePages:
     def refused(self, status: Literal[403, 404, 503]) -> str:
         return self.env.get_template("refused.html.j2").render(status=status)
 
-    # --- pieces ----------------------------------------------------------------------------
-
     def _rows(
         self, group: str, markers: Iterable[tuple[MarkerResult, str]], stored: StoredProfile
     ) -> Iterable[MarkerRow]:

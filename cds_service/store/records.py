@@ -70,7 +70,6 @@ class CardRecord:
         )
 
 
-# --- cytokine profile page (issue 7) -----------------------------------------------------------
 @dataclass(frozen=True)
 class ProfileRecord:
     """The data of one profile page, stored with the hook call whose card links to it."""
@@ -91,7 +90,7 @@ class HookCallRecord:
     patient_key: str | None = None  # keyed hash, never the patient id (PatientKeyer)
     rules_version: str | None = None
     evidence: Sequence[EvidenceEntry] = ()
-    profile: ProfileRecord | None = None  # cytokine profile page (issue 7)
+    profile: ProfileRecord | None = None  # cytokine profile page
 
     @classmethod
     def for_cards(cls, cards: Sequence[Card], **fields: Any) -> HookCallRecord:

@@ -143,8 +143,6 @@ def _cards(rows: Any, progress: Callable[[int], object] | None) -> Iterator[_Car
             progress(1)
 
 
-# --- output formats --------------------------------------------------------------------------
-
 COLUMNS = ("topic", "shown", "accepted", "overridden", "acceptance_rate", "override_reasons")
 
 

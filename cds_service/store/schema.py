@@ -122,7 +122,6 @@ feedback = Table(
     Index(None, "received_at"),
 )
 
-# --- cytokine profile page (issue 7) -----------------------------------------------------------
 # profiles  one row per assessment behind a card's "View cytokine profile" link: the page's data
 #           (assessment, thresholds, per-analyte history; no patient or resource ids), written
 #           with its hook call and purged with it.

@@ -92,7 +92,7 @@ def hook_body(
 
 def without_uuids(value: Any) -> Any:
     """A response without what differs between two identical calls: uuids, the order time,
-    the signed token of the profile page link (issue 7)."""
+    the signed token of the profile page link."""
     if isinstance(value, dict):
         if value.get("label") == "View cytokine profile" and "url" in value:
             return {**value, "url": value["url"].rsplit("/", 1)[0]}
@@ -121,9 +121,6 @@ def diagnostics(response: Any) -> str:
     return str(body["issue"][0]["diagnostics"])
 
 
-# --- end to end against the real FHIR server, through gunicorn -----------------------------------
-
-
 def test_no_prefetch_gives_the_same_cards_as_full_prefetch_for_every_fixture_patient(
     fhir_server: str,
 ) -> None:
@@ -147,8 +144,6 @@ def test_no_prefetch_gives_the_same_cards_as_full_prefetch_for_every_fixture_pat
                 assert fetched == full, (patient, service_id)
                 assert not any("could not be read" in c["summary"] for c in fetched["cards"])
 
-
-# --- the fault matrix ----------------------------------------------------------------------------
 
 PATIENT_ONLY = {"patient": {"resourceType": "Patient", "id": DEMO}}
 # The cytokine search prefetched (nothing found is an answer too); the labs must be read.
@@ -236,7 +231,7 @@ def test_no_prefetch_and_no_fhir_server_is_412(fhir_client: FlaskClient) -> None
     assert response.get_json()["issue"][0]["code"] == "incomplete"
 
 
-# --- refusals: decided from the URL, before any connection or DNS lookup -------------------------
+# Refusals: decided from the URL, before any connection or DNS lookup
 
 
 @pytest.fixture

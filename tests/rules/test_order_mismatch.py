@@ -1,4 +1,4 @@
-"""Orders being selected or signed, checked against the patient's pattern (issue 9)."""
+"""Orders being selected or signed, checked against the patient's pattern."""
 
 from __future__ import annotations
 

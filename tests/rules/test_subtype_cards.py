@@ -1,4 +1,4 @@
-"""One fixture patient per pattern, through POST /cds-services/{id} with prefetch (issue 9)."""
+"""One fixture patient per pattern, through POST /cds-services/{id} with prefetch."""
 
 from __future__ import annotations
 
