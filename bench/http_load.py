@@ -52,8 +52,8 @@ from jwt.algorithms import ECAlgorithm
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from cds_service.composition import build_runtime  # noqa: E402
 from cds_service.demo import FIXTURE_TIME, hook_request, shift_dates  # noqa: E402
-from cds_service.runtime import build_runtime  # noqa: E402
 from cds_service.settings import Settings  # noqa: E402
 from tests.servers import free_port, stop, wait_until_up  # noqa: E402
 

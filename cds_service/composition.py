@@ -9,12 +9,73 @@ from __future__ import annotations
 from cds_service.auth.jwks import JwksCache
 from cds_service.auth.setup import build_verifier, check_bind_allowed
 from cds_service.auth.verify import ClientVerifier
+from cds_service.cards.resources import PanelCode
+from cds_service.cards.templates import default_cards_dir
+from cds_service.fhir.client import FetchLimits, FhirClient
+from cds_service.fhir.gather import FhirAccess
+from cds_service.fhir.server_policy import ServerPolicy
+from cds_service.hooks.services import build_services
+from cds_service.knowledge import Knowledge, load_knowledge
 from cds_service.profile.links import SECRET_FILE as PROFILE_SECRET_FILE
 from cds_service.profile.links import ProfileLinks
+from cds_service.runtime import Runtime, prefetch_queries
 from cds_service.settings import Settings
 from cds_service.store import AuditStore
 from cds_service.store.database import create_store_engine, store_url
 from cds_service.store.patient_key import PatientKeyer, load_or_create_secret
+
+
+def knowledge(settings: Settings) -> Knowledge:
+    """Catalog, rules and card templates of these settings, validated (ConfigFileError)."""
+    panel = PanelCode(
+        settings.multiplex_panel_system,
+        settings.multiplex_panel_code,
+        settings.multiplex_panel_display,
+    )
+    return load_knowledge(
+        settings.local_codes_file,
+        settings.rules_file,
+        settings.cards_dir or default_cards_dir(),
+        panel,
+    )
+
+
+def build_runtime(
+    settings: Settings,
+    store: AuditStore | None = None,
+    profile_links: ProfileLinks | None = None,
+) -> Runtime:
+    """What the app shares across requests. No store or link signer unless given (the CLI's
+    evaluate and demo-request need neither)."""
+    loaded = knowledge(settings)
+    return Runtime(
+        services=build_services(prefetch_queries(loaded.catalog)),
+        knowledge=loaded,
+        fhir=fhir_access(settings),
+        store=store,
+        profile_links=profile_links,
+        public_base_url=settings.public_base_url,
+        ready_requires_store=settings.ready_requires_store,
+    )
+
+
+def fhir_access(settings: Settings) -> FhirAccess:
+    """The FHIR server allowlist policy and the pooled client, with their limits."""
+    policy = ServerPolicy.from_entries(
+        settings.fhir_allowlist,
+        allow_loopback=settings.fhir_allow_loopback,
+        allow_http=settings.fhir_allow_http,
+    )
+    limits = FetchLimits(
+        request_timeout=settings.fhir_request_timeout_seconds,
+        max_pages=settings.fhir_max_pages,
+        retries=settings.fhir_retries,
+        max_response_bytes=settings.fhir_max_response_bytes,
+        ca_bundle=settings.fhir_ca_bundle,
+    )
+    return FhirAccess(
+        policy, FhirClient(limits), settings.fhir_allow_anonymous, settings.fhir_deadline_seconds
+    )
 
 
 def open_audit_store(settings: Settings, *, patient_key: bool = True) -> AuditStore:

@@ -3,24 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
-from pathlib import Path
-from typing import cast
 
-from flask import current_app
-
-from cds_service.cards.build import CardBuilder, check_kit
-from cds_service.cards.resources import PanelCode
-from cds_service.cards.templates import CardKit, default_cards_dir
-from cds_service.evidence import Catalog, load_catalog
+from cds_service.cards.build import CardBuilder
+from cds_service.evidence import Catalog
 from cds_service.fhir.gather import FhirAccess
-from cds_service.hooks.services import ServiceSpec, build_services, observation_search
+from cds_service.hooks.services import ServiceSpec, observation_search
+from cds_service.knowledge import Knowledge
 from cds_service.profile.links import ProfileLinks
-from cds_service.rules.loader import Rules, load_rules
-from cds_service.settings import Settings
+from cds_service.rules.loader import Rules
 from cds_service.store import AuditStore
 
-EXTENSION_KEY = "cytokine_cds"
 # Prefetch key -> analytes it asks for. Cytokines and routine labs are separate searches so a
 # client that can run one but not the other still sends what it has, and so the many routine
 # results (temperatures every few hours) do not push cytokine results off the first page.
@@ -38,76 +30,38 @@ PREFETCH_PARAMETER = {"cytokines": "combo-code", "labs": "code"}
 
 
 @dataclass(frozen=True)
-class Knowledge:
-    catalog: Catalog
-    rules: Rules
-    cards: CardBuilder
-
-
-@dataclass(frozen=True)
 class Runtime:
-    settings: Settings
+    """Built by the composition root (cds_service/composition.py), from Settings."""
+
     services: dict[str, ServiceSpec]
-    catalog: Catalog
-    rules: Rules
-    cards: CardBuilder
+    knowledge: Knowledge
     fhir: FhirAccess  # FHIR server access: allowlist policy and pooled client
     # Audit trail and feedback; None in a runtime built without a store (CLI evaluate).
     store: AuditStore | None = None
-    # Cytokine profile page (issue 7): signs card links; None when the page is off or unserved.
+    # Signs the cards' profile page links; None when the page is off or unserved.
     profile_links: ProfileLinks | None = None
+    # The base URL clients reach the service at (links, JWT audience); None: each request's.
+    public_base_url: str | None = None
+    ready_requires_store: bool = True  # GET /readyz fails while the store is unreachable
+
+    @property
+    def catalog(self) -> Catalog:
+        return self.knowledge.catalog
+
+    @property
+    def rules(self) -> Rules:
+        return self.knowledge.rules
+
+    @property
+    def cards(self) -> CardBuilder:
+        return self.knowledge.cards
 
 
-@lru_cache(maxsize=8)
-def load_knowledge(
-    local_codes_file: Path | None, rules_file: Path | None, cards_dir: Path, panel: PanelCode
-) -> Knowledge:
-    """Catalog, rules and card templates, validated together. Raises ConfigFileError.
-
-    Cached per set of files: the objects are read-only, and several apps in one process (tests,
-    the CLI) need not pay the UCUM set-up twice.
-    """
-    catalog = load_catalog(local_codes_file)
-    rules = load_rules(catalog, rules_file)
-    builder = CardBuilder(CardKit(cards_dir), rules, catalog, panel)
-    check_kit(builder)
-    return Knowledge(catalog, rules, builder)
-
-
-def build_runtime(
-    settings: Settings,
-    store: AuditStore | None = None,
-    profile_links: ProfileLinks | None = None,
-) -> Runtime:
-    panel = PanelCode(
-        settings.multiplex_panel_system,
-        settings.multiplex_panel_code,
-        settings.multiplex_panel_display,
-    )
-    knowledge = load_knowledge(
-        settings.local_codes_file,
-        settings.rules_file,
-        settings.cards_dir or default_cards_dir(),
-        panel,
-    )
-    catalog = knowledge.catalog
-    queries = {
+def prefetch_queries(catalog: Catalog) -> dict[str, str]:
+    """The Observation prefetch templates, by key, for the codes the catalog knows."""
+    return {
         key: observation_search(
             catalog.code_query(*analytes).split(","), PREFETCH_COUNT[key], PREFETCH_PARAMETER[key]
         )
         for key, analytes in PREFETCH_ANALYTES.items()
     }
-    return Runtime(
-        settings=settings,
-        services=build_services(queries),
-        catalog=catalog,
-        rules=knowledge.rules,
-        cards=knowledge.cards,
-        fhir=FhirAccess.from_settings(settings),
-        store=store,
-        profile_links=profile_links,
-    )
-
-
-def current_runtime() -> Runtime:
-    return cast(Runtime, current_app.extensions[EXTENSION_KEY])

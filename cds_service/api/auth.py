@@ -13,8 +13,8 @@ import re
 
 from flask import Flask, g, request
 
+from cds_service.api.errors import ApiError
 from cds_service.auth import AuthFailure, ClientVerifier
-from cds_service.errors import ApiError
 from cds_service.observability.metrics import record_auth_failure
 
 log = logging.getLogger(__name__)

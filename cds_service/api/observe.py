@@ -15,11 +15,11 @@ from collections.abc import Sequence
 
 from flask import Flask, Response, g, request
 
-from cds_service.errors import ApiError
+from cds_service.api.errors import ApiError
+from cds_service.api.runtime import current_runtime
 from cds_service.hooks.response import Card
 from cds_service.observability.logs import ACCESS_LOGGER
 from cds_service.observability.metrics import exposition, metrics, record_cards
-from cds_service.runtime import current_runtime
 
 access_log = logging.getLogger(ACCESS_LOGGER)
 # Probes and scrapes come every few seconds: their lines only at DEBUG unless they fail.

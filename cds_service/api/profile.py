@@ -15,10 +15,10 @@ from typing import cast
 from flask import Blueprint, Flask, Response, current_app
 from pydantic import ValidationError
 
+from cds_service.api.runtime import current_runtime
 from cds_service.profile.links import PROFILE_PATH, LinkRefused
 from cds_service.profile.page import ProfilePages
 from cds_service.profile.snapshot import StoredProfile
-from cds_service.runtime import current_runtime
 from cds_service.store import StoreUnavailable
 
 log = logging.getLogger(__name__)

@@ -12,6 +12,7 @@ from cds_service.store.records import (
     ClientIdentity,
     EvidenceEntry,
     HookCallRecord,
+    ProblemEntry,
     ProfileRecord,
 )
 
@@ -22,6 +23,7 @@ __all__ = [
     "EvidenceEntry",
     "FeedbackResult",
     "HookCallRecord",
+    "ProblemEntry",
     "ProfileRecord",
     "PurgeResult",
     "StoreError",

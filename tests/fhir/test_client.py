@@ -68,6 +68,19 @@ def test_search_reads_the_matching_observations(client: FhirClient, fhir_server:
     assert [r["id"] for r in result.resources] == direct_search(fhir_server, IL6)
 
 
+def test_operation_outcome_entries_of_a_page_are_problems_not_resources(
+    client: FhirClient, faults: FaultServer
+) -> None:
+    result = one(client, faults.url("outcome-entry"), ALL_OBSERVATIONS + "&_count=3")
+    assert result.complete and result.pages > 1
+    assert {r["resourceType"] for r in result.resources} == {"Observation"}
+    assert len(result.problems) == result.pages  # one per page, each with its key
+    reason = "OperationOutcome issue: severity warning, code too-costly"
+    assert {(p.code, p.reason, p.reference) for p in result.problems} == {
+        ("operation-outcome", reason, "fetch:k")
+    }
+
+
 def test_next_links_are_followed_to_the_last_page(client: FhirClient, fhir_server: str) -> None:
     result = one(client, fhir_server, ALL_OBSERVATIONS + "&_count=3")
     expected = direct_search(fhir_server, ALL_OBSERVATIONS)

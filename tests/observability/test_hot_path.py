@@ -5,9 +5,9 @@ from __future__ import annotations
 import gc
 from datetime import UTC, datetime
 
+from cds_service.composition import build_runtime
 from cds_service.demo import hook_request
-from cds_service.hooks.request import HookRequest, OrderSignContext
-from cds_service.runtime import build_runtime
+from cds_service.hooks.request import HookRequest
 from cds_service.settings import Settings
 from tests.conftest import load_fixture
 
@@ -27,10 +27,10 @@ def test_prefetch_and_draft_orders_are_not_copied_by_validation() -> None:
     assert request.prefetch is not None
     for key, value in body["prefetch"].items():
         assert request.prefetch[key] is value
-    context = OrderSignContext.model_validate(request.context)
+    context = service.read_context(request.context)
     # The context dict itself is a shallow copy; the order resources are the parsed ones.
     orders = body["context"]["draftOrders"]
-    assert context.draftOrders["entry"] is orders["entry"]
+    assert context.draft_orders is not None and context.draft_orders["entry"] is orders["entry"]
 
 
 def test_knowledge_is_loaded_once_per_set_of_files() -> None:

@@ -13,8 +13,9 @@ from flask.testing import FlaskClient
 from sqlalchemy import make_url
 
 from cds_service import create_app
+from cds_service.api.runtime import EXTENSION_KEY, current_runtime
 from cds_service.demo import hook_request
-from cds_service.runtime import EXTENSION_KEY, Runtime, current_runtime
+from cds_service.runtime import Runtime
 from cds_service.settings import Settings
 from cds_service.store import AuditStore
 from cds_service.store.database import create_store_engine
