@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from cds_service.settings import Settings
+from cds_service.validation import error_path
 from cds_service.yamlfile import ConfigFileError
 
 
@@ -28,7 +29,7 @@ def _settings(**overrides: Any) -> Settings:
         return Settings(**{k: v for k, v in overrides.items() if v is not None})
     except ValidationError as exc:
         problems = "; ".join(
-            f"CYTOKINE_CDS_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}"
+            f"CYTOKINE_CDS_{error_path(e['loc'], '_').upper()}: {e['msg']}"
             for e in exc.errors(include_url=False)
         )
         raise UsageError(f"invalid configuration: {problems}") from None

@@ -18,6 +18,7 @@ from cds_service.rules.assessment import Assessment
 from cds_service.rules.engine import assess
 from cds_service.rules.loader import Rules
 from cds_service.rules.orders import OrderFinding
+from cds_service.validation import error_path
 from cds_service.yamlfile import ConfigFileError
 
 
@@ -306,7 +307,7 @@ def _checked(render: Callable[..., Card], *args: Any) -> None:
         render(*args)
     except ValidationError as exc:
         problem = exc.errors(include_url=False)[0]
-        where = ".".join(str(p) for p in problem["loc"])
+        where = error_path(problem["loc"])
         raise ConfigFileError(
             f"card templates: a rendered card is invalid ({where}: {problem['msg']})"
         ) from None

@@ -41,12 +41,6 @@ class PrefetchRead:
     keys: dict[str, PrefetchKeyStatus]
     problems: tuple[DataProblem, ...]
 
-    def needs_fetch(self) -> tuple[str, ...]:
-        """Keys whose data the service may still fetch: missing, error, or only a first page."""
-        return tuple(
-            k for k, s in self.keys.items() if s.state in ("missing", "error", "incomplete")
-        )
-
 
 def _read_key(key: str, value: object) -> tuple[PrefetchKeyStatus, list[dict[str, object]]]:
     reference = f"prefetch:{key}"

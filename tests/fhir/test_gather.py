@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from cds_service.composition import fhir_access
 from cds_service.fhir.gather import DataUnavailable, FhirAccess, Gathered
 from cds_service.fhir.prefetch import read_prefetch
 from cds_service.fhir.server_policy import ServerRefused
@@ -37,7 +38,7 @@ def faults() -> Iterator[FaultServer]:
 
 
 def access(**settings: Any) -> FhirAccess:
-    return FhirAccess.from_settings(Settings(**{"fhir_allow_loopback": True, **settings}))
+    return fhir_access(Settings(**{"fhir_allow_loopback": True, **settings}))
 
 
 def gather(

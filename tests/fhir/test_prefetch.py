@@ -40,7 +40,6 @@ def test_incomplete_key_gives_the_next_page_url() -> None:
         read.keys["labs"].next_url
         == "http://fhir.example.org/fhir/Observation?patient=lab-prefetch&_page=2"
     )
-    assert read.needs_fetch() == ("labs", "ferritin", "vitals", "allergies")
 
 
 def test_operation_outcome_issues_are_collected_without_free_text() -> None:
