@@ -48,9 +48,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     app = Flask(__name__, static_folder=None)
     app.json = OrjsonProvider(app)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
-    runtime = build_runtime(
-        settings, store=_open_store(settings), profile_links=profile_links(settings)
-    )
+    store = _open_store(settings)
+    runtime = build_runtime(settings, store=store, profile_links=profile_links(settings))
     app.extensions[EXTENSION_KEY] = runtime
 
     CORS(
@@ -66,7 +65,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     # timed and counted too.
     metrics_token = settings.metrics_token.get_secret_value() if settings.metrics_token else None
     install_observability(app, metrics_token)
-    install_client_auth(app, client_verifier(settings), settings.public_base_url)
+    install_client_auth(app, client_verifier(settings, store), settings.public_base_url)
     for blueprint in (discovery.bp, hooks.bp, feedback.bp, evaluate.bp, health.bp):
         app.register_blueprint(blueprint)
     if settings.profile_page:

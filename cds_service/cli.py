@@ -15,6 +15,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from cds_service.jsontext import NotJson, parse_json
 from cds_service.settings import Settings
 from cds_service.validation import error_path
 from cds_service.yamlfile import ConfigFileError
@@ -37,10 +38,10 @@ def _settings(**overrides: Any) -> Settings:
 
 def _read_json(path: str) -> Any:
     try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
+        return parse_json(Path(path).read_bytes())
     except OSError as exc:
         raise UsageError(f"{path}: cannot be read ({exc.strerror})") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except NotJson as exc:
         raise UsageError(f"{path}: not valid JSON ({exc})") from None
 
 
@@ -122,10 +123,13 @@ def _demo_request(args: argparse.Namespace) -> int:
 
 
 def _load_fixtures(args: argparse.Namespace) -> int:
+    from cds_service.demo import FIXTURE_TIME
     from cds_service.fhir.fixture_upload import FixtureError, upload
 
+    shift = datetime.now(UTC) - FIXTURE_TIME if args.dates_to_now else None
+    paths = args.paths or [Path("fixtures/patients")]
     try:
-        for uploaded in upload(args.fhir_server, args.paths or [Path("fixtures/patients")]):
+        for uploaded in upload(args.fhir_server, paths, shift=shift):
             print(f"loaded {uploaded.describe()}")
     except FixtureError as exc:
         print(f"cytokine-cds load-fixtures: {exc}", file=sys.stderr)
@@ -146,6 +150,12 @@ def _add_load_fixtures(commands: Any) -> None:
         nargs="*",
         type=Path,
         help="Bundle files or folders of them (default: fixtures/patients)",
+    )
+    load.add_argument(
+        "--dates-to-now",
+        action="store_true",
+        help="move every date so results are as recent now as at the fixtures' time "
+        "(as demo-request does); without it, cytokine results are long past their window",
     )
     load.set_defaults(handler=_load_fixtures)
 

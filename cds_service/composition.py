@@ -14,15 +14,17 @@ from cds_service.cards.templates import default_cards_dir
 from cds_service.fhir.client import FetchLimits, FhirClient
 from cds_service.fhir.gather import FhirAccess
 from cds_service.fhir.server_policy import ServerPolicy
+from cds_service.hooks.prefetch_plan import prefetch_queries
 from cds_service.hooks.services import build_services
 from cds_service.knowledge import Knowledge, load_knowledge
 from cds_service.profile.links import SECRET_FILE as PROFILE_SECRET_FILE
 from cds_service.profile.links import ProfileLinks
-from cds_service.runtime import Runtime, prefetch_queries
+from cds_service.runtime import Runtime
 from cds_service.settings import Settings
 from cds_service.store import AuditStore
 from cds_service.store.database import create_store_engine, store_url
 from cds_service.store.patient_key import PatientKeyer, load_or_create_secret
+from cds_service.store.replay import StoreReplayCache
 
 
 def knowledge(settings: Settings) -> Knowledge:
@@ -37,6 +39,7 @@ def knowledge(settings: Settings) -> Knowledge:
         settings.rules_file,
         settings.cards_dir or default_cards_dir(),
         panel,
+        settings.context_codes_file,
     )
 
 
@@ -49,12 +52,12 @@ def build_runtime(
     evaluate and demo-request need neither)."""
     loaded = knowledge(settings)
     return Runtime(
-        services=build_services(prefetch_queries(loaded.catalog)),
+        services=build_services(prefetch_queries(loaded)),
         knowledge=loaded,
         fhir=fhir_access(settings),
         store=store,
         profile_links=profile_links,
-        public_base_url=settings.public_base_url,
+        link_base=settings.public_base_url or f"http://{settings.host}:{settings.port}",
         ready_requires_store=settings.ready_requires_store,
     )
 
@@ -110,8 +113,10 @@ def profile_links(settings: Settings) -> ProfileLinks | None:
     return ProfileLinks(secret, settings.profile_link_lifetime_seconds)
 
 
-def client_verifier(settings: Settings) -> ClientVerifier | None:
-    """The CDS client JWT verifier; None when authentication is off. Raises AuthConfigError."""
+def client_verifier(settings: Settings, store: AuditStore) -> ClientVerifier | None:
+    """The CDS client JWT verifier; None when authentication is off. Raises AuthConfigError.
+
+    Used JWT ids are kept in Redis when it is configured, else in the audit store's database."""
     return build_verifier(
         enabled=settings.auth == "on",
         trusted_clients=settings.trusted_clients,
@@ -124,6 +129,7 @@ def client_verifier(settings: Settings) -> ClientVerifier | None:
             refresh_interval=settings.jwks_refresh_min_interval_seconds,
         ),
         redis_url=settings.redis_url.get_secret_value() if settings.redis_url else None,
+        database_replay=StoreReplayCache(store.engine),
         max_lifetime=settings.jwt_max_lifetime_seconds,
         leeway=settings.jwt_leeway_seconds,
     )

@@ -27,7 +27,17 @@ from cds_service.rules.engine import assess
 from cds_service.rules.orders import judge_orders
 
 ORDER_HOOKS = frozenset({"order-select", "order-sign"})
-_PATIENT_SCOPED = ("Observation", "DiagnosticReport")
+# Resources read about the patient (labs and the chart around them), by the field naming them.
+_PATIENT_SCOPED = {
+    "Observation": "subject",
+    "DiagnosticReport": "subject",
+    "Condition": "subject",
+    "Procedure": "subject",
+    "MedicationAdministration": "subject",
+    "MedicationRequest": "subject",
+    "MedicationStatement": "subject",
+    "AllergyIntolerance": "patient",
+}
 
 
 @dataclass(frozen=True)
@@ -105,17 +115,19 @@ def decide(
 def for_patient(
     resources: Iterable[dict[str, Any]], patient_id: str
 ) -> tuple[list[dict[str, Any]], list[DataProblem]]:
-    """Keep results of this patient; a result that names another patient is left out, loudly.
+    """Keep what is about this patient; a result or chart entry that names another patient is
+    left out, loudly.
 
     A prefetch or FHIR search is scoped to the patient, so another subject means a client or
-    server fault; using that result could attach someone else's labs to this chart.
+    server fault; using it could attach someone else's labs or CAR-T infusion to this chart.
     """
     kept: list[dict[str, Any]] = []
     foreign: list[DataProblem] = []
     for resource in resources:
-        reference = text_at(resource, "subject", "reference")
+        field = _PATIENT_SCOPED.get(str(resource.get("resourceType")))
+        reference = text_at(resource, field, "reference") if field else None
         if (
-            resource.get("resourceType") in _PATIENT_SCOPED
+            field is not None
             and reference is not None
             and _names_other_patient(reference, patient_id)
         ):

@@ -14,8 +14,9 @@ import re
 from flask import Flask, g, request
 
 from cds_service.api.errors import ApiError
+from cds_service.api.observe import logged_path
 from cds_service.auth import AuthFailure, ClientVerifier
-from cds_service.observability.metrics import record_auth_failure
+from cds_service.observability.metrics import method_label, record_auth_failure
 
 log = logging.getLogger(__name__)
 
@@ -40,23 +41,42 @@ def install_client_auth(app: Flask, verifier: ClientVerifier | None, base_url: s
         if verifier is None:
             g.cds_client = None
             return
-        # The URL the client called: behind a proxy, only the configured base URL knows it.
-        audience = base_url + path if base_url else request.base_url
         try:
             g.cds_client = verifier.verify(
-                bearer_token(request.headers.get("Authorization")), audience
+                bearer_token(request.headers.get("Authorization")),
+                default_audiences(base_url, path),
             )
         except AuthFailure as failure:
-            record_auth_failure(failure.reason)  # metrics
-            # The reason and its message (issuer, kid, URLs): never the token itself.
+            record_auth_failure(failure.reason)
+            # The reason and its message (issuer, kid, URLs): never the token itself, and the
+            # path only as its route pattern unless it is one of ours (it may hold anything).
+            shown = logged_path()
+            message = failure.message.replace(path, shown)
+            if path.endswith("/feedback"):  # the service's URL is an accepted audience too
+                message = message.replace(
+                    path.removesuffix("/feedback"), shown.removesuffix("/feedback")
+                )
             log.warning(
                 "CDS client refused on %s %s: %s: %s",
-                request.method,
-                path,
+                method_label(request.method),
+                shown,
                 failure.reason,
-                failure.message,
+                message,
             )
             raise refusal(failure) from None
+
+
+def default_audiences(base_url: str | None, path: str) -> list[str]:
+    """The `aud` values accepted by default: the URL called, on the configured public base URL
+    (never the request's Host header, which the caller controls), and for /feedback also its
+    service's URL (Epic signs feedback with the audience typed in for the service)."""
+    if base_url is None:
+        return []  # only the audiences configured per client (checked at start-up)
+    audiences = [base_url + path]
+    service, slash, rest = path.rpartition("/")
+    if rest == "feedback" and slash and service.startswith("/cds-services/"):
+        audiences.append(base_url + service)
+    return audiences
 
 
 def bearer_token(header: str | None) -> str:

@@ -7,7 +7,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import Blueprint, g, request
+from flask import Blueprint, g
 from pydantic import ValidationError
 
 from cds_service.api.client import calling_client
@@ -18,13 +18,14 @@ from cds_service.api.runtime import current_runtime
 from cds_service.decision import Decision, LinkIssuer, decide
 from cds_service.gathering import DataUnavailable, ServerRefused, gather_record
 from cds_service.hooks.client_shapes import shape_cards
-from cds_service.hooks.request import HookRequest
+from cds_service.hooks.request import HookRequest, ehr_trigger
 from cds_service.hooks.response import CdsResponse
 from cds_service.hooks.services import ServiceSpec
 from cds_service.profile.links import ProfileLink, issue_link
 from cds_service.recording import record_decision
 from cds_service.rules.assessment import Assessment
 from cds_service.runtime import Runtime
+from cds_service.store import EhrTrigger
 
 bp = Blueprint("hooks", __name__)
 
@@ -81,16 +82,18 @@ def call_service(service_id: str) -> dict[str, Any]:
         hook=service.hook,
         patient_id=hook_context.patient_id,
         client=calling_client(),
+        trigger=EhrTrigger(*ehr_trigger(hook_request)),
     )
     return _response(decision)
 
 
 def _profile_links(runtime: Runtime) -> LinkIssuer | None:
-    """Profile page links on the configured public URL, else this request's."""
+    """Profile page links on the configured public URL (else the address served on), never on
+    the request's Host header, which the caller controls."""
     links = runtime.profile_links
     if links is None:
         return None
-    base = runtime.public_base_url or request.host_url.rstrip("/")
+    base = runtime.link_base
 
     def issue(assessment: Assessment) -> ProfileLink | None:
         return issue_link(links, assessment, base)

@@ -14,12 +14,7 @@ import redis
 
 from cds_service.auth.algorithms import JwtAlgorithm
 from cds_service.auth.jwks import JwksCache
-from cds_service.auth.replay import (
-    InProcessReplayCache,
-    RedisReplayCache,
-    ReplayCache,
-    connect_redis,
-)
+from cds_service.auth.replay import RedisReplayCache, ReplayCache, connect_redis
 from cds_service.auth.trusted_clients import TrustedClientsError, load_trusted_clients
 from cds_service.auth.verify import ClientVerifier
 from cds_service.urls import is_loopback_host
@@ -39,10 +34,15 @@ def build_verifier(
     public_base_url: str | None,
     jwks: JwksCache,
     redis_url: str | None,
+    database_replay: ReplayCache,
     max_lifetime: int,
     leeway: int,
 ) -> ClientVerifier | None:
-    """The JWT verifier, or None when authentication is off (after a warning)."""
+    """The JWT verifier, or None when authentication is off (after a warning).
+
+    `database_replay` is the replay cache in the audit store's database, used unless a Redis URL
+    is set: either way every worker (and every replica sharing it) sees every accepted `jti`.
+    """
     if not enabled:
         log.warning(
             "CYTOKINE_CDS_AUTH=off: CDS clients are NOT authenticated; anyone who reaches "
@@ -65,29 +65,31 @@ def build_verifier(
                 f"CYTOKINE_CDS_TRUSTED_CLIENTS: client '{client.iss}' allows only "
                 f"{', '.join(client.algorithms)}, none of which is in CYTOKINE_CDS_JWT_ALGORITHMS"
             )
-    if public_base_url is None:
-        log.warning(
-            "CYTOKINE_CDS_PUBLIC_BASE_URL is not set: the expected JWT audience is built from "
-            "each request's Host header. Set it in production (and behind a proxy)."
+    unbound = [c.name or c.iss for c in clients.clients if not c.audiences]
+    if public_base_url is None and unbound:
+        # The audience must never come from the request (its Host header is the caller's).
+        raise AuthConfigError(
+            "CYTOKINE_CDS_AUTH is on but CYTOKINE_CDS_PUBLIC_BASE_URL is not set: the JWT "
+            "audience is the URL the client calls, which only that setting knows. Set it (e.g. "
+            "https://cds.hospital.example), or give every client `audiences` in "
+            f"CYTOKINE_CDS_TRUSTED_CLIENTS (missing for: {', '.join(unbound[:3])})"
         )
     log.info(
         "CDS client authentication on: %d trusted issuer(s); replay cache %s",
         len(clients.clients),
-        "in Redis (shared)" if redis_url else "in process (per worker)",
+        "in Redis" if redis_url else "in the audit store's database",
     )
     return ClientVerifier(
         clients.clients,
         jwks=jwks,
-        replay=_replay_cache(redis_url),
+        replay=_redis_replay_cache(redis_url) if redis_url else database_replay,
         algorithms=algorithms,
         max_lifetime=max_lifetime,
         leeway=leeway,
     )
 
 
-def _replay_cache(url: str | None) -> ReplayCache:
-    if url is None:
-        return InProcessReplayCache()
+def _redis_replay_cache(url: str) -> ReplayCache:
     parts = urlsplit(url)
     shown = f"{parts.hostname}:{parts.port or 6379}"  # never the password
     try:

@@ -31,13 +31,19 @@ def text_at(value: object, *path: str) -> str | None:
     return value if isinstance(value, str) else None
 
 
-def entry_resources(bundle: Mapping[str, Any]) -> list[dict[str, Any]]:
-    """The resource objects of Bundle.entry, in order; entries without one are skipped."""
+def resource_entries(bundle: Mapping[str, Any]) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+    """(entry, resource) of each Bundle.entry holding a resource object, in order: for readers
+    that need the entry too (its fullUrl); entries without a resource are skipped."""
     return [
-        entry["resource"]
+        (entry, entry["resource"])
         for entry in as_list(bundle.get("entry"))
         if isinstance(entry, dict) and isinstance(entry.get("resource"), dict)
     ]
+
+
+def entry_resources(bundle: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """The resource objects of Bundle.entry, in order; entries without one are skipped."""
+    return [resource for _, resource in resource_entries(bundle)]
 
 
 def next_link(bundle: Mapping[str, Any]) -> str | None:
@@ -84,6 +90,29 @@ def outcome_is_error(outcome: Mapping[str, Any]) -> bool:
     )
 
 
+_NO_RESULTS_CODE = "4101"  # Epic: "Resource request returns no results."
+
+
+def is_no_results_outcome(outcome: Mapping[str, Any]) -> bool:
+    """Epic answers an empty search with a searchset holding one OperationOutcome (search.mode
+    outcome, severity warning, a coding with code 4101); only that, with no error, is read as
+    an empty result."""
+    issues = as_list(outcome.get("issue"))
+    if not issues:
+        return False
+    for issue in issues:
+        if not isinstance(issue, dict) or issue.get("severity") not in ("warning", "information"):
+            return False
+        codings = as_list(
+            issue.get("details", {}).get("coding")
+            if isinstance(issue.get("details"), dict)
+            else None
+        )
+        if not any(isinstance(c, dict) and c.get("code") == _NO_RESULTS_CODE for c in codings):
+            return False
+    return True
+
+
 def unread_pages_problem(reference: str | None) -> DataProblem:
     """A search Bundle with a `next` page that nobody read: its results are only in part."""
     return DataProblem(
@@ -106,7 +135,8 @@ class BundleRead:
 def read_bundle(bundle: Mapping[str, Any], reference: str | None = None) -> BundleRead:
     """The resources of one Bundle (any type), in order, and its data problems.
 
-    OperationOutcome entries (search mode "outcome" or not) become data problems, not resources;
+    OperationOutcome entries (search mode "outcome" or not) become data problems, not resources,
+    except Epic's "no results" note, which only says the search found nothing;
     an entry without a resource object, or a resource without a resourceType, is reported as
     malformed. A `next` link is returned, not reported: whether it is followed is the caller's.
     `reference` ("prefetch:labs") is put on each problem.
@@ -124,6 +154,8 @@ def read_bundle(bundle: Mapping[str, Any], reference: str | None = None) -> Bund
             read.problems.append(_malformed("Bundle entry without a resource", reference))
         elif not isinstance(resource.get("resourceType"), str):
             read.problems.append(_malformed("resource without a resourceType", reference))
+        elif resource["resourceType"] == "OperationOutcome" and is_no_results_outcome(resource):
+            continue  # Epic's "queried, nothing found": an empty search, not a data problem
         elif resource["resourceType"] == "OperationOutcome":
             read.problems.extend(outcome_problems(resource, reference))
             read.has_error = read.has_error or outcome_is_error(resource)

@@ -10,6 +10,7 @@ from cds_service.store.audit import (
 from cds_service.store.records import (
     CardRecord,
     ClientIdentity,
+    EhrTrigger,
     EvidenceEntry,
     HookCallRecord,
     ProblemEntry,
@@ -20,6 +21,7 @@ __all__ = [
     "AuditStore",
     "CardRecord",
     "ClientIdentity",
+    "EhrTrigger",
     "EvidenceEntry",
     "FeedbackResult",
     "HookCallRecord",
