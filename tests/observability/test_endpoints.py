@@ -34,9 +34,6 @@ def sample(name: str, **labels: str) -> float:
     return metrics().registry.get_sample_value(name, labels) or 0.0
 
 
-# /readyz
-
-
 def test_ready_when_rules_loaded_and_store_answers() -> None:
     client = create_app(Settings(auth="off")).test_client()
     response = client.get("/readyz")
@@ -65,9 +62,6 @@ def test_store_outage_can_be_tolerated_by_setting() -> None:
     response = create_app(settings).test_client().get("/readyz")
     assert response.status_code == 200
     assert response.get_json()["checks"]["store"]["ready"] is False
-
-
-# /metrics
 
 
 def test_metrics_open_by_default_in_prometheus_text_format() -> None:
