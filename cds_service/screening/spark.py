@@ -86,6 +86,9 @@ def _session(master: str | None, workers: int) -> tuple[Any, bool]:
         builder = builder.master(master)
     elif "PYSPARK_GATEWAY_PORT" not in os.environ:  # not under spark-submit: this machine
         builder = builder.master(f"local[{max(workers, 1)}]")
+        # On one machine Spark needs no network: keep the driver on loopback.
+        builder = builder.config("spark.driver.bindAddress", "127.0.0.1")
+        builder = builder.config("spark.driver.host", "127.0.0.1")
         # Local Python workers must be this interpreter, which has cytokine-cds installed.
         os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
     builder = builder.config("spark.ui.showConsoleProgress", "false")

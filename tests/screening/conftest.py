@@ -71,9 +71,7 @@ def copy_census(census: Path, target: Path) -> Path:
     return target
 
 
-def screen(
-    capsys: pytest.CaptureFixture[str], source: Path | str, out: Path, *options: str
-) -> Run:
+def screen(capsys: pytest.CaptureFixture[str], source: Path | str, out: Path, *options: str) -> Run:
     capsys.readouterr()
     code = main(["screen", str(source), "--out", str(out), "--as-of", AS_OF_TEXT, *options])
     return Run(code, capsys.readouterr().err, out)
