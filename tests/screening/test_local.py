@@ -142,7 +142,7 @@ def test_csv_worklist(census: Path, tmp_path: Path, capsys: pytest.CaptureFixtur
     assert run.code == 0, run.stderr
     with run.out.open(newline="", encoding="utf-8") as handle:
         table = list(csv.DictReader(handle))
-    assert [row["patient"] for row in table][0] == "planted-css-immunoparalysis"  # warning first
+    assert table[0]["patient"] == "planted-css-immunoparalysis"  # warning first
     assert {row["patient"] for row in table} == set(LISTED)
     il6 = next(row for row in table if row["patient"] == "planted-css-il6-covid")
     assert il6["cards"] == "il6-driven" and il6["urgency"] == "info"
@@ -188,7 +188,7 @@ def test_html_worklist_is_one_static_page_without_links(
     assert run.code == 0, run.stderr
     page = _Page()
     page.feed(run.out.read_text(encoding="utf-8"))
-    assert [row[1] for row in page.rows][0] == "planted-css-immunoparalysis"
+    assert page.rows[0][1] == "planted-css-immunoparalysis"
     assert {row[1] for row in page.rows} == set(LISTED)
     assert not page.tags & {"a", "link", "img", "iframe", "form"}  # nothing to follow or load
     assert not page.attributes & {"href", "src", "action"}
