@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from cds_service.app import create_app
 
 __all__ = ["create_app"]
 
 
 def __getattr__(name: str) -> Any:
-    # Imported on first use: the command line's batch jobs and Spark's Python workers import
-    # parts of the package without paying for the web application's modules.
+    # Imported on first use, so that the decision layer (batch workers, the CLI) loads no
+    # web framework.
     if name == "create_app":
         from cds_service.app import create_app
 
