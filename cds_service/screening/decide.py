@@ -13,11 +13,11 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from cds_service.cards.resources import OrderContext, PanelCode
-from cds_service.evidence import DataProblem, ProblemCode, build_evidence
+from cds_service.cards.resources import PanelCode
+from cds_service.decision import HookContext, PatientRecord, decide
+from cds_service.evidence import DataProblem, ProblemCode
+from cds_service.knowledge import Knowledge, load_knowledge
 from cds_service.rules.assessment import Assessment, MarkerResult
-from cds_service.rules.engine import assess
-from cds_service.runtime import Knowledge, load_knowledge
 
 
 @dataclass(frozen=True)
@@ -56,17 +56,15 @@ def decide_patient(
     Observation of the patient (vital signs, other labs), where a hook's prefetch asks only for
     the codes the rules read.
     """
-    knowledge = files.load()
-    evidence = build_evidence(resources, knowledge.catalog, as_of)
-    if problems:
-        evidence = evidence.model_copy(update={"problems": (*problems, *evidence.problems)})
-    assessment = assess(evidence, knowledge.rules)
-    context = OrderContext(patient_id=patient_id, encounter_id=None, user_id=None, now=as_of)
-    cards = knowledge.cards.for_patient(assessment, context)
+    record = PatientRecord(resources, problems)
+    # No user: a screening run is nobody's chart view, so draft orders name no requester.
+    context = HookContext(hook="patient-view", patient_id=patient_id)
+    decision = decide(files.load(), record, context, as_of)
+    assessment = decision.assessment
     return ScreenDecision(
         assessment=assessment,
-        cards=[card.to_json() for card in cards],
-        problems=tuple(p for p in evidence.problems if p.code != ProblemCode.UNKNOWN_CODE),
+        cards=[card.to_json() for card in decision.cards],
+        problems=tuple(p for p in decision.evidence.problems if p.code != ProblemCode.UNKNOWN_CODE),
         setting=None,
         scores={axis.axis: axis.score for axis in assessment.axes if axis.elevated},
         decisive_values=[_value(m) for m in assessment.markers() if m.above and m.value],
