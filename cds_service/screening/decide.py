@@ -77,6 +77,7 @@ def _value(marker: MarkerResult) -> dict[str, Any]:
     return {
         "marker": marker.marker,
         "label": marker.label,
+        "analyte": marker.analyte,
         "value": value.value,
         "comparator": value.comparator,
         "unit": value.unit,

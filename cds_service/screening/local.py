@@ -65,7 +65,7 @@ def run_local(job: Job, workdir: Path, write_rows: RowSink, progress: Progress) 
                 results.append(_screened(screen_bucket(task), tally))
                 bar.update()
         else:
-            context = multiprocessing.get_context("spawn")  # no inherited threads or sockets
+            context = _process_context()
             with ProcessPoolExecutor(
                 job.workers, mp_context=context, initializer=_load, initargs=(job.knowledge,)
             ) as pool:
@@ -149,6 +149,13 @@ def _screened(result: tuple[Path, Tally], tally: Tally) -> Path:
     path, part = result
     tally.add(part)
     return path
+
+
+def _process_context() -> Any:
+    """fork where there is one: workers start at once with the knowledge the parent loaded
+    (shared copy-on-write); spawn elsewhere, where each worker loads it on start."""
+    methods = multiprocessing.get_all_start_methods()
+    return multiprocessing.get_context("fork" if "fork" in methods else "spawn")
 
 
 def _load(knowledge: KnowledgeFiles) -> None:

@@ -17,6 +17,9 @@ from typing import IO, Any
 import orjson
 from jinja2 import Environment, PackageLoader, select_autoescape
 
+from cds_service.cards.templates import unit_text
+from cds_service.rules.engine import number
+
 FORMATS = ("ndjson", "csv", "html")
 COLUMNS = (
     "urgency", "patient", "cards", "pattern", "setting", "decisive values", "missing",
@@ -37,8 +40,8 @@ def write_rows(rows: Iterator[dict[str, Any]], out: Path, fmt: str, as_of: datet
             raise ValueError(f"unknown format {fmt!r}")
 
 
-def worklist_cells(row: dict[str, Any]) -> list[str]:
-    """One worklist line: what a clinician lead reads first, as plain text."""
+def worklist_cells(row: dict[str, Any]) -> list[str | list[str]]:
+    """One worklist line: what a clinician lead reads first, as text (decisive values: a list)."""
     problems = row["problems"]
     return [
         row["urgency"],
@@ -46,17 +49,27 @@ def worklist_cells(row: dict[str, Any]) -> list[str]:
         ", ".join(row["card_types"]),
         row["pattern"] or "",
         row["setting"] or "",
-        "; ".join(_value_text(v) for v in row["decisive_values"]),
+        decisive_lines(row["decisive_values"]),
         ", ".join(row["missing"]),
         f"{len(problems)}: " + ", ".join(sorted({p["code"] for p in problems})) if problems else "",
         row["cards"][0]["summary"],
     ]
 
 
-def _value_text(value: dict[str, Any]) -> str:
-    comparator = value["comparator"] or ""
-    criterion = f" ({value['criterion']})" if value["criterion"] else ""
-    return f"{value['label']} {comparator}{value['value']:g} {value['unit']}{criterion}"
+def decisive_lines(values: list[dict[str, Any]]) -> list[str]:
+    """One line per result, with every criterion it met: "Ferritin 12,500 ng/mL (> 4,420; ≥ 500)"."""
+    grouped: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+    for value in values:
+        key = (value["analyte"], value["value"], value["unit"], value["effective"])
+        grouped.setdefault(key, []).append(value)
+    lines = []
+    for same in grouped.values():
+        first = same[0]
+        label = min((v["label"] for v in same), key=len)
+        shown = f"{first['comparator'] or ''}{number(first['value'])} {unit_text(first['unit'])}"
+        criteria = "; ".join(unit_text(v["criterion"]) for v in same if v["criterion"])
+        lines.append(f"{label} {shown}" + (f" ({criteria})" if criteria else ""))
+    return lines
 
 
 def _csv(rows: Iterator[dict[str, Any]], handle: IO[bytes]) -> None:
@@ -66,7 +79,9 @@ def _csv(rows: Iterator[dict[str, Any]], handle: IO[bytes]) -> None:
     writer = csv.writer(text)
     writer.writerow(COLUMNS)
     for row in rows:
-        writer.writerow(worklist_cells(row))
+        writer.writerow(
+            ["; ".join(cell) if isinstance(cell, list) else cell for cell in worklist_cells(row)]
+        )
     text.flush()
     text.detach()
 
