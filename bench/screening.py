@@ -19,6 +19,7 @@ Teammates may share the CPU: run it on a quiet machine and read the numbers side
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import re
 import subprocess
@@ -56,10 +57,8 @@ class PeakMemory:
                 tree = [self.root, *self.root.children(recursive=True)]
                 total = 0
                 for process in tree:
-                    try:
+                    with contextlib.suppress(psutil.Error):  # it may just have ended
                         total += process.memory_info().rss
-                    except psutil.Error:
-                        pass
                 self.peak = max(self.peak, total)
             except psutil.Error:
                 pass

@@ -57,7 +57,7 @@ def worklist_cells(row: dict[str, Any]) -> list[str | list[str]]:
 
 
 def decisive_lines(values: list[dict[str, Any]]) -> list[str]:
-    """One line per result, with every criterion it met: "Ferritin 12,500 ng/mL (> 4,420; ≥ 500)"."""
+    """One line per result with every criterion it met: "Ferritin 12,500 ng/mL (> 4,420; ≥ 500)"."""
     grouped: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
     for value in values:
         key = (value["analyte"], value["value"], value["unit"], value["effective"])
