@@ -44,7 +44,8 @@ class Summary:
         found = ", ".join(f"{kind} {n}" for kind, n in sorted(tally.cards.items())) or "none"
         text = [
             f"screened {tally.patients} patients ({tally.lines} lines) in {self.seconds:.1f} s "
-            f"({rate:.0f} patients/s; engine {self.engine}, {self.workers} workers)",
+            f"({rate:.0f} patients/s; engine {self.engine}, {self.workers} "
+            f"worker{'' if self.workers == 1 else 's'})",
             f"listed {tally.listed} patients with a card ({found}); "
             f"{tally.patients - tally.listed} without a card (not written)",
         ]
