@@ -37,6 +37,7 @@ class KnowledgeFiles:
 class ScreenDecision:
     assessment: Assessment
     cards: list[dict[str, Any]]  # card JSON, as in a patient-view response
+    card_types: tuple[str, ...]  # the card template of each card (cards/<type>.yaml)
     problems: tuple[DataProblem, ...]
     setting: str | None
     scores: dict[str, float]
@@ -59,16 +60,26 @@ def decide_patient(
     record = PatientRecord(resources, problems)
     # No user: a screening run is nobody's chart view, so draft orders name no requester.
     context = HookContext(hook="patient-view", patient_id=patient_id)
-    decision = decide(files.load(), record, context, as_of)
+    knowledge = files.load()
+    decision = decide(knowledge, record, context, as_of)
     assessment = decision.assessment
+    cards = [card.to_json() for card in decision.cards]
     return ScreenDecision(
         assessment=assessment,
-        cards=[card.to_json() for card in decision.cards],
+        cards=cards,
+        card_types=tuple(_card_type(knowledge, card) for card in cards),
         problems=tuple(p for p in decision.evidence.problems if p.code != ProblemCode.UNKNOWN_CODE),
         setting=None,
         scores={axis.axis: axis.score for axis in assessment.axes if axis.elevated},
         decisive_values=[_value(m) for m in assessment.markers() if m.above and m.value],
     )
+
+
+def _card_type(knowledge: Knowledge, card: dict[str, Any]) -> str:
+    """The template a card was rendered from, known by its topic code."""
+    code = str(card["source"]["topic"]["code"])
+    templates = knowledge.cards.kit.templates
+    return next((kind for kind, t in templates.items() if t.spec.topic.code == code), code)
 
 
 def _value(marker: MarkerResult) -> dict[str, Any]:

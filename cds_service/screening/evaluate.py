@@ -93,7 +93,7 @@ def screen_patient(
         return None
     tally.listed += 1
     cards = _with_stable_uuids(patient_id, decision.cards)
-    tally.cards.update({_card_type(card) for card in cards})
+    tally.cards.update(set(decision.card_types))
     return _row(patient_id, decision, cards)
 
 
@@ -107,7 +107,7 @@ def _row(patient_id: str, decision: ScreenDecision, cards: list[dict[str, Any]])
     return {
         "patient": patient_id,
         "urgency": min((card["indicator"] for card in cards), key=URGENCY.index),
-        "card_types": [_card_type(card) for card in cards],
+        "card_types": list(decision.card_types),
         "pattern": assessment.subtype,
         "decision": assessment.decision,
         "setting": decision.setting,
@@ -120,10 +120,6 @@ def _row(patient_id: str, decision: ScreenDecision, cards: list[dict[str, Any]])
         "evaluated_at": assessment.evaluated_at.isoformat().replace("+00:00", "Z"),
         "cards": cards,
     }
-
-
-def _card_type(card: dict[str, Any]) -> str:
-    return str(card["source"]["topic"]["code"])
 
 
 def _malformed(line: Line) -> DataProblem:

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from cds_service.cards.templates import CardKit, default_cards_dir
 from cds_service.cli import main
 from cds_service.screening.census import CensusSpec, write_census
 from tests.conftest import FIXTURES
@@ -32,6 +33,14 @@ EXPECTED_CARDS = {
     "css-near-threshold": [],
     "css-no-inflammation": [],
 }
+
+
+def card_type(card: dict[str, Any]) -> str:
+    """The card template a card comes from (cards/<type>.yaml), by its topic code."""
+    templates = CardKit(default_cards_dir()).templates
+    code = card["source"]["topic"]["code"]
+    (kind,) = [kind for kind, t in templates.items() if t.spec.topic.code == code]
+    return kind
 
 
 def planted_files() -> list[Path]:

@@ -14,6 +14,7 @@ from cds_service.screening.source import Line, patient_of
 from tests.screening.conftest import (
     EXPECTED_CARDS,
     HEALTHY,
+    card_type,
     copy_census,
     gzip_file,
     screen,
@@ -33,7 +34,7 @@ def test_planted_patients_are_listed_with_their_cards_and_no_healthy_one(
         (URGENCY.index(r["urgency"]), r["patient"]) for r in rows
     )
     for row in rows:
-        assert [card["source"]["topic"]["code"] for card in row["cards"]] == row["card_types"]
+        assert [card_type(card) for card in row["cards"]] == row["card_types"]
         assert row["urgency"] in {card["indicator"] for card in row["cards"]}
         assert row["decisive_values"], row["patient"]
         assert row["evaluated_at"] == "2026-11-20T12:00:00Z"
