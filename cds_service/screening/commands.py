@@ -44,7 +44,9 @@ def add_commands(
         "as a patient-view hook call; write one line per patient with at least one card.",
     )
     screen.add_argument(
-        "source", help="export folder (*.ndjson, *.ndjson.gz) or a FHIR base URL to $export from"
+        "source",
+        help="export folder (*.ndjson, *.ndjson.gz), a FHIR base URL to $export from, or with "
+        "--engine spark a Hadoop URI of the folder (hdfs://, s3a://, file:/)",
     )
     screen.add_argument("--out", required=True, type=Path, help="output file")
     screen.add_argument(
@@ -113,11 +115,13 @@ def _screen(
     knowledge.load()  # a broken knowledge file stops the run before any data is read
     progress = Progress(sys.stderr.isatty())
     with tempfile.TemporaryDirectory(prefix="cytokine-export-", dir=args.work_dir) as scratch:
-        folder = Path(args.source)
-        if args.source.lower().startswith(("http://", "https://")):
-            folder = _export(args, settings, Path(scratch) / "export")
+        source = args.source
+        if source.lower().startswith(("http://", "https://")):
+            source = str(_export(args, settings, Path(scratch) / "export"))
+        elif "://" in source and args.engine != "spark":
+            raise ScreenInputError(f"{source}: a URI other than http(s) needs --engine spark")
         screening = Screening(
-            folder=folder,
+            source=source,
             out=args.out,
             fmt=args.format,
             as_of=as_of,

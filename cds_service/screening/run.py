@@ -21,7 +21,7 @@ Engine = Literal["local", "spark"]
 
 @dataclass(frozen=True)
 class Screening:
-    folder: Path  # the export folder
+    source: str  # the export folder; with Spark also a Hadoop URI (hdfs://, s3a://, file:/)
     out: Path
     fmt: str
     as_of: datetime
@@ -70,17 +70,24 @@ class Summary:
 def run(screening: Screening, progress: Progress) -> Summary:
     """Screen the export folder into `screening.out`. Raises SourceError for unusable input."""
     started = time.monotonic()
-    files = export_files(screening.folder)
 
     def sink(rows: Iterator[dict[str, Any]]) -> None:
         write_rows(rows, screening.out, screening.fmt, screening.as_of)
 
-    job = Job(files, screening.as_of, screening.knowledge, screening.workers)
     if screening.engine == "spark":
-        from cds_service.screening.spark import run_spark
+        from cds_service.screening.spark import SparkJob, run_spark
 
-        tally = run_spark(job, sink, screening.spark_master)
+        job = SparkJob(
+            screening.source,
+            screening.as_of,
+            screening.knowledge,
+            screening.workers,
+            screening.spark_master,
+        )
+        tally = run_spark(job, sink)
     else:
+        files = export_files(Path(screening.source))
+        local = Job(files, screening.as_of, screening.knowledge, screening.workers)
         with tempfile.TemporaryDirectory(prefix="cytokine-screen-") as workdir:
-            tally = run_local(job, Path(workdir), sink, progress)
+            tally = run_local(local, Path(workdir), sink, progress)
     return Summary(tally, time.monotonic() - started, screening.engine, screening.workers)

@@ -72,15 +72,19 @@ def export_files(folder: Path) -> list[ExportFile]:
         if path.is_file() and path.name.endswith(NDJSON_SUFFIXES)
     ]
     if not found:
-        raise SourceError(f"{folder}: no NDJSON files (*.ndjson, *.ndjson.gz) in this folder")
-    return sorted(found, key=lambda f: (f.resource_type, _natural(f.name)))
+        raise no_ndjson(str(folder))
+    return sorted(found, key=lambda f: export_order(f.name))
 
 
-def _natural(name: str) -> tuple[int, str]:
-    """Observation.ndjson before Observation.2.ndjson before Observation.10.ndjson."""
+def no_ndjson(folder: str) -> SourceError:
+    return SourceError(f"{folder}: no NDJSON files (*.ndjson, *.ndjson.gz) in this folder")
+
+
+def export_order(name: str) -> tuple[str, int, str]:
+    """By type, then Observation.ndjson before Observation.2.ndjson before Observation.10..."""
     parts = name.split(".")
     number = int(parts[1]) if len(parts) > 2 and parts[1].isdigit() else 1
-    return number, name
+    return parts[0], number, name
 
 
 def parse_line(raw: bytes) -> dict[str, Any] | None:
@@ -132,6 +136,12 @@ def check_head(file: ExportFile) -> None:
     """Read only as far as the first resource: a cheap check of a file (the Spark driver's)."""
     for _ in read_lines(file):
         return
+
+
+def check_head_lines(head: list[Line]) -> None:
+    """The same check on a file's first non-blank lines, read elsewhere (Spark, from a URI)."""
+    if head and all(line.resource is None for line in head):
+        raise _not_ndjson(head[0])
 
 
 def _open(path: Path) -> Any:

@@ -5,6 +5,8 @@ Spark reads the NDJSON files (gzip by extension, split files as separate inputs)
 lines, groups them by patient, and each group is screened by the same `screen_patient` as the
 local engine, so both write the same rows in the same order. The session comes from spark-submit
 when run under it, else from `--spark-master` / SPARK_MASTER, else it is local on this machine.
+The export is a folder at the same path on the driver and the executors, or a Hadoop URI
+(`hdfs://`, `s3a://`, `file:/`) that Spark lists and reads itself.
 """
 
 from __future__ import annotations
@@ -12,14 +14,28 @@ from __future__ import annotations
 import os
 import sys
 from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from datetime import datetime
 from functools import partial
+from pathlib import Path
 from typing import Any
 
 from cds_service.screening.decide import KnowledgeFiles
 from cds_service.screening.evaluate import Tally, screen_patient, sort_key
-from cds_service.screening.local import BUCKET_BYTES, Job, RowSink
-from cds_service.screening.source import Line, check_head, parse_line, patient_of
+from cds_service.screening.local import BUCKET_BYTES, RowSink
+from cds_service.screening.source import (
+    NDJSON_SUFFIXES,
+    NOT_NDJSON_AFTER,
+    Line,
+    SourceError,
+    check_head,
+    check_head_lines,
+    export_files,
+    export_order,
+    no_ndjson,
+    parse_line,
+    patient_of,
+)
 
 _Item = tuple[str, int, bytes]  # file name, line number, raw line
 
@@ -28,28 +44,49 @@ class SparkUnavailable(Exception):
     """PySpark is not installed (the `spark` extra)."""
 
 
-def run_spark(job: Job, write_rows: RowSink, master: str | None = None) -> Tally:
+@dataclass(frozen=True)
+class SparkJob:
+    source: str  # a folder on this machine (or a shared mount), or a Hadoop URI of one
+    as_of: datetime
+    knowledge: KnowledgeFiles
+    workers: int  # local[N] when no master is given
+    master: str | None = None
+
+
+@dataclass(frozen=True)
+class _Input:
+    name: str  # file name, as in data problems and errors
+    path: str  # what Spark reads: an absolute path or a URI
+    size: int
+
+
+def run_spark(job: SparkJob, write_rows: RowSink) -> Tally:
     try:
         from pyspark import StorageLevel
     except ImportError:
         raise SparkUnavailable(
             "--engine spark needs PySpark: pip install 'cytokine-cds[spark]'"
         ) from None
-    for file in job.files:
-        check_head(file)  # a file that is not NDJSON stops the run here, named, as locally
-    session, owned = _session(master, job.workers)
+    inputs: list[_Input] = []
+    if "://" not in job.source:
+        for file in export_files(Path(job.source)):
+            check_head(file)  # a file that is not NDJSON stops the run here, named, as locally
+            inputs.append(_Input(file.name, str(file.path.absolute()), file.path.stat().st_size))
+    session, owned = _session(job.master, job.workers)
     try:
         context = session.sparkContext
-        inputs = [
-            context.textFile(str(file.path), use_unicode=False)
+        if not inputs:
+            inputs = _listed(context, job.source)
+        lines = [
+            context.textFile(item.path, use_unicode=False)
             .zipWithIndex()
-            .map(partial(_numbered, file.name))
-            for file in job.files
+            .map(partial(_numbered, item.name))
+            for item in inputs
         ]
-        size = sum(file.path.stat().st_size for file in job.files)
+        size = sum(item.size for item in inputs)
         partitions = max(context.defaultParallelism, size // (8 * BUCKET_BYTES) + 1)
         screened = (
-            context.union(inputs)
+            context.union(lines)
             .filter(lambda item: item[2] != b"")
             .map(_keyed)
             .groupByKey(partitions)
@@ -71,6 +108,37 @@ def run_spark(job: Job, write_rows: RowSink, master: str | None = None) -> Tally
     finally:
         if owned:
             session.stop()
+
+
+def _listed(context: Any, uri: str) -> list[_Input]:
+    """The export files under a Hadoop URI (HDFS, S3, file:), each checked like a local one."""
+    from py4j.protocol import Py4JJavaError
+
+    hadoop = context._jvm.org.apache.hadoop.fs
+    try:
+        folder = hadoop.Path(uri)
+        statuses = folder.getFileSystem(context._jsc.hadoopConfiguration()).listStatus(folder)
+    except Py4JJavaError as exc:
+        problem = exc.java_exception.getClass().getSimpleName()
+        raise SourceError(f"{uri}: cannot be listed ({problem})") from None
+    found = [
+        _Input(status.getPath().getName(), status.getPath().toString(), status.getLen())
+        for status in statuses
+        if status.isFile() and status.getPath().getName().endswith(NDJSON_SUFFIXES)
+    ]
+    if not found:
+        raise no_ndjson(uri)
+    found.sort(key=lambda item: export_order(item.name))
+    for item in found:
+        head = (
+            context.textFile(item.path, use_unicode=False)
+            .zipWithIndex()
+            .map(partial(_numbered, item.name))
+            .filter(lambda line: line[2] != b"")
+            .take(NOT_NDJSON_AFTER)
+        )
+        check_head_lines([Line(name, n, raw, parse_line(raw)) for name, n, raw in head])
+    return found
 
 
 def _session(master: str | None, workers: int) -> tuple[Any, bool]:

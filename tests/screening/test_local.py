@@ -215,3 +215,11 @@ def test_html_worklist_is_one_static_page_without_links(
 def test_the_patient_a_line_is_about(resource: dict[str, object], patient: str | None) -> None:
     raw = json.dumps(resource).encode()
     assert patient_of(Line("X.ndjson", 1, raw, resource)) == patient
+
+
+def test_a_hadoop_uri_needs_the_spark_engine(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    run = screen(capsys, "hdfs://namenode.invalid/exports/today", tmp_path / "o.ndjson")
+    assert run.code == 2
+    assert "needs --engine spark" in run.stderr

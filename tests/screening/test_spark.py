@@ -73,3 +73,24 @@ def test_a_file_that_is_not_ndjson_stops_a_spark_run_before_spark_starts(
     run = screen(capsys, folder, tmp_path / "out.ndjson", "--engine", "spark")
     assert run.code == 2
     assert "Patient.ndjson line 1: not NDJSON" in run.stderr
+
+
+def test_a_hadoop_uri_is_listed_and_read_by_spark(
+    spark: Any, census: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    folder = tmp_path / "export"
+    folder.mkdir()
+    for name in ("Patient.ndjson", "Observation.ndjson"):  # two patients' worth of the census
+        lines = (census / name).read_text(encoding="utf-8").splitlines()
+        kept = [
+            line for line in lines if "planted-css-il6-covid" in line or "census-0000002" in line
+        ]
+        (folder / name).write_text("\n".join(kept) + "\n", encoding="utf-8")
+    local = screen(capsys, folder, tmp_path / "local.ndjson", "--workers", "1")
+    on_spark = screen(capsys, folder.as_uri(), tmp_path / "spark.ndjson", "--engine", "spark")
+    assert local.code == on_spark.code == 0, on_spark.stderr
+    assert "screened 2 patients" in on_spark.stderr
+    assert on_spark.out.read_bytes() == local.out.read_bytes()
+    missing = screen(capsys, (tmp_path / "nowhere").as_uri(), tmp_path / "o", "--engine", "spark")
+    assert missing.code == 2
+    assert "nowhere: cannot be listed (FileNotFoundException)" in missing.stderr
