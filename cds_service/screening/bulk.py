@@ -20,7 +20,8 @@ from urllib.parse import urlencode
 
 import requests
 
-from cds_service.fhir.server_policy import FhirBase, ServerPolicy, ServerRefused, parse_base_url
+from cds_service.fhir.server_policy import ServerPolicy, ServerRefused
+from cds_service.urls import FhirBase, parse_base_url
 
 # The resource types the screening reads (labs and the chart around them).
 EXPORT_TYPES = (

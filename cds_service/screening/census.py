@@ -21,7 +21,8 @@ from typing import IO, Any, cast
 
 import orjson
 
-from cds_service.demo import FIXTURE_TIME, bundle_resources, shift_dates
+from cds_service.demo import FIXTURE_TIME, shift_dates
+from cds_service.evidence.bundles import entry_resources
 
 LOINC = "http://loinc.org"
 UCUM = "http://unitsofmeasure.org"
@@ -110,7 +111,7 @@ def _planted_id(path: Path) -> str:
 
 def _planted(path: Path, pid: str, as_of: datetime) -> list[dict[str, Any]]:
     """The Bundle's resources under the new patient id, dated relative to `as_of`."""
-    resources = bundle_resources(json.loads(path.read_text(encoding="utf-8")))
+    resources = entry_resources(json.loads(path.read_text(encoding="utf-8")))
     patients = [r["id"] for r in resources if r.get("resourceType") == "Patient"]
     if len(patients) != 1:
         raise ValueError(f"{path.name}: a planted Bundle must hold exactly one Patient")

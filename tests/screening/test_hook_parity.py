@@ -19,7 +19,8 @@ from typing import Any
 import pytest
 
 from cds_service import create_app
-from cds_service.demo import FIXTURE_TIME, bundle_resources, hook_request, shift_dates
+from cds_service.demo import FIXTURE_TIME, hook_request, shift_dates
+from cds_service.evidence.bundles import entry_resources
 from cds_service.runtime import current_runtime
 from cds_service.settings import Settings
 from tests.conftest import load_fixture
@@ -46,7 +47,7 @@ def test_hook_call_and_screening_give_the_same_cards(
     by_type: dict[str, list[str]] = defaultdict(list)
     for name in EXPECTED_CARDS:
         bundle = load_fixture(f"patients/{name}.json")
-        for resource in shift_dates(bundle_resources(bundle), now - FIXTURE_TIME):
+        for resource in shift_dates(entry_resources(bundle), now - FIXTURE_TIME):
             by_type[resource["resourceType"]].append(json.dumps(resource))
     for kind, lines in by_type.items():
         (export / f"{kind}.ndjson").write_text("\n".join(lines) + "\n", encoding="utf-8")
