@@ -19,9 +19,9 @@ from typing import Any
 import pytest
 
 from cds_service import create_app
+from cds_service.api.runtime import current_runtime
 from cds_service.demo import FIXTURE_TIME, hook_request, shift_dates
 from cds_service.evidence.bundles import entry_resources
-from cds_service.runtime import current_runtime
 from cds_service.settings import Settings
 from tests.conftest import load_fixture
 from tests.screening.conftest import EXPECTED_CARDS, card_type, screen
