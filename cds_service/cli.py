@@ -204,14 +204,20 @@ def build_parser() -> argparse.ArgumentParser:
     from cds_service.store.commands import add_commands
 
     add_commands(commands, lambda: open_audit_store(_settings(), patient_key=False))
+
+    from cds_service.screening.commands import add_commands as add_screening
+
+    add_screening(commands, _settings, _time)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from cds_service.screening.commands import ScreenInputError
+
     args = build_parser().parse_args(argv)
     try:
         return int(args.handler(args))
-    except (UsageError, ConfigFileError) as exc:
+    except (UsageError, ConfigFileError, ScreenInputError) as exc:
         print(f"cytokine-cds: {exc}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # output piped into `head` and the like
