@@ -33,6 +33,7 @@ from cds_service.rules.loader import Rules
 from cds_service.rules.orders import OrderFinding
 from cds_service.rules.schema import SUBTYPES
 from cds_service.rules.setting_rules import markers_read
+from cds_service.validation import error_path
 from cds_service.yamlfile import ConfigFileError
 
 
@@ -64,8 +65,6 @@ class CardBuilder:
 
     def catalog_entry(self, analyte: str) -> AnalyteEntry:
         return self.catalog.analyte(analyte)
-
-    # --- per hook ---------------------------------------------------------------------------
 
     def for_patient(
         self, assessment: Assessment, ctx: OrderContext, links: Iterable[Link] = ()
@@ -558,7 +557,7 @@ def _checked(render: Callable[..., Card], *args: Any) -> None:
         render(*args)
     except ValidationError as exc:
         problem = exc.errors(include_url=False)[0]
-        where = ".".join(str(p) for p in problem["loc"])
+        where = error_path(problem["loc"])
         raise ConfigFileError(
             f"card templates: a rendered card is invalid ({where}: {problem['msg']})"
         ) from None

@@ -97,7 +97,7 @@ def pick_setting(
 
 
 def unusable_problems(evidence: Evidence, analyte: str) -> tuple[DataProblem, ...]:
-    return tuple(p for p in evidence.problems_for(analyte) if p.code in _UNUSABLE)
+    return tuple(p for p in evidence.problems if p.analyte == analyte and p.code in _UNUSABLE)
 
 
 def unusable_results(evidence: Evidence, rules: Rules) -> tuple[str, ...]:
