@@ -16,8 +16,8 @@ import pytest
 from flask.testing import FlaskClient
 
 from cds_service import create_app
+from cds_service.api.runtime import current_runtime
 from cds_service.demo import hook_request
-from cds_service.runtime import current_runtime
 from cds_service.settings import Settings
 from tests.clinical.cases import CASES, Case
 from tests.clinical.make_fixtures import fixture_files, text
