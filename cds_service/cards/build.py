@@ -10,7 +10,13 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from cds_service.cards.resources import OrderContext, PanelCode, medication_request, panel_request
+from cds_service.cards.resources import (
+    OrderContext,
+    PanelCode,
+    check_resources,
+    medication_request,
+    panel_request,
+)
 from cds_service.cards.templates import CardKit
 from cds_service.evidence import AnalyteEntry, AnalyteEvidence, Catalog, Evidence, LabValue
 from cds_service.hooks.response import Action, Card, Coding, Link, Source, Suggestion
@@ -309,7 +315,16 @@ def check_kit(builder: CardBuilder) -> None:
 
 def _checked(render: Callable[..., Card], *args: Any) -> None:
     try:
-        render(*args)
+        card = render(*args)
+        # The suggested resources are built as JSON: each must be valid R4 as it is emitted.
+        check_resources(
+            [
+                action.resource
+                for suggestion in card.suggestions or ()
+                for action in suggestion.actions or ()
+                if action.resource is not None
+            ]
+        )
     except ValidationError as exc:
         problem = exc.errors(include_url=False)[0]
         where = ".".join(str(p) for p in problem["loc"])

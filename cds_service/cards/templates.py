@@ -6,6 +6,7 @@ import html
 import re
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal, get_args
 
@@ -74,9 +75,17 @@ def escape_markdown(value: Any) -> str:
     """Text safe inside GitHub-flavoured Markdown rendered with raw HTML (as the sandbox does)."""
     if isinstance(value, Markup):
         return str(value)
-    return _MARKDOWN_SPECIAL.sub(r"\\\1", html.escape(str(value), quote=False))
+    return _escaped(value if type(value) is str else str(value))
 
 
+# Cached: a card renders ~140 values, most of them the same labels, units and thresholds on
+# every call (pure functions of a string; bounded, so varying values only cycle through).
+@lru_cache(maxsize=4096)
+def _escaped(text: str) -> str:
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", html.escape(text, quote=False))
+
+
+@lru_cache(maxsize=1024)
 def unit_text(unit: str) -> str:
     """A UCUM code as people read it: 10*9/L -> ×10⁹/L, Cel -> °C, {molecules}/{cell} -> /cell."""
     text = unit.replace("10*9", "×10⁹").replace("10*3", "×10³").replace("[degF]", "°F")
