@@ -27,7 +27,7 @@ CONTEXTS = [
     OrderContext("p-1", "e-1", "Practitioner/dr", datetime(2026, 1, 2, 3, 4, 5, 123456, UTC)),
     OrderContext("p-2", None, "PractitionerRole/r", datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)),
     OrderContext("p.3", None, "Patient/self", datetime(2026, 6, 1, 0, 0, 0, 1, UTC)),
-    OrderContext("p4", "", None, datetime(2026, 1, 2, 5, 4, 5, tzinfo=timezone(timedelta(hours=2)))),
+    OrderContext("p4", "", None, datetime(2026, 1, 2, 5, 4, tzinfo=timezone(timedelta(hours=2)))),
 ]
 
 
