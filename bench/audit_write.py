@@ -25,12 +25,11 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from datetime import UTC, datetime
 
-from cds_service.hooks.request import HookRequest, PatientViewContext
-from cds_service.pipeline import evaluate_bundle, record_answer
+from cds_service.recording import record_decision
 from cds_service.runtime import build_runtime
 from cds_service.settings import Settings
 from cds_service.store import AuditStore
-from tests.conftest import load_fixture
+from tests.conftest import decide_bundle, load_fixture
 
 FIXTURE_TIME = datetime(2026, 11, 20, 12, tzinfo=UTC)
 
@@ -45,20 +44,26 @@ def measure(label: str, database_url: str, data_dir: Path, calls: int) -> None:
     store = AuditStore.from_settings(settings)
     store.prepare(auto_upgrade=True)
     runtime = build_runtime(settings, store=store)
-    service = runtime.services["cytokine-storm-patient-view"]
-    context = PatientViewContext(userId="Practitioner/1", patientId="patient-1")
     bundle = load_fixture("patients/css-il1-mals.json")
-    answers = [evaluate_bundle(runtime, bundle, FIXTURE_TIME)[0] for _ in range(calls + 50)]
-    requests = [
-        HookRequest(hook="patient-view", hookInstance=f"bench-{n}", context={})
-        for n in range(calls + 50)
-    ]
+    answers = [decide_bundle(runtime.knowledge, bundle, FIXTURE_TIME) for _ in range(calls + 50)]
+
+    def record(n: int) -> None:
+        record_decision(
+            store,
+            runtime.knowledge,
+            answers[n],
+            hook_instance=f"bench-{n}",
+            service_id="cytokine-storm-patient-view",
+            hook="patient-view",
+            patient_id="patient-1",
+        )
+
     for n in range(50):  # warm the pool and caches
-        record_answer(runtime, service, requests[n], context, answers[n])
+        record(n)
     timings = []
     for n in range(50, calls + 50):
         started = time.perf_counter()
-        record_answer(runtime, service, requests[n], context, answers[n])
+        record(n)
         timings.append((time.perf_counter() - started) * 1000)
     assert store.counters.audit_write_failures == 0
     timings.sort()

@@ -25,13 +25,12 @@ from flask.testing import FlaskClient
 
 from cds_service.app import create_app
 from cds_service.demo import FIXTURE_TIME
-from cds_service.pipeline import evaluate_bundle
 from cds_service.profile.links import ProfileLinks
 from cds_service.profile.page import ProfilePages
 from cds_service.profile.snapshot import build_profile, profile_json
 from cds_service.runtime import EXTENSION_KEY, Runtime
 from cds_service.settings import Settings
-from tests.conftest import hook_call
+from tests.conftest import decide_bundle, hook_call
 
 PATIENTS = (
     "css-il1-mals",
@@ -76,7 +75,7 @@ def main() -> None:
 
 def measure(runtime: Runtime, client: FlaskClient, patient: str, repeat: int) -> str:
     bundle = json.loads((FIXTURES / f"{patient}.json").read_text(encoding="utf-8"))
-    outcome, _ = evaluate_bundle(runtime, bundle, FIXTURE_TIME)
+    outcome = decide_bundle(runtime.knowledge, bundle, FIXTURE_TIME)
     a, e = outcome.assessment, outcome.evidence
     built = build_profile(a, e, runtime.rules, runtime.catalog)
     size = len(json.dumps(profile_json(built)))

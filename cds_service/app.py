@@ -14,9 +14,9 @@ from werkzeug.exceptions import HTTPException
 
 from cds_service.api import discovery, evaluate, feedback, health, hooks
 from cds_service.api.auth import install_client_auth
+from cds_service.api.errors import ApiError
 from cds_service.api.observe import install_observability
 from cds_service.api.profile import install_profile_page
-from cds_service.errors import ApiError
 from cds_service.profile.links import ProfileLinks
 from cds_service.runtime import EXTENSION_KEY, build_runtime
 from cds_service.settings import Settings

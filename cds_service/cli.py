@@ -82,17 +82,19 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
-    from cds_service.pipeline import BundleError, evaluate_bundle, evaluation_report
+    from cds_service.decision import decide, decision_report
+    from cds_service.gathering import BundleError, evaluation_context, record_from_bundle
     from cds_service.runtime import build_runtime
 
     bundle = _read_json(args.bundle)
-    as_of = _time(args.at)
+    as_of = _time(args.at) or datetime.now(UTC)
     runtime = build_runtime(_settings())
     try:
-        outcome, _ = evaluate_bundle(runtime, bundle, as_of)
+        record, patient_id = record_from_bundle(bundle)
     except BundleError as exc:
         raise UsageError(f"{args.bundle}: {exc}") from None
-    _print(evaluation_report(outcome))
+    decision = decide(runtime.knowledge, record, evaluation_context(patient_id), as_of)
+    _print(decision_report(decision))
     return 0
 
 

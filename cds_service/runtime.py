@@ -3,20 +3,19 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
-from pathlib import Path
 from typing import cast
 
 from flask import current_app
 
-from cds_service.cards.build import CardBuilder, check_kit
+from cds_service.cards.build import CardBuilder
 from cds_service.cards.resources import PanelCode
-from cds_service.cards.templates import CardKit, default_cards_dir
-from cds_service.evidence import Catalog, load_catalog
+from cds_service.cards.templates import default_cards_dir
+from cds_service.evidence import Catalog
 from cds_service.fhir.gather import FhirAccess
 from cds_service.hooks.services import ServiceSpec, build_services, observation_search
+from cds_service.knowledge import Knowledge, load_knowledge
 from cds_service.profile.links import ProfileLinks
-from cds_service.rules.loader import Rules, load_rules
+from cds_service.rules.loader import Rules
 from cds_service.settings import Settings
 from cds_service.store import AuditStore
 
@@ -38,40 +37,27 @@ PREFETCH_PARAMETER = {"cytokines": "combo-code", "labs": "code"}
 
 
 @dataclass(frozen=True)
-class Knowledge:
-    catalog: Catalog
-    rules: Rules
-    cards: CardBuilder
-
-
-@dataclass(frozen=True)
 class Runtime:
     settings: Settings
     services: dict[str, ServiceSpec]
-    catalog: Catalog
-    rules: Rules
-    cards: CardBuilder
+    knowledge: Knowledge
     fhir: FhirAccess  # FHIR server access: allowlist policy and pooled client
     # Audit trail and feedback; None in a runtime built without a store (CLI evaluate).
     store: AuditStore | None = None
-    # Cytokine profile page (issue 7): signs card links; None when the page is off or unserved.
+    # Signs the cards' profile page links; None when the page is off or unserved.
     profile_links: ProfileLinks | None = None
 
+    @property
+    def catalog(self) -> Catalog:
+        return self.knowledge.catalog
 
-@lru_cache(maxsize=8)
-def load_knowledge(
-    local_codes_file: Path | None, rules_file: Path | None, cards_dir: Path, panel: PanelCode
-) -> Knowledge:
-    """Catalog, rules and card templates, validated together. Raises ConfigFileError.
+    @property
+    def rules(self) -> Rules:
+        return self.knowledge.rules
 
-    Cached per set of files: the objects are read-only, and several apps in one process (tests,
-    the CLI) need not pay the UCUM set-up twice.
-    """
-    catalog = load_catalog(local_codes_file)
-    rules = load_rules(catalog, rules_file)
-    builder = CardBuilder(CardKit(cards_dir), rules, catalog, panel)
-    check_kit(builder)
-    return Knowledge(catalog, rules, builder)
+    @property
+    def cards(self) -> CardBuilder:
+        return self.knowledge.cards
 
 
 def build_runtime(
@@ -100,9 +86,7 @@ def build_runtime(
     return Runtime(
         settings=settings,
         services=build_services(queries),
-        catalog=catalog,
-        rules=knowledge.rules,
-        cards=knowledge.cards,
+        knowledge=knowledge,
         fhir=FhirAccess.from_settings(settings),
         store=store,
         profile_links=profile_links,

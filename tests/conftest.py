@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +14,9 @@ from flask import Flask
 from flask.testing import FlaskClient
 
 from cds_service import create_app
+from cds_service.decision import Decision, decide
+from cds_service.gathering import evaluation_context, record_from_bundle
+from cds_service.knowledge import Knowledge
 from cds_service.settings import Settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -25,6 +29,12 @@ def _isolated_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     for name in list(os.environ):
         if name.startswith("CYTOKINE_CDS_"):
             monkeypatch.delenv(name)
+
+
+def decide_bundle(knowledge: Knowledge, bundle: Any, at: datetime) -> Decision:
+    """The decision on a patient Bundle at a given time, as POST /evaluate makes it."""
+    record, patient_id = record_from_bundle(bundle)
+    return decide(knowledge, record, evaluation_context(patient_id), at)
 
 
 def load_fixture(relative: str) -> Any:

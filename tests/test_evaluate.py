@@ -142,3 +142,33 @@ def test_urn_uuid_subjects_of_a_transaction_bundle_are_kept(client: FlaskClient)
             }
     body = client.post(f"/evaluate?at={AT}", json=bundle).get_json()
     assert body["assessment"]["subtype"] == "il6-driven"
+
+
+@pytest.mark.parametrize("severity", ["error", "warning"])
+def test_an_operation_outcome_in_the_bundle_is_a_data_problem(
+    client: FlaskClient, tmp_path: Path, severity: str
+) -> None:
+    """A Bundle holding an OperationOutcome still gets the cards its data supports, and the
+    OperationOutcome is listed as a data problem, by POST /evaluate and by the CLI alike."""
+    bundle = load_fixture("patients/css-ifng-hlh.json")
+    bundle["entry"].append(
+        {
+            "resource": {
+                "resourceType": "OperationOutcome",
+                "issue": [{"severity": severity, "code": "processing"}],
+            },
+            "search": {"mode": "outcome"},
+        }
+    )
+    response = client.post(f"/evaluate?at={AT}", json=bundle)
+    assert response.status_code == 200, response.get_json()
+    body = response.get_json()
+    path = tmp_path / "bundle.json"
+    path.write_text(json.dumps(bundle))
+    result = run_cli("evaluate", str(path), "--at", AT)
+    assert result.returncode == 0, result.stderr
+    for report in (body, json.loads(result.stdout)):
+        assert report["assessment"]["subtype"] == "ifng-driven"
+        assert len(report["cards"]) == 1
+        outcomes = [p for p in report["problems"] if p["code"] == "operation-outcome"]
+        assert len(outcomes) == 1 and f"severity {severity}" in outcomes[0]["reason"]

@@ -13,8 +13,8 @@ import re
 
 from flask import Flask, g, request
 
+from cds_service.api.errors import ApiError
 from cds_service.auth import AuthFailure, build_verifier
-from cds_service.errors import ApiError
 from cds_service.observability.metrics import record_auth_failure
 from cds_service.settings import Settings
 

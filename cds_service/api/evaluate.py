@@ -1,19 +1,21 @@
 """POST /evaluate: assess a patient Bundle outside a hook call (integration engines, batch).
 
 The body is a FHIR Bundle of the patient's resources (any Bundle type); `?at=` sets the time of
-evaluation (ISO 8601, default now). The answer holds the assessment and the patient-view cards.
+evaluation (ISO 8601, default now). The answer holds the assessment, the data problems and the
+patient-view cards.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from flask import Blueprint, request
 
+from cds_service.api.errors import ApiError
 from cds_service.api.http import json_body
-from cds_service.errors import ApiError
-from cds_service.pipeline import BundleError, evaluate_bundle, evaluation_report
+from cds_service.decision import decide, decision_report
+from cds_service.gathering import BundleError, evaluation_context, record_from_bundle
 from cds_service.runtime import current_runtime
 
 bp = Blueprint("evaluate", __name__)
@@ -21,21 +23,25 @@ bp = Blueprint("evaluate", __name__)
 
 @bp.post("/evaluate")
 def evaluate() -> dict[str, Any]:
-    at = request.args.get("at")
-    as_of = None
-    if at is not None:
-        try:
-            as_of = datetime.fromisoformat(at.replace("Z", "+00:00"))
-        except ValueError:
-            raise ApiError(
-                400, f"'at' must be an ISO 8601 date-time (got {at!r}).", field="at"
-            ) from None
-        if as_of.tzinfo is None:
-            raise ApiError(
-                400, "'at' must include a time zone, e.g. 2026-11-20T12:00:00Z.", field="at"
-            )
+    as_of = _as_of(request.args.get("at"))
     try:
-        outcome, _ = evaluate_bundle(current_runtime(), json_body(), as_of)
+        record, patient_id = record_from_bundle(json_body())
     except BundleError as exc:
         raise ApiError(400, f"Cannot evaluate: {exc}.") from None
-    return evaluation_report(outcome)
+    context = evaluation_context(patient_id)
+    decision = decide(current_runtime().knowledge, record, context, as_of or datetime.now(UTC))
+    return decision_report(decision)
+
+
+def _as_of(at: str | None) -> datetime | None:
+    if at is None:
+        return None
+    try:
+        as_of = datetime.fromisoformat(at.replace("Z", "+00:00"))
+    except ValueError:
+        raise ApiError(
+            400, f"'at' must be an ISO 8601 date-time (got {at!r}).", field="at"
+        ) from None
+    if as_of.tzinfo is None:
+        raise ApiError(400, "'at' must include a time zone, e.g. 2026-11-20T12:00:00Z.", field="at")
+    return as_of

@@ -9,7 +9,7 @@ import orjson
 from flask import request
 from pydantic import BaseModel, ValidationError
 
-from cds_service.errors import ApiError
+from cds_service.api.errors import ApiError
 
 Model = TypeVar("Model", bound=BaseModel)
 

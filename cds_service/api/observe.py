@@ -15,7 +15,7 @@ from collections.abc import Sequence
 
 from flask import Flask, Response, g, request
 
-from cds_service.errors import ApiError
+from cds_service.api.errors import ApiError
 from cds_service.hooks.response import Card
 from cds_service.observability.logs import ACCESS_LOGGER
 from cds_service.observability.metrics import exposition, metrics, record_cards

@@ -13,6 +13,7 @@ from cds_service.store.records import (
     ClientIdentity,
     EvidenceEntry,
     HookCallRecord,
+    ProblemEntry,
     ProfileRecord,
 )
 
@@ -23,6 +24,7 @@ __all__ = [
     "EvidenceEntry",
     "FeedbackResult",
     "HookCallRecord",
+    "ProblemEntry",
     "ProfileRecord",
     "PurgeResult",
     "StoreCounters",

@@ -178,6 +178,7 @@ class AuditStore:
                 patient_key=record.patient_key,
                 rules_version=record.rules_version,
                 evidence=list(record.evidence),
+                data_problems=list(record.data_problems),
             )
         )
         assert result.inserted_primary_key is not None

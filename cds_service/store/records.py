@@ -27,6 +27,14 @@ class EvidenceEntry(TypedDict, total=False):
     source: str | None  # e.g. "prefetch:cytokines" or "fhir"
 
 
+class ProblemEntry(TypedDict):
+    """A data problem met while reading the call's data: its code and reason, no reference
+    (resource ids can be built from record numbers)."""
+
+    code: str
+    reason: str
+
+
 @dataclass(frozen=True)
 class ClientIdentity:
     """The verified calling client (JWT `iss`, optional `tenant`)."""
@@ -91,6 +99,7 @@ class HookCallRecord:
     patient_key: str | None = None  # keyed hash, never the patient id (PatientKeyer)
     rules_version: str | None = None
     evidence: Sequence[EvidenceEntry] = ()
+    data_problems: Sequence[ProblemEntry] = ()
     profile: ProfileRecord | None = None  # cytokine profile page (issue 7)
 
     @classmethod

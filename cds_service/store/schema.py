@@ -77,6 +77,8 @@ hook_calls = Table(
     Column("rules_version", String(128)),
     # [{analyte, value, unit, comparator, effective, source}]: the lab values the cards used.
     Column("evidence", JSON, nullable=False),
+    # [{code, reason}]: what could not be read or was odd in the data (no resource ids).
+    Column("data_problems", JSON),
     Index(None, "called_at"),
     Index(None, "hook_instance"),
 )

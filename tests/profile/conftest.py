@@ -7,11 +7,11 @@ from typing import Any
 
 import pytest
 
+from cds_service.decision import Decision
 from cds_service.demo import FIXTURE_TIME
-from cds_service.pipeline import HookOutcome, evaluate_bundle
 from cds_service.runtime import Runtime, build_runtime
 from cds_service.settings import Settings
-from tests.conftest import FIXTURES
+from tests.conftest import FIXTURES, decide_bundle
 
 SUBTYPE_PATIENTS = {
     "css-il1-mals": "il1-driven",
@@ -33,7 +33,6 @@ def patient_bundle(patient: str) -> Any:
     return json.loads((FIXTURES / "patients" / f"{patient}.json").read_text(encoding="utf-8"))
 
 
-def evaluated(runtime: Runtime, patient: str) -> HookOutcome:
+def evaluated(runtime: Runtime, patient: str) -> Decision:
     """The fixture patient assessed at the time its results are dated for."""
-    outcome, _ = evaluate_bundle(runtime, patient_bundle(patient), FIXTURE_TIME)
-    return outcome
+    return decide_bundle(runtime.knowledge, patient_bundle(patient), FIXTURE_TIME)

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from cds_service.pipeline import record_answer
+from cds_service.decision import Decision
+from cds_service.recording import record_decision
 from cds_service.settings import Settings
 from cds_service.store import AuditStore, StoreUnavailable
 from cds_service.store.schema import feedback
@@ -69,23 +70,29 @@ def test_a_reused_card_uuid_keeps_the_first_record_and_the_call(store: AuditStor
 def test_record_answer_keys_the_patient_and_skips_answers_without_cards(
     store: AuditStore, store_settings: Settings
 ) -> None:
-    from cds_service.hooks.request import HookRequest, PatientViewContext
-    from cds_service.pipeline import evaluate_bundle
     from cds_service.runtime import build_runtime
-    from tests.conftest import load_fixture
+    from tests.conftest import decide_bundle, load_fixture
 
     runtime = build_runtime(store_settings, store=store)
-    service = runtime.services["cytokine-storm-patient-view"]
-    request = HookRequest(hook="patient-view", hookInstance="hi-1", context={})
-    context = PatientViewContext(userId="Practitioner/1", patientId="patient-4711")
     at = datetime(2026, 11, 20, 12, tzinfo=UTC)
 
-    quiet, _ = evaluate_bundle(runtime, load_fixture("patients/css-no-inflammation.json"), at)
-    record_answer(runtime, service, request, context, quiet)
+    def record(decision: Decision) -> None:
+        record_decision(
+            store,
+            runtime.knowledge,
+            decision,
+            hook_instance="hi-1",
+            service_id="cytokine-storm-patient-view",
+            hook="patient-view",
+            patient_id="patient-4711",
+        )
+
+    quiet = decide_bundle(runtime.knowledge, load_fixture("patients/css-no-inflammation.json"), at)
+    record(quiet)
     assert stored_hook_calls(store.engine) == []
 
-    answer, _ = evaluate_bundle(runtime, load_fixture("patients/css-ifng-hlh.json"), at)
-    record_answer(runtime, service, request, context, answer)
+    answer = decide_bundle(runtime.knowledge, load_fixture("patients/css-ifng-hlh.json"), at)
+    record(answer)
     [call] = stored_hook_calls(store.engine)
     assert call["hook_instance"] == "hi-1"
     assert call["patient_key"] == store.patient_key("patient-4711")

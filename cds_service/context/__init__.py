@@ -1,0 +1,1 @@
+"""The chart around the labs: clinical settings, drugs, respiratory support, allergies."""

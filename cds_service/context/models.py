@@ -1,0 +1,117 @@
+"""The chart-context contract: what the rules read about a patient beyond the labs.
+
+`read_chart` (reader.py) builds a `ChartContext` from the FHIR resources as read: the clinical
+settings the chart supports and why, the drugs given, ordered or taken, the latest respiratory
+support, vasopressors, allergies, active infections and latent TB. Everything is frozen; times
+are timezone-aware.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Literal
+
+from cds_service.evidence.models import DataProblem
+
+# iec = immune effector cell therapy: CAR-T cells or a bispecific T-cell engager
+Setting = Literal["iec", "covid19", "sepsis", "stills", "hlh", "unknown"]
+SETTINGS: tuple[Setting, ...] = ("iec", "covid19", "sepsis", "stills", "hlh", "unknown")
+
+ExposureSource = Literal["administration", "order", "statement"]
+OxygenLevel = Literal[
+    "room-air",
+    "low-flow",
+    "high-flow",
+    "mask",
+    "non-rebreather",
+    "venturi",
+    "positive-pressure",
+    "unknown",
+]
+_NEVER = datetime.min.replace(tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class SettingFinding:
+    """Why the chart says the patient is in a setting."""
+
+    setting: Setting
+    reason: str  # for people: "Condition COVID-19 (U07.1), onset 2026-11-28"
+    reference: str | None  # "Condition/abc"; never shown on cards (it could identify)
+    when: datetime | None
+    # hlh: "primary" | "infection" | "malignancy"; iec: "car-t" | "bispecific"
+    kind: str | None = None
+    product: str | None = None  # iec: the product or ingredient name
+    day: int | None = None  # iec: whole days since the infusion at the time of evaluation
+
+
+@dataclass(frozen=True)
+class DrugExposure:
+    """A drug given, ordered or taken."""
+
+    drug: str  # drug id of the context catalog: "tocilizumab", "dexamethasone", "norepinephrine"
+    drug_class: str  # "il6-blocker", "corticosteroid", "vasopressor", ...
+    source: ExposureSource
+    when: datetime | None  # effective time / authoredOn / period start
+    dose_mg: float | None  # per administration where readable in mg, else None
+    status: str | None
+    reference: str | None
+
+
+@dataclass(frozen=True)
+class OxygenSupport:
+    """The latest recorded respiratory support."""
+
+    level: OxygenLevel
+    flow_l_min: float | None
+    fio2: float | None  # fraction 0.21-1.0
+    when: datetime | None
+
+
+@dataclass(frozen=True)
+class ChartContext:
+    settings: tuple[SettingFinding, ...]  # every setting the chart supports (several can hold)
+    drugs: tuple[DrugExposure, ...]
+    oxygen: OxygenSupport | None
+    vasopressors: tuple[DrugExposure, ...]  # current vasopressor administrations
+    allergies: tuple[str, ...]  # drug ids or drug classes the patient is allergic to
+    active_infections: tuple[SettingFinding | str, ...]  # for the label safety checks
+    latent_tb: bool | None  # None: not recorded
+    problems: tuple[DataProblem, ...]  # data problems met while reading the chart
+
+    def has(self, setting: Setting) -> bool:
+        return any(finding.setting == setting for finding in self.settings)
+
+    def findings(self, setting: Setting) -> tuple[SettingFinding, ...]:
+        """The findings for one setting, newest first (undated last)."""
+        found = [finding for finding in self.settings if finding.setting == setting]
+        found.sort(key=lambda f: (f.when is not None, f.when or _NEVER), reverse=True)
+        return tuple(found)
+
+    def given(self, drug: str, since: datetime | None = None) -> tuple[DrugExposure, ...]:
+        """Exposures to a drug id (or a drug class), newest first; `since` drops older ones
+        and undated ones."""
+        found = [
+            exposure
+            for exposure in self.drugs
+            if drug in (exposure.drug, exposure.drug_class)
+            and (since is None or (exposure.when is not None and exposure.when >= since))
+        ]
+        found.sort(key=lambda e: (e.when is not None, e.when or _NEVER), reverse=True)
+        return tuple(found)
+
+    def allergic_to(self, drug: str, drug_class: str | None = None) -> bool:
+        return drug in self.allergies or (drug_class is not None and drug_class in self.allergies)
+
+
+EMPTY_CHART = ChartContext(
+    settings=(),
+    drugs=(),
+    oxygen=None,
+    vasopressors=(),
+    allergies=(),
+    active_infections=(),
+    latent_tb=None,
+    problems=(),
+)

@@ -1,0 +1,153 @@
+"""The one decision function: a patient's resources and the hook context in, cards out.
+
+Pure: no Flask, no HTTP status, no I/O, no clock (the time of evaluation is an argument).
+Hook calls, POST /evaluate, `cytokine-cds evaluate` and population screening all call `decide`;
+reading the data (gathering) happens before it and recording (audit) after it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Protocol
+
+from cds_service.cards.build import DataGapText
+from cds_service.cards.resources import OrderContext
+from cds_service.evidence import DataProblem, Evidence, build_evidence
+from cds_service.fhir.draft_orders import medication_orders
+from cds_service.fhir.gather import DataGap
+from cds_service.hooks.response import Card
+from cds_service.knowledge import Knowledge
+from cds_service.profile.links import ProfileLink, card_link
+from cds_service.rules.assessment import Assessment
+from cds_service.rules.engine import assess
+from cds_service.rules.orders import judge_orders
+
+ORDER_HOOKS = frozenset({"order-select", "order-sign"})
+_PATIENT_SCOPED = ("Observation", "DiagnosticReport")
+
+
+@dataclass(frozen=True)
+class PatientRecord:
+    """What the service knows about one patient: resources as read (not copied) and the data
+    problems and gaps met while reading them."""
+
+    resources: Sequence[dict[str, Any]]
+    problems: tuple[DataProblem, ...] = ()
+    gaps: tuple[DataGap, ...] = ()
+
+
+@dataclass(frozen=True)
+class HookContext:
+    hook: str  # "patient-view" | "order-select" | "order-sign"
+    patient_id: str
+    encounter_id: str | None = None
+    user_id: str | None = None
+    draft_orders: Mapping[str, Any] | None = None  # the draftOrders Bundle as sent
+    selections: frozenset[str] | None = None  # order-select: the orders just selected
+
+
+@dataclass(frozen=True)
+class Decision:
+    assessment: Assessment
+    evidence: Evidence
+    cards: list[Card]
+    profile: ProfileLink | None = None  # the profile page the cards link to
+
+
+class LinkIssuer(Protocol):
+    """Signs a link to the profile page of an assessment; None when there is none to give."""
+
+    def __call__(self, assessment: Assessment) -> ProfileLink | None: ...
+
+
+def decide(
+    knowledge: Knowledge,
+    record: PatientRecord,
+    context: HookContext,
+    now: datetime,
+    *,
+    links: LinkIssuer | None = None,
+) -> Decision:
+    resources, foreign = for_patient(record.resources, context.patient_id)
+    evidence = build_evidence(resources, knowledge.catalog, now)
+    if record.problems or foreign:
+        problems = (*record.problems, *evidence.problems, *foreign)
+        evidence = evidence.model_copy(update={"problems": problems})
+    assessment = assess(evidence, knowledge.rules)
+    profile = links(assessment) if links is not None else None
+    card_links = [card_link(profile)] if profile else []
+    order_context = OrderContext(
+        patient_id=context.patient_id,
+        encounter_id=context.encounter_id,
+        user_id=context.user_id,
+        now=now,
+    )
+    builder = knowledge.cards
+    if context.hook in ORDER_HOOKS:
+        only = context.selections if context.hook == "order-select" else None
+        orders = medication_orders(context.draft_orders or {}, only=only)
+        findings = judge_orders(orders, assessment, knowledge.rules)
+        cards = builder.for_orders(findings, assessment, order_context, card_links)
+    else:
+        cards = builder.for_patient(assessment, order_context, card_links)
+    if record.gaps:
+        gaps = [DataGapText(gap.key, gap.reason, gap.partial) for gap in record.gaps]
+        cards.append(builder.data_incomplete(gaps))
+    if profile is not None and not any(card.links for card in cards):
+        profile = None  # no card carries the link: nothing to store
+    return Decision(assessment, evidence, cards, profile)
+
+
+def for_patient(
+    resources: Iterable[dict[str, Any]], patient_id: str
+) -> tuple[list[dict[str, Any]], list[DataProblem]]:
+    """Keep results of this patient; a result that names another patient is left out, loudly.
+
+    A prefetch or FHIR search is scoped to the patient, so another subject means a client or
+    server fault; using that result could attach someone else's labs to this chart.
+    """
+    kept: list[dict[str, Any]] = []
+    foreign: list[DataProblem] = []
+    for resource in resources:
+        subject = resource.get("subject")
+        reference = subject.get("reference") if isinstance(subject, dict) else None
+        if (
+            resource.get("resourceType") in _PATIENT_SCOPED
+            and isinstance(reference, str)
+            and _names_other_patient(reference, patient_id)
+        ):
+            foreign.append(
+                DataProblem(
+                    code="other-patient",
+                    reason="The result belongs to another patient and was not used.",
+                    reference=f"{resource.get('resourceType')}/{resource.get('id')}",
+                )
+            )
+            continue
+        kept.append(resource)
+    return kept, foreign
+
+
+_PATIENT_REFERENCE = re.compile(r"(?:^|/)Patient/([^/]+)(?:/_history/[^/]+)?$")
+
+
+def _names_other_patient(reference: str, patient_id: str) -> bool:
+    """True for a Patient reference (relative or absolute) to someone else.
+
+    Other forms (urn:uuid in a transaction Bundle, a contained "#id") cannot be checked here and
+    are kept.
+    """
+    match = _PATIENT_REFERENCE.search(reference)
+    return match is not None and match.group(1) != patient_id
+
+
+def decision_report(decision: Decision) -> dict[str, Any]:
+    """The JSON an integration engine receives: the assessment, data problems and the cards."""
+    return {
+        "assessment": decision.assessment.model_dump(mode="json"),
+        "problems": [p.model_dump(mode="json") for p in decision.evidence.problems],
+        "cards": [card.to_json() for card in decision.cards],
+    }

@@ -1,0 +1,98 @@
+"""The decision function on its own: resources and a context in, cards out — no Flask app."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from cds_service.cards.resources import PanelCode
+from cds_service.cards.templates import default_cards_dir
+from cds_service.decision import HookContext, PatientRecord, decide
+from cds_service.evidence import DataProblem
+from cds_service.fhir.gather import DataGap
+from cds_service.knowledge import Knowledge, load_knowledge
+from tests.conftest import load_fixture
+
+AT = datetime(2026, 11, 20, 12, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def knowledge() -> Knowledge:
+    panel = PanelCode("http://loinc.org", "cytokine-panel", "Cytokine multiplex panel")
+    return load_knowledge(None, None, default_cards_dir(), panel)
+
+
+def resources(patient: str) -> list[dict[str, Any]]:
+    bundle = load_fixture(f"patients/{patient}.json")
+    return [entry["resource"] for entry in bundle["entry"]]
+
+
+def test_the_decision_layer_loads_no_web_framework() -> None:
+    code = (
+        "import sys, cds_service.decision, cds_service.gathering, cds_service.recording; "
+        "print(sorted(m for m in ('flask', 'werkzeug', 'cds_service.app') if m in sys.modules))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "[]"
+
+
+def test_decide_needs_no_flask_app(knowledge: Knowledge) -> None:
+    record = PatientRecord(resources("css-ifng-hlh"))
+    decision = decide(knowledge, record, HookContext("patient-view", "css-ifng-hlh"), AT)
+    assert decision.assessment.subtype == "ifng-driven"
+    (card,) = decision.cards
+    assert card.source.topic is not None and "ifng" in card.source.topic.code
+    assert decision.profile is None  # no link issuer: no profile link
+    assert not card.links
+
+
+def test_record_problems_and_gaps_reach_the_evidence_and_the_cards(knowledge: Knowledge) -> None:
+    problem = DataProblem(code="operation-outcome", reason="OperationOutcome issue: warning")
+    record = PatientRecord(
+        resources("css-il6-covid"),
+        problems=(problem,),
+        gaps=(DataGap("labs", "the FHIR server answered 503", partial=False),),
+    )
+    decision = decide(knowledge, record, HookContext("patient-view", "css-il6-covid"), AT)
+    assert problem in decision.evidence.problems
+    topics = [c.source.topic.code for c in decision.cards if c.source.topic]
+    assert len(topics) == 2 and any("incomplete" in t for t in topics)
+
+
+def test_order_hooks_check_the_draft_orders(knowledge: Knowledge) -> None:
+    orders = load_fixture("orders/anakinra.json")
+    for hook in ("order-sign", "order-select"):
+        selections = (
+            frozenset({"MedicationRequest/draft-anakinra"}) if hook == "order-select" else None
+        )
+        context = HookContext(hook, "css-il6-covid", draft_orders=orders, selections=selections)
+        decision = decide(knowledge, PatientRecord(resources("css-il6-covid")), context, AT)
+        assert decision.cards, hook
+    # patient-view ignores draft orders
+    context = HookContext("patient-view", "css-il6-covid", draft_orders=orders)
+    decision = decide(knowledge, PatientRecord(resources("css-il6-covid")), context, AT)
+    assert all(
+        "mismatch" not in (c.source.topic.code if c.source.topic else "") for c in decision.cards
+    )
+
+
+def test_a_link_issuer_puts_the_profile_link_on_the_cards(knowledge: Knowledge) -> None:
+    from cds_service.profile.links import ProfileLinks, issue_link
+
+    links = ProfileLinks(b"k" * 32, 3600)
+    decision = decide(
+        knowledge,
+        PatientRecord(resources("css-il1-mals")),
+        HookContext("patient-view", "css-il1-mals"),
+        AT,
+        links=lambda assessment: issue_link(links, assessment, "https://cds.example.org"),
+    )
+    assert decision.profile is not None
+    (card,) = decision.cards
+    assert card.links and card.links[0].url == decision.profile.url
