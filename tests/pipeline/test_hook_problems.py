@@ -16,9 +16,7 @@ def test_a_prefetch_operation_outcome_is_recorded_with_the_audit_row(client: Fla
     with client.application.app_context():
         runtime = current_runtime()
     service = runtime.services["cytokine-storm-patient-view"]
-    body = hook_request(
-        service, load_fixture("patients/css-ifng-hlh.json"), now=datetime.now(UTC)
-    )
+    body = hook_request(service, load_fixture("patients/css-ifng-hlh.json"), now=datetime.now(UTC))
     body["prefetch"]["labs"]["entry"].append(
         {
             "resource": {
