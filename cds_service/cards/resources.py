@@ -93,9 +93,13 @@ def check_resources(resources: list[dict[str, Any]]) -> None:
     """Each resource is valid R4 (fhir.resources R4B) and exactly what its model dumps.
 
     Raises pydantic's ValidationError, or ValueError naming the first difference."""
-    models = {"MedicationRequest": MedicationRequest, "ServiceRequest": ServiceRequest}
     for resource in resources:
-        model = models[resource["resourceType"]].model_validate(resource)
+        kind = resource["resourceType"]
+        model = (
+            MedicationRequest.model_validate(resource)
+            if kind == "MedicationRequest"
+            else ServiceRequest.model_validate(resource)
+        )
         dumped = model.model_dump(mode="json", exclude_none=True)
         if dumped != resource:
             raise ValueError(f"suggested {resource['resourceType']} differs from R4: {dumped}")
