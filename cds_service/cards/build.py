@@ -85,12 +85,13 @@ class CardBuilder:
         """order-select / order-sign: a warning per mismatched order; one multiplex card."""
         cards: list[Card] = []
         asked_for_panel = False
-        for finding in findings:
-            if finding.kind == "mismatch":
-                cards.append(self.mismatch(finding, assessment, ctx, links))
-            elif not asked_for_panel:
-                cards.append(self.multiplex(assessment, ctx, finding, links))
-                asked_for_panel = True
+        with self.kit.answer():  # one evidence table for all the cards of this answer
+            for finding in findings:
+                if finding.kind == "mismatch":
+                    cards.append(self.mismatch(finding, assessment, ctx, links))
+                elif not asked_for_panel:
+                    cards.append(self.multiplex(assessment, ctx, finding, links))
+                    asked_for_panel = True
         return cards
 
     # --- card types -------------------------------------------------------------------------
