@@ -29,7 +29,7 @@ def test_evaluate_prints_the_assessment_and_cards() -> None:
     assert report["assessment"]["subtype"] == "ifng-driven"
     assert report["assessment"]["evaluated_at"] == "2026-11-20T12:00:00Z"
     (card,) = report["cards"]
-    assert card["source"]["topic"]["code"] == "ifng-driven"
+    assert card["source"]["topic"]["code"] == "ifngdriven"
     ifng = report["assessment"]["axes"][1]
     assert ifng["axis"] == "ifng" and ifng["elevated"] is True
 

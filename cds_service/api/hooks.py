@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import Blueprint, request
+from flask import Blueprint, g, request
 
 from cds_service.api.client import calling_client
 from cds_service.api.errors import ApiError
@@ -14,6 +15,7 @@ from cds_service.api.http import json_body, validate
 from cds_service.api.observe import note_hook_call
 from cds_service.decision import Decision, HookContext, LinkIssuer, decide
 from cds_service.gathering import DataUnavailable, ServerRefused, gather_record
+from cds_service.hooks.client_shapes import shape_cards
 from cds_service.hooks.request import (
     HookRequest,
     OrderSelectContext,
@@ -67,6 +69,9 @@ def call_service(service_id: str) -> dict[str, Any]:
         datetime.now(UTC),
         links=_profile_links(runtime),
     )
+    verified = g.get("cds_client")
+    if verified is not None:  # a client whose trusted-clients entry asks for another card shape
+        decision = replace(decision, cards=shape_cards(decision.cards, verified.cards))
     note_hook_call(hook_request.hookInstance, decision.cards)  # request log, metrics
     # Audit trail: answers with cards are recorded; a store outage never fails the call.
     record_decision(

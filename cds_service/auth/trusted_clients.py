@@ -4,10 +4,12 @@
                   "jku": ["https://ehr.example.org/.well-known/jwks.json"],
                   "jwks": {"keys": [...]},
                   "tenants": ["hospital-a"],
-                  "algorithms": ["ES384"]}]}
+                  "algorithms": ["ES384"],
+                  "cards": {"alternative_order": "two-suggestions"}}]}
 
 Per issuer: the `jku` URLs it may name (fetched only if listed), and/or a static JWK Set
-(public keys communicated out of band); optionally the tenants and algorithms it may use.
+(public keys communicated out of band); optionally the tenants and algorithms it may use, and
+how cards are shaped for it where documented clients conflict (`cards`).
 The file is read and checked once, at start-up; any problem stops start-up with a message.
 """
 
@@ -15,7 +17,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -25,6 +27,21 @@ from cds_service.settings import JwtAlgorithm
 
 class TrustedClientsError(ValueError):
     """The trusted-clients file cannot be used; the message names the file and the problem."""
+
+
+class CardOptions(BaseModel):
+    """Where documented clients conflict, how this client's cards are shaped."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    alternative_order: Literal["two-suggestions", "one-suggestion"] = Field(
+        "two-suggestions",
+        description=(
+            "An order that does not fit, with an alternative: two suggestions, 'remove the "
+            "draft' and 'order the alternative' (Epic, Oracle Health, the CDS Hooks sandbox), "
+            "or one suggestion with both actions (Da Vinci CRD's 'propose alternate request')."
+        ),
+    )
 
 
 class TrustedClient(BaseModel):
@@ -43,6 +60,7 @@ class TrustedClient(BaseModel):
     algorithms: list[JwtAlgorithm] | None = Field(
         None, description="If set, the only algorithms accepted from this client."
     )
+    cards: CardOptions = Field(default_factory=CardOptions)
 
     @field_validator("jku")
     @classmethod

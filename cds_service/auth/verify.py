@@ -12,14 +12,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import jwt
 
 from cds_service.auth.jwks import JwksCache, JwksUnavailable, VerificationKey
 from cds_service.auth.replay import ReplayCache, ReplayCacheUnavailable
-from cds_service.auth.trusted_clients import TrustedClient
+from cds_service.auth.trusted_clients import CardOptions, TrustedClient
 
 MAX_TOKEN_CHARS = 16 * 1024
 REQUIRED_CLAIMS = ("iss", "aud", "exp", "iat", "jti")
@@ -33,6 +33,7 @@ class VerifiedClient:
     tenant: str | None
     jti: str
     kid: str
+    cards: CardOptions = field(default_factory=CardOptions)
 
 
 class AuthFailure(Exception):
@@ -125,7 +126,9 @@ class ClientVerifier:
             ) from None
         if not first_use:
             raise AuthFailure("replayed", "this `jti` was already used; sign a new JWT per call")
-        return VerifiedClient(iss=client.trusted.iss, tenant=tenant, jti=jti, kid=kid)
+        return VerifiedClient(
+            iss=client.trusted.iss, tenant=tenant, jti=jti, kid=kid, cards=client.trusted.cards
+        )
 
     @staticmethod
     def _parse(token: str) -> tuple[dict[str, Any], dict[str, Any]]:

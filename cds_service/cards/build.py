@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -181,33 +181,49 @@ class CardBuilder:
             pattern=_PATTERN_NAMES[subtype][0],
             pattern_display=_PATTERN_NAMES[subtype][1],
         )
-        actions = []
+        # One action per suggestion (Epic's limit; the sandbox applies only a suggestion's first
+        # action): removing the draft and ordering the alternative are two suggestions.
+        suggestions = []
+        drug = self._drug_name(finding.drug)
         if finding.order:
-            actions.append(
-                Action(
-                    type="delete",
-                    description=f"Remove the draft order for {self._drug_name(finding.drug)}",
-                    resourceId=finding.order,
+            suggestions.append(
+                Suggestion(
+                    label=text.label or f"Remove the draft order for {drug}",
+                    uuid=_uuid(),
+                    actions=[
+                        Action(
+                            type="delete",
+                            description=text.description or f"Delete the draft order for {drug}",
+                            resourceId=finding.order,
+                        )
+                    ],
                 )
             )
         if finding.recommend and recommended:
-            why = f"Suggested by cytokine-cds instead of {self._drug_name(finding.drug)}."
-            actions.append(
-                Action(
-                    type="create",
-                    description=f"Create a draft order for {recommended}",
-                    resource=medication_request(
-                        self.rules.drugs[finding.recommend].rxnorm, recommended, why, ctx
-                    ),
+            why = f"Suggested by cytokine-cds instead of {drug}."
+            suggestions.append(
+                Suggestion(
+                    label=text.alternative_label or f"Order {recommended} instead",
+                    uuid=_uuid(),
+                    actions=[
+                        Action(
+                            type="create",
+                            description=text.alternative_description
+                            or f"Create a draft order for {recommended}",
+                            resource=medication_request(
+                                self.rules.drugs[finding.recommend].rxnorm, recommended, why, ctx
+                            ),
+                        )
+                    ],
                 )
             )
-        suggestions = None
-        if actions:
-            suggestions = [
-                Suggestion(label=text.label or "Replace the order", uuid=_uuid(), actions=actions)
-            ]
         return self._card(
-            "order-mismatch", text.summary, text.detail, treatment.source, suggestions, links
+            "order-mismatch",
+            text.summary,
+            text.detail,
+            treatment.source,
+            suggestions or None,
+            links,
         )
 
     def data_incomplete(self, gaps: list[DataGapText]) -> Card:
@@ -266,18 +282,31 @@ class CardBuilder:
                 topic=Coding(system=TOPIC_SYSTEM, code=spec.topic.code, display=spec.topic.display),
             ),
             suggestions=suggestions,
-            selectionBehavior="at-most-one" if suggestions else None,
+            # "any" is the one value Epic supports, and valid for every client.
+            selectionBehavior="any" if suggestions else None,
             overrideReasons=reasons or None,
             links=list(links) or None,
         )
 
 
 def check_kit(builder: CardBuilder) -> None:
-    """Render every card type with sample content, so a broken template stops start-up.
+    """Render every card type with sample content, so a broken template stops start-up."""
+    for render, args in sample_renders(builder):
+        _checked(render, *args)
 
-    Also renders the order-mismatch card for every drug and pattern, since its summary names
-    both and must stay under the spec's 140 characters whatever a hospital's rules contain.
-    """
+
+def sample_cards(builder: CardBuilder, links: Sequence[Link] = ()) -> list[Card]:
+    """Every card the kit can build: each pattern, each order against each pattern, the
+    multiplex card with and without an order, the data card (for tests of clients' limits)."""
+    return [render(*args) for render, args in sample_renders(builder, links)]
+
+
+def sample_renders(
+    builder: CardBuilder, links: Sequence[Link] = ()
+) -> list[tuple[Callable[..., Card], tuple[Any, ...]]]:
+    """Each card type with sample content, and the order-mismatch card for every drug and
+    pattern, since its summary names both and must stay under the spec's 140 characters
+    whatever a hospital's rules contain."""
     rules = builder.rules
     now = datetime(2026, 1, 1, tzinfo=UTC)
     values = {}
@@ -298,8 +327,10 @@ def check_kit(builder: CardBuilder) -> None:
         )  # fmt: skip
     sample = assess(Evidence(as_of=now, analytes=values, problems=()), rules)
     ctx = OrderContext(patient_id="sample", encounter_id=None, user_id=None, now=now)
+    renders: list[tuple[Callable[..., Card], tuple[Any, ...]]] = []
     for subtype in _PATTERN_NAMES:
-        _checked(builder.pattern, sample.model_copy(update={"subtype": subtype}), ctx, ())
+        assessed = sample.model_copy(update={"subtype": subtype})
+        renders.append((builder.pattern, (assessed, ctx, links)))
         treatment = rules.treatments[subtype]
         for drug_id, drug in rules.drugs.items():
             finding = OrderFinding(
@@ -307,11 +338,15 @@ def check_kit(builder: CardBuilder) -> None:
                 drug_class=drug.class_, recommend=treatment.recommend,
                 daily_dose_prednisone_mg=500.0 if drug.prednisone_equivalent else None,
             )  # fmt: skip
-            _checked(
-                builder.mismatch, finding, sample.model_copy(update={"subtype": subtype}), ctx, ()
-            )
-    _checked(builder.multiplex, sample, ctx, None, ())
-    _checked(builder.data_incomplete, [DataGapText("labs", "sample reason", partial=True)])
+            renders.append((builder.mismatch, (finding, assessed, ctx, links)))
+            if drug_id == treatment.recommend:
+                ordered = finding.model_copy(update={"kind": "needs-cytokines"})
+                renders.append((builder.multiplex, (sample, ctx, ordered, links)))
+    renders.append((builder.multiplex, (sample, ctx, None, links)))
+    renders.append(
+        (builder.data_incomplete, ([DataGapText("labs", "sample reason", partial=True)],))
+    )
+    return renders
 
 
 def _checked(render: Callable[..., Card], *args: Any) -> None:

@@ -32,7 +32,9 @@ class _Spec(BaseModel):
 
 
 class TopicSpec(_Spec):
-    code: str = Field(min_length=1)
+    # Epic keeps a clinician's override against this code: letters and digits only, at most 100
+    # characters, and unchanged while the card's content stays the same.
+    code: str = Field(pattern=r"^[A-Za-z0-9]{1,100}$")
     display: str = Field(min_length=1)
 
 
@@ -47,6 +49,9 @@ class CardSpec(_Spec):
     summary: str = Field(min_length=1)
     detail: str = Field(min_length=1)
     suggestion: SuggestionSpec | None = None
+    # A second suggestion (order-mismatch: "order the alternative" beside "remove the draft"):
+    # one action per suggestion is what Epic and the sandbox both apply.
+    alternative: SuggestionSpec | None = None
     override_reasons: list[str] = []
 
 
@@ -65,6 +70,8 @@ class CardTemplate:
     detail: Template
     label: Template | None
     description: Template | None
+    alternative_label: Template | None = None
+    alternative_description: Template | None = None
 
 
 @dataclass(frozen=True)
@@ -73,6 +80,8 @@ class RenderedText:
     detail: str
     label: str | None
     description: str | None
+    alternative_label: str | None = None
+    alternative_description: str | None = None
 
 
 def escape_markdown(value: Any) -> str:
@@ -117,9 +126,18 @@ class CardKit:
         self.env.filters.update(verdict=_verdict, citation=_citation)
         self.common = YamlDocument.read(directory / "_common.yaml").validate(CommonSpec)
         self.templates = {card_type: self._load(card_type) for card_type in CARD_TYPES}
+        codes: dict[str, str] = {}
+        for card_type, template in self.templates.items():
+            other = codes.setdefault(template.spec.topic.code, card_type)
+            if other != card_type:
+                raise ConfigFileError(
+                    f"{directory / (card_type + '.yaml')}: topic code "
+                    f"{template.spec.topic.code!r} is already used by {other}.yaml"
+                )
         for name in self.env.list_templates(filter_func=lambda n: n.startswith("_")):
             if name.endswith(".j2"):
                 self._share_partial(name)
+
 
     def _share_partial(self, name: str) -> None:
         """Within one answer (see `answer`), a partial included with the same values is rendered
@@ -181,6 +199,12 @@ class CardKit:
             description=compile_(
                 "suggestion", spec.suggestion.description if spec.suggestion else None
             ),
+            alternative_label=compile_(
+                "alternative", spec.alternative.label if spec.alternative else None
+            ),
+            alternative_description=compile_(
+                "alternative", spec.alternative.description if spec.alternative else None
+            ),
         )
 
     def render(self, card_type: str, **context: Any) -> RenderedText:
@@ -196,6 +220,8 @@ class CardKit:
                 detail=template.detail.render(**context).strip() + "\n",
                 label=text(template.label),
                 description=text(template.description),
+                alternative_label=text(template.alternative_label),
+                alternative_description=text(template.alternative_description),
             )
         except TemplateError as exc:
             raise ConfigFileError(

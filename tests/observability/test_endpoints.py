@@ -111,7 +111,7 @@ def test_hook_call_logs_one_line_and_counts_cards(caplog: pytest.LogCaptureFixtu
     service = "cytokine-storm-patient-view"
     labels = {"endpoint": "hooks.call_service", "service": service, "method": "POST"}
     before_ok = sample("cytokine_cds_http_requests_total", **labels, status="200")
-    before_cards = sample("cytokine_cds_cards_total", service=service, topic="il6-driven")
+    before_cards = sample("cytokine_cds_cards_total", service=service, topic="il6driven")
     before_writes = sample("cytokine_cds_audit_writes_total")
     caplog.set_level(logging.INFO, logger=ACCESS_LOGGER)
 
@@ -124,11 +124,11 @@ def test_hook_call_logs_one_line_and_counts_cards(caplog: pytest.LogCaptureFixtu
     assert fields["path"] == f"/cds-services/{service}"
     assert fields["status"] == 200
     assert fields["service"] == service
-    assert fields["cards"] == ["il6-driven"]
+    assert fields["cards"] == ["il6driven"]
     assert isinstance(fields["duration_ms"], float) and fields["duration_ms"] > 0
     assert uuid.UUID(fields["hookInstance"])
     assert sample("cytokine_cds_http_requests_total", **labels, status="200") == before_ok + 1
-    assert sample("cytokine_cds_cards_total", service=service, topic="il6-driven") == (
+    assert sample("cytokine_cds_cards_total", service=service, topic="il6driven") == (
         before_cards + 1
     )
     assert sample("cytokine_cds_audit_writes_total") == before_writes + 1

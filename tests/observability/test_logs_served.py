@@ -117,7 +117,7 @@ def test_no_patient_id_token_or_jwt_in_any_output(tmp_path: Path, fhir_server: s
     requests_logged = [r for r in records if r["logger"] == "cytokine_cds.access"]
     hook_lines = [r for r in requests_logged if r.get("hookInstance")]
     assert {r["hookInstance"] for r in hook_lines} >= {with_prefetch["hookInstance"]}
-    assert any(r["cards"] == ["il6-driven"] and r["status"] == 200 for r in hook_lines)
+    assert any(r["cards"] == ["il6driven"] and r["status"] == 200 for r in hook_lines)
     assert any(r["status"] == 401 for r in requests_logged)
 
     assert patient_id not in output

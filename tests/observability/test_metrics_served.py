@@ -105,7 +105,7 @@ def test_counters_are_summed_over_both_workers(tmp_path: Path, fhir_server: str)
     answered = sent + len(others)
     with_cards = sent + sum(1 for cards in others if cards)
     il6_cards = sent + sum(
-        1 for cards in others for c in cards if c["source"]["topic"]["code"] == "il6-driven"
+        1 for cards in others for c in cards if c["source"]["topic"]["code"] == "il6driven"
     )
     for scrape in scrapes:
         assert value(
@@ -117,7 +117,7 @@ def test_counters_are_summed_over_both_workers(tmp_path: Path, fhir_server: str)
             endpoint="hooks.call_service", service=SERVICE, status="200",
         ) == answered  # fmt: skip
         assert (
-            value(scrape, "cytokine_cds_cards_total", service=SERVICE, topic="il6-driven")
+            value(scrape, "cytokine_cds_cards_total", service=SERVICE, topic="il6driven")
             == il6_cards
         )
         assert value(scrape, "cytokine_cds_audit_writes_total") == with_cards

@@ -40,29 +40,32 @@ def test_mismatched_order_gets_a_warning_with_the_alternative(
     client: FlaskClient, hook: str, patient: str, orders: str, alternative: str | None
 ) -> None:
     (card,) = cards_of(hook_call(client, hook, patient, orders))
-    assert card["source"]["topic"]["code"] == "order-mismatch"
+    assert card["source"]["topic"]["code"] == "ordermismatch"
     assert card["indicator"] == "warning"
     assert len(card["summary"]) < 140
-    assert card["selectionBehavior"] == "at-most-one"
+    assert card["selectionBehavior"] == "any"
     assert {r["code"] for r in card["overrideReasons"]} >= {
         "clinical-judgement",
         "already-on-therapy",
         "contraindication",
     }
     assert all(r["display"] for r in card["overrideReasons"])
-    (suggestion,) = card["suggestions"]
-    actions = suggestion["actions"]
-    assert all(action["description"] for action in actions)
-    assert actions[0] == {
+    # One action per suggestion: "remove the draft", then (if any) "order the alternative".
+    remove, *alternatives = card["suggestions"]
+    assert all(len(s["actions"]) == 1 and s["uuid"] and s["label"] for s in card["suggestions"])
+    (delete,) = remove["actions"]
+    assert delete == {
         "type": "delete",
-        "description": actions[0]["description"],
+        "description": delete["description"],
         "resourceId": f"MedicationRequest/{draft_id(orders)}",
     }
+    assert delete["description"].startswith("Delete the draft order for")
     if alternative is None:
-        assert len(actions) == 1
+        assert alternatives == []
         return
-    create = actions[1]
-    assert create["type"] == "create"
+    (order,) = alternatives
+    (create,) = order["actions"]
+    assert create["type"] == "create" and create["description"]
     MedicationRequest.model_validate(create["resource"])
     assert create["resource"]["medicationCodeableConcept"]["coding"][0] == {
         "system": RXNORM,
@@ -93,7 +96,7 @@ def test_cytokine_directed_order_without_cytokine_data_gets_the_multiplex_card(
     client: FlaskClient,
 ) -> None:
     (card,) = cards_of(hook_call(client, "order-sign", "css-multiplex-needed", "anakinra"))
-    assert card["source"]["topic"]["code"] == "multiplex-assay-needed"
+    assert card["source"]["topic"]["code"] == "multiplexassayneeded"
     assert "anakinra" in card["detail"]
     resource = card["suggestions"][0]["actions"][0]["resource"]
     assert resource["resourceType"] == "ServiceRequest"
@@ -142,7 +145,7 @@ def test_sandbox_shaped_draft_orders_are_read(client: FlaskClient) -> None:
     assert "type" not in orders
     assert isinstance(orders["entry"][0]["resource"]["category"], dict)
     (card,) = cards_of(hook_call(client, "order-sign", "css-il1-mals", "tocilizumab"))
-    assert card["source"]["topic"]["code"] == "order-mismatch"
+    assert card["source"]["topic"]["code"] == "ordermismatch"
 
 
 def test_a_high_steroid_dose_is_named_in_prednisone_equivalents(client: FlaskClient) -> None:

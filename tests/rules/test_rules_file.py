@@ -99,7 +99,7 @@ def test_a_hospital_can_raise_a_threshold(tmp_path: Path) -> None:
     """The IL-6 patient (320 pg/mL) is no longer IL-6-driven with a 500 pg/mL threshold."""
     app = create_app(Settings(auth="off"))
     card = hook_call(app.test_client(), "patient-view", "css-il6-covid").get_json()["cards"][0]
-    assert card["source"]["topic"]["code"] == "il6-driven"
+    assert card["source"]["topic"]["code"] == "il6driven"
 
     path = edited(tmp_path, IL6_LINE, IL6_LINE.replace("value: 80", "value: 500"))
     stricter = create_app(Settings(auth="off", rules_file=path))

@@ -41,7 +41,7 @@ EVIDENCE: list[EvidenceEntry] = [
 
 
 def make_card(
-    topic: str = "il6-driven",
+    topic: str = "il6driven",
     indicator: str = "warning",
     suggestions: int = 1,
     card_uuid: str | None = None,
@@ -57,7 +57,7 @@ def make_card(
         indicator=indicator,  # type: ignore[arg-type]
         source=Source(label="Cytokine CDS", topic=Coding(system=TOPIC_SYSTEM, code=topic)),
         suggestions=suggestion_list or None,
-        selectionBehavior="at-most-one" if suggestion_list else None,
+        selectionBehavior="any" if suggestion_list else None,
     )
 
 

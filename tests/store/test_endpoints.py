@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -13,6 +12,7 @@ from flask.testing import FlaskClient
 from sqlalchemy import make_url
 
 from cds_service import create_app
+from cds_service.auth import VerifiedClient
 from cds_service.demo import hook_request
 from cds_service.runtime import EXTENSION_KEY, Runtime, current_runtime
 from cds_service.settings import Settings
@@ -38,7 +38,9 @@ def app(store_settings: Settings) -> Flask:
     @app.before_request
     def _verified_client() -> None:
         # What the auth layer leaves on flask.g once it has verified the client's JWT.
-        g.cds_client = SimpleNamespace(iss="https://ehr.example.org", tenant="hospital-a")
+        g.cds_client = VerifiedClient(
+            iss="https://ehr.example.org", tenant="hospital-a", jti="jti-1", kid="key-1"
+        )
 
     return app
 
@@ -74,7 +76,7 @@ def test_a_hook_answer_with_cards_is_audited(client: FlaskClient, store: AuditSt
     assert il6 and il6[0]["value"] == 320 and il6[0]["unit"] == "pg/mL"
     [card] = stored_cards(store.engine)
     assert card["uuid"] == answer["cards"][0]["uuid"]
-    assert card["topic_code"] == "il6-driven"
+    assert card["topic_code"] == "il6driven"
     assert card["suggestion_uuids"] == [answer["cards"][0]["suggestions"][0]["uuid"]]
 
 

@@ -20,7 +20,7 @@ PROFILE = {"format": 1, "values": [1.5, 2], "label": "IL-1β ünïcode"}
 
 
 def test_a_profile_is_written_with_its_hook_call_and_read_by_id(store: AuditStore) -> None:
-    record = hook_call_record([make_card("il1-driven")], profile=ProfileRecord("a" * 22, PROFILE))
+    record = hook_call_record([make_card("il1driven")], profile=ProfileRecord("a" * 22, PROFILE))
     assert store.record_hook_call(record)
     assert store.profile("a" * 22) == PROFILE
     assert store.profile("b" * 22) is None
@@ -49,12 +49,12 @@ def test_the_real_hook_call_stores_the_profile_its_card_links_to(
 def test_purge_takes_profiles_with_their_hook_calls(store: AuditStore) -> None:
     now = datetime(2026, 11, 27, tzinfo=UTC)
     old = hook_call_record(
-        [make_card("il1-driven")],
+        [make_card("il1driven")],
         called_at=now - timedelta(days=100),
         profile=ProfileRecord("o" * 22, PROFILE, created_at=now - timedelta(days=100)),
     )
     recent = hook_call_record(
-        [make_card("il6-driven")],
+        [make_card("il6driven")],
         called_at=now - timedelta(days=1),
         profile=ProfileRecord("r" * 22, PROFILE, created_at=now - timedelta(days=1)),
     )
@@ -68,7 +68,7 @@ def test_purge_takes_profiles_with_their_hook_calls(store: AuditStore) -> None:
 def test_db_purge_reports_profiles(store: AuditStore, store_settings: Settings) -> None:
     when = datetime.now(UTC) - timedelta(days=40)
     record = hook_call_record(
-        [make_card("mixed-pattern")],
+        [make_card("mixedpattern")],
         called_at=when,
         profile=ProfileRecord("p" * 22, PROFILE, created_at=when),
     )

@@ -37,10 +37,10 @@ def cli(
 
 @pytest.fixture
 def known_store(store: AuditStore) -> AuditStore:
-    """il6-driven: 3 shown, 1 accepted, 1 overridden; il1-driven: 4 shown, 2 accepted,
+    """il6driven: 3 shown, 1 accepted, 1 overridden; il1driven: 4 shown, 2 accepted,
     2 overridden; mixed: 1 shown 40 days ago, accepted; plus one orphan feedback item."""
-    a, b, c = (make_card("il6-driven") for _ in range(3))
-    d, e, f, g = (make_card("il1-driven") for _ in range(4))
+    a, b, c = (make_card("il6driven") for _ in range(3))
+    d, e, f, g = (make_card("il1driven") for _ in range(4))
     old = make_card("mixed")
     store.record_hook_call(hook_call_record([a, b, c], called_at=NOW - timedelta(days=2)))
     store.record_hook_call(hook_call_record([d, e], called_at=NOW - timedelta(days=1)))
@@ -66,7 +66,7 @@ def known_store(store: AuditStore) -> AuditStore:
 
 EXPECTED = [
     {
-        "topic": "il1-driven",
+        "topic": "il1driven",
         "shown": 4,
         "accepted": 2,
         "overridden": 2,
@@ -74,7 +74,7 @@ EXPECTED = [
         "acceptance_rate": 0.5,
     },
     {
-        "topic": "il6-driven",
+        "topic": "il6driven",
         "shown": 3,
         "accepted": 1,
         "overridden": 1,
@@ -112,7 +112,7 @@ def test_report_since_leaves_out_older_cards(
     )
     assert only_recent == [
         {
-            "topic": "il1-driven",
+            "topic": "il1driven",
             "shown": 2,
             "accepted": 1,
             "overridden": 1,
@@ -128,7 +128,7 @@ def test_report_csv(known_store: AuditStore, store_settings: Settings) -> None:
     rows = list(csv.DictReader(io.StringIO(result.stdout)))
     assert rows == [
         {
-            "topic": "il1-driven",
+            "topic": "il1driven",
             "shown": "4",
             "accepted": "2",
             "overridden": "2",
@@ -136,7 +136,7 @@ def test_report_csv(known_store: AuditStore, store_settings: Settings) -> None:
             "override_reasons": "patient-declined=1; unspecified=1",
         },
         {
-            "topic": "il6-driven",
+            "topic": "il6driven",
             "shown": "3",
             "accepted": "1",
             "overridden": "1",
@@ -169,7 +169,7 @@ def test_report_table(known_store: AuditStore, store_settings: Settings) -> None
         "reasons",
     ]
     assert lines[2].split() == [
-        "il1-driven",
+        "il1driven",
         "4",
         "2",
         "2",
@@ -177,7 +177,7 @@ def test_report_table(known_store: AuditStore, store_settings: Settings) -> None
         "patient-declined=1;",
         "unspecified=1",
     ]
-    assert lines[3].split() == ["il6-driven", "3", "1", "1", "0.333", "already-on-therapy=1"]
+    assert lines[3].split() == ["il6driven", "3", "1", "1", "0.333", "already-on-therapy=1"]
     assert lines[4].split() == ["mixed", "1", "1", "0", "1.000", "-"]
     assert lines[5].startswith("1 feedback item(s) name a card this store does not know")
 
@@ -198,7 +198,7 @@ def test_db_purge_then_report(known_store: AuditStore, store_settings: Settings)
     assert result.returncode == 0, result.stderr
     assert "purged 1 hook call(s), 1 card(s)" in result.stdout
     report = json.loads(cli(store_settings, "report", "--format", "json").stdout)
-    assert [row["topic"] for row in report] == ["il1-driven", "il6-driven"]
+    assert [row["topic"] for row in report] == ["il1driven", "il6driven"]
 
 
 def test_db_upgrade_and_current_on_a_new_database(database_url: str, tmp_path: Path) -> None:

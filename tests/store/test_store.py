@@ -25,8 +25,8 @@ from tests.store.helpers import feedback_item as item
 
 
 def test_hook_call_is_recorded_with_its_cards(store: AuditStore) -> None:
-    il6 = make_card("il6-driven", "warning", suggestions=2)
-    multiplex = make_card("multiplex-assay-needed", "info", suggestions=0)
+    il6 = make_card("il6driven", "warning", suggestions=2)
+    multiplex = make_card("multiplexassayneeded", "info", suggestions=0)
     called_at = datetime(2026, 11, 20, 8, 30, 1, 250000, tzinfo=UTC)
     assert store.record_hook_call(hook_call_record([il6, multiplex], called_at=called_at))
 
@@ -39,7 +39,7 @@ def test_hook_call_is_recorded_with_its_cards(store: AuditStore) -> None:
     assert call["evidence"] == EVIDENCE
     by_uuid = {row["uuid"]: row for row in stored_cards(store.engine)}
     assert set(by_uuid) == {il6.uuid, multiplex.uuid}
-    assert by_uuid[il6.uuid]["topic_code"] == "il6-driven"
+    assert by_uuid[il6.uuid]["topic_code"] == "il6driven"
     assert by_uuid[il6.uuid]["indicator"] == "warning"
     assert by_uuid[il6.uuid]["suggestion_uuids"] == [s.uuid for s in il6.suggestions or ()]
     assert by_uuid[multiplex.uuid]["suggestion_uuids"] == []
@@ -60,7 +60,7 @@ def test_unauthenticated_call_has_no_client(store: AuditStore) -> None:
 
 
 def test_a_reused_card_uuid_keeps_the_first_record_and_the_call(store: AuditStore) -> None:
-    card = make_card("il1-driven")
+    card = make_card("il1driven")
     assert store.record_hook_call(hook_call_record([card]))
     assert store.record_hook_call(hook_call_record([card, make_card("mixed")]))
     assert len(stored_hook_calls(store.engine)) == 2
@@ -100,7 +100,7 @@ def test_record_answer_keys_the_patient_and_skips_answers_without_cards(
 
 
 def test_feedback_is_stored_and_linked_to_its_card(store: AuditStore) -> None:
-    card = make_card("il6-driven", suggestions=2)
+    card = make_card("il6driven", suggestions=2)
     store.record_hook_call(hook_call_record([card]))
     suggestion = str((card.suggestions or [])[1].uuid)
     overridden = item(card, "overridden", reason="already-on-therapy", comment="on tocilizumab")
@@ -159,7 +159,7 @@ def test_timestamps_in_other_zones_are_the_same_moment(store: AuditStore) -> Non
 
 def test_purge_deletes_what_is_older_than_the_cut_off(store: AuditStore) -> None:
     now = datetime(2026, 11, 27, tzinfo=UTC)
-    old, recent = make_card("il1-driven"), make_card("il6-driven")
+    old, recent = make_card("il1driven"), make_card("il6driven")
     store.record_hook_call(hook_call_record([old], called_at=now - timedelta(days=100)))
     store.record_hook_call(hook_call_record([recent], called_at=now - timedelta(days=10)))
     store.record_feedback("svc", [item(old), item(recent)])
