@@ -138,7 +138,6 @@ class CardKit:
             if name.endswith(".j2"):
                 self._share_partial(name)
 
-
     def _share_partial(self, name: str) -> None:
         """Within one answer (see `answer`), a partial included with the same values is rendered
         once: the evidence table is the same in every card of an answer (one per draft order)."""

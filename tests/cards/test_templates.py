@@ -104,7 +104,7 @@ def test_cards_of_one_answer_share_the_evidence_table_and_say_the_same() -> None
         draft_orders={"resourceType": "Bundle", "type": "collection", "entry": entries},
     )
     decision = decide(knowledge, record, context, FIXTURE_TIME)
-    mismatches = [c for c in decision.cards if _topic(c) == "order-mismatch"]
+    mismatches = [c for c in decision.cards if _topic(c) == "ordermismatch"]
     assert len(mismatches) >= 3
     # The same cards, each rendered alone (outside an answer: nothing shared).
     ctx = OrderContext(patient_id=patient, encounter_id=None, user_id=None, now=FIXTURE_TIME)
