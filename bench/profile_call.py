@@ -30,7 +30,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from http_load import SERVICES, build_requests, with_observations, with_orders  # noqa: E402
+from http_load import (  # noqa: E402
+    MAX_REQUEST_BYTES,
+    SERVICES,
+    build_requests,
+    with_observations,
+    with_orders,
+)
 
 from cds_service.app import create_app  # noqa: E402
 from cds_service.observability.logs import configure_logging  # noqa: E402
@@ -65,7 +71,9 @@ def main() -> None:
         if isinstance(handler, logging.StreamHandler):
             handler.setStream(open(os.devnull, "w"))  # noqa: SIM115 - lives as long as the run
     with tempfile.TemporaryDirectory(prefix="cds-profile-") as tmp:
-        app = create_app(Settings(auth="off", data_dir=Path(tmp)))
+        app = create_app(
+            Settings(auth="off", data_dir=Path(tmp), max_request_bytes=MAX_REQUEST_BYTES)
+        )
         client = app.test_client()
         headers = {"Content-Type": "application/json"}
 
