@@ -21,6 +21,7 @@ from cds_service.profile.links import ProfileLinks
 from cds_service.runtime import EXTENSION_KEY, build_runtime
 from cds_service.settings import Settings
 from cds_service.store import AuditStore
+from cds_service.store.replay import StoreReplayCache
 
 log = logging.getLogger(__name__)
 
@@ -48,9 +49,10 @@ def create_app(settings: Settings | None = None) -> Flask:
     app = Flask(__name__, static_folder=None)
     app.json = OrjsonProvider(app)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
+    store = _open_store(settings)
     runtime = build_runtime(
         settings,
-        store=_open_store(settings),
+        store=store,
         profile_links=ProfileLinks.from_settings(settings),  # cytokine profile page (issue 7)
     )
     app.extensions[EXTENSION_KEY] = runtime
@@ -68,7 +70,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     # authentication, so refused calls are timed and counted too), GET /metrics ---
     install_observability(app, settings)
     # --- authentication of CDS clients (issue 4): a JWT on every /cds-services call ---
-    install_client_auth(app, settings)
+    install_client_auth(app, settings, StoreReplayCache(store.engine))
     for blueprint in (discovery.bp, hooks.bp, feedback.bp, evaluate.bp, health.bp):
         app.register_blueprint(blueprint)
     # --- cytokine profile page (issue 7): GET /profile/<token>, unless turned off ---

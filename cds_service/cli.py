@@ -15,6 +15,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from cds_service.jsontext import NotJson, parse_json
 from cds_service.settings import Settings
 from cds_service.yamlfile import ConfigFileError
 
@@ -36,10 +37,10 @@ def _settings(**overrides: Any) -> Settings:
 
 def _read_json(path: str) -> Any:
     try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
+        return parse_json(Path(path).read_bytes())
     except OSError as exc:
         raise UsageError(f"{path}: cannot be read ({exc.strerror})") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except NotJson as exc:
         raise UsageError(f"{path}: not valid JSON ({exc})") from None
 
 

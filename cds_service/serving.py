@@ -14,6 +14,10 @@ Why these gunicorn settings (README, "Serving, observability and performance", h
   between workers instead of being copied by the collector's writes.
 - `timeout` restarts a worker whose main loop hangs; `graceful_timeout` is how long in-flight
   requests get after SIGTERM (a rolling deploy) before the worker is killed.
+- Requests gunicorn refuses itself, before the app sees them (a request line or headers over the
+  limits: 414, 431; a malformed request line, header or Content-Length: 400; an unsupported
+  Transfer-Encoding: 501), are answered with an OperationOutcome like the app's own errors:
+  gunicorn writes them through `gunicorn.util.write_error`, which `serve` replaces.
 """
 
 from __future__ import annotations
@@ -26,9 +30,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import orjson
 from flask import Flask
+from gunicorn import util as gunicorn_util
 from gunicorn.app.base import BaseApplication
 
+from cds_service.api.errors import operation_outcome
 from cds_service.observability.logs import configure_logging
 from cds_service.observability.metrics import (
     process_exited,
@@ -104,6 +111,24 @@ def serving_process(settings: Settings) -> Iterator[ServingProcess]:
             remove_multiprocess_dir(prepared.metrics_dir)
 
 
+# gunicorn's message names the limit or the part at fault; it is cut so that an answer never
+# repeats much of what the client sent.
+_MAX_SERVER_MESSAGE = 200
+
+
+def write_json_error(sock: Any, status: int, reason: str, message: str) -> None:
+    """gunicorn's error answer (same status, reason and connection handling) as JSON."""
+    text = f"{reason}: {message}" if message else reason
+    body = orjson.dumps(operation_outcome(status, text[:_MAX_SERVER_MESSAGE]))
+    head = (
+        f"HTTP/1.1 {status} {reason}\r\n"
+        "Connection: close\r\n"
+        "Content-Type: application/json\r\n"
+        f"Content-Length: {len(body)}\r\n\r\n"
+    )
+    gunicorn_util.write_nonblock(sock, head.encode("latin-1") + body)
+
+
 def serve(app: Flask, settings: Settings, prepared: ServingProcess) -> None:
     options = gunicorn_options(settings)
     options["logconfig_dict"] = prepared.log_config
@@ -116,4 +141,5 @@ def serve(app: Flask, settings: Settings, prepared: ServingProcess) -> None:
     # keep the collector from walking it on every full collection (see the module docstring).
     gc.collect()
     gc.freeze()
+    gunicorn_util.write_error = write_json_error  # before the workers fork: they inherit it
     GunicornServer(app, options).run()

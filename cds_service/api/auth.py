@@ -14,8 +14,10 @@ import re
 from flask import Flask, g, request
 
 from cds_service.api.errors import ApiError
+from cds_service.api.observe import logged_path
 from cds_service.auth import AuthFailure, build_verifier
-from cds_service.observability.metrics import record_auth_failure
+from cds_service.auth.replay import ReplayCache
+from cds_service.observability.metrics import method_label, record_auth_failure
 from cds_service.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -26,9 +28,9 @@ PROTECTED_PREFIXES = ("/cds-services", "/evaluate")
 _UNSAFE_IN_HEADER = re.compile(r"[^\x20\x21\x23-\x5b\x5d-\x7e]")
 
 
-def install_client_auth(app: Flask, settings: Settings) -> None:
+def install_client_auth(app: Flask, settings: Settings, database_replay: ReplayCache) -> None:
     """Require a verified CDS client JWT on /cds-services. Raises AuthConfigError at start-up."""
-    verifier = build_verifier(settings)
+    verifier = build_verifier(settings, database_replay)
     base_url = settings.public_base_url
 
     @app.before_request
@@ -48,13 +50,15 @@ def install_client_auth(app: Flask, settings: Settings) -> None:
             )
         except AuthFailure as failure:
             record_auth_failure(failure.reason)  # metrics (issue 6)
-            # The reason and its message (issuer, kid, URLs): never the token itself.
+            # The reason and its message (issuer, kid, URLs): never the token itself, and the
+            # path only as its route pattern unless it is one of ours (it may hold anything).
+            shown = logged_path()
             log.warning(
                 "CDS client refused on %s %s: %s: %s",
-                request.method,
-                path,
+                method_label(request.method),
+                shown,
                 failure.reason,
-                failure.message,
+                failure.message.replace(path, shown),
             )
             raise refusal(failure) from None
 

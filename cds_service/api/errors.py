@@ -18,9 +18,13 @@ _ISSUE_CODE = {
     405: "not-supported",
     412: "incomplete",
     413: "too-long",
+    414: "too-long",
     415: "not-supported",
+    417: "not-supported",
     429: "throttled",
+    431: "too-long",
     500: "exception",
+    501: "not-supported",
     503: "transient",
 }
 

@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any, TypeVar
 
-import orjson
-from flask import request
+from flask import current_app, request
+from gunicorn.http.errors import ParseException
 from pydantic import BaseModel, ValidationError
+from werkzeug.exceptions import RequestEntityTooLarge
 
 from cds_service.api.errors import ApiError
+from cds_service.jsontext import NotJson, parse_json
 
 Model = TypeVar("Model", bound=BaseModel)
 
@@ -19,22 +20,38 @@ _JSON_TYPES = ("application/json", "application/fhir+json", "application/json+fh
 def json_body() -> Any:
     """The request body as JSON: 415 when it is not declared as JSON, 400 when it does not parse.
 
-    The size limit (413) is enforced by Flask's MAX_CONTENT_LENGTH before the body is read.
+    The size limit (413) is enforced before the body is read when it has a Content-Length, and
+    while it is read when it is chunked.
     """
     mimetype = request.mimetype
     if mimetype not in _JSON_TYPES:
         shown = mimetype or "none"
         raise ApiError(415, f"Content-Type must be application/json (got {shown}).")
-    raw = request.get_data(cache=False)
+    raw = _body()
     if not raw.strip():
         raise ApiError(400, "The request body is empty; a JSON object is required.")
     try:
-        return orjson.loads(raw)
-    except orjson.JSONDecodeError as exc:
-        try:  # orjson refuses integers beyond 64 bits, which JSON allows: the stdlib reads them
-            return json.loads(raw)
-        except ValueError:
-            raise ApiError(400, f"The request body is not valid JSON: {exc}.") from None
+        return parse_json(raw)
+    except NotJson as exc:
+        raise ApiError(400, f"The request body is not valid JSON: {exc}.") from None
+
+
+def _body() -> bytes:
+    """The whole body, or 413 past the size limit, or 400 when its chunked framing is broken."""
+    try:
+        if request.content_length is not None or "wsgi.input_terminated" not in request.environ:
+            return request.get_data(cache=False)  # 413 from the Content-Length alone
+        # Chunked: werkzeug would stop at the limit without a word (a cut body that may still
+        # parse), so read one byte past it to tell a body that fits from one that does not.
+        limit = int(current_app.config["MAX_CONTENT_LENGTH"])
+        raw: bytes = request.environ["wsgi.input"].read(limit + 1)
+    except ParseException as exc:  # gunicorn's chunk parser: size, extension, terminator
+        raise ApiError(400, f"The chunked request body is malformed: {exc}.") from None
+    except OSError:  # the client went away mid-body: nobody reads this answer
+        raise ApiError(400, "The request body ended before it was complete.") from None
+    if len(raw) > limit:
+        raise RequestEntityTooLarge()
+    return raw
 
 
 def validate(model: type[Model], data: Any, *, prefix: str = "") -> Model:

@@ -18,7 +18,13 @@ from flask import Flask, Response, g, request
 from cds_service.api.errors import ApiError
 from cds_service.hooks.response import Card
 from cds_service.observability.logs import ACCESS_LOGGER
-from cds_service.observability.metrics import exposition, metrics, record_cards
+from cds_service.observability.metrics import (
+    exposition,
+    method_label,
+    metrics,
+    record_cards,
+    status_label,
+)
 from cds_service.runtime import current_runtime
 from cds_service.settings import Settings
 
@@ -72,9 +78,10 @@ def _record(response: Response) -> None:
     seconds = time.perf_counter() - started if started is not None else 0.0
     endpoint = request.endpoint or "unmatched"
     service = _known_service()
-    status = str(response.status_code)
+    status = status_label(response.status_code)
+    method = method_label(request.method)
     m = metrics()
-    m.requests.labels(endpoint, service, request.method, status).inc()
+    m.requests.labels(endpoint, service, method, status).inc()
     m.request_seconds.labels(endpoint, service, status).observe(seconds)
     topics: list[str] = g.get("card_topics", [])
     if topics:
@@ -87,8 +94,8 @@ def _record(response: Response) -> None:
     if not access_log.isEnabledFor(level):
         return
     fields: dict[str, object] = {
-        "method": request.method,
-        "path": _safe_path(service),
+        "method": method,
+        "path": logged_path(service),
         "status": response.status_code,
         "duration_ms": round(seconds * 1000, 2),
         "endpoint": endpoint,
@@ -110,7 +117,9 @@ def _known_service() -> str:
     return ""
 
 
-def _safe_path(service: str) -> str:
+def logged_path(service: str | None = None) -> str:
+    """The request's path when it is one of ours, else its route pattern (or "<unmatched>")."""
+    service = _known_service() if service is None else service
     rule = request.url_rule
     if rule is None:
         return "<unmatched>"

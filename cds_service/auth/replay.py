@@ -1,8 +1,10 @@
 """Replay protection: each JWT `jti` is accepted once per issuer, for as long as the JWT lives.
 
-The in-process cache is per worker process: gunicorn runs several workers (and a hospital may
-run several replicas), so a replayed token can reach a worker that has not seen it. A Redis URL
-(CYTOKINE_CDS_REDIS_URL) makes the cache shared by every worker and replica.
+The cache must be shared by every process that answers: gunicorn runs several workers (and a
+hospital may run several replicas), and a replayed token may reach any of them. The service uses
+a table in the audit store's database by default (cds_service/store/replay.py), or Redis when
+CYTOKINE_CDS_REDIS_URL is set. The in-process cache below sees one process only: it is the
+benchmark's baseline (bench/auth_verify.py), never what a server uses.
 """
 
 from __future__ import annotations
@@ -34,7 +36,10 @@ class ReplayCache(Protocol):
 
 
 class InProcessReplayCache:
-    """A dict of seen (issuer, jti) with their expiry, purged oldest first as entries expire."""
+    """A dict of seen (issuer, jti) with their expiry, purged oldest first as entries expire.
+
+    One process only: not shared between workers, so never a server's cache.
+    """
 
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self._clock = clock

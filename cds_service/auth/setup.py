@@ -8,12 +8,7 @@ from urllib.parse import urlsplit
 import redis
 
 from cds_service.auth.jwks import JwksCache, is_loopback_host
-from cds_service.auth.replay import (
-    InProcessReplayCache,
-    RedisReplayCache,
-    ReplayCache,
-    connect_redis,
-)
+from cds_service.auth.replay import RedisReplayCache, ReplayCache, connect_redis
 from cds_service.auth.trusted_clients import TrustedClientsError, load_trusted_clients
 from cds_service.auth.verify import ClientVerifier
 from cds_service.settings import Settings
@@ -25,8 +20,12 @@ class AuthConfigError(ValueError):
     """Authentication is misconfigured: start-up stops with this message."""
 
 
-def build_verifier(settings: Settings) -> ClientVerifier | None:
-    """The JWT verifier, or None when authentication is off (after a warning)."""
+def build_verifier(settings: Settings, database_replay: ReplayCache) -> ClientVerifier | None:
+    """The JWT verifier, or None when authentication is off (after a warning).
+
+    `database_replay` is the replay cache in the audit store's database, used unless a Redis URL
+    is set: either way every worker (and every replica sharing it) sees every accepted `jti`.
+    """
     if settings.auth == "off":
         log.warning(
             "CYTOKINE_CDS_AUTH=off: CDS clients are NOT authenticated; anyone who reaches "
@@ -57,7 +56,7 @@ def build_verifier(settings: Settings) -> ClientVerifier | None:
     log.info(
         "CDS client authentication on: %d trusted issuer(s); replay cache %s",
         len(clients.clients),
-        "in Redis (shared)" if settings.redis_url else "in process (per worker)",
+        "in Redis" if settings.redis_url else "in the audit store's database",
     )
     return ClientVerifier(
         clients.clients,
@@ -67,16 +66,15 @@ def build_verifier(settings: Settings) -> ClientVerifier | None:
             max_ttl=settings.jwks_cache_max_seconds,
             refresh_interval=settings.jwks_refresh_min_interval_seconds,
         ),
-        replay=_replay_cache(settings),
+        replay=_redis_replay_cache(settings) if settings.redis_url else database_replay,
         algorithms=settings.jwt_algorithms,
         max_lifetime=settings.jwt_max_lifetime_seconds,
         leeway=settings.jwt_leeway_seconds,
     )
 
 
-def _replay_cache(settings: Settings) -> ReplayCache:
-    if settings.redis_url is None:
-        return InProcessReplayCache()
+def _redis_replay_cache(settings: Settings) -> ReplayCache:
+    assert settings.redis_url is not None
     url = settings.redis_url.get_secret_value()
     parts = urlsplit(url)
     shown = f"{parts.hostname}:{parts.port or 6379}"  # never the password

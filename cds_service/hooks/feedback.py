@@ -48,7 +48,10 @@ class FeedbackItem(Lenient):
     def _as_utc(cls, value: datetime) -> datetime:
         if value.tzinfo is None:
             return value.replace(tzinfo=UTC)
-        return value.astimezone(UTC)
+        try:
+            return value.astimezone(UTC)
+        except OverflowError:  # e.g. 9999-12-31T23:59:59-12:00 is in year 10000 in UTC
+            raise ValueError("the time is outside the years 1 to 9999 once in UTC") from None
 
     @model_validator(mode="after")
     def _accepted_names_suggestions(self) -> FeedbackItem:

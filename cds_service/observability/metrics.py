@@ -14,6 +14,8 @@ Only counters and histograms are used: they sum correctly over processes, also o
 have exited (their files stay, so totals never go down while the server runs).
 
 Labels never carry patient data: service ids, card topic codes, status codes, failure kinds.
+Every label takes its values from a closed set (what a client sends is mapped to "other"), so no
+client can add series: each new label value is a new file entry and a new series per scrape.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from http import HTTPStatus
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -181,6 +184,20 @@ def remove_multiprocess_dir(folder: Path) -> None:
 
 
 # --- recording (called where things happen; cheap: a lock and an add) --------------------------
+
+# The methods a client of this service uses; any other (a client may send any token) is "other".
+KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "OPTIONS", "PUT", "PATCH", "DELETE"})
+_KNOWN_STATUSES = frozenset(str(int(status)) for status in HTTPStatus)
+OTHER = "other"
+
+
+def method_label(method: str) -> str:
+    return method if method in KNOWN_METHODS else OTHER
+
+
+def status_label(status: int) -> str:
+    text = str(status)
+    return text if text in _KNOWN_STATUSES else OTHER
 
 
 def record_cards(service: str, topics: Sequence[str]) -> None:

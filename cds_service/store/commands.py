@@ -67,7 +67,14 @@ def _since(value: str) -> datetime:
         ) from None
     if len(value) == 10:
         parsed = datetime.combine(date.fromisoformat(value), datetime.min.time())
-    return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=UTC)
+    try:
+        return parsed.astimezone(UTC)
+    except OverflowError:
+        raise argparse.ArgumentTypeError(
+            f"out of range: {value!r} is outside the years 1 to 9999 once in UTC"
+        ) from None
 
 
 def _open(settings: Settings) -> AuditStore:

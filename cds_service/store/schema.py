@@ -3,6 +3,7 @@
 hook_calls  one row per hook call that answered with cards
 cards       one row per card served, keyed by the card's uuid (unique per card, as the spec asks)
 feedback    one row per distinct feedback item; `dedupe_key` makes a resent item a no-op
+used_tokens one row per accepted CDS client JWT until it expires (replay protection)
 
 Times are stored as timezone-aware UTC. Patient identifiers are never stored: `patient_key` is a
 keyed hash (see patient_key.py).
@@ -143,4 +144,17 @@ profiles = Table(
     Column("profile", JSON, nullable=False),
     Index(None, "hook_call_id"),
     Index(None, "created_at"),
+)
+
+# --- JWT replay protection ---------------------------------------------------------------------
+# used_tokens  one row per accepted CDS client JWT, until it expires: its (issuer, jti), hashed,
+#              so every worker and every replica sharing the database refuses a second use.
+used_tokens = Table(
+    "used_tokens",
+    metadata,
+    # SHA-256 (hex) of issuer NUL jti: bounded length, and neither is stored in clear.
+    Column("token_key", String(64), primary_key=True),
+    # Epoch seconds after which the token is refused as expired anyway (exp + leeway).
+    Column("expires_at", BigInteger, nullable=False),
+    Index(None, "expires_at"),
 )

@@ -200,3 +200,53 @@ def test_unexpected_error_is_500_without_internals(settings: Settings) -> None:
     assert "reference" in issue["diagnostics"]
     assert "secret internal detail" not in response.get_data(as_text=True)
     assert "Traceback" not in response.get_data(as_text=True)
+
+
+# Every endpoint that reads a JSON body, with a body it would accept.
+JSON_ENDPOINTS = {
+    SERVICE: lambda: patient_view(),
+    SERVICE + "/feedback": lambda: {
+        "feedback": [
+            {
+                "card": "9368d37b-283f-44a0-93ea-547cebab93ed",
+                "outcome": "overridden",
+                "outcomeTimestamp": "2026-11-20T08:31:02.518Z",
+            }
+        ]
+    },
+    "/evaluate": lambda: load_fixture("patients/lab-bench.json"),
+}
+
+
+@pytest.mark.parametrize("path", sorted(JSON_ENDPOINTS))
+@pytest.mark.parametrize(
+    ("raw", "named"),
+    [
+        (b"[" * 5000 + b"]" * 5000, "nested deeper than 1024"),  # a RecursionError in the stdlib
+        (b'{"a": ' * 1030 + b"1" + b"}" * 1030, "nested deeper than 1024"),
+        (b'{"hook": NaN}', "NaN is not a JSON value"),
+        (b'{"hook": -Infinity}', "-Infinity is not a JSON value"),
+        (b'{"hook": 1e999}', "too large"),
+        ('{"hook": "patient-view"}'.encode("utf-16"), "not UTF-8"),
+        # Without a byte order mark, UTF-16 reads as UTF-8 with NULs: not JSON either.
+        ('{"hook": "patient-view"}'.encode("utf-16-le"), "not valid JSON"),
+    ],
+    ids=["deep-arrays", "deep-objects", "nan", "infinity", "overflow", "utf16-bom", "utf16-le"],
+)
+def test_bodies_that_are_not_json_are_400_on_every_json_endpoint(
+    client: FlaskClient, path: str, raw: bytes, named: str
+) -> None:
+    response = client.post(path, data=raw, content_type="application/json")
+    assert response.status_code == 400, response.get_data(as_text=True)[:300]
+    assert named in outcome(response)["diagnostics"]
+
+
+@pytest.mark.parametrize("path", sorted(JSON_ENDPOINTS))
+def test_a_utf8_byte_order_mark_and_big_integers_are_still_read(
+    client: FlaskClient, path: str
+) -> None:
+    body = JSON_ENDPOINTS[path]()
+    body["extension"] = {"https://example.org/counter": 2**70}  # beyond 64 bits: JSON allows it
+    raw = b"\xef\xbb\xbf" + json.dumps(body).encode()
+    response = client.post(path, data=raw, content_type="application/json")
+    assert response.status_code == 200, response.get_data(as_text=True)[:300]

@@ -70,3 +70,24 @@ def test_invalid_feedback_is_400_naming_the_field(
     assert response.status_code == 400
     issue = response.get_json()["issue"][0]
     assert issue["expression"] == [field]
+
+
+@pytest.mark.parametrize(
+    "moment",
+    ["9999-12-31T23:59:59-12:00", "0001-01-01T00:00:00+14:00"],
+)
+def test_a_well_formed_time_beyond_the_calendar_in_utc_is_400(
+    client: FlaskClient, moment: str
+) -> None:
+    response = client.post(FEEDBACK, json={"feedback": [item(outcomeTimestamp=moment)]})
+    assert response.status_code == 400
+    issue = response.get_json()["issue"][0]
+    assert issue["expression"] == ["feedback.0.outcomeTimestamp"]
+    assert "years 1 to 9999" in issue["diagnostics"]
+
+
+def test_the_latest_time_that_fits_is_stored(client: FlaskClient) -> None:
+    response = client.post(
+        FEEDBACK, json={"feedback": [item(outcomeTimestamp="9999-12-31T11:59:59-12:00")]}
+    )
+    assert response.status_code == 200

@@ -82,14 +82,20 @@ def test_two_apps_sharing_redis_refuse_each_others_replays(
     assert replay.get_json()["issue"][0]["diagnostics"].startswith("replayed: ")
 
 
-def test_without_redis_each_app_has_its_own_cache(trusted_clients: Path, ec_signer: Signer) -> None:
-    # The documented limit of the default: a cache per worker process.
+def test_without_redis_two_apps_sharing_the_database_refuse_each_others_replays(
+    trusted_clients: Path, ec_signer: Signer
+) -> None:
+    # The default: the replay cache is a table in the audit store's database (SQLite here), which
+    # every worker of a server opens. (tests/auth/test_served.py does it with gunicorn.)
     settings = Settings(trusted_clients=trusted_clients)
     first, second = create_app(settings).test_client(), create_app(settings).test_client()
     token = ec_signer.token()
     assert first.get(DISCOVERY, headers=bearer(token)).status_code == 200
-    assert second.get(DISCOVERY, headers=bearer(token)).status_code == 200
+    replay = second.get(DISCOVERY, headers=bearer(token))
+    assert replay.status_code == 401
+    assert replay.get_json()["issue"][0]["diagnostics"].startswith("replayed: ")
     assert first.get(DISCOVERY, headers=bearer(token)).status_code == 401
+    assert second.get(DISCOVERY, headers=bearer(ec_signer.token())).status_code == 200
 
 
 def test_redis_going_down_answers_503_not_acceptance(

@@ -3,6 +3,8 @@ with the JWK Set on a real HTTP server and, for the shared replay cache, a real 
 
 from __future__ import annotations
 
+import json
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import requests
@@ -10,6 +12,7 @@ import requests
 from tests.auth.conftest import DISCOVERY, FEEDBACK, SERVICE, Signer, bearer
 from tests.auth.test_tokens import FEEDBACK_BODY
 from tests.conftest import load_fixture
+from tests.observability.served import served
 from tests.servers import cds_service
 
 
@@ -69,3 +72,30 @@ def test_with_redis_a_token_is_accepted_once_across_workers(
         for answer in answers:
             if answer.status_code == 401:
                 assert answer.json()["issue"][0]["diagnostics"].startswith("replayed: ")
+
+
+def test_by_default_a_token_is_accepted_once_across_all_workers(
+    tmp_path: Path, trusted_clients: Path, ec_signer: Signer
+) -> None:
+    # The default set-up: four workers, no Redis; the replay cache is the audit store's SQLite.
+    env = {"CYTOKINE_CDS_AUTH": "on", "CYTOKINE_CDS_TRUSTED_CLIENTS": str(trusted_clients)}
+    with served(tmp_path, env, workers=4) as server:
+        token = bearer(ec_signer.token(DISCOVERY, aud=server.base + DISCOVERY))
+
+        def send(_: int) -> requests.Response:
+            # A new connection per request: sync workers take them in turn from the socket.
+            return requests.get(server.base + DISCOVERY, headers=token, timeout=10)
+
+        with ThreadPoolExecutor(8) as pool:
+            answers = list(pool.map(send, range(24)))
+        statuses = sorted(a.status_code for a in answers)
+        assert statuses == [200] + [401] * 23, statuses
+        for answer in answers:
+            if answer.status_code == 401:
+                assert answer.json()["issue"][0]["diagnostics"].startswith("replayed: ")
+        pids = {
+            json.loads(line)["pid"]
+            for line in server.text().splitlines()
+            if line.startswith("{") and '"endpoint": "discovery' in line.replace('":"', '": "')
+        }
+        assert len(pids) >= 2, "the calls reached more than one worker"

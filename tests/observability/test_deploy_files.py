@@ -76,6 +76,29 @@ def test_compose_example_uses_postgresql() -> None:
     assert compose["services"]["migrate"]["command"] == ["cytokine-cds", "db", "upgrade"]
 
 
+NGINX_SITE = ROOT / "deploy" / "nginx" / "cytokine-cds.conf"
+
+
+def test_both_examples_put_a_buffering_proxy_in_front() -> None:
+    # tests/test_slow_clients.py runs the nginx file in front of a real server.
+    compose = yaml.safe_load(COMPOSE.read_text())
+    assert "ports" not in compose["services"]["cds"], "the service is reached through the proxy"
+    proxy = compose["services"]["proxy"]
+    assert "./nginx/cytokine-cds.conf:/etc/nginx/conf.d/default.conf:ro" in proxy["volumes"]
+    site = NGINX_SITE.read_text()
+    assert "server cds:8080;" in site  # the compose service's name and port
+    assert "proxy_request_buffering on;" in site
+    limit_mib = Settings.model_fields["max_request_bytes"].default // (1024 * 1024)
+    assert f"client_max_body_size {limit_mib}m;" in site
+    ingress = manifests()["Ingress"]
+    notes = ingress["metadata"]["annotations"]
+    assert notes["nginx.ingress.kubernetes.io/proxy-request-buffering"] == "on"
+    assert notes["nginx.ingress.kubernetes.io/proxy-body-size"] == f"{limit_mib}m"
+    assert ingress["spec"]["tls"], "EHRs call https"
+    backend = ingress["spec"]["rules"][0]["http"]["paths"][0]["backend"]["service"]
+    assert backend["name"] == manifests()["Service"]["metadata"]["name"]
+
+
 def test_dockerfile_runs_as_non_root() -> None:
     text = (ROOT / "Dockerfile").read_text()
     assert re.search(r"^USER 10001$", text, re.M)

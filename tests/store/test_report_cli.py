@@ -193,6 +193,16 @@ def test_report_rejects_a_bad_date(store: AuditStore, store_settings: Settings) 
     assert "not a date" in result.stderr
 
 
+@pytest.mark.parametrize("extreme", ["9999-12-31T23:59:59-12:00", "0001-01-01T00:00:00+14:00"])
+def test_report_rejects_a_date_beyond_the_calendar_in_utc(tmp_path: Path, extreme: str) -> None:
+    # Refused while the arguments are read, before any database is opened.
+    settings = Settings(auth="off", data_dir=tmp_path / "data")
+    result = cli(settings, "report", "--since", extreme)
+    assert result.returncode == 2
+    assert "out of range" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def test_db_purge_then_report(known_store: AuditStore, store_settings: Settings) -> None:
     result = cli(store_settings, "db", "purge", "--older-than", "30")
     assert result.returncode == 0, result.stderr

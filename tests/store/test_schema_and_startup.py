@@ -22,7 +22,7 @@ from tests.conftest import load_fixture
 from tests.servers import free_port
 from tests.store.helpers import feedback_json, make_card
 
-TABLES = {"alembic_version", "hook_calls", "cards", "feedback", "profiles"}
+TABLES = {"alembic_version", "hook_calls", "cards", "feedback", "profiles", "used_tokens"}
 
 
 def _settings(tmp_path: Path, database_url: str, **fields: object) -> Settings:

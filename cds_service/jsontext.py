@@ -1,0 +1,53 @@
+"""Reading JSON text strictly (RFC 8259), for request bodies and files alike.
+
+orjson reads almost everything; what it refuses is either not JSON (NaN, Infinity, text that is
+not UTF-8, nesting it will not follow) or a number it cannot hold, which JSON allows: only then
+is the text read again with the stdlib, told to refuse what orjson refused for good reason.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any, NoReturn
+
+import orjson
+
+# orjson stops at 1024 levels; the stdlib fallback must not recurse deeper than that either.
+MAX_DEPTH = 1024
+_BOM = b"\xef\xbb\xbf"
+
+
+class NotJson(ValueError):
+    """The text is not JSON this service reads; the message says why, without echoing it."""
+
+
+def parse_json(raw: bytes) -> Any:
+    raw = raw.removeprefix(_BOM)  # RFC 8259 §8.1: a parser may ignore a byte order mark
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        reason = str(exc)
+    if "depth limit" in reason:
+        raise NotJson(f"it is nested deeper than {MAX_DEPTH} levels") from None
+    try:
+        text = raw.decode("utf-8")  # RFC 8259 §8.1: UTF-8 only (not UTF-16 or UTF-32)
+    except UnicodeDecodeError:
+        raise NotJson("it is not UTF-8 text") from None
+    try:
+        return json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
+    except NotJson:
+        raise
+    except (ValueError, RecursionError):
+        raise NotJson(reason) from None
+
+
+def _refuse_constant(name: str) -> NoReturn:
+    raise NotJson(f"{name} is not a JSON value")
+
+
+def _finite_float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise NotJson(f"the number {text[:20]} is too large")
+    return value

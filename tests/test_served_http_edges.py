@@ -1,0 +1,180 @@
+"""What a real `cytokine-cds serve` (gunicorn, two workers) answers to broken or hostile HTTP:
+chunked bodies with a bad framing or over the size limit, requests gunicorn refuses itself
+before the app sees them, and made-up methods that must not grow /metrics."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+from collections.abc import Iterator
+
+import pytest
+import requests
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.conftest import load_fixture
+from tests.servers import cds_service
+
+LIMIT = 64 * 1024  # CYTOKINE_CDS_MAX_REQUEST_BYTES of the server under test
+SERVICE = "/cds-services/cytokine-storm-patient-view"
+
+
+@pytest.fixture(scope="module")
+def base(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    data = tmp_path_factory.mktemp("served-edges")
+    env = {"CYTOKINE_CDS_MAX_REQUEST_BYTES": str(LIMIT), "CYTOKINE_CDS_DATA_DIR": str(data)}
+    with cds_service(env, workers=2) as url:
+        yield url
+
+
+def exchange(base: str, request: bytes) -> tuple[int, dict[str, str], bytes]:
+    """Send raw bytes, read the whole answer (the server closes the connection)."""
+    host, port = base.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        # The server may answer and close before it has read everything.
+        with contextlib.suppress(OSError):
+            sock.sendall(request)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    status_line, *header_lines = head.decode("latin-1").split("\r\n")
+    headers = {}
+    for line in header_lines:
+        name, _, value = line.partition(":")
+        headers[name.strip().lower()] = value.strip()
+    return int(status_line.split()[1]), headers, body
+
+
+def outcome(headers: dict[str, str], body: bytes) -> str:
+    assert headers["content-type"] == "application/json"
+    parsed = json.loads(body)
+    assert parsed["resourceType"] == "OperationOutcome"
+    diagnostics: str = parsed["issue"][0]["diagnostics"]
+    return diagnostics
+
+
+def chunked(body: bytes, size: int = 4096) -> bytes:
+    parts = [body[i : i + size] for i in range(0, len(body), size)]
+    return b"".join(b"%x\r\n%s\r\n" % (len(p), p) for p in parts) + b"0\r\n\r\n"
+
+
+def post(path: str, extra_headers: bytes, body: bytes) -> bytes:
+    return (
+        f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n".encode()
+        + extra_headers
+        + b"\r\n"
+        + body
+    )
+
+
+# --- chunked bodies ------------------------------------------------------------------------------
+
+
+def test_a_chunked_hook_request_within_the_limit_is_answered(base: str) -> None:
+    body = json.dumps(load_fixture("hooks/patient-view.json")).encode()
+    assert len(body) < LIMIT
+    status, _, answer = exchange(
+        base, post(SERVICE, b"Transfer-Encoding: chunked\r\n", chunked(body))
+    )
+    assert status == 200
+    assert "cards" in json.loads(answer)
+
+
+@pytest.mark.parametrize(
+    "framing",
+    [b"zz\r\n{}\r\n0\r\n\r\n", b"-2\r\n{}\r\n0\r\n\r\n", b"2\r\n{}XX0\r\n\r\n"],
+    ids=["not-hex", "negative", "no-terminator"],
+)
+def test_a_malformed_chunk_is_400(base: str, framing: bytes) -> None:
+    status, headers, body = exchange(
+        base, post(SERVICE, b"Transfer-Encoding: chunked\r\n", framing)
+    )
+    assert status == 400
+    assert "chunk" in outcome(headers, body).lower()
+
+
+@pytest.mark.parametrize("size", [LIMIT + 1, 3 * LIMIT])
+def test_a_chunked_body_over_the_limit_is_413_not_cut_short(base: str, size: int) -> None:
+    # Valid JSON whose first LIMIT bytes would parse too (a cut body must not be judged).
+    padding = b" " * (size - 2)
+    body = b"{}" + padding if size > LIMIT else b"{}"
+    status, headers, answer = exchange(
+        base, post(SERVICE, b"Transfer-Encoding: chunked\r\n", chunked(body))
+    )
+    assert status == 413
+    assert "CYTOKINE_CDS_MAX_REQUEST_BYTES" in outcome(headers, answer)
+
+
+def test_a_chunked_body_of_exactly_the_limit_is_read(base: str) -> None:
+    body = b"{}" + b" " * (LIMIT - 2)
+    status, headers, answer = exchange(
+        base, post(SERVICE, b"Transfer-Encoding: chunked\r\n", chunked(body))
+    )
+    assert status == 400  # read whole, then judged: an empty object is not a hook request
+    assert "Invalid request" in outcome(headers, answer)
+
+
+# --- requests gunicorn refuses before the app --------------------------------------------------
+
+REFUSED_BY_GUNICORN = {
+    "uri-too-long": (b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414),
+    "header-too-large": (
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-A: " + b"a" * 9000 + b"\r\n\r\n",
+        431,
+    ),
+    "too-many-headers": (
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\n"
+        + b"".join(b"X-%d: a\r\n" % i for i in range(200))
+        + b"\r\n",
+        431,
+    ),
+    "negative-content-length": (post(SERVICE, b"Content-Length: -5\r\n", b"{}"), 400),
+    "bad-request-line": (b"GARBAGE\r\n\r\n", 400),
+    "bad-http-version": (b"GET /healthz HTTP/9.9\r\nHost: x\r\n\r\n", 400),
+    "bad-header-name": (b"GET /healthz HTTP/1.1\r\nHost: x\r\nBad Name: 1\r\n\r\n", 400),
+    "unknown-transfer-coding": (post(SERVICE, b"Transfer-Encoding: zstd\r\n", b"{}"), 501),
+}
+
+
+@pytest.mark.parametrize("case", sorted(REFUSED_BY_GUNICORN))
+def test_requests_gunicorn_refuses_are_answered_with_an_operation_outcome(
+    base: str, case: str
+) -> None:
+    raw, expected = REFUSED_BY_GUNICORN[case]
+    status, headers, body = exchange(base, raw)
+    assert status == expected
+    assert outcome(headers, body)
+    assert headers["connection"] == "close"
+    assert int(headers["content-length"]) == len(body)
+
+
+# --- /metrics stays bounded ---------------------------------------------------------------------
+
+
+def series(base: str) -> set[tuple[str, frozenset[tuple[str, str]]]]:
+    text = requests.get(f"{base}/metrics", timeout=5).text
+    return {
+        (sample.name, frozenset(sample.labels.items()))
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def test_made_up_methods_and_paths_do_not_add_metric_series(base: str) -> None:
+    def made_up(n: int) -> None:
+        for i in range(n):
+            with requests.Session() as session:
+                session.request(f"X{i}FOO", f"{base}/cds-services/p-{i}", timeout=5)
+                session.request("BREW", f"{base}/healthz/{i}", timeout=5)
+
+    made_up(3)  # every kind of label value the flood below can produce exists now
+    series(base)  # and the scrape's own
+    before = series(base)
+    made_up(100)
+    after = series(base)
+    assert after - before == set(), sorted(after - before)[:5]
+    methods = {dict(labels).get("method") for _, labels in after} - {None}
+    assert "other" in methods
+    assert methods <= {"GET", "HEAD", "POST", "OPTIONS", "PUT", "PATCH", "DELETE", "other"}
