@@ -127,10 +127,13 @@ def _demo_request(args: argparse.Namespace) -> int:
 
 
 def _load_fixtures(args: argparse.Namespace) -> int:
+    from cds_service.demo import FIXTURE_TIME
     from cds_service.fhir.fixture_upload import FixtureError, upload
 
+    shift = datetime.now(UTC) - FIXTURE_TIME if args.dates_to_now else None
+    paths = args.paths or [Path("fixtures/patients")]
     try:
-        for uploaded in upload(args.fhir_server, args.paths or [Path("fixtures/patients")]):
+        for uploaded in upload(args.fhir_server, paths, shift=shift):
             print(f"loaded {uploaded.describe()}")
     except FixtureError as exc:
         print(f"cytokine-cds load-fixtures: {exc}", file=sys.stderr)
@@ -151,6 +154,12 @@ def _add_load_fixtures(commands: Any) -> None:
         nargs="*",
         type=Path,
         help="Bundle files or folders of them (default: fixtures/patients)",
+    )
+    load.add_argument(
+        "--dates-to-now",
+        action="store_true",
+        help="move every date so results are as recent now as at the fixtures' time "
+        "(as demo-request does); without it, cytokine results are long past their window",
     )
     load.set_defaults(handler=_load_fixtures)
 

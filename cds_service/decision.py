@@ -26,7 +26,17 @@ from cds_service.rules.engine import assess
 from cds_service.rules.orders import judge_orders
 
 ORDER_HOOKS = frozenset({"order-select", "order-sign"})
-_PATIENT_SCOPED = ("Observation", "DiagnosticReport")
+# Resources read about the patient (labs and the chart around them), by the field naming them.
+_PATIENT_SCOPED = {
+    "Observation": "subject",
+    "DiagnosticReport": "subject",
+    "Condition": "subject",
+    "Procedure": "subject",
+    "MedicationAdministration": "subject",
+    "MedicationRequest": "subject",
+    "MedicationStatement": "subject",
+    "AllergyIntolerance": "patient",
+}
 
 
 @dataclass(frozen=True)
@@ -104,18 +114,20 @@ def decide(
 def for_patient(
     resources: Iterable[dict[str, Any]], patient_id: str
 ) -> tuple[list[dict[str, Any]], list[DataProblem]]:
-    """Keep results of this patient; a result that names another patient is left out, loudly.
+    """Keep what is about this patient; a result or chart entry that names another patient is
+    left out, loudly.
 
     A prefetch or FHIR search is scoped to the patient, so another subject means a client or
-    server fault; using that result could attach someone else's labs to this chart.
+    server fault; using it could attach someone else's labs or CAR-T infusion to this chart.
     """
     kept: list[dict[str, Any]] = []
     foreign: list[DataProblem] = []
     for resource in resources:
-        subject = resource.get("subject")
+        field = _PATIENT_SCOPED.get(str(resource.get("resourceType")))
+        subject = resource.get(field) if field else None
         reference = subject.get("reference") if isinstance(subject, dict) else None
         if (
-            resource.get("resourceType") in _PATIENT_SCOPED
+            field is not None
             and isinstance(reference, str)
             and _names_other_patient(reference, patient_id)
         ):

@@ -101,12 +101,22 @@ def _run_template(
     """What a FHIR server would answer to one of our prefetch templates, on these resources."""
     if template.startswith("Patient/"):
         return patient
-    _, _, query = template.partition("?")
+    resource_type, _, query = template.partition("?")
     params = dict(parse_qsl(query))
     wanted = {
         tuple(token.split("|", 1))
         for token in (params.get("code") or params.get("combo-code", "")).split(",")
+        if token
     }
+    if resource_type != "Observation":
+        # A search for the chart around the labs: every such resource (of the codes asked for).
+        found = [
+            r
+            for r in resources
+            if r.get("resourceType") == resource_type
+            and (not wanted or _codings(r.get("code")) & wanted)
+        ]
+        return _searchset(resource_type, found)
     with_components = "combo-code" in params
 
     def codes(resource: dict[str, Any]) -> set[tuple[str, str]]:
@@ -121,13 +131,21 @@ def _run_template(
 
     matches = [r for r in resources if r.get("resourceType") == "Observation" and codes(r) & wanted]
     matches.sort(key=when, reverse=True)
-    matches = matches[: int(params.get("_count", "100"))]
+    return _searchset("Observation", matches[: int(params.get("_count", "100"))])
+
+
+def _codings(concept: object) -> set[tuple[object, object]]:
+    codings = concept.get("coding") if isinstance(concept, dict) else None
+    return {(c.get("system"), c.get("code")) for c in codings or [] if isinstance(c, dict)}
+
+
+def _searchset(resource_type: str, found: list[dict[str, Any]]) -> dict[str, Any]:
     return {
         "resourceType": "Bundle",
         "type": "searchset",
-        "total": len(matches),
+        "total": len(found),
         "entry": [
-            {"fullUrl": f"Observation/{r['id']}", "resource": r, "search": {"mode": "match"}}
-            for r in matches
+            {"fullUrl": f"{resource_type}/{r['id']}", "resource": r, "search": {"mode": "match"}}
+            for r in found
         ],
     }

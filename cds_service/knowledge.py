@@ -1,4 +1,5 @@
-"""The knowledge the service decides with: analyte catalog, rules and card templates.
+"""The knowledge the service decides with: analyte catalog, rules, card templates and the
+chart-context catalog.
 
 Loaded and validated together, once, at start-up; read-only afterwards.
 """
@@ -12,8 +13,10 @@ from pathlib import Path
 from cds_service.cards.build import CardBuilder, check_kit
 from cds_service.cards.resources import PanelCode
 from cds_service.cards.templates import CardKit
+from cds_service.context import ContextCatalog, load_context_catalog
 from cds_service.evidence import Catalog, load_catalog
 from cds_service.rules.loader import Rules, load_rules
+from cds_service.rules.scores import ScoreBook, load_scores
 
 
 @dataclass(frozen=True)
@@ -21,11 +24,17 @@ class Knowledge:
     catalog: Catalog
     rules: Rules
     cards: CardBuilder
+    context: ContextCatalog  # codes and names that recognise settings, drugs, oxygen support
+    scores: ScoreBook  # the clinical scores' items, cut-offs and sources (rules/scores.yaml)
 
 
 @lru_cache(maxsize=8)
 def load_knowledge(
-    local_codes_file: Path | None, rules_file: Path | None, cards_dir: Path, panel: PanelCode
+    local_codes_file: Path | None,
+    rules_file: Path | None,
+    cards_dir: Path,
+    panel: PanelCode,
+    context_codes_file: Path | None = None,
 ) -> Knowledge:
     """Catalog, rules and card templates, validated together. Raises ConfigFileError.
 
@@ -36,4 +45,5 @@ def load_knowledge(
     rules = load_rules(catalog, rules_file)
     builder = CardBuilder(CardKit(cards_dir), rules, catalog, panel)
     check_kit(builder)
-    return Knowledge(catalog, rules, builder)
+    context = load_context_catalog(context_codes_file)
+    return Knowledge(catalog, rules, builder, context, load_scores(catalog))

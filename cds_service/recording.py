@@ -12,6 +12,7 @@ from cds_service.rules.assessment import Assessment
 from cds_service.store import (
     AuditStore,
     ClientIdentity,
+    EhrTrigger,
     EvidenceEntry,
     HookCallRecord,
     ProblemEntry,
@@ -28,6 +29,7 @@ def record_decision(
     hook: str,
     patient_id: str,
     client: ClientIdentity | None = None,
+    trigger: EhrTrigger | None = None,
 ) -> None:
     """Record an answer that has cards in the audit trail; answers without cards are not kept."""
     if store is None or not decision.cards:
@@ -56,6 +58,7 @@ def record_decision(
                 ProblemEntry(code=str(p.code), reason=p.reason) for p in decision.evidence.problems
             ],
             profile=profile,
+            trigger=trigger,
         )
     )
 

@@ -12,7 +12,8 @@ from cds_service.cards.resources import PanelCode
 from cds_service.cards.templates import default_cards_dir
 from cds_service.evidence import Catalog
 from cds_service.fhir.gather import FhirAccess
-from cds_service.hooks.services import ServiceSpec, build_services, observation_search
+from cds_service.hooks.prefetch_plan import prefetch_queries
+from cds_service.hooks.services import ServiceSpec, build_services
 from cds_service.knowledge import Knowledge, load_knowledge
 from cds_service.profile.links import ProfileLinks
 from cds_service.rules.loader import Rules
@@ -20,20 +21,6 @@ from cds_service.settings import Settings
 from cds_service.store import AuditStore
 
 EXTENSION_KEY = "cytokine_cds"
-# Prefetch key -> analytes it asks for. Cytokines and routine labs are separate searches so a
-# client that can run one but not the other still sends what it has, and so the many routine
-# results (temperatures every few hours) do not push cytokine results off the first page.
-PREFETCH_ANALYTES = {
-    "cytokines": ("il6", "il1b", "il18", "ifng", "cxcl9", "sil2r", "tnfa", "il10", "mhla_dr"),
-    "labs": (
-        "ferritin", "crp", "pct", "lymphocytes", "neutrophils", "platelets", "hemoglobin",
-        "fibrinogen", "triglycerides", "ast", "alt", "ldh", "ddimer", "temperature",
-    ),
-}  # fmt: skip
-PREFETCH_COUNT = {"cytokines": 100, "labs": 200}
-# Cytokines often arrive as components of one panel Observation whose own code is the lab's
-# panel code, so they are searched with combo-code (code or component code).
-PREFETCH_PARAMETER = {"cytokines": "combo-code", "labs": "code"}
 
 
 @dataclass(frozen=True)
@@ -75,17 +62,11 @@ def build_runtime(
         settings.rules_file,
         settings.cards_dir or default_cards_dir(),
         panel,
+        settings.context_codes_file,
     )
-    catalog = knowledge.catalog
-    queries = {
-        key: observation_search(
-            catalog.code_query(*analytes).split(","), PREFETCH_COUNT[key], PREFETCH_PARAMETER[key]
-        )
-        for key, analytes in PREFETCH_ANALYTES.items()
-    }
     return Runtime(
         settings=settings,
-        services=build_services(queries),
+        services=build_services(prefetch_queries(knowledge)),
         knowledge=knowledge,
         fhir=FhirAccess.from_settings(settings),
         store=store,

@@ -84,6 +84,12 @@ class Settings(BaseSettings):
         description="A hospital's own lab codes (any system) for catalog analytes, and unit "
         "spellings (YAML). Validated at start-up.",
     )
+    context_codes_file: Path | None = Field(
+        None,
+        description="A hospital's own codes and names for conditions, procedures, drugs and "
+        "oxygen devices in the chart (YAML, same format as cds_service/context/catalog.yaml). "
+        "Validated at start-up.",
+    )
     cards_dir: Path | None = Field(
         None,
         description="Folder of card templates. Default: the `cards/` folder shipped with the "

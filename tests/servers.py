@@ -80,6 +80,8 @@ def cds_service(env: Mapping[str, str] | None = None, workers: int = 2) -> Itera
     base = f"http://127.0.0.1:{port}"
     # Authentication off unless the caller's env sets it (tests/auth/ does, with real tokens).
     settings_env = {"CYTOKINE_CDS_WORKERS": str(workers), "CYTOKINE_CDS_AUTH": "off", **(env or {})}
+    # The URL clients call, as a hospital configures it (the JWT audience and link base).
+    settings_env.setdefault("CYTOKINE_CDS_PUBLIC_BASE_URL", base)
     command = [str(BIN / "cytokine-cds"), "serve", "--host", "127.0.0.1", "--port", str(port)]
     with running(command, f"{base}/healthz", env=settings_env):
         yield base

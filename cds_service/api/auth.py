@@ -42,25 +42,42 @@ def install_client_auth(app: Flask, settings: Settings, database_replay: ReplayC
         if verifier is None:
             g.cds_client = None
             return
-        # The URL the client called: behind a proxy, only the configured base URL knows it.
-        audience = base_url + path if base_url else request.base_url
         try:
             g.cds_client = verifier.verify(
-                bearer_token(request.headers.get("Authorization")), audience
+                bearer_token(request.headers.get("Authorization")),
+                default_audiences(base_url, path),
             )
         except AuthFailure as failure:
             record_auth_failure(failure.reason)  # metrics (issue 6)
             # The reason and its message (issuer, kid, URLs): never the token itself, and the
             # path only as its route pattern unless it is one of ours (it may hold anything).
             shown = logged_path()
+            message = failure.message.replace(path, shown)
+            if path.endswith("/feedback"):  # the service's URL is an accepted audience too
+                message = message.replace(
+                    path.removesuffix("/feedback"), shown.removesuffix("/feedback")
+                )
             log.warning(
                 "CDS client refused on %s %s: %s: %s",
                 method_label(request.method),
                 shown,
                 failure.reason,
-                failure.message.replace(path, shown),
+                message,
             )
             raise refusal(failure) from None
+
+
+def default_audiences(base_url: str | None, path: str) -> list[str]:
+    """The `aud` values accepted by default: the URL called, on the configured public base URL
+    (never the request's Host header, which the caller controls), and for /feedback also its
+    service's URL (Epic signs feedback with the audience typed in for the service)."""
+    if base_url is None:
+        return []  # only the audiences configured per client (checked at start-up)
+    audiences = [base_url + path]
+    service, slash, rest = path.rpartition("/")
+    if rest == "feedback" and slash and service.startswith("/cds-services/"):
+        audiences.append(base_url + service)
+    return audiences
 
 
 def bearer_token(header: str | None) -> str:

@@ -7,7 +7,7 @@ from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
-from flask import Blueprint, g, request
+from flask import Blueprint, g
 
 from cds_service.api.client import calling_client
 from cds_service.api.errors import ApiError
@@ -21,6 +21,7 @@ from cds_service.hooks.request import (
     OrderSelectContext,
     OrderSignContext,
     PatientViewContext,
+    ehr_trigger,
 )
 from cds_service.hooks.response import CdsResponse
 from cds_service.hooks.services import ServiceSpec
@@ -28,6 +29,7 @@ from cds_service.profile.links import ProfileLink, issue_link
 from cds_service.recording import record_decision
 from cds_service.rules.assessment import Assessment
 from cds_service.runtime import Runtime, current_runtime
+from cds_service.store import EhrTrigger
 
 bp = Blueprint("hooks", __name__)
 
@@ -83,6 +85,7 @@ def call_service(service_id: str) -> dict[str, Any]:
         hook=service.hook,
         patient_id=hook_context.patient_id,
         client=calling_client(),
+        trigger=EhrTrigger(*ehr_trigger(hook_request)),
     )
     return _response(decision)
 
@@ -101,11 +104,13 @@ def _hook_context(hook: str, context: PatientViewContext) -> HookContext:
 
 
 def _profile_links(runtime: Runtime) -> LinkIssuer | None:
-    """Profile page links on the configured public URL, else this request's."""
+    """Profile page links on the configured public URL (else the address served on), never on
+    the request's Host header, which the caller controls."""
     links = runtime.profile_links
     if links is None:
         return None
-    base = runtime.settings.public_base_url or request.host_url.rstrip("/")
+    settings = runtime.settings
+    base = settings.public_base_url or f"http://{settings.host}:{settings.port}"
 
     def issue(assessment: Assessment) -> ProfileLink | None:
         return issue_link(links, assessment, base)

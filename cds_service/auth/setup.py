@@ -48,10 +48,14 @@ def build_verifier(settings: Settings, database_replay: ReplayCache) -> ClientVe
                 f"CYTOKINE_CDS_TRUSTED_CLIENTS: client '{client.iss}' allows only "
                 f"{', '.join(client.algorithms)}, none of which is in CYTOKINE_CDS_JWT_ALGORITHMS"
             )
-    if settings.public_base_url is None:
-        log.warning(
-            "CYTOKINE_CDS_PUBLIC_BASE_URL is not set: the expected JWT audience is built from "
-            "each request's Host header. Set it in production (and behind a proxy)."
+    unbound = [c.name or c.iss for c in clients.clients if not c.audiences]
+    if settings.public_base_url is None and unbound:
+        # The audience must never come from the request (its Host header is the caller's).
+        raise AuthConfigError(
+            "CYTOKINE_CDS_AUTH is on but CYTOKINE_CDS_PUBLIC_BASE_URL is not set: the JWT "
+            "audience is the URL the client calls, which only that setting knows. Set it (e.g. "
+            "https://cds.hospital.example), or give every client `audiences` in "
+            f"CYTOKINE_CDS_TRUSTED_CLIENTS (missing for: {', '.join(unbound[:3])})"
         )
     log.info(
         "CDS client authentication on: %d trusted issuer(s); replay cache %s",

@@ -9,7 +9,8 @@
 
 Per issuer: the `jku` URLs it may name (fetched only if listed), and/or a static JWK Set
 (public keys communicated out of band); optionally the tenants and algorithms it may use, and
-how cards are shaped for it where documented clients conflict (`cards`).
+how cards are shaped for it where documented clients conflict (`cards`), the audiences and
+`sub` its JWTs must carry.
 The file is read and checked once, at start-up; any problem stops start-up with a message.
 """
 
@@ -18,6 +19,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
@@ -60,6 +62,17 @@ class TrustedClient(BaseModel):
     algorithms: list[JwtAlgorithm] | None = Field(
         None, description="If set, the only algorithms accepted from this client."
     )
+    audiences: list[str] | None = Field(
+        None,
+        description=(
+            "If set, the only `aud` values accepted from this client (absolute URLs, as typed "
+            "into the EHR). Default: the URL called, and on /feedback also its service's URL, "
+            "both on CYTOKINE_CDS_PUBLIC_BASE_URL."
+        ),
+    )
+    sub: str | None = Field(
+        None, description="If set, the `sub` claim must be this (Epic: the client id)."
+    )
     cards: CardOptions = Field(default_factory=CardOptions)
 
     @field_validator("jku")
@@ -84,7 +97,16 @@ class TrustedClient(BaseModel):
                 raise ValueError(str(exc)) from None
         return jwks
 
-    @field_validator("tenants", "algorithms")
+    @field_validator("audiences")
+    @classmethod
+    def _absolute_audiences(cls, urls: list[str] | None) -> list[str] | None:
+        for url in urls or ():
+            parts = urlsplit(url)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ValueError(f"audience '{url}' is not an absolute http(s) URL")
+        return urls
+
+    @field_validator("tenants", "algorithms", "audiences")
     @classmethod
     def _not_empty(cls, values: list[Any] | None) -> list[Any] | None:
         if values is not None and not values:

@@ -2,10 +2,13 @@
 Clients"), with PyJWT for the signature and registered claims.
 
 Checks, in order: header (`alg` asymmetric and allowed, `typ` JWT, `kid`), issuer trusted,
-`jku` on the issuer's list (before any fetch), the key with that `kid`, signature, `aud` equal
-to the endpoint URL, `exp`/`iat` within the clock-skew leeway, lifetime at most the maximum,
-`jti` present, tenant allowed, and last — so only fully valid tokens are remembered — `jti` not
-seen before. Each failure names its reason; nothing of the token is logged here.
+`jku` on the issuer's list (before any fetch), the key with that `kid`, `exp`/`iat`/`nbf` JSON
+numbers (RFC 7519 NumericDate, never numeric strings), signature, `aud` one of the accepted
+audiences (the client's configured ones, else the endpoint URLs the caller computed from the
+configured public base URL — never from the request), `exp`/`iat`/`nbf` within the clock-skew
+leeway, lifetime at most the maximum, `jti` present, `sub` as configured, tenant allowed, and
+last — so only fully valid tokens are remembered — `jti` not seen before. Each failure names its
+reason; nothing of the token is logged here.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import jwt
 
@@ -23,6 +27,8 @@ from cds_service.auth.trusted_clients import CardOptions, TrustedClient
 
 MAX_TOKEN_CHARS = 16 * 1024
 REQUIRED_CLAIMS = ("iss", "aud", "exp", "iat", "jti")
+NUMERIC_DATES = ("exp", "iat", "nbf")
+_LOOPBACK_NAMES = frozenset({"localhost", "127.0.0.1", "::1"})
 
 
 @dataclass(frozen=True)
@@ -84,8 +90,10 @@ class ClientVerifier:
         self._leeway = leeway
         self._clock = clock
 
-    def verify(self, token: str, audience: str) -> VerifiedClient:
-        """The verified caller of the endpoint at URL `audience`, or AuthFailure."""
+    def verify(self, token: str, audiences: Sequence[str]) -> VerifiedClient:
+        """The verified caller, or AuthFailure. `audiences`: the `aud` values accepted by
+        default (the endpoint's URLs on the public base URL); a client's configured
+        `audiences` replace them."""
         header, unverified = self._parse(token)
         alg, kid = self._check_header(header)
         client = self._client(unverified)
@@ -96,7 +104,18 @@ class ClientVerifier:
         refused = key.refuses(alg)
         if refused:
             raise AuthFailure("key_mismatch", refused)
-        claims = self._decode(token, key, alg, audience)
+        for name in NUMERIC_DATES:
+            value = unverified.get(name)
+            if value is not None and (
+                isinstance(value, bool) or not isinstance(value, int | float)
+            ):
+                raise AuthFailure(
+                    "invalid_claim",
+                    f"the `{name}` claim must be a JSON number of seconds (RFC 7519 NumericDate),"
+                    f" not {type(value).__name__}",
+                )
+        accepted = list(client.trusted.audiences or audiences)
+        claims = self._decode(token, key, alg, accepted, unverified.get("aud"))
         iat, exp = int(claims["iat"]), int(claims["exp"])
         if exp - iat > self._max_lifetime:
             raise AuthFailure(
@@ -107,6 +126,13 @@ class ClientVerifier:
         jti = claims["jti"]
         if not isinstance(jti, str) or not jti:
             raise AuthFailure("invalid_claim", "the `jti` claim must be a non-empty string")
+        expected_sub = client.trusted.sub
+        if expected_sub is not None and claims.get("sub") != expected_sub:
+            raise AuthFailure(
+                "bad_subject",
+                "the `sub` claim is not the client id configured for this issuer "
+                "(`sub` in the trusted-clients file)",
+            )
         tenant = claims.get("tenant")
         if tenant is not None and not isinstance(tenant, str):
             raise AuthFailure("invalid_claim", "the `tenant` claim must be a string")
@@ -199,14 +225,18 @@ class ClientVerifier:
             raise AuthFailure("jwks_unavailable", "; ".join(unavailable))
         raise AuthFailure("unknown_kid", f"no key '{_shown(kid)}' among this issuer's keys")
 
-    def _decode(self, token: str, key: VerificationKey, alg: str, audience: str) -> dict[str, Any]:
+    def _decode(
+        self, token: str, key: VerificationKey, alg: str, accepted: list[str], aud: Any
+    ) -> dict[str, Any]:
+        if not accepted:
+            raise AuthFailure("bad_audience", _audience_help(aud, accepted))
         try:
             claims: dict[str, Any] = jwt.decode(
                 token,
                 key.key,
                 algorithms=[alg],
-                # The endpoint URL; a trailing slash on the client's side is tolerated.
-                audience=[audience, audience + "/"],
+                # A trailing slash on the client's side is tolerated.
+                audience=[a for url in accepted for a in (url, url.rstrip("/") + "/")],
                 leeway=self._leeway,
                 options={"require": list(REQUIRED_CLAIMS), "verify_iat": True},
             )
@@ -223,11 +253,30 @@ class ClientVerifier:
         except jwt.MissingRequiredClaimError as exc:
             raise AuthFailure("missing_claim", f"the JWT has no `{exc.claim}` claim") from None
         except jwt.InvalidAudienceError:
-            raise AuthFailure(
-                "bad_audience",
-                f"`aud` must be the URL of this endpoint, {audience} "
-                "(behind a proxy, set CYTOKINE_CDS_PUBLIC_BASE_URL)",
-            ) from None
+            raise AuthFailure("bad_audience", _audience_help(aud, accepted)) from None
         except jwt.PyJWTError as exc:
             raise AuthFailure("invalid_claim", f"the JWT is invalid ({exc})") from None
         return claims
+
+
+def _audience_help(aud: Any, accepted: list[str]) -> str:
+    """What to fix when `aud` is not accepted; names the localhost / 127.0.0.1 mix-up."""
+    if not accepted:
+        return (
+            "no audience is accepted from this client: set CYTOKINE_CDS_PUBLIC_BASE_URL or the "
+            "client's `audiences` in the trusted-clients file"
+        )
+    shown = ", ".join(accepted[:3]) + (", …" if len(accepted) > 3 else "")
+    message = f"`aud` {_shown(aud)} is not accepted here; accepted: {shown}"
+    sent = urlsplit(aud).hostname if isinstance(aud, str) else None
+    expected = {urlsplit(url).hostname or "" for url in accepted}
+    if sent in _LOOPBACK_NAMES and expected & _LOOPBACK_NAMES and sent not in expected:
+        return message + (
+            f". {sent} and {', '.join(sorted(expected & _LOOPBACK_NAMES))} are different "
+            "audiences: open the client on the host of CYTOKINE_CDS_PUBLIC_BASE_URL, or set "
+            "that setting to the URL the client calls"
+        )
+    return message + (
+        " (the endpoint's URL on CYTOKINE_CDS_PUBLIC_BASE_URL, or the client's `audiences` in "
+        "the trusted-clients file)"
+    )

@@ -3,10 +3,16 @@
 Real clients send draft Bundles that fail strict R4 validation (the CDS Hooks sandbox omits
 Bundle.type and sends MedicationRequest.category as one object), so only the fields the order
 check needs are picked out, and anything unreadable is skipped rather than refused.
+
+The drug is read from `medicationCodeableConcept`, or through `medicationReference`: to a
+`Medication` entry of the same Bundle (Epic since February 2024; the reference may be relative,
+absolute or the entry's `fullUrl`), to a `#contained` Medication, or, when neither is there, from
+the reference's `display` alone (Epic before 2024).
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -16,6 +22,7 @@ RXNORM_SYSTEMS = frozenset(
 )
 # Doses per day from timing.repeat.periodUnit (UCUM time units used by FHIR).
 _PER_DAY = {"s": 86400.0, "min": 1440.0, "h": 24.0, "d": 1.0, "wk": 1 / 7, "mo": 1 / 30}
+_MEDICATION_TAIL = re.compile(r"Medication/[A-Za-z0-9.\-]{1,64}$")
 _MG = {"mg": 1.0, "g": 1000.0, "ug": 0.001, "mcg": 0.001}
 
 
@@ -33,14 +40,16 @@ def medication_orders(
 ) -> list[DraftMedication]:
     """The MedicationRequests of a draft Bundle (restricted to `only` references if given)."""
     orders = []
-    for resource in _resources(draft_orders):
+    resources = list(_resources(draft_orders))
+    medications = _medications(draft_orders)
+    for resource in resources:
         if resource.get("resourceType") != "MedicationRequest":
             continue
         resource_id = resource.get("id")
         reference = f"MedicationRequest/{resource_id}" if isinstance(resource_id, str) else None
         if only is not None and reference not in only:
             continue
-        codes, names = _medication(resource)
+        codes, names = _medication(resource, medications)
         orders.append(
             DraftMedication(
                 reference=reference,
@@ -65,12 +74,35 @@ def _resources(bundle: Mapping[str, Any]) -> Iterator[Mapping[str, Any]]:
             yield resource
 
 
-def _medication(resource: Mapping[str, Any]) -> tuple[tuple[str, ...], tuple[str, ...]]:
+def _medications(bundle: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
+    """The Bundle's Medication entries by every name a reference may use for them:
+    `Medication/<id>` and the entry's `fullUrl`."""
+    found: dict[str, Mapping[str, Any]] = {}
+    entries = bundle.get("entry") if bundle.get("resourceType") in ("Bundle", None) else None
+    for entry in entries if isinstance(entries, list) else ():
+        if not isinstance(entry, dict):
+            continue
+        resource = entry.get("resource")
+        if not isinstance(resource, dict) or resource.get("resourceType") != "Medication":
+            continue
+        if isinstance(resource.get("id"), str):
+            found[f"Medication/{resource['id']}"] = resource
+        if isinstance(entry.get("fullUrl"), str):
+            found[entry["fullUrl"]] = resource
+    return found
+
+
+def _medication(
+    resource: Mapping[str, Any], medications: Mapping[str, Mapping[str, Any]]
+) -> tuple[tuple[str, ...], tuple[str, ...]]:
     concept = resource.get("medicationCodeableConcept")
-    if not isinstance(concept, dict):
-        concept = _contained_medication_code(resource)
     codes: list[str] = []
     names: list[str] = []
+    if not isinstance(concept, dict):
+        reference = resource.get("medicationReference")
+        if isinstance(reference, dict) and isinstance(reference.get("display"), str):
+            names.append(reference["display"])  # all Epic sent before 2024
+        concept = _referenced_medication_code(resource, medications)
     if isinstance(concept.get("text"), str):
         names.append(concept["text"])
     codings = concept.get("coding")
@@ -85,17 +117,28 @@ def _medication(resource: Mapping[str, Any]) -> tuple[tuple[str, ...], tuple[str
     return tuple(codes), tuple(names)
 
 
-def _contained_medication_code(resource: Mapping[str, Any]) -> dict[str, Any]:
-    """medicationReference to a contained Medication ("#med1"): read that Medication's code."""
+def _referenced_medication_code(
+    resource: Mapping[str, Any], medications: Mapping[str, Mapping[str, Any]]
+) -> dict[str, Any]:
+    """The code of the Medication that medicationReference names: contained ("#med1"), or an
+    entry of the Bundle (relative, absolute or by fullUrl)."""
     reference = resource.get("medicationReference")
     target = reference.get("reference") if isinstance(reference, dict) else None
+    if not isinstance(target, str):
+        return {}
+    medication: Any = None
     contained = resource.get("contained")
-    if isinstance(target, str) and target.startswith("#") and isinstance(contained, list):
-        for item in contained:
-            if isinstance(item, dict) and item.get("id") == target[1:]:
-                code = item.get("code")
-                return code if isinstance(code, dict) else {}
-    return {}
+    if target.startswith("#") and isinstance(contained, list):
+        medication = next(
+            (i for i in contained if isinstance(i, dict) and i.get("id") == target[1:]), None
+        )
+    else:
+        medication = medications.get(target)
+        match = _MEDICATION_TAIL.search(target)
+        if medication is None and match:  # https://ehr/api/FHIR/R4/Medication/<id>
+            medication = medications.get(match.group(0))
+    code = medication.get("code") if isinstance(medication, dict) else None
+    return code if isinstance(code, dict) else {}
 
 
 def _daily_dose_mg(dosage: Any) -> float | None:

@@ -11,10 +11,13 @@ import json
 from collections import Counter
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import requests
+
+from cds_service.demo import shift_dates
 
 
 class FixtureError(ValueError):
@@ -68,12 +71,22 @@ def read_transaction(path: Path) -> dict[str, Any]:
     return bundle
 
 
-def upload(fhir_server: str, paths: Iterable[Path], timeout: float = 30.0) -> Iterator[Uploaded]:
-    """POST each fixture Bundle to `fhir_server`; yields one report per file, raises on failure."""
+def upload(
+    fhir_server: str,
+    paths: Iterable[Path],
+    timeout: float = 30.0,
+    shift: timedelta | None = None,
+) -> Iterator[Uploaded]:
+    """POST each fixture Bundle to `fhir_server`; yields one report per file, raises on failure.
+
+    `shift` moves every date-time in the Bundles (as `demo-request` does), so that results dated
+    around FIXTURE_TIME are as recent now as they were then."""
     base = fhir_server.rstrip("/")
     with requests.Session() as session:
         for path in fixture_files(paths):
             bundle = read_transaction(path)
+            if shift is not None:
+                bundle = shift_dates(bundle, shift)
             try:
                 response = session.post(
                     base,

@@ -67,6 +67,31 @@ def _has_error(outcome: Mapping[str, object]) -> bool:
     )
 
 
+_NO_RESULTS_CODE = "4101"  # Epic: "Resource request returns no results."
+
+
+def _no_results(outcome: Mapping[str, object]) -> bool:
+    """Epic answers an empty search with a searchset holding one OperationOutcome (search.mode
+    outcome, severity warning, a coding with code 4101); only that, with no error, is read as
+    an empty result."""
+    issues = outcome.get("issue")
+    if not isinstance(issues, list) or not issues:
+        return False
+    for issue in issues:
+        if not isinstance(issue, Mapping) or issue.get("severity") not in (
+            "warning",
+            "information",
+        ):
+            return False
+        details = issue.get("details")
+        codings = details.get("coding") if isinstance(details, Mapping) else None
+        if not isinstance(codings, list) or not any(
+            isinstance(c, Mapping) and c.get("code") == _NO_RESULTS_CODE for c in codings
+        ):
+            return False
+    return True
+
+
 def read_bundle_page(bundle: Mapping[str, object], reference: str) -> BundlePage:
     """Resources of one Bundle page (prefetch value or a page fetched by the FHIR client).
 
@@ -100,6 +125,8 @@ def read_bundle_page(bundle: Mapping[str, object], reference: str) -> BundlePage
                     reference=reference,
                 )
             )
+        elif resource["resourceType"] == "OperationOutcome" and _no_results(resource):
+            continue  # Epic's "queried, nothing found": an empty search, not a data problem
         elif resource["resourceType"] == "OperationOutcome":
             page.problems.extend(outcome_problems(resource, reference))
             page.has_error = page.has_error or _has_error(resource)

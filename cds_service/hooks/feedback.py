@@ -1,13 +1,14 @@
 """The CDS Hooks 2.0 feedback body (spec, "Feedback"), with the 3.0 ballot's cds-fb-* rules.
 
-Lenient where real clients differ: the sandbox sends override reasons without `display`, and a
-timestamp without a zone is read as UTC.
+Lenient where real clients differ: the sandbox sends override reasons without `display`, a
+timestamp without a zone is read as UTC, and Epic sends `overrideReasons` (plural, an object)
+with a coded `reason` or with its own reason in `extension` (category, display, title).
 """
 
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import Field, StringConstraints, field_validator, model_validator
 
@@ -31,6 +32,32 @@ class OverrideReason(Lenient):
         return self
 
 
+# Epic's own override reasons (not the ones a card offers): stored under this system.
+EPIC_REASON_SYSTEM = "urn:com.epic.cdshooks.feedback.overrideReason.reasonCategory"
+_EPIC_REASON = "com.epic.cdshooks.feedback.overrideReason."
+
+
+def _from_epic(reasons: Any) -> Any:
+    """Epic's `overrideReasons` object as the spec's `overrideReason`: a coded `reason` is kept;
+    Epic's extension becomes a coding (category as code, its display or title as display)."""
+    if isinstance(reasons, list):  # lenient: a list of them; the first one is the clinician's
+        reasons = next((r for r in reasons if isinstance(r, dict)), None)
+    if not isinstance(reasons, dict):
+        return reasons
+    extension = reasons.get("extension")
+    if reasons.get("reason") is None and isinstance(extension, dict):
+        category = extension.get(_EPIC_REASON + "reasonCategory")
+        display = extension.get(_EPIC_REASON + "reasonDisplay") or extension.get(
+            _EPIC_REASON + "reasonTitle"
+        )
+        if isinstance(category, int | str) and str(category).strip():
+            reason = {"system": EPIC_REASON_SYSTEM, "code": str(category).strip()}
+            if isinstance(display, str) and display.strip():
+                reason["display"] = display.strip()
+            return {**reasons, "reason": reason}
+    return reasons
+
+
 class AcceptedSuggestion(Lenient):
     id: NonEmptyStr
 
@@ -42,6 +69,13 @@ class FeedbackItem(Lenient):
     acceptedSuggestions: list[AcceptedSuggestion] | None = None
     overrideReason: OverrideReason | None = None
     outcomeTimestamp: datetime
+
+    @model_validator(mode="before")
+    @classmethod
+    def _epic_override_reasons(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "overrideReasons" in data and "overrideReason" not in data:
+            data = {**data, "overrideReason": _from_epic(data["overrideReasons"])}
+        return data
 
     @field_validator("outcomeTimestamp")
     @classmethod

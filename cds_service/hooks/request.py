@@ -84,6 +84,28 @@ class HookRequest(Lenient):
         return self
 
 
+EPIC_TRIGGER_ACTION = "com.epic.cdshooks.request.bpa-trigger-action"
+EPIC_CRITERIA_ID = "com.epic.cdshooks.request.criteria-id"
+
+
+def _short_text(value: Any, limit: int) -> str | None:
+    """A client's label as the audit row may keep it: printable, trimmed, at most `limit`."""
+    if isinstance(value, bool) or not isinstance(value, str | int):
+        return None
+    text = "".join(c for c in str(value).strip() if c.isprintable())[:limit]
+    return text or None
+
+
+def ehr_trigger(request: HookRequest) -> tuple[str | None, str | None]:
+    """(trigger action, criteria id) from the request's top-level `extension` object (Epic),
+    or (None, None). Epic reuses patient-view for many triggers; these say which one fired."""
+    extension = request.extension or {}
+    return (
+        _short_text(extension.get(EPIC_TRIGGER_ACTION), 64),
+        _short_text(extension.get(EPIC_CRITERIA_ID), 128),
+    )
+
+
 class PatientViewContext(Lenient):
     userId: NonEmptyStr
     patientId: NonEmptyStr

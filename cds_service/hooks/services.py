@@ -1,23 +1,23 @@
 """The services this CDS service offers: one per hook, with stable ids and prefetch templates.
 
-Prefetch templates stay inside the CDS Hooks 2.0 query subset (token equality on `code`,
-a `patient` reference, `_sort`, `_count`) and ask for exactly the codes the analyte catalog
-knows, so the data a client prefetches is the data the rules read.
+The prefetch templates come from `prefetch_plan` (derived from the knowledge), so the data a
+client prefetches is the data the rules, the scores and the chart reader read.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from cds_service.hooks.request import OrderSelectContext, OrderSignContext, PatientViewContext
 from cds_service.hooks.response import ServiceDescription
 
-# Prefetch keys. `patient` is the chart's patient; `cytokines` and `labs` are split so that a
-# client that can satisfy one search but not the other still sends what it has.
+# `patient` is the chart's patient; the other prefetch keys are the searches of prefetch_plan.
 PATIENT_KEY = "patient"
 COMMON_USAGE = (
-    "Reads the patient's cytokine and routine lab Observations (FHIR R4) from prefetch; when "
+    "Reads the patient's cytokine, routine lab and vital-sign Observations and the chart around "
+    "them (Conditions, Procedures, drug administrations, orders and statements, allergies; FHIR "
+    "R4) from prefetch; when "
     "prefetch is missing or partial it queries the client's FHIR server with the "
     "fhirAuthorization token, within a short deadline. Decision support only: it never states "
     "a diagnosis."
@@ -53,21 +53,9 @@ class ServiceSpec:
         )
 
 
-def observation_search(codes: Iterable[str], count: int, parameter: str = "code") -> str:
-    """A 2.0-subset search for the newest Observations with any of `codes` ("system|code").
-
-    `combo-code` (a standard R4 token parameter) also matches Observation.component.code, which
-    is how a multiplex panel reported as one Observation with components is found.
-    """
-    return (
-        "Observation?patient={{context.patientId}}"
-        f"&{parameter}={','.join(codes)}&_sort=-date&_count={count}"
-    )
-
-
-def build_services(observation_queries: Mapping[str, str]) -> dict[str, ServiceSpec]:
-    """The service registry, keyed by service id, given the Observation prefetch queries."""
-    prefetch = {PATIENT_KEY: "Patient/{{context.patientId}}", **observation_queries}
+def build_services(queries: Mapping[str, str]) -> dict[str, ServiceSpec]:
+    """The service registry, keyed by service id, given the prefetch searches."""
+    prefetch = {PATIENT_KEY: "Patient/{{context.patientId}}", **queries}
     specs = [
         ServiceSpec(
             id="cytokine-storm-patient-view",

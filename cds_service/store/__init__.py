@@ -11,6 +11,7 @@ from cds_service.store.audit import (
 from cds_service.store.records import (
     CardRecord,
     ClientIdentity,
+    EhrTrigger,
     EvidenceEntry,
     HookCallRecord,
     ProblemEntry,
@@ -21,6 +22,7 @@ __all__ = [
     "AuditStore",
     "CardRecord",
     "ClientIdentity",
+    "EhrTrigger",
     "EvidenceEntry",
     "FeedbackResult",
     "HookCallRecord",

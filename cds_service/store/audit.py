@@ -185,6 +185,8 @@ class AuditStore:
                 "rules_version": record.rules_version,
                 "evidence": list(record.evidence),
                 "data_problems": list(record.data_problems),
+                "trigger_action": record.trigger.action if record.trigger else None,
+                "criteria_id": record.trigger.criteria_id if record.trigger else None,
             },
         )
         assert result.inserted_primary_key is not None
@@ -347,6 +349,7 @@ def _feedback_row(
         "accepted_suggestions": [s.id for s in item.acceptedSuggestions or ()],
         "override_reason_system": reason.system if reason else None,
         "override_reason_code": reason.code if reason else None,
+        "override_reason_display": reason.display if reason else None,
         "override_comment": override.userComment if override else None,
         "outcome_at": item.outcomeTimestamp,
         "received_at": received_at,

@@ -44,7 +44,13 @@ def add_commands(commands: Any, settings: SettingsFactory) -> None:
         "--since", type=_since, metavar="DATE", help="only cards served on or after DATE (UTC)"
     )
     show.add_argument("--format", choices=report.FORMATS, default="table")
-    show.set_defaults(handler=lambda args: _report(settings(), args.since, args.format))
+    show.add_argument(
+        "--by",
+        choices=report.GROUPINGS,
+        default="topic",
+        help="count per card type (topic) or per EHR trigger action and criteria id (trigger)",
+    )
+    show.set_defaults(handler=lambda args: _report(settings(), args.since, args.format, args.by))
 
 
 def _days(value: str) -> timedelta:
@@ -147,13 +153,13 @@ def _purge(settings: Settings, older_than: timedelta) -> int:
     return 0
 
 
-def _report(settings: Settings, since: datetime | None, output: str) -> int:
+def _report(settings: Settings, since: datetime | None, output: str, by: str = "topic") -> int:
     try:
         store = _checked_store(settings)
     except StoreError as exc:
         return _fail(str(exc))
     try:
-        built = _build_with_progress(store, since)
+        built = _build_with_progress(store, since, by)
     finally:
         store.close()
     if output == "json":
@@ -165,13 +171,15 @@ def _report(settings: Settings, since: datetime | None, output: str) -> int:
     return 0
 
 
-def _build_with_progress(store: AuditStore, since: datetime | None) -> report.Report:
+def _build_with_progress(
+    store: AuditStore, since: datetime | None, by: str = "topic"
+) -> report.Report:
     """A progress bar on stderr when it is a terminal and the scan takes more than a moment."""
     if not sys.stderr.isatty():
-        return report.build_report(store.engine, since)
+        return report.build_report(store.engine, since, by=by)
     from tqdm import tqdm
 
     total = report.count_cards(store.engine, since)
     delay = PROGRESS_DELAY_SECONDS
     with tqdm(total=total, unit="card", desc="scanning", delay=delay, file=sys.stderr) as bar:
-        return report.build_report(store.engine, since, progress=bar.update)
+        return report.build_report(store.engine, since, progress=bar.update, by=by)

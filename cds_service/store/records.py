@@ -56,6 +56,14 @@ class ClientIdentity:
 
 
 @dataclass(frozen=True)
+class EhrTrigger:
+    """What fired the hook call in the EHR, when the client says (Epic's request extension)."""
+
+    action: str | None = None  # e.g. "60" open chart, "18" enter order, "23" sign orders
+    criteria_id: str | None = None  # the EHR's rule that made the call
+
+
+@dataclass(frozen=True)
 class CardRecord:
     uuid: str
     indicator: str
@@ -101,6 +109,7 @@ class HookCallRecord:
     evidence: Sequence[EvidenceEntry] = ()
     data_problems: Sequence[ProblemEntry] = ()
     profile: ProfileRecord | None = None  # cytokine profile page (issue 7)
+    trigger: EhrTrigger | None = None
 
     @classmethod
     def for_cards(cls, cards: Sequence[Card], **fields: Any) -> HookCallRecord:

@@ -10,6 +10,9 @@ Counting rules (also in the README):
   `overridden`.
 - acceptance_rate = accepted / shown, rounded to 3 decimals.
 - Feedback whose card is unknown (orphan) has no card type and is counted apart.
+- By trigger (`--by trigger`): the same counts per EHR trigger (Epic's trigger action and
+  criteria id, from the request's extension) instead of per card type.
+- Epic's own override reasons (not the card's) count as `epic:<reasonCategory>`.
 """
 
 from __future__ import annotations
@@ -23,12 +26,15 @@ from typing import Any
 
 from sqlalchemy import Engine, func, select
 
+from cds_service.hooks.feedback import EPIC_REASON_SYSTEM
 from cds_service.store.database import READ_ONLY
 from cds_service.store.schema import cards, feedback, hook_calls
 
 NO_TOPIC = "(no topic)"
 NO_REASON = "unspecified"
 FORMATS = ("table", "json", "csv")
+GROUPINGS = ("topic", "trigger")
+NO_TRIGGER = "(none sent)"
 
 
 @dataclass
@@ -56,11 +62,15 @@ class TopicSummary:
 
 @dataclass
 class Report:
-    topics: list[TopicSummary]
+    topics: list[TopicSummary]  # one per card type, or per EHR trigger (by="trigger")
     orphan_feedback: int
+    by: str = "topic"
 
     def to_json(self) -> list[dict[str, Any]]:
-        return [topic.to_json() for topic in self.topics]
+        rows = [topic.to_json() for topic in self.topics]
+        if self.by != "topic":
+            rows = [{self.by: row.pop("topic"), **row} for row in rows]
+        return rows
 
 
 @dataclass
@@ -82,14 +92,23 @@ def build_report(
     engine: Engine,
     since: datetime | None = None,
     progress: Callable[[int], object] | None = None,
+    by: str = "topic",
 ) -> Report:
-    """Scan cards (with their feedback) in one streamed, ordered pass; `progress(n)` per card."""
+    """Scan cards (with their feedback) in one streamed, ordered pass; `progress(n)` per card.
+
+    `by`: "topic" (per card type) or "trigger" (per EHR trigger action and criteria id)."""
+    group = (
+        (cards.c.topic_code, cards.c.topic_code)
+        if by == "topic"
+        else (hook_calls.c.trigger_action, hook_calls.c.criteria_id)
+    )
     query = (
         select(
             cards.c.uuid,
-            cards.c.topic_code,
+            *group,
             feedback.c.outcome,
             feedback.c.outcome_at,
+            feedback.c.override_reason_system,
             feedback.c.override_reason_code,
         )
         .select_from(
@@ -102,7 +121,7 @@ def build_report(
     topics: dict[str, TopicSummary] = {}
     options = {READ_ONLY: True, "stream_results": True, "yield_per": 2000}
     with engine.connect().execution_options(**options) as connection:
-        for state in _cards(connection.execute(query), progress):
+        for state in _cards(connection.execute(query), progress, by):
             summary = topics.setdefault(state.topic, TopicSummary(state.topic))
             summary.shown += 1
             if state.accepted:
@@ -115,26 +134,44 @@ def build_report(
             select(func.count()).select_from(feedback).where(feedback.c.orphan.is_(True))
         )
     return Report(
-        topics=sorted(topics.values(), key=lambda t: t.topic), orphan_feedback=orphans or 0
+        topics=sorted(topics.values(), key=lambda t: t.topic),
+        orphan_feedback=orphans or 0,
+        by=by,
     )
 
 
-def _cards(rows: Any, progress: Callable[[int], object] | None) -> Iterator[_CardState]:
+def _group_name(by: str, first: str | None, second: str | None) -> str:
+    if by == "topic":
+        return first or NO_TOPIC
+    if first is None and second is None:
+        return NO_TRIGGER
+    return f"action {first or '-'}, criteria {second or '-'}"
+
+
+def _reason_name(system: str | None, code: str | None) -> str:
+    if code is None:
+        return NO_REASON
+    return f"epic:{code}" if system == EPIC_REASON_SYSTEM else code
+
+
+def _cards(
+    rows: Any, progress: Callable[[int], object] | None, by: str = "topic"
+) -> Iterator[_CardState]:
     """Fold the card x feedback rows (ordered by card uuid) into one state per card."""
     current_uuid: str | None = None
     state: _CardState | None = None
-    for uuid, topic, outcome, outcome_at, reason in rows:
+    for uuid, first, second, outcome, outcome_at, system, reason in rows:
         if uuid != current_uuid:
             if state is not None:
                 yield state
                 if progress:
                     progress(1)
-            current_uuid, state = uuid, _CardState(topic or NO_TOPIC)
+            current_uuid, state = uuid, _CardState(_group_name(by, first, second))
         assert state is not None
         if outcome == "accepted":
             state.accepted = True
         elif outcome == "overridden":
-            candidate = (outcome_at, reason or NO_REASON)
+            candidate = (outcome_at, _reason_name(system, reason))
             if state.latest_override is None or candidate[0] >= state.latest_override[0]:
                 state.latest_override = candidate
     if state is not None:
@@ -155,7 +192,7 @@ def _reasons_text(reasons: dict[str, int]) -> str:
 def as_csv(report: Report) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(COLUMNS)
+    writer.writerow((report.by, *COLUMNS[1:]))
     for t in report.topics:
         writer.writerow(
             [
@@ -171,7 +208,8 @@ def as_csv(report: Report) -> str:
 
 
 def as_table(report: Report) -> str:
-    headers = ("card type", "shown", "accepted", "overridden", "acceptance", "override reasons")
+    first = "card type" if report.by == "topic" else "EHR trigger"
+    headers = (first, "shown", "accepted", "overridden", "acceptance", "override reasons")
     rows = [
         (
             t.topic,

@@ -80,6 +80,9 @@ hook_calls = Table(
     Column("evidence", JSON, nullable=False),
     # [{code, reason}]: what could not be read or was odd in the data (no resource ids).
     Column("data_problems", JSON),
+    # What fired the call in the EHR (Epic: bpa-trigger-action, criteria-id), for the report.
+    Column("trigger_action", String(64)),
+    Column("criteria_id", String(128)),
     Index(None, "called_at"),
     Index(None, "hook_instance"),
 )
@@ -116,6 +119,7 @@ feedback = Table(
     Column("accepted_suggestions", JSON, nullable=False),
     Column("override_reason_system", Text),
     Column("override_reason_code", Text),
+    Column("override_reason_display", Text),
     Column("override_comment", Text),
     Column("outcome_at", UtcDateTime(), nullable=False),
     Column("received_at", UtcDateTime(), nullable=False),

@@ -13,7 +13,18 @@ EXPECTED = {
     "cytokine-storm-order-sign": "order-sign",
 }
 # CDS Hooks 2.0 "Prefetch query restrictions": these parameters, token equality, no modifiers.
-ALLOWED_SEARCH_PARAMS = {"patient", "code", "combo-code", "_sort", "_count", "date", "category"}
+# `status` is a token parameter (active orders only).
+ALLOWED_SEARCH_PARAMS = {
+    "patient", "code", "combo-code", "_sort", "_count", "date", "category", "status",
+}  # fmt: skip
+CHART_KEYS = {
+    "conditions": "Condition",
+    "procedures": "Procedure",
+    "medicationAdministrations": "MedicationAdministration",
+    "medicationRequests": "MedicationRequest",
+    "medicationStatements": "MedicationStatement",
+    "allergies": "AllergyIntolerance",
+}
 TOKEN = re.compile(r"\{\{([^}]*)\}\}")
 
 
@@ -38,7 +49,9 @@ def test_prefetch_templates_use_only_2_0_tokens_and_query_forms(client: FlaskCli
     for service in client.get("/cds-services").get_json()["services"]:
         prefetch = service["prefetch"]
         assert prefetch["patient"] == "Patient/{{context.patientId}}"
-        assert {"cytokines", "labs"} <= set(prefetch)
+        assert {"cytokines", "labs", "vitals", *CHART_KEYS} <= set(prefetch)
+        for key, resource_type in CHART_KEYS.items():
+            assert prefetch[key].startswith(f"{resource_type}?patient={{{{context.patientId}}}}&")
         for template in prefetch.values():
             assert set(TOKEN.findall(template)) == {"context.patientId"}
             path, _, query = template.partition("?")
@@ -49,6 +62,8 @@ def test_prefetch_templates_use_only_2_0_tokens_and_query_forms(client: FlaskCli
             if query:
                 params = dict(parse_qsl(query))
                 assert params["patient"] == "{{context.patientId}}"
+                assert int(params["_count"]) > 0
+            if path == "Observation":
                 assert params["_sort"] == "-date"
                 codes = params.get("code") or params["combo-code"]
                 assert all("|" in code for code in codes.split(","))
@@ -68,3 +83,28 @@ def test_healthz(client: FlaskClient) -> None:
     response = client.get("/healthz")
     assert response.status_code == 200
     assert response.get_json() == {"status": "ok"}
+
+
+def test_observation_templates_ask_for_exactly_what_the_rules_and_scores_read() -> None:
+    from cds_service.cards.resources import PanelCode
+    from cds_service.cards.templates import default_cards_dir
+    from cds_service.hooks.prefetch_plan import analytes_read, prefetch_queries
+    from cds_service.knowledge import load_knowledge
+
+    knowledge = load_knowledge(None, None, default_cards_dir(), PanelCode("s", "c", "d"))
+    queries = prefetch_queries(knowledge)
+    asked = {
+        code
+        for key in ("cytokines", "labs", "vitals")
+        for code in dict(parse_qsl(queries[key].partition("?")[2])).get("code", "").split(",")
+        + dict(parse_qsl(queries[key].partition("?")[2])).get("combo-code", "").split(",")
+        if code
+    }
+    catalog = knowledge.catalog
+    read = analytes_read(knowledge)
+    oxygen = set(knowledge.context.oxygen_codes)  # flow, FiO2, device: read by the chart reader
+    for analyte in catalog.analyte_ids:
+        codes = set(catalog.code_query(analyte).split(","))
+        assert (codes <= asked) == (analyte in read or codes <= oxygen), analyte
+    assert "leukocytes" in read and "triglycerides" in read  # HScore, HLH-2004
+    assert "http://loinc.org|3151-8" in asked  # oxygen flow, read by the chart reader

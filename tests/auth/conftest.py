@@ -237,7 +237,11 @@ def auth_client(trusted_clients: Path) -> AuthApp:
     """A test client of an app with authentication on; keyword arguments are settings."""
 
     def make(**settings: Any) -> FlaskClient:
-        options: dict[str, Any] = {"trusted_clients": trusted_clients, **settings}
+        options: dict[str, Any] = {
+            "trusted_clients": trusted_clients,
+            "public_base_url": BASE,  # the URL the EHR calls: the JWT audience
+            **settings,
+        }
         app: Flask = create_app(Settings(**options))
         return app.test_client()
 

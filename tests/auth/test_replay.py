@@ -17,7 +17,7 @@ from cds_service.auth.replay import (
     connect_redis,
 )
 from cds_service.settings import Settings
-from tests.auth.conftest import DISCOVERY, Signer, bearer, redis_server
+from tests.auth.conftest import BASE, DISCOVERY, Signer, bearer, redis_server
 from tests.servers import free_port
 
 
@@ -73,7 +73,7 @@ def test_two_apps_sharing_redis_refuse_each_others_replays(
 ) -> None:
     # Two app instances stand for two gunicorn workers (or two replicas): with Redis, a token
     # used on one is refused on the other. (tests/auth/test_served.py does it with gunicorn.)
-    settings = Settings(trusted_clients=trusted_clients, redis_url=redis_url)  # type: ignore[arg-type]
+    settings = Settings(trusted_clients=trusted_clients, redis_url=redis_url, public_base_url=BASE)  # type: ignore[arg-type]
     first, second = create_app(settings).test_client(), create_app(settings).test_client()
     token = ec_signer.token()
     assert first.get(DISCOVERY, headers=bearer(token)).status_code == 200
@@ -87,7 +87,7 @@ def test_without_redis_two_apps_sharing_the_database_refuse_each_others_replays(
 ) -> None:
     # The default: the replay cache is a table in the audit store's database (SQLite here), which
     # every worker of a server opens. (tests/auth/test_served.py does it with gunicorn.)
-    settings = Settings(trusted_clients=trusted_clients)
+    settings = Settings(trusted_clients=trusted_clients, public_base_url=BASE)
     first, second = create_app(settings).test_client(), create_app(settings).test_client()
     token = ec_signer.token()
     assert first.get(DISCOVERY, headers=bearer(token)).status_code == 200
@@ -103,7 +103,7 @@ def test_redis_going_down_answers_503_not_acceptance(
 ) -> None:
     with redis_server(tmp_path) as url:
         client = create_app(
-            Settings(trusted_clients=trusted_clients, redis_url=url)  # type: ignore[arg-type]
+            Settings(trusted_clients=trusted_clients, redis_url=url, public_base_url=BASE)  # type: ignore[arg-type]
         ).test_client()
         assert client.get(DISCOVERY, headers=bearer(ec_signer.token())).status_code == 200
     # redis-server has stopped: a replay can no longer be ruled out.
@@ -118,6 +118,6 @@ def test_an_unreachable_redis_stops_start_up_without_showing_its_password(
 ) -> None:
     url = f"redis://:s3cret-pw@127.0.0.1:{free_port()}/0"
     with pytest.raises(AuthConfigError) as caught:
-        create_app(Settings(trusted_clients=trusted_clients, redis_url=url))  # type: ignore[arg-type]
+        create_app(Settings(trusted_clients=trusted_clients, redis_url=url, public_base_url=BASE))  # type: ignore[arg-type]
     assert "CYTOKINE_CDS_REDIS_URL" in str(caught.value)
     assert "s3cret-pw" not in str(caught.value)

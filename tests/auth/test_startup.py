@@ -48,18 +48,17 @@ def test_auth_off_logs_a_warning_at_start_up(caplog: pytest.LogCaptureFixture) -
     assert "NOT authenticated" in caplog.text
 
 
-def test_auth_on_without_a_public_base_url_warns(
-    tmp_path: Path, caplog: pytest.LogCaptureFixture
-) -> None:
+def test_auth_on_without_a_public_base_url_refuses_to_start(tmp_path: Path) -> None:
+    """The JWT audience never comes from the request's Host header: without the public base
+    URL, start-up stops and names the setting, unless every client lists its audiences."""
     clients = tmp_path / "c.json"
     clients.write_text(json.dumps({"clients": [{"iss": "x", "jku": ["https://x.example/k"]}]}))
-    with caplog.at_level(logging.WARNING):
+    with pytest.raises(AuthConfigError, match="CYTOKINE_CDS_PUBLIC_BASE_URL is not set"):
         create_app(Settings(trusted_clients=clients))
-    assert "CYTOKINE_CDS_PUBLIC_BASE_URL" in caplog.text
-    caplog.clear()
-    with caplog.at_level(logging.WARNING):
-        create_app(Settings(trusted_clients=clients, public_base_url="https://cds.example"))
-    assert "CYTOKINE_CDS_PUBLIC_BASE_URL" not in caplog.text
+    create_app(Settings(trusted_clients=clients, public_base_url="https://cds.example"))
+    bound = {"iss": "x", "jku": ["https://x.example/k"], "audiences": ["https://cds.example/a"]}
+    clients.write_text(json.dumps({"clients": [bound]}))
+    create_app(Settings(trusted_clients=clients))
 
 
 @pytest.mark.parametrize("value", ["HS256", "none", "ES384,HS512", ""])

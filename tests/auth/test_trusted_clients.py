@@ -56,7 +56,7 @@ def test_a_sandbox_shaped_token_verifies_against_a_pinned_key_without_any_fetch(
     shipped["clients"][0]["jwks"] = {"keys": [signer.jwk(alg="ES384")]}
     path = write_clients(tmp_path / "clients.json", shipped["clients"])
     client = create_app(
-        Settings(trusted_clients=path, jwks_fetch_timeout_seconds=0.1)
+        Settings(trusted_clients=path, jwks_fetch_timeout_seconds=0.1, public_base_url=BASE)
     ).test_client()
     now = int(time.time())
     token = signer.token(SERVICE, iat=now, exp=now + 300, jti=str(uuid.uuid4()))

@@ -26,6 +26,7 @@ REQUIRED = [
     ("lymphocytes", (LOINC, "731-0"), {"count": "10*9/L"}),
     ("neutrophils", (LOINC, "751-8"), {"count": "10*9/L"}),
     ("platelets", (LOINC, "777-3"), {"count": "10*9/L"}),
+    ("leukocytes", (LOINC, "6690-2"), {"count": "10*9/L"}),
     ("hemoglobin", (LOINC, "718-7"), {"mass": "g/L"}),
     ("fibrinogen", (LOINC, "3255-7"), {"mass": "g/L"}),
     ("triglycerides", (LOINC, "2571-8"), {"concentration": "mmol/L"}),
@@ -35,6 +36,12 @@ REQUIRED = [
     ("ddimer", (LOINC, "48065-7"), {"feu": "ug/mL{FEU}"}),
     ("temperature", (LOINC, "8310-5"), {"temperature": "Cel"}),
     ("mhla_dr", (LOCAL, "mhla-dr"), {"molecules": "{molecules}/{cell}"}),
+    # vital signs and respiratory support (ASTCT CRS grade, RECOVERY eligibility)
+    ("spo2", (LOINC, "59408-5"), {"percent": "%"}),
+    ("o2_flow", (LOINC, "3151-8"), {"flow": "L/min"}),
+    ("fio2", (LOINC, "3150-0"), {"percent": "%"}),
+    ("sbp", (LOINC, "8480-6"), {"pressure": "mm[Hg]"}),
+    ("map", (LOINC, "8478-0"), {"pressure": "mm[Hg]"}),
 ]
 
 
@@ -53,6 +60,27 @@ def test_required_analytes_codes_and_units(
 
 def test_catalog_has_no_analyte_beyond_the_required_ones(catalog: Catalog) -> None:
     assert set(catalog.analyte_ids) == {a for a, _, _ in REQUIRED}
+
+
+@pytest.mark.parametrize(
+    ("analyte", "code", "value", "unit", "expected"),
+    [
+        ("spo2", "2708-6", 91, "%", 91),
+        ("o2_flow", "3151-8", 4, "L/min", 4),
+        ("o2_flow", "3151-8", 500, "mL/min", 0.5),
+        ("fio2", "3150-0", 40, "%", 40),
+        ("sbp", "8480-6", 88, "mmHg", 88),
+        ("map", "8478-0", 8, "kPa", 60.0),
+        ("temperature", "8331-1", 101.3, "[degF]", 38.5),
+    ],
+)
+def test_vital_signs_are_read_like_labs(
+    catalog: Catalog, analyte: str, code: str, value: float, unit: str, expected: float
+) -> None:
+    obs = observation("temperature", valueQuantity=quantity(value, unit, ucum=unit != "mmHg"))
+    obs["code"] = {"coding": [{"system": LOINC, "code": code}]}
+    evidence = build_evidence([obs], catalog, AS_OF)
+    assert evidence.analytes[analyte].latest.value == pytest.approx(expected, abs=0.05)
 
 
 def test_local_code_system_has_il18_and_mhla_dr(catalog: Catalog) -> None:

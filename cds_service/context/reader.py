@@ -1,0 +1,611 @@
+"""Reading the chart around the labs: FHIR resources as received -> ChartContext.
+
+Pure and lenient: a resource of the wrong shape becomes a DataProblem, never an exception. Only
+active, confirmed entries define a setting (refuted, entered-in-error, resolved and inactive ones
+are skipped); a suspected infection (provisional, differential, unconfirmed) still counts for the
+safety checks, since a suspected infection is a reason for caution. Bundles are walked; problems
+of the Bundles themselves (OperationOutcome, next pages) are the evidence layer's to report.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import date, datetime, timedelta
+from typing import Any
+
+from cds_service.evidence.models import DataProblem, ProblemCode
+from cds_service.evidence.revisions import latest_revisions
+from cds_service.evidence.times import parse_fhir_datetime
+from cds_service.evidence.values import clean_display, number
+
+from .catalog import Concept, ContextCatalog, Match
+from .models import (
+    ChartContext,
+    DrugExposure,
+    ExposureSource,
+    OxygenLevel,
+    OxygenSupport,
+    Setting,
+    SettingFinding,
+)
+
+CHART_TYPES = (
+    "Condition",
+    "Procedure",
+    "MedicationAdministration",
+    "MedicationRequest",
+    "MedicationStatement",
+    "AllergyIntolerance",
+)
+_MAX_DEPTH = 3
+_EXCLUDED_CLINICAL = {"inactive", "remission", "resolved"}
+_EXCLUDED_VERIFICATION = {"refuted", "entered-in-error"}
+_SUSPECTED = {"unconfirmed", "provisional", "differential"}
+_PROCEDURE_DONE = {"completed", "in-progress"}
+_ADMIN_SKIPPED = {"not-done", "entered-in-error"}
+_STATEMENT_SKIPPED = {"not-taken", "entered-in-error"}
+_OBSERVATION_USABLE = {"final", "amended", "corrected", "preliminary"}
+_MG_PER_UNIT = {"mg": 1.0, "g": 1000.0, "ug": 0.001, "mcg": 0.001, "µg": 0.001, "μg": 0.001}
+_PERCENT_UNITS = {"%", "percent"}
+
+
+@dataclass
+class _Chart:
+    """The resources of a chart by type, with Medications resolvable by reference."""
+
+    by_type: dict[str, list[Mapping[str, Any]]] = field(default_factory=dict)
+    medications: dict[str, Mapping[str, Any]] = field(default_factory=dict)
+    problems: list[DataProblem] = field(default_factory=list)
+
+
+def read_chart(
+    resources: Iterable[object], catalog: ContextCatalog, as_of: datetime
+) -> ChartContext:
+    """The settings, drugs, oxygen support, allergies and infections the chart records."""
+    chart = _collect(resources)
+    reader = _Reader(catalog, as_of, chart.problems)
+    settings: list[SettingFinding] = []
+    infections: list[SettingFinding] = []
+    triggers: list[tuple[str, SettingFinding]] = []
+    latent_tb: bool | None = None
+    for condition in chart.by_type.get("Condition", []):
+        for finding, concept, confirmed in reader.condition(condition):
+            if concept.infection:
+                infections.append(finding)
+            if not confirmed:
+                continue
+            if concept.settings:
+                settings.append(finding)
+            if concept.hlh_trigger:
+                triggers.append((concept.hlh_trigger, finding))
+            if concept.latent_tb:
+                latent_tb = True
+    for procedure in chart.by_type.get("Procedure", []):
+        settings.extend(reader.procedure(procedure))
+    drugs: list[DrugExposure] = []
+    administrations: list[tuple[DrugExposure, Mapping[str, Any]]] = []
+    for source, rtype in (
+        ("administration", "MedicationAdministration"),
+        ("order", "MedicationRequest"),
+        ("statement", "MedicationStatement"),
+    ):
+        for resource in chart.by_type.get(rtype, []):
+            for exposure, concept in reader.exposure(resource, source, chart.medications):  # type: ignore[arg-type]
+                drugs.append(exposure)
+                if source == "administration":
+                    administrations.append((exposure, resource))
+                    iec = reader.iec_from_drug(exposure, concept)
+                    if iec is not None:
+                        settings.append(iec)
+    allergies: list[str] = []
+    for allergy in chart.by_type.get("AllergyIntolerance", []):
+        for drug in reader.allergy(allergy, chart.medications):
+            if drug not in allergies:
+                allergies.append(drug)
+    return ChartContext(
+        settings=tuple(_hlh_kinds(settings, triggers)),
+        drugs=tuple(drugs),
+        oxygen=reader.oxygen(chart.by_type.get("Observation", [])),
+        vasopressors=tuple(
+            exposure
+            for exposure, resource in administrations
+            if exposure.drug_class == "vasopressor" and reader.current(resource)
+        ),
+        allergies=tuple(allergies),
+        active_infections=tuple(infections),
+        latent_tb=latent_tb,
+        problems=tuple(chart.problems),
+    )
+
+
+def _hlh_kinds(
+    settings: list[SettingFinding], triggers: list[tuple[str, SettingFinding]]
+) -> list[SettingFinding]:
+    """An HLH of unstated kind with a recorded trigger (EBV infection, a configured malignancy
+    code) is infection- or malignancy-associated; D76.1 alone never says primary."""
+    if not triggers:
+        return settings
+    kind, trigger = triggers[0]
+    return [
+        replace(finding, kind=kind, reason=f"{finding.reason}; with {trigger.reason}")
+        if finding.setting == "hlh" and finding.kind is None
+        else finding
+        for finding in settings
+    ]
+
+
+def _collect(resources: Iterable[object]) -> _Chart:
+    chart = _Chart()
+    found: dict[str, list[Mapping[str, Any]]] = {}
+    for resource in _walk(resources, 0, chart.problems):
+        rtype = resource.get("resourceType")
+        if isinstance(rtype, str):
+            found.setdefault(rtype, []).append(resource)
+    for rtype, items in found.items():
+        chart.by_type[rtype] = latest_revisions(items) if rtype != "Observation" else items
+    for medication in chart.by_type.get("Medication", []):
+        mid = medication.get("id")
+        if isinstance(mid, str) and mid:
+            chart.medications[mid] = medication
+    return chart
+
+
+def _walk(items: Iterable[object], depth: int, problems: list[DataProblem]) -> Iterator[Any]:
+    for item in items:
+        if not isinstance(item, dict):
+            continue  # the evidence layer reports items that are not JSON objects
+        if item.get("resourceType") == "Bundle":
+            entries = item.get("entry")
+            if depth < _MAX_DEPTH and isinstance(entries, list):
+                resources = (e.get("resource") for e in entries if isinstance(e, dict))
+                yield from _walk(resources, depth + 1, problems)
+        else:
+            yield item
+
+
+def _codes(element: object) -> str:
+    """The code or code value (e.g. clinicalStatus) of a CodeableConcept, lower case."""
+    if isinstance(element, dict):
+        for coding in _codings(element):
+            code = coding.get("code")
+            if isinstance(code, str) and code.strip():
+                return code.strip().casefold()
+    if isinstance(element, str):  # a plain code where a CodeableConcept belongs (seen in feeds)
+        return element.strip().casefold()
+    return ""
+
+
+def _codings(concept: Mapping[str, Any]) -> list[Mapping[str, Any]]:
+    codings = concept.get("coding")
+    if isinstance(codings, dict):  # one coding sent as an object
+        return [codings]
+    return [c for c in codings if isinstance(c, dict)] if isinstance(codings, list) else []
+
+
+def _texts(concept: Mapping[str, Any]) -> list[str]:
+    texts = [concept.get("text")] + [c.get("display") for c in _codings(concept)]
+    return [t for t in texts if isinstance(t, str) and t.strip()]
+
+
+def _reference(resource: Mapping[str, Any]) -> str | None:
+    rtype, rid = resource.get("resourceType"), resource.get("id")
+    if isinstance(rtype, str) and isinstance(rid, str) and rid.strip():
+        return f"{rtype}/{clean_display(rid)}"
+    return None
+
+
+def _day(value: object) -> str:
+    return value.date().isoformat() if isinstance(value, datetime) else "date unknown"
+
+
+def _local_date(raw: object) -> date | None:
+    """The calendar date of a FHIR dateTime in its own zone (an infusion day is a local day)."""
+    if not isinstance(raw, str) or len(raw.strip()) < 10:
+        return None
+    try:
+        return date.fromisoformat(raw.strip()[:10])
+    except ValueError:
+        return None
+
+
+def _start(resource: Mapping[str, Any], *names: str) -> tuple[datetime | None, object]:
+    """The first readable time of `names` (dateTime fields or Periods: their start), and the
+    raw text it came from."""
+    for name in names:
+        value = resource.get(name)
+        if isinstance(value, dict):
+            value = value.get("start") or value.get("end")
+        parsed = parse_fhir_datetime(value)
+        if parsed is not None:
+            return parsed, value
+    return None, None
+
+
+class _Reader:
+    def __init__(self, catalog: ContextCatalog, as_of: datetime, problems: list[DataProblem]):
+        self.catalog = catalog
+        self.as_of = as_of
+        self.problems = problems
+
+    def problem(self, code: str, reason: str, resource: Mapping[str, Any]) -> None:
+        self.problems.append(DataProblem(code=code, reason=reason, reference=_reference(resource)))
+
+    def matches(self, concept: object, kind: str, *, names: bool) -> list[Match]:
+        if not isinstance(concept, dict):
+            return []
+        found: list[Match] = []
+        for coding in _codings(concept):
+            system, code = coding.get("system"), coding.get("code")
+            if isinstance(system, str) and isinstance(code, str):
+                found += self.catalog.match_code(system, code, kind)
+        if not found and names:
+            for text in _texts(concept):
+                found += self.catalog.match_text(text, kind)
+        unique: dict[str, Match] = {}
+        for match in found:
+            unique.setdefault(match.concept.id, match)
+        return list(unique.values())
+
+    # Conditions ---------------------------------------------------------------------------
+
+    def condition(
+        self, resource: Mapping[str, Any]
+    ) -> Iterator[tuple[SettingFinding, Concept, bool]]:
+        code = resource.get("code")
+        if code is not None and not isinstance(code, dict):
+            self.problem(ProblemCode.MALFORMED, "Condition.code is not a CodeableConcept", resource)
+            return
+        # Conditions match free text only where a hospital configured `texts`.
+        matches = self.matches(code, "condition", names=True)
+        if not matches:
+            return
+        clinical = _codes(resource.get("clinicalStatus"))
+        verification = _codes(resource.get("verificationStatus"))
+        if clinical in _EXCLUDED_CLINICAL or verification in _EXCLUDED_VERIFICATION:
+            return
+        abated, _ = _start(resource, "abatementDateTime", "abatementPeriod")
+        if abated is not None and abated <= self.as_of:
+            return
+        when, _ = _start(resource, "onsetDateTime", "onsetPeriod", "recordedDate")
+        if when is not None and when > self.as_of:
+            self.problem(
+                ProblemCode.FUTURE_DATED, "Condition dated after the evaluation time", resource
+            )
+            return
+        confirmed = verification not in _SUSPECTED
+        for match in matches:
+            concept = match.concept
+            label = "suspected " if not confirmed else ""
+            dated = f", onset {_day(when)}" if when is not None else ""
+            reason = f"Condition {label}{concept.display} ({_bare(match.code)}){dated}"
+            settings: tuple[Setting, ...] = concept.settings or ("unknown",)
+            for setting in settings:
+                finding = SettingFinding(
+                    setting=setting,
+                    reason=reason,
+                    reference=_reference(resource),
+                    when=when,
+                    kind=concept.finding_kind,
+                )
+                yield finding, concept, confirmed
+                if not concept.settings or concept.infection:
+                    break  # one finding per infection, whatever settings it supports
+
+    # Procedures and CAR-T / bispecific exposures ---------------------------------------------
+
+    def procedure(self, resource: Mapping[str, Any]) -> list[SettingFinding]:
+        matches = self.matches(resource.get("code"), "procedure", names=True)
+        status = _codes(resource.get("status"))
+        if not matches or (status and status not in _PROCEDURE_DONE):
+            return []
+        when, raw = _start(resource, "performedDateTime", "performedPeriod")
+        match = matches[0]
+        return self._iec(
+            resource,
+            kind=match.concept.finding_kind or "car-t",
+            product=match.product,
+            what=f"Procedure {match.concept.display} ({_bare(match.code)})",
+            when=when,
+            raw=raw,
+        )
+
+    def iec_from_drug(self, exposure: DrugExposure, concept: Concept) -> SettingFinding | None:
+        if concept.iec is None:
+            return None
+        found = self._iec(
+            {"resourceType": "MedicationAdministration", "id": _id_of(exposure.reference)},
+            kind=concept.iec,
+            product=concept.display,
+            what=f"MedicationAdministration {concept.display}",
+            when=exposure.when,
+            raw=exposure.when.isoformat() if exposure.when else None,
+        )
+        return found[0] if found else None
+
+    def _iec(
+        self,
+        resource: Mapping[str, Any],
+        *,
+        kind: str,
+        product: str | None,
+        what: str,
+        when: datetime | None,
+        raw: object,
+    ) -> list[SettingFinding]:
+        label = "CAR-T infusion" if kind == "car-t" else "bispecific T-cell engager dose"
+        if when is None:
+            self.problem(
+                ProblemCode.NO_EFFECTIVE_TIME,
+                f"{label} without a date: the day since infusion is unknown, so it does not "
+                "place the patient in the immune effector cell setting",
+                resource,
+            )
+            return []
+        if when > self.as_of:
+            self.problem(ProblemCode.FUTURE_DATED, f"{label} dated after the evaluation", resource)
+            return []
+        start = _local_date(raw) or when.date()
+        zone = when.tzinfo if isinstance(raw, str) and "T" in raw else None
+        today = self.as_of.astimezone(zone).date() if zone else self.as_of.date()
+        day = (today - start).days
+        if day > self.catalog.windows_days[kind]:
+            return []
+        return [
+            SettingFinding(
+                setting="iec",
+                reason=f"{what}, {_day(when)} (day {day})",
+                reference=_reference(resource),
+                when=when,
+                kind=kind,
+                product=product,
+                day=day,
+            )
+        ]
+
+    # Drugs ----------------------------------------------------------------------------------
+
+    def drug_matches(
+        self, resource: Mapping[str, Any], medications: Mapping[str, Mapping[str, Any]]
+    ) -> list[Match]:
+        concept = resource.get("medicationCodeableConcept")
+        if isinstance(concept, dict):
+            return self.matches(concept, "drug", names=True)
+        ref = resource.get("medicationReference")
+        if not isinstance(ref, dict):
+            return []
+        target = ref.get("reference")
+        medication: Mapping[str, Any] | None = None
+        if isinstance(target, str) and target.startswith("#"):
+            medication = next(
+                (
+                    c
+                    for c in resource.get("contained") or []
+                    if isinstance(c, dict) and c.get("id") == target[1:]
+                ),
+                None,
+            )
+        elif isinstance(target, str) and "Medication/" in target:
+            medication = medications.get(target.rsplit("Medication/", 1)[1].split("/")[0])
+        found: list[Match] = []
+        if medication is not None:
+            found = self.matches(medication.get("code"), "drug", names=True)
+            for ingredient in medication.get("ingredient") or []:
+                if isinstance(ingredient, dict) and not found:
+                    found = self.matches(ingredient.get("itemCodeableConcept"), "drug", names=True)
+        if not found and isinstance(ref.get("display"), str):
+            found = self.catalog.match_text(ref["display"], "drug")
+        return found
+
+    def exposure(
+        self,
+        resource: Mapping[str, Any],
+        source: ExposureSource,
+        medications: Mapping[str, Mapping[str, Any]],
+    ) -> Iterator[tuple[DrugExposure, Concept]]:
+        matches = self.drug_matches(resource, medications)
+        if not matches:
+            return
+        status = _codes(resource.get("status")) or None
+        if source == "administration":
+            if status in _ADMIN_SKIPPED:
+                return
+            when, _ = _start(resource, "effectiveDateTime", "effectivePeriod")
+            dose = _dose((resource.get("dosage") or {}).get("dose"))
+        elif source == "order":
+            if status != "active":
+                return
+            when, _ = _start(resource, "authoredOn")
+            dose = _dose(_first_dose(resource.get("dosageInstruction")))
+        else:
+            if status in _STATEMENT_SKIPPED:
+                return
+            when, _ = _start(resource, "effectiveDateTime", "effectivePeriod", "dateAsserted")
+            dose = _dose(_first_dose(resource.get("dosage")))
+        if when is not None and when > self.as_of and source == "administration":
+            self.problem(
+                ProblemCode.FUTURE_DATED, "drug administration dated after evaluation", resource
+            )
+            return
+        for match in matches:
+            concept = match.concept
+            yield (
+                DrugExposure(
+                    drug=concept.id,
+                    drug_class=concept.drug_class or concept.id,
+                    source=source,
+                    when=when,
+                    dose_mg=dose,
+                    status=status,
+                    reference=_reference(resource),
+                ),
+                concept,
+            )
+
+    def current(self, administration: Mapping[str, Any]) -> bool:
+        """An administration going on now, or one that ended within the current window."""
+        status = _codes(administration.get("status"))
+        period = administration.get("effectivePeriod")
+        end = parse_fhir_datetime(period.get("end")) if isinstance(period, dict) else None
+        start, _ = _start(administration, "effectiveDateTime", "effectivePeriod")
+        if start is None or start > self.as_of:
+            return False
+        if status in ("in-progress", "on-hold") and (end is None or end >= self.as_of):
+            return True
+        recent = self.as_of - timedelta(hours=self.catalog.vasopressor_current_hours)
+        return (end or start) >= recent
+
+    # Allergies ------------------------------------------------------------------------------
+
+    def allergy(
+        self, resource: Mapping[str, Any], medications: Mapping[str, Mapping[str, Any]]
+    ) -> list[str]:
+        if _codes(resource.get("clinicalStatus")) in ("inactive", "resolved"):
+            return []
+        if _codes(resource.get("verificationStatus")) in _EXCLUDED_VERIFICATION:
+            return []
+        concepts = [resource.get("code")]
+        for reaction in resource.get("reaction") or []:
+            if isinstance(reaction, dict):
+                concepts.append(reaction.get("substance"))
+        found: list[str] = []
+        for concept in concepts:
+            for match in self.matches(concept, "drug", names=True):
+                found.append(match.concept.id)
+            if isinstance(concept, dict):
+                for text in _texts(concept):
+                    found += [m.concept.id for m in self.catalog.match_text(text, "drug-class")]
+        return found
+
+    # Respiratory support --------------------------------------------------------------------
+
+    def oxygen(self, observations: list[Mapping[str, Any]]) -> OxygenSupport | None:
+        devices: list[tuple[datetime, OxygenLevel]] = []
+        flows: list[tuple[datetime, float]] = []
+        fio2s: list[tuple[datetime, float]] = []
+        for observation in observations:
+            if _codes(observation.get("status")) not in _OBSERVATION_USABLE:
+                continue
+            when, _ = _start(observation, "effectiveDateTime", "effectivePeriod", "issued")
+            if when is None or when > self.as_of:
+                continue
+            parts = [observation] + [
+                c for c in observation.get("component") or [] if isinstance(c, dict)
+            ]
+            for part in parts:
+                self._support_part(part, when, devices, flows, fio2s)
+        if not (devices or flows or fio2s):
+            return None
+        flow = max(flows)[1] if flows else None
+        fio2 = max(fio2s)[1] if fio2s else None
+        latest = max(t for t, *_ in [*devices, *flows, *fio2s])
+        level: OxygenLevel
+        if devices:
+            device_time, level = max(devices)
+            # Flow charted with or after the device decides low vs high flow (ASTCT: <= 6 L/min).
+            high = flow is not None and flow > self.catalog.high_flow_above_l_min
+            if level == "low-flow" and high and max(flows)[0] >= device_time:
+                level = "high-flow"
+        elif flow is not None:
+            if flow == 0:
+                level = "room-air"
+            elif flow > self.catalog.high_flow_above_l_min:
+                level = "high-flow"
+            else:
+                level = "low-flow"
+        else:
+            level = "room-air" if fio2 is not None and fio2 <= 0.21 else "unknown"
+        return OxygenSupport(level=level, flow_l_min=flow, fio2=fio2, when=latest)
+
+    def _support_part(
+        self,
+        part: Mapping[str, Any],
+        when: datetime,
+        devices: list[tuple[datetime, OxygenLevel]],
+        flows: list[tuple[datetime, float]],
+        fio2s: list[tuple[datetime, float]],
+    ) -> None:
+        code = part.get("code")
+        codings = _codings(code) if isinstance(code, dict) else []
+        keys: list[tuple[str, str]] = []
+        for coding in codings:
+            system, value = coding.get("system"), coding.get("code")
+            if isinstance(system, str) and isinstance(value, str):
+                keys.append((system, value))
+        catalog = self.catalog
+        if any(catalog.is_code(catalog.oxygen_observation_codes, s, c) for s, c in keys):
+            value = part.get("valueCodeableConcept")
+            matches = self.matches(value, "device", names=True)
+            if not matches and isinstance(part.get("valueString"), str):
+                matches = catalog.match_text(part["valueString"], "device")
+            if matches:
+                devices.append((when, matches[0].concept.id))  # type: ignore[arg-type]
+        elif any(catalog.is_code(catalog.flow_codes, s, c) for s, c in keys):
+            flow = _quantity(part.get("valueQuantity"), {"l/min", "l/min.", "lpm"})
+            if flow is not None and 0 <= flow <= 80:
+                flows.append((when, flow))
+        elif any(catalog.is_code(catalog.fio2_codes, s, c) for s, c in keys):
+            fio2 = _fraction(part.get("valueQuantity"))
+            if fio2 is not None:
+                fio2s.append((when, fio2))
+
+
+def _bare(code: str) -> str:
+    """The code without its system, for people: "U07.1", "M08.2*"."""
+    return code.rsplit("|", 1)[-1]
+
+
+def _id_of(reference: str | None) -> str | None:
+    return reference.split("/", 1)[1] if reference and "/" in reference else None
+
+
+def _first_dose(dosages: object) -> object:
+    if isinstance(dosages, dict):
+        dosages = [dosages]
+    if not isinstance(dosages, list) or not dosages or not isinstance(dosages[0], dict):
+        return None
+    rates = dosages[0].get("doseAndRate")
+    if isinstance(rates, dict):
+        rates = [rates]
+    if isinstance(rates, list) and rates and isinstance(rates[0], dict):
+        return rates[0].get("doseQuantity")
+    return None
+
+
+def _unit_of(quantity: Mapping[str, Any]) -> str:
+    unit = quantity.get("code") or quantity.get("unit")
+    return unit.strip().casefold() if isinstance(unit, str) else ""
+
+
+def _dose(quantity: object) -> float | None:
+    """A dose in mg when it is a mass ("{tbl}" counts and mg/kg are not readable here)."""
+    if not isinstance(quantity, dict):
+        return None
+    value = number(quantity.get("value"))
+    factor = _MG_PER_UNIT.get(_unit_of(quantity))
+    if value is None or factor is None or value < 0:
+        return None
+    return value * factor
+
+
+def _quantity(quantity: object, units: set[str]) -> float | None:
+    if not isinstance(quantity, dict):
+        return None
+    value = number(quantity.get("value"))
+    unit = _unit_of(quantity)
+    if value is None or unit.replace(" ", "") not in units:
+        return None
+    return value
+
+
+def _fraction(quantity: object) -> float | None:
+    """FiO2 as a fraction: "%" values (21-100) are divided by 100; a unitless 0.21-1 is kept."""
+    if not isinstance(quantity, dict):
+        return None
+    value = number(quantity.get("value"))
+    if value is None:
+        return None
+    unit = _unit_of(quantity)
+    if unit in _PERCENT_UNITS or (not unit and value > 1):
+        value = value / 100
+    return value if 0.21 <= value <= 1.0 else None

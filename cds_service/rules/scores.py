@@ -1,0 +1,631 @@
+"""Clinical scores and criteria sets: ASTCT CRS grade, HLH-2004, HScore, MAS-2016, cHIS.
+
+Pure functions of the lab evidence and the chart context; every cut-off, point and source comes
+from scores.yaml (validated at start-up against the analyte catalog, with file-and-line errors).
+Each score says the value it found, the value used for each item, the items it could not judge
+and its source. Unknown items never make a criterion true: a criteria set counts them apart, a
+point score counts them 0 and says its value is a lower bound.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import timedelta
+from functools import lru_cache
+from importlib import resources
+from itertools import pairwise
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from cds_service.context.models import ChartContext
+from cds_service.evidence import Catalog, Evidence
+from cds_service.evidence.models import LabValue
+from cds_service.evidence.values import format_number
+from cds_service.yamlfile import ConfigFileError, YamlDocument
+
+Op = Literal[">", ">=", "<", "<="]
+ScoreId = Literal["astct", "hlh2004", "hscore", "mas2016", "chis"]
+
+
+class ScoresError(ConfigFileError):
+    """scores.yaml is invalid; the message names the file and the line."""
+
+
+class _Spec(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class LabTest(_Spec):
+    analyte: str
+    op: Op
+    value: float
+    unit: str
+    family: str | None = None
+    pick: Literal["latest", "max", "min"] = "latest"
+
+
+class RatioTest(_Spec):
+    ratio: tuple[str, str]
+    op: Op
+    value: float
+
+
+class AnyOf(_Spec):
+    any: list[LabTest] = Field(min_length=1)
+    source: str | None = None
+
+
+class Criterion(_Spec):
+    label: str
+    test: LabTest | RatioTest | None = None
+    any: list[LabTest] | None = None
+    at_least: int | None = None
+    of: list[LabTest] | None = None
+    clinical: bool = False
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> Criterion:
+        kinds = [self.test is not None, self.any is not None, self.of is not None, self.clinical]
+        if sum(kinds) != 1:
+            raise ValueError(
+                "give exactly one of `test`, `any`, `of` (with `at_least`), `clinical`"
+            )
+        if (self.of is None) != (self.at_least is None):
+            raise ValueError("`of` and `at_least` go together")
+        return self
+
+
+class Band(_Spec):
+    points: float
+    above: float | None = None
+    at_least: float | None = None
+    below: float | None = None
+    at_most: float | None = None
+    otherwise: bool = False
+
+    @model_validator(mode="after")
+    def _one_bound(self) -> Band:
+        bounds = [self.above, self.at_least, self.below, self.at_most]
+        if sum(b is not None for b in bounds) + self.otherwise != 1:
+            raise ValueError("a band has exactly one of above, at_least, below, at_most, otherwise")
+        return self
+
+    def holds(self, x: float) -> bool:
+        if self.otherwise:
+            return True
+        if self.above is not None:
+            return x > self.above
+        if self.at_least is not None:
+            return x >= self.at_least
+        if self.below is not None:
+            return x < self.below
+        return self.at_most is not None and x <= self.at_most
+
+
+class PointItem(_Spec):
+    label: str
+    clinical: bool = False
+    max_points: float | None = None
+    analyte: str | None = None
+    unit: str | None = None
+    family: str | None = None
+    pick: Literal["latest", "max", "min"] = "latest"
+    bands: list[Band] | None = None
+    lines: list[LabTest] | None = None
+    points_by_lines: list[float] | None = None
+
+    @model_validator(mode="after")
+    def _shape(self) -> PointItem:
+        if self.clinical:
+            if self.max_points is None:
+                raise ValueError("a clinical item needs `max_points` (its weight when present)")
+        elif self.lines is not None:
+            if self.points_by_lines is None or len(self.points_by_lines) != len(self.lines) + 1:
+                raise ValueError("`points_by_lines` needs one entry per count 0..len(lines)")
+        elif self.analyte is None or self.bands is None or self.unit is None:
+            raise ValueError("a lab item needs `analyte`, `unit` and `bands`")
+        elif not self.bands[-1].otherwise:
+            raise ValueError("the last band must be `otherwise`")
+        return self
+
+
+class Source(_Spec):
+    citation: str
+    doi: str | None = None
+    pmid: str | None = None
+    population: str
+    verified: str
+
+
+class AstctSpec(_Spec):
+    label: str
+    source: str
+    fever: LabTest
+    fever_not_required_after: list[str]
+    hypotension: AnyOf
+    not_counted_as_second_vasopressor: list[str]
+    oxygen_grades: dict[str, int]
+    oxygen_fresh_hours: float = Field(gt=0)
+
+
+class CriteriaSpec(_Spec):
+    label: str
+    source: str
+    needed: int | None = None
+    cut_off: float | None = None
+    criteria: dict[str, Criterion]
+
+
+class HScoreSpec(_Spec):
+    label: str
+    source: str
+    cut_off: float
+    items: dict[str, PointItem]
+    probability: list[tuple[float, float]] = Field(min_length=2)
+
+
+class MasSpec(_Spec):
+    label: str
+    source: str
+    requires_setting: str
+    fever: LabTest
+    ferritin: LabTest
+    at_least: int
+    of: list[LabTest]
+
+
+class ScoresSpec(_Spec):
+    schema_version: Literal[1]
+    sources: dict[str, Source]
+    astct: AstctSpec = Field(alias="astct")
+    hlh2004: CriteriaSpec
+    hscore: HScoreSpec
+    mas2016: MasSpec
+    chis: CriteriaSpec
+
+    @model_validator(mode="before")
+    @classmethod
+    def _flatten(cls, data: object) -> object:
+        if isinstance(data, dict) and isinstance(data.get("scores"), dict):
+            return {k: v for k, v in data.items() if k != "scores"} | data["scores"]
+        return data
+
+
+ScoreBook = ScoresSpec
+Known = Annotated[bool | None, "True / False / None = unknown"]
+
+
+@dataclass(frozen=True)
+class ScoreItem:
+    """One item of a score as it was judged."""
+
+    id: str
+    label: str
+    value: str  # the value used, for people: "39.2 Cel (Observation/t1)", "unknown"
+    met: bool | None = None  # criteria sets: met / not met / unknown
+    points: float | None = None  # point scores: points given (None: unknown, counted 0)
+
+
+@dataclass(frozen=True)
+class ScoreResult:
+    id: str
+    label: str
+    value: float | None  # grade, criteria met, points, 1/0 classification; None: cannot judge
+    inputs: tuple[ScoreItem, ...]
+    missing: tuple[str, ...]  # labels of the items that could not be judged
+    source: str  # source id in scores.yaml
+    text: str  # one line for people
+    extra: Mapping[str, float | bool | None] = field(default_factory=dict)
+
+
+# --- loading ----------------------------------------------------------------------------------
+
+
+def _text() -> str:
+    return resources.files("cds_service.rules").joinpath("scores.yaml").read_text("utf-8")
+
+
+@lru_cache(maxsize=4)
+def load_scores(catalog: Catalog) -> ScoreBook:
+    """scores.yaml, validated, with every lab test checked against the analyte catalog."""
+    try:
+        document = YamlDocument("cds_service/rules/scores.yaml", _text())
+        book = document.validate(ScoresSpec)
+    except ConfigFileError as exc:
+        raise ScoresError(str(exc)) from None
+    _check(book, catalog, document)
+    return book
+
+
+def _check(book: ScoreBook, catalog: Catalog, document: YamlDocument) -> None:
+    def fail(loc: tuple[str | int, ...], message: str) -> None:
+        raise ScoresError(str(document.error(("scores", *loc), message)))
+
+    def test(t: LabTest, loc: tuple[str | int, ...]) -> None:
+        if t.analyte not in catalog.analyte_ids:
+            fail(loc, f"unknown analyte {t.analyte!r}")
+        families = catalog.analyte(t.analyte).families
+        family = families.get(t.family) if t.family else next(iter(families.values()))
+        if family is None:
+            fail(loc, f"unknown family {t.family!r} of {t.analyte!r}")
+        elif family.canonical != t.unit:
+            fail(loc, f"unit {t.unit!r} is not the canonical unit {family.canonical!r}")
+
+    for name in ("astct", "hlh2004", "hscore", "mas2016", "chis"):
+        source = getattr(book, name).source
+        if source not in book.sources:
+            fail((name, "source"), f"unknown source {source!r}")
+    test(book.astct.fever, ("astct", "fever"))
+    for i, t in enumerate(book.astct.hypotension.any):
+        test(t, ("astct", "hypotension", "any", i))
+    for name in ("hlh2004", "chis"):
+        for cid, criterion in getattr(book, name).criteria.items():
+            loc = (name, "criteria", cid)
+            if isinstance(criterion.test, LabTest):
+                test(criterion.test, (*loc, "test"))
+            elif isinstance(criterion.test, RatioTest):
+                for analyte in criterion.test.ratio:
+                    if analyte not in catalog.analyte_ids:
+                        fail((*loc, "test"), f"unknown analyte {analyte!r}")
+            for key in ("any", "of"):
+                for i, t in enumerate(getattr(criterion, key) or []):
+                    test(t, (*loc, key, i))
+    for iid, item in book.hscore.items.items():
+        loc = ("hscore", "items", iid)
+        if item.analyte is not None and item.unit is not None:
+            test(LabTest(analyte=item.analyte, op=">", value=0, unit=item.unit), loc)
+        for i, t in enumerate(item.lines or []):
+            test(t, (*loc, "lines", i))
+    for key in ("fever", "ferritin"):
+        test(getattr(book.mas2016, key), ("mas2016", key))
+    for i, t in enumerate(book.mas2016.of):
+        test(t, ("mas2016", "of", i))
+
+
+def score_analytes(book: ScoreBook) -> frozenset[str]:
+    """Every analyte a score reads (what the prefetch templates must ask for)."""
+    tests: list[LabTest] = [book.astct.fever, *book.astct.hypotension.any]
+    read: set[str] = set()
+    for spec in (book.hlh2004, book.chis):
+        for criterion in spec.criteria.values():
+            if isinstance(criterion.test, LabTest):
+                tests.append(criterion.test)
+            elif isinstance(criterion.test, RatioTest):
+                read.update(criterion.test.ratio)
+            tests += [*(criterion.any or []), *(criterion.of or [])]
+    for item in book.hscore.items.values():
+        if item.analyte is not None:
+            read.add(item.analyte)
+        tests += item.lines or []
+    tests += [book.mas2016.fever, book.mas2016.ferritin, *book.mas2016.of]
+    return frozenset(read | {t.analyte for t in tests})
+
+
+# --- reading the evidence ---------------------------------------------------------------------
+
+
+def _compare(x: float, op: Op, y: float) -> bool:
+    return {">": x > y, ">=": x >= y, "<": x < y, "<=": x <= y}[op]
+
+
+def _pick(evidence: Evidence, analyte: str, family: str | None, pick: str) -> LabValue | None:
+    found = evidence.get(analyte)
+    if found is None:
+        return None
+    since = evidence.as_of - timedelta(hours=found.freshness_hours)
+    values = [
+        v
+        for v in found.history
+        if v.effective >= since
+        and v.effective <= evidence.as_of
+        and (family is None or v.family == family)
+    ]
+    if not values:
+        return None
+    if pick == "max":
+        return max(values, key=lambda v: v.value)
+    if pick == "min":
+        return min(values, key=lambda v: v.value)
+    return values[0]  # history is newest first
+
+
+def _shown(value: LabValue) -> str:
+    return value.reported or f"{format_number(value.value)} {value.unit}"
+
+
+def _judge(evidence: Evidence, t: LabTest) -> tuple[bool | None, str]:
+    value = _pick(evidence, t.analyte, t.family, t.pick)
+    if value is None:
+        return None, f"{t.analyte}: no recent result"
+    return _compare(value.value, t.op, t.value), f"{t.analyte} {_shown(value)}"
+
+
+def _judge_ratio(evidence: Evidence, t: RatioTest) -> tuple[bool | None, str]:
+    top, bottom = (_pick(evidence, a, None, "latest") for a in t.ratio)
+    if top is None or bottom is None or bottom.value <= 0:
+        return None, f"{t.ratio[0]}/{t.ratio[1]}: no recent pair of results"
+    ratio = top.value / bottom.value
+    return _compare(ratio, t.op, t.value), f"{t.ratio[0]}/{t.ratio[1]} {ratio:.1f}"
+
+
+def _any(results: Sequence[tuple[bool | None, str]]) -> bool | None:
+    if any(r is True for r, _ in results):
+        return True
+    return None if any(r is None for r, _ in results) else False
+
+
+def _at_least(results: Sequence[tuple[bool | None, str]], n: int) -> bool | None:
+    met = sum(r is True for r, _ in results)
+    unknown = sum(r is None for r, _ in results)
+    if met >= n:
+        return True
+    return None if met + unknown >= n else False
+
+
+def _criterion(evidence: Evidence, cid: str, c: Criterion) -> ScoreItem:
+    if c.clinical:
+        return ScoreItem(cid, c.label, "not in the lab data", None)
+    if c.test is not None:
+        met, shown = (
+            _judge(evidence, c.test)
+            if isinstance(c.test, LabTest)
+            else _judge_ratio(evidence, c.test)
+        )
+        return ScoreItem(cid, c.label, shown, met)
+    tests = c.any if c.any is not None else c.of or []
+    results = [_judge(evidence, t) for t in tests]
+    met = _any(results) if c.any is not None else _at_least(results, c.at_least or 0)
+    return ScoreItem(cid, c.label, "; ".join(shown for _, shown in results), met)
+
+
+# --- the scores ---------------------------------------------------------------------------------
+
+
+def criteria_count(spec: CriteriaSpec, score_id: str, evidence: Evidence) -> ScoreResult:
+    """HLH-2004 (5 of 8) and cHIS: criteria met, with the unknown ones listed."""
+    items = tuple(_criterion(evidence, cid, c) for cid, c in spec.criteria.items())
+    met = sum(item.met is True for item in items)
+    unknown = tuple(item.label for item in items if item.met is None)
+    bar = spec.needed if spec.needed is not None else spec.cut_off
+    reached: bool | None = None
+    if bar is not None:
+        reached = True if met >= bar else (None if met + len(unknown) >= bar else False)
+    of = f"{met} of {len(items)} criteria met"
+    tail = f"; {len(unknown)} unknown" if unknown else ""
+    verdict = {True: "threshold reached", False: "threshold not reached", None: "undecided"}
+    text = f"{spec.label}: {of}{tail} ({verdict[reached]}, needs {format_number(float(bar or 0))})"
+    return ScoreResult(
+        id=score_id,
+        label=spec.label,
+        value=float(met),
+        inputs=items,
+        missing=unknown,
+        source=spec.source,
+        text=text,
+        extra={"reached": reached, "needed": float(bar) if bar is not None else None},
+    )
+
+
+def hscore(spec: HScoreSpec, evidence: Evidence) -> ScoreResult:
+    """HScore points (unknown items 0: a lower bound), its upper bound and the probability."""
+    items: list[ScoreItem] = []
+    upper_extra = 0.0
+    for iid, item in spec.items.items():
+        if item.clinical:
+            items.append(ScoreItem(iid, item.label, "not in the lab data", points=None))
+            upper_extra += item.max_points or 0
+        elif item.lines is not None and item.points_by_lines is not None:
+            results = [_judge(evidence, t) for t in item.lines]
+            known = sum(r is True for r, _ in results)
+            unknown = sum(r is None for r, _ in results)
+            shown = "; ".join(s for _, s in results)
+            table = item.points_by_lines
+            if unknown == len(results):
+                items.append(ScoreItem(iid, item.label, shown, points=None))
+                upper_extra += max(table)
+                continue
+            items.append(ScoreItem(iid, item.label, shown, points=table[known]))
+            if unknown:
+                upper_extra += table[known + unknown] - table[known]
+        else:
+            value = _pick(evidence, item.analyte or "", item.family, item.pick)
+            if value is None:
+                items.append(ScoreItem(iid, item.label, "no recent result", points=None))
+                upper_extra += max(b.points for b in item.bands or [])
+                continue
+            band = next(b for b in item.bands or [] if b.holds(value.value))
+            items.append(ScoreItem(iid, item.label, _shown(value), points=band.points))
+    total = float(sum(i.points or 0 for i in items))
+    missing = tuple(i.label for i in items if i.points is None)
+    partial = tuple(
+        i.label for i in items if i.points is not None and "no recent result" in i.value
+    )
+    probability = hscore_probability(spec, total)
+    bound = "≥ " if missing or partial else ""
+    text = (
+        f"HScore {bound}{format_number(total)} (cut-off {format_number(spec.cut_off)}; "
+        f"probability {bound}{probability:.0f} %)"
+    )
+    if missing:
+        text += f"; unknown, counted 0: {', '.join(missing)}"
+    return ScoreResult(
+        id="hscore",
+        label=spec.label,
+        value=total,
+        inputs=tuple(items),
+        missing=missing + partial,
+        source=spec.source,
+        text=text,
+        extra={
+            "probability": probability,
+            "upper_bound": total + upper_extra,
+            "lower_bound": bool(missing or partial),
+            "cut_off": spec.cut_off,
+        },
+    )
+
+
+def hscore_probability(spec: HScoreSpec, points: float) -> float:
+    """Probability (%) from the paper's table, linear between its rows; clamped at its ends."""
+    table = sorted(spec.probability)
+    if points <= table[0][0]:
+        return table[0][1] if points == table[0][0] else min(table[0][1], 1.0)
+    for (x0, y0), (x1, y1) in pairwise(table):
+        if points <= x1:
+            return y0 + (y1 - y0) * (points - x0) / (x1 - x0)
+    return table[-1][1]
+
+
+def astct_grade(spec: AstctSpec, evidence: Evidence, chart: ChartContext) -> ScoreResult:
+    """ASTCT CRS grade 0-4 (Lee 2019); None when fever is required and no temperature is known."""
+    fever, fever_shown = _judge(evidence, spec.fever)
+    infusion = next((f.when for f in chart.findings("iec") if f.when is not None), None)
+    treated = [
+        e
+        for drug in spec.fever_not_required_after
+        for e in chart.given(drug, since=infusion)
+        if e.source == "administration"
+    ]
+    pressors = {v.drug for v in chart.vasopressors}
+    counted = pressors - set(spec.not_counted_as_second_vasopressor)
+    low_bp = [_judge(evidence, t) for t in spec.hypotension.any]
+    # Systolic and mean pressure measure the same thing: one normal reading is enough to say
+    # "no hypotension" (unlike criteria whose alternatives are different findings).
+    known_bp = [r for r, _ in low_bp if r is not None]
+    hypotension = any(known_bp) if known_bp else None
+    if len(counted) >= 2:
+        circulation, circ_shown = 4, f"{len(counted)} vasopressors ({', '.join(sorted(pressors))})"
+    elif pressors:
+        circulation, circ_shown = 3, f"vasopressor ({', '.join(sorted(pressors))})"
+    elif hypotension is True:
+        circulation, circ_shown = (
+            2,
+            "hypotension without vasopressors: " + "; ".join(s for _, s in low_bp),
+        )
+    elif hypotension is False:
+        circulation, circ_shown = 0, "no hypotension: " + "; ".join(s for _, s in low_bp)
+    else:
+        circulation, circ_shown = None, "blood pressure: no recent result"
+    oxygen = chart.oxygen
+    fresh_o2 = (
+        oxygen is not None
+        and oxygen.when is not None
+        and oxygen.when >= evidence.as_of - timedelta(hours=spec.oxygen_fresh_hours)
+    )
+    respiration: int | None = None
+    o2_shown = "oxygen support: not recorded recently"
+    if fresh_o2 and oxygen is not None and oxygen.level in spec.oxygen_grades:
+        respiration = spec.oxygen_grades[oxygen.level]
+        flow = f", {format_number(oxygen.flow_l_min)} L/min" if oxygen.flow_l_min else ""
+        o2_shown = f"{oxygen.level}{flow}"
+    drugs_shown = ", ".join(sorted({e.drug for e in treated})) or "none"
+    inputs = (
+        ScoreItem("fever", "Fever >= 38.0 °C", fever_shown, fever),
+        ScoreItem("treated", "Tocilizumab or corticosteroids given", drugs_shown, bool(treated)),
+        ScoreItem("circulation", "Hypotension / vasopressors", circ_shown, None, circulation),
+        ScoreItem("oxygen", "Oxygen support", o2_shown, None, respiration),
+    )
+    missing = tuple(
+        label
+        for label, known in (
+            ("temperature", fever is not None),
+            ("blood pressure", circulation is not None),
+            ("oxygen support", respiration is not None),
+        )
+        if not known
+    )
+    base = {"source": spec.source, "id": "astct", "label": spec.label, "inputs": inputs}
+    if fever is None and not treated:
+        return ScoreResult(
+            **base,  # type: ignore[arg-type]
+            value=None,
+            missing=missing,
+            text="ASTCT CRS grade unknown: no recent temperature (fever is required)",
+            extra={"lower_bound": True},
+        )
+    if fever is False and not treated:
+        return ScoreResult(
+            **base,  # type: ignore[arg-type]
+            value=0.0,
+            missing=missing,
+            text="ASTCT: no CRS grade (no fever >= 38.0 °C, and no tocilizumab or steroids)",
+            extra={"lower_bound": False},
+        )
+    grade = max(1 if fever else 0, circulation or 0, respiration or 0)
+    lower = circulation is None or respiration is None
+    parts = [fever_shown if fever else "fever not required after " + drugs_shown]
+    parts += [circ_shown, o2_shown]
+    bound = "≥ " if lower else ""
+    return ScoreResult(
+        **base,  # type: ignore[arg-type]
+        value=float(grade),
+        missing=missing,
+        text=f"ASTCT CRS grade {bound}{grade} ({'; '.join(parts)})",
+        extra={"lower_bound": lower},
+    )
+
+
+def mas2016(spec: MasSpec, evidence: Evidence, chart: ChartContext) -> ScoreResult:
+    """MAS-2016 (Ravelli): 1 classified, 0 not, None undecided or outside its population."""
+    fever, fever_shown = _judge(evidence, spec.fever)
+    ferritin, ferritin_shown = _judge(evidence, spec.ferritin)
+    others = [_judge(evidence, t) for t in spec.of]
+    two = _at_least(others, spec.at_least)
+    diagnosis = chart.has(spec.requires_setting)  # type: ignore[arg-type]
+    inputs = (
+        ScoreItem(
+            "diagnosis",
+            "Known or suspected sJIA / Still's disease",
+            "recorded" if diagnosis else "not recorded",
+            diagnosis,
+        ),
+        ScoreItem("fever", "Febrile", fever_shown, fever),
+        ScoreItem("ferritin", "Ferritin > 684 ng/mL", ferritin_shown, ferritin),
+        ScoreItem(
+            "two_of",
+            f"{spec.at_least} of platelets, AST, triglycerides, fibrinogen",
+            "; ".join(s for _, s in others),
+            two,
+        ),
+    )
+    missing = tuple(i.label for i in inputs if i.met is None)
+    base = {"id": "mas2016", "label": spec.label, "inputs": inputs, "source": spec.source}
+    if not diagnosis:
+        return ScoreResult(
+            **base,  # type: ignore[arg-type]
+            value=None,
+            missing=("sJIA / Still's disease diagnosis", *missing),
+            text="MAS-2016 not applied: it classifies MAS only in known or suspected sJIA",
+        )
+    parts = [fever, ferritin, two]
+    if all(p is True for p in parts):
+        value, verdict = 1.0, "criteria met"
+    elif any(p is False for p in parts):
+        value, verdict = 0.0, "criteria not met"
+    else:
+        value, verdict = None, "undecided"
+    lacking = f" (unknown: {', '.join(missing)})" if missing and value is None else ""
+    return ScoreResult(
+        **base,  # type: ignore[arg-type]
+        value=value,
+        missing=missing,
+        text=f"MAS-2016: {verdict}{lacking}",
+    )
+
+
+def compute_scores(
+    book: ScoreBook, evidence: Evidence, chart: ChartContext
+) -> dict[str, ScoreResult]:
+    """Every score, by id (astct, hlh2004, hscore, mas2016, chis)."""
+    hlh = criteria_count(book.hlh2004, "hlh2004", evidence)
+    if any(f.kind == "primary" for f in chart.findings("hlh")):
+        hlh = replace(hlh, text=hlh.text + "; a familial (primary) HLH diagnosis is recorded")
+    return {
+        "astct": astct_grade(book.astct, evidence, chart),
+        "hlh2004": hlh,
+        "hscore": hscore(book.hscore, evidence),
+        "mas2016": mas2016(book.mas2016, evidence, chart),
+        "chis": criteria_count(book.chis, "chis", evidence),
+    }

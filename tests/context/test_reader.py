@@ -1,0 +1,360 @@
+"""read_chart: settings, drugs, oxygen, allergies and infections from FHIR resources."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import pytest
+
+from cds_service.context import ChartContext, ContextCatalog, load_context_catalog, read_chart
+
+from .builders import (
+    CPT,
+    ICD10CM,
+    LOINC,
+    NOW,
+    PCS,
+    RXNORM,
+    RXNORM_OID,
+    SNOMED,
+    allergy,
+    condition,
+    med,
+    observation,
+    procedure,
+    rx,
+    text,
+)
+
+
+@pytest.fixture(scope="module")
+def catalog() -> ContextCatalog:
+    return load_context_catalog()
+
+
+def chart(catalog: ContextCatalog, *resources: Any) -> ChartContext:
+    return read_chart(list(resources), catalog, NOW)
+
+
+def test_active_confirmed_covid_condition_is_the_covid_setting(catalog: ContextCatalog) -> None:
+    found = chart(catalog, condition(ICD10CM, "U07.1")).settings
+    assert [f.setting for f in found] == ["covid19"]
+    assert found[0].reason == "Condition COVID-19 (U07.1), onset 2026-11-28"
+    assert found[0].reference is not None and found[0].reference.startswith("Condition/")
+    # COVID-19 itself is not an "other" active infection for tocilizumab's label check
+    assert chart(catalog, condition(SNOMED, "840539006")).active_infections == ()
+
+
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {"verification": "refuted"},
+        {"verification": "entered-in-error"},
+        {"clinical": "resolved"},
+        {"clinical": "inactive"},
+        {"abatementDateTime": "2026-11-29"},
+        {"onset": "2026-12-05"},
+    ],
+)
+def test_refuted_resolved_abated_or_future_conditions_define_no_setting(
+    catalog: ContextCatalog, changes: dict[str, Any]
+) -> None:
+    context = chart(catalog, condition(ICD10CM, "A41.9", **changes))
+    assert context.settings == () and context.active_infections == ()
+
+
+def test_suspected_sepsis_is_no_setting_but_counts_as_an_infection(
+    catalog: ContextCatalog,
+) -> None:
+    context = chart(catalog, condition(SNOMED, "91302008", verification="provisional"))
+    assert not context.has("sepsis")
+    assert len(context.active_infections) == 1
+    assert "suspected Sepsis" in str(context.active_infections[0])
+
+
+def test_sepsis_needs_a_documented_infection_not_procalcitonin_alone(
+    catalog: ContextCatalog,
+) -> None:
+    pct = observation("33959-8", valueQuantity={"value": 25, "unit": "ng/mL"})
+    assert not chart(catalog, pct).has("sepsis")
+    context = chart(catalog, pct, condition(ICD10CM, "R65.21"))
+    assert context.has("sepsis") and len(context.active_infections) == 1
+
+
+def test_car_t_infusion_procedure_gives_product_and_day(catalog: ContextCatalog) -> None:
+    (finding,) = chart(catalog, procedure(PCS, "XW033H7", "2026-11-27T15:00:00Z")).settings
+    assert (finding.setting, finding.kind, finding.product, finding.day) == (
+        "iec",
+        "car-t",
+        "axicabtagene ciloleucel",
+        3,
+    )
+    assert "day 3" in finding.reason
+    cpt = chart(catalog, procedure(CPT, "38228", "2026-11-30")).settings
+    assert cpt[0].day == 0 and cpt[0].product is None
+
+
+def test_infusion_day_is_counted_in_the_infusions_own_time_zone(catalog: ContextCatalog) -> None:
+    # 23:30 on the 27th in New York is the 28th in UTC: the patient is on day 3, not day 2.
+    late = procedure(PCS, "XW033J7", "2026-11-27T23:30:00-05:00")
+    assert chart(catalog, late).settings[0].day == 3
+
+
+def test_car_t_outside_the_window_or_undated_is_no_setting(catalog: ContextCatalog) -> None:
+    old = (NOW - timedelta(days=29)).date().isoformat()
+    edge = (NOW - timedelta(days=28)).date().isoformat()
+    assert chart(catalog, procedure(PCS, "XW033H7", old)).settings == ()
+    assert chart(catalog, procedure(PCS, "XW033H7", edge)).settings[0].day == 28
+    undated = chart(catalog, procedure(PCS, "XW033H7", None))
+    assert undated.settings == ()
+    assert undated.problems[0].code == "no-effective-time"
+    not_done = procedure(PCS, "XW033H7", "2026-11-29", status="not-done")
+    assert chart(catalog, not_done).settings == ()
+
+
+def test_car_t_and_bispecific_administrations_by_name_or_code(catalog: ContextCatalog) -> None:
+    kymriah = med("MedicationAdministration", text("KYMRIAH suspension for IV infusion"))
+    (finding,) = chart(catalog, kymriah).settings
+    assert (finding.kind, finding.product, finding.day) == ("car-t", "tisagenlecleucel", 0)
+    tec = med("MedicationAdministration", rx("2619438", RXNORM_OID), "2026-11-26T09:00:00Z")
+    (finding,) = chart(catalog, tec).settings
+    assert (finding.kind, finding.product, finding.day) == ("bispecific", "teclistamab", 4)
+    # an order for a CAR-T product is not an infusion
+    assert chart(catalog, med("MedicationRequest", text("Yescarta"))).settings == ()
+
+
+def test_hlh_kinds(catalog: ContextCatalog) -> None:
+    d761 = chart(catalog, condition(ICD10CM, "D76.1")).settings
+    assert [(f.setting, f.kind) for f in d761] == [("hlh", None)]
+    with_ebv = chart(catalog, condition(ICD10CM, "D76.1"), condition(ICD10CM, "B27.09"))
+    assert [(f.setting, f.kind) for f in with_ebv.settings] == [("hlh", "infection")]
+    assert "Epstein-Barr" in with_ebv.settings[0].reason
+    assert len(with_ebv.active_infections) == 1
+    familial = chart(catalog, condition("http://www.orpha.net", "ORPHA:540"))
+    assert [(f.setting, f.kind) for f in familial.settings] == [("hlh", "primary")]
+    d762 = chart(catalog, condition(ICD10CM, "D76.2")).settings
+    assert d762[0].kind == "infection"
+
+
+def test_stills_and_mas_codes(catalog: ContextCatalog) -> None:
+    assert chart(catalog, condition(ICD10CM, "M08.22")).has("stills")
+    assert chart(catalog, condition(ICD10CM, "M06.1")).has("stills")
+    both = chart(catalog, condition(SNOMED, "1156801007"))
+    assert both.has("stills") and both.has("hlh") and both.findings("hlh")[0].kind == "mas"
+    assert not chart(catalog, condition(ICD10CM, "M08.1")).has("stills")
+
+
+def test_drugs_by_rxnorm_url_oid_name_and_medication_resource(catalog: ContextCatalog) -> None:
+    toci = med(
+        "MedicationAdministration", rx("612865", RXNORM_OID), dose={"value": 0.8, "unit": "g"}
+    )
+    dexa = med(
+        "MedicationRequest",
+        rx("3264"),
+        "2026-11-30T06:00:00Z",
+        dose={"value": 6, "unit": "mg", "system": "http://unitsofmeasure.org", "code": "mg"},
+    )
+    medication = {
+        "resourceType": "Medication",
+        "id": "med1",
+        "code": {"coding": [{"system": "urn:oid:1.2.840.114350", "code": "123"}], "text": "x"},
+        "ingredient": [{"itemCodeableConcept": {"text": "Methylprednisolone sodium succinate"}}],
+    }
+    by_ref = med(
+        "MedicationStatement",
+        {"medicationReference": {"reference": "Medication/med1"}},
+        dose={"value": 1, "unit": "{tbl}"},
+    )
+    by_display = med(
+        "MedicationAdministration",
+        {
+            "medicationReference": {
+                "reference": "Medication/gone",
+                "display": "ANAKINRA 100 MG/0.67ML",
+            }
+        },
+    )
+    context = chart(catalog, toci, dexa, medication, by_ref, by_display)
+    assert [(d.drug, d.source) for d in context.drugs] == [
+        ("tocilizumab", "administration"),
+        ("anakinra", "administration"),
+        ("dexamethasone", "order"),
+        ("methylprednisolone", "statement"),
+    ]
+    assert context.given("tocilizumab")[0].dose_mg == 800
+    assert context.given("dexamethasone")[0].dose_mg == 6
+    assert context.given("methylprednisolone")[0].dose_mg is None  # a tablet count is no dose
+    steroids = context.given("corticosteroid", since=NOW - timedelta(hours=7))
+    assert [d.drug for d in steroids] == ["methylprednisolone", "dexamethasone"]  # newest first
+    assert len(context.given("corticosteroid", since=NOW - timedelta(hours=5))) == 1
+
+
+def test_name_matching_takes_whole_words(catalog: ContextCatalog) -> None:
+    context = chart(catalog, med("MedicationAdministration", text("methylprednisolone 125 mg")))
+    assert [d.drug for d in context.drugs] == ["methylprednisolone"]
+    nor = chart(catalog, med("MedicationAdministration", text("Norepinephrine 4 mg/250 mL")))
+    assert [d.drug for d in nor.drugs] == ["norepinephrine"]
+
+
+def test_contained_medication_and_inactive_orders(catalog: ContextCatalog) -> None:
+    contained = med(
+        "MedicationAdministration",
+        {
+            "medicationReference": {"reference": "#m"},
+            "contained": [
+                {
+                    "resourceType": "Medication",
+                    "id": "m",
+                    "code": rx("5492")["medicationCodeableConcept"],
+                }
+            ],
+        },
+    )
+    stopped = med("MedicationRequest", rx("612865"), status_="completed")
+    not_given = med("MedicationAdministration", rx("612865"), status_="not-done")
+    context = chart(catalog, contained, stopped, not_given)
+    assert [d.drug for d in context.drugs] == ["hydrocortisone"]
+
+
+def test_current_vasopressors(catalog: ContextCatalog) -> None:
+    running = med(
+        "MedicationAdministration",
+        rx("7512"),
+        None,
+        status_="in-progress",
+        effectivePeriod={"start": "2026-11-30T02:00:00Z"},
+    )
+    recent = med(
+        "MedicationAdministration", text("vasopressin 20 units/100 mL"), "2026-11-30T09:00:00Z"
+    )
+    old = med("MedicationAdministration", text("phenylephrine"), "2026-11-29T20:00:00Z")
+    context = chart(catalog, running, recent, old)
+    assert [v.drug for v in context.vasopressors] == ["norepinephrine", "vasopressin"]
+    assert len(context.given("vasopressor")) == 3
+
+
+def test_allergies_to_drugs_and_classes(catalog: ContextCatalog) -> None:
+    context = chart(
+        catalog,
+        allergy({"coding": [{"system": RXNORM, "code": "612865"}]}),
+        allergy({"text": "Steroids"}),
+        allergy(
+            {"text": "Anakinra"},
+            verificationStatus={"coding": [{"code": "refuted"}]},
+        ),
+    )
+    assert context.allergies == ("tocilizumab", "corticosteroid")
+    assert context.allergic_to("dexamethasone", "corticosteroid")
+    assert not context.allergic_to("anakinra", "il1-blockade")
+
+
+def test_oxygen_support_levels(catalog: ContextCatalog) -> None:
+    device = observation(
+        "107117-4",
+        "2026-11-30T10:00:00Z",
+        valueCodeableConcept={"coding": [{"system": SNOMED, "code": "336623009"}]},
+    )
+    low = observation("3151-8", "2026-11-30T10:05:00Z", valueQuantity={"value": 4, "unit": "L/min"})
+    high = observation(
+        "3151-8", "2026-11-30T10:05:00Z", valueQuantity={"value": 8, "unit": "L/min"}
+    )
+    assert chart(catalog, device, low).oxygen.level == "low-flow"  # type: ignore[union-attr]
+    support = chart(catalog, device, high).oxygen
+    assert support is not None and support.level == "high-flow" and support.flow_l_min == 8
+    nrb = observation("107117-4", valueString="Non-rebreather mask 15 L")
+    assert chart(catalog, nrb).oxygen.level == "non-rebreather"  # type: ignore[union-attr]
+    cpap = observation("107117-4", valueCodeableConcept={"text": "BiPAP"})
+    assert chart(catalog, cpap).oxygen.level == "positive-pressure"  # type: ignore[union-attr]
+    assert chart(catalog).oxygen is None
+
+
+def test_oxygen_from_pulse_oximetry_components(catalog: ContextCatalog) -> None:
+    spo2 = observation(
+        "59408-5",
+        valueQuantity={"value": 91, "unit": "%"},
+        component=[
+            {
+                "code": {"coding": [{"system": LOINC, "code": "3151-8"}]},
+                "valueQuantity": {"value": 2, "unit": "L/min"},
+            },
+            {
+                "code": {"coding": [{"system": LOINC, "code": "3150-0"}]},
+                "valueQuantity": {"value": 28, "unit": "%"},
+            },
+        ],
+    )
+    support = chart(catalog, spo2).oxygen
+    assert support is not None
+    assert (support.level, support.flow_l_min, support.fio2) == ("low-flow", 2, 0.28)
+    room_air = observation("3150-0", valueQuantity={"value": 0.21})
+    assert chart(catalog, room_air).oxygen.level == "room-air"  # type: ignore[union-attr]
+
+
+def test_tuberculosis_and_latent_tb(catalog: ContextCatalog) -> None:
+    context = chart(catalog, condition(SNOMED, "56717001"))
+    assert len(context.active_infections) == 1 and context.latent_tb is None
+    assert chart(catalog, condition(ICD10CM, "Z22.7")).latent_tb is True
+
+
+def test_search_bundles_are_walked(catalog: ContextCatalog) -> None:
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "searchset",
+        "entry": [{"resource": condition(ICD10CM, "U07.1")}, {"search": {"mode": "outcome"}}],
+    }
+    assert chart(catalog, bundle).has("covid19")
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "not an object",
+        {"resourceType": "Condition", "code": "U07.1"},
+        {"resourceType": "Condition", "code": {"coding": "U07.1"}},
+        {"resourceType": "Condition", "code": {"coding": [{"system": ICD10CM, "code": 7}]}},
+        {"resourceType": "Procedure", "code": [], "performedDateTime": 5},
+        {
+            "resourceType": "MedicationAdministration",
+            "medicationCodeableConcept": "toci",
+            "dosage": 3,
+        },
+        {
+            "resourceType": "MedicationRequest",
+            "medicationReference": {"reference": 5},
+            "status": {},
+        },
+        {
+            "resourceType": "MedicationStatement",
+            "medicationCodeableConcept": {"coding": {"code": 1}},
+        },
+        {"resourceType": "AllergyIntolerance", "code": {"coding": [None]}, "reaction": "x"},
+        {"resourceType": "Observation", "status": "final", "component": "x", "code": None},
+        {"resourceType": "Bundle", "entry": "x"},
+        {
+            "resourceType": "Condition",
+            "code": {"coding": [{"system": ICD10CM, "code": "U07.1"}]},
+            "onsetDateTime": {},
+        },
+    ],
+)
+def test_bad_shapes_never_raise(catalog: ContextCatalog, bad: Any) -> None:
+    context = chart(catalog, bad)
+    assert context.drugs == ()
+
+
+def test_a_condition_code_that_is_not_a_concept_is_a_data_problem(catalog: ContextCatalog) -> None:
+    context = chart(catalog, {"resourceType": "Condition", "id": "x", "code": "U07.1"})
+    assert [p.code for p in context.problems] == ["malformed"]
+    assert context.problems[0].reference == "Condition/x"
+
+
+def test_chart_entries_of_another_patient_are_left_out_by_the_decision() -> None:
+    from cds_service.decision import for_patient
+
+    mine = condition(ICD10CM, "U07.1", subject={"reference": "Patient/p1"})
+    theirs = procedure(PCS, "XW033H7", "2026-11-29", subject={"reference": "Patient/p2"})
+    allergy_theirs = allergy({"text": "Anakinra"}, patient={"reference": "Patient/p2"})
+    kept, foreign = for_patient([mine, theirs, allergy_theirs], "p1")
+    assert kept == [mine]
+    assert [p.code for p in foreign] == ["other-patient", "other-patient"]

@@ -1,0 +1,224 @@
+"""Epic, as its public CDS Hooks documentation shows it (fixtures/epic/): its request (top-level
+`extension` object, Epic scope strings, PractitionerRole user, absolute references), its draft
+orders (medicationReference to a sibling Medication entry, or only the display text), its JWT
+(RS384, jku + kid, `sub`, `nbf`, `aud` typed in as the service URL, reused for /feedback), and
+its batched feedback with `overrideReasons` — through the real endpoints with auth on."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import jwt
+import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
+from flask.testing import FlaskClient
+from jwt.algorithms import RSAAlgorithm
+from sqlalchemy import select
+
+from cds_service import create_app
+from cds_service.demo import hook_request
+from cds_service.fhir.prefetch import read_prefetch
+from cds_service.runtime import EXTENSION_KEY, Runtime, current_runtime
+from cds_service.settings import Settings
+from cds_service.store.schema import feedback, hook_calls
+from tests.conftest import load_fixture
+from tests.servers import BIN
+
+PUBLIC_BASE = "https://cds.hospital.example"
+JWT = load_fixture("epic/jwt.json")
+EPIC_FHIR = JWT["claims"]["iss"]
+SERVICE = "/cds-services/cytokine-storm-order-sign"
+PATIENT_VIEW = "/cds-services/cytokine-storm-patient-view"
+
+
+@dataclass
+class Epic:
+    client: FlaskClient
+    key: rsa.RSAPrivateKey
+    runtime: Runtime
+
+    def token(self, aud: str) -> str:
+        """Signed as Epic documents it: RS384, jku and kid; exp 900 s, nbf 5 min before iat."""
+        now = int(time.time())
+        claims = {**JWT["claims"], "aud": aud, "jti": str(uuid.uuid4())}
+        claims.update(iat=now, exp=now + 900, nbf=now - 300)
+        return jwt.encode(claims, self.key, algorithm="RS384", headers=JWT["header"])
+
+    def post(self, path: str, body: Any, aud: str | None = None) -> Any:
+        token = self.token(aud or PUBLIC_BASE + path)
+        return self.client.post(path, json=body, headers={"Authorization": f"Bearer {token}"})
+
+
+@pytest.fixture
+def epic(tmp_path: Path) -> Iterator[Epic]:
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    jwk = {**RSAAlgorithm.to_jwk(key.public_key(), as_dict=True), "kid": JWT["header"]["kid"]}
+    clients = tmp_path / "trusted-clients.json"
+    entry = {
+        "iss": EPIC_FHIR,
+        "name": "Epic (test organisation)",
+        "jku": [JWT["header"]["jku"]],  # listed; the key is pinned, so nothing is fetched
+        "jwks": {"keys": [jwk]},
+        "sub": JWT["claims"]["sub"],
+        "algorithms": ["RS384"],
+    }
+    clients.write_text(json.dumps({"clients": [entry]}), encoding="utf-8")
+    app = create_app(Settings(trusted_clients=clients, public_base_url=PUBLIC_BASE))
+    with app.test_client() as client:
+        yield Epic(client, key, app.extensions[EXTENSION_KEY])
+
+
+def absolute(value: Any) -> Any:
+    """Epic's search results carry absolute references."""
+    if isinstance(value, dict):
+        return {
+            k: f"{EPIC_FHIR}/{v}" if k == "reference" and isinstance(v, str) else absolute(v)
+            for k, v in value.items()
+        }
+    if isinstance(value, list):
+        return [absolute(v) for v in value]
+    return value
+
+
+def epic_request(epic: Epic, fixture: str, patient: str, service_id: str) -> dict[str, Any]:
+    """The fixture request with the patient's labs as Epic prefetches them, dated now."""
+    body: dict[str, Any] = load_fixture(f"epic/{fixture}")
+    with epic.client.application.app_context():
+        service = current_runtime().services[service_id]
+    composed = hook_request(
+        service, load_fixture(f"patients/{patient}.json"), now=datetime.now(UTC)
+    )
+    body["prefetch"] = absolute(composed["prefetch"])
+    return body
+
+
+def cards_of(response: Any) -> list[dict[str, Any]]:
+    assert response.status_code == 200, response.get_json()
+    return list(response.get_json()["cards"])
+
+
+def test_an_epic_order_sign_with_a_sibling_medication_is_checked(epic: Epic) -> None:
+    body = epic_request(epic, "order-sign.json", "css-il6-covid", "cytokine-storm-order-sign")
+    (card,) = cards_of(epic.post(SERVICE, body))
+    assert card["source"]["topic"]["code"] == "ordermismatch"
+    assert "anakinra" in card["summary"].lower()
+    remove, order = card["suggestions"]
+    assert remove["actions"] == [
+        {
+            "type": "delete",
+            "description": remove["actions"][0]["description"],
+            "resourceId": "MedicationRequest/eVbW5nZ0Rk6nR3.1",
+        }
+    ]
+    (create,) = order["actions"]
+    resource = create["resource"]
+    assert resource["requester"] == {"reference": "PractitionerRole/eQ4fT2dKwgpjQ7wBf5bGZXw3"}
+    assert resource["encounter"] == {"reference": "Encounter/eTplvxKeMGx3Zb6Gp7Bn2FQ3"}
+    assert "tocilizumab" in resource["medicationCodeableConcept"]["text"].lower()
+    # The trigger that fired is kept with the audit row.
+    assert epic.runtime.store is not None
+    with epic.runtime.store.engine.connect() as connection:
+        row = connection.execute(select(hook_calls.c.trigger_action, hook_calls.c.criteria_id))
+        assert row.one() == ("23", "1234567")
+
+
+def test_an_epic_order_known_only_by_its_display_text_is_checked(epic: Epic) -> None:
+    body = epic_request(
+        epic, "order-sign-display-only.json", "css-il1-mals", "cytokine-storm-order-sign"
+    )
+    (card,) = cards_of(epic.post(SERVICE, body))
+    assert card["source"]["topic"]["code"] == "ordermismatch"
+    assert "tocilizumab" in card["summary"].lower()
+    assert card["suggestions"][0]["actions"][0]["resourceId"] == "MedicationRequest/eDisplayOnly.1"
+
+
+def test_epics_no_results_outcome_is_an_empty_search_not_a_gap(epic: Epic) -> None:
+    empty = load_fixture("epic/empty-search.json")
+    read = read_prefetch({"cytokines": empty}, ["cytokines"])
+    assert read.keys["cytokines"].state == "satisfied"
+    assert read.problems == () and read.resources == []
+    body = epic_request(
+        epic, "order-sign.json", "css-multiplex-needed", "cytokine-storm-patient-view"
+    )
+    body.update(hook="patient-view", hookInstance=str(uuid.uuid4()))
+    body["context"] = {"userId": body["context"]["userId"], "patientId": "css-multiplex-needed"}
+    del body["fhirAuthorization"]  # nothing may be fetched: the search was answered
+    body["prefetch"]["cytokines"] = empty
+    cards = cards_of(epic.post(PATIENT_VIEW, body))
+    assert [c["source"]["topic"]["code"] for c in cards] == ["multiplexassayneeded"]
+
+
+def test_epic_feedback_reasons_are_stored_and_reported(epic: Epic) -> None:
+    order_sign = epic_request(epic, "order-sign.json", "css-il6-covid", "cytokine-storm-order-sign")
+    (mismatch,) = cards_of(epic.post(SERVICE, order_sign))
+    view = epic_request(epic, "order-sign.json", "css-il1-mals", "cytokine-storm-patient-view")
+    view.update(hook="patient-view", hookInstance=str(uuid.uuid4()))
+    view["context"] = {"userId": view["context"]["userId"], "patientId": "css-il1-mals"}
+    (pattern,) = cards_of(epic.post(PATIENT_VIEW, view))
+    (again,) = cards_of(epic.post(PATIENT_VIEW, {**view, "hookInstance": str(uuid.uuid4())}))
+    text = json.dumps(load_fixture("epic/feedback.json"))
+    now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+    for name, value in {
+        "{{card}}": mismatch["uuid"],
+        "{{card2}}": pattern["uuid"],
+        "{{card3}}": again["uuid"],
+        "{{suggestion3}}": again["suggestions"][0]["uuid"],
+        "{{now}}": now,
+    }.items():
+        text = text.replace(name, value)
+    batch = json.loads(text)
+    # Feedback for the order-sign card, signed with the audience typed in for the service.
+    first = {"feedback": batch["feedback"][:1]}
+    assert epic.post(SERVICE + "/feedback", first, aud=PUBLIC_BASE + SERVICE).status_code == 200
+    rest = {"feedback": batch["feedback"][1:]}
+    feedback_url = PATIENT_VIEW + "/feedback"
+    response = epic.post(feedback_url, rest, aud=PUBLIC_BASE + PATIENT_VIEW)
+    assert response.status_code == 200, response.get_json()
+    assert epic.runtime.store is not None
+    with epic.runtime.store.engine.connect() as connection:
+        rows = connection.execute(
+            select(
+                feedback.c.override_reason_code,
+                feedback.c.override_reason_display,
+                feedback.c.override_comment,
+            ).order_by(feedback.c.id)
+        ).all()
+    assert rows == [
+        ("contraindication", "Contraindication to the suggested drug", "Active infection"),
+        ("45", "Patient declined", "Discussed with the family"),
+        (None, None, None),
+    ]
+    report = json.loads(
+        subprocess.run(
+            [str(BIN / "cytokine-cds"), "report", "--format", "json"],
+            check=True, capture_output=True, text=True,
+        ).stdout
+    )  # fmt: skip
+    by_topic = {row["topic"]: row for row in report}
+    assert by_topic["ordermismatch"]["override_reasons"] == {"contraindication": 1}
+    assert by_topic["il1driven"]["override_reasons"] == {"epic:45": 1}
+    assert by_topic["il1driven"]["accepted"] == 1
+    triggers = json.loads(
+        subprocess.run(
+            [str(BIN / "cytokine-cds"), "report", "--by", "trigger", "--format", "json"],
+            check=True, capture_output=True, text=True,
+        ).stdout
+    )  # fmt: skip
+    assert triggers == [
+        {
+            "trigger": "action 23, criteria 1234567",
+            "shown": 3,
+            "accepted": 1,
+            "overridden": 2,
+            "override_reasons": {"contraindication": 1, "epic:45": 1},
+            "acceptance_rate": 0.333,
+        }
+    ]

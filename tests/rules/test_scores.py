@@ -1,0 +1,494 @@
+"""Scores at their cut-offs (below / at / above) and with missing inputs."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from cds_service.context.models import (
+    EMPTY_CHART,
+    ChartContext,
+    DrugExposure,
+    OxygenSupport,
+    SettingFinding,
+)
+from cds_service.evidence import Catalog, Evidence, build_evidence, load_catalog
+from cds_service.rules.scores import (
+    ScoreBook,
+    ScoresError,
+    astct_grade,
+    compute_scores,
+    criteria_count,
+    hscore,
+    hscore_probability,
+    load_scores,
+    mas2016,
+)
+
+NOW = datetime(2026, 11, 30, 12, tzinfo=UTC)
+LOINC = "http://loinc.org"
+LOCAL = "https://cytokine-cds.github.io/fhir/CodeSystem/lab"
+CODES = {
+    "temperature": ("8310-5", "Cel"),
+    "ferritin": ("2276-4", "ng/mL"),
+    "triglycerides": ("2571-8", "mmol/L"),
+    "fibrinogen": ("3255-7", "g/L"),
+    "ast": ("1920-8", "U/L"),
+    "hemoglobin": ("718-7", "g/L"),
+    "platelets": ("777-3", "10*9/L"),
+    "leukocytes": ("6690-2", "10*9/L"),
+    "neutrophils": ("751-8", "10*9/L"),
+    "lymphocytes": ("731-0", "10*9/L"),
+    "ldh": ("2532-0", "U/L"),
+    "ddimer": ("48065-7", "ug/mL{FEU}"),
+    "crp": ("1988-5", "mg/L"),
+    "il6": ("26881-3", "pg/mL"),
+    "sbp": ("8480-6", "mm[Hg]"),
+    "map": ("8478-0", "mm[Hg]"),
+}
+
+
+@pytest.fixture(scope="module")
+def catalog() -> Catalog:
+    return load_catalog()
+
+
+@pytest.fixture(scope="module")
+def book(catalog: Catalog) -> ScoreBook:
+    return load_scores(catalog)
+
+
+def obs(
+    analyte: str, value: float, hours_ago: float = 1, unit: str | None = None
+) -> dict[str, Any]:
+    code, canonical = CODES[analyte]
+    unit = unit or canonical
+    return {
+        "resourceType": "Observation",
+        "id": f"{analyte}-{value}-{hours_ago}".replace(".", "_"),
+        "status": "final",
+        "code": {"coding": [{"system": LOINC, "code": code}]},
+        "effectiveDateTime": (NOW - timedelta(hours=hours_ago)).isoformat(),
+        "valueQuantity": {
+            "value": value,
+            "unit": unit,
+            "system": "http://unitsofmeasure.org",
+            "code": unit,
+        },
+    }
+
+
+def sil2r_u(value: float) -> dict[str, Any]:
+    o = obs("ferritin", value)
+    o["id"] = "scd25"
+    o["code"] = {"coding": [{"system": LOCAL, "code": "sil2r-u"}]}
+    o["valueQuantity"] = {
+        "value": value,
+        "unit": "U/mL",
+        "system": "http://unitsofmeasure.org",
+        "code": "U/mL",
+    }
+    return o
+
+
+def ev(catalog: Catalog, *observations: dict[str, Any], **values: float) -> Evidence:
+    resources = [obs(a, v) for a, v in values.items()] + list(observations)
+    return build_evidence(resources, catalog, NOW)
+
+
+def chart(
+    *,
+    settings: tuple[SettingFinding, ...] = (),
+    drugs: tuple[DrugExposure, ...] = (),
+    oxygen: OxygenSupport | None = None,
+    vasopressors: tuple[str, ...] = (),
+) -> ChartContext:
+    pressors = tuple(
+        DrugExposure(d, "vasopressor", "administration", NOW, None, "in-progress", None)
+        for d in vasopressors
+    )
+    return ChartContext(settings, drugs + pressors, oxygen, pressors, (), (), None, ())
+
+
+def o2(level: str, flow: float | None = None, hours_ago: float = 1) -> OxygenSupport:
+    return OxygenSupport(level, flow, None, NOW - timedelta(hours=hours_ago))  # type: ignore[arg-type]
+
+
+CAR_T = SettingFinding("iec", "CAR-T", None, NOW - timedelta(days=3), "car-t", None, 3)
+
+
+# --- ASTCT ---------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("temperature", "grade"), [(37.9, 0.0), (38.0, 1.0), (38.1, 1.0)])
+def test_astct_fever_boundary(
+    book: ScoreBook, catalog: Catalog, temperature: float, grade: float
+) -> None:
+    result = astct_grade(
+        book.astct, ev(catalog, temperature=temperature, sbp=120), chart(oxygen=o2("room-air"))
+    )
+    assert result.value == grade
+    assert result.source == "lee2019" and result.missing == ()
+
+
+def test_astct_without_temperature_is_unknown_not_a_grade(
+    book: ScoreBook, catalog: Catalog
+) -> None:
+    result = astct_grade(book.astct, ev(catalog, sbp=80), chart(vasopressors=("norepinephrine",)))
+    assert result.value is None
+    assert "temperature" in result.missing and "fever is required" in result.text
+
+
+def test_astct_fever_not_required_after_tocilizumab(book: ScoreBook, catalog: Catalog) -> None:
+    toci = DrugExposure(
+        "tocilizumab",
+        "il6-blockade",
+        "administration",
+        NOW - timedelta(days=1),
+        800,
+        "completed",
+        None,
+    )
+    afebrile = ev(catalog, temperature=37.0, sbp=85)
+    result = astct_grade(
+        book.astct, afebrile, chart(settings=(CAR_T,), drugs=(toci,), oxygen=o2("room-air"))
+    )
+    assert result.value == 2.0 and "fever not required" in result.text
+    # a tocilizumab dose before the infusion does not count
+    old = DrugExposure(
+        "tocilizumab",
+        "il6-blockade",
+        "administration",
+        NOW - timedelta(days=30),
+        None,
+        "completed",
+        None,
+    )
+    before = astct_grade(
+        book.astct, afebrile, chart(settings=(CAR_T,), drugs=(old,), oxygen=o2("room-air"))
+    )
+    assert before.value == 0.0
+
+
+@pytest.mark.parametrize(("sbp", "grade"), [(89, 2.0), (90, 1.0), (91, 1.0)])
+def test_astct_hypotension_boundary(
+    book: ScoreBook, catalog: Catalog, sbp: float, grade: float
+) -> None:
+    result = astct_grade(
+        book.astct, ev(catalog, temperature=39, sbp=sbp), chart(oxygen=o2("room-air"))
+    )
+    assert result.value == grade
+
+
+def test_astct_mean_pressure_boundary(book: ScoreBook, catalog: Catalog) -> None:
+    low = astct_grade(book.astct, ev(catalog, temperature=39, map=64), chart(oxygen=o2("room-air")))
+    at = astct_grade(book.astct, ev(catalog, temperature=39, map=65), chart(oxygen=o2("room-air")))
+    assert (low.value, at.value) == (2.0, 1.0)
+
+
+@pytest.mark.parametrize(
+    ("pressors", "grade"),
+    [
+        ((), 1.0),
+        (("norepinephrine",), 3.0),
+        (("norepinephrine", "vasopressin"), 3.0),  # vasopressin is not a second vasopressor
+        (("norepinephrine", "epinephrine"), 4.0),
+    ],
+)
+def test_astct_vasopressors(
+    book: ScoreBook, catalog: Catalog, pressors: tuple[str, ...], grade: float
+) -> None:
+    result = astct_grade(
+        book.astct,
+        ev(catalog, temperature=39, sbp=110),
+        chart(oxygen=o2("room-air"), vasopressors=pressors),
+    )
+    assert result.value == grade
+
+
+@pytest.mark.parametrize(
+    ("level", "grade"),
+    [
+        ("room-air", 1.0),
+        ("low-flow", 2.0),
+        ("high-flow", 3.0),
+        ("mask", 3.0),
+        ("non-rebreather", 3.0),
+        ("venturi", 3.0),
+        ("positive-pressure", 4.0),
+    ],
+)
+def test_astct_oxygen(book: ScoreBook, catalog: Catalog, level: str, grade: float) -> None:
+    result = astct_grade(book.astct, ev(catalog, temperature=39, sbp=110), chart(oxygen=o2(level)))
+    assert result.value == grade
+
+
+def test_astct_unknown_support_gives_a_lower_bound(book: ScoreBook, catalog: Catalog) -> None:
+    result = astct_grade(
+        book.astct, ev(catalog, temperature=39), chart(oxygen=o2("low-flow", hours_ago=20))
+    )
+    assert result.value == 1.0 and result.extra["lower_bound"] is True
+    assert set(result.missing) == {"blood pressure", "oxygen support"}
+    assert "grade ≥ 1" in result.text
+
+
+# --- HLH-2004 ------------------------------------------------------------------------------------
+
+
+def test_hlh2004_counts_met_and_lists_unknown(book: ScoreBook, catalog: Catalog) -> None:
+    evidence = ev(
+        catalog,
+        sil2r_u(2400),
+        temperature=38.5,
+        hemoglobin=89,
+        platelets=99,
+        neutrophils=2,
+        triglycerides=3.0,
+        ferritin=500,
+    )
+    result = criteria_count(book.hlh2004, "hlh2004", evidence)
+    assert result.value == 5.0 and result.extra["reached"] is True
+    assert set(result.missing) == {
+        "Splenomegaly",
+        "Haemophagocytosis (marrow, spleen or lymph nodes)",
+        "Low or absent NK-cell activity",
+    }
+
+
+@pytest.mark.parametrize(
+    ("values", "met"),
+    [
+        ({"temperature": 38.4}, 0.0),
+        ({"temperature": 38.5}, 1.0),
+        ({"ferritin": 499}, 0.0),
+        ({"ferritin": 500}, 1.0),
+        ({"triglycerides": 2.99, "fibrinogen": 1.51}, 0.0),
+        ({"triglycerides": 2.99, "fibrinogen": 1.5}, 1.0),
+        ({"hemoglobin": 90, "platelets": 99, "neutrophils": 0.9}, 1.0),
+        ({"hemoglobin": 90, "platelets": 100, "neutrophils": 0.9}, 0.0),
+        ({"crp": 300}, 0.0),  # CRP is not an HLH-2004 criterion
+    ],
+)
+def test_hlh2004_boundaries(
+    book: ScoreBook, catalog: Catalog, values: dict[str, float], met: float
+) -> None:
+    assert criteria_count(book.hlh2004, "hlh2004", ev(catalog, **values)).value == met
+
+
+def test_hlh2004_scd25_in_pg_per_ml_is_not_the_u_per_ml_criterion(
+    book: ScoreBook, catalog: Catalog
+) -> None:
+    below, at = ev(catalog, sil2r_u(2399)), ev(catalog, sil2r_u(2400))
+    assert criteria_count(book.hlh2004, "hlh2004", below).value == 0.0
+    assert criteria_count(book.hlh2004, "hlh2004", at).value == 1.0
+
+
+def test_hlh2004_cannot_be_excluded_while_criteria_are_unknown(
+    book: ScoreBook, catalog: Catalog
+) -> None:
+    result = criteria_count(book.hlh2004, "hlh2004", ev(catalog, ferritin=800, temperature=39))
+    assert result.value == 2.0 and result.extra["reached"] is None
+    none_known = criteria_count(book.hlh2004, "hlh2004", ev(catalog))
+    assert none_known.value == 0.0 and len(none_known.missing) == 8
+
+
+# --- HScore --------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("analyte", "value", "points"),
+    [
+        ("temperature", 38.3, 0), ("temperature", 38.4, 33),
+        ("temperature", 39.4, 33), ("temperature", 39.5, 49),
+        ("ferritin", 1999, 0), ("ferritin", 2000, 35),
+        ("ferritin", 6000, 35), ("ferritin", 6001, 50),
+        ("triglycerides", 1.49, 0), ("triglycerides", 1.5, 44),
+        ("triglycerides", 4.0, 44), ("triglycerides", 4.01, 64),
+        ("fibrinogen", 2.51, 0), ("fibrinogen", 2.5, 30),
+        ("ast", 29, 0), ("ast", 30, 19),
+    ],
+)  # fmt: skip
+def test_hscore_bands(
+    book: ScoreBook, catalog: Catalog, analyte: str, value: float, points: float
+) -> None:
+    result = hscore(book.hscore, ev(catalog, **{analyte: value}))
+    item = next(i for i in result.inputs if i.id == analyte)
+    assert item.points == points and result.value == points
+
+
+@pytest.mark.parametrize(
+    ("values", "points"),
+    [
+        ({"hemoglobin": 93, "leukocytes": 5.1, "platelets": 111}, 0),
+        ({"hemoglobin": 92, "leukocytes": 5.1, "platelets": 111}, 0),
+        ({"hemoglobin": 92, "leukocytes": 5.0, "platelets": 111}, 24),
+        ({"hemoglobin": 92, "leukocytes": 5.0, "platelets": 110}, 34),
+    ],
+)
+def test_hscore_cytopenias(
+    book: ScoreBook, catalog: Catalog, values: dict[str, float], points: float
+) -> None:
+    result = hscore(book.hscore, ev(catalog, **values))
+    assert next(i for i in result.inputs if i.id == "cytopenias").points == points
+
+
+def test_hscore_unknown_items_count_zero_and_are_listed(book: ScoreBook, catalog: Catalog) -> None:
+    evidence = ev(
+        catalog,
+        temperature=39.5,
+        ferritin=7000,
+        triglycerides=4.5,
+        fibrinogen=2.0,
+        ast=50,
+        hemoglobin=80,
+        leukocytes=2,
+        platelets=50,
+    )
+    result = hscore(book.hscore, evidence)
+    assert result.value == 49 + 50 + 64 + 30 + 19 + 34
+    assert set(result.missing) == {
+        "Known underlying immunosuppression",
+        "Organomegaly",
+        "Haemophagocytosis on bone marrow aspirate",
+    }
+    assert result.extra["upper_bound"] == result.value + 18 + 38 + 35
+    assert result.text.startswith("HScore ≥ 246")
+    assert result.extra["probability"] == pytest.approx(99.0)
+
+
+def test_hscore_with_one_cytopenia_line_unknown_is_a_range(
+    book: ScoreBook, catalog: Catalog
+) -> None:
+    result = hscore(book.hscore, ev(catalog, hemoglobin=80, platelets=50))
+    assert result.value == 24
+    assert result.extra["upper_bound"] == 24 + (34 - 24) + 18 + 38 + 35 + 49 + 50 + 64 + 30 + 19
+
+
+@pytest.mark.parametrize(
+    ("points", "probability"), [(90, 1), (169, 52.6), (170, 54), (175, 62), (250, 99), (300, 99)]
+)
+def test_hscore_probability_from_the_papers_table(
+    book: ScoreBook, points: float, probability: float
+) -> None:
+    assert hscore_probability(book.hscore, points) == pytest.approx(probability)
+
+
+# --- MAS-2016 ------------------------------------------------------------------------------------
+
+STILLS = SettingFinding("stills", "Condition sJIA (M08.2*)", None, NOW)
+
+
+@pytest.mark.parametrize(
+    ("values", "value"),
+    [
+        ({"temperature": 38.5, "ferritin": 685, "platelets": 181, "ast": 49}, 1.0),
+        ({"temperature": 38.5, "ferritin": 684, "platelets": 181, "ast": 49}, 0.0),
+        (
+            {
+                "temperature": 38.5,
+                "ferritin": 685,
+                "platelets": 182,
+                "ast": 48,
+                "triglycerides": 1.76,
+                "fibrinogen": 3.61,
+            },
+            0.0,
+        ),
+        ({"temperature": 38.5, "ferritin": 685, "triglycerides": 1.77, "fibrinogen": 3.6}, 1.0),
+        ({"temperature": 37.9, "ferritin": 5000, "platelets": 100, "ast": 100}, 0.0),
+    ],
+)
+def test_mas2016_boundaries(
+    book: ScoreBook, catalog: Catalog, values: dict[str, float], value: float
+) -> None:
+    result = mas2016(book.mas2016, ev(catalog, **values), chart(settings=(STILLS,)))
+    assert result.value == value
+
+
+def test_mas2016_needs_the_sjia_diagnosis(book: ScoreBook, catalog: Catalog) -> None:
+    evidence = ev(catalog, temperature=39, ferritin=5000, platelets=100, ast=100)
+    result = mas2016(book.mas2016, evidence, EMPTY_CHART)
+    assert result.value is None and "not applied" in result.text
+
+
+def test_mas2016_undecided_with_missing_labs(book: ScoreBook, catalog: Catalog) -> None:
+    result = mas2016(
+        book.mas2016,
+        ev(catalog, temperature=39, ferritin=5000, platelets=100),
+        chart(settings=(STILLS,)),
+    )
+    assert result.value is None
+    assert "2 of platelets, AST, triglycerides, fibrinogen" in result.missing
+
+
+# --- cHIS ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("values", "met"),
+    [
+        ({"temperature": 38.0}, 0), ({"temperature": 38.1}, 1),
+        ({"ferritin": 699}, 0), ({"ferritin": 700}, 1),
+        ({"neutrophils": 9.9, "lymphocytes": 1.0}, 0), ({"neutrophils": 10, "lymphocytes": 1.0}, 1),
+        ({"ldh": 399, "ast": 99}, 0), ({"ldh": 400}, 1), ({"ast": 100}, 1),
+        ({"ddimer": 1.49}, 0), ({"ddimer": 1.5}, 1),
+        ({"crp": 149, "il6": 14, "triglycerides": 1.6}, 0), ({"crp": 150}, 1),
+        ({"il6": 15}, 1), ({"triglycerides": 1.7}, 1),
+    ],
+)  # fmt: skip
+def test_chis_boundaries(
+    book: ScoreBook, catalog: Catalog, values: dict[str, float], met: int
+) -> None:
+    assert criteria_count(book.chis, "chis", ev(catalog, **values)).value == met
+
+
+def test_chis_cut_off_and_missing(book: ScoreBook, catalog: Catalog) -> None:
+    two = criteria_count(book.chis, "chis", ev(catalog, temperature=39, ferritin=1000))
+    assert two.value == 2 and two.extra["reached"] is None and len(two.missing) == 4
+    three = criteria_count(book.chis, "chis", ev(catalog, temperature=39, ferritin=1000, crp=200))
+    assert three.extra["reached"] is True
+    all_known = ev(
+        catalog,
+        temperature=39,
+        ferritin=1000,
+        neutrophils=5,
+        lymphocytes=1,
+        ldh=200,
+        ast=20,
+        ddimer=0.5,
+        crp=10,
+        il6=5,
+        triglycerides=1,
+    )
+    assert criteria_count(book.chis, "chis", all_known).extra["reached"] is False
+
+
+def test_compute_scores_gives_every_score_with_its_source(
+    book: ScoreBook, catalog: Catalog
+) -> None:
+    results = compute_scores(book, ev(catalog, temperature=39), EMPTY_CHART)
+    assert set(results) == {"astct", "hlh2004", "hscore", "mas2016", "chis"}
+    assert all(r.source in book.sources and r.text for r in results.values())
+
+
+def test_scores_file_names_a_population_and_what_was_verified(book: ScoreBook) -> None:
+    for source in book.sources.values():
+        assert source.population and source.verified and source.citation
+
+
+def test_a_unit_that_is_not_canonical_is_a_load_error_with_a_line(
+    catalog: Catalog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from cds_service.rules import scores
+
+    text = scores._text().replace("value: 500, unit: ng/mL", "value: 500, unit: ug/dL")
+    monkeypatch.setattr(scores, "_text", lambda: text)
+    scores.load_scores.cache_clear()
+    try:
+        with pytest.raises(ScoresError, match=r"scores.yaml: line \d+: .*canonical unit 'ng/mL'"):
+            scores.load_scores(catalog)
+    finally:
+        monkeypatch.undo()
+        scores.load_scores.cache_clear()
