@@ -18,12 +18,13 @@ orders, then the targets met or not; everything goes to bench/results/http-load-
 Everything it starts is stopped at the end.
 
 The bodies are built from the fixtures as an EHR would send them (cds_service.demo.hook_request
-runs every prefetch template of the service on fixtures/patients/lab-bench.json), so whatever
-the prefetch asks for (labs, cytokines, the chart context) is in them. Cases: patient-view with
-full prefetch; order-sign with a mismatched draft order (anakinra for an IL-6 pattern);
-patient-view without prefetch (the service reads the FHIR server); patient-view with full
-prefetch plus an ES384 JWT, a fresh token per request (signed beforehand: signing is the
-client's cost); and, with --cases, discovery.
+runs every prefetch template of the service on fixtures/patients/lab-bench.json plus its chart,
+fixtures/chart/lab-bench-covid19.json: a COVID-19 diagnosis, dexamethasone given, an allergy,
+vital signs), so whatever the prefetch asks for (labs, cytokines, the chart context) is in
+them. Cases: patient-view with full prefetch; order-sign with a mismatched draft order
+(anakinra for an IL-6 pattern); patient-view without prefetch (the service reads the FHIR
+server); patient-view with full prefetch plus an ES384 JWT, a fresh token per request (signed
+beforehand: signing is the client's cost); and, with --cases, discovery.
 
     make bench-peer && make bench     # or:
     .venv/bin/python bench/http_load.py [--duration 10] [--concurrency 8,32] [--cases ...]
@@ -71,6 +72,9 @@ BIN = Path(sys.executable).parent
 LUA = ROOT / "bench" / "wrk_report.lua"
 RESULTS = ROOT / "bench" / "results"
 PATIENT = "lab-bench"
+# The chart around the labs (COVID-19 diagnosis, dexamethasone, an allergy, vital signs), kept
+# apart from the patient fixture the lab tests count on; merged into the bench patient.
+CHART = "chart/lab-bench-covid19.json"
 MISMATCHED_ORDER = "anakinra"  # lab-bench shows an IL-6 pattern: anakinra does not fit it
 ISSUER = "https://bench-ehr.example"
 SERVICES = {
@@ -233,6 +237,7 @@ def build_requests(fhir_base: str) -> dict[str, dict[str, Any]]:
     runtime = build_runtime(Settings(auth="off"))
     now = datetime.now(UTC)
     patient = load_json(f"patients/{PATIENT}.json")
+    patient["entry"] = [*patient["entry"], *load_json(CHART)["entry"]]
     view = runtime.services[SERVICES["patient-view"]]
     sign = runtime.services[SERVICES["order-sign"]]
     orders = load_json(f"orders/{MISMATCHED_ORDER}.json")
@@ -341,16 +346,21 @@ class Signer:
         ]
 
 
-def shifted_fixtures(workdir: Path) -> Path:
-    """The fixture patients with their dates moved to now (as hook_request moves prefetch), so
-    the FHIR server holds results as fresh as the prefetch cases send."""
-    folder = workdir / "patients"
-    folder.mkdir()
+def shifted_fixtures(workdir: Path) -> list[Path]:
+    """The fixture patients, then the charts around them, with their dates moved to now (as
+    hook_request moves prefetch), so the FHIR server holds data as fresh as prefetch sends.
+    Folders in upload order: a chart refers to its patient."""
     delta = datetime.now(UTC) - FIXTURE_TIME
-    for path in sorted((ROOT / "fixtures/patients").glob("*.json")):
-        bundle = json.loads(path.read_text(encoding="utf-8"))
-        (folder / path.name).write_text(json.dumps(shift_dates(bundle, delta)), encoding="utf-8")
-    return folder
+    folders = []
+    for name in ("patients", "chart"):
+        folder = workdir / name
+        folder.mkdir()
+        for path in sorted((ROOT / "fixtures" / name).glob("*.json")):
+            bundle = json.loads(path.read_text(encoding="utf-8"))
+            shifted = json.dumps(shift_dates(bundle, delta))
+            (folder / path.name).write_text(shifted, encoding="utf-8")
+        folders.append(folder)
+    return folders
 
 
 # --- servers ------------------------------------------------------------------------------------
@@ -423,7 +433,13 @@ def start_servers(workdir: Path, signer: Signer) -> Iterator[Servers]:
             )
         )
         loaded = subprocess.run(
-            [cds, "load-fixtures", "--fhir-server", servers.fhir, str(shifted_fixtures(workdir))],
+            [
+                cds,
+                "load-fixtures",
+                "--fhir-server",
+                servers.fhir,
+                *map(str, shifted_fixtures(workdir)),
+            ],
             capture_output=True,
             text=True,
             check=False,
