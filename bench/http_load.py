@@ -454,7 +454,8 @@ def start_servers(workdir: Path, signer: Signer) -> Iterator[Servers]:
         ):
             port = free_port()
             base = f"http://127.0.0.1:{port}"
-            env = service_env(workdir, name, **extra)
+            # The URL clients call: the JWT audience (auth on) and the base of profile links.
+            env = service_env(workdir, name, CYTOKINE_CDS_PUBLIC_BASE_URL=base, **extra)
             if name == "auth":
                 clients = workdir / "trusted-clients.json"
                 clients.write_text(
