@@ -232,12 +232,14 @@ def with_orders(request: dict[str, Any], count: int) -> dict[str, Any]:
     return grown
 
 
-def build_requests(fhir_base: str) -> dict[str, dict[str, Any]]:
-    """The hook requests of the cases, composed from the fixtures as an EHR would send them."""
+def build_requests(fhir_base: str, chart: bool = True) -> dict[str, dict[str, Any]]:
+    """The hook requests of the cases, composed from the fixtures as an EHR would send them
+    (`chart`: with the bench patient's chart; without it, the labs alone)."""
     runtime = build_runtime(Settings(auth="off"))
     now = datetime.now(UTC)
     patient = load_json(f"patients/{PATIENT}.json")
-    patient["entry"] = [*patient["entry"], *load_json(CHART)["entry"]]
+    if chart:
+        patient["entry"] = [*patient["entry"], *load_json(CHART)["entry"]]
     view = runtime.services[SERVICES["patient-view"]]
     sign = runtime.services[SERVICES["order-sign"]]
     orders = load_json(f"orders/{MISMATCHED_ORDER}.json")

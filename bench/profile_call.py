@@ -44,7 +44,8 @@ from cds_service.settings import Settings  # noqa: E402
 
 
 def request_body(args: argparse.Namespace) -> tuple[str, bytes]:
-    requests_ = build_requests("http://127.0.0.1:9/fhir")  # the no-prefetch body is not used
+    # (The no-prefetch body is not used.)
+    requests_ = build_requests("http://127.0.0.1:9/fhir", chart=not args.labs_only)
     request: dict[str, Any] = requests_[args.case]
     if args.observations:
         request = with_observations(request, args.observations)
@@ -59,6 +60,7 @@ def main() -> None:
     parser.add_argument("--case", choices=("full", "mismatch"), default="full")
     parser.add_argument("--observations", type=int, default=0, help="grow the prefetch to this")
     parser.add_argument("--orders", type=int, default=0, help="this many draft orders")
+    parser.add_argument("--labs-only", action="store_true", help="without the chart context")
     parser.add_argument("--calls", type=int, default=300)
     parser.add_argument("--profile", action="store_true", help="cProfile: top functions")
     parser.add_argument("--pyinstrument", action="store_true", help="pyinstrument call tree")
