@@ -15,7 +15,7 @@ from werkzeug.exceptions import HTTPException
 from cds_service.api import discovery, evaluate, feedback, health, hooks
 from cds_service.api.auth import install_client_auth
 from cds_service.api.errors import ApiError
-from cds_service.api.observe import install_observability
+from cds_service.api.observe import install_observability, logged_path
 from cds_service.api.profile import install_profile_page
 from cds_service.profile.links import ProfileLinks
 from cds_service.runtime import EXTENSION_KEY, build_runtime
@@ -118,7 +118,7 @@ def _register_error_handlers(app: Flask, settings: Settings) -> None:
     def _unexpected(error: Exception) -> Response:
         # The body names a reference to the log line, never the exception or its traceback.
         reference = uuid.uuid4().hex[:12]
-        log.exception("unhandled error (reference %s) on %s", reference, request.path)
+        log.exception("unhandled error (reference %s) on %s", reference, logged_path())
         return error_response(
             ApiError(500, f"Internal error; the service log names it as reference {reference}.")
         )

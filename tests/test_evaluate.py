@@ -172,3 +172,50 @@ def test_an_operation_outcome_in_the_bundle_is_a_data_problem(
         assert len(report["cards"]) == 1
         outcomes = [p for p in report["problems"] if p["code"] == "operation-outcome"]
         assert len(outcomes) == 1 and f"severity {severity}" in outcomes[0]["reason"]
+
+
+@pytest.mark.parametrize("impossible", [-320, 1e300])
+def test_impossible_il6_values_are_data_problems_not_a_drug_card(
+    client: FlaskClient, impossible: float
+) -> None:
+    bundle = load_fixture("patients/css-il6-covid.json")
+    plain = client.post(f"/evaluate?at={AT}", json=bundle).get_json()
+    assert plain["assessment"]["subtype"] == "il6-driven"  # as recorded
+    for entry in bundle["entry"]:
+        if entry["resource"]["id"].startswith("css-il6-covid-il6-"):
+            entry["resource"]["valueQuantity"]["value"] = impossible
+    body = client.post(f"/evaluate?at={AT}", json=bundle).get_json()
+    assert body["assessment"]["subtype"] != "il6-driven"
+    assert not any(
+        action.get("resource", {}).get("resourceType") == "MedicationRequest"
+        for card in body["cards"]
+        for suggestion in card.get("suggestions", [])
+        for action in suggestion["actions"]
+    )
+    flagged = [p for p in body["problems"] if p["code"] == "implausible-value"]
+    assert {p["reference"] for p in flagged} == {
+        "Observation/css-il6-covid-il6-1",
+        "Observation/css-il6-covid-il6-2",
+    }
+
+
+def test_a_lab_time_without_a_zone_is_reported_in_the_answer(client: FlaskClient) -> None:
+    bundle = load_fixture("patients/css-il6-covid.json")
+    for entry in bundle["entry"]:
+        if entry["resource"]["id"] == "css-il6-covid-il6-2":
+            entry["resource"]["effectiveDateTime"] = "2026-11-20T06:00:00"
+    body = client.post(f"/evaluate?at={AT}", json=bundle).get_json()
+    [problem] = [p for p in body["problems"] if p["code"] == "time-without-zone"]
+    assert problem["reference"] == "Observation/css-il6-covid-il6-2"
+    assert "read as UTC" in problem["reason"]
+
+
+def test_a_lab_time_beyond_the_calendar_is_no_time_not_a_500(client: FlaskClient) -> None:
+    bundle = load_fixture("patients/css-il6-covid.json")
+    for entry in bundle["entry"]:
+        if entry["resource"]["id"] == "css-il6-covid-il6-2":
+            entry["resource"]["effectiveDateTime"] = "9999-12-31T23:59:59-12:00"
+    response = client.post(f"/evaluate?at={AT}", json=bundle)
+    assert response.status_code == 200
+    codes = [p["code"] for p in response.get_json()["problems"]]
+    assert "no-effective-time" in codes

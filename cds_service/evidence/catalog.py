@@ -52,6 +52,8 @@ class UnitFamily(_Entry):
     variants: tuple[str, ...]  # accepted UCUM codes, canonical first
     same_as: dict[str, str]  # variant -> the unit it is declared equal to (not library-provable)
     molar_mass_g_per_mol: float | None  # for conversions between mass and substance
+    plausible_low: float  # canonical units: outside [low, high] a value is a data error
+    plausible_high: float
 
 
 class TrendRule(_Entry):
@@ -195,6 +197,8 @@ def _analyte_entry(analyte_id: str, spec: AnalyteSpec, default_trend: TrendSpec)
             ),
             same_as={v.unit: v.same_as for v in f.variants if not isinstance(v, str) and v.same_as},
             molar_mass_g_per_mol=f.molar_mass.g_per_mol if f.molar_mass else None,
+            plausible_low=f.plausible.low,
+            plausible_high=f.plausible.high,
         )
         for fid, f in spec.families.items()
     }

@@ -44,9 +44,24 @@ class MolarMass(_Spec):
     source: str = Field(min_length=1)
 
 
+class PlausibleRange(_Spec):
+    """Where a real result can lie, in canonical units; outside it is a data error."""
+
+    low: float
+    high: float
+    source: str = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> PlausibleRange:
+        if not self.low < self.high:
+            raise ValueError("plausible: low must be below high")
+        return self
+
+
 class FamilySpec(_Spec):
     canonical: str = Field(min_length=1)
     variants: list[str | VariantSpec] = Field(min_length=1)
+    plausible: PlausibleRange
     molar_mass: MolarMass | None = None
 
 

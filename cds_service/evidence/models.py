@@ -31,8 +31,10 @@ class ProblemCode(StrEnum):
     NO_VALUE = "no-value"  # no value[x], or a non-numeric one
     DATA_ABSENT = "data-absent"  # dataAbsentReason given instead of a value
     UNPARSEABLE_VALUE = "unparseable-value"  # valueString that is not a number
+    IMPLAUSIBLE_VALUE = "implausible-value"  # outside the analyte's plausible range: an error
     MALFORMED = "malformed"  # wrong JSON types or shapes
     NO_EFFECTIVE_TIME = "no-effective-time"  # neither effective[x] nor issued
+    TIME_WITHOUT_ZONE = "time-without-zone"  # a time of day without a zone, read as UTC
     FUTURE_DATED = "future-dated"  # effective time after as_of
     REFERENCE_RANGE_NOT_CONVERTIBLE = "reference-range-not-convertible"
     UNRESOLVED_RESULT = "unresolved-result"  # DiagnosticReport.result not in the input

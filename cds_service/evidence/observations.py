@@ -10,9 +10,16 @@ from typing import cast
 from .catalog import Catalog, CodeBinding
 from .collect import ObservationInput
 from .models import DataProblem, LabValue, ProblemCode, UsableStatus
-from .times import effective_time, parse_fhir_datetime
+from .times import effective_time, read_fhir_datetime
 from .units import Conversion
-from .values import ValueProblem, clean_display, number, quantity_unit, read_value
+from .values import (
+    ValueProblem,
+    clean_display,
+    format_number,
+    number,
+    quantity_unit,
+    read_value,
+)
 
 USABLE_STATUSES: frozenset[str] = frozenset({"final", "amended", "corrected", "preliminary"})
 # Clocks of EHR, lab system and this service differ a little; beyond this a result is future-dated.
@@ -148,12 +155,22 @@ class ObservationReader:
                     ProblemCode.STATUS_IGNORED, f"status {shown} is not usable", source, analyte
                 )
             return
-        effective = effective_time(resource) or parse_fhir_datetime(item.fallback_time)
-        if effective is None:
+        read_time = effective_time(resource) or read_fhir_datetime(item.fallback_time)
+        if read_time is None:
             self.problem(
                 ProblemCode.NO_EFFECTIVE_TIME, "no effective[x] or issued time", source, first
             )
             return
+        effective = read_time.moment
+        if read_time.zone_assumed:
+            # Used, but said: the lab's local time may differ from UTC by up to 14 hours.
+            self.problem(
+                ProblemCode.TIME_WITHOUT_ZONE,
+                "effective time has no time zone; read as UTC (the lab's local time may differ "
+                "by up to 14 h, which moves its freshness)",
+                source,
+                first,
+            )
         if effective > self.as_of + CLOCK_SKEW:
             self.problem(
                 ProblemCode.FUTURE_DATED,
@@ -204,13 +221,31 @@ class ObservationReader:
                 analyte,
             )
             return
+        value = conversion.apply(raw.value)
+        upper = conversion.apply(raw.upper) if raw.upper is not None else None
+        family = self.catalog.analyte(analyte).families[conversion.family]
+        if not all(
+            family.plausible_low <= x <= family.plausible_high
+            for x in (value, upper)
+            if x is not None
+        ):
+            # A negative concentration or 1e300 pg/mL is a unit or entry error, never a result.
+            self.problem(
+                ProblemCode.IMPLAUSIBLE_VALUE,
+                f"{clean_display(reported)} is outside the plausible range of {analyte} "
+                f"({format_number(family.plausible_low)} to {format_number(family.plausible_high)}"
+                f" {conversion.unit}): not judged",
+                source,
+                analyte,
+            )
+            return
         low, high = self._reference_bounds(reference_range, unit, conversion, source, analyte)
         self.values.append(
             LabValue(
                 analyte=analyte,
-                value=conversion.apply(raw.value),
+                value=value,
                 comparator=raw.comparator,
-                upper=conversion.apply(raw.upper) if raw.upper is not None else None,
+                upper=upper,
                 unit=conversion.unit,
                 family=conversion.family,
                 effective=effective,

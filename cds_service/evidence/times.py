@@ -5,16 +5,24 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from typing import NamedTuple
 
 # FHIR dateTime may be partial: YYYY, YYYY-MM or YYYY-MM-DD.
 _PARTIAL_DATE = re.compile(r"(\d{4})(?:-(\d{2}))?(?:-(\d{2}))?")
 
 
-def parse_fhir_datetime(value: object) -> datetime | None:
-    """UTC datetime of a FHIR dateTime/instant string; None when it is not one.
+class ReadTime(NamedTuple):
+    moment: datetime  # UTC
+    zone_assumed: bool  # a time of day without a zone (invalid FHIR), read as UTC
 
-    Partial dates take their first instant (2026-11 -> 2026-11-01T00:00Z); a time without a
-    zone (invalid FHIR, seen in the wild) is read as UTC.
+
+def read_fhir_datetime(value: object) -> ReadTime | None:
+    """A FHIR dateTime/instant string as UTC; None when it is not one.
+
+    Partial dates take their first instant (2026-11 -> 2026-11-01T00:00Z): FHIR gives dates no
+    zone. A time of day without a zone is invalid FHIR but seen in the wild: it is read as UTC,
+    and `zone_assumed` says so, since the lab's local time may differ from UTC by up to 14 h. A
+    time that falls outside the calendar once in UTC (9999-12-31T23:59:59-12:00) is no time.
     """
     if not isinstance(value, str) or not value:
         return None
@@ -27,23 +35,29 @@ def parse_fhir_datetime(value: object) -> datetime | None:
             if match is None:
                 return None
             year, month, day = match.groups()
-            parsed = datetime(int(year), int(month or 1), int(day or 1))
-    except ValueError:
+            return ReadTime(datetime(int(year), int(month or 1), int(day or 1), tzinfo=UTC), False)
+        if parsed.tzinfo is None:
+            return ReadTime(parsed.replace(tzinfo=UTC), True)
+        return ReadTime(parsed.astimezone(UTC), False)
+    except (ValueError, OverflowError):
         return None
-    if parsed.tzinfo is None:
-        return parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
 
 
-def effective_time(resource: Mapping[str, object]) -> datetime | None:
+def parse_fhir_datetime(value: object) -> datetime | None:
+    """UTC datetime of a FHIR dateTime/instant string; None when it is not one."""
+    found = read_fhir_datetime(value)
+    return found.moment if found is not None else None
+
+
+def effective_time(resource: Mapping[str, object]) -> ReadTime | None:
     """effectiveDateTime / effectiveInstant / effectivePeriod (end, else start) / issued."""
     for key in ("effectiveDateTime", "effectiveInstant"):
-        found = parse_fhir_datetime(resource.get(key))
+        found = read_fhir_datetime(resource.get(key))
         if found is not None:
             return found
     period = resource.get("effectivePeriod")
     if isinstance(period, dict):
-        found = parse_fhir_datetime(period.get("end")) or parse_fhir_datetime(period.get("start"))
+        found = read_fhir_datetime(period.get("end")) or read_fhir_datetime(period.get("start"))
         if found is not None:
             return found
-    return parse_fhir_datetime(resource.get("issued"))
+    return read_fhir_datetime(resource.get("issued"))

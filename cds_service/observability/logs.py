@@ -11,12 +11,29 @@ identifiers, no tokens or JWTs, no request bodies, no query strings.
 from __future__ import annotations
 
 import logging.config
+import re
 from typing import Any, Literal
 
 LogFormat = Literal["json", "text"]
 ACCESS_LOGGER = "cytokine_cds.access"
 
 _TEXT_FORMAT = "%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s"
+# What gunicorn quotes from a refused request: its request line, method or header.
+_QUOTED = re.compile(r"'[^']*'|\"[^\"]*\"")
+
+
+class ClientTextRedactor(logging.Filter):
+    """gunicorn's lines about requests it refuses quote what the client sent (a request line
+    holds the path, which may hold a patient id): the quoted parts, and the URI of a request it
+    failed on, are left out; the kind of refusal stays."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if message.startswith("Invalid request from"):
+            record.msg, record.args = _QUOTED.sub("<not logged>", message), ()
+        elif message.startswith("Error handling request"):
+            record.msg, record.args = "Error handling request (its URI is not logged)", ()
+        return True
 
 
 def logging_config(level: str, log_format: LogFormat) -> dict[str, Any]:
@@ -39,11 +56,17 @@ def logging_config(level: str, log_format: LogFormat) -> dict[str, Any]:
         "version": 1,
         "disable_existing_loggers": False,
         "formatters": {"service": formatter},
+        "filters": {"client_text": {"()": ClientTextRedactor}},
         "handlers": {"stderr": handler},
         "root": {"level": level.upper(), "handlers": ["stderr"]},
         "loggers": {
             # gunicorn's own loggers: through the root handler, in the same format.
-            "gunicorn.error": {"level": level.upper(), "handlers": [], "propagate": True},
+            "gunicorn.error": {
+                "level": level.upper(),
+                "handlers": [],
+                "propagate": True,
+                "filters": ["client_text"],
+            },
             "gunicorn.access": {"level": "WARNING", "handlers": [], "propagate": False},
             # urllib3 logs every request URL (with patient ids in the query) at DEBUG.
             "urllib3": {"level": "WARNING"},

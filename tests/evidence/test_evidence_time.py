@@ -166,3 +166,42 @@ def test_temperature_uses_an_absolute_trend_threshold(catalog: Catalog) -> None:
 def test_as_of_must_be_timezone_aware(catalog: Catalog) -> None:
     with pytest.raises(ValueError, match="timezone"):
         build_evidence([], catalog, datetime(2026, 11, 20, 12))
+
+
+@pytest.mark.parametrize(
+    "when", ["2026-11-20T06:00:00", "2026-11-20T06:00", "2026-11-20T06:00:00.125"]
+)
+def test_a_time_without_a_zone_is_read_as_utc_and_reported(catalog: Catalog, when: str) -> None:
+    obs = observation("il6", when=when, **VALUE)
+    evidence = build_evidence([obs], catalog, AS_OF)
+    latest = evidence.analytes["il6"].latest
+    assert latest.effective.replace(microsecond=0) == datetime(2026, 11, 20, 6, tzinfo=UTC)
+    [problem] = [p for p in evidence.problems if p.code == "time-without-zone"]
+    assert problem.analyte == "il6"
+    assert problem.reference == "Observation/obs-1"
+    assert "read as UTC" in problem.reason  # says how it was read: cards and answers show it
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"effectiveDateTime": "2026-11-20T06:00:00Z"},
+        {"effectiveDateTime": "2026-11-20T07:00:00+01:00"},
+        {"effectiveDateTime": "2026-11-20"},  # a date has no zone in FHIR: nothing to report
+        {"effectiveDateTime": "2026-11"},
+    ],
+)
+def test_times_with_a_zone_or_dates_are_not_reported(
+    catalog: Catalog, fields: dict[str, Any]
+) -> None:
+    obs = observation("il6", when=None, **VALUE, **fields)
+    evidence = build_evidence([obs], catalog, AS_OF)
+    assert "il6" in evidence.analytes
+    assert not [p for p in evidence.problems if p.code == "time-without-zone"]
+
+
+@pytest.mark.parametrize("when", ["9999-12-31T23:59:59-12:00", "0001-01-01T00:00:00+14:00"])
+def test_a_time_beyond_the_calendar_in_utc_is_no_time(catalog: Catalog, when: str) -> None:
+    evidence = build_evidence([observation("il6", when=when, **VALUE)], catalog, AS_OF)
+    assert "il6" not in evidence.analytes
+    assert [p.code for p in evidence.problems] == ["no-effective-time"]

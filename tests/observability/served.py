@@ -38,8 +38,7 @@ def served(
         "CYTOKINE_CDS_WORKERS": str(workers),
         "CYTOKINE_CDS_AUTH": "off",
         "CYTOKINE_CDS_DATA_DIR": str(workdir / "data"),
-        # As tests.servers.cds_service: the URL clients call (JWT audience, link base).
-        "CYTOKINE_CDS_PUBLIC_BASE_URL": base,
+        "CYTOKINE_CDS_PUBLIC_BASE_URL": base,  # the URL clients call: the JWT audience
         **(env or {}),
     }
     command = [str(BIN / "cytokine-cds"), "serve", "--host", "127.0.0.1", "--port", str(port)]

@@ -185,7 +185,8 @@ def test_refused_jwts_are_counted_by_reason(tmp_path: Path) -> None:
     issuer = "https://ehr.metrics-test.example"
     clients = tmp_path / "clients.json"
     clients.write_text(json.dumps({"clients": [{"iss": issuer, "jwks": {"keys": [jwk]}}]}))
-    client = create_app(Settings(trusted_clients=clients)).test_client()
+    settings = Settings(trusted_clients=clients, public_base_url="http://localhost")
+    client = create_app(settings).test_client()
     missing = sample("cytokine_cds_auth_failures_total", reason="missing_token")
     expired = sample("cytokine_cds_auth_failures_total", reason="expired")
 

@@ -128,3 +128,30 @@ def test_no_patient_id_token_or_jwt_in_any_output(tmp_path: Path, fhir_server: s
         assert token not in output
         assert payload not in output
         assert signature not in output
+
+
+def test_requests_gunicorn_refuses_are_logged_without_what_the_client_sent(
+    tmp_path: Path,
+) -> None:
+    """gunicorn's refusal lines quote the request line or header: a path may hold a patient id."""
+    import socket
+
+    marker = f"MRN-{uuid.uuid4().hex[:10]}"
+    refused = [
+        f"GET /Patient/{marker} HTTP/1.1 junk\r\nHost: x\r\n\r\n",  # malformed request line
+        f"GET /Patient/{marker} HTTP/9.9\r\nHost: x\r\n\r\n",
+        f"{marker} /healthz HTTP/1.1\r\nHost: x\r\n\r\n",  # not a method
+        f"GET /healthz HTTP/1.1\r\nHost: x\r\nX-{marker}\r\n\r\n",  # header without a colon
+    ]
+    with served(tmp_path) as server:
+        host, port = server.base.removeprefix("http://").split(":")
+        for raw in refused:
+            with socket.create_connection((host, int(port)), timeout=5) as sock:
+                sock.sendall(raw.encode())
+                answer = sock.recv(65536)
+            assert answer.startswith(b"HTTP/1.1 400"), answer[:80]
+        assert requests.get(server.base + "/healthz", timeout=5).status_code == 200
+        time.sleep(0.3)
+        output = server.text()
+    assert output.count("Invalid request from ip=") == len(refused)
+    assert marker not in output

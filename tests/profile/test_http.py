@@ -25,8 +25,9 @@ from tests.profile.conftest import SUBTYPE_PATIENTS
 from tests.profile.page_reader import read_page
 
 SECRET = "profile-secret-for-tests-0123456789"
+# Without a public base URL, links use the address served on (never the request's Host header).
 LINK = re.compile(
-    r"http://localhost/profile/[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{6}\.[A-Za-z0-9_-]{43}"
+    r"http://127\.0\.0\.1:8080/profile/[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{6}\.[A-Za-z0-9_-]{43}"
 )
 STRICT_CSP = (
     "default-src 'none'; style-src 'unsafe-inline'; base-uri 'none'; form-action 'none'; "
@@ -305,6 +306,7 @@ def test_the_profile_route_needs_no_cds_client_jwt(tmp_path: Path) -> None:
         data_dir=tmp_path / "data",
         profile_secret=SECRET,  # type: ignore[arg-type]
         trusted_clients=ROOT / "deploy" / "trusted-clients.sandbox.json",
+        public_base_url="http://localhost",
     )
     app = create_app(settings)
     client = app.test_client()
