@@ -50,7 +50,6 @@ test: lint $(FHIR_VENV)/.installed
 clean:
 	rm -rf $(VENV) $(FHIR_VENV) $(PEER_VENV) .pytest_cache .mypy_cache .ruff_cache
 
-# --- serving and performance ------------------------------------------------------------------
 # The benchmark's peer, HealthChain, in a venv of its own (its FastAPI/pydantic/fhir.resources
 # pins never mix with ours). Versions pinned so runs compare.
 PEER_VENV := bench/.healthchain-venv

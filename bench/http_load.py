@@ -63,8 +63,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from cds_service.cards.templates import CardKit, default_cards_dir  # noqa: E402
+from cds_service.composition import build_runtime  # noqa: E402
 from cds_service.demo import FIXTURE_TIME, hook_request, shift_dates  # noqa: E402
-from cds_service.runtime import build_runtime  # noqa: E402
 from cds_service.settings import Settings  # noqa: E402
 from tests.servers import free_port, stop, wait_until_up  # noqa: E402
 
@@ -124,9 +124,6 @@ class Servers:
     fhir: str = ""
     logs: dict[str, Path] = field(default_factory=dict)
     pids: dict[str, int] = field(default_factory=dict)  # server name -> its (master) process
-
-
-# --- preparing ----------------------------------------------------------------------------------
 
 
 def wrk_binary() -> str:
@@ -365,9 +362,6 @@ def shifted_fixtures(workdir: Path) -> list[Path]:
     return folders
 
 
-# --- servers ------------------------------------------------------------------------------------
-
-
 @contextmanager
 def process(
     name: str, command: list[str], health: str, env: dict[str, str], logdir: Path
@@ -486,9 +480,6 @@ def start_servers(workdir: Path, signer: Signer) -> Iterator[Servers]:
                 process("peer", command, f"{servers.peer}/health", dict(os.environ), workdir)
             )
         yield servers
-
-
-# --- measuring ----------------------------------------------------------------------------------
 
 
 class OtherLoad:
@@ -733,8 +724,6 @@ def measure_growth(
 def _cpu(row: dict[str, Any]) -> float:
     return float(row["result"]["server_cpu_ms_per_request"])
 
-
-# --- reporting ----------------------------------------------------------------------------------
 
 HEADER = (
     f"{'case':<26} {'c':>3} {'req/s':>7} {'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7} {'err':>4} "
