@@ -82,12 +82,12 @@ def test_cards_of_one_answer_share_the_evidence_table_and_say_the_same() -> None
     """for_orders renders the shared partials once per answer; each card must still read exactly
     as it does when rendered on its own."""
     from cds_service.cards.resources import OrderContext
+    from cds_service.composition import build_runtime
     from cds_service.decision import HookContext, decide
     from cds_service.demo import FIXTURE_TIME
     from cds_service.fhir.draft_orders import medication_orders
     from cds_service.gathering import record_from_bundle
     from cds_service.rules.orders import judge_orders
-    from cds_service.runtime import build_runtime
     from tests.conftest import load_fixture
 
     knowledge = build_runtime(Settings(auth="off")).knowledge
