@@ -89,8 +89,10 @@ def test_cards_of_one_answer_share_the_evidence_table_and_say_the_same() -> None
     from tests.conftest import load_fixture
 
     knowledge = build_runtime(Settings(auth="off")).knowledge
-    record, patient = record_from_bundle(load_fixture("patients/css-il6-covid.json"))
-    drugs = ("anakinra", "emapalumab", "ruxolitinib", "anakinra")
+    # Sepsis immunoparalysis: anakinra (no MALS), a 1 g steroid pulse and IL-6 blockade all meet
+    # an avoid rule of the setting.
+    record, patient = record_from_bundle(load_fixture("patients/case-sepsis-ip.json"))
+    drugs = ("anakinra", "methylprednisolone-pulse", "tocilizumab", "anakinra")
     entries = []
     for n, drug in enumerate(drugs):
         order = load_fixture(f"orders/{drug}.json")["entry"][0]
