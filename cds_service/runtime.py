@@ -63,6 +63,10 @@ def build_runtime(
         settings.cards_dir or default_cards_dir(),
         panel,
         settings.context_codes_file,
+        tuple(
+            (drug, PanelCode(code.system, code.code, code.display or drug))
+            for drug, code in sorted(settings.drug_orderables.items())
+        ),
     )
     return Runtime(
         settings=settings,

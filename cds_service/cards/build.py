@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -48,11 +48,19 @@ def _uuid() -> str:
 class CardBuilder:
     """Read-only after construction; one per process."""
 
-    def __init__(self, kit: CardKit, rules: Rules, catalog: Catalog, panel: PanelCode) -> None:
+    def __init__(
+        self,
+        kit: CardKit,
+        rules: Rules,
+        catalog: Catalog,
+        panel: PanelCode,
+        orderables: Mapping[str, PanelCode] | None = None,
+    ) -> None:
         self.kit = kit
         self.rules = rules
         self.catalog = catalog
         self.panel = panel
+        self.orderables = dict(orderables or {})  # drug id -> the hospital's orderable
 
     def catalog_entry(self, analyte: str) -> AnalyteEntry:
         return self.catalog.analyte(analyte)
@@ -103,7 +111,11 @@ class CardBuilder:
                 f"Suggested by cytokine-cds: pattern consistent with {_PATTERN_NAMES[subtype][1]}."
             )
             resource = medication_request(
-                self.rules.drugs[treatment.recommend].rxnorm, drug, why, ctx
+                self.rules.drugs[treatment.recommend].rxnorm,
+                drug,
+                why,
+                ctx,
+                self.orderables.get(treatment.recommend),
             )
             suggestions = [
                 Suggestion(
@@ -204,7 +216,11 @@ class CardBuilder:
                             description=text.alternative_description
                             or f"Create a draft order for {recommended}",
                             resource=medication_request(
-                                self.rules.drugs[finding.recommend].rxnorm, recommended, why, ctx
+                                self.rules.drugs[finding.recommend].rxnorm,
+                                recommended,
+                                why,
+                                ctx,
+                                self.orderables.get(finding.recommend),
                             ),
                         )
                     ],

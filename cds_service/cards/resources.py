@@ -50,12 +50,19 @@ def _common(ctx: OrderContext) -> dict[str, Any]:
     return fields
 
 
-def medication_request(rxnorm: str, name: str, why: str, ctx: OrderContext) -> dict[str, Any]:
+def medication_request(
+    rxnorm: str, name: str, why: str, ctx: OrderContext, orderable: PanelCode | None = None
+) -> dict[str, Any]:
+    """`orderable`: the hospital's own code for the drug (e.g. an Epic preference-list item),
+    sent beside the RxNorm ingredient so the EHR picks its orderable."""
+    codings = [Coding(system=RXNORM, code=rxnorm, display=name)]
+    if orderable is not None:
+        codings.append(
+            Coding(system=orderable.system, code=orderable.code, display=orderable.display)
+        )
     resource = MedicationRequest(
         **_common(ctx),
-        medicationCodeableConcept=CodeableConcept(
-            coding=[Coding(system=RXNORM, code=rxnorm, display=name)], text=name
-        ),
+        medicationCodeableConcept=CodeableConcept(coding=codings, text=name),
         # Dosing is the prescriber's decision; the suggestion only names the drug.
         dosageInstruction=[Dosage(text="Dose, route and frequency to be set by the prescriber.")],
         note=[Annotation(text=why)],
