@@ -79,6 +79,10 @@ class ChartContext:
     active_infections: tuple[SettingFinding | str, ...]  # for the label safety checks
     latent_tb: bool | None  # None: not recorded
     problems: tuple[DataProblem, ...]  # data problems met while reading the chart
+    # Settings only suspected (provisional, differential, unconfirmed Conditions): they never
+    # select a setting's rules, but criteria written for "known or suspected" disease (MAS-2016
+    # in sJIA) may read them.
+    suspected: tuple[SettingFinding, ...] = ()
 
     def has(self, setting: Setting) -> bool:
         return any(finding.setting == setting for finding in self.settings)

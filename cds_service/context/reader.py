@@ -66,6 +66,7 @@ def read_chart(
     chart = _collect(resources)
     reader = _Reader(catalog, as_of, chart.problems)
     settings: list[SettingFinding] = []
+    suspected: list[SettingFinding] = []
     infections: list[SettingFinding] = []
     triggers: list[tuple[str, SettingFinding]] = []
     latent_tb: bool | None = None
@@ -74,6 +75,8 @@ def read_chart(
             if concept.infection:
                 infections.append(finding)
             if not confirmed:
+                if concept.settings:
+                    suspected.append(finding)
                 continue
             if concept.settings:
                 settings.append(finding)
@@ -116,6 +119,7 @@ def read_chart(
         active_infections=tuple(infections),
         latent_tb=latent_tb,
         problems=tuple(chart.problems),
+        suspected=tuple(suspected),
     )
 
 

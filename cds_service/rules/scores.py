@@ -444,9 +444,16 @@ def hscore(spec: HScoreSpec, evidence: Evidence) -> ScoreResult:
     )
     probability = hscore_probability(spec, total)
     bound = "≥ " if missing or partial else ""
+    rows = sorted(spec.probability)
+    if total < rows[0][0]:  # the paper's table starts at "< 1 %"
+        chance = f"< {format_number(rows[0][1])} %"
+    elif total >= rows[-1][0]:
+        chance = f"> {format_number(rows[-1][1])} %"
+    else:
+        chance = f"{bound}{probability:.0f} %"
     text = (
         f"HScore {bound}{format_number(total)} (cut-off {format_number(spec.cut_off)}; "
-        f"probability {bound}{probability:.0f} %)"
+        f"probability {chance})"
     )
     if missing:
         text += f"; unknown, counted 0: {', '.join(missing)}"
@@ -573,7 +580,10 @@ def mas2016(spec: MasSpec, evidence: Evidence, chart: ChartContext) -> ScoreResu
     ferritin, ferritin_shown = _judge(evidence, spec.ferritin)
     others = [_judge(evidence, t) for t in spec.of]
     two = _at_least(others, spec.at_least)
-    diagnosis = chart.has(spec.requires_setting)  # type: ignore[arg-type]
+    # "Known or suspected" sJIA (Ravelli 2016): a provisional diagnosis counts here.
+    diagnosis = chart.has(spec.requires_setting) or any(  # type: ignore[arg-type]
+        f.setting == spec.requires_setting for f in chart.suspected
+    )
     inputs = (
         ScoreItem(
             "diagnosis",

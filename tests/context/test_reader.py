@@ -69,6 +69,7 @@ def test_suspected_sepsis_is_no_setting_but_counts_as_an_infection(
 ) -> None:
     context = chart(catalog, condition(SNOMED, "91302008", verification="provisional"))
     assert not context.has("sepsis")
+    assert [f.setting for f in context.suspected] == ["sepsis"]
     assert len(context.active_infections) == 1
     assert "suspected Sepsis" in str(context.active_infections[0])
 

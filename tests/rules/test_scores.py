@@ -354,8 +354,15 @@ def test_hscore_unknown_items_count_zero_and_are_listed(book: ScoreBook, catalog
         "Haemophagocytosis on bone marrow aspirate",
     }
     assert result.extra["upper_bound"] == result.value + 18 + 38 + 35
-    assert result.text.startswith("HScore ≥ 246")
+    assert result.text.startswith("HScore ≥ 246 (cut-off 169; probability ≥ 99 %)")
     assert result.extra["probability"] == pytest.approx(99.0)
+
+
+def test_hscore_text_says_lower_bound_and_probability(book: ScoreBook, catalog: Catalog) -> None:
+    low = hscore(book.hscore, ev(catalog, temperature=38.5))
+    assert low.text.startswith("HScore ≥ 33 (cut-off 169; probability < 1 %)")
+    mid = hscore(book.hscore, ev(catalog, temperature=39.5, ferritin=7000, triglycerides=4.5))
+    assert mid.text.startswith("HScore ≥ 163 (cut-off 169; probability ≥ 44 %)")
 
 
 def test_hscore_with_one_cytopenia_line_unknown_is_a_range(
@@ -411,6 +418,12 @@ def test_mas2016_needs_the_sjia_diagnosis(book: ScoreBook, catalog: Catalog) -> 
     evidence = ev(catalog, temperature=39, ferritin=5000, platelets=100, ast=100)
     result = mas2016(book.mas2016, evidence, EMPTY_CHART)
     assert result.value is None and "not applied" in result.text
+
+
+def test_mas2016_applies_to_suspected_sjia(book: ScoreBook, catalog: Catalog) -> None:
+    suspected = ChartContext((), (), None, (), (), (), None, (), suspected=(STILLS,))
+    evidence = ev(catalog, temperature=39, ferritin=5000, platelets=100, ast=100)
+    assert mas2016(book.mas2016, evidence, suspected).value == 1.0
 
 
 def test_mas2016_undecided_with_missing_labs(book: ScoreBook, catalog: Catalog) -> None:
