@@ -5,7 +5,7 @@
 # deploy/ has a docker-compose example (with PostgreSQL) and Kubernetes manifests.
 # Pin the base image by digest in your own registry (FROM python:3.11-slim-bookworm@sha256:...).
 
-# --- build stage: the service and its dependencies in a virtual environment --------------------
+# Build stage: the service and its dependencies in a virtual environment
 FROM python:3.11-slim-bookworm AS build
 ENV PIP_NO_CACHE_DIR=1 \
     PIP_DISABLE_PIP_VERSION_CHECK=1
@@ -19,7 +19,7 @@ COPY cards ./cards
 RUN /opt/cytokine-cds/bin/pip install . \
  && find /opt/cytokine-cds -name '__pycache__' -type d -prune -exec rm -rf {} +
 
-# --- runtime stage: the virtual environment, run as a non-root user ---------------------------
+# Runtime stage: the virtual environment, run as a non-root user
 FROM python:3.11-slim-bookworm
 ENV PATH=/opt/cytokine-cds/bin:$PATH \
     PYTHONDONTWRITEBYTECODE=1 \

@@ -50,7 +50,6 @@ test: lint $(FHIR_VENV)/.installed
 clean:
 	rm -rf $(VENV) $(FHIR_VENV) .pytest_cache .mypy_cache .ruff_cache
 
-# --- serving and performance (issue 6) ---------------------------------------------------------
 ## bench: HTTP load benchmark under gunicorn with wrk (`apt-get install -y wrk`); see README
 bench: $(VENV)/.installed-test $(FHIR_VENV)/.installed
 	CYTOKINE_TEST_SEKMET=$(abspath $(FHIR_VENV))/bin/sekmet $(BIN)/python bench/http_load.py $(BENCH_ARGS)

@@ -25,10 +25,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from datetime import UTC, datetime
 
+from cds_service.composition import build_runtime, open_audit_store
+from cds_service.observability.metrics import metrics
 from cds_service.recording import record_decision
-from cds_service.runtime import build_runtime
 from cds_service.settings import Settings
-from cds_service.store import AuditStore
 from tests.conftest import decide_bundle, load_fixture
 
 FIXTURE_TIME = datetime(2026, 11, 20, 12, tzinfo=UTC)
@@ -41,7 +41,7 @@ def measure(label: str, database_url: str, data_dir: Path, calls: int) -> None:
         database_url=database_url,  # type: ignore[arg-type]
         patient_key_secret="bench-secret-of-enough-length",  # type: ignore[arg-type]
     )
-    store = AuditStore.from_settings(settings)
+    store = open_audit_store(settings)
     store.prepare(auto_upgrade=True)
     runtime = build_runtime(settings, store=store)
     bundle = load_fixture("patients/css-il1-mals.json")
@@ -65,7 +65,8 @@ def measure(label: str, database_url: str, data_dir: Path, calls: int) -> None:
         started = time.perf_counter()
         record(n)
         timings.append((time.perf_counter() - started) * 1000)
-    assert store.counters.audit_write_failures == 0
+    failures = metrics().registry.get_sample_value("cytokine_cds_audit_write_failures_total")
+    assert not failures, f"{failures} audit writes failed"
     timings.sort()
     print(
         f"{label:<11} {calls} calls: mean {statistics.fmean(timings):.3f} ms, "

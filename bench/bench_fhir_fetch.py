@@ -27,8 +27,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 
+from cds_service.composition import build_runtime  # noqa: E402
 from cds_service.fhir.fixture_upload import upload  # noqa: E402
-from cds_service.runtime import build_runtime  # noqa: E402
 from cds_service.settings import Settings  # noqa: E402
 from tests.fhir_server import client_prefetch, sekmet  # noqa: E402
 from tests.servers import cds_service  # noqa: E402

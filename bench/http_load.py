@@ -52,8 +52,8 @@ from jwt.algorithms import ECAlgorithm
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from cds_service.composition import build_runtime  # noqa: E402
 from cds_service.demo import FIXTURE_TIME, hook_request, shift_dates  # noqa: E402
-from cds_service.runtime import build_runtime  # noqa: E402
 from cds_service.settings import Settings  # noqa: E402
 from tests.servers import free_port, stop, wait_until_up  # noqa: E402
 
@@ -89,9 +89,6 @@ class Servers:
     fhir: str = ""
     logs: dict[str, Path] = field(default_factory=dict)
     pids: dict[str, int] = field(default_factory=dict)  # server name -> its (master) process
-
-
-# --- preparing ----------------------------------------------------------------------------------
 
 
 def wrk_binary() -> str:
@@ -208,9 +205,6 @@ def shifted_fixtures(workdir: Path) -> Path:
     return folder
 
 
-# --- servers ------------------------------------------------------------------------------------
-
-
 @contextmanager
 def process(
     name: str, command: list[str], health: str, env: dict[str, str], logdir: Path
@@ -293,9 +287,6 @@ def start_servers(workdir: Path, signer: Signer) -> Iterator[Servers]:
             )
             setattr(servers, name, base)
         yield servers
-
-
-# --- measuring ----------------------------------------------------------------------------------
 
 
 class OtherLoad:
@@ -489,8 +480,6 @@ def measure(
         print_row(rows[-1])
     return rows
 
-
-# --- reporting ----------------------------------------------------------------------------------
 
 HEADER = (
     f"{'case':<27} {'c':>3} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} "

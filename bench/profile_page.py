@@ -1,4 +1,4 @@
-"""What the cytokine profile page costs (issue 7), per fixture patient.
+"""What the cytokine profile page costs, per fixture patient.
 
 - hook path: signing the link, and building the stored profile (plus its JSON size), both paid
   inside the hook call before the audit write;
@@ -23,12 +23,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from flask.testing import FlaskClient
 
+from cds_service.api.runtime import EXTENSION_KEY
 from cds_service.app import create_app
 from cds_service.demo import FIXTURE_TIME
 from cds_service.profile.links import ProfileLinks
 from cds_service.profile.page import ProfilePages
 from cds_service.profile.snapshot import build_profile, profile_json
-from cds_service.runtime import EXTENSION_KEY, Runtime
+from cds_service.runtime import Runtime
 from cds_service.settings import Settings
 from tests.conftest import decide_bundle, hook_call
 

@@ -25,8 +25,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from cds_service.auth.replay import InProcessReplayCache, RedisReplayCache, connect_redis
+from cds_service.composition import open_audit_store
 from cds_service.settings import Settings
-from cds_service.store import AuditStore
 from cds_service.store.replay import StoreReplayCache
 
 ISSUER = "https://ehr.example.org"
@@ -54,7 +54,7 @@ def measure(label: str, first_use: Callable[[str, str, float], bool], checks: in
 
 def store_cache(database_url: str, data_dir: Path) -> StoreReplayCache:
     settings = Settings(auth="off", data_dir=data_dir, database_url=database_url)  # type: ignore[arg-type]
-    store = AuditStore.from_settings(settings, patient_key=False)
+    store = open_audit_store(settings, patient_key=False)
     store.prepare(auto_upgrade=True)
     return StoreReplayCache(store.engine)
 

@@ -17,11 +17,10 @@ from cds_service.api.auth import install_client_auth
 from cds_service.api.errors import ApiError
 from cds_service.api.observe import install_observability, logged_path
 from cds_service.api.profile import install_profile_page
-from cds_service.profile.links import ProfileLinks
-from cds_service.runtime import EXTENSION_KEY, build_runtime
+from cds_service.api.runtime import EXTENSION_KEY
+from cds_service.composition import build_runtime, client_verifier, open_audit_store, profile_links
 from cds_service.settings import Settings
 from cds_service.store import AuditStore
-from cds_service.store.replay import StoreReplayCache
 
 log = logging.getLogger(__name__)
 
@@ -50,11 +49,7 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.json = OrjsonProvider(app)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
     store = _open_store(settings)
-    runtime = build_runtime(
-        settings,
-        store=store,
-        profile_links=ProfileLinks.from_settings(settings),  # cytokine profile page (issue 7)
-    )
+    runtime = build_runtime(settings, store=store, profile_links=profile_links(settings))
     app.extensions[EXTENSION_KEY] = runtime
 
     CORS(
@@ -66,23 +61,23 @@ def create_app(settings: Settings | None = None) -> Flask:
         max_age=600,
     )
     _register_error_handlers(app, settings)
-    # --- serving and observability (issue 6): request log line and metrics (registered before
-    # authentication, so refused calls are timed and counted too), GET /metrics ---
-    install_observability(app, settings)
-    # --- authentication of CDS clients (issue 4): a JWT on every /cds-services call ---
-    install_client_auth(app, settings, StoreReplayCache(store.engine))
+    # The request log line and metrics come before authentication, so that refused calls are
+    # timed and counted too.
+    metrics_token = settings.metrics_token.get_secret_value() if settings.metrics_token else None
+    install_observability(app, metrics_token)
+    install_client_auth(app, client_verifier(settings, store), settings.public_base_url)
     for blueprint in (discovery.bp, hooks.bp, feedback.bp, evaluate.bp, health.bp):
         app.register_blueprint(blueprint)
-    # --- cytokine profile page (issue 7): GET /profile/<token>, unless turned off ---
-    install_profile_page(app, settings, runtime.cards.kit.common.notice)
+    if settings.profile_page:
+        notice = runtime.cards.kit.common.notice
+        install_profile_page(app, notice, settings.profile_frame_ancestors)
     return app
 
 
-# --- audit trail and feedback (issue 5) ------------------------------------------------------
 def _open_store(settings: Settings) -> AuditStore:
     """The audit store, migrated (or checked) here: with gunicorn's preload this runs once, in
     the master, and its connections are closed before the workers fork."""
-    store = AuditStore.from_settings(settings)
+    store = open_audit_store(settings)
     store.prepare(settings.db_auto_upgrade)
     return store
 

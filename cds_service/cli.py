@@ -17,6 +17,7 @@ from pydantic import ValidationError
 
 from cds_service.jsontext import NotJson, parse_json
 from cds_service.settings import Settings
+from cds_service.validation import error_path
 from cds_service.yamlfile import ConfigFileError
 
 
@@ -29,7 +30,7 @@ def _settings(**overrides: Any) -> Settings:
         return Settings(**{k: v for k, v in overrides.items() if v is not None})
     except ValidationError as exc:
         problems = "; ".join(
-            f"CYTOKINE_CDS_{'_'.join(str(p) for p in e['loc']).upper()}: {e['msg']}"
+            f"CYTOKINE_CDS_{error_path(e['loc'], '_').upper()}: {e['msg']}"
             for e in exc.errors(include_url=False)
         )
         raise UsageError(f"invalid configuration: {problems}") from None
@@ -61,20 +62,18 @@ def _print(data: Any) -> None:
     sys.stdout.write("\n")
 
 
-# --- commands ---------------------------------------------------------------------------------
-
-
 def _serve(args: argparse.Namespace) -> int:
     from cds_service.app import create_app
-    from cds_service.auth import AuthConfigError, check_bind_allowed
+    from cds_service.auth import AuthConfigError
+    from cds_service.composition import check_bind
     from cds_service.serving import serve, serving_process
     from cds_service.store import StoreError
 
     settings = _settings(host=args.host, port=args.port)
-    # --- serving (issue 6): logging and the metrics folder are set up before the app is built ---
+    # Logging and the metrics folder are set up before the app is built.
     with serving_process(settings) as prepared:
         try:
-            check_bind_allowed(settings, settings.host)
+            check_bind(settings, settings.host)
             app = create_app(settings)
         except (AuthConfigError, StoreError) as exc:
             raise UsageError(f"invalid configuration: {exc}") from None
@@ -83,25 +82,25 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _evaluate(args: argparse.Namespace) -> int:
+    from cds_service.composition import knowledge
     from cds_service.decision import decide, decision_report
     from cds_service.gathering import BundleError, evaluation_context, record_from_bundle
-    from cds_service.runtime import build_runtime
 
     bundle = _read_json(args.bundle)
     as_of = _time(args.at) or datetime.now(UTC)
-    runtime = build_runtime(_settings())
+    loaded = knowledge(_settings())
     try:
         record, patient_id = record_from_bundle(bundle)
     except BundleError as exc:
         raise UsageError(f"{args.bundle}: {exc}") from None
-    decision = decide(runtime.knowledge, record, evaluation_context(patient_id), as_of)
+    decision = decide(loaded, record, evaluation_context(patient_id), as_of)
     _print(decision_report(decision))
     return 0
 
 
 def _demo_request(args: argparse.Namespace) -> int:
+    from cds_service.composition import build_runtime
     from cds_service.demo import hook_request
-    from cds_service.runtime import build_runtime
 
     runtime = build_runtime(_settings())
     service = next((s for s in runtime.services.values() if s.hook == args.hook), None)
@@ -123,9 +122,6 @@ def _demo_request(args: argparse.Namespace) -> int:
     return 0
 
 
-# --- load-fixtures (issue 3: FHIR server access) --------------------------------------------
-
-
 def _load_fixtures(args: argparse.Namespace) -> int:
     from cds_service.demo import FIXTURE_TIME
     from cds_service.fhir.fixture_upload import FixtureError, upload
@@ -142,10 +138,11 @@ def _load_fixtures(args: argparse.Namespace) -> int:
 
 
 def _ehr_setup(args: argparse.Namespace) -> int:
+    from cds_service.composition import build_runtime
     from cds_service.ehr_setup import as_markdown, setup_sheet
-    from cds_service.runtime import build_runtime
 
-    sheet = setup_sheet(build_runtime(_settings()), args.client)
+    settings = _settings()
+    sheet = setup_sheet(build_runtime(settings), settings, args.client)
     if args.format == "json":
         _print(sheet)
     else:
@@ -225,18 +222,24 @@ def build_parser() -> argparse.ArgumentParser:
     setup.add_argument("--format", choices=("markdown", "json"), default="markdown")
     setup.set_defaults(handler=_ehr_setup)
 
-    # --- audit trail and feedback (issue 5): `db upgrade|current|purge`, `report` --------------
+    from cds_service.composition import open_audit_store
     from cds_service.store.commands import add_commands
 
-    add_commands(commands, _settings)
+    add_commands(commands, lambda: open_audit_store(_settings(), patient_key=False))
+
+    from cds_service.screening.commands import add_commands as add_screening
+
+    add_screening(commands, _settings, _time)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    from cds_service.screening.commands import ScreenInputError
+
     args = build_parser().parse_args(argv)
     try:
         return int(args.handler(args))
-    except (UsageError, ConfigFileError) as exc:
+    except (UsageError, ConfigFileError, ScreenInputError) as exc:
         print(f"cytokine-cds: {exc}", file=sys.stderr)
         return 2
     except BrokenPipeError:  # output piped into `head` and the like

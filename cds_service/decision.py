@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from cds_service.cards.build import DataGapText
 from cds_service.cards.resources import OrderContext
 from cds_service.evidence import DataProblem, Evidence, build_evidence
+from cds_service.evidence.bundles import text_at
 from cds_service.fhir.draft_orders import medication_orders
 from cds_service.fhir.gather import DataGap
 from cds_service.hooks.response import Card
@@ -124,11 +125,10 @@ def for_patient(
     foreign: list[DataProblem] = []
     for resource in resources:
         field = _PATIENT_SCOPED.get(str(resource.get("resourceType")))
-        subject = resource.get(field) if field else None
-        reference = subject.get("reference") if isinstance(subject, dict) else None
+        reference = text_at(resource, field, "reference") if field else None
         if (
             field is not None
-            and isinstance(reference, str)
+            and reference is not None
             and _names_other_patient(reference, patient_id)
         ):
             foreign.append(

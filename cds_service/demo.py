@@ -14,6 +14,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 from urllib.parse import parse_qsl
 
+from cds_service.evidence.bundles import entry_resources
 from cds_service.evidence.times import parse_fhir_datetime
 from cds_service.hooks.services import ServiceSpec
 
@@ -21,15 +22,6 @@ FIXTURE_TIME = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 _DATE_KEYS = frozenset(
     {"effectiveDateTime", "effectiveInstant", "issued", "start", "end", "authoredOn", "lastUpdated"}
 )
-
-
-def bundle_resources(bundle: Mapping[str, Any]) -> list[dict[str, Any]]:
-    entries = bundle.get("entry")
-    return [
-        entry["resource"]
-        for entry in (entries if isinstance(entries, list) else [])
-        if isinstance(entry, dict) and isinstance(entry.get("resource"), dict)
-    ]
 
 
 def shift_dates(resource: Any, delta: timedelta) -> Any:
@@ -64,7 +56,7 @@ def hook_request(
     fhir_server: str | None = None,
 ) -> dict[str, Any]:
     """A hook request for the Bundle's patient. With `now`, dates move from FIXTURE_TIME to now."""
-    resources = bundle_resources(patient_bundle)
+    resources = entry_resources(patient_bundle)
     if now is not None:
         resources = shift_dates(resources, now - FIXTURE_TIME)
     patient = next((r for r in resources if r.get("resourceType") == "Patient"), None)
@@ -73,12 +65,12 @@ def hook_request(
     context: dict[str, Any] = {"userId": "Practitioner/example", "patientId": patient["id"]}
     if service.hook in ("order-select", "order-sign"):
         orders = copy.deepcopy(dict(draft_orders or {"resourceType": "Bundle", "entry": []}))
-        for resource in bundle_resources(orders):
+        for resource in entry_resources(orders):
             resource["subject"] = {"reference": f"Patient/{patient['id']}"}
         context["draftOrders"] = orders
         if service.hook == "order-select":
             context["selections"] = [
-                f"{r['resourceType']}/{r['id']}" for r in bundle_resources(orders) if r.get("id")
+                f"{r['resourceType']}/{r['id']}" for r in entry_resources(orders) if r.get("id")
             ]
     request: dict[str, Any] = {
         "hookInstance": str(uuid.uuid4()),

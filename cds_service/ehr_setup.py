@@ -14,18 +14,14 @@ from urllib.parse import urlsplit
 
 from cds_service.auth.trusted_clients import TrustedClientsError, load_trusted_clients
 from cds_service.runtime import Runtime
+from cds_service.settings import Settings
 
 ClientKind = Literal["epic", "oracle", "generic"]
 CLIENTS: tuple[ClientKind, ...] = ("epic", "oracle", "generic")
 
 
-def public_base(runtime: Runtime) -> str:
-    settings = runtime.settings
-    return settings.public_base_url or f"http://{settings.host}:{settings.port}"
-
-
-def setup_sheet(runtime: Runtime, client: ClientKind) -> dict[str, Any]:
-    base = public_base(runtime)
+def setup_sheet(runtime: Runtime, settings: Settings, client: ClientKind) -> dict[str, Any]:
+    base = runtime.link_base  # the public base URL, else the address served on
     services = [
         {
             "id": service.id,
@@ -51,7 +47,7 @@ def setup_sheet(runtime: Runtime, client: ClientKind) -> dict[str, Any]:
         "trigger_criteria": _trigger_criteria(runtime),
         "override_reasons": _override_reasons(runtime),
         "link_hosts": _link_hosts(runtime, base),
-        "jwt": _jwt(runtime, client),
+        "jwt": _jwt(settings, client),
     }
 
 
@@ -131,8 +127,7 @@ def _link_hosts(runtime: Runtime, base: str) -> list[str]:
     return sorted(hosts)
 
 
-def _jwt(runtime: Runtime, client: ClientKind) -> dict[str, Any]:
-    settings = runtime.settings
+def _jwt(settings: Settings, client: ClientKind) -> dict[str, Any]:
     values: dict[str, Any] = {
         "aud": "each service's URL above (on /feedback that URL is accepted too)",
         "algorithms": list(settings.jwt_algorithms),

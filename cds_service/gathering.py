@@ -13,9 +13,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from cds_service.decision import HookContext, PatientRecord
+from cds_service.evidence.bundles import read_bundle, text_at, unread_pages_problem
 from cds_service.evidence.models import ProblemCode
 from cds_service.fhir.gather import DataUnavailable, FhirAccess
-from cds_service.fhir.prefetch import read_bundle_page, read_prefetch
+from cds_service.fhir.prefetch import read_prefetch
 from cds_service.fhir.server_policy import ServerRefused
 from cds_service.hooks.request import HookRequest
 from cds_service.hooks.services import ServiceSpec
@@ -65,6 +66,8 @@ def gather_record(
     # A first page that was continued from the FHIR server is no longer a problem; one that was
     # not is reported as a gap (partial), so the "first page only" note would say it twice.
     problems = tuple(p for p in prefetch.problems if p.code != ProblemCode.INCOMPLETE_BUNDLE)
+    if gathered.fetched is not None:
+        problems += tuple(gathered.fetched.problems)
     return PatientRecord(gathered.resources, problems=problems, gaps=tuple(gathered.gaps))
 
 
@@ -77,7 +80,9 @@ def record_from_bundle(bundle: Any) -> tuple[PatientRecord, str]:
         raise BundleError("expected a FHIR Bundle (resourceType 'Bundle')")
     if not isinstance(bundle.get("entry"), list):
         raise BundleError("the Bundle has no entry list")
-    page = read_bundle_page(bundle, "Bundle")
+    page = read_bundle(bundle, "Bundle")
+    if page.next_url is not None:
+        page.problems.insert(0, unread_pages_problem("Bundle"))
     patient_id = _patient_of(page.resources)
     return PatientRecord(page.resources, problems=tuple(page.problems)), patient_id
 
@@ -95,9 +100,8 @@ def _patient_of(resources: list[dict[str, Any]]) -> str:
     }
     if not patients:
         for resource in resources:
-            subject = resource.get("subject")
-            reference = subject.get("reference") if isinstance(subject, dict) else None
-            if isinstance(reference, str) and "Patient/" in reference:
+            reference = text_at(resource, "subject", "reference")
+            if reference is not None and "Patient/" in reference:
                 patients.add(reference.rsplit("Patient/", 1)[1])
     if len(patients) != 1:
         found = "no patient" if not patients else f"{len(patients)} patients"

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Annotated, Any, Literal, get_args
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -23,7 +23,8 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from cds_service.fhir.server_policy import parse_base_url
+from cds_service.auth.algorithms import ASYMMETRIC_ALGORITHMS, JwtAlgorithm
+from cds_service.urls import parse_base_url
 
 
 def _split_csv(value: Any) -> Any:
@@ -34,13 +35,6 @@ def _split_csv(value: Any) -> Any:
 
 
 CsvList = Annotated[list[str], NoDecode]
-
-# --- authentication of CDS clients (issue 4) -------------------------------------------------
-# Asymmetric JWS algorithms only: CDS Hooks forbids `none` and every HMAC (HS*) algorithm.
-JwtAlgorithm = Literal[
-    "ES256", "ES384", "ES512", "RS256", "RS384", "RS512", "PS256", "PS384", "PS512"
-]
-ASYMMETRIC_ALGORITHMS: tuple[JwtAlgorithm, ...] = get_args(JwtAlgorithm)
 
 
 class OrderableCode(BaseModel):
@@ -56,7 +50,6 @@ class OrderableCode(BaseModel):
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="CYTOKINE_CDS_", extra="forbid")
 
-    # --- HTTP serving -------------------------------------------------------------------------
     host: str = Field("127.0.0.1", description="Address `cytokine-cds serve` binds to.")
     port: int = Field(8080, ge=1, le=65535, description="Port `cytokine-cds serve` binds to.")
     public_base_url: str | None = Field(
@@ -74,7 +67,7 @@ class Settings(BaseSettings):
     )
     log_level: str = Field("INFO", description="Python log level.")
     workers: int = Field(
-        # Serving (issue 6): two per core, so one worker's wait on a FHIR server or the database
+        # Two per core, so one worker's wait on a FHIR server or the database
         # leaves the core to another (measured: bench/http_load.py, README).
         default_factory=lambda: 2 * (os.cpu_count() or 1),
         ge=1,
@@ -92,7 +85,6 @@ class Settings(BaseSettings):
     )
     keepalive: int = Field(5, ge=0, description="Seconds an idle keep-alive connection is kept.")
 
-    # --- knowledge files -----------------------------------------------------------------------
     rules_file: Path | None = Field(
         None,
         description="A hospital's own rules file (YAML, same format as the shipped "
@@ -135,7 +127,6 @@ class Settings(BaseSettings):
         "EHR can pick its own orderable (Epic ignores the order details sent).",
     )
 
-    # --- authentication of CDS clients (issue 4) -------------------------------------------
     auth: Literal["on", "off"] = Field(
         "on",
         description="`on`: every /cds-services call must carry a CDS Hooks client JWT signed "
@@ -205,9 +196,6 @@ class Settings(BaseSettings):
             )
         return self
 
-    # --- end of authentication settings ------------------------------------------------------
-
-    # --- FHIR server access (issue 3) ------------------------------------------------------
     fhir_allow_loopback: bool = Field(
         False,
         description="Also read any FHIR server on this machine (127.0.0.0/8, ::1, localhost), "
@@ -282,7 +270,6 @@ class Settings(BaseSettings):
                 )
         return value
 
-    # --- audit trail and feedback (issue 5: cds_service/store) ---------------------------------
     data_dir: Path = Field(
         Path("data"),
         description="Folder for the embedded audit database (SQLite) and the generated "
@@ -306,7 +293,6 @@ class Settings(BaseSettings):
         "Default: a random secret generated once and kept in `<data dir>/patient-key.secret`.",
     )
 
-    # --- serving, observability and performance (issue 6) ------------------------------------
     worker_class: Literal["sync", "gthread"] = Field(
         "sync",
         description="gunicorn worker type. `sync`: one request at a time per worker, the "
@@ -330,14 +316,12 @@ class Settings(BaseSettings):
         description="GET /readyz answers 503 while the audit store is unreachable. Set false to "
         "keep taking hook calls (answered, not recorded) through a database outage.",
     )
-    # --- end of serving settings ---------------------------------------------------------------
 
     @field_validator("public_base_url")
     @classmethod
     def _no_trailing_slash(cls, value: str | None) -> str | None:
         return value.rstrip("/") if value else value
 
-    # --- cytokine profile page (issue 7: cds_service/profile) ----------------------------------
     profile_page: bool = Field(
         True,
         description="Serve the cytokine profile page (GET /profile/<token>) and put a "
@@ -378,8 +362,6 @@ class Settings(BaseSettings):
                     "the host)"
                 )
         return value
-
-    # --- end of cytokine profile page settings -------------------------------------------------
 
 
 # A CSP source expression for one origin: nothing that could end or extend the header.

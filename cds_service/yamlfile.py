@@ -12,6 +12,8 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from cds_service.validation import error_message, error_path
+
 M = TypeVar("M", bound=BaseModel)
 Loc = tuple[str | int, ...]
 
@@ -61,7 +63,7 @@ class YamlDocument:
 
     def error(self, loc: Loc, message: str) -> ConfigFileError:
         line = self.line_of(loc)
-        where = ".".join(str(part) for part in loc)
+        where = error_path(loc)
         text = f"{self.path}: {f'line {line}: ' if line else ''}{where + ': ' if where else ''}"
         return ConfigFileError(text + message)
 
@@ -70,7 +72,7 @@ class YamlDocument:
             return model.model_validate(self.data)
         except ValidationError as exc:
             first = exc.errors(include_url=False)[0]
-            error = self.error(tuple(first["loc"]), first["msg"].removeprefix("Value error, "))
+            error = self.error(tuple(first["loc"]), error_message(first))
             more = exc.error_count() - 1
             if more:
                 error = ConfigFileError(f"{error} (and {more} more problems)")

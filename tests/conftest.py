@@ -50,7 +50,6 @@ def settings(tmp_path: Path) -> Settings:
     return Settings(data_dir=tmp_path / "data")
 
 
-# --- audit trail and feedback (issue 5) ------------------------------------------------------
 @pytest.fixture(autouse=True)
 def _data_dir_in_tmp(
     _isolated_environment: None, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
@@ -92,8 +91,8 @@ def hook_call(
     """
     from datetime import UTC, datetime
 
+    from cds_service.api.runtime import current_runtime
     from cds_service.demo import hook_request
-    from cds_service.runtime import current_runtime
 
     with client.application.app_context():
         service = current_runtime().services[SERVICE_FOR_HOOK[hook]]
@@ -107,5 +106,4 @@ def hook_call(
     return client.post(f"/cds-services/{service.id}", json=body)
 
 
-# --- FHIR server access (issue 3): the real FHIR test server, one per session --------------------
 from tests.fhir_server import fhir_server  # noqa: E402, F401

@@ -13,6 +13,8 @@ one server serves every case: `{base}/{fault}/fhir` is the fhirServer a test sen
 - `page2-500`: like proxy, but pages after the first answer 500.
 - `next-offbase`: like proxy, but `next` links point to the trap server.
 - `cookie`: like proxy, and sets a cookie on every answer.
+- `outcome-entry`: like proxy, and each search page carries an OperationOutcome entry (search mode
+  "outcome", severity warning), as servers add when they cut or rewrite a search.
 
 Every request is recorded (fault, path, headers), so tests can check what was (not) sent.
 """
@@ -32,6 +34,10 @@ from typing import Any
 import requests
 
 SLOW_SECONDS = 2.0
+OUTCOME_WARNING = {
+    "resourceType": "OperationOutcome",
+    "issue": [{"severity": "warning", "code": "too-costly", "diagnostics": "Patient/p search cut"}],
+}
 
 
 @dataclass
@@ -103,6 +109,12 @@ def _handler(server: FaultServer, trap: bool) -> type[BaseHTTPRequestHandler]:
                 for link in body.get("link", []):
                     if link["relation"] == "next":
                         link["url"] = link["url"].replace(server.base, server.trap_base)
+                text = json.dumps(body)
+            if fault == "outcome-entry" and '"Bundle"' in text:
+                body = json.loads(text)
+                body.setdefault("entry", []).append(
+                    {"resource": OUTCOME_WARNING, "search": {"mode": "outcome"}}
+                )
                 text = json.dumps(body)
             cookie = {"Set-Cookie": "session=fault-server-cookie; Path=/"}
             extra = cookie if fault == "cookie" else {}

@@ -1,4 +1,4 @@
-"""Integration engines: `cytokine-cds evaluate BUNDLE` and POST /evaluate (issue 9)."""
+"""Integration engines: `cytokine-cds evaluate BUNDLE` and POST /evaluate."""
 
 from __future__ import annotations
 

@@ -69,9 +69,6 @@ def post(path: str, extra_headers: bytes, body: bytes) -> bytes:
     )
 
 
-# --- chunked bodies ------------------------------------------------------------------------------
-
-
 def test_a_chunked_hook_request_within_the_limit_is_answered(base: str) -> None:
     body = json.dumps(load_fixture("hooks/patient-view.json")).encode()
     assert len(body) < LIMIT
@@ -116,8 +113,6 @@ def test_a_chunked_body_of_exactly_the_limit_is_read(base: str) -> None:
     assert "Invalid request" in outcome(headers, answer)
 
 
-# --- requests gunicorn refuses before the app --------------------------------------------------
-
 REFUSED_BY_GUNICORN = {
     "uri-too-long": (b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414),
     "header-too-large": (
@@ -148,9 +143,6 @@ def test_requests_gunicorn_refuses_are_answered_with_an_operation_outcome(
     assert outcome(headers, body)
     assert headers["connection"] == "close"
     assert int(headers["content-length"]) == len(body)
-
-
-# --- /metrics stays bounded ---------------------------------------------------------------------
 
 
 def series(base: str) -> set[tuple[str, frozenset[tuple[str, str]]]]:

@@ -15,10 +15,8 @@ from flask import Flask, g, request
 
 from cds_service.api.errors import ApiError
 from cds_service.api.observe import logged_path
-from cds_service.auth import AuthFailure, build_verifier
-from cds_service.auth.replay import ReplayCache
+from cds_service.auth import AuthFailure, ClientVerifier
 from cds_service.observability.metrics import method_label, record_auth_failure
-from cds_service.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -28,10 +26,11 @@ PROTECTED_PREFIXES = ("/cds-services", "/evaluate")
 _UNSAFE_IN_HEADER = re.compile(r"[^\x20\x21\x23-\x5b\x5d-\x7e]")
 
 
-def install_client_auth(app: Flask, settings: Settings, database_replay: ReplayCache) -> None:
-    """Require a verified CDS client JWT on /cds-services. Raises AuthConfigError at start-up."""
-    verifier = build_verifier(settings, database_replay)
-    base_url = settings.public_base_url
+def install_client_auth(app: Flask, verifier: ClientVerifier | None, base_url: str | None) -> None:
+    """Require a verified CDS client JWT on /cds-services (`verifier` None: authentication off).
+
+    `base_url`: the service's public base URL, for the audience; None takes it from each request.
+    """
 
     @app.before_request
     def authenticate_cds_client() -> None:
@@ -48,7 +47,7 @@ def install_client_auth(app: Flask, settings: Settings, database_replay: ReplayC
                 default_audiences(base_url, path),
             )
         except AuthFailure as failure:
-            record_auth_failure(failure.reason)  # metrics (issue 6)
+            record_auth_failure(failure.reason)
             # The reason and its message (issuer, kid, URLs): never the token itself, and the
             # path only as its route pattern unless it is one of ours (it may hold anything).
             shown = logged_path()

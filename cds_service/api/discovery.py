@@ -6,7 +6,7 @@ from typing import Any
 
 from flask import Blueprint
 
-from cds_service.runtime import current_runtime
+from cds_service.api.runtime import current_runtime
 
 bp = Blueprint("discovery", __name__)
 

@@ -14,9 +14,9 @@ from flask import Blueprint, request
 
 from cds_service.api.errors import ApiError
 from cds_service.api.http import json_body
+from cds_service.api.runtime import current_runtime
 from cds_service.decision import decide, decision_report
 from cds_service.gathering import BundleError, evaluation_context, record_from_bundle
-from cds_service.runtime import current_runtime
 
 bp = Blueprint("evaluate", __name__)
 

@@ -15,8 +15,8 @@ from cds_service.api.client import calling_client
 from cds_service.api.errors import ApiError
 from cds_service.api.hooks import service_or_404
 from cds_service.api.http import json_body, validate
+from cds_service.api.runtime import current_runtime
 from cds_service.hooks.feedback import FeedbackRequest
-from cds_service.runtime import current_runtime
 from cds_service.store import StoreUnavailable
 
 bp = Blueprint("feedback", __name__)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from flask import Blueprint
 
+from cds_service.api.runtime import current_runtime
 from cds_service.observability.readiness import readiness
-from cds_service.runtime import current_runtime
 
 bp = Blueprint("health", __name__)
 
@@ -19,7 +19,7 @@ def healthz() -> dict[str, str]:
 def readyz() -> tuple[dict[str, object], int]:
     """200 when the rules are loaded and the audit store answers; else 503 naming what is not."""
     runtime = current_runtime()
-    ready, checks = readiness(runtime, require_store=runtime.settings.ready_requires_store)
+    ready, checks = readiness(runtime, require_store=runtime.ready_requires_store)
     body: dict[str, object] = {
         "status": "ready" if ready else "not ready",
         "checks": {c.name: {"ready": c.ready, "detail": c.detail} for c in checks},

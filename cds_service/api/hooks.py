@@ -8,27 +8,23 @@ from datetime import UTC, datetime
 from typing import Any
 
 from flask import Blueprint, g
+from pydantic import ValidationError
 
 from cds_service.api.client import calling_client
 from cds_service.api.errors import ApiError
-from cds_service.api.http import json_body, validate
+from cds_service.api.http import json_body, validate, validation_error
 from cds_service.api.observe import note_hook_call
-from cds_service.decision import Decision, HookContext, LinkIssuer, decide
+from cds_service.api.runtime import current_runtime
+from cds_service.decision import Decision, LinkIssuer, decide
 from cds_service.gathering import DataUnavailable, ServerRefused, gather_record
 from cds_service.hooks.client_shapes import shape_cards
-from cds_service.hooks.request import (
-    HookRequest,
-    OrderSelectContext,
-    OrderSignContext,
-    PatientViewContext,
-    ehr_trigger,
-)
+from cds_service.hooks.request import HookRequest, ehr_trigger
 from cds_service.hooks.response import CdsResponse
 from cds_service.hooks.services import ServiceSpec
 from cds_service.profile.links import ProfileLink, issue_link
 from cds_service.recording import record_decision
 from cds_service.rules.assessment import Assessment
-from cds_service.runtime import Runtime, current_runtime
+from cds_service.runtime import Runtime
 from cds_service.store import EhrTrigger
 
 bp = Blueprint("hooks", __name__)
@@ -54,8 +50,10 @@ def call_service(service_id: str) -> dict[str, Any]:
             f"but the request is for '{hook_request.hook}'.",
             field="hook",
         )
-    context = validate(service.context_model, hook_request.context, prefix="context.")
-    assert isinstance(context, PatientViewContext)  # every hook's context extends it
+    try:
+        hook_context = service.read_context(hook_request.context)
+    except ValidationError as exc:
+        raise validation_error(exc, prefix="context.") from None
     runtime = current_runtime()
     try:
         record = gather_record(runtime.fhir, service, hook_request, started=started)
@@ -63,7 +61,6 @@ def call_service(service_id: str) -> dict[str, Any]:
         raise ApiError(400, exc.message, field="fhirServer") from None
     except DataUnavailable as exc:
         raise ApiError(412, exc.message) from None
-    hook_context = _hook_context(service.hook, context)
     decision = decide(
         runtime.knowledge,
         record,
@@ -90,27 +87,13 @@ def call_service(service_id: str) -> dict[str, Any]:
     return _response(decision)
 
 
-def _hook_context(hook: str, context: PatientViewContext) -> HookContext:
-    draft_orders = context.draftOrders if isinstance(context, OrderSignContext) else None
-    selections = frozenset(context.selections) if isinstance(context, OrderSelectContext) else None
-    return HookContext(
-        hook=hook,
-        patient_id=context.patientId,
-        encounter_id=context.encounterId,
-        user_id=context.userId,
-        draft_orders=draft_orders,
-        selections=selections,
-    )
-
-
 def _profile_links(runtime: Runtime) -> LinkIssuer | None:
     """Profile page links on the configured public URL (else the address served on), never on
     the request's Host header, which the caller controls."""
     links = runtime.profile_links
     if links is None:
         return None
-    settings = runtime.settings
-    base = settings.public_base_url or f"http://{settings.host}:{settings.port}"
+    base = runtime.link_base
 
     def issue(assessment: Assessment) -> ProfileLink | None:
         return issue_link(links, assessment, base)

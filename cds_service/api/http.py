@@ -11,6 +11,7 @@ from werkzeug.exceptions import RequestEntityTooLarge
 
 from cds_service.api.errors import ApiError
 from cds_service.jsontext import NotJson, parse_json
+from cds_service.validation import error_lines
 
 Model = TypeVar("Model", bound=BaseModel)
 
@@ -66,13 +67,8 @@ def validate(model: type[Model], data: Any, *, prefix: str = "") -> Model:
 
 
 def validation_error(exc: ValidationError, *, prefix: str = "") -> ApiError:
-    problems = []
-    first_field = None
-    for error in exc.errors(include_url=False, include_input=False)[:5]:
-        path = prefix + ".".join(str(part) for part in error["loc"])
-        first_field = first_field or path or None
-        message = error["msg"].removeprefix("Value error, ")
-        problems.append(f"{path}: {message}" if path else message)
-    more = exc.error_count() - len(problems)
+    lines, more = error_lines(exc, prefix=prefix)
+    first_field = next((path for path, _ in lines if path), None)
+    problems = [f"{path}: {message}" if path else message for path, message in lines]
     text = "; ".join(problems) + (f"; and {more} more" if more > 0 else "")
     return ApiError(400, f"Invalid request: {text}.", field=first_field)

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from flask import Flask, Response, g, request
 
 from cds_service.api.errors import ApiError
+from cds_service.api.runtime import current_runtime
 from cds_service.hooks.response import Card
 from cds_service.observability.logs import ACCESS_LOGGER
 from cds_service.observability.metrics import (
@@ -25,8 +26,6 @@ from cds_service.observability.metrics import (
     record_cards,
     status_label,
 )
-from cds_service.runtime import current_runtime
-from cds_service.settings import Settings
 
 access_log = logging.getLogger(ACCESS_LOGGER)
 # Probes and scrapes come every few seconds: their lines only at DEBUG unless they fail.
@@ -40,8 +39,10 @@ def note_hook_call(hook_instance: str, cards: Sequence[Card]) -> None:
     g.card_topics = [c.source.topic.code if c.source.topic else "none" for c in cards]
 
 
-def install_observability(app: Flask, settings: Settings) -> None:
-    """Register the request timer (first, so it also times authentication) and /metrics."""
+def install_observability(app: Flask, metrics_token: str | None) -> None:
+    """Register the request timer (first, so it also times authentication) and /metrics.
+
+    `metrics_token`: when set, GET /metrics requires it as a bearer token."""
     metrics()  # created now: under gunicorn in the master, before the workers fork
 
     @app.before_request
@@ -53,7 +54,7 @@ def install_observability(app: Flask, settings: Settings) -> None:
         _record(response)
         return response
 
-    token = settings.metrics_token.get_secret_value().encode() if settings.metrics_token else None
+    token = metrics_token.encode() if metrics_token else None
 
     @app.get("/metrics", endpoint="metrics")
     def metrics_endpoint() -> Response:

@@ -1,4 +1,4 @@
-"""GET /profile/<token>: the cytokine profile page a card links to (issue 7).
+"""GET /profile/<token>: the cytokine profile page a card links to.
 
 Outside /cds-services, so no CDS client JWT applies: the signed, expiring token is the
 authorisation. An expired or forged token gets the same plain 403 page, whatever the reason;
@@ -9,16 +9,16 @@ a profile that was not kept gets 404, a store that cannot be read 503. Every ans
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import cast
 
 from flask import Blueprint, Flask, Response, current_app
 from pydantic import ValidationError
 
+from cds_service.api.runtime import current_runtime
 from cds_service.profile.links import PROFILE_PATH, LinkRefused
 from cds_service.profile.page import ProfilePages
 from cds_service.profile.snapshot import StoredProfile
-from cds_service.runtime import current_runtime
-from cds_service.settings import Settings
 from cds_service.store import StoreUnavailable
 
 log = logging.getLogger(__name__)
@@ -28,16 +28,16 @@ PAGES_KEY = "cytokine_cds_profile_pages"
 RETRY_AFTER_SECONDS = 30
 
 
-def install_profile_page(app: Flask, settings: Settings, notice: str) -> None:
-    """Serve the page when it is on; when off, the route does not exist (404)."""
-    if not settings.profile_page:
-        return
-    app.extensions[PAGES_KEY] = (ProfilePages(notice), security_headers(settings))
+def install_profile_page(app: Flask, notice: str, frame_ancestors: Sequence[str]) -> None:
+    """Serve the page (when it is off, the app does not call this: the route answers 404).
+
+    `frame_ancestors`: origins that may show the page in a frame (none: no framing)."""
+    app.extensions[PAGES_KEY] = (ProfilePages(notice), security_headers(frame_ancestors))
     app.register_blueprint(bp)
 
 
-def security_headers(settings: Settings) -> dict[str, str]:
-    ancestors = " ".join(settings.profile_frame_ancestors) or "'none'"
+def security_headers(frame_ancestors: Sequence[str]) -> dict[str, str]:
+    ancestors = " ".join(frame_ancestors) or "'none'"
     headers = {
         "Cache-Control": "no-store",
         # Inline styles only: matplotlib's SVG styles its elements with style attributes.

@@ -8,7 +8,6 @@ in use while its server is unreachable. A fetch never follows redirects and has 
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import threading
 import time
@@ -25,6 +24,8 @@ from cryptography.hazmat.primitives.asymmetric.rsa import RSAPublicKey
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 from werkzeug.datastructures import ResponseCacheControl
 from werkzeug.http import parse_cache_control_header, parse_date
+
+from cds_service.urls import is_loopback_host
 
 log = logging.getLogger(__name__)
 
@@ -132,15 +133,6 @@ def parse_jwk_set(document: Any, *, strict: bool) -> dict[str, VerificationKey]:
             continue
         keys[key.kid] = key
     return keys
-
-
-def is_loopback_host(host: str) -> bool:
-    if host.lower() == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host.strip("[]")).is_loopback
-    except ValueError:
-        return False
 
 
 def jku_problem(url: str) -> str | None:

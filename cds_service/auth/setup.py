@@ -1,17 +1,23 @@
-"""Building client authentication from Settings, and the start-up rules that go with it."""
+"""Building client authentication, and the start-up rules that go with it.
+
+The composition root (cds_service/composition.py) passes the configured values in.
+"""
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import redis
 
-from cds_service.auth.jwks import JwksCache, is_loopback_host
+from cds_service.auth.algorithms import JwtAlgorithm
+from cds_service.auth.jwks import JwksCache
 from cds_service.auth.replay import RedisReplayCache, ReplayCache, connect_redis
 from cds_service.auth.trusted_clients import TrustedClientsError, load_trusted_clients
 from cds_service.auth.verify import ClientVerifier
-from cds_service.settings import Settings
+from cds_service.urls import is_loopback_host
 
 log = logging.getLogger(__name__)
 
@@ -20,36 +26,47 @@ class AuthConfigError(ValueError):
     """Authentication is misconfigured: start-up stops with this message."""
 
 
-def build_verifier(settings: Settings, database_replay: ReplayCache) -> ClientVerifier | None:
+def build_verifier(
+    *,
+    enabled: bool,
+    trusted_clients: Path | None,
+    algorithms: Sequence[JwtAlgorithm],
+    public_base_url: str | None,
+    jwks: JwksCache,
+    redis_url: str | None,
+    database_replay: ReplayCache,
+    max_lifetime: int,
+    leeway: int,
+) -> ClientVerifier | None:
     """The JWT verifier, or None when authentication is off (after a warning).
 
     `database_replay` is the replay cache in the audit store's database, used unless a Redis URL
     is set: either way every worker (and every replica sharing it) sees every accepted `jti`.
     """
-    if settings.auth == "off":
+    if not enabled:
         log.warning(
             "CYTOKINE_CDS_AUTH=off: CDS clients are NOT authenticated; anyone who reaches "
             "this service can call it. Use this only for a local demo."
         )
         return None
-    if settings.trusted_clients is None:
+    if trusted_clients is None:
         raise AuthConfigError(
             "CYTOKINE_CDS_AUTH is on (the default) but CYTOKINE_CDS_TRUSTED_CLIENTS names no "
             "trusted-clients file; set it (see README, 'Authentication'), or set "
             "CYTOKINE_CDS_AUTH=off for a local demo"
         )
     try:
-        clients = load_trusted_clients(settings.trusted_clients)
+        clients = load_trusted_clients(trusted_clients)
     except TrustedClientsError as exc:
         raise AuthConfigError(f"CYTOKINE_CDS_TRUSTED_CLIENTS: {exc}") from None
     for client in clients.clients:
-        if client.algorithms and not set(client.algorithms) & set(settings.jwt_algorithms):
+        if client.algorithms and not set(client.algorithms) & set(algorithms):
             raise AuthConfigError(
                 f"CYTOKINE_CDS_TRUSTED_CLIENTS: client '{client.iss}' allows only "
                 f"{', '.join(client.algorithms)}, none of which is in CYTOKINE_CDS_JWT_ALGORITHMS"
             )
     unbound = [c.name or c.iss for c in clients.clients if not c.audiences]
-    if settings.public_base_url is None and unbound:
+    if public_base_url is None and unbound:
         # The audience must never come from the request (its Host header is the caller's).
         raise AuthConfigError(
             "CYTOKINE_CDS_AUTH is on but CYTOKINE_CDS_PUBLIC_BASE_URL is not set: the JWT "
@@ -60,26 +77,19 @@ def build_verifier(settings: Settings, database_replay: ReplayCache) -> ClientVe
     log.info(
         "CDS client authentication on: %d trusted issuer(s); replay cache %s",
         len(clients.clients),
-        "in Redis" if settings.redis_url else "in the audit store's database",
+        "in Redis" if redis_url else "in the audit store's database",
     )
     return ClientVerifier(
         clients.clients,
-        jwks=JwksCache(
-            timeout=settings.jwks_fetch_timeout_seconds,
-            min_ttl=settings.jwks_cache_min_seconds,
-            max_ttl=settings.jwks_cache_max_seconds,
-            refresh_interval=settings.jwks_refresh_min_interval_seconds,
-        ),
-        replay=_redis_replay_cache(settings) if settings.redis_url else database_replay,
-        algorithms=settings.jwt_algorithms,
-        max_lifetime=settings.jwt_max_lifetime_seconds,
-        leeway=settings.jwt_leeway_seconds,
+        jwks=jwks,
+        replay=_redis_replay_cache(redis_url) if redis_url else database_replay,
+        algorithms=algorithms,
+        max_lifetime=max_lifetime,
+        leeway=leeway,
     )
 
 
-def _redis_replay_cache(settings: Settings) -> ReplayCache:
-    assert settings.redis_url is not None
-    url = settings.redis_url.get_secret_value()
+def _redis_replay_cache(url: str) -> ReplayCache:
     parts = urlsplit(url)
     shown = f"{parts.hostname}:{parts.port or 6379}"  # never the password
     try:
@@ -92,9 +102,9 @@ def _redis_replay_cache(settings: Settings) -> ReplayCache:
     return RedisReplayCache(client)
 
 
-def check_bind_allowed(settings: Settings, host: str) -> None:
+def check_bind_allowed(host: str, *, auth_on: bool, allow_non_loopback: bool) -> None:
     """With authentication off, serve on loopback only unless explicitly allowed."""
-    if settings.auth == "on" or settings.auth_off_allow_non_loopback:
+    if auth_on or allow_non_loopback:
         return
     if not is_loopback_host(host):
         raise AuthConfigError(

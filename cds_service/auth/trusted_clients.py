@@ -23,8 +23,9 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from cds_service.auth.algorithms import JwtAlgorithm
 from cds_service.auth.jwks import JwkError, VerificationKey, jku_problem, parse_jwk_set
-from cds_service.settings import JwtAlgorithm
+from cds_service.validation import error_lines
 
 
 class TrustedClientsError(ValueError):
@@ -162,8 +163,6 @@ def load_trusted_clients(path: Path) -> TrustedClientsFile:
     try:
         return TrustedClientsFile.model_validate(data)
     except ValidationError as exc:
-        problems = []
-        for error in exc.errors(include_url=False, include_input=False)[:5]:
-            path_text = ".".join(str(part) for part in error["loc"]) or "(top level)"
-            problems.append(f"{path_text}: {error['msg'].removeprefix('Value error, ')}")
+        lines, _ = error_lines(exc, top_level="(top level)")
+        problems = [f"{path}: {message}" for path, message in lines]
         raise TrustedClientsError(f"{where} is invalid: {'; '.join(problems)}") from None

@@ -18,6 +18,7 @@ from cds_service.rules.assessment import Assessment
 from cds_service.rules.engine import assess
 from cds_service.rules.loader import Rules
 from cds_service.rules.orders import OrderFinding
+from cds_service.validation import error_path
 from cds_service.yamlfile import ConfigFileError
 
 
@@ -65,8 +66,6 @@ class CardBuilder:
     def catalog_entry(self, analyte: str) -> AnalyteEntry:
         return self.catalog.analyte(analyte)
 
-    # --- per hook ---------------------------------------------------------------------------
-
     def for_patient(
         self, assessment: Assessment, ctx: OrderContext, links: Iterable[Link] = ()
     ) -> list[Card]:
@@ -94,8 +93,6 @@ class CardBuilder:
                 cards.append(self.multiplex(assessment, ctx, finding, links))
                 asked_for_panel = True
         return cards
-
-    # --- card types -------------------------------------------------------------------------
 
     def pattern(self, assessment: Assessment, ctx: OrderContext, links: Iterable[Link]) -> Card:
         subtype = assessment.subtype
@@ -240,8 +237,6 @@ class CardBuilder:
         text = self.kit.render("data-incomplete", gaps=gaps)
         return self._card("data-incomplete", text.summary, text.detail, None, None, ())
 
-    # --- helpers ----------------------------------------------------------------------------
-
     def _context(self, assessment: Assessment, extra_sources: list[str]) -> dict[str, Any]:
         cited_ids = [m.source for m in assessment.values_used() if m.source] + extra_sources
         cited = [self.rules.sources[s] for s in dict.fromkeys(cited_ids) if s in self.rules.sources]
@@ -363,7 +358,7 @@ def _checked(render: Callable[..., Card], *args: Any) -> None:
         render(*args)
     except ValidationError as exc:
         problem = exc.errors(include_url=False)[0]
-        where = ".".join(str(p) for p in problem["loc"])
+        where = error_path(problem["loc"])
         raise ConfigFileError(
             f"card templates: a rendered card is invalid ({where}: {problem['msg']})"
         ) from None

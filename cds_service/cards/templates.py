@@ -109,7 +109,9 @@ class CardKit:
             keep_trailing_newline=False,
             auto_reload=False,  # templates are read once at start-up; no stat() per render
         )
-        self.env.filters.update(number=number, unit_text=unit_text, when=_when, result=_result)
+        self.env.filters.update(
+            number=number, unit_text=unit_text, when=when_text, result=lab_value_text
+        )
         self.env.filters.update(verdict=_verdict, citation=_citation)
         self.common = YamlDocument.read(directory / "_common.yaml").validate(CommonSpec)
         self.templates = {card_type: self._load(card_type) for card_type in CARD_TYPES}
@@ -177,22 +179,25 @@ class CardKit:
             ) from None
 
 
-# --- filters --------------------------------------------------------------------------------
-
-
-def _when(moment: datetime, now: datetime) -> str:
+def when_text(moment: datetime, now: datetime, relation: str = "ago") -> str:
+    """`2026-11-20 06:00 UTC (6 h ago)`; the profile page says "before" its evaluation time."""
     hours = (now - moment).total_seconds() / 3600
-    age = f"{hours:.0f} h ago" if hours < 72 else f"{hours / 24:.0f} days ago"
+    age = f"{hours:.0f} h {relation}" if hours < 72 else f"{hours / 24:.0f} days {relation}"
     return f"{moment:%Y-%m-%d %H:%M} UTC ({age})"
 
 
-def _result(value: Any) -> str:
-    comparator = value.comparator or ""
-    shown = f"{comparator}{number(value.value)}"
-    if value.upper is not None:
-        shown = f"{number(value.value)}–{number(value.upper)}"
-    status = " (preliminary)" if value.status == "preliminary" else ""
-    return f"{shown} {unit_text(value.unit)}{status}"
+def result_text(value: float, comparator: str | None, upper: float | None, unit: str) -> str:
+    """A result as reported: `>5000 pg/mL`, a range `10–20 mg/L`, units as people read them."""
+    shown = f"{comparator or ''}{number(value)}"
+    if upper is not None:
+        shown = f"{number(value)}–{number(upper)}"
+    return f"{shown} {unit_text(unit)}"
+
+
+def lab_value_text(value: Any) -> str:
+    """A LabValue (or what has its fields) as a card shows it, marked when preliminary."""
+    text = result_text(value.value, value.comparator, value.upper, value.unit)
+    return text + (" (preliminary)" if value.status == "preliminary" else "")
 
 
 def _verdict(marker: Any) -> str:

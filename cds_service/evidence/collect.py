@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
+from .bundles import as_list, outcome_problems, read_bundle, text_at, unread_pages_problem
 from .models import DataProblem, ProblemCode
 from .revisions import latest_revisions
 from .values import clean_display
@@ -35,46 +36,6 @@ class _Collected:
 def resource_id(resource: Mapping[str, object]) -> str | None:
     rid = resource.get("id")
     return clean_display(rid) if isinstance(rid, str) and rid.strip() else None
-
-
-def outcome_problems(outcome: Mapping[str, object], reference: str | None) -> list[DataProblem]:
-    """One problem per OperationOutcome issue: severity and coded reason, no free text.
-
-    Server diagnostics can echo query parameters (patient ids), so they are not copied.
-    """
-    issues = outcome.get("issue")
-    found: list[DataProblem] = []
-    for issue in issues if isinstance(issues, list) else []:
-        if not isinstance(issue, dict):
-            continue
-        severity = issue.get("severity") if isinstance(issue.get("severity"), str) else "unknown"
-        code = issue.get("code") if isinstance(issue.get("code"), str) else "unknown"
-        reason = f"OperationOutcome issue: severity {severity}, code {code}"
-        found.append(
-            DataProblem(
-                code=ProblemCode.OPERATION_OUTCOME,
-                reason=clean_display(reason),
-                reference=reference,
-            )
-        )
-    if not found:
-        found.append(
-            DataProblem(
-                code=ProblemCode.OPERATION_OUTCOME,
-                reason="OperationOutcome without issues",
-                reference=reference,
-            )
-        )
-    return found
-
-
-def next_link(bundle: Mapping[str, object]) -> str | None:
-    links = bundle.get("link")
-    for link in links if isinstance(links, list) else []:
-        if isinstance(link, dict) and link.get("relation") == "next":
-            url = link.get("url")
-            return url if isinstance(url, str) and url else None
-    return None
 
 
 def _add(item: object, into: _Collected, depth: int) -> None:
@@ -104,27 +65,12 @@ def _add_bundle(bundle: Mapping[str, object], into: _Collected, depth: int) -> N
             DataProblem(code=ProblemCode.MALFORMED, reason="Bundles nested too deep")
         )
         return
-    if next_link(bundle) is not None:
-        into.problems.append(
-            DataProblem(
-                code=ProblemCode.INCOMPLETE_BUNDLE,
-                reason="searchset Bundle has a next page that was not read",
-            )
-        )
-    entries = bundle.get("entry", [])
-    if not isinstance(entries, list):
-        into.problems.append(
-            DataProblem(code=ProblemCode.MALFORMED, reason="Bundle.entry is not a list")
-        )
-        return
-    for entry in entries:
-        resource = entry.get("resource") if isinstance(entry, dict) else None
-        if resource is None:
-            into.problems.append(
-                DataProblem(code=ProblemCode.MALFORMED, reason="Bundle entry without a resource")
-            )
-        else:
-            _add(resource, into, depth + 1)
+    read = read_bundle(bundle)
+    if read.next_url is not None:
+        into.problems.append(unread_pages_problem(None))
+    into.problems.extend(read.problems)
+    for resource in read.resources:
+        _add(resource, into, depth + 1)
 
 
 def _add_report(report: Mapping[str, object], into: _Collected) -> None:
@@ -132,8 +78,7 @@ def _add_report(report: Mapping[str, object], into: _Collected) -> None:
     into.reports.append(report)
     rid = resource_id(report) or "(no id)"
     fallback = _report_time(report)
-    contained = report.get("contained")
-    for inner in contained if isinstance(contained, list) else []:
+    for inner in as_list(report.get("contained")):
         if isinstance(inner, dict) and inner.get("resourceType") == "Observation":
             cid = resource_id(inner) or "(no id)"
             into.contained.append(
@@ -151,11 +96,10 @@ def _report_time(report: Mapping[str, object]) -> object:
 
 def _result_ids(report: Mapping[str, object]) -> list[str]:
     """Ids of `Observation/<id>` references in DiagnosticReport.result (not contained ones)."""
-    results = report.get("result")
     ids: list[str] = []
-    for ref in results if isinstance(results, list) else []:
-        target = ref.get("reference") if isinstance(ref, dict) else None
-        if isinstance(target, str) and "Observation/" in target:
+    for ref in as_list(report.get("result")):
+        target = text_at(ref, "reference")
+        if target is not None and "Observation/" in target:
             ids.append(clean_display(target.rsplit("Observation/", 1)[1].split("/_history", 1)[0]))
     return ids
 

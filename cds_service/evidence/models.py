@@ -92,6 +92,3 @@ class Evidence(_Frozen):
         """The latest value when it is within the analyte's freshness window, else None."""
         found = self.analytes.get(analyte)
         return found.latest if found is not None and found.fresh else None
-
-    def problems_for(self, analyte: str) -> tuple[DataProblem, ...]:
-        return tuple(p for p in self.problems if p.analyte == analyte)

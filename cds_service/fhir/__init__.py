@@ -1,5 +1,5 @@
-"""FHIR input: reading prefetch values (and, later, the FHIR client)."""
+"""FHIR input: reading prefetch values, the FHIR client, and gathering both for one hook call."""
 
-from .prefetch import BundlePage, PrefetchKeyStatus, PrefetchRead, read_bundle_page, read_prefetch
+from .prefetch import PrefetchKeyStatus, PrefetchRead, read_prefetch
 
-__all__ = ["BundlePage", "PrefetchKeyStatus", "PrefetchRead", "read_bundle_page", "read_prefetch"]
+__all__ = ["PrefetchKeyStatus", "PrefetchRead", "read_prefetch"]

@@ -37,8 +37,10 @@ import requests
 import urllib3.exceptions
 from requests.adapters import HTTPAdapter
 
-from cds_service.fhir.server_policy import FhirBase
+from cds_service.evidence.bundles import read_bundle
+from cds_service.evidence.models import DataProblem
 from cds_service.observability.metrics import record_fhir_fetch
+from cds_service.urls import FhirBase
 
 log = logging.getLogger(__name__)
 # urllib3 logs every request path (with patient ids) at DEBUG; keep it out of our logs.
@@ -103,12 +105,14 @@ class FetchFailure:
 class KeyFetch:
     """What was read for one key: all resources of all pages read, and the failure if any.
 
-    A failure after some pages leaves their resources here: the key is then partly read."""
+    A failure after some pages leaves their resources here: the key is then partly read.
+    OperationOutcome entries of the pages are `problems`, not resources."""
 
     key: str
     resources: list[dict[str, Any]] = field(default_factory=list)
     pages: int = 0
     failure: FetchFailure | None = None
+    problems: list[DataProblem] = field(default_factory=list)
 
     @property
     def complete(self) -> bool:
@@ -123,6 +127,10 @@ class FetchResult:
     @property
     def resources(self) -> list[dict[str, Any]]:
         return [resource for fetch in self.keys.values() for resource in fetch.resources]
+
+    @property
+    def problems(self) -> list[DataProblem]:
+        return [problem for fetch in self.keys.values() for problem in fetch.problems]
 
     @property
     def failures(self) -> dict[str, FetchFailure]:
@@ -175,7 +183,7 @@ class FhirClient:
         result = FetchResult(results, time.monotonic() - started)
         _log_result(server, result)
         failed = [failure.kind for failure in result.failures.values()]
-        record_fhir_fetch(result.elapsed, failed, len(result.keys))  # metrics (issue 6)
+        record_fhir_fetch(result.elapsed, failed, len(result.keys))  # metrics
         return result
 
     def close(self) -> None:
@@ -187,8 +195,6 @@ class FhirClient:
                 self._adapter.close()
             self._pid, self._adapter, self._executor = None, None, None
 
-    # --- per process --------------------------------------------------------------------------
-
     def _resources(self) -> tuple[HTTPAdapter, ThreadPoolExecutor]:
         pid = os.getpid()
         with self._lock:
@@ -197,8 +203,6 @@ class FhirClient:
                 self._executor = ThreadPoolExecutor(_MAX_PARALLEL, thread_name_prefix="fhir")
                 self._pid = pid
             return self._adapter, self._executor
-
-    # --- one key ------------------------------------------------------------------------------
 
     def _fetch_key(
         self,
@@ -210,13 +214,14 @@ class FhirClient:
     ) -> KeyFetch:
         url = task.url if task.is_continuation else f"{server.url}/{task.url.lstrip('/')}"
         resources: list[dict[str, Any]] = []
+        problems: list[DataProblem] = []
         pages = 0
         while True:
             outcome = self._get_json(adapter, url, server, token, deadline)
             if isinstance(outcome, FetchFailure):
                 if task.is_read and outcome.status in (404, 410):
                     return KeyFetch(task.key)  # no such resource: read, nothing found
-                return KeyFetch(task.key, resources, pages, outcome)
+                return KeyFetch(task.key, resources, pages, outcome, problems)
             pages += 1
             if task.is_read:
                 expected = task.url.strip("/").split("/")[0]
@@ -224,22 +229,23 @@ class FhirClient:
                     return KeyFetch(task.key, [], pages, _not_fhir(f"a {expected} resource"))
                 return KeyFetch(task.key, [outcome], pages)
             if outcome.get("resourceType") != "Bundle":
-                return KeyFetch(task.key, resources, pages, _not_fhir("a search Bundle"))
-            resources.extend(bundle_resources(outcome))
-            next_link = next_url(outcome)
+                failure = _not_fhir("a search Bundle")
+                return KeyFetch(task.key, resources, pages, failure, problems)
+            page = read_bundle(outcome, f"fetch:{task.key}")
+            resources.extend(page.resources)
+            problems.extend(page.problems)
+            next_link = page.next_url
             if next_link is None:
-                return KeyFetch(task.key, resources, pages)
+                return KeyFetch(task.key, resources, pages, problems=problems)
             if pages >= self.limits.max_pages:
                 failure = FetchFailure(
                     "too-many-pages",
                     f"more results than {self.limits.max_pages} pages; only those were read "
                     "(setting CYTOKINE_CDS_FHIR_MAX_PAGES)",
                 )
-                return KeyFetch(task.key, resources, pages, failure)
+                return KeyFetch(task.key, resources, pages, failure, problems)
             # FHIR links are absolute; a relative one is read against the base, leniently.
             url = urljoin(f"{server.url}/", next_link)
-
-    # --- one request --------------------------------------------------------------------------
 
     def _get_json(
         self,
@@ -319,33 +325,6 @@ class FhirClient:
             return _not_fhir("a FHIR resource")
         return parsed
 
-
-# --- reading FHIR JSON -------------------------------------------------------------------------
-
-
-def bundle_resources(bundle: dict[str, Any]) -> list[dict[str, Any]]:
-    """The resources of one searchset page: matches and includes, not OperationOutcome notes."""
-    resources = []
-    for entry in bundle.get("entry") or ():
-        if not isinstance(entry, dict) or not isinstance(entry.get("resource"), dict):
-            continue
-        search = entry.get("search")
-        if isinstance(search, dict) and search.get("mode") == "outcome":
-            continue
-        resources.append(entry["resource"])
-    return resources
-
-
-def next_url(bundle: dict[str, Any]) -> str | None:
-    for link in bundle.get("link") or ():
-        if isinstance(link, dict) and link.get("relation") == "next":
-            url = link.get("url")
-            if isinstance(url, str) and url.strip():
-                return url.strip()
-    return None
-
-
-# --- helpers -----------------------------------------------------------------------------------
 
 _OFF_BASE = FetchFailure(
     "off-base-url", "a query or next-page link leads outside fhirServer; it was not fetched"

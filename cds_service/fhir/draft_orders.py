@@ -13,9 +13,11 @@ the reference's `display` alone (Epic before 2024).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from cds_service.evidence.bundles import as_list, entry_resources, resource_entries, text_at
 
 RXNORM_SYSTEMS = frozenset(
     {"http://www.nlm.nih.gov/research/umls/rxnorm", "urn:oid:2.16.840.1.113883.6.88"}
@@ -62,28 +64,21 @@ def medication_orders(
     return orders
 
 
-def _resources(bundle: Mapping[str, Any]) -> Iterator[Mapping[str, Any]]:
+def _resources(bundle: Mapping[str, Any]) -> Sequence[Mapping[str, Any]]:
     if bundle.get("resourceType") not in ("Bundle", None):
         # A single resource instead of a Bundle: read it as the only order.
-        yield bundle
-        return
-    entries = bundle.get("entry")
-    for entry in entries if isinstance(entries, list) else ():
-        resource = entry.get("resource") if isinstance(entry, dict) else None
-        if isinstance(resource, dict):
-            yield resource
+        return [bundle]
+    return entry_resources(bundle)
 
 
 def _medications(bundle: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
     """The Bundle's Medication entries by every name a reference may use for them:
     `Medication/<id>` and the entry's `fullUrl`."""
     found: dict[str, Mapping[str, Any]] = {}
-    entries = bundle.get("entry") if bundle.get("resourceType") in ("Bundle", None) else None
-    for entry in entries if isinstance(entries, list) else ():
-        if not isinstance(entry, dict):
-            continue
-        resource = entry.get("resource")
-        if not isinstance(resource, dict) or resource.get("resourceType") != "Medication":
+    if bundle.get("resourceType") not in ("Bundle", None):
+        return found
+    for entry, resource in resource_entries(bundle):
+        if resource.get("resourceType") != "Medication":
             continue
         if isinstance(resource.get("id"), str):
             found[f"Medication/{resource['id']}"] = resource
@@ -105,8 +100,7 @@ def _medication(
         concept = _referenced_medication_code(resource, medications)
     if isinstance(concept.get("text"), str):
         names.append(concept["text"])
-    codings = concept.get("coding")
-    for coding in codings if isinstance(codings, list) else ():
+    for coding in as_list(concept.get("coding")):
         if not isinstance(coding, dict):
             continue
         system, code = coding.get("system"), coding.get("code")
@@ -122,15 +116,18 @@ def _referenced_medication_code(
 ) -> dict[str, Any]:
     """The code of the Medication that medicationReference names: contained ("#med1"), or an
     entry of the Bundle (relative, absolute or by fullUrl)."""
-    reference = resource.get("medicationReference")
-    target = reference.get("reference") if isinstance(reference, dict) else None
-    if not isinstance(target, str):
+    target = text_at(resource, "medicationReference", "reference")
+    if target is None:
         return {}
     medication: Any = None
-    contained = resource.get("contained")
-    if target.startswith("#") and isinstance(contained, list):
+    if target.startswith("#"):
         medication = next(
-            (i for i in contained if isinstance(i, dict) and i.get("id") == target[1:]), None
+            (
+                item
+                for item in as_list(resource.get("contained"))
+                if isinstance(item, dict) and item.get("id") == target[1:]
+            ),
+            None,
         )
     else:
         medication = medications.get(target)

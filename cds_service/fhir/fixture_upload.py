@@ -18,6 +18,7 @@ from typing import Any
 import requests
 
 from cds_service.demo import shift_dates
+from cds_service.evidence.bundles import as_list, entry_resources, text_at
 
 
 class FixtureError(ValueError):
@@ -59,11 +60,11 @@ def read_transaction(path: Path) -> dict[str, Any]:
         raise FixtureError(f"{path}: not a FHIR Bundle")
     if bundle.get("type") != "transaction":
         raise FixtureError(f"{path}: Bundle.type must be 'transaction'")
-    for number, entry in enumerate(bundle.get("entry") or (), start=1):
-        resource = entry.get("resource") or {}
-        request = entry.get("request") or {}
-        expected = f"{resource.get('resourceType')}/{resource.get('id')}"
-        if request.get("method") != "PUT" or request.get("url") != expected:
+    for number, entry in enumerate(as_list(bundle.get("entry")), start=1):
+        resource_type = text_at(entry, "resource", "resourceType")
+        expected = f"{resource_type}/{text_at(entry, 'resource', 'id')}"
+        method, url = text_at(entry, "request", "method"), text_at(entry, "request", "url")
+        if resource_type is None or method != "PUT" or url != expected:
             raise FixtureError(
                 f"{path}: entry {number} must be 'PUT {expected}' (fixed ids keep uploads "
                 "repeatable)"
@@ -103,5 +104,5 @@ def upload(
                 raise FixtureError(
                     f"{path}: {base} answered HTTP {response.status_code}: {response.text[:500]}"
                 )
-            counts = Counter(e["resource"]["resourceType"] for e in bundle.get("entry") or ())
+            counts = Counter(resource["resourceType"] for resource in entry_resources(bundle))
             yield Uploaded(path, dict(counts))

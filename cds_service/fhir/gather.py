@@ -19,10 +19,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from cds_service.fhir.client import FetchLimits, FetchResult, FetchTask, FhirClient
+from cds_service.fhir.client import FetchResult, FetchTask, FhirClient
 from cds_service.fhir.server_policy import ServerPolicy
 from cds_service.fhir.templates import TemplateError, fill_template
-from cds_service.settings import Settings
 
 
 class PrefetchKeyView(Protocol):
@@ -73,33 +72,12 @@ class DataUnavailable(Exception):
 
 @dataclass(frozen=True)
 class FhirAccess:
-    """The FHIR access policy and client of one app, built once from Settings."""
+    """The FHIR access policy and client of one app (built by the composition root)."""
 
     policy: ServerPolicy
     client: FhirClient
     allow_anonymous: bool
     deadline_seconds: float
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> FhirAccess:
-        policy = ServerPolicy.from_entries(
-            settings.fhir_allowlist,
-            allow_loopback=settings.fhir_allow_loopback,
-            allow_http=settings.fhir_allow_http,
-        )
-        limits = FetchLimits(
-            request_timeout=settings.fhir_request_timeout_seconds,
-            max_pages=settings.fhir_max_pages,
-            retries=settings.fhir_retries,
-            max_response_bytes=settings.fhir_max_response_bytes,
-            ca_bundle=settings.fhir_ca_bundle,
-        )
-        return cls(
-            policy,
-            FhirClient(limits),
-            settings.fhir_allow_anonymous,
-            settings.fhir_deadline_seconds,
-        )
 
     def gather(
         self,

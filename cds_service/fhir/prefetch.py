@@ -12,17 +12,16 @@ Resources from all keys are merged, keeping the newest revision of each resource
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Literal, cast
 
 from pydantic import BaseModel, ConfigDict
 
-from cds_service.evidence.collect import next_link, outcome_problems
+from cds_service.evidence.bundles import outcome_problems, read_bundle, unread_pages_problem
 from cds_service.evidence.models import DataProblem, ProblemCode
 from cds_service.evidence.revisions import latest_revisions
 
 KeyState = Literal["satisfied", "null", "missing", "error", "incomplete"]
-_ERROR_SEVERITIES = frozenset({"error", "fatal"})
 
 
 class PrefetchKeyStatus(BaseModel):
@@ -42,98 +41,6 @@ class PrefetchRead:
     keys: dict[str, PrefetchKeyStatus]
     problems: tuple[DataProblem, ...]
 
-    def needs_fetch(self) -> tuple[str, ...]:
-        """Keys whose data the service may still fetch: missing, error, or only a first page."""
-        return tuple(
-            k for k, s in self.keys.items() if s.state in ("missing", "error", "incomplete")
-        )
-
-
-@dataclass(slots=True)
-class BundlePage:
-    """One searchset page: its resources, the next page's URL and what went wrong."""
-
-    resources: list[dict[str, object]] = field(default_factory=list)
-    next_url: str | None = None
-    problems: list[DataProblem] = field(default_factory=list)
-    has_error: bool = False  # an OperationOutcome issue of severity error or fatal
-
-
-def _has_error(outcome: Mapping[str, object]) -> bool:
-    issues = outcome.get("issue")
-    return any(
-        isinstance(issue, Mapping) and issue.get("severity") in _ERROR_SEVERITIES
-        for issue in (issues if isinstance(issues, list) else [])
-    )
-
-
-_NO_RESULTS_CODE = "4101"  # Epic: "Resource request returns no results."
-
-
-def _no_results(outcome: Mapping[str, object]) -> bool:
-    """Epic answers an empty search with a searchset holding one OperationOutcome (search.mode
-    outcome, severity warning, a coding with code 4101); only that, with no error, is read as
-    an empty result."""
-    issues = outcome.get("issue")
-    if not isinstance(issues, list) or not issues:
-        return False
-    for issue in issues:
-        if not isinstance(issue, Mapping) or issue.get("severity") not in (
-            "warning",
-            "information",
-        ):
-            return False
-        details = issue.get("details")
-        codings = details.get("coding") if isinstance(details, Mapping) else None
-        if not isinstance(codings, list) or not any(
-            isinstance(c, Mapping) and c.get("code") == _NO_RESULTS_CODE for c in codings
-        ):
-            return False
-    return True
-
-
-def read_bundle_page(bundle: Mapping[str, object], reference: str) -> BundlePage:
-    """Resources of one Bundle page (prefetch value or a page fetched by the FHIR client).
-
-    OperationOutcome entries (search.mode "outcome" or any entry of that type) become data
-    problems; entries without a resource object are reported as malformed.
-    """
-    page = BundlePage(next_url=next_link(bundle))
-    if page.next_url is not None:
-        page.problems.append(
-            DataProblem(
-                code=ProblemCode.INCOMPLETE_BUNDLE,
-                reason="only the first page of the search was sent",
-                reference=reference,
-            )
-        )
-    entries = bundle.get("entry", [])
-    if not isinstance(entries, list):
-        page.problems.append(
-            DataProblem(
-                code=ProblemCode.MALFORMED, reason="Bundle.entry is not a list", reference=reference
-            )
-        )
-        return page
-    for entry in entries:
-        resource = entry.get("resource") if isinstance(entry, Mapping) else None
-        if not isinstance(resource, dict) or not isinstance(resource.get("resourceType"), str):
-            page.problems.append(
-                DataProblem(
-                    code=ProblemCode.MALFORMED,
-                    reason="Bundle entry without a resource",
-                    reference=reference,
-                )
-            )
-        elif resource["resourceType"] == "OperationOutcome" and _no_results(resource):
-            continue  # Epic's "queried, nothing found": an empty search, not a data problem
-        elif resource["resourceType"] == "OperationOutcome":
-            page.problems.extend(outcome_problems(resource, reference))
-            page.has_error = page.has_error or _has_error(resource)
-        else:
-            page.resources.append(resource)
-    return page
-
 
 def _read_key(key: str, value: object) -> tuple[PrefetchKeyStatus, list[dict[str, object]]]:
     reference = f"prefetch:{key}"
@@ -151,11 +58,12 @@ def _read_key(key: str, value: object) -> tuple[PrefetchKeyStatus, list[dict[str
         return PrefetchKeyStatus(key=key, state="error", problems=problems), []
     if value["resourceType"] != "Bundle":
         return PrefetchKeyStatus(key=key, state="satisfied"), [value]
-    page = read_bundle_page(value, reference)
+    page = read_bundle(value, reference)
+    problems = tuple(page.problems)
+    if page.next_url is not None:
+        problems = (unread_pages_problem(reference), *problems)
     state: KeyState = "error" if page.has_error else "incomplete" if page.next_url else "satisfied"
-    status = PrefetchKeyStatus(
-        key=key, state=state, next_url=page.next_url, problems=tuple(page.problems)
-    )
+    status = PrefetchKeyStatus(key=key, state=state, next_url=page.next_url, problems=problems)
     return status, page.resources
 
 

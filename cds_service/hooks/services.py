@@ -6,9 +6,11 @@ client prefetches is the data the rules, the scores and the chart reader read.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
+from cds_service.decision import HookContext
 from cds_service.hooks.request import OrderSelectContext, OrderSignContext, PatientViewContext
 from cds_service.hooks.response import ServiceDescription
 
@@ -24,13 +26,51 @@ COMMON_USAGE = (
 )
 
 
+# A service's reading of `context`: validated once, into what the decision needs. Raises
+# pydantic's ValidationError, which the HTTP layer answers with a 400 naming the field.
+ContextReader = Callable[[Mapping[str, Any]], HookContext]
+
+
+def read_patient_view(context: Mapping[str, Any]) -> HookContext:
+    read = PatientViewContext.model_validate(context)
+    return HookContext(
+        hook="patient-view",
+        patient_id=read.patientId,
+        encounter_id=read.encounterId,
+        user_id=read.userId,
+    )
+
+
+def read_order_sign(context: Mapping[str, Any]) -> HookContext:
+    read = OrderSignContext.model_validate(context)
+    return HookContext(
+        hook="order-sign",
+        patient_id=read.patientId,
+        encounter_id=read.encounterId,
+        user_id=read.userId,
+        draft_orders=read.draftOrders,
+    )
+
+
+def read_order_select(context: Mapping[str, Any]) -> HookContext:
+    read = OrderSelectContext.model_validate(context)
+    return HookContext(
+        hook="order-select",
+        patient_id=read.patientId,
+        encounter_id=read.encounterId,
+        user_id=read.userId,
+        draft_orders=read.draftOrders,
+        selections=frozenset(read.selections),
+    )
+
+
 @dataclass(frozen=True)
 class ServiceSpec:
     id: str
     hook: str
     title: str
     description: str
-    context_model: type[PatientViewContext]
+    read_context: ContextReader
     prefetch: Mapping[str, str]
 
     @property
@@ -66,7 +106,7 @@ def build_services(queries: Mapping[str, str]) -> dict[str, ServiceSpec]:
                 "IFN-γ-driven, IL-6-predominant, immunoparalysis or mixed) from cytokine and "
                 "routine labs, and suggests the targeted inhibitor or a cytokine multiplex assay."
             ),
-            context_model=PatientViewContext,
+            read_context=read_patient_view,
             prefetch=prefetch,
         ),
         ServiceSpec(
@@ -78,7 +118,7 @@ def build_services(queries: Mapping[str, str]) -> dict[str, ServiceSpec]:
                 "(IL-1, IL-6 or IFN-γ blockade, JAK inhibitor, high-dose corticosteroid) against "
                 "the patient's cytokine pattern and suggests the fitting alternative."
             ),
-            context_model=OrderSelectContext,
+            read_context=read_order_select,
             prefetch=prefetch,
         ),
         ServiceSpec(
@@ -89,7 +129,7 @@ def build_services(queries: Mapping[str, str]) -> dict[str, ServiceSpec]:
                 "Before orders are signed, warns when a cytokine-directed drug does not fit the "
                 "patient's cytokine pattern, or when no recent cytokine result supports it."
             ),
-            context_model=OrderSignContext,
+            read_context=read_order_sign,
             prefetch=prefetch,
         ),
     ]

@@ -28,7 +28,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from http import HTTPStatus
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 if TYPE_CHECKING:
     from prometheus_client import CollectorRegistry, Counter, Histogram
@@ -132,9 +132,6 @@ def exposition() -> tuple[bytes, str]:
     return generate_latest(registry), CONTENT_TYPE_LATEST
 
 
-# --- multiprocess folder (gunicorn) ------------------------------------------------------------
-
-
 _FOLDER_PREFIX = "cytokine-cds-metrics-"
 
 
@@ -183,7 +180,7 @@ def remove_multiprocess_dir(folder: Path) -> None:
         del os.environ[MULTIPROC_ENV]
 
 
-# --- recording (called where things happen; cheap: a lock and an add) --------------------------
+# Called where things happen; cheap: a lock and an add.
 
 # The methods a client of this service uses; any other (a client may send any token) is "other".
 KNOWN_METHODS = frozenset({"GET", "HEAD", "POST", "OPTIONS", "PUT", "PATCH", "DELETE"})
@@ -218,11 +215,10 @@ def record_auth_failure(reason: str) -> None:
     metrics().auth_failures.labels(reason).inc()
 
 
-_STORE_COUNTERS = ("audit_writes", "audit_write_failures", "feedback_write_failures")
+StoreEvent = Literal["audit_writes", "audit_write_failures", "feedback_write_failures"]
 
 
-def record_store_event(name: str) -> None:
-    """One of the audit store's counters (StoreCounters.add names them)."""
-    if name in _STORE_COUNTERS:
-        counter: Counter = getattr(metrics(), name)
-        counter.inc()
+def record_store_event(name: StoreEvent) -> None:
+    """One of the audit store's counters, by its Metrics field name."""
+    counter: Counter = getattr(metrics(), name)
+    counter.inc()

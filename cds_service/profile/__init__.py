@@ -1,4 +1,4 @@
-"""The cytokine profile page (issue 7): signed links on cards to a chart of their evidence.
+"""The cytokine profile page: signed links on cards to a chart of their evidence.
 
 links.py     signed, expiring tokens naming a stored assessment
 snapshot.py  what is stored per assessment (no patient or resource ids)

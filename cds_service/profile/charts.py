@@ -91,7 +91,7 @@ class SeriesThreshold:
     value: float
 
 
-# --- markers, by state (shape and fill, never colour alone) ------------------------------------
+# Markers, by state (shape and fill, never colour alone)
 
 _STATE_STYLE: dict[str, dict[str, Any]] = {
     "above": {"marker": "o", "markerfacecolor": _INK, "markeredgecolor": _INK},
@@ -316,9 +316,6 @@ def history_chart(
             columnspacing=1.0,
         )
         return _svg(figure, description)
-
-
-# --- helpers -----------------------------------------------------------------------------------
 
 
 def _day_number(moment: datetime) -> float:

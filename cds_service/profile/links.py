@@ -18,8 +18,6 @@ from itsdangerous import BadSignature, SignatureExpired, TimestampSigner
 
 from cds_service.hooks.response import Link
 from cds_service.rules.assessment import Assessment
-from cds_service.settings import Settings
-from cds_service.store.patient_key import load_or_create_secret
 
 PROFILE_PATH = "/profile"
 LINK_LABEL = "View cytokine profile"
@@ -61,23 +59,6 @@ class ProfileLinks:
     ) -> None:
         self._signer = _Signer(secret, clock)
         self.lifetime_seconds = lifetime_seconds
-
-    @classmethod
-    def from_settings(cls, settings: Settings) -> ProfileLinks | None:
-        """The link maker, or None when the page is off."""
-        if not settings.profile_page:
-            return None
-        if settings.profile_secret is not None:
-            secret = settings.profile_secret.get_secret_value().encode()
-        else:
-            settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-            secret = load_or_create_secret(
-                settings.data_dir,
-                SECRET_FILE,
-                setting="CYTOKINE_CDS_PROFILE_SECRET",
-                purpose="the profile link signature",
-            )
-        return cls(secret, settings.profile_link_lifetime_seconds)
 
     def issue(self, base_url: str) -> ProfileLink:
         """A new assessment id and its link under `base_url` (scheme://host[:port][/prefix])."""

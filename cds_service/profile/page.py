@@ -9,21 +9,18 @@ assessment id.
 from __future__ import annotations
 
 import threading
-import time
 from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Literal
 
 from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
 
-from cds_service.cards.templates import unit_text
+from cds_service.cards.templates import lab_value_text, result_text, unit_text, when_text
 from cds_service.profile import charts
 from cds_service.profile.snapshot import AnalyteHistory, StoredProfile
 from cds_service.rules.assessment import Assessment, AxisResult, MarkerResult
-from cds_service.rules.engine import number
 
 PAGE_CACHE_SIZE = 64
 
@@ -82,19 +79,6 @@ class Chart:
     svg: Markup
 
 
-def result_text(value: float, comparator: str | None, upper: float | None, unit: str) -> str:
-    shown = f"{comparator or ''}{number(value)}"
-    if upper is not None:
-        shown = f"{number(value)}–{number(upper)}"
-    return f"{shown} {unit_text(unit)}"
-
-
-def when_text(moment: datetime, as_of: datetime) -> str:
-    hours = (as_of - moment).total_seconds() / 3600
-    age = f"{hours:.0f} h before" if hours < 72 else f"{hours / 24:.0f} days before"
-    return f"{moment:%Y-%m-%d %H:%M} UTC ({age})"
-
-
 class ProfilePages:
     """Renders profile pages and the refusal page; keeps the last pages rendered."""
 
@@ -111,7 +95,6 @@ class ProfilePages:
         self._cache: OrderedDict[str, str] = OrderedDict()
         self._cache_size = cache_size
         self._lock = threading.Lock()
-        self.last_render_seconds = 0.0
 
     def cached(self, assessment_id: str) -> str | None:
         with self._lock:
@@ -124,9 +107,7 @@ class ProfilePages:
         cached = self.cached(assessment_id)
         if cached is not None:
             return cached
-        started = time.perf_counter()
         page = self.render(stored)
-        self.last_render_seconds = time.perf_counter() - started
         with self._lock:
             self._cache[assessment_id] = page
             while len(self._cache) > self._cache_size:
@@ -155,8 +136,6 @@ class ProfilePages:
     def refused(self, status: Literal[403, 404, 503]) -> str:
         return self.env.get_template("refused.html.j2").render(status=status)
 
-    # --- pieces ----------------------------------------------------------------------------
-
     def _rows(
         self, group: str, markers: Iterable[tuple[MarkerResult, str]], stored: StoredProfile
     ) -> Iterable[MarkerRow]:
@@ -173,7 +152,7 @@ class ProfilePages:
                 label=marker.label,
                 role=role,
                 result=self._result(marker),
-                measured=when_text(value.effective, as_of) if value else "—",
+                measured=when_text(value.effective, as_of, "before") if value else "—",
                 threshold=unit_text(threshold_text),
                 ratio=f"{ratio:#.3g}×" if ratio is not None else "—",
                 verdict=VERDICTS[marker.state] + (" (near)" if marker.near_miss else ""),
@@ -183,11 +162,7 @@ class ProfilePages:
 
     @staticmethod
     def _result(marker: MarkerResult) -> str:
-        value = marker.value
-        if value is None:
-            return "no result"
-        text = result_text(value.value, value.comparator, value.upper, value.unit)
-        return text + (" (preliminary)" if value.status == "preliminary" else "")
+        return "no result" if marker.value is None else lab_value_text(marker.value)
 
     def _ratio_chart(
         self,
@@ -274,7 +249,7 @@ class ProfilePages:
         caption = (
             f"{history.display} over the evidence window: {len(drawn)} result(s), latest "
             f"{result_text(latest.value, latest.comparator, latest.upper, latest.unit)} at "
-            f"{when_text(latest.effective, a.evaluated_at)}"
+            f"{when_text(latest.effective, a.evaluated_at, 'before')}"
         )
         if thresholds:
             caption += "; thresholds: " + ", ".join(t.label for t in thresholds.values())

@@ -152,9 +152,6 @@ def _notes(
     return tuple(notes)
 
 
-# --- judging one marker -------------------------------------------------------------------------
-
-
 def judge_marker(marker: Marker, evidence: Evidence, near_miss_fraction: float) -> MarkerResult:
     base = {"marker": marker.id, "label": marker.label, "analyte": marker.analyte}
     found = evidence.get(marker.analyte)

@@ -220,9 +220,6 @@ class ScoreResult:
     extra: Mapping[str, float | bool | None] = field(default_factory=dict)
 
 
-# --- loading ----------------------------------------------------------------------------------
-
-
 def _text() -> str:
     return resources.files("cds_service.rules").joinpath("scores.yaml").read_text("utf-8")
 
@@ -303,9 +300,6 @@ def score_analytes(book: ScoreBook) -> frozenset[str]:
     return frozenset(read | {t.analyte for t in tests})
 
 
-# --- reading the evidence ---------------------------------------------------------------------
-
-
 def _compare(x: float, op: Op, y: float) -> bool:
     return {">": x > y, ">=": x >= y, "<": x < y, "<=": x <= y}[op]
 
@@ -378,9 +372,6 @@ def _criterion(evidence: Evidence, cid: str, c: Criterion) -> ScoreItem:
     results = [_judge(evidence, t) for t in tests]
     met = _any(results) if c.any is not None else _at_least(results, c.at_least or 0)
     return ScoreItem(cid, c.label, "; ".join(shown for _, shown in results), met)
-
-
-# --- the scores ---------------------------------------------------------------------------------
 
 
 def criteria_count(spec: CriteriaSpec, score_id: str, evidence: Evidence) -> ScoreResult:

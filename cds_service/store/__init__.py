@@ -4,7 +4,6 @@ from cds_service.store.audit import (
     AuditStore,
     FeedbackResult,
     PurgeResult,
-    StoreCounters,
     StoreError,
     StoreUnavailable,
 )
@@ -29,7 +28,6 @@ __all__ = [
     "ProblemEntry",
     "ProfileRecord",
     "PurgeResult",
-    "StoreCounters",
     "StoreError",
     "StoreUnavailable",
 ]

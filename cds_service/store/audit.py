@@ -10,14 +10,13 @@
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Column, Connection, Engine, Table, delete, insert, select
+from sqlalchemy import Column, Connection, Engine, Table, delete, insert, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
@@ -25,10 +24,9 @@ from sqlalchemy.sql.dml import ReturningInsert
 
 from cds_service.hooks.feedback import FeedbackItem
 from cds_service.observability.metrics import record_store_event
-from cds_service.settings import Settings
 from cds_service.store import migrate
-from cds_service.store.database import READ_ONLY, create_store_engine, database_url
-from cds_service.store.patient_key import PatientKeyer, load_or_create_secret
+from cds_service.store.database import READ_ONLY
+from cds_service.store.patient_key import PatientKeyer
 from cds_service.store.records import ClientIdentity, HookCallRecord, dedupe_key
 from cds_service.store.schema import cards, feedback, hook_calls, profiles
 
@@ -48,21 +46,6 @@ class StoreUnavailable(Exception):
     """A write could not be committed; nothing was acknowledged."""
 
 
-@dataclass
-class StoreCounters:
-    """Per-process counters, read by the metrics exporter (observability)."""
-
-    audit_writes: int = 0
-    audit_write_failures: int = 0
-    feedback_write_failures: int = 0
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
-
-    def add(self, name: str) -> None:
-        with self._lock:
-            setattr(self, name, getattr(self, name) + 1)
-        record_store_event(name)  # the Prometheus counter of the same name (issue 6)
-
-
 @dataclass(frozen=True)
 class FeedbackResult:
     received: int
@@ -75,29 +58,14 @@ class PurgeResult:
     hook_calls: int
     cards: int
     feedback: int
-    profiles: int = 0  # cytokine profile pages (issue 7), purged with their hook calls
+    profiles: int = 0  # cytokine profile pages, purged with their hook calls
 
 
 class AuditStore:
     def __init__(self, engine: Engine, patient_key: PatientKeyer | None = None) -> None:
         self.engine = engine
         self.patient_key = patient_key
-        self.counters = StoreCounters()
         self._skip_audit_until = 0.0
-
-    @classmethod
-    def from_settings(cls, settings: Settings, *, patient_key: bool = True) -> AuditStore:
-        """Engine (and, for serving, the patient-key secret) from settings; connects to nothing
-        yet. The reporting and maintenance commands never see a patient id: no key for them."""
-        settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        engine = create_store_engine(database_url(settings))
-        if not patient_key:
-            return cls(engine)
-        if settings.patient_key_secret is not None:
-            secret = settings.patient_key_secret.get_secret_value().encode()
-        else:
-            secret = load_or_create_secret(settings.data_dir)
-        return cls(engine, PatientKeyer(secret))
 
     @property
     def dialect(self) -> str:
@@ -106,7 +74,16 @@ class AuditStore:
     def close(self) -> None:
         self.engine.dispose()
 
-    # --- schema ----------------------------------------------------------------------------
+    def ping(self) -> str | None:
+        """None when the database answers a `SELECT 1` (a pooled connection, bounded by the
+        connect timeout); else the driver's error class name, never its message (it may carry
+        the database URL)."""
+        try:
+            with self.engine.connect().execution_options(**{READ_ONLY: True}) as connection:
+                connection.execute(text("SELECT 1"))
+        except SQLAlchemyError as exc:
+            return type(getattr(exc, "orig", None) or exc).__name__
+        return None
 
     def prepare(self, auto_upgrade: bool | None) -> None:
         """At start-up: migrate (when configured) or check the schema is current.
@@ -140,18 +117,16 @@ class AuditStore:
                 "CYTOKINE_CDS_DB_AUTO_UPGRADE=true)"
             )
 
-    # --- writes ----------------------------------------------------------------------------
-
     def record_hook_call(self, record: HookCallRecord) -> bool:
         """Store one answered hook call and its cards. Never raises; False when not stored."""
         if time.monotonic() < self._skip_audit_until:
-            self.counters.add("audit_write_failures")
+            record_store_event("audit_write_failures")
             return False
         try:
             with self.engine.begin() as connection:
                 self._insert_hook_call(connection, record)
         except Exception as exc:  # an audit failure must never fail the hook call
-            self.counters.add("audit_write_failures")
+            record_store_event("audit_write_failures")
             if isinstance(exc, OperationalError):
                 self._skip_audit_until = time.monotonic() + OUTAGE_BACKOFF_SECONDS
             log.error(
@@ -161,7 +136,7 @@ class AuditStore:
                 exc_info=not isinstance(exc, SQLAlchemyError),  # a bug: show where
             )
             return False
-        self.counters.add("audit_writes")
+        record_store_event("audit_writes")
         return True
 
     def _insert_hook_call(self, connection: Connection, record: HookCallRecord) -> None:
@@ -185,7 +160,7 @@ class AuditStore:
         )
         assert result.inserted_primary_key is not None
         hook_call_id = result.inserted_primary_key[0]
-        if record.profile is not None:  # cytokine profile page (issue 7)
+        if record.profile is not None:  # cytokine profile page
             connection.execute(
                 insert(profiles).values(
                     assessment_id=record.profile.assessment_id,
@@ -237,7 +212,7 @@ class AuditStore:
                     connection.execute(self._insert_ignoring(feedback, "dedupe_key"), rows)
                 )
         except SQLAlchemyError as exc:
-            self.counters.add("feedback_write_failures")
+            record_store_event("feedback_write_failures")
             log.error(
                 "feedback for service %s could not be stored (%s); answered 503",
                 service_id,
@@ -258,8 +233,6 @@ class AuditStore:
             return statement.returning(table.c[unique_column])
         lite = sqlite.insert(table).on_conflict_do_nothing(index_elements=[unique_column])
         return lite.returning(table.c[unique_column])
-
-    # --- retention -------------------------------------------------------------------------
 
     def purge(self, older_than: timedelta, now: datetime | None = None) -> PurgeResult:
         """Delete hook calls (with their cards) and feedback older than `older_than`.
@@ -308,8 +281,6 @@ class AuditStore:
                     deleted[child.name] += result.rowcount
                 result = connection.execute(delete(table).where(table.c.id.in_(ids)))
                 deleted[table.name] += result.rowcount
-
-    # --- cytokine profile page (issue 7) ---------------------------------------------------
 
     def profile(self, assessment_id: str) -> dict[str, Any] | None:
         """The stored profile page data, or None. Raises StoreUnavailable when it cannot read."""

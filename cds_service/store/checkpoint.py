@@ -1,4 +1,4 @@
-"""SQLite WAL checkpoints off the request path (serving performance, issue 6).
+"""SQLite WAL checkpoints off the request path (serving performance).
 
 By default SQLite checkpoints the WAL (copies it into the database file and fsyncs it) inside the
 commit that pushes the WAL past 1000 pages: with an audit row per hook call that is every ~100th

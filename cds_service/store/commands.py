@@ -1,6 +1,7 @@
 """`cytokine-cds db upgrade|current|purge` and `cytokine-cds report`: the store's command line.
 
-They read the same settings (CYTOKINE_CDS_*) as `serve`, so they work on the store it writes.
+They open the store from the same settings (CYTOKINE_CDS_*) as `serve` (the command line passes
+the opener in), so they work on the store it writes.
 """
 
 from __future__ import annotations
@@ -14,28 +15,27 @@ from typing import Any
 
 from sqlalchemy.exc import OperationalError
 
-from cds_service.settings import Settings
 from cds_service.store import migrate, report
 from cds_service.store.audit import AuditStore, StoreError
 
-SettingsFactory = Callable[..., Settings]
+StoreOpener = Callable[[], AuditStore]  # a store without a patient key: nothing here needs one
 # The progress bar appears only for scans that take longer than this.
 PROGRESS_DELAY_SECONDS = 0.5
 
 
-def add_commands(commands: Any, settings: SettingsFactory) -> None:
+def add_commands(commands: Any, open_store: StoreOpener) -> None:
     """Register the store's subcommands on the main parser's subparsers."""
     db = commands.add_parser("db", help="audit store schema and retention")
     db_commands = db.add_subparsers(dest="db_command", required=True)
     upgrade = db_commands.add_parser("upgrade", help="apply pending schema migrations")
-    upgrade.set_defaults(handler=lambda args: _upgrade(settings()))
+    upgrade.set_defaults(handler=lambda args: _upgrade(open_store()))
     current = db_commands.add_parser("current", help="show the schema revision")
-    current.set_defaults(handler=lambda args: _current(settings()))
+    current.set_defaults(handler=lambda args: _current(open_store()))
     purge = db_commands.add_parser(
         "purge", help="delete hook calls, cards, profiles and feedback older than DAYS days"
     )
     purge.add_argument("--older-than", type=_days, required=True, metavar="DAYS")
-    purge.set_defaults(handler=lambda args: _purge(settings(), args.older_than))
+    purge.set_defaults(handler=lambda args: _purge(open_store, args.older_than))
 
     show = commands.add_parser(
         "report", help="per card type: shown, accepted, overridden (by reason), acceptance rate"
@@ -50,7 +50,7 @@ def add_commands(commands: Any, settings: SettingsFactory) -> None:
         default="topic",
         help="count per card type (topic) or per EHR trigger action and criteria id (trigger)",
     )
-    show.set_defaults(handler=lambda args: _report(settings(), args.since, args.format, args.by))
+    show.set_defaults(handler=lambda args: _report(open_store, args.since, args.format, args.by))
 
 
 def _days(value: str) -> timedelta:
@@ -83,17 +83,12 @@ def _since(value: str) -> datetime:
         ) from None
 
 
-def _open(settings: Settings) -> AuditStore:
-    return AuditStore.from_settings(settings, patient_key=False)
-
-
 def _fail(message: str) -> int:
     print(f"cytokine-cds: {message}", file=sys.stderr)
     return 1
 
 
-def _upgrade(settings: Settings) -> int:
-    store = _open(settings)
+def _upgrade(store: AuditStore) -> int:
     try:
         before = migrate.current_revision(store.engine)
         migrate.upgrade(store.engine)
@@ -109,8 +104,7 @@ def _upgrade(settings: Settings) -> int:
     return 0
 
 
-def _current(settings: Settings) -> int:
-    store = _open(settings)
+def _current(store: AuditStore) -> int:
     try:
         current = migrate.current_revision(store.engine)
     except OperationalError as exc:
@@ -123,8 +117,8 @@ def _current(settings: Settings) -> int:
     return 0
 
 
-def _checked_store(settings: Settings) -> AuditStore:
-    store = _open(settings)
+def _checked_store(open_store: StoreOpener) -> AuditStore:
+    store = open_store()
     try:
         store.check_schema()
     except OperationalError as exc:
@@ -136,9 +130,9 @@ def _checked_store(settings: Settings) -> AuditStore:
     return store
 
 
-def _purge(settings: Settings, older_than: timedelta) -> int:
+def _purge(open_store: StoreOpener, older_than: timedelta) -> int:
     try:
-        store = _checked_store(settings)
+        store = _checked_store(open_store)
     except StoreError as exc:
         return _fail(str(exc))
     try:
@@ -153,9 +147,9 @@ def _purge(settings: Settings, older_than: timedelta) -> int:
     return 0
 
 
-def _report(settings: Settings, since: datetime | None, output: str, by: str = "topic") -> int:
+def _report(open_store: StoreOpener, since: datetime | None, output: str, by: str = "topic") -> int:
     try:
-        store = _checked_store(settings)
+        store = _checked_store(open_store)
     except StoreError as exc:
         return _fail(str(exc))
     try:

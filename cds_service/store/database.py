@@ -12,13 +12,13 @@ from __future__ import annotations
 
 import os
 import weakref
+from pathlib import Path
 from typing import Any
 
 import orjson
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.engine import URL, make_url
 
-from cds_service.settings import Settings
 from cds_service.store import checkpoint
 
 SQLITE_FILE = "cytokine-cds.db"
@@ -30,11 +30,12 @@ POSTGRES_CONNECT_TIMEOUT_S = 2
 READ_ONLY = "cytokine_read_only"
 
 
-def database_url(settings: Settings) -> URL:
-    """The configured URL, with `postgresql://` mapped to the psycopg 3 driver."""
-    if settings.database_url is None:
-        return URL.create("sqlite+pysqlite", database=str(settings.data_dir / SQLITE_FILE))
-    url = make_url(settings.database_url.get_secret_value())
+def store_url(configured: str | None, data_dir: Path) -> URL:
+    """The configured URL, with `postgresql://` mapped to the psycopg 3 driver; without one, the
+    SQLite file in `data_dir`."""
+    if configured is None:
+        return URL.create("sqlite+pysqlite", database=str(data_dir / SQLITE_FILE))
+    url = make_url(configured)
     if url.drivername in ("postgresql", "postgres"):
         url = url.set(drivername="postgresql+psycopg")
     return url
@@ -78,7 +79,7 @@ def _configure_sqlite(engine: Engine) -> None:
         cursor.execute(f"PRAGMA busy_timeout={SQLITE_BUSY_TIMEOUT_MS}")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.close()
-        # Serving performance (issue 6): WAL checkpoints in a background thread, not in commits.
+        # WAL checkpoints in a background thread, not in commits.
         checkpoint.configure_connection(dbapi_connection)
         checkpoint.ensure_checkpointer(engine)
 

@@ -86,7 +86,6 @@ class CardRecord:
         )
 
 
-# --- cytokine profile page (issue 7) -----------------------------------------------------------
 @dataclass(frozen=True)
 class ProfileRecord:
     """The data of one profile page, stored with the hook call whose card links to it."""
@@ -108,7 +107,7 @@ class HookCallRecord:
     rules_version: str | None = None
     evidence: Sequence[EvidenceEntry] = ()
     data_problems: Sequence[ProblemEntry] = ()
-    profile: ProfileRecord | None = None  # cytokine profile page (issue 7)
+    profile: ProfileRecord | None = None  # cytokine profile page
     trigger: EhrTrigger | None = None
 
     @classmethod

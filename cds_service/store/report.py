@@ -180,8 +180,6 @@ def _cards(
             progress(1)
 
 
-# --- output formats --------------------------------------------------------------------------
-
 COLUMNS = ("topic", "shown", "accepted", "overridden", "acceptance_rate", "override_reasons")
 
 

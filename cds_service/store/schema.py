@@ -129,7 +129,6 @@ feedback = Table(
     Index(None, "received_at"),
 )
 
-# --- cytokine profile page (issue 7) -----------------------------------------------------------
 # profiles  one row per assessment behind a card's "View cytokine profile" link: the page's data
 #           (assessment, thresholds, per-analyte history; no patient or resource ids), written
 #           with its hook call and purged with it.
@@ -150,7 +149,6 @@ profiles = Table(
     Index(None, "created_at"),
 )
 
-# --- JWT replay protection ---------------------------------------------------------------------
 # used_tokens  one row per accepted CDS client JWT, until it expires: its (issuer, jti), hashed,
 #              so every worker and every replica sharing the database refuses a second use.
 used_tokens = Table(

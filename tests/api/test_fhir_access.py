@@ -19,7 +19,11 @@ import requests
 from flask.testing import FlaskClient
 
 from cds_service import create_app
-from cds_service.runtime import EXTENSION_KEY, Runtime
+from cds_service.api.runtime import EXTENSION_KEY
+from cds_service.composition import build_runtime
+from cds_service.gathering import gather_record
+from cds_service.hooks.request import HookRequest
+from cds_service.runtime import Runtime
 from cds_service.settings import Settings
 from tests.conftest import load_fixture
 from tests.fault_server import FaultServer, fault_server
@@ -92,7 +96,7 @@ def hook_body(
 
 def without_uuids(value: Any) -> Any:
     """A response without what differs between two identical calls: uuids, the order time,
-    the signed token of the profile page link (issue 7)."""
+    the signed token of the profile page link."""
     if isinstance(value, dict):
         if value.get("label") == "View cytokine profile" and "url" in value:
             return {**value, "url": value["url"].rsplit("/", 1)[0]}
@@ -121,9 +125,6 @@ def diagnostics(response: Any) -> str:
     return str(body["issue"][0]["diagnostics"])
 
 
-# --- end to end against the real FHIR server, through gunicorn -----------------------------------
-
-
 def test_no_prefetch_gives_the_same_cards_as_full_prefetch_for_every_fixture_patient(
     fhir_server: str,
 ) -> None:
@@ -147,8 +148,6 @@ def test_no_prefetch_gives_the_same_cards_as_full_prefetch_for_every_fixture_pat
                 assert fetched == full, (patient, service_id)
                 assert not any("could not be read" in c["summary"] for c in fetched["cards"])
 
-
-# --- the fault matrix ----------------------------------------------------------------------------
 
 PATIENT_ONLY = {"patient": {"resourceType": "Patient", "id": DEMO}}
 # The cytokine search prefetched (nothing found is an answer too); the labs must be read.
@@ -229,6 +228,27 @@ def test_a_partly_read_search_still_answers_with_what_was_read(
     assert "**labs** (only partly read)" in detail and "HTTP 500" in detail
 
 
+def test_operation_outcomes_in_fetched_pages_are_data_problems_of_the_record(
+    faults: FaultServer,
+) -> None:
+    """What the FHIR server notes beside its results is carried like prefetch's notes: into
+    the record's problems, hence the evidence, the /evaluate answer and the audit row (see
+    tests/pipeline/test_hook_problems.py for that part of the way)."""
+    runtime = build_runtime(Settings(auth="off", fhir_allow_loopback=True))
+    service = runtime.services["cytokine-storm-patient-view"]
+    request = HookRequest.model_validate(hook_body(PV, DEMO, faults.url("outcome-entry")))
+    try:
+        record = gather_record(runtime.fhir, service, request)
+    finally:
+        runtime.fhir.close()
+    assert record.gaps == ()
+    assert any(r["resourceType"] == "Observation" for r in record.resources)
+    assert "OperationOutcome" not in {r["resourceType"] for r in record.resources}
+    outcomes = {(p.code, p.reason, p.reference) for p in record.problems}
+    reason = "OperationOutcome issue: severity warning, code too-costly"
+    assert outcomes == {("operation-outcome", reason, f"fetch:{key}") for key in service.needed}
+
+
 def test_no_prefetch_and_no_fhir_server_is_412(fhir_client: FlaskClient) -> None:
     response, _ = call(fhir_client, hook_body(PV, DEMO, None))
     assert response.status_code == 412
@@ -236,7 +256,7 @@ def test_no_prefetch_and_no_fhir_server_is_412(fhir_client: FlaskClient) -> None
     assert response.get_json()["issue"][0]["code"] == "incomplete"
 
 
-# --- refusals: decided from the URL, before any connection or DNS lookup -------------------------
+# Refusals: decided from the URL, before any connection or DNS lookup
 
 
 @pytest.fixture

@@ -17,8 +17,8 @@ from flask.testing import FlaskClient
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from cds_service.api.runtime import current_runtime
 from cds_service.demo import hook_request
-from cds_service.runtime import current_runtime
 from tests.conftest import load_fixture
 
 ANSWERS = {200, 400, 412}

@@ -42,9 +42,6 @@ SERVICE = "/cds-services/cytokine-storm-patient-view"
 FEEDBACK = "/cds-services/cytokine-storm-patient-view/feedback"
 
 
-# --- keys and tokens --------------------------------------------------------------------------
-
-
 @dataclass
 class Signer:
     """A CDS client's signing key: its public JWK, and JWTs signed with it."""
@@ -135,9 +132,6 @@ def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
 
 
-# --- a real JWKS server ------------------------------------------------------------------------
-
-
 @dataclass
 class Route:
     body: bytes
@@ -206,9 +200,6 @@ def jwks_server() -> Iterator[JwksServer]:
         yield server
 
 
-# --- the app with authentication on ------------------------------------------------------------
-
-
 def write_clients(path: Path, clients: list[dict[str, Any]]) -> Path:
     path.write_text(json.dumps({"clients": clients}), encoding="utf-8")
     return path
@@ -246,9 +237,6 @@ def auth_client(trusted_clients: Path) -> AuthApp:
         return app.test_client()
 
     return make
-
-
-# --- a real redis-server -----------------------------------------------------------------------
 
 
 def redis_server_binary() -> str | None:

@@ -7,8 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from cds_service import create_app
+from cds_service.api.runtime import current_runtime
 from cds_service.demo import hook_request
-from cds_service.runtime import current_runtime
 from cds_service.settings import Settings
 from tests.auth.conftest import (
     BASE,

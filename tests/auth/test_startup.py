@@ -12,28 +12,29 @@ import pytest
 from pydantic import ValidationError
 
 from cds_service import create_app
-from cds_service.auth import AuthConfigError, check_bind_allowed
+from cds_service.auth import AuthConfigError
+from cds_service.composition import check_bind
 from cds_service.settings import Settings
 from tests.servers import BIN
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.5", "localhost", "::1", "[::1]"])
 def test_auth_off_may_serve_on_loopback(host: str) -> None:
-    check_bind_allowed(Settings(auth="off"), host)
+    check_bind(Settings(auth="off"), host)
 
 
 @pytest.mark.parametrize("host", ["0.0.0.0", "::", "10.1.2.3", "cds.hospital.example", ""])
 def test_auth_off_refuses_a_non_loopback_address(host: str) -> None:
     with pytest.raises(AuthConfigError, match="CYTOKINE_CDS_AUTH_OFF_ALLOW_NON_LOOPBACK"):
-        check_bind_allowed(Settings(auth="off"), host)
+        check_bind(Settings(auth="off"), host)
 
 
 def test_auth_off_on_a_non_loopback_address_needs_the_second_setting() -> None:
-    check_bind_allowed(Settings(auth="off", auth_off_allow_non_loopback=True), "0.0.0.0")
+    check_bind(Settings(auth="off", auth_off_allow_non_loopback=True), "0.0.0.0")
 
 
 def test_auth_on_may_serve_anywhere(tmp_path: Path) -> None:
-    check_bind_allowed(Settings(), "0.0.0.0")
+    check_bind(Settings(), "0.0.0.0")
 
 
 def test_auth_is_on_by_default_and_needs_a_trusted_clients_file() -> None:

@@ -21,9 +21,10 @@ from flask.testing import FlaskClient
 from cds_service import create_app
 from cds_service.auth.trusted_clients import CardOptions
 from cds_service.cards.build import sample_cards
+from cds_service.composition import build_runtime
 from cds_service.hooks.client_shapes import shape_cards
 from cds_service.hooks.response import Link
-from cds_service.runtime import Runtime, build_runtime
+from cds_service.runtime import Runtime
 from cds_service.settings import Settings
 from tests.conftest import FIXTURES, ROOT, hook_call
 

@@ -12,8 +12,8 @@ import pytest
 from cds_service import create_app
 from cds_service.auth.trusted_clients import CardOptions
 from cds_service.cards.build import sample_cards
+from cds_service.composition import build_runtime
 from cds_service.hooks.client_shapes import shape_cards
-from cds_service.runtime import build_runtime
 from cds_service.settings import Settings
 from cds_service.yamlfile import ConfigFileError
 from tests.conftest import hook_call

@@ -24,9 +24,10 @@ from jwt.algorithms import RSAAlgorithm
 from sqlalchemy import select
 
 from cds_service import create_app
+from cds_service.api.runtime import EXTENSION_KEY, current_runtime
 from cds_service.demo import hook_request
 from cds_service.fhir.prefetch import read_prefetch
-from cds_service.runtime import EXTENSION_KEY, Runtime, current_runtime
+from cds_service.runtime import Runtime
 from cds_service.settings import Settings
 from cds_service.store.schema import feedback, hook_calls
 from tests.conftest import load_fixture

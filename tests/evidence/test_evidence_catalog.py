@@ -10,7 +10,7 @@ from cds_service.evidence import Catalog, CatalogError, build_evidence, load_cat
 HOSPITAL_CODES = Path(__file__).parent / "data" / "hospital-codes.yaml"
 HOSP = "http://hospital.example.org/fhir/CodeSystem/lab-codes"
 
-# Analytes issue 8 asks for, with a code each must be known by, and its canonical unit(s).
+# The analytes the catalog must know, with a code each must be known by, and its canonical unit(s).
 REQUIRED = [
     ("il6", (LOINC, "26881-3"), {"mass": "pg/mL"}),
     ("il1b", (LOINC, "13629-1"), {"mass": "pg/mL"}),

@@ -89,7 +89,7 @@ def test_deeply_nested_bundles_stop_with_a_problem(catalog: Catalog) -> None:
     assert [p.code for p in build_evidence([bundle], catalog, AS_OF).problems] == ["malformed"]
 
 
-# --- hypothesis: random JSON-ish garbage, alone and spliced into real Observations -----------
+# Hypothesis: random JSON-ish garbage, alone and spliced into real Observations
 
 _scalars = st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=12)
 _json = st.recursive(

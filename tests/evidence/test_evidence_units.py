@@ -1,4 +1,4 @@
-"""Unit conversion: every unit pair of issue 8, end to end through build_evidence."""
+"""Unit conversion: every unit pair the catalog accepts, end to end through build_evidence."""
 
 import math
 
@@ -151,7 +151,7 @@ def test_conversion_refuses_what_the_library_cannot_convert(source: str, canonic
         conversion(source, "f", canonical)
 
 
-# --- property: any accepted variant converts back to the canonical value --------------------
+# Property: any accepted variant converts back to the canonical value
 
 
 def _variants(cat: Catalog) -> list[tuple[str, str, str]]:

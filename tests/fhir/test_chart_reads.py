@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 import requests
 
+from cds_service.composition import fhir_access
 from cds_service.context import load_context_catalog, read_chart
-from cds_service.fhir.gather import FhirAccess
 from cds_service.fhir.prefetch import read_prefetch
 from cds_service.settings import Settings
 from tests.fhir_server import client_prefetch
@@ -162,7 +162,7 @@ def test_every_chart_template_is_a_search_the_server_answers(chart_server: str) 
 def test_what_prefetch_did_not_bring_is_read_from_the_fhir_server(chart_server: str) -> None:
     labs_only = {key: None for key in ("patient", "cytokines", "labs")}
     read = read_prefetch(labs_only, TEMPLATES)
-    access = FhirAccess.from_settings(Settings(fhir_allow_loopback=True))
+    access = fhir_access(Settings(fhir_allow_loopback=True))
     try:
         templates = {k: v for k, v in TEMPLATES.items() if k != "patient"}
         gathered = access.gather(read, templates, {"patientId": PATIENT}, chart_server, None)

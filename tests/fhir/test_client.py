@@ -17,7 +17,7 @@ import requests
 import trustme
 
 from cds_service.fhir.client import FetchLimits, FetchResult, FetchTask, FhirClient, KeyFetch
-from cds_service.fhir.server_policy import parse_base_url
+from cds_service.urls import parse_base_url
 from tests.fault_server import FaultServer, fault_server
 from tests.servers import free_port
 
@@ -61,14 +61,24 @@ def direct_search(base: str, query: str) -> list[str]:
     return [entry["resource"]["id"] for entry in bundle.get("entry", [])]
 
 
-# --- against the real FHIR server ----------------------------------------------------------------
-
-
 def test_search_reads_the_matching_observations(client: FhirClient, fhir_server: str) -> None:
     result = one(client, fhir_server)
     assert result.complete and result.pages == 1
     assert [r["id"] for r in result.resources] == [f"{PATIENT}-il6-2", f"{PATIENT}-il6-1"]
     assert [r["id"] for r in result.resources] == direct_search(fhir_server, IL6)
+
+
+def test_operation_outcome_entries_of_a_page_are_problems_not_resources(
+    client: FhirClient, faults: FaultServer
+) -> None:
+    result = one(client, faults.url("outcome-entry"), ALL_OBSERVATIONS + "&_count=3")
+    assert result.complete and result.pages > 1
+    assert {r["resourceType"] for r in result.resources} == {"Observation"}
+    assert len(result.problems) == result.pages  # one per page, each with its key
+    reason = "OperationOutcome issue: severity warning, code too-costly"
+    assert {(p.code, p.reason, p.reference) for p in result.problems} == {
+        ("operation-outcome", reason, "fetch:k")
+    }
 
 
 def test_next_links_are_followed_to_the_last_page(client: FhirClient, fhir_server: str) -> None:
@@ -137,9 +147,6 @@ def test_an_oversized_answer_is_refused(fhir_server: str) -> None:
     finally:
         small.close()
     assert result.failure is not None and result.failure.kind == "too-large"
-
-
-# --- faults --------------------------------------------------------------------------------------
 
 
 def test_server_down_is_unreachable(client: FhirClient) -> None:
@@ -268,9 +275,6 @@ def test_a_forked_worker_makes_its_own_pools(client: FhirClient, fhir_server: st
     assert os.read(read_end, 1) == b"1"
     os.close(read_end)
     assert client._adapter is inherited  # the parent keeps its own
-
-
-# --- https ---------------------------------------------------------------------------------------
 
 
 @pytest.fixture(scope="module")

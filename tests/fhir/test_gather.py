@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from cds_service.composition import fhir_access
 from cds_service.fhir.gather import DataUnavailable, FhirAccess, Gathered
 from cds_service.fhir.prefetch import read_prefetch
 from cds_service.fhir.server_policy import ServerRefused
@@ -19,7 +20,7 @@ from tests.fhir_server import client_prefetch, fixture_patient_ids
 
 
 def _service_templates() -> dict[str, str]:
-    from cds_service.runtime import build_runtime
+    from cds_service.composition import build_runtime
 
     services = build_runtime(Settings(auth="off")).services.values()
     return dict(next(iter(services)).prefetch)
@@ -37,7 +38,7 @@ def faults() -> Iterator[FaultServer]:
 
 
 def access(**settings: Any) -> FhirAccess:
-    return FhirAccess.from_settings(Settings(**{"fhir_allow_loopback": True, **settings}))
+    return fhir_access(Settings(**{"fhir_allow_loopback": True, **settings}))
 
 
 def gather(
@@ -67,8 +68,8 @@ def identities(resources: list[dict[str, Any]]) -> list[tuple[str, str]]:
 
 
 def test_every_service_asks_for_the_templates_tested_here() -> None:
+    from cds_service.api.runtime import EXTENSION_KEY
     from cds_service.app import create_app
-    from cds_service.runtime import EXTENSION_KEY
 
     services: dict[str, ServiceSpec] = (
         create_app(Settings(auth="off")).extensions[EXTENSION_KEY].services

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from cds_service.fhir import read_bundle_page, read_prefetch
+from cds_service.fhir import read_prefetch
 
 FIXTURE = Path(__file__).resolve().parents[2] / "fixtures" / "prefetch" / "lab-prefetch-shapes.json"
 PREFETCH = json.loads(FIXTURE.read_text(encoding="utf-8"))
@@ -40,7 +40,6 @@ def test_incomplete_key_gives_the_next_page_url() -> None:
         read.keys["labs"].next_url
         == "http://fhir.example.org/fhir/Observation?patient=lab-prefetch&_page=2"
     )
-    assert read.needs_fetch() == ("labs", "ferritin", "vitals", "allergies")
 
 
 def test_operation_outcome_issues_are_collected_without_free_text() -> None:
@@ -90,28 +89,3 @@ def test_a_value_that_is_not_a_resource_is_an_error(value: Any) -> None:
     status = read_prefetch({"labs": value}, ["labs"]).keys["labs"]
     assert status.state == "error"
     assert [p.code for p in status.problems] == ["malformed"]
-
-
-def test_malformed_bundle_entries_are_reported_and_skipped() -> None:
-    bundle = {
-        "resourceType": "Bundle",
-        "type": "searchset",
-        "entry": [
-            None,
-            {"resource": "x"},
-            {"resource": {"resourceType": "Observation", "id": "o"}},
-        ],
-    }
-    page = read_bundle_page(bundle, "prefetch:labs")
-    assert [r["id"] for r in page.resources] == ["o"]
-    assert [p.code for p in page.problems] == ["malformed", "malformed"]
-    assert page.next_url is None and not page.has_error
-
-
-def test_bundle_page_reader_serves_fetched_pages_too() -> None:
-    page = read_bundle_page(PREFETCH["labs"], "fetch:Observation")
-    assert [r["id"] for r in page.resources] == ["lab-prefetch-il6-d3", "lab-prefetch-crp-d3"]
-    assert page.next_url is not None
-    assert [(p.code, p.reference) for p in page.problems] == [
-        ("incomplete-bundle", "fetch:Observation")
-    ]

@@ -9,8 +9,9 @@ from hypothesis import strategies as st
 from pydantic import ValidationError
 from urllib3.util import parse_url
 
-from cds_service.fhir.server_policy import ServerPolicy, ServerRefused, parse_base_url
+from cds_service.fhir.server_policy import ServerPolicy, ServerRefused
 from cds_service.settings import Settings
+from cds_service.urls import parse_base_url
 
 ALLOWED = "https://ehr.invalid/fhir"
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from cds_service.api.runtime import EXTENSION_KEY
 from cds_service.app import create_app
 from cds_service.fhir.templates import TemplateError, fill_template
-from cds_service.runtime import EXTENSION_KEY, Runtime
+from cds_service.runtime import Runtime
 from cds_service.settings import Settings
 
 CONTEXT = {"patientId": "p-1", "userId": "Practitioner/doc-7", "encounterId": "e.9"}

@@ -34,9 +34,6 @@ def sample(name: str, **labels: str) -> float:
     return metrics().registry.get_sample_value(name, labels) or 0.0
 
 
-# --- /readyz -------------------------------------------------------------------------------------
-
-
 def test_ready_when_rules_loaded_and_store_answers() -> None:
     client = create_app(Settings(auth="off")).test_client()
     response = client.get("/readyz")
@@ -67,9 +64,6 @@ def test_store_outage_can_be_tolerated_by_setting() -> None:
     assert response.get_json()["checks"]["store"]["ready"] is False
 
 
-# --- /metrics ------------------------------------------------------------------------------------
-
-
 def test_metrics_open_by_default_in_prometheus_text_format() -> None:
     client = create_app(Settings(auth="off")).test_client()
     response = client.get("/metrics")
@@ -97,9 +91,6 @@ def test_metrics_token_when_configured() -> None:
 def test_metrics_token_must_not_be_trivially_short() -> None:
     with pytest.raises(ValueError, match="metrics_token"):
         Settings(auth="off", metrics_token="short")
-
-
-# --- request log line and counters ----------------------------------------------------------------
 
 
 def access_records(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
@@ -210,9 +201,6 @@ def test_refused_jwts_are_counted_by_reason(tmp_path: Path) -> None:
     assert refused >= 2  # refused calls are timed and counted too
 
 
-# --- gunicorn settings ---------------------------------------------------------------------------
-
-
 def test_sync_workers_get_one_thread() -> None:
     options = gunicorn_options(Settings(auth="off", worker_class="sync", threads=8, workers=3))
     assert options["worker_class"] == "sync"
@@ -221,9 +209,6 @@ def test_sync_workers_get_one_thread() -> None:
     threaded = gunicorn_options(Settings(auth="off", worker_class="gthread", threads=8))
     assert threaded["worker_class"] == "gthread" and threaded["threads"] == 8
     assert Settings(auth="off").worker_class == "sync"  # the measured default (README)
-
-
-# --- the multiprocess folder -----------------------------------------------------------------
 
 
 def test_folders_of_killed_servers_are_removed_at_the_next_start(

@@ -15,9 +15,9 @@ import requests
 from cryptography.hazmat.primitives.asymmetric import ec
 from jwt.algorithms import ECAlgorithm
 
+from cds_service.composition import build_runtime
 from cds_service.demo import FIXTURE_TIME, hook_request, shift_dates
 from cds_service.fhir.fixture_upload import upload
-from cds_service.runtime import build_runtime
 from cds_service.settings import Settings
 from tests.conftest import FIXTURES, load_fixture
 from tests.observability.served import served

@@ -16,8 +16,8 @@ from typing import Any
 import requests
 from prometheus_client.parser import text_string_to_metric_families
 
+from cds_service.composition import build_runtime
 from cds_service.demo import hook_request
-from cds_service.runtime import build_runtime
 from cds_service.settings import Settings
 from tests.conftest import load_fixture
 from tests.observability.served import Served, served

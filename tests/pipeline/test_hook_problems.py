@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 
 from flask.testing import FlaskClient
 
+from cds_service.api.runtime import current_runtime
 from cds_service.demo import hook_request
-from cds_service.runtime import current_runtime
 from tests.conftest import load_fixture
 from tests.store.helpers import stored_hook_calls
 

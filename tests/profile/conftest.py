@@ -7,9 +7,10 @@ from typing import Any
 
 import pytest
 
+from cds_service.composition import build_runtime
 from cds_service.decision import Decision
 from cds_service.demo import FIXTURE_TIME
-from cds_service.runtime import Runtime, build_runtime
+from cds_service.runtime import Runtime
 from cds_service.settings import Settings
 from tests.conftest import FIXTURES, decide_bundle
 

@@ -19,9 +19,9 @@ from typing import Any
 import pytest
 import requests
 
+from cds_service.composition import build_runtime
 from cds_service.demo import hook_request
 from cds_service.profile.links import ProfileLinks
-from cds_service.runtime import build_runtime
 from cds_service.settings import Settings
 from tests.conftest import load_fixture
 from tests.profile.conftest import SUBTYPE_PATIENTS

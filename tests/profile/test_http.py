@@ -16,8 +16,9 @@ from flask.testing import FlaskClient
 from sqlalchemy import func, select
 
 from cds_service import create_app
+from cds_service.api.runtime import EXTENSION_KEY
 from cds_service.profile.links import ProfileLinks
-from cds_service.runtime import EXTENSION_KEY, Runtime
+from cds_service.runtime import Runtime
 from cds_service.settings import Settings
 from cds_service.store.schema import profiles
 from tests.conftest import ROOT, hook_call, load_fixture

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
+from cds_service.composition import profile_links
 from cds_service.profile.links import SECRET_FILE, LinkRefused, ProfileLinks
 from cds_service.settings import Settings
 
@@ -80,8 +81,8 @@ def test_a_token_from_the_future_is_refused() -> None:
 
 def test_the_generated_secret_is_kept_in_the_data_dir_and_reused(tmp_path: Path) -> None:
     settings = Settings(auth="off", data_dir=tmp_path / "data")
-    first = ProfileLinks.from_settings(settings)
-    second = ProfileLinks.from_settings(settings)
+    first = profile_links(settings)
+    second = profile_links(settings)
     assert first is not None and second is not None
     token = first.issue(BASE).token
     second.read(token)  # a restart (or another worker) reads links made before it
@@ -92,14 +93,14 @@ def test_the_generated_secret_is_kept_in_the_data_dir_and_reused(tmp_path: Path)
 
 def test_a_configured_secret_is_used_and_no_file_is_written(tmp_path: Path) -> None:
     settings = Settings(auth="off", data_dir=tmp_path / "data", profile_secret="k" * 32)  # type: ignore[arg-type]
-    links = ProfileLinks.from_settings(settings)
+    links = profile_links(settings)
     assert links is not None
     ProfileLinks(b"k" * 32, 3600).read(links.issue(BASE).token)
     assert not (tmp_path / "data" / SECRET_FILE).exists()
 
 
 def test_page_off_means_no_link_maker(tmp_path: Path) -> None:
-    assert ProfileLinks.from_settings(Settings(auth="off", profile_page=False)) is None
+    assert profile_links(Settings(auth="off", profile_page=False)) is None
 
 
 def test_settings_read_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:

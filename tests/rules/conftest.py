@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from cds_service.runtime import Runtime, build_runtime
+from cds_service.composition import build_runtime
+from cds_service.runtime import Runtime
 from cds_service.settings import Settings
 
 

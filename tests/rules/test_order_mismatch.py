@@ -1,4 +1,4 @@
-"""Orders being selected or signed, checked against the patient's pattern (issue 9)."""
+"""Orders being selected or signed, checked against the patient's pattern."""
 
 from __future__ import annotations
 
@@ -105,8 +105,8 @@ def test_cytokine_directed_order_without_cytokine_data_gets_the_multiplex_card(
 def test_order_select_judges_only_the_selected_orders(client: FlaskClient) -> None:
     from datetime import UTC, datetime
 
+    from cds_service.api.runtime import current_runtime
     from cds_service.demo import hook_request
-    from cds_service.runtime import current_runtime
 
     with client.application.app_context():
         service = current_runtime().services["cytokine-storm-order-select"]
@@ -123,8 +123,8 @@ def test_order_select_judges_only_the_selected_orders(client: FlaskClient) -> No
 def test_order_without_cytokine_directed_drug_gets_no_card(client: FlaskClient) -> None:
     from datetime import UTC, datetime
 
+    from cds_service.api.runtime import current_runtime
     from cds_service.demo import hook_request
-    from cds_service.runtime import current_runtime
 
     with client.application.app_context():
         service = current_runtime().services["cytokine-storm-order-sign"]

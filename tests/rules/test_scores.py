@@ -119,9 +119,6 @@ def o2(level: str, flow: float | None = None, hours_ago: float = 1) -> OxygenSup
 CAR_T = SettingFinding("iec", "CAR-T", None, NOW - timedelta(days=3), "car-t", None, 3)
 
 
-# --- ASTCT ---------------------------------------------------------------------------------------
-
-
 @pytest.mark.parametrize(("temperature", "grade"), [(37.9, 0.0), (38.0, 1.0), (38.1, 1.0)])
 def test_astct_fever_boundary(
     book: ScoreBook, catalog: Catalog, temperature: float, grade: float
@@ -234,9 +231,6 @@ def test_astct_unknown_support_gives_a_lower_bound(book: ScoreBook, catalog: Cat
     assert "grade ≥ 1" in result.text
 
 
-# --- HLH-2004 ------------------------------------------------------------------------------------
-
-
 def test_hlh2004_counts_met_and_lists_unknown(book: ScoreBook, catalog: Catalog) -> None:
     evidence = ev(
         catalog,
@@ -292,9 +286,6 @@ def test_hlh2004_cannot_be_excluded_while_criteria_are_unknown(
     assert result.value == 2.0 and result.extra["reached"] is None
     none_known = criteria_count(book.hlh2004, "hlh2004", ev(catalog))
     assert none_known.value == 0.0 and len(none_known.missing) == 8
-
-
-# --- HScore --------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -382,8 +373,6 @@ def test_hscore_probability_from_the_papers_table(
     assert hscore_probability(book.hscore, points) == pytest.approx(probability)
 
 
-# --- MAS-2016 ------------------------------------------------------------------------------------
-
 STILLS = SettingFinding("stills", "Condition sJIA (M08.2*)", None, NOW)
 
 
@@ -434,9 +423,6 @@ def test_mas2016_undecided_with_missing_labs(book: ScoreBook, catalog: Catalog) 
     )
     assert result.value is None
     assert "2 of platelets, AST, triglycerides, fibrinogen" in result.missing
-
-
-# --- cHIS ----------------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(

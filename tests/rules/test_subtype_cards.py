@@ -1,4 +1,4 @@
-"""One fixture patient per pattern, through POST /cds-services/{id} with prefetch (issue 9)."""
+"""One fixture patient per pattern, through POST /cds-services/{id} with prefetch."""
 
 from __future__ import annotations
 
@@ -135,8 +135,8 @@ def test_every_card_and_suggestion_uuid_is_unique(client: FlaskClient) -> None:
 def test_encounter_is_carried_into_the_suggested_order(client: FlaskClient) -> None:
     from datetime import UTC, datetime
 
+    from cds_service.api.runtime import current_runtime
     from cds_service.demo import hook_request
-    from cds_service.runtime import current_runtime
     from tests.conftest import load_fixture
 
     with client.application.app_context():
@@ -153,8 +153,8 @@ def test_a_client_that_does_not_prefetch_the_patient_is_answered_in_full(
     """The rules read no Patient data: its absence is neither fetched nor reported."""
     from datetime import UTC, datetime
 
+    from cds_service.api.runtime import current_runtime
     from cds_service.demo import hook_request
-    from cds_service.runtime import current_runtime
     from tests.conftest import load_fixture
 
     with client.application.app_context():

@@ -1,5 +1,5 @@
 """Boundary tests: every threshold of the rules file, just below, at and just above it, in every
-unit the catalog accepts for that threshold's unit family (issue 9).
+unit the catalog accepts for that threshold's unit family.
 
 The cases are generated from the shipped rules and catalog, so a threshold or unit added there
 is tested too; the expected outcome follows only from the comparison the rules file writes.

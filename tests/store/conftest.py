@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from cds_service.composition import open_audit_store
 from cds_service.settings import Settings
 from cds_service.store import AuditStore
 from tests.postgres import PostgresUnavailable, fresh_database, postgres_server
@@ -53,7 +54,7 @@ def store_settings(database_url: str, tmp_path: Path) -> Settings:
 @pytest.fixture
 def store(store_settings: Settings) -> Iterator[AuditStore]:
     """A migrated store on a fresh database."""
-    store = AuditStore.from_settings(store_settings)
+    store = open_audit_store(store_settings)
     store.prepare(auto_upgrade=True)
     yield store
     store.close()

@@ -13,6 +13,7 @@ from sqlalchemy import Engine, select
 
 from cds_service.hooks.feedback import FeedbackItem
 from cds_service.hooks.response import Card, CdsResponse, Coding, Source, Suggestion
+from cds_service.observability.metrics import metrics
 from cds_service.store import ClientIdentity, EvidenceEntry, HookCallRecord
 from cds_service.store.database import READ_ONLY
 from cds_service.store.schema import cards, feedback, hook_calls
@@ -133,3 +134,27 @@ def stored_feedback(engine: Engine) -> list[dict[str, Any]]:
 
 def now() -> datetime:
     return datetime.now(UTC)
+
+
+_STORE_EVENTS = ("audit_writes", "audit_write_failures", "feedback_write_failures")
+
+
+class StoreEvents:
+    """The audit store's Prometheus counters (per process), counted from when this was made."""
+
+    def __init__(self) -> None:
+        self._start = self._now()
+
+    @staticmethod
+    def _now() -> dict[str, float]:
+        registry = metrics().registry
+        return {
+            name: registry.get_sample_value(f"cytokine_cds_{name}_total") or 0.0
+            for name in _STORE_EVENTS
+        }
+
+    def counted(self) -> dict[str, float]:
+        """Events since this was made, by counter name (zero counts left out)."""
+        now = self._now()
+        counted = {name: now[name] - self._start[name] for name in _STORE_EVENTS}
+        return {name: count for name, count in counted.items() if count}

@@ -1,4 +1,4 @@
-"""Profile page data (issue 7) in the audit store, on real SQLite and real PostgreSQL: written
+"""Profile page data in the audit store, on real SQLite and real PostgreSQL: written
 with its hook call, read by assessment id, purged with its hook call, migrated up and down."""
 
 from __future__ import annotations

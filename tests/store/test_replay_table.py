@@ -5,14 +5,16 @@ from __future__ import annotations
 import threading
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
 
 from cds_service.auth.replay import ReplayCacheUnavailable
+from cds_service.composition import open_audit_store
 from cds_service.settings import Settings
 from cds_service.store import AuditStore
-from cds_service.store.database import create_store_engine, database_url
+from cds_service.store.database import create_store_engine, store_url
 from cds_service.store.replay import PURGE_INTERVAL_SECONDS, StoreReplayCache
 from cds_service.store.schema import used_tokens
 from tests.servers import free_port
@@ -66,8 +68,10 @@ def test_expired_rows_are_purged_periodically(store: AuditStore) -> None:
 
 def test_concurrent_uses_of_one_jti_accept_exactly_one(store_settings: Settings) -> None:
     # Separate engines stand for separate worker processes (their own connections).
-    caches = [StoreReplayCache(create_store_engine(database_url(store_settings))) for _ in range(8)]
-    AuditStore.from_settings(store_settings).prepare(auto_upgrade=True)
+    assert store_settings.database_url is not None
+    url = store_url(store_settings.database_url.get_secret_value(), store_settings.data_dir)
+    caches = [StoreReplayCache(create_store_engine(url)) for _ in range(8)]
+    open_audit_store(store_settings).prepare(auto_upgrade=True)
     for round_ in range(5):
         jti = str(uuid.uuid4())
         start = threading.Barrier(len(caches))
@@ -82,8 +86,7 @@ def test_concurrent_uses_of_one_jti_accept_exactly_one(store_settings: Settings)
 
 
 def test_a_database_that_cannot_be_reached_says_so() -> None:
-    engine = create_store_engine(
-        database_url(Settings(database_url=f"postgresql://u:p@127.0.0.1:{free_port()}/db"))  # type: ignore[arg-type]
-    )
+    url = f"postgresql://u:p@127.0.0.1:{free_port()}/db"
+    engine = create_store_engine(store_url(url, Path("unused")))
     with pytest.raises(ReplayCacheUnavailable):
         StoreReplayCache(engine).first_use("iss", "jti", 2_000_000_000)

@@ -13,9 +13,10 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import create_engine, inspect
 
 from cds_service import create_app
+from cds_service.composition import open_audit_store
 from cds_service.settings import Settings
-from cds_service.store import AuditStore, StoreError, migrate
-from cds_service.store.database import database_url as url_of
+from cds_service.store import StoreError, migrate
+from cds_service.store.database import store_url
 from cds_service.store.patient_key import SECRET_FILE, PatientKeyer, load_or_create_secret
 from cds_service.store.schema import metadata
 from tests.conftest import load_fixture
@@ -30,7 +31,7 @@ def _settings(tmp_path: Path, database_url: str, **fields: object) -> Settings:
 
 
 def test_migrations_produce_the_schema_the_code_declares(database_url: str, tmp_path: Path) -> None:
-    store = AuditStore.from_settings(_settings(tmp_path, database_url))
+    store = open_audit_store(_settings(tmp_path, database_url))
     migrate.upgrade(store.engine)
     with store.engine.connect() as connection:
         context = MigrationContext.configure(connection, opts={"compare_type": True})
@@ -40,7 +41,7 @@ def test_migrations_produce_the_schema_the_code_declares(database_url: str, tmp_
 
 
 def test_downgrade_to_empty_and_upgrade_again(database_url: str, tmp_path: Path) -> None:
-    store = AuditStore.from_settings(_settings(tmp_path, database_url))
+    store = open_audit_store(_settings(tmp_path, database_url))
     migrate.upgrade(store.engine)
     migrate.downgrade(store.engine, "base")
     assert set(inspect(store.engine).get_table_names()) == {"alembic_version"}
@@ -50,7 +51,7 @@ def test_downgrade_to_empty_and_upgrade_again(database_url: str, tmp_path: Path)
 
 
 def test_upgrade_twice_is_a_no_op(database_url: str, tmp_path: Path) -> None:
-    store = AuditStore.from_settings(_settings(tmp_path, database_url))
+    store = open_audit_store(_settings(tmp_path, database_url))
     migrate.upgrade(store.engine)
     migrate.upgrade(store.engine)
     assert migrate.current_revision(store.engine) == migrate.head_revision()
@@ -71,7 +72,7 @@ def test_default_store_is_sqlite_in_wal_mode_under_the_data_dir(tmp_path: Path) 
 
 
 def test_postgresql_urls_use_psycopg_3(tmp_path: Path) -> None:
-    url = url_of(_settings(tmp_path, "postgresql://u:p@db.invalid/cds"))
+    url = store_url("postgresql://u:p@db.invalid/cds", tmp_path)
     assert url.drivername == "postgresql+psycopg"
     assert "p@" not in repr(url)  # the password is masked wherever the URL is shown
 
@@ -93,7 +94,7 @@ def test_auto_upgrade_defaults_on_for_sqlite_off_for_postgresql(
         with pytest.raises(StoreError, match="schema is at revision none"):
             create_app(settings)
         create_app(_settings(tmp_path, database_url, db_auto_upgrade=True))
-    store = AuditStore.from_settings(settings)
+    store = open_audit_store(settings)
     assert migrate.current_revision(store.engine) == migrate.head_revision()
     store.close()
 
@@ -124,18 +125,15 @@ def test_a_store_down_at_start_up_still_answers_hooks_and_503s_feedback(
     assert answer.get_json()["resourceType"] == "OperationOutcome"
 
 
-# --- the patient-key secret ------------------------------------------------------------------
-
-
 def test_generated_secret_is_private_persistent_and_shared(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     data = tmp_path / "data"
-    first = AuditStore.from_settings(Settings(data_dir=data))
+    first = open_audit_store(Settings(data_dir=data))
     assert "CYTOKINE_CDS_PATIENT_KEY_SECRET" in caplog.text
     secret_file = data / SECRET_FILE
     assert stat.S_IMODE(secret_file.stat().st_mode) == 0o600
-    second = AuditStore.from_settings(Settings(data_dir=data))  # a restart, another worker
+    second = open_audit_store(Settings(data_dir=data))  # a restart, another worker
     assert first.patient_key("p-1") == second.patient_key("p-1")
     assert first.patient_key("p-1") != first.patient_key("p-2")
     assert list(data.iterdir()) == [secret_file]  # no temporary files left behind
@@ -147,7 +145,7 @@ def test_explicit_secret_is_used_and_no_file_is_written(tmp_path: Path) -> None:
 
     secret = "a-long-hospital-wide-secret-value"
     settings = Settings(data_dir=tmp_path / "data", patient_key_secret=secret)  # type: ignore[arg-type]
-    store = AuditStore.from_settings(settings)
+    store = open_audit_store(settings)
     expected = hmac.new(secret.encode(), b"p-1", hashlib.sha256).hexdigest()
     assert store.patient_key("p-1") == expected
     assert not (tmp_path / "data" / SECRET_FILE).exists()

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from cds_service.composition import open_audit_store
 from cds_service.decision import Decision
 from cds_service.recording import record_decision
 from cds_service.settings import Settings
@@ -15,6 +16,7 @@ from cds_service.store import AuditStore, StoreUnavailable
 from cds_service.store.schema import feedback
 from tests.store.helpers import (
     EVIDENCE,
+    StoreEvents,
     hook_call_record,
     make_card,
     stored_cards,
@@ -28,6 +30,7 @@ def test_hook_call_is_recorded_with_its_cards(store: AuditStore) -> None:
     il6 = make_card("il6driven", "warning", suggestions=2)
     multiplex = make_card("multiplexassayneeded", "info", suggestions=0)
     called_at = datetime(2026, 11, 20, 8, 30, 1, 250000, tzinfo=UTC)
+    events = StoreEvents()
     assert store.record_hook_call(hook_call_record([il6, multiplex], called_at=called_at))
 
     [call] = stored_hook_calls(store.engine)
@@ -44,7 +47,7 @@ def test_hook_call_is_recorded_with_its_cards(store: AuditStore) -> None:
     assert by_uuid[il6.uuid]["suggestion_uuids"] == [s.uuid for s in il6.suggestions or ()]
     assert by_uuid[multiplex.uuid]["suggestion_uuids"] == []
     assert {row["hook_call_id"] for row in by_uuid.values()} == {call["id"]}
-    assert store.counters.audit_writes == 1 and store.counters.audit_write_failures == 0
+    assert events.counted() == {"audit_writes": 1}
 
 
 def test_an_over_long_hook_instance_is_cut_not_lost(store: AuditStore) -> None:
@@ -70,7 +73,7 @@ def test_a_reused_card_uuid_keeps_the_first_record_and_the_call(store: AuditStor
 def test_record_answer_keys_the_patient_and_skips_answers_without_cards(
     store: AuditStore, store_settings: Settings
 ) -> None:
-    from cds_service.runtime import build_runtime
+    from cds_service.composition import build_runtime
     from tests.conftest import decide_bundle, load_fixture
 
     runtime = build_runtime(store_settings, store=store)
@@ -189,9 +192,6 @@ def test_patient_identifier_never_reaches_the_database(store: AuditStore, tmp_pa
         assert key.encode() in raw and b"MRN-0042-UNIQUE" not in raw
 
 
-# --- the store is down -----------------------------------------------------------------------
-
-
 def _down_settings(dialect: str, tmp_path: Path, postgres_port: int) -> Settings:
     if dialect == "sqlite":
         # A database file whose folder is a regular file cannot be opened.
@@ -207,14 +207,14 @@ def _down_settings(dialect: str, tmp_path: Path, postgres_port: int) -> Settings
 def test_a_store_that_is_down_never_raises_on_hook_calls(dialect: str, tmp_path: Path) -> None:
     from tests.servers import free_port
 
-    store = AuditStore.from_settings(_down_settings(dialect, tmp_path, free_port()))
+    store = open_audit_store(_down_settings(dialect, tmp_path, free_port()))
+    events = StoreEvents()
     assert store.record_hook_call(hook_call_record([make_card()])) is False
     assert store.record_hook_call(hook_call_record([make_card()])) is False
-    assert store.counters.audit_write_failures == 2
-    assert store.counters.audit_writes == 0
+    assert events.counted() == {"audit_write_failures": 2}
     with pytest.raises(StoreUnavailable):
         store.record_feedback("svc", [item("some-card", accepted=["s"])])
-    assert store.counters.feedback_write_failures == 1
+    assert events.counted() == {"audit_write_failures": 2, "feedback_write_failures": 1}
 
 
 def test_audit_writes_resume_after_an_outage(
@@ -228,7 +228,8 @@ def test_audit_writes_resume_after_an_outage(
     name = "cds_outage_test"
     url = postgres_admin_url.rsplit("/", 1)[0] + f"/{name}"
     settings = Settings(data_dir=tmp_path / "data", database_url=url)  # type: ignore[arg-type]
-    store = AuditStore.from_settings(settings)
+    store = open_audit_store(settings)
+    events = StoreEvents()
     assert store.record_hook_call(hook_call_record([make_card()])) is False  # no database yet
     assert store.record_hook_call(hook_call_record([make_card()])) is False  # backing off
     with psycopg.connect(postgres_admin_url, autocommit=True) as admin:
@@ -237,7 +238,7 @@ def test_audit_writes_resume_after_an_outage(
         store.prepare(auto_upgrade=True)
         time.sleep(0.25)
         assert store.record_hook_call(hook_call_record([make_card()])) is True
-        assert store.counters.audit_write_failures == 2
+        assert events.counted() == {"audit_write_failures": 2, "audit_writes": 1}
         assert len(stored_hook_calls(store.engine)) == 1
     finally:
         store.close()

@@ -1,0 +1,55 @@
+"""Each service reads its own hook's context, once, into the context the decision takes."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from cds_service.hooks.services import read_order_select, read_order_sign, read_patient_view
+from tests.conftest import load_fixture
+
+ORDERS = load_fixture("orders/anakinra.json")
+BASE = {"userId": "Practitioner/p1", "patientId": " p1 ", "encounterId": "e1"}
+
+
+def test_patient_view_reads_who_and_where_and_ignores_orders() -> None:
+    context = read_patient_view({**BASE, "draftOrders": ORDERS, "selections": ["x"]})
+    assert (context.hook, context.patient_id, context.encounter_id, context.user_id) == (
+        "patient-view",
+        "p1",  # stripped
+        "e1",
+        "Practitioner/p1",
+    )
+    assert context.draft_orders is None and context.selections is None
+
+
+def test_order_sign_reads_the_draft_orders_as_sent() -> None:
+    context = read_order_sign({**BASE, "draftOrders": ORDERS})
+    assert context.hook == "order-sign"
+    assert context.draft_orders == ORDERS and context.selections is None
+
+
+def test_order_select_reads_the_selections() -> None:
+    selected = ["MedicationRequest/a", "MedicationRequest/b"]
+    context = read_order_select({**BASE, "draftOrders": ORDERS, "selections": selected})
+    assert context.hook == "order-select"
+    assert context.selections == frozenset(selected)
+    # order-select fires when the order screen opens, before anything is selected
+    assert read_order_select({**BASE, "draftOrders": ORDERS}).selections == frozenset()
+
+
+@pytest.mark.parametrize(
+    ("reader", "context", "field"),
+    [
+        (read_patient_view, {"userId": "Practitioner/p1"}, "patientId"),
+        (read_patient_view, {**BASE, "patientId": "  "}, "patientId"),
+        (read_order_sign, BASE, "draftOrders"),
+        (read_order_select, {**BASE, "draftOrders": ORDERS, "selections": "one"}, "selections"),
+    ],
+)
+def test_a_context_that_cannot_mean_anything_names_the_field(
+    reader: object, context: dict[str, object], field: str
+) -> None:
+    with pytest.raises(ValidationError) as raised:
+        reader(context)  # type: ignore[operator]
+    assert raised.value.errors()[0]["loc"][0] == field
