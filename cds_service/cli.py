@@ -139,10 +139,15 @@ def _load_fixtures(args: argparse.Namespace) -> int:
 
 def _ehr_setup(args: argparse.Namespace) -> int:
     from cds_service.composition import build_runtime
-    from cds_service.ehr_setup import as_markdown, setup_sheet
+    from cds_service.ehr_setup import JwtExpectations, as_markdown, setup_sheet
 
     settings = _settings()
-    sheet = setup_sheet(build_runtime(settings), settings, args.client)
+    jwt = JwtExpectations(
+        tuple(settings.jwt_algorithms),
+        settings.jwt_max_lifetime_seconds,
+        settings.trusted_clients,
+    )
+    sheet = setup_sheet(build_runtime(settings), jwt, args.client)
     if args.format == "json":
         _print(sheet)
     else:

@@ -9,18 +9,28 @@ kit, the settings and the trusted-clients file), never from a list kept by hand.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from cds_service.auth.trusted_clients import TrustedClientsError, load_trusted_clients
 from cds_service.runtime import Runtime
-from cds_service.settings import Settings
 
 ClientKind = Literal["epic", "oracle", "generic"]
 CLIENTS: tuple[ClientKind, ...] = ("epic", "oracle", "generic")
 
 
-def setup_sheet(runtime: Runtime, settings: Settings, client: ClientKind) -> dict[str, Any]:
+@dataclass(frozen=True)
+class JwtExpectations:
+    """The JWT settings the sheet reports (from the settings, by the caller)."""
+
+    algorithms: tuple[str, ...]
+    max_lifetime_seconds: int
+    trusted_clients: Path | None
+
+
+def setup_sheet(runtime: Runtime, jwt: JwtExpectations, client: ClientKind) -> dict[str, Any]:
     base = runtime.link_base  # the public base URL, else the address served on
     services = [
         {
@@ -47,7 +57,7 @@ def setup_sheet(runtime: Runtime, settings: Settings, client: ClientKind) -> dic
         "trigger_criteria": _trigger_criteria(runtime),
         "override_reasons": _override_reasons(runtime),
         "link_hosts": _link_hosts(runtime, base),
-        "jwt": _jwt(settings, client),
+        "jwt": _jwt(jwt, client),
     }
 
 
@@ -127,11 +137,11 @@ def _link_hosts(runtime: Runtime, base: str) -> list[str]:
     return sorted(hosts)
 
 
-def _jwt(settings: Settings, client: ClientKind) -> dict[str, Any]:
+def _jwt(settings: JwtExpectations, client: ClientKind) -> dict[str, Any]:
     values: dict[str, Any] = {
         "aud": "each service's URL above (on /feedback that URL is accepted too)",
-        "algorithms": list(settings.jwt_algorithms),
-        "max_lifetime_seconds": settings.jwt_max_lifetime_seconds,
+        "algorithms": list(settings.algorithms),
+        "max_lifetime_seconds": settings.max_lifetime_seconds,
         "configured_clients": [],
     }
     if client == "epic":
