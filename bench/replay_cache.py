@@ -5,7 +5,9 @@
 - postgresql: the same table on a throwaway local PostgreSQL server (started like the tests do)
 - redis: CYTOKINE_CDS_REDIS_URL's cache on a local redis-server, when one is installed
 
-Each check is one new (issuer, jti), i.e. one accepted token: the path every call takes.
+Each check is one new (issuer, jti), i.e. one accepted token: the path every call takes. The
+SQLite cache is measured once more with four processes checking at the same time on one file
+(a server's four workers): they queue on its write lock.
 
     python bench/replay_cache.py [--checks 5000]
 """
@@ -13,6 +15,7 @@ Each check is one new (issuer, jti), i.e. one accepted token: the path every cal
 from __future__ import annotations
 
 import argparse
+import multiprocessing
 import statistics
 import sys
 import tempfile
@@ -33,7 +36,8 @@ ISSUER = "https://ehr.example.org"
 WARM_UP = 200
 
 
-def measure(label: str, first_use: Callable[[str, str, float], bool], checks: int) -> None:
+def timings_of(first_use: Callable[[str, str, float], bool], checks: int) -> list[float]:
+    """µs per first_use() of `checks` new jtis, after a warm-up."""
     expires = time.time() + 600
     jtis = [str(uuid.uuid4()) for _ in range(checks + WARM_UP)]
     for jti in jtis[:WARM_UP]:
@@ -45,11 +49,36 @@ def measure(label: str, first_use: Callable[[str, str, float], bool], checks: in
         timings.append((time.perf_counter() - started) * 1e6)
         assert accepted
     assert not first_use(ISSUER, jtis[-1], expires), "a replay must be refused"
-    timings.sort()
+    return timings
+
+
+def report(label: str, timings: list[float], checks: int) -> None:
+    timings = sorted(timings)
     print(
-        f"{label:<11} {checks} checks: mean {statistics.fmean(timings):8.1f} µs, "
+        f"{label:<14} {checks} checks: mean {statistics.fmean(timings):8.1f} µs, "
         f"p50 {timings[len(timings) // 2]:8.1f} µs, p99 {timings[int(len(timings) * 0.99)]:8.1f} µs"
     )
+
+
+def measure(label: str, first_use: Callable[[str, str, float], bool], checks: int) -> None:
+    report(label, timings_of(first_use, checks), checks)
+
+
+def _worker(args: tuple[str, int]) -> list[float]:
+    database_url, checks = args
+    from sqlalchemy.engine import make_url
+
+    from cds_service.store.database import create_store_engine
+
+    return timings_of(
+        StoreReplayCache(create_store_engine(make_url(database_url))).first_use, checks
+    )
+
+
+def measure_concurrent(label: str, database_url: str, checks: int, processes: int) -> None:
+    with multiprocessing.get_context("spawn").Pool(processes) as pool:
+        results = pool.map(_worker, [(database_url, checks // processes)] * processes)
+    report(label, [t for result in results for t in result], checks)
 
 
 def store_cache(database_url: str, data_dir: Path) -> StoreReplayCache:
@@ -66,9 +95,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as temp, ExitStack() as stack:
         data = Path(temp)
         measure("in-process", InProcessReplayCache().first_use, args.checks)
-        measure(
-            "sqlite", store_cache(f"sqlite:///{data / 'bench.db'}", data).first_use, args.checks
-        )
+        sqlite_url = f"sqlite:///{data / 'bench.db'}"
+        measure("sqlite", store_cache(sqlite_url, data).first_use, args.checks)
+        measure_concurrent("sqlite, 4 proc", sqlite_url, args.checks, 4)
         from tests.postgres import fresh_database, postgres_server
 
         admin = stack.enter_context(postgres_server())
@@ -77,7 +106,7 @@ def main() -> None:
         from tests.auth.conftest import redis_server, redis_server_binary
 
         if redis_server_binary() is None:
-            print("redis      skipped: no redis-server binary")
+            print("redis          skipped: no redis-server binary")
             return
         redis_url = stack.enter_context(redis_server(data))
         measure("redis", RedisReplayCache(connect_redis(redis_url)).first_use, args.checks)

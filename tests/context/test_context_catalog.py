@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from cds_service.context import ContextCatalogError, load_context_catalog, read_chart
-from tests.test_startup_config import serve_with
+from tests.test_knowledge import serve_with
 
 from .builders import ICD10CM, NOW, condition, med, observation, text
 

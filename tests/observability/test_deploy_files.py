@@ -80,7 +80,7 @@ NGINX_SITE = ROOT / "deploy" / "nginx" / "cytokine-cds.conf"
 
 
 def test_both_examples_put_a_buffering_proxy_in_front() -> None:
-    # tests/test_slow_clients.py runs the nginx file in front of a real server.
+    # tests/serving/test_slow_clients.py runs the nginx file in front of a real server.
     compose = yaml.safe_load(COMPOSE.read_text())
     assert "ports" not in compose["services"]["cds"], "the service is reached through the proxy"
     proxy = compose["services"]["proxy"]

@@ -167,3 +167,21 @@ def test_the_proxy_answers_its_own_refusals_as_operation_outcomes(tmp_path: Path
         down = requests.get(proxied + "/healthz", timeout=10)
         assert down.status_code == 503
         assert down.json()["issue"][0]["code"] == "transient"
+
+
+def test_gthread_workers_are_stalled_by_slow_bodies_too(tmp_path: Path) -> None:
+    # Why the proxy and not another worker class: gunicorn's gthread workers read the body in
+    # the request's thread as well, so threads x workers slow clients can hold them all. One
+    # worker here: with several, one may take every slow connection (gthread accepts greedily)
+    # and leave another free, which is luck, not protection.
+    threads = 2
+    env = {
+        "CYTOKINE_CDS_WORKER_CLASS": "gthread",
+        "CYTOKINE_CDS_THREADS": str(threads),
+        "CYTOKINE_CDS_DATA_DIR": str(tmp_path / "data"),
+    }
+    with cds_service(env, workers=1) as direct:
+        assert timed_healthz(direct, timeout=10.0)[0] == 200
+        with slow_body_connections(direct, 2 * threads):
+            status, _ = timed_healthz(direct, timeout=2.0)
+            assert status is None, "gthread threads are held by slow bodies as well"

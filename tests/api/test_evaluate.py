@@ -50,6 +50,8 @@ def test_evaluate_is_as_of_the_given_time() -> None:
     ("content", "message"),
     [
         ("{not json", "not valid JSON"),
+        ("[" * 5000 + "]" * 5000, "nested deeper than 1024"),  # was a RecursionError traceback
+        ('{"resourceType": "Bundle", "total": NaN}', "NaN is not a JSON value"),
         ('{"resourceType": "Patient", "id": "x"}', "expected a FHIR Bundle"),
         ('{"resourceType": "Bundle"}', "no entry list"),
         ('{"resourceType": "Bundle", "entry": []}', "found no patient"),
