@@ -8,7 +8,7 @@ FHIR_VENV := .fhir-venv
 # The real FHIR R4 server the tests start on 127.0.0.1 (its own venv: its deps never mix with ours).
 SEKMET_VERSION := 0.1.1
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench bench-peer clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -48,8 +48,23 @@ test: lint $(FHIR_VENV)/.installed
 	CYTOKINE_TEST_SEKMET=$(abspath $(FHIR_VENV))/bin/sekmet $(BIN)/python -m pytest
 
 clean:
-	rm -rf $(VENV) $(FHIR_VENV) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) $(FHIR_VENV) $(PEER_VENV) .pytest_cache .mypy_cache .ruff_cache
 
-## bench: HTTP load benchmark under gunicorn with wrk (`apt-get install -y wrk`); see README
-bench: $(VENV)/.installed-test $(FHIR_VENV)/.installed
+# The benchmark's peer, HealthChain, in a venv of its own (its FastAPI/pydantic/fhir.resources
+# pins never mix with ours). Versions pinned so runs compare.
+PEER_VENV := bench/.healthchain-venv
+HEALTHCHAIN_VERSION := 0.16.1
+UVICORN_VERSION := 0.54.0
+
+$(PEER_VENV)/.installed:
+	$(PYTHON) -m venv $(PEER_VENV)
+	$(PEER_VENV)/bin/python -m pip install -q 'healthchain==$(HEALTHCHAIN_VERSION)' 'uvicorn==$(UVICORN_VERSION)'
+	@touch $@
+
+## bench-peer: install the HealthChain peer of the benchmark into bench/.healthchain-venv
+bench-peer: $(PEER_VENV)/.installed
+
+## bench: HTTP load benchmark (wrk: `apt-get install -y wrk`) of the service, a bare-Flask
+## baseline and the HealthChain peer side by side, then the cost-growth table; see README
+bench: $(VENV)/.installed-test $(FHIR_VENV)/.installed $(PEER_VENV)/.installed
 	CYTOKINE_TEST_SEKMET=$(abspath $(FHIR_VENV))/bin/sekmet $(BIN)/python bench/http_load.py $(BENCH_ARGS)

@@ -1,30 +1,39 @@
-"""HTTP load benchmark: the service under its production server, driven by wrk, next to a baseline.
+"""HTTP load benchmark: the service under its production server, driven by wrk, side by side with
+a bare-Flask baseline and a HealthChain peer in the same run.
 
 Starts on 127.0.0.1, each in its own process:
 - `cytokine-cds serve` (gunicorn, the settings of the environment: CYTOKINE_CDS_WORKERS, _THREADS,
   ...), with CDS client authentication OFF, so the numbers are about the service's own work;
 - the same with authentication ON (a trusted client with a static ES384 key), for one case;
 - bench/baseline_app.py: a minimal Flask endpoint under the same gunicorn settings that parses the
-  same body and returns a fixed card (the yardstick for the "ratio" column);
+  same body and returns a fixed card (the yardstick for the "x base" column);
+- bench/healthchain_app.py: the same hooks written with HealthChain under uvicorn, from its own
+  venv (`make bench-peer`; the "x HC" column; skipped with a note when that venv is missing);
 - a FHIR R4 server (sekmet, from `make test`'s .fhir-venv) loaded with the fixture patients by
   `cytokine-cds load-fixtures`, for the no-prefetch case.
 Then runs wrk (a separate process; `apt-get install -y wrk`) for a fixed time per case and
-concurrency, prints requests/s, p50/p95/p99 latency and errors, and writes everything to
-bench/results/http-load-<time>.json. Everything it starts is stopped at the end.
+concurrency, prints requests/s, p50/p95/p99 latency, errors and the server CPU per call next to
+the baseline's and the peer's, then how CPU per call grows with the prefetch and the draft
+orders, then the targets met or not; everything goes to bench/results/http-load-<time>.json.
+Everything it starts is stopped at the end.
 
-Cases: discovery; patient-view with full prefetch (fixtures/patients/lab-bench.json: 60
-Observations, a multiplex panel with components and routine labs); order-sign with a mismatched
-draft order (anakinra for an IL-6 pattern); patient-view without prefetch (the service reads the
-FHIR server); and patient-view with full prefetch plus an ES384 JWT, a fresh token per request
-(signed beforehand: signing is the client's cost).
+The bodies are built from the fixtures as an EHR would send them (cds_service.demo.hook_request
+runs every prefetch template of the service on fixtures/patients/lab-bench.json plus its chart,
+fixtures/chart/lab-bench-covid19.json: a COVID-19 diagnosis, dexamethasone given, an allergy,
+vital signs), so whatever the prefetch asks for (labs, cytokines, the chart context) is in
+them. Cases: patient-view with full prefetch; order-sign with a mismatched draft order
+(anakinra for an IL-6 pattern); patient-view without prefetch (the service reads the FHIR
+server); patient-view with full prefetch plus an ES384 JWT, a fresh token per request (signed
+beforehand: signing is the client's cost); and, with --cases, discovery.
 
-    make test                         # once: installs the FHIR test server into .fhir-venv
-    .venv/bin/python bench/http_load.py [--duration 10] [--concurrency 1,8,32] [--cases ...]
+    make bench-peer && make bench     # or:
+    .venv/bin/python bench/http_load.py [--duration 10] [--concurrency 8,32] [--cases ...]
 """
 
 from __future__ import annotations
 
 import argparse
+import copy
 import json
 import os
 import platform
@@ -40,7 +49,8 @@ import uuid
 from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from functools import cache
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +62,7 @@ from jwt.algorithms import ECAlgorithm
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from cds_service.cards.templates import CardKit, default_cards_dir  # noqa: E402
 from cds_service.composition import build_runtime  # noqa: E402
 from cds_service.demo import FIXTURE_TIME, hook_request, shift_dates  # noqa: E402
 from cds_service.settings import Settings  # noqa: E402
@@ -61,12 +72,34 @@ BIN = Path(sys.executable).parent
 LUA = ROOT / "bench" / "wrk_report.lua"
 RESULTS = ROOT / "bench" / "results"
 PATIENT = "lab-bench"
+# The chart around the labs (COVID-19 diagnosis, dexamethasone, an allergy, vital signs), kept
+# apart from the patient fixture the lab tests count on; merged into the bench patient.
+CHART = "chart/lab-bench-covid19.json"
 MISMATCHED_ORDER = "anakinra"  # lab-bench shows an IL-6 pattern: anakinra does not fit it
 ISSUER = "https://bench-ehr.example"
 SERVICES = {
     "patient-view": "cytokine-storm-patient-view",
     "order-sign": "cytokine-storm-order-sign",
 }
+# The HealthChain peer (bench/healthchain_app.py) in its own venv, served by uvicorn.
+PEER_VENV = ROOT / "bench" / ".healthchain-venv"
+PEER_WORKERS = 2  # uvicorn's asyncio workers: one per core
+PEER_PATHS = {
+    "patient-view": "/cds/cds-services/il6-patient-view",
+    "order-sign": "/cds/cds-services/il6-order-sign",
+}
+# Large prefetches (1,500 Observations are ~1.4 MB) exceed the 1 MiB default request limit.
+MAX_REQUEST_BYTES = 16 * 1024 * 1024
+GROWTH_OBSERVATIONS = (60, 300, 1500)
+GROWTH_ORDERS = (1, 10, 50)
+GROWTH_CONCURRENCY = 8
+# Targets of the benchmark (goals, printed as met or not; never asserted by a test).
+TARGET_LEVEL = 8
+TARGET_CPU_MS = 2.0
+TARGET_P99_MS = 25.0
+TARGET_BASELINE_RATIO = 0.5
+TARGET_PEER_RATIO = 10.0
+TARGET_FHIR_P95_MS = 150.0
 
 
 @dataclass(frozen=True)
@@ -79,6 +112,7 @@ class Case:
     target: str = "service"  # which server: "service" or "auth" (authentication on)
     tokens: bool = False  # a fresh JWT per request
     expect: str | None = None  # a card topic code the answer must carry (checked before the run)
+    peer_path: str | None = None  # the same call to the HealthChain peer, if it has one
 
 
 @dataclass
@@ -86,6 +120,7 @@ class Servers:
     service: str = ""
     auth: str = ""
     baseline: str = ""
+    peer: str = ""  # empty: the peer's venv is not installed
     fhir: str = ""
     logs: dict[str, Path] = field(default_factory=dict)
     pids: dict[str, int] = field(default_factory=dict)  # server name -> its (master) process
@@ -113,40 +148,126 @@ def load_json(relative: str) -> Any:
     return json.loads((ROOT / "fixtures" / relative).read_text(encoding="utf-8"))
 
 
-def build_cases(fhir_base: str) -> list[Case]:
+@cache
+def topic(card_type: str) -> str:
+    """The topic code the cards of a card type carry (from the shipped card templates)."""
+    return CardKit(default_cards_dir()).templates[card_type].spec.topic.code
+
+
+def body(data: dict[str, Any]) -> bytes:
+    return json.dumps(data).encode()
+
+
+def prefetch_resources(request: dict[str, Any]) -> list[dict[str, Any]]:
+    """Every resource of a request's prefetch (Bundles unpacked; the same resource once)."""
+    found: dict[tuple[Any, Any], dict[str, Any]] = {}
+    for value in (request.get("prefetch") or {}).values():
+        if not isinstance(value, dict):
+            continue
+        items = [e.get("resource") for e in value.get("entry", [])] if "entry" in value else [value]
+        for item in items:
+            if isinstance(item, dict):
+                found.setdefault((item.get("resourceType"), item.get("id")), item)
+    return list(found.values())
+
+
+def describe(request: dict[str, Any]) -> str:
+    """What a body carries: '60 Observation, 1 Patient, 2 Condition; 54 KB'."""
+    counts: dict[str, int] = {}
+    for item in prefetch_resources(request):
+        kind = str(item.get("resourceType"))
+        counts[kind] = counts.get(kind, 0) + 1
+    orders = (request.get("context") or {}).get("draftOrders")
+    if orders:
+        counts["draft order"] = len(orders.get("entry", []))
+    parts = ", ".join(f"{n} {kind}" for kind, n in sorted(counts.items(), key=lambda i: -i[1]))
+    return f"{parts or 'no prefetch'}; {len(body(request)) / 1024:.0f} KB"
+
+
+def observation_count(request: dict[str, Any]) -> int:
+    return sum(r.get("resourceType") == "Observation" for r in prefetch_resources(request))
+
+
+def with_observations(request: dict[str, Any], count: int) -> dict[str, Any]:
+    """The request with its prefetched Observations grown to `count`: older copies of each
+    result (new ids, 12 h further back per round), as a longer stay would have. The newest
+    results stay the same, so the answer stays the same and only the reading grows."""
+    grown = copy.deepcopy(request)
+    originals = [
+        (bundle, entry)
+        for bundle in grown["prefetch"].values()
+        if isinstance(bundle, dict) and bundle.get("resourceType") == "Bundle"
+        for entry in bundle.get("entry", [])
+        if entry.get("resource", {}).get("resourceType") == "Observation"
+    ]
+    round_ = 0
+    while (missing := count - observation_count(grown)) > 0:
+        round_ += 1
+        for bundle, entry in originals[:missing]:
+            older = shift_dates(entry, timedelta(hours=-12 * round_))
+            older["resource"]["id"] = f"{older['resource']['id']}-r{round_}"
+            older["fullUrl"] = f"Observation/{older['resource']['id']}"
+            bundle["entry"].append(older)
+    for bundle in grown["prefetch"].values():
+        if isinstance(bundle, dict) and "total" in bundle:
+            bundle["total"] = len(bundle.get("entry", []))
+    return grown
+
+
+def with_orders(request: dict[str, Any], count: int) -> dict[str, Any]:
+    """The order-sign request with `count` copies of its first draft order (new ids)."""
+    grown = copy.deepcopy(request)
+    orders = grown["context"]["draftOrders"]
+    first = orders["entry"][0]
+    orders["entry"] = []
+    for n in range(1, count + 1):
+        entry = copy.deepcopy(first)
+        entry["resource"]["id"] = f"{first['resource'].get('id', 'order')}-{n}"
+        if "fullUrl" in entry:
+            entry["fullUrl"] = f"MedicationRequest/{entry['resource']['id']}"
+        orders["entry"].append(entry)
+    return grown
+
+
+def build_requests(fhir_base: str, chart: bool = True) -> dict[str, dict[str, Any]]:
+    """The hook requests of the cases, composed from the fixtures as an EHR would send them
+    (`chart`: with the bench patient's chart; without it, the labs alone)."""
     runtime = build_runtime(Settings(auth="off"))
     now = datetime.now(UTC)
     patient = load_json(f"patients/{PATIENT}.json")
+    if chart:
+        patient["entry"] = [*patient["entry"], *load_json(CHART)["entry"]]
     view = runtime.services[SERVICES["patient-view"]]
     sign = runtime.services[SERVICES["order-sign"]]
-    full = hook_request(view, patient, now=now)
-    mismatch = hook_request(
-        sign, patient, now=now, draft_orders=load_json(f"orders/{MISMATCHED_ORDER}.json")
-    )
-    bare = hook_request(view, patient, now=now, prefetch=False, fhir_server=fhir_base)
-    observations = sum(len(v.get("entry", [])) for v in full["prefetch"].values() if v)
-    view_path = f"/cds-services/{view.id}"
+    orders = load_json(f"orders/{MISMATCHED_ORDER}.json")
+    return {
+        "full": hook_request(view, patient, now=now),
+        "mismatch": hook_request(sign, patient, now=now, draft_orders=orders),
+        "bare": hook_request(view, patient, now=now, prefetch=False, fhir_server=fhir_base),
+    }
 
-    def body(data: dict[str, Any]) -> bytes:
-        return json.dumps(data).encode()
 
+def build_cases(requests_: dict[str, dict[str, Any]]) -> list[Case]:
+    full, mismatch, bare = requests_["full"], requests_["mismatch"], requests_["bare"]
+    view_path = f"/cds-services/{SERVICES['patient-view']}"
     return [
-        Case("discovery", "discovery (GET /cds-services)", "GET", "/cds-services"),
         Case(
             "patient-view-prefetch",
-            f"patient-view, full prefetch ({observations} Observations)",
+            f"patient-view, full prefetch ({describe(full)})",
             "POST",
             view_path,
             body(full),
-            expect="il6-driven",
+            expect=topic("il6-driven"),
+            peer_path=PEER_PATHS["patient-view"],
         ),
         Case(
             "order-sign-mismatch",
-            f"order-sign, mismatched draft order ({MISMATCHED_ORDER})",
+            f"order-sign, mismatched draft order ({MISMATCHED_ORDER}; {describe(mismatch)})",
             "POST",
-            f"/cds-services/{sign.id}",
+            f"/cds-services/{SERVICES['order-sign']}",
             body(mismatch),
-            expect="order-mismatch",
+            expect=topic("order-mismatch"),
+            peer_path=PEER_PATHS["order-sign"],
         ),
         Case(
             "patient-view-fhir",
@@ -154,7 +275,7 @@ def build_cases(fhir_base: str) -> list[Case]:
             "POST",
             view_path,
             body(bare),
-            expect="il6-driven",
+            expect=topic("il6-driven"),
         ),
         Case(
             "patient-view-prefetch-jwt",
@@ -164,9 +285,40 @@ def build_cases(fhir_base: str) -> list[Case]:
             body(full),
             target="auth",
             tokens=True,
-            expect="il6-driven",
+            expect=topic("il6-driven"),
+            peer_path=PEER_PATHS["patient-view"],  # the peer has no authentication
         ),
+        Case("discovery", "discovery (GET /cds-services)", "GET", "/cds-services"),
     ]
+
+
+def growth_cases(requests_: dict[str, dict[str, Any]]) -> list[tuple[str, int, Case]]:
+    """(what grows, how many, case): the cost-growth table's calls."""
+    full, mismatch = requests_["full"], requests_["mismatch"]
+    found: list[tuple[str, int, Case]] = []
+    for count in sorted({max(n, observation_count(full)) for n in GROWTH_OBSERVATIONS}):
+        grown = with_observations(full, count)
+        case = Case(
+            f"observations-{count}",
+            describe(grown),
+            "POST",
+            f"/cds-services/{SERVICES['patient-view']}",
+            body(grown),
+            expect=topic("il6-driven"),
+        )
+        found.append(("Observations", count, case))
+    for count in GROWTH_ORDERS:
+        grown = with_orders(mismatch, count)
+        case = Case(
+            f"orders-{count}",
+            describe(grown),
+            "POST",
+            f"/cds-services/{SERVICES['order-sign']}",
+            body(grown),
+            expect=topic("order-mismatch"),
+        )
+        found.append(("draft orders", count, case))
+    return found
 
 
 @dataclass
@@ -193,16 +345,21 @@ class Signer:
         ]
 
 
-def shifted_fixtures(workdir: Path) -> Path:
-    """The fixture patients with their dates moved to now (as hook_request moves prefetch), so
-    the FHIR server holds results as fresh as the prefetch cases send."""
-    folder = workdir / "patients"
-    folder.mkdir()
+def shifted_fixtures(workdir: Path) -> list[Path]:
+    """The fixture patients, then the charts around them, with their dates moved to now (as
+    hook_request moves prefetch), so the FHIR server holds data as fresh as prefetch sends.
+    Folders in upload order: a chart refers to its patient."""
     delta = datetime.now(UTC) - FIXTURE_TIME
-    for path in sorted((ROOT / "fixtures/patients").glob("*.json")):
-        bundle = json.loads(path.read_text(encoding="utf-8"))
-        (folder / path.name).write_text(json.dumps(shift_dates(bundle, delta)), encoding="utf-8")
-    return folder
+    folders = []
+    for name in ("patients", "chart"):
+        folder = workdir / name
+        folder.mkdir()
+        for path in sorted((ROOT / "fixtures" / name).glob("*.json")):
+            bundle = json.loads(path.read_text(encoding="utf-8"))
+            shifted = json.dumps(shift_dates(bundle, delta))
+            (folder / path.name).write_text(shifted, encoding="utf-8")
+        folders.append(folder)
+    return folders
 
 
 @contextmanager
@@ -230,8 +387,25 @@ def service_env(workdir: Path, name: str, **extra: str) -> dict[str, str]:
         **os.environ,
         "CYTOKINE_CDS_DATA_DIR": str(data),
         "CYTOKINE_CDS_FHIR_ALLOW_LOOPBACK": "true",
+        "CYTOKINE_CDS_MAX_REQUEST_BYTES": str(MAX_REQUEST_BYTES),
         **extra,
     }
+
+
+def peer_binary() -> Path | None:
+    uvicorn = PEER_VENV / "bin" / "uvicorn"
+    return uvicorn if os.access(uvicorn, os.X_OK) else None
+
+
+def peer_version() -> str:
+    python = PEER_VENV / "bin" / "python"
+    found = subprocess.run(
+        [str(python), "-c", "import importlib.metadata as m; print(m.version('healthchain'))"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return found.stdout.strip() if found.returncode == 0 else ""
 
 
 @contextmanager
@@ -255,7 +429,13 @@ def start_servers(workdir: Path, signer: Signer) -> Iterator[Servers]:
             )
         )
         loaded = subprocess.run(
-            [cds, "load-fixtures", "--fhir-server", servers.fhir, str(shifted_fixtures(workdir))],
+            [
+                cds,
+                "load-fixtures",
+                "--fhir-server",
+                servers.fhir,
+                *map(str, shifted_fixtures(workdir)),
+            ],
             capture_output=True,
             text=True,
             check=False,
@@ -270,7 +450,8 @@ def start_servers(workdir: Path, signer: Signer) -> Iterator[Servers]:
         ):
             port = free_port()
             base = f"http://127.0.0.1:{port}"
-            env = service_env(workdir, name, **extra)
+            # The URL clients call: the JWT audience (auth on) and the base of profile links.
+            env = service_env(workdir, name, CYTOKINE_CDS_PUBLIC_BASE_URL=base, **extra)
             if name == "auth":
                 clients = workdir / "trusted-clients.json"
                 clients.write_text(
@@ -286,6 +467,18 @@ def start_servers(workdir: Path, signer: Signer) -> Iterator[Servers]:
                 process(name, command, f"{base}/healthz", env, workdir)
             )
             setattr(servers, name, base)
+
+        uvicorn = peer_binary()
+        if uvicorn is not None:
+            port = free_port()
+            command = [
+                str(uvicorn), "--app-dir", str(ROOT / "bench"), "healthchain_app:app",
+                "--host", "127.0.0.1", "--port", str(port), "--workers", str(PEER_WORKERS),
+            ]  # fmt: skip
+            servers.peer = f"http://127.0.0.1:{port}"
+            servers.logs["peer"], servers.pids["peer"] = stack.enter_context(
+                process("peer", command, f"{servers.peer}/health", dict(os.environ), workdir)
+            )
         yield servers
 
 
@@ -355,18 +548,22 @@ def _process_ticks(pid: int) -> int:
     return int(fields[11]) + int(fields[12])  # utime, stime
 
 
-def check_case(case: Case, base: str, headers: dict[str, str]) -> None:
-    """One request before the run: the case must answer 200 with the expected card."""
+def check_case(case: Case, base: str, headers: dict[str, str], path: str | None = None) -> None:
+    """One request before the run: the case must answer 200 with the expected card (the peer,
+    given its `path`, with a card)."""
     response = requests.request(
         case.method,
-        base + case.path,
+        base + (path or case.path),
         data=case.body,
         headers={"Content-Type": "application/json", **headers},
         timeout=30,
     )
     if response.status_code != 200:
         raise SystemExit(f"{case.name}: HTTP {response.status_code}: {response.text[:500]}")
-    if case.expect:
+    if path is not None:
+        if not response.json().get("cards"):
+            raise SystemExit(f"{case.name}: the peer answered no card")
+    elif case.expect:
         topics = [c["source"].get("topic", {}).get("code") for c in response.json()["cards"]]
         if case.expect not in topics:
             raise SystemExit(f"{case.name}: expected a {case.expect} card, got {topics}")
@@ -443,7 +640,10 @@ def measure(
     levels: list[int],
     duration: int,
     workdir: Path,
+    yardsticks: dict[tuple[str, bytes | None, int], dict[str, Any]],
 ) -> list[dict[str, Any]]:
+    """The case at each concurrency, and the baseline and the peer on the same body in the
+    same run (each measured once per body and concurrency: `yardsticks` keeps them)."""
     base = getattr(servers, case.target)
     url = base + case.path
     rows = []
@@ -462,48 +662,154 @@ def measure(
             url, case, concurrency, duration, workdir, tokens, servers.pids[case.target]
         )
         result["worker_share"] = worker_share(log, offset)
-        run_wrk(servers.baseline + case.path, case, concurrency, min(2, duration), workdir)
-        baseline = run_wrk(
-            servers.baseline + case.path, case, concurrency, duration, workdir,
-            server_pid=servers.pids["baseline"],
-        )  # fmt: skip
+        others: dict[str, dict[str, Any] | None] = {}
+        for name, path in (("baseline", case.path), ("peer", case.peer_path)):
+            server = getattr(servers, name)
+            if not server or path is None:
+                others[name] = None
+                continue
+            key = (f"{name} {case.method} {path}", case.body, concurrency)
+            if key not in yardsticks:
+                if name == "peer":
+                    check_case(case, server, {}, path)
+                run_wrk(server + path, case, concurrency, min(2, duration), workdir)
+                yardsticks[key] = run_wrk(
+                    server + path, case, concurrency, duration, workdir,
+                    server_pid=servers.pids[name],
+                )  # fmt: skip
+            others[name] = yardsticks[key]
         rows.append(
             {
                 "case": case.name,
                 "title": case.title,
                 "concurrency": concurrency,
                 "result": result,
-                "baseline": baseline,
-                "ratio": result["rps"] / baseline["rps"] if baseline["rps"] else None,
+                "baseline": others["baseline"],
+                "peer": others["peer"],
+                "ratio": _ratio(result, others["baseline"]),
+                "peer_ratio": _ratio(result, others["peer"]),
             }
         )
         print_row(rows[-1])
     return rows
 
 
+def _ratio(result: dict[str, Any], other: dict[str, Any] | None) -> float | None:
+    return result["rps"] / other["rps"] if other and other["rps"] else None
+
+
+def measure_growth(
+    growth: list[tuple[str, int, Case]], servers: Servers, duration: int, workdir: Path
+) -> list[dict[str, Any]]:
+    """CPU per call as the prefetch and the draft orders grow (c = GROWTH_CONCURRENCY)."""
+    rows = []
+    print(GROWTH_HEADER)
+    for what, count, case in growth:
+        check_case(case, servers.service, {})
+        url = servers.service + case.path
+        run_wrk(url, case, GROWTH_CONCURRENCY, min(2, duration), workdir)  # warm-up
+        result = run_wrk(
+            url, case, GROWTH_CONCURRENCY, duration, workdir, server_pid=servers.pids["service"]
+        )
+        rows.append({"grows": what, "count": count, "body": case.title, "result": result})
+        print_growth_row(rows[-1])
+    for what in dict.fromkeys(row["grows"] for row in rows):
+        mine = [r for r in rows if r["grows"] == what]
+        first, last = mine[0], mine[-1]
+        slope = (_cpu(last) - _cpu(first)) / (last["count"] - first["count"])
+        print(f"  {what}: +{1000 * slope:.1f} µs of CPU per extra one")
+    return rows
+
+
+def _cpu(row: dict[str, Any]) -> float:
+    return float(row["result"]["server_cpu_ms_per_request"])
+
+
 HEADER = (
-    f"{'case':<27} {'c':>3} {'req/s':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} "
-    f"{'errors':>6} {'base req/s':>10} {'ratio':>6} {'cpu ms':>7} {'base':>5} "
-    f"{'workers':>9}  other CPU"
+    f"{'case':<26} {'c':>3} {'req/s':>7} {'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7} {'err':>4} "
+    f"{'cpu ms':>6} | {'base r/s':>8} {'x base':>6} {'cpu':>5} | {'HC r/s':>6} {'HC p99':>7} "
+    f"{'x HC':>5} {'cpu':>5} | {'workers':>11}  other CPU"
+)
+GROWTH_HEADER = (
+    f"\nHow CPU per call grows (c = {GROWTH_CONCURRENCY}, server CPU per answered call)\n"
+    f"{'grows':<13} {'count':>6} {'cpu ms':>7} {'req/s':>7} {'p50 ms':>7} {'p99 ms':>7}  body"
 )
 BUSY_MACHINE = 10.0  # % of all cores used by other processes that flags a run
 QUIET_WAIT = 0.0  # seconds to wait for a quiet machine before each run (--wait-quiet)
 
 
+def _other(*results: dict[str, Any] | None) -> str:
+    others = [r["other_cpu_percent"] for r in results if r is not None]
+    if not others or None in others:
+        return "-"
+    text = f"{max(others):.0f}%"
+    return text + " (busy machine: numbers unreliable)" if max(others) > BUSY_MACHINE else text
+
+
 def print_row(row: dict[str, Any]) -> None:
     result, latency = row["result"], row["result"]["latency_ms"]
-    ratio = f"{row['ratio']:.2f}" if row["ratio"] is not None else "-"
-    others = [r["other_cpu_percent"] for r in (result, row["baseline"])]
-    other = "-" if None in others else f"{max(others):.0f}%"
-    if None not in others and max(others) > BUSY_MACHINE:
-        other += " (busy machine: numbers unreliable)"
+    baseline, peer = row["baseline"], row["peer"]
     print(
-        f"{row['case']:<27} {row['concurrency']:>3} {result['rps']:>8.0f} {latency['50']:>8.2f} "
-        f"{latency['95']:>8.2f} {latency['99']:>8.2f} {result['error_count']:>6} "
-        f"{row['baseline']['rps']:>10.0f} {ratio:>6} {_ms(result):>7} {_ms(row['baseline']):>5} "
-        f"{_shares(result):>9}  {other}",
+        f"{row['case']:<26} {row['concurrency']:>3} {result['rps']:>7.0f} {latency['50']:>7.2f} "
+        f"{latency['95']:>7.2f} {latency['99']:>7.2f} {result['error_count']:>4} "
+        f"{_ms(result):>6} | {_rps(baseline):>8} {_x(row['ratio']):>6} {_ms(baseline):>5} | "
+        f"{_rps(peer):>6} {_p99(peer):>7} {_x(row['peer_ratio']):>5} {_ms(peer):>5} | "
+        f"{_shares(result):>11}  {_other(result, baseline, peer)}",
         flush=True,
     )
+
+
+def print_growth_row(row: dict[str, Any]) -> None:
+    result, latency = row["result"], row["result"]["latency_ms"]
+    print(
+        f"{row['grows']:<13} {row['count']:>6} {_ms(result):>7} {result['rps']:>7.0f} "
+        f"{latency['50']:>7.2f} {latency['99']:>7.2f}  {row['body']}  {_other(result)}",
+        flush=True,
+    )
+
+
+def targets(rows: list[dict[str, Any]]) -> list[str]:
+    """The benchmark's targets at c = TARGET_LEVEL, each said met or not."""
+
+    def check(label: str, value: float | None, limit: float, below: bool, unit: str = "") -> str:
+        if value is None:
+            return f"{label} not measured"
+        met = value <= limit if below else value >= limit
+        sign = "≤" if below else "≥"
+        return f"{label} {value:.2f}{unit} ({sign} {limit:g}{unit}: {'met' if met else 'NOT met'})"
+
+    lines = []
+    for row in rows:
+        if row["concurrency"] != TARGET_LEVEL:
+            continue
+        result = row["result"]
+        latency = result["latency_ms"]
+        if row["case"] == "patient-view-fhir":
+            checks = [check("p95", latency["95"], TARGET_FHIR_P95_MS, True, " ms")]
+        elif row["case"] == "discovery":
+            continue
+        else:
+            checks = [
+                check("CPU/call", result["server_cpu_ms_per_request"], TARGET_CPU_MS, True, " ms"),
+                check("p99", latency["99"], TARGET_P99_MS, True, " ms"),
+                check("x baseline", row["ratio"], TARGET_BASELINE_RATIO, False),
+                check("x HealthChain", row["peer_ratio"], TARGET_PEER_RATIO, False),
+            ]
+        checks.append(f"errors {result['error_count']}")
+        lines.append(f"  {row['case']}: " + "; ".join(checks))
+    return lines
+
+
+def _rps(result: dict[str, Any] | None) -> str:
+    return "-" if result is None else f"{result['rps']:.0f}"
+
+
+def _p99(result: dict[str, Any] | None) -> str:
+    return "-" if result is None else f"{result['latency_ms']['99']:.1f}"
+
+
+def _x(ratio: float | None) -> str:
+    return "-" if ratio is None else f"{ratio:.2f}"
 
 
 def _shares(result: dict[str, Any]) -> str:
@@ -511,8 +817,8 @@ def _shares(result: dict[str, Any]) -> str:
     return "/".join(f"{100 * share:.0f}" for share in shares) or "-"
 
 
-def _ms(result: dict[str, Any]) -> str:
-    value = result.get("server_cpu_ms_per_request")
+def _ms(result: dict[str, Any] | None) -> str:
+    value = None if result is None else result.get("server_cpu_ms_per_request")
     return "-" if value is None else f"{value:.2f}"
 
 
@@ -536,14 +842,45 @@ def machine() -> dict[str, Any]:
         "workers": settings.workers,
         "threads": settings.threads if settings.worker_class == "gthread" else 1,
         "keepalive": settings.keepalive,
+        "store": "SQLite (the default) in a temporary data dir",
+        "profile_page": settings.profile_page,
+        "log_level": settings.log_level,
+        "healthchain": peer_version() if peer_binary() else "",
     }
+
+
+def print_settings(info: dict[str, Any], args: argparse.Namespace) -> None:
+    peer = (
+        f"HealthChain {info['healthchain']} (bench/healthchain_app.py) under uvicorn, "
+        f"{PEER_WORKERS} workers, access log on"
+        if info["healthchain"]
+        else "HealthChain peer not installed (`make bench-peer`): its columns stay empty"
+    )
+    print(
+        f"{info['cores']} cores ({info['cpu']}), Python {info['python']}, {info['wrk']}\n"
+        f"service and baseline: gunicorn {info['worker_class']}, {info['workers']} workers x "
+        f"{info['threads']} threads, keep-alive {info['keepalive']} s\n"
+        f"service: every feature on (audit trail: {info['store']}; profile page data: "
+        f"{info['profile_page']}; metrics; JSON request log at {info['log_level']}); CDS client "
+        f"authentication off except in the *-jwt case (ES384, one fresh JWT per call); "
+        f"CYTOKINE_CDS_MAX_REQUEST_BYTES={MAX_REQUEST_BYTES} (for the 1,500-Observation body)\n"
+        f"peer: {peer}\n"
+        f"wrk -t1 -c<c> -d{args.duration}s --timeout 10s, 2 s warm-up before each run; growth "
+        f"runs {args.growth_duration} s at c = {GROWTH_CONCURRENCY}\n"
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--duration", type=int, default=10, help="seconds per measurement")
-    parser.add_argument("--concurrency", default="1,8,32", help="connections, comma-separated")
-    parser.add_argument("--cases", help="case names, comma-separated (default: all)")
+    parser.add_argument("--concurrency", default="8,32", help="connections, comma-separated")
+    parser.add_argument(
+        "--cases",
+        help="case names, comma-separated (default: all but discovery; 'none' for no case)",
+    )
+    parser.add_argument(
+        "--growth-duration", type=int, default=5, help="seconds per cost-growth run (0: skip)"
+    )
     parser.add_argument("--output", type=Path, help="JSON file (default: bench/results/...)")
     parser.add_argument(
         "--wait-quiet",
@@ -559,32 +896,43 @@ def main() -> None:
     wrk_binary()
     levels = [int(level) for level in args.concurrency.split(",")]
     info = machine()
-    print(
-        f"{info['cores']} cores ({info['cpu']}), Python {info['python']}, {info['wrk']}\n"
-        f"gunicorn {info['worker_class']}: {info['workers']} workers x {info['threads']} threads, "
-        f"keep-alive {info['keepalive']} s; {args.duration:g} s per run, wrk -t1; "
-        "CDS client authentication off except in the *-jwt case\n"
-    )
+    print_settings(info, args)
     signer = Signer()
     rows: list[dict[str, Any]] = []
+    growth_rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="cds-bench-") as tmp:
         workdir = Path(tmp)
         with start_servers(workdir, signer) as servers:
-            cases = build_cases(servers.fhir)
-            if args.cases:
-                wanted = set(args.cases.split(","))
-                cases = [case for case in cases if case.name in wanted]
-            print(HEADER)
+            hook_requests = build_requests(servers.fhir)
+            cases = build_cases(hook_requests)
+            wanted = set((args.cases or "").split(",")) - {""}
+            cases = [c for c in cases if c.name in wanted or (not wanted and c.name != "discovery")]
+            yardsticks: dict[tuple[str, bytes | None, int], dict[str, Any]] = {}
+            if cases:
+                for case in cases:
+                    print(f"{case.name}: {case.title}")
+                print("\n" + HEADER)
             for case in cases:
-                rows += measure(case, servers, signer, levels, args.duration, workdir)
+                rows += measure(case, servers, signer, levels, args.duration, workdir, yardsticks)
+            if args.growth_duration > 0:
+                growth = growth_cases(hook_requests)
+                growth_rows = measure_growth(growth, servers, args.growth_duration, workdir)
     output = args.output or RESULTS / f"http-load-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
     output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(json.dumps({"machine": info, "rows": rows}, indent=2), encoding="utf-8")
-    print(
-        "\nratio: req/s of the case / req/s of the baseline app at the same concurrency; "
-        "cpu ms: server CPU time per request (all its processes), and the baseline's; "
-        "workers: % of the requests each gunicorn worker answered"
+    output.write_text(
+        json.dumps({"machine": info, "rows": rows, "growth": growth_rows}, indent=2),
+        encoding="utf-8",
     )
+    print(
+        "\ncpu ms: server CPU time per answered call (all its processes); base: the bare-Flask "
+        "baseline on the same body, x base: req/s of the case / the baseline's; HC: the "
+        "HealthChain peer on the same body, x HC: req/s of the case / the peer's; workers: % of "
+        "the calls each gunicorn worker answered; other CPU: what other processes used meanwhile"
+    )
+    lines = targets(rows)
+    if lines:
+        print(f"\nTargets at c = {TARGET_LEVEL}:")
+        print("\n".join(lines))
     print(f"results: {output}")
 
 

@@ -10,7 +10,13 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from cds_service.cards.resources import OrderContext, PanelCode, medication_request, panel_request
+from cds_service.cards.resources import (
+    OrderContext,
+    PanelCode,
+    check_resources,
+    medication_request,
+    panel_request,
+)
 from cds_service.cards.templates import CardKit
 from cds_service.evidence import AnalyteEntry, AnalyteEvidence, Catalog, Evidence, LabValue
 from cds_service.hooks.response import Action, Card, Coding, Link, Source, Suggestion
@@ -86,12 +92,13 @@ class CardBuilder:
         """order-select / order-sign: a warning per mismatched order; one multiplex card."""
         cards: list[Card] = []
         asked_for_panel = False
-        for finding in findings:
-            if finding.kind == "mismatch":
-                cards.append(self.mismatch(finding, assessment, ctx, links))
-            elif not asked_for_panel:
-                cards.append(self.multiplex(assessment, ctx, finding, links))
-                asked_for_panel = True
+        with self.kit.answer():  # one evidence table for all the cards of this answer
+            for finding in findings:
+                if finding.kind == "mismatch":
+                    cards.append(self.mismatch(finding, assessment, ctx, links))
+                elif not asked_for_panel:
+                    cards.append(self.multiplex(assessment, ctx, finding, links))
+                    asked_for_panel = True
         return cards
 
     def pattern(self, assessment: Assessment, ctx: OrderContext, links: Iterable[Link]) -> Card:
@@ -355,7 +362,16 @@ def sample_renders(
 
 def _checked(render: Callable[..., Card], *args: Any) -> None:
     try:
-        render(*args)
+        card = render(*args)
+        # The suggested resources are built as JSON: each must be valid R4 as it is emitted.
+        check_resources(
+            [
+                action.resource
+                for suggestion in card.suggestions or ()
+                for action in suggestion.actions or ()
+                if action.resource is not None
+            ]
+        )
     except ValidationError as exc:
         problem = exc.errors(include_url=False)[0]
         where = error_path(problem["loc"])

@@ -4,12 +4,17 @@ from __future__ import annotations
 
 import html
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
+from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal, get_args
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, Template, TemplateError
+from jinja2 import Environment, FileSystemLoader, StrictUndefined, Template, TemplateError, meta
+from jinja2.runtime import Context
 from markupsafe import Markup
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -83,9 +88,17 @@ def escape_markdown(value: Any) -> str:
     """Text safe inside GitHub-flavoured Markdown rendered with raw HTML (as the sandbox does)."""
     if isinstance(value, Markup):
         return str(value)
-    return _MARKDOWN_SPECIAL.sub(r"\\\1", html.escape(str(value), quote=False))
+    return _escaped(value if type(value) is str else str(value))
 
 
+# Cached: a card renders ~140 values, most of them the same labels, units and thresholds on
+# every call (pure functions of a string; bounded, so varying values only cycle through).
+@lru_cache(maxsize=4096)
+def _escaped(text: str) -> str:
+    return _MARKDOWN_SPECIAL.sub(r"\\\1", html.escape(text, quote=False))
+
+
+@lru_cache(maxsize=1024)
 def unit_text(unit: str) -> str:
     """A UCUM code as people read it: 10*9/L -> ×10⁹/L, Cel -> °C, {molecules}/{cell} -> /cell."""
     text = unit.replace("10*9", "×10⁹").replace("10*3", "×10³").replace("[degF]", "°F")
@@ -123,6 +136,44 @@ class CardKit:
                     f"{directory / (card_type + '.yaml')}: topic code "
                     f"{template.spec.topic.code!r} is already used by {other}.yaml"
                 )
+        for name in self.env.list_templates(filter_func=lambda n: n.startswith("_")):
+            if name.endswith(".j2"):
+                self._share_partial(name)
+
+    def _share_partial(self, name: str) -> None:
+        """Within one answer (see `answer`), a partial included with the same values is rendered
+        once: the evidence table is the same in every card of an answer (one per draft order)."""
+        try:
+            template = self.env.get_template(name)
+            source = self.env.loader.get_source(self.env, name)[0]  # type: ignore[union-attr]
+            names = tuple(sorted(meta.find_undeclared_variables(self.env.parse(source))))
+        except TemplateError as exc:
+            raise ConfigFileError(f"{self.directory / name}: template error: {exc}") from None
+        render = template.root_render_func
+
+        def shared(context: Context) -> Iterator[str]:
+            memo = _ANSWER.get()
+            if memo is None:
+                yield from render(context)
+                return
+            values = tuple(context.get(n) for n in names)
+            key = (name, tuple(_identity(v) for v in values))
+            found = memo.get(key)
+            if found is None:
+                # The values are kept with the text, so no id in the key can be reused.
+                found = memo[key] = ("".join(render(context)), values)
+            yield found[0]
+
+        template.root_render_func = shared
+
+    @contextmanager
+    def answer(self) -> Iterator[None]:
+        """Rendering the cards of one answer: shared partials are rendered once in it."""
+        token = _ANSWER.set({})
+        try:
+            yield
+        finally:
+            _ANSWER.reset(token)
 
     def _load(self, card_type: str) -> CardTemplate:
         path = self.directory / f"{card_type}.yaml"
@@ -177,6 +228,21 @@ class CardKit:
             raise ConfigFileError(
                 f"{self.directory / (card_type + '.yaml')}: cannot render: {exc}"
             ) from None
+
+
+_ANSWER: ContextVar[dict[tuple[object, ...], tuple[str, object]] | None] = ContextVar(
+    "card_answer", default=None
+)
+
+
+def _identity(value: object) -> object:
+    """The memo key of a template value: plain values as such, other objects by identity (the
+    templates only read them), lists by their items."""
+    if value is None or isinstance(value, str | int | float):
+        return value
+    if isinstance(value, list | tuple):
+        return tuple(id(item) for item in value)
+    return id(value)
 
 
 def when_text(moment: datetime, now: datetime, relation: str = "ago") -> str:

@@ -10,11 +10,14 @@ from datetime import datetime
 from enum import StrEnum
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, SerializationInfo, field_serializer
 
 Comparator = Literal["<", "<=", ">", ">="]
 UsableStatus = Literal["final", "amended", "corrected", "preliminary"]
 Trend = Literal["rising", "falling", "stable", "unknown"]
+# Serialization context key: dump lab values without their `source` (a resource id, which some
+# EHRs build from record numbers), e.g. `model_dump(context={WITHOUT_SOURCES: True})`.
+WITHOUT_SOURCES = "without_sources"
 
 
 class ProblemCode(StrEnum):
@@ -61,6 +64,10 @@ class LabValue(_Frozen):
     component: str | None = None  # "system|code" when read from Observation.component
     code: str = ""  # "system|code" that matched the catalog
     reported: str = ""  # as reported, for display, e.g. "<5 pg/mL"
+
+    @field_serializer("source")
+    def _dump_source(self, source: str, info: SerializationInfo) -> str:
+        return "" if info.context and info.context.get(WITHOUT_SOURCES) else source
 
 
 class AnalyteEvidence(_Frozen):

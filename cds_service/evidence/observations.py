@@ -279,7 +279,12 @@ class ObservationReader:
                 bounds.append(None)
                 continue
             unit = quantity_unit(bound, self.catalog.ucum_systems) or value_unit
-            found = self.catalog.resolve_unit(analyte, unit, conversion.family)
+            # Usually the value's own unit: its conversion is already known.
+            found = (
+                conversion
+                if unit == value_unit
+                else self.catalog.resolve_unit(analyte, unit, conversion.family)
+            )
             if not isinstance(found, Conversion):
                 self.problem(
                     ProblemCode.REFERENCE_RANGE_NOT_CONVERTIBLE,

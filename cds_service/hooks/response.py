@@ -23,12 +23,21 @@ class _Strict(BaseModel):
 
 
 def _prune(value: Any) -> Any:
-    """Drop empty lists and objects, which the spec forbids for optional members."""
-    if isinstance(value, dict):
-        pruned = {key: _prune(item) for key, item in value.items()}
-        return {key: item for key, item in pruned.items() if item not in ([], {})}
-    if isinstance(value, list):
-        return [_prune(item) for item in value]
+    """Drop empty lists and objects, which the spec forbids for optional members.
+
+    (Recurses into containers only: on the hot path it walks every card and suggested
+    resource of the answer.)"""
+    if type(value) is dict:
+        pruned = {}
+        for key, item in value.items():
+            if type(item) is dict or type(item) is list:
+                item = _prune(item)
+                if not item:
+                    continue
+            pruned[key] = item
+        return pruned
+    if type(value) is list:
+        return [_prune(item) if type(item) in (dict, list) else item for item in value]
     return value
 
 

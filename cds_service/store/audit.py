@@ -36,6 +36,8 @@ log = logging.getLogger(__name__)
 OUTAGE_BACKOFF_SECONDS = 5.0
 PURGE_BATCH = 5000
 HOOK_INSTANCE_MAX = 255  # the hook_calls.hook_instance column
+_INSERT_HOOK_CALL = insert(hook_calls)
+_INSERT_PROFILE = insert(profiles)
 
 
 class StoreError(Exception):
@@ -66,6 +68,7 @@ class AuditStore:
         self.engine = engine
         self.patient_key = patient_key
         self._skip_audit_until = 0.0
+        self._insert_card = self._insert_ignoring(cards, "uuid")
 
     @property
     def dialect(self) -> str:
@@ -141,33 +144,37 @@ class AuditStore:
 
     def _insert_hook_call(self, connection: Connection, record: HookCallRecord) -> None:
         client = record.client or ClientIdentity()
+        # Statements built once and given their values as parameters: a statement built with
+        # .values() per call is a new object SQLAlchemy must walk to find its compiled form.
         result = connection.execute(
-            insert(hook_calls).values(
+            _INSERT_HOOK_CALL,
+            {
                 # A UUID per the spec; an over-long one from a client is cut, not lost.
-                hook_instance=record.hook_instance[:HOOK_INSTANCE_MAX],
-                service_id=record.service_id,
-                hook=record.hook,
-                called_at=record.called_at,
-                client_iss=client.iss,
-                client_tenant=client.tenant,
-                patient_key=record.patient_key,
-                rules_version=record.rules_version,
-                evidence=list(record.evidence),
-                data_problems=list(record.data_problems),
-                trigger_action=record.trigger.action if record.trigger else None,
-                criteria_id=record.trigger.criteria_id if record.trigger else None,
-            )
+                "hook_instance": record.hook_instance[:HOOK_INSTANCE_MAX],
+                "service_id": record.service_id,
+                "hook": record.hook,
+                "called_at": record.called_at,
+                "client_iss": client.iss,
+                "client_tenant": client.tenant,
+                "patient_key": record.patient_key,
+                "rules_version": record.rules_version,
+                "evidence": list(record.evidence),
+                "data_problems": list(record.data_problems),
+                "trigger_action": record.trigger.action if record.trigger else None,
+                "criteria_id": record.trigger.criteria_id if record.trigger else None,
+            },
         )
         assert result.inserted_primary_key is not None
         hook_call_id = result.inserted_primary_key[0]
         if record.profile is not None:  # cytokine profile page
             connection.execute(
-                insert(profiles).values(
-                    assessment_id=record.profile.assessment_id,
-                    hook_call_id=hook_call_id,
-                    created_at=record.profile.created_at,
-                    profile=record.profile.profile,
-                )
+                _INSERT_PROFILE,
+                {
+                    "assessment_id": record.profile.assessment_id,
+                    "hook_call_id": hook_call_id,
+                    "created_at": record.profile.created_at,
+                    "profile": record.profile.profile,
+                },
             )
         if not record.cards:
             return
@@ -183,7 +190,7 @@ class AuditStore:
             for card in record.cards
         ]
         # A card uuid is unique per served card (spec); a reused one keeps its first record.
-        inserted = _count(connection.execute(self._insert_ignoring(cards, "uuid"), rows))
+        inserted = _count(connection.execute(self._insert_card, rows))
         if inserted != len(rows):
             log.warning(
                 "hookInstance %s: %d card uuid(s) were already recorded for an earlier call",

@@ -9,6 +9,7 @@ import pytest
 
 from cds_service import create_app
 from cds_service.cards.templates import default_cards_dir, escape_markdown, unit_text
+from cds_service.hooks.response import Card
 from cds_service.settings import Settings
 from cds_service.yamlfile import ConfigFileError
 
@@ -75,3 +76,50 @@ def test_a_missing_template_stops_start_up(tmp_path: Path) -> None:
     (cards / "mixed-pattern.yaml").unlink()
     with pytest.raises(ConfigFileError, match=r"mixed-pattern\.yaml: cannot be read"):
         create_app(Settings(auth="off", cards_dir=cards))
+
+
+def test_cards_of_one_answer_share_the_evidence_table_and_say_the_same() -> None:
+    """for_orders renders the shared partials once per answer; each card must still read exactly
+    as it does when rendered on its own."""
+    from cds_service.cards.resources import OrderContext
+    from cds_service.composition import build_runtime
+    from cds_service.decision import HookContext, decide
+    from cds_service.demo import FIXTURE_TIME
+    from cds_service.fhir.draft_orders import medication_orders
+    from cds_service.gathering import record_from_bundle
+    from cds_service.rules.orders import judge_orders
+    from tests.conftest import load_fixture
+
+    knowledge = build_runtime(Settings(auth="off")).knowledge
+    record, patient = record_from_bundle(load_fixture("patients/css-il6-covid.json"))
+    drugs = ("anakinra", "emapalumab", "ruxolitinib", "anakinra")
+    entries = []
+    for n, drug in enumerate(drugs):
+        order = load_fixture(f"orders/{drug}.json")["entry"][0]
+        order["resource"] = {**order["resource"], "id": f"order-{n}"}
+        entries.append(order)
+    context = HookContext(
+        hook="order-sign",
+        patient_id=patient,
+        draft_orders={"resourceType": "Bundle", "type": "collection", "entry": entries},
+    )
+    decision = decide(knowledge, record, context, FIXTURE_TIME)
+    mismatches = [c for c in decision.cards if _topic(c) == "ordermismatch"]
+    assert len(mismatches) >= 3
+    # The same cards, each rendered alone (outside an answer: nothing shared).
+    ctx = OrderContext(patient_id=patient, encounter_id=None, user_id=None, now=FIXTURE_TIME)
+    orders = medication_orders(context.draft_orders or {})
+    findings = judge_orders(orders, decision.assessment, knowledge.rules)
+    alone = [
+        knowledge.cards.mismatch(f, decision.assessment, ctx, ())
+        for f in findings
+        if f.kind == "mismatch"
+    ]
+    assert [c.detail for c in mismatches] == [c.detail for c in alone]
+    assert [c.summary for c in mismatches] == [c.summary for c in alone]
+    assert "| Marker | Result |" in (mismatches[0].detail or "")
+    assert len({c.detail for c in mismatches}) >= 2  # different drugs: the texts around it differ
+
+
+def _topic(card: Card) -> str | None:
+    return card.source.topic.code if card.source.topic else None

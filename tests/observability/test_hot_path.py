@@ -6,15 +6,20 @@ import gc
 import os
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
+from flask.testing import FlaskClient
 
 from cds_service import create_app
 from cds_service.composition import build_runtime
 from cds_service.demo import hook_request
+from cds_service.evidence import build_evidence
+from cds_service.fhir.draft_orders import medication_orders
 from cds_service.hooks.request import HookRequest
+from cds_service.jsontext import parse_json
 from cds_service.settings import Settings
-from tests.conftest import load_fixture
+from tests.conftest import hook_call, load_fixture
 
 
 def test_prefetch_and_draft_orders_are_not_copied_by_validation() -> None:
@@ -75,3 +80,65 @@ def test_serve_freezes_start_up_objects_out_of_the_collector(
     assert seen["app"] is app
     assert isinstance(seen["frozen"], int) and seen["frozen"] > 10_000  # the whole start-up heap
     assert seen["enabled"] is True  # frozen, not switched off: new garbage is still collected
+
+
+def test_a_hook_call_reads_the_parsed_body_itself_and_builds_no_fhir_model(
+    client: FlaskClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Through the app: the Observations the evidence reader gets and the draft orders the order
+    reader gets are the very objects the JSON parser made (nothing copied, nothing re-validated
+    on the way), no fhir.resources model is built for the answer, and one LabValue is validated
+    per lab value read (no model re-built for the cards, the audit row or the profile data)."""
+    from fhir_core.fhirabstractmodel import FHIRAbstractModel
+
+    from cds_service import decision
+    from cds_service.api import http
+    from cds_service.evidence import models
+
+    seen: dict[str, Any] = {}
+
+    def parse(raw: bytes) -> Any:
+        seen["body"] = parse_json(raw)
+        return seen["body"]
+
+    def evidence(resources: Any, *args: Any) -> Any:
+        seen["resources"] = list(resources)
+        seen["evidence"] = build_evidence(seen["resources"], *args)
+        return seen["evidence"]
+
+    def orders(bundle: Any, **kwargs: Any) -> Any:
+        seen["orders"] = bundle
+        return medication_orders(bundle, **kwargs)
+
+    counts = {"fhir": 0, "lab": 0}
+    fhir_init, lab_init = FHIRAbstractModel.__init__, models.LabValue.__init__
+
+    def counting(kind: str, init: Any) -> Any:
+        def wrapped(self: Any, *args: Any, **kwargs: Any) -> None:
+            counts[kind] += 1
+            init(self, *args, **kwargs)
+
+        return wrapped
+
+    monkeypatch.setattr(http, "parse_json", parse)
+    monkeypatch.setattr(decision, "build_evidence", evidence)
+    monkeypatch.setattr(decision, "medication_orders", orders)
+    monkeypatch.setattr(FHIRAbstractModel, "__init__", counting("fhir", fhir_init))
+    monkeypatch.setattr(models.LabValue, "__init__", counting("lab", lab_init))
+    answer = hook_call(client, "order-sign", "lab-bench", orders="anakinra")
+    assert answer.status_code == 200, answer.get_json()
+    assert any(card["suggestions"] for card in answer.get_json()["cards"])  # with a resource
+
+    sent = {
+        id(entry["resource"])
+        for bundle in seen["body"]["prefetch"].values()
+        if isinstance(bundle, dict) and bundle.get("resourceType") == "Bundle"
+        for entry in bundle["entry"]
+    }
+    observations = [r for r in seen["resources"] if r.get("resourceType") == "Observation"]
+    assert len(observations) >= 50
+    assert {id(r) for r in observations} <= sent  # the parsed dicts themselves
+    assert seen["orders"]["entry"] is seen["body"]["context"]["draftOrders"]["entry"]
+    assert counts["fhir"] == 0
+    values = sum(len(a.history) for a in seen["evidence"].analytes.values())
+    assert counts["lab"] == values > len(observations)  # a panel carries several values

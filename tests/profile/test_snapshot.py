@@ -3,20 +3,26 @@
 from __future__ import annotations
 
 import json
+import re
 from datetime import timedelta
 
+import orjson
 import pytest
 
 from cds_service.demo import FIXTURE_TIME
+from cds_service.profile.page import ProfilePages
 from cds_service.profile.snapshot import (
     HISTORY_DAYS,
     StoredProfile,
     build_profile,
+    profile_data,
     profile_json,
     profile_record,
 )
 from cds_service.runtime import Runtime
+from tests.conftest import FIXTURES
 from tests.profile.conftest import SUBTYPE_PATIENTS, evaluated, patient_bundle
+from tests.profile.page_reader import read_page
 
 
 @pytest.mark.parametrize("patient", sorted(SUBTYPE_PATIENTS))
@@ -124,3 +130,41 @@ def test_a_profile_that_cannot_be_built_costs_the_page_not_the_call(
     )
     assert record is None
     assert "stored profile could not be built" in caplog.text
+
+
+ALL_PATIENTS = sorted(p.stem for p in (FIXTURES / "patients").glob("*.json"))
+
+
+@pytest.mark.parametrize("patient", ALL_PATIENTS)
+def test_the_hot_path_stores_what_the_models_would_and_the_page_is_the_same(
+    runtime: Runtime, patient: str
+) -> None:
+    """profile_data (hook calls: no models) == the StoredProfile models' JSON; the page a
+    clinician opens from the stored row shows exactly what it showed when built from models."""
+    outcome = evaluated(runtime, patient)
+    args = (outcome.assessment, outcome.evidence, runtime.rules, runtime.catalog)
+    by_models = profile_json(build_profile(*args))
+    fast = profile_data(*args)
+    assert fast == by_models
+    # As the store keeps it (JSON text) and the page reads it back.
+    pages = ProfilePages("notice")
+    before = pages.render(StoredProfile.model_validate(json.loads(json.dumps(by_models))))
+    after = pages.render(StoredProfile.model_validate(orjson.loads(orjson.dumps(fast))))
+    # The charts' SVG element ids are random per render (several SVGs share one page).
+    assert _without_svg_ids(after) == _without_svg_ids(before)
+    shown_before, shown_after = read_page(before), read_page(after)
+    assert shown_after.rows == shown_before.rows and shown_after.links == shown_before.links
+    assert shown_after.figures == shown_before.figures
+    assert shown_after.svg_labels == shown_before.svg_labels
+    named = [(k, v) for k, v in shown_before.ids.items() if not _SVG_ID.fullmatch(k)]
+    assert named and named == [
+        (k, v) for k, v in shown_after.ids.items() if not _SVG_ID.fullmatch(k)
+    ]
+    assert "Observation/" not in json.dumps(fast)
+
+
+_SVG_ID = re.compile(r"[a-z][0-9a-f]{10}")
+
+
+def _without_svg_ids(html: str) -> str:
+    return re.sub(rf"\b{_SVG_ID.pattern}\b", "svg-id", html)
