@@ -8,7 +8,7 @@ suggestion, `selectionBehavior` "any".
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -63,11 +63,19 @@ def _uuid() -> str:
 class CardBuilder:
     """Read-only after construction; one per process."""
 
-    def __init__(self, kit: CardKit, rules: Rules, catalog: Catalog, panel: PanelCode) -> None:
+    def __init__(
+        self,
+        kit: CardKit,
+        rules: Rules,
+        catalog: Catalog,
+        panel: PanelCode,
+        orderables: Mapping[str, PanelCode] | None = None,
+    ) -> None:
         self.kit = kit
         self.rules = rules
         self.catalog = catalog
         self.panel = panel
+        self.orderables = dict(orderables or {})  # drug id -> the hospital's orderable
 
     def catalog_entry(self, analyte: str) -> AnalyteEntry:
         return self.catalog.analyte(analyte)
@@ -249,6 +257,7 @@ class CardBuilder:
                                 recommended,
                                 why[:1000],
                                 ctx,
+                                self.orderables.get(finding.recommend),
                             ),
                         )
                     ],
@@ -317,7 +326,9 @@ class CardBuilder:
                         f"Create a draft MedicationRequest for {name} (RxNorm ingredient); dose, "
                         "route and frequency are left to the prescriber."
                     ),
-                    resource=medication_request(drug.rxnorm, name, why[:1000], ctx),
+                    resource=medication_request(
+                        drug.rxnorm, name, why[:1000], ctx, self.orderables.get(item.drug)
+                    ),
                 )
             ],
         )
