@@ -24,6 +24,7 @@ ORDERABLES = {
     "anakinra": {"system": PREFERENCE_LIST, "code": "710001", "display": "ANAKINRA INJ"},
     "tocilizumab": {"system": PREFERENCE_LIST, "code": "710002"},
     "emapalumab": {"system": PREFERENCE_LIST, "code": "710003", "display": "EMAPALUMAB IV"},
+    "methylprednisolone": {"system": PREFERENCE_LIST, "code": "710004"},
 }
 
 
@@ -39,10 +40,9 @@ def codings(card: dict[str, Any]) -> list[list[dict[str, Any]]]:
 @pytest.mark.parametrize(
     ("patient", "orders", "drug", "rxnorm"),
     [
-        ("css-il1-mals", None, "anakinra", "72435"),
-        ("css-ifng-hlh", None, "emapalumab", "2104604"),
-        ("css-il6-covid", None, "tocilizumab", "612865"),
-        ("css-il6-covid", "anakinra", "tocilizumab", "612865"),  # the alternative to a draft
+        ("case-iechs", None, "anakinra", "72435"),
+        ("case-cart-day3", None, "tocilizumab", "612865"),
+        ("case-sjia-mas", "emapalumab", "methylprednisolone", "6902"),  # the alternative
     ],
 )
 def test_suggested_drugs_carry_the_hospitals_orderable_beside_rxnorm(
