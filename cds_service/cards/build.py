@@ -141,7 +141,9 @@ class CardBuilder:
         suggestions = [
             self._draft(item, assessment, ctx) for item in advice if item.drafted and item.drug
         ]
-        warning = any(item.status in ("caution", "removed") for item in advice)
+        warning = any(item.status in ("caution", "removed") for item in advice) or (
+            state is not None and state.indicator == "warning"
+        )
         return self._card(
             "setting-advice",
             text.summary,

@@ -103,6 +103,7 @@ class StateView(_Frozen):
     source: str
     topic_code: str
     topic_display: str
+    indicator: Literal["info", "warning"] = "info"
 
 
 AdviceStatus = Literal["suggest", "caution", "already-given", "removed", "advise"]

@@ -181,6 +181,7 @@ class StateSpec(_Spec):
     when: list[Condition] = Field(min_length=1)
     source: Id
     topic: TopicSpec
+    indicator: Literal["info", "warning"] = "info"  # warning: the state itself warns
 
 
 class AdviceSpec(_Spec):

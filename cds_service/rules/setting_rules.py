@@ -145,6 +145,7 @@ def judge_setting(
                 source=candidate.source,
                 topic_code=candidate.topic.code,
                 topic_display=candidate.topic.display,
+                indicator=candidate.indicator,
             )
             break
         if held is None:

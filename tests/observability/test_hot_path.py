@@ -125,9 +125,11 @@ def test_a_hook_call_reads_the_parsed_body_itself_and_builds_no_fhir_model(
     monkeypatch.setattr(decision, "medication_orders", orders)
     monkeypatch.setattr(FHIRAbstractModel, "__init__", counting("fhir", fhir_init))
     monkeypatch.setattr(models.LabValue, "__init__", counting("lab", lab_init))
-    answer = hook_call(client, "order-sign", "lab-bench", orders="anakinra")
+    # No setting recorded: emapalumab gets its label caution (latent TB), the one order card
+    # an unknown setting gives.
+    answer = hook_call(client, "order-sign", "lab-bench", orders="emapalumab")
     assert answer.status_code == 200, answer.get_json()
-    assert any(card["suggestions"] for card in answer.get_json()["cards"])  # with a resource
+    assert [c["source"]["topic"]["code"] for c in answer.get_json()["cards"]] == ["ordercaution"]
 
     sent = {
         id(entry["resource"])

@@ -24,7 +24,7 @@ HEALTHY = 300
 # the near-threshold and no-inflammation patients are planted too and must not be listed.
 EXPECTED_CARDS = {
     "css-il6-covid": ["il6-driven"],
-    "css-il1-mals": ["il1-driven"],
+    "css-il1-mals": ["mals"],  # sepsis recorded: the MALS setting card
     "css-ifng-hlh": ["ifng-driven"],
     "css-immunoparalysis": ["immunoparalysis"],
     "css-mixed": ["mixed-pattern"],
@@ -39,8 +39,9 @@ def card_type(card: dict[str, Any]) -> str:
     """The card template a card comes from (cards/<type>.yaml), by its topic code."""
     templates = CardKit(default_cards_dir()).templates
     code = card["source"]["topic"]["code"]
-    (kind,) = [kind for kind, t in templates.items() if t.spec.topic.code == code]
-    return kind
+    kinds = [kind for kind, t in templates.items() if t.spec.topic.code == code]
+    # A setting card carries the topic of its state (rules.yaml), not of a template.
+    return kinds[0] if kinds else str(code)
 
 
 def planted_files() -> list[Path]:

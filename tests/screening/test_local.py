@@ -148,7 +148,7 @@ def test_csv_worklist(census: Path, tmp_path: Path, capsys: pytest.CaptureFixtur
     il6 = next(row for row in table if row["patient"] == "planted-css-il6-covid")
     assert il6["cards"] == "il6-driven" and il6["urgency"] == "info"
     assert "IL-6 320 pg/mL (> 80 pg/mL)" in il6["decisive values"]
-    assert il6["summary"].startswith("Pattern consistent with IL-6")
+    assert il6["summary"].startswith("Cytokine pattern IL-6")  # no setting: hedged, no drug
 
 
 class _Page(HTMLParser):
