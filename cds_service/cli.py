@@ -137,6 +137,24 @@ def _load_fixtures(args: argparse.Namespace) -> int:
     return 0
 
 
+def _ehr_setup(args: argparse.Namespace) -> int:
+    from cds_service.composition import build_runtime
+    from cds_service.ehr_setup import JwtExpectations, as_markdown, setup_sheet
+
+    settings = _settings()
+    jwt = JwtExpectations(
+        tuple(settings.jwt_algorithms),
+        settings.jwt_max_lifetime_seconds,
+        settings.trusted_clients,
+    )
+    sheet = setup_sheet(build_runtime(settings), jwt, args.client)
+    if args.format == "json":
+        _print(sheet)
+    else:
+        sys.stdout.write(as_markdown(sheet))
+    return 0
+
+
 def _add_load_fixtures(commands: Any) -> None:
     load = commands.add_parser(
         "load-fixtures",
@@ -199,6 +217,15 @@ def build_parser() -> argparse.ArgumentParser:
     demo.set_defaults(handler=_demo_request)
 
     _add_load_fixtures(commands)
+
+    setup = commands.add_parser(
+        "ehr-setup",
+        help="print what an EHR's analysts configure: service URLs, prefetch queries with the "
+        "hospital's codes, FHIR scopes, trigger criteria, override reasons, link hosts, JWT",
+    )
+    setup.add_argument("--client", required=True, choices=("epic", "oracle", "generic"))
+    setup.add_argument("--format", choices=("markdown", "json"), default="markdown")
+    setup.set_defaults(handler=_ehr_setup)
 
     from cds_service.composition import open_audit_store
     from cds_service.store.commands import add_commands

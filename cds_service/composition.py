@@ -40,6 +40,10 @@ def knowledge(settings: Settings) -> Knowledge:
         settings.cards_dir or default_cards_dir(),
         panel,
         settings.context_codes_file,
+        tuple(
+            (drug, PanelCode(code.system, code.code, code.display or drug))
+            for drug, code in sorted(settings.drug_orderables.items())
+        ),
     )
 
 

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 from cds_service.cards.build import DataGapText
 from cds_service.cards.resources import OrderContext
+from cds_service.context import read_chart
 from cds_service.evidence import DataProblem, Evidence, build_evidence
 from cds_service.evidence.bundles import text_at
 from cds_service.fhir.draft_orders import medication_orders
@@ -25,6 +26,8 @@ from cds_service.profile.links import ProfileLink, card_link
 from cds_service.rules.assessment import Assessment
 from cds_service.rules.engine import assess
 from cds_service.rules.orders import judge_orders
+from cds_service.rules.scores import compute_scores
+from cds_service.rules.setting_rules import score_views
 
 ORDER_HOOKS = frozenset({"order-select", "order-sign"})
 # Resources read about the patient (labs and the chart around them), by the field naming them.
@@ -87,7 +90,11 @@ def decide(
     if record.problems or foreign:
         problems = (*record.problems, *evidence.problems, *foreign)
         evidence = evidence.model_copy(update={"problems": problems})
-    assessment = assess(evidence, knowledge.rules)
+    chart = read_chart(resources, knowledge.context, now)
+    if chart.problems:
+        evidence = evidence.model_copy(update={"problems": (*evidence.problems, *chart.problems)})
+    scores = compute_scores(knowledge.scores, evidence, chart)
+    assessment = assess(evidence, knowledge.rules, chart, score_views(scores.values()))
     profile = links(assessment) if links is not None else None
     card_links = [card_link(profile)] if profile else []
     order_context = OrderContext(
@@ -100,7 +107,7 @@ def decide(
     if context.hook in ORDER_HOOKS:
         only = context.selections if context.hook == "order-select" else None
         orders = medication_orders(context.draft_orders or {}, only=only)
-        findings = judge_orders(orders, assessment, knowledge.rules)
+        findings = judge_orders(orders, assessment, knowledge.rules, chart)
         cards = builder.for_orders(findings, assessment, order_context, card_links)
     else:
         cards = builder.for_patient(assessment, order_context, card_links)

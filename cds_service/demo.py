@@ -20,8 +20,12 @@ from cds_service.hooks.services import ServiceSpec
 
 FIXTURE_TIME = datetime(2026, 11, 20, 12, 0, tzinfo=UTC)
 _DATE_KEYS = frozenset(
-    {"effectiveDateTime", "effectiveInstant", "issued", "start", "end", "authoredOn", "lastUpdated"}
-)
+    {
+        "effectiveDateTime", "effectiveInstant", "issued", "start", "end", "authoredOn",
+        "lastUpdated", "onsetDateTime", "abatementDateTime", "recordedDate", "performedDateTime",
+        "occurrenceDateTime", "dateAsserted",
+    }
+)  # fmt: skip
 
 
 def shift_dates(resource: Any, delta: timedelta) -> Any:

@@ -17,6 +17,7 @@ from cds_service.context import ContextCatalog, load_context_catalog
 from cds_service.evidence import Catalog, load_catalog
 from cds_service.rules.loader import Rules, load_rules
 from cds_service.rules.scores import ScoreBook, load_scores
+from cds_service.yamlfile import ConfigFileError
 
 
 @dataclass(frozen=True)
@@ -35,6 +36,7 @@ def load_knowledge(
     cards_dir: Path,
     panel: PanelCode,
     context_codes_file: Path | None = None,
+    orderables: tuple[tuple[str, PanelCode], ...] = (),
 ) -> Knowledge:
     """Catalog, rules and card templates, validated together. Raises ConfigFileError.
 
@@ -43,7 +45,13 @@ def load_knowledge(
     """
     catalog = load_catalog(local_codes_file)
     rules = load_rules(catalog, rules_file)
-    builder = CardBuilder(CardKit(cards_dir), rules, catalog, panel)
+    unknown = sorted(drug for drug, _ in orderables if drug not in rules.drugs)
+    if unknown:
+        raise ConfigFileError(
+            f"CYTOKINE_CDS_DRUG_ORDERABLES: unknown drug {', '.join(unknown)}; the rules file "
+            f"names {', '.join(rules.drugs)}"
+        )
+    builder = CardBuilder(CardKit(cards_dir), rules, catalog, panel, dict(orderables))
     check_kit(builder)
     context = load_context_catalog(context_codes_file)
     return Knowledge(catalog, rules, builder, context, load_scores(catalog))

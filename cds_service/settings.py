@@ -11,7 +11,16 @@ import re
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, FilePath, SecretStr, ValidationInfo, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    FilePath,
+    SecretStr,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from cds_service.auth.algorithms import ASYMMETRIC_ALGORITHMS, JwtAlgorithm
@@ -26,6 +35,16 @@ def _split_csv(value: Any) -> Any:
 
 
 CsvList = Annotated[list[str], NoDecode]
+
+
+class OrderableCode(BaseModel):
+    """A hospital's orderable (preference-list item, order-set item, formulary code) for a drug."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    system: str = Field(min_length=1)
+    code: str = Field(min_length=1)
+    display: str | None = Field(None, min_length=1)
 
 
 class Settings(BaseSettings):
@@ -97,6 +116,15 @@ class Settings(BaseSettings):
     multiplex_panel_display: str = Field(
         "Cytokine multiplex panel (IL-1β, IL-6, IL-10, IL-18, IFN-γ, TNF-α, sIL-2R, CXCL9)",
         description="Display name of that panel, shown on the card and in the order.",
+    )
+
+    drug_orderables: dict[str, OrderableCode] = Field(
+        default_factory=dict,
+        description="The hospital's orderable for each drug a card suggests, by drug id of the "
+        'rules file, as JSON: {"anakinra": {"system": '
+        '"urn:com.epic.cdshooks.action.code.system.preference-list-item", "code": "12345", '
+        '"display": "ANAKINRA 100 MG/0.67 ML SC SYRG"}}. Sent beside the RxNorm coding, so the '
+        "EHR can pick its own orderable (Epic ignores the order details sent).",
     )
 
     auth: Literal["on", "off"] = Field(

@@ -46,6 +46,14 @@ class CardOptions(BaseModel):
         ),
     )
 
+    rxnorm_system: Literal["url", "oid"] = Field(
+        "url",
+        description=(
+            "How suggested drugs name RxNorm: its URL (the FHIR standard) or its OID "
+            "urn:oid:2.16.840.1.113883.6.88 (as Epic's own messages do)."
+        ),
+    )
+
 
 class TrustedClient(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)

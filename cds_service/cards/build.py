@@ -1,12 +1,17 @@
-"""Turn an assessment (and order findings) into CDS Hooks cards."""
+"""Turn an assessment (and order findings) into CDS Hooks cards.
+
+Every card names the setting whose rules were applied. Drug suggestions come only from the
+setting's advice (a hyperinflammation state found, safety checks passed); one action per
+suggestion, `selectionBehavior` "any".
+"""
 
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import ValidationError
 
@@ -20,10 +25,20 @@ from cds_service.cards.resources import (
 from cds_service.cards.templates import CardKit
 from cds_service.evidence import AnalyteEntry, AnalyteEvidence, Catalog, Evidence, LabValue
 from cds_service.hooks.response import Action, Card, Coding, Link, Source, Suggestion
-from cds_service.rules.assessment import Assessment
-from cds_service.rules.engine import assess
+from cds_service.rules.assessment import (
+    AdviceStatus,
+    AdviceView,
+    Assessment,
+    MarkerResult,
+    ScoreView,
+    SettingView,
+    StateView,
+)
+from cds_service.rules.engine import assess, number
 from cds_service.rules.loader import Rules
 from cds_service.rules.orders import OrderFinding
+from cds_service.rules.schema import SUBTYPES
+from cds_service.rules.setting_rules import markers_read
 from cds_service.validation import error_path
 from cds_service.yamlfile import ConfigFileError
 
@@ -38,14 +53,7 @@ class DataGapText:
 
 
 TOPIC_SYSTEM = "https://cytokine-cds.github.io/fhir/CodeSystem/css-subtype"
-RECOMMENDING = ("il1-driven", "ifng-driven", "il6-driven")
-_PATTERN_NAMES = {
-    "il1-driven": ("IL-1-driven", "IL-1/IL-18-driven hyperinflammation"),
-    "ifng-driven": ("IFN-γ-driven", "IFN-γ-driven hyperinflammation"),
-    "il6-driven": ("IL-6-driven", "IL-6-predominant hyperinflammation"),
-    "immunoparalysis": ("immunoparalysis", "sepsis-like immunoparalysis"),
-    "mixed-pattern": ("mixed", "mixed pattern with no leading cytokine"),
-}
+PATTERN_CARDS = SUBTYPES  # hedged descriptions of the cytokine pattern, never a drug
 
 
 def _uuid() -> str:
@@ -55,11 +63,19 @@ def _uuid() -> str:
 class CardBuilder:
     """Read-only after construction; one per process."""
 
-    def __init__(self, kit: CardKit, rules: Rules, catalog: Catalog, panel: PanelCode) -> None:
+    def __init__(
+        self,
+        kit: CardKit,
+        rules: Rules,
+        catalog: Catalog,
+        panel: PanelCode,
+        orderables: Mapping[str, PanelCode] | None = None,
+    ) -> None:
         self.kit = kit
         self.rules = rules
         self.catalog = catalog
         self.panel = panel
+        self.orderables = dict(orderables or {})  # drug id -> the hospital's orderable
 
     def catalog_entry(self, analyte: str) -> AnalyteEntry:
         return self.catalog.analyte(analyte)
@@ -67,12 +83,17 @@ class CardBuilder:
     def for_patient(
         self, assessment: Assessment, ctx: OrderContext, links: Iterable[Link] = ()
     ) -> list[Card]:
-        """patient-view: the card for the assessed pattern, or none."""
-        if assessment.subtype is None:
-            return []
+        """patient-view: the applied setting's card, the multiplex card, a hedged pattern, or
+        none."""
+        if assessment.state is not None or (assessment.setting and assessment.undecided):
+            return [self.setting_card(assessment, ctx, links)]
         if assessment.subtype == "multiplex-assay-needed":
             return [self.multiplex(assessment, ctx, None, links)]
-        return [self.pattern(assessment, ctx, links)]
+        if self._pattern_shown(assessment):
+            return [self.pattern(assessment, links)]
+        if assessment.unusable:
+            return [self.data_incomplete([], assessment.unusable)]
+        return []
 
     def for_orders(
         self,
@@ -81,49 +102,73 @@ class CardBuilder:
         ctx: OrderContext,
         links: Iterable[Link] = (),
     ) -> list[Card]:
-        """order-select / order-sign: a warning per mismatched order; one multiplex card."""
+        """order-select / order-sign: a card per order finding; at most one multiplex card."""
         cards: list[Card] = []
         asked_for_panel = False
         with self.kit.answer():  # one evidence table for all the cards of this answer
             for finding in findings:
-                if finding.kind == "mismatch":
+                if finding.kind == "needs-cytokines":
+                    if not asked_for_panel:
+                        cards.append(self.multiplex(assessment, ctx, finding, links))
+                        asked_for_panel = True
+                elif finding.kind == "mismatch":
                     cards.append(self.mismatch(finding, assessment, ctx, links))
-                elif not asked_for_panel:
-                    cards.append(self.multiplex(assessment, ctx, finding, links))
-                    asked_for_panel = True
+                else:
+                    cards.append(self.order_caution(finding, assessment, links))
         return cards
 
-    def pattern(self, assessment: Assessment, ctx: OrderContext, links: Iterable[Link]) -> Card:
+    # --- card types -------------------------------------------------------------------------
+
+    def setting_card(
+        self, assessment: Assessment, ctx: OrderContext, links: Iterable[Link]
+    ) -> Card:
+        """The applied setting: its state and score, the one action, alternatives, cautions."""
+        state = assessment.state
+        advice = assessment.advice
+        sources = [state.source] if state else []
+        sources += [item.source for item in advice]
+        text = self.kit.render(
+            "setting-advice",
+            **self._context(assessment, sources or self._state_sources(assessment)),
+            setting=self._setting(assessment.setting),
+            others=assessment.other_settings,
+            state=state,
+            state_short=self._state_short(assessment),
+            scores=self._scores(assessment),
+            advice=advice,
+            first=advice[0] if advice else None,
+        )
+        suggestions = [
+            self._draft(item, assessment, ctx) for item in advice if item.drafted and item.drug
+        ]
+        warning = any(item.status in ("caution", "removed") for item in advice)
+        return self._card(
+            "setting-advice",
+            text.summary,
+            text.detail,
+            state.source if state else None,
+            suggestions or None,
+            links,
+            topic=(state.topic_code, state.topic_display) if state else None,
+            indicator="warning" if warning else None,
+        )
+
+    def pattern(self, assessment: Assessment, links: Iterable[Link]) -> Card:
+        """A cytokine pattern, hedged: the drug depends on a setting the chart does not give."""
         subtype = assessment.subtype
         assert subtype is not None
-        treatment = self.rules.treatments[subtype]
-        drug = self._drug_name(treatment.recommend)
+        pattern = self.rules.patterns[subtype]
         text = self.kit.render(
-            subtype, **self._context(assessment, [treatment.source]), drug=drug, treatment=treatment
+            subtype,
+            **self._context(
+                assessment, [pattern.source, self.rules.diagnostic_bar.source], rows="axes"
+            ),
+            pattern=pattern,
+            setting=self._setting(assessment.setting),
+            scores=self._scores(assessment),
+            bar=self.rules.diagnostic_bar,
         )
-        suggestions = None
-        if subtype in RECOMMENDING and treatment.recommend and text.label:
-            why = (
-                f"Suggested by cytokine-cds: pattern consistent with {_PATTERN_NAMES[subtype][1]}."
-            )
-            resource = medication_request(
-                self.rules.drugs[treatment.recommend].rxnorm, drug, why, ctx
-            )
-            suggestions = [
-                Suggestion(
-                    label=text.label,
-                    uuid=_uuid(),
-                    isRecommended=True,
-                    actions=[
-                        Action(
-                            type="create",
-                            description=text.description or text.label,
-                            resource=resource,
-                        )
-                    ],
-                )
-            ]
-        return self._card(subtype, text.summary, text.detail, treatment.source, suggestions, links)
+        return self._card(subtype, text.summary, text.detail, pattern.source, None, links)
 
     def multiplex(
         self,
@@ -132,16 +177,18 @@ class CardBuilder:
         finding: OrderFinding | None,
         links: Iterable[Link],
     ) -> Card:
-        sources = [self.rules.hyperinflammation.source]
+        bar = self.rules.diagnostic_bar
+        sources = [assessment.state.source if assessment.state else bar.source]
         text = self.kit.render(
             "multiplex-assay-needed",
-            **self._context(assessment, sources),
+            **self._context(assessment, sources, rows="none"),
             finding=self._named(finding) if finding else None,
             panel=self.panel.display,
+            setting=self._setting(assessment.setting),
+            scores=self._scores(assessment),
+            bar=bar,
         )
-        why = (
-            "Suggested by cytokine-cds: signs of hyperinflammation without recent cytokine results."
-        )
+        why = f"Suggested by cytokine-cds: {bar.label} without recent cytokine results."
         suggestion = Suggestion(
             label=text.label or "Order a cytokine multiplex panel",
             uuid=_uuid(),
@@ -165,21 +212,19 @@ class CardBuilder:
         ctx: OrderContext,
         links: Iterable[Link],
     ) -> Card:
-        subtype = assessment.subtype
-        assert subtype is not None and subtype in _PATTERN_NAMES
-        treatment = self.rules.treatments[subtype]
+        """An avoid rule of the applied setting fired: remove the draft; order the alternative."""
+        avoid = self._avoid(assessment, finding.rule)
         recommended = self._drug_name(finding.recommend) if finding.recommend else None
+        assert finding.source is not None
+        read = markers_read(self.rules, avoid.when) if avoid else ()
         text = self.kit.render(
             "order-mismatch",
-            **self._context(assessment, [treatment.source]),
+            **self._context(assessment.model_copy(update={"decisive": read}), [finding.source]),
             finding=self._named(finding),
-            treatment=treatment,
+            short=avoid.short if avoid else "reconsider",
+            setting=self._setting(assessment.setting),
             recommended=recommended,
-            pattern=_PATTERN_NAMES[subtype][0],
-            pattern_display=_PATTERN_NAMES[subtype][1],
         )
-        # One action per suggestion (Epic's limit; the sandbox applies only a suggestion's first
-        # action): removing the draft and ordering the alternative are two suggestions.
         suggestions = []
         drug = self._drug_name(finding.drug)
         if finding.order:
@@ -197,7 +242,7 @@ class CardBuilder:
                 )
             )
         if finding.recommend and recommended:
-            why = f"Suggested by cytokine-cds instead of {drug}."
+            why = f"Suggested by cytokine-cds instead of {drug}: {finding.reason}"
             suggestions.append(
                 Suggestion(
                     label=text.alternative_label or f"Order {recommended} instead",
@@ -208,33 +253,132 @@ class CardBuilder:
                             description=text.alternative_description
                             or f"Create a draft order for {recommended}",
                             resource=medication_request(
-                                self.rules.drugs[finding.recommend].rxnorm, recommended, why, ctx
+                                self.rules.drugs[finding.recommend].rxnorm,
+                                recommended,
+                                why[:1000],
+                                ctx,
+                                self.orderables.get(finding.recommend),
                             ),
                         )
                     ],
                 )
             )
         return self._card(
-            "order-mismatch",
-            text.summary,
-            text.detail,
-            treatment.source,
-            suggestions or None,
-            links,
+            "order-mismatch", text.summary, text.detail, finding.source, suggestions or None, links
         )
 
-    def data_incomplete(self, gaps: list[DataGapText]) -> Card:
+    def order_caution(
+        self, finding: OrderFinding, assessment: Assessment, links: Iterable[Link]
+    ) -> Card:
+        """A label safety check failed for the ordered drug, or its dose could not be read."""
+        text = self.kit.render(
+            "order-caution",
+            **self._context(
+                assessment.model_copy(update={"decisive": ()}),
+                [finding.source] if finding.source else [],
+            ),
+            finding=self._named(finding),
+            setting=self._setting(assessment.setting),
+        )
+        return self._card(
+            "order-caution",
+            text.summary,
+            text.detail,
+            finding.source,
+            None,
+            links,
+            indicator="info" if finding.kind == "dose-unknown" else None,
+        )
+
+    def data_incomplete(self, gaps: list[DataGapText], unusable: Sequence[str] = ()) -> Card:
         """The info card naming the data that could not be read, so no advice looks complete."""
-        text = self.kit.render("data-incomplete", gaps=gaps)
+        text = self.kit.render("data-incomplete", gaps=gaps, unusable=list(unusable))
         return self._card("data-incomplete", text.summary, text.detail, None, None, ())
 
-    def _context(self, assessment: Assessment, extra_sources: list[str]) -> dict[str, Any]:
-        cited_ids = [m.source for m in assessment.values_used() if m.source] + extra_sources
+    # --- helpers ----------------------------------------------------------------------------
+
+    def _pattern_shown(self, assessment: Assessment) -> bool:
+        """A hedged pattern card: a pattern named, the diagnostic bar met, and a setting whose
+        rules describe patterns (unknown, Still's, HLH)."""
+        setting = assessment.setting.setting if assessment.setting else "unknown"
+        return (
+            assessment.subtype in PATTERN_CARDS
+            and assessment.diagnostic_bar is True
+            and self.rules.settings[setting].multiplex
+        )
+
+    def _draft(self, item: AdviceView, assessment: Assessment, ctx: OrderContext) -> Suggestion:
+        assert item.drug is not None
+        drug = self.rules.drugs[item.drug]
+        name = drug.names[0]
+        setting = self._setting(assessment.setting)
+        state = assessment.state.label if assessment.state else ""
+        short = self.rules.sources[item.source].short
+        why = f"Suggested by cytokine-cds: {setting}, {state} ({short})."
+        return Suggestion(
+            label=f"Draft an order for {name}",
+            uuid=_uuid(),
+            isRecommended=item is assessment.advice[0],
+            actions=[
+                Action(
+                    type="create",
+                    description=(
+                        f"Create a draft MedicationRequest for {name} (RxNorm ingredient); dose, "
+                        "route and frequency are left to the prescriber."
+                    ),
+                    resource=medication_request(
+                        drug.rxnorm, name, why[:1000], ctx, self.orderables.get(item.drug)
+                    ),
+                )
+            ],
+        )
+
+    def _setting(self, setting: SettingView | None) -> str:
+        return setting.heading if setting else self.rules.settings["unknown"].short
+
+    def _state_short(self, assessment: Assessment) -> str:
+        state = assessment.state
+        if state is None:
+            return ""
+        spec = next(
+            s
+            for s in self.rules.settings[
+                assessment.setting.setting if assessment.setting else "unknown"
+            ].states
+            if s.id == state.id
+        )
+        values = {k: _fact_text(v) for k, v in assessment.facts.items()}
+        try:
+            return spec.short.format_map(values)
+        except (KeyError, ValueError):
+            return spec.short
+
+    def _state_sources(self, assessment: Assessment) -> list[str]:
+        """The sources of the setting's states (a card that could not judge them cites them)."""
+        setting = assessment.setting.setting if assessment.setting else "unknown"
+        return [state.source for state in self.rules.settings[setting].states]
+
+    def _scores(self, assessment: Assessment) -> list[ScoreView]:
+        setting = assessment.setting.setting if assessment.setting else "unknown"
+        wanted = self.rules.settings[setting].scores
+        return [score for score in assessment.scores if score.id in wanted]
+
+    def _avoid(self, assessment: Assessment, rule_id: str | None) -> Any:
+        setting = assessment.setting.setting if assessment.setting else "unknown"
+        return next((r for r in self.rules.settings[setting].avoid if r.id == rule_id), None)
+
+    def _context(
+        self, assessment: Assessment, extra_sources: list[str], rows: str = "decisive"
+    ) -> dict[str, Any]:
+        shown = _rows(assessment, rows)
+        cited_ids = extra_sources + [m.source for m in shown if m.source]
         cited = [self.rules.sources[s] for s in dict.fromkeys(cited_ids) if s in self.rules.sources]
         return {
             "assessment": assessment,
+            "rows": shown,
             "rules": self.rules,
             "cited": cited,
+            "show_missing": rows != "decisive",  # setting cards: cytokines do not decide
             "near_miss_percent": round((1 - self.rules.near_miss_fraction) * 100),
         }
 
@@ -253,6 +397,9 @@ class CardBuilder:
         source_id: str | None,
         suggestions: list[Suggestion] | None,
         links: Iterable[Link],
+        *,
+        topic: tuple[str, str] | None = None,
+        indicator: Literal["info", "warning", "critical"] | None = None,
     ) -> Card:
         spec = self.kit.templates[card_type].spec
         common = self.kit.common
@@ -266,22 +413,46 @@ class CardBuilder:
             )
             for code in spec.override_reasons
         ]
+        code, display = topic or (spec.topic.code, spec.topic.display)
+        url = None
+        if source is not None:
+            url = f"https://doi.org/{source.doi}" if source.doi else source.url
         return Card(
             uuid=_uuid(),
             summary=summary,
             detail=detail,
-            indicator=spec.indicator,
+            indicator=indicator or spec.indicator,
             source=Source(
                 label=label[:200],
-                url=f"https://doi.org/{source.doi}" if source and source.doi else None,
-                topic=Coding(system=TOPIC_SYSTEM, code=spec.topic.code, display=spec.topic.display),
+                url=url,
+                topic=Coding(system=TOPIC_SYSTEM, code=code, display=display),
             ),
             suggestions=suggestions,
-            # "any" is the one value Epic supports, and valid for every client.
             selectionBehavior="any" if suggestions else None,
             overrideReasons=reasons or None,
             links=list(links) or None,
         )
+
+
+def _rows(assessment: Assessment, rows: str) -> list[MarkerResult]:
+    """The markers a card's table shows, each once. "decisive": the markers the applied rules
+    read and the results a drug given changes; "axes": the cytokine axes' markers with a result
+    (the pattern); "none": the score's own items say it (the multiplex card)."""
+    used = assessment.values_used()
+    if rows == "axes":
+        on_axes = {m.marker for axis in assessment.axes for m in (*axis.pivotal, *axis.supportive)}
+        return [m for m in used if m.marker in on_axes]
+    if rows == "decisive":
+        return [m for m in used if m.marker in assessment.decisive or m.state == "after-drug"]
+    return [m for m in used if m.state == "after-drug"]
+
+
+def _fact_text(value: float | bool | None) -> str:
+    if value is None:
+        return "unknown"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return number(float(value))
 
 
 def check_kit(builder: CardBuilder) -> None:
@@ -291,17 +462,18 @@ def check_kit(builder: CardBuilder) -> None:
 
 
 def sample_cards(builder: CardBuilder, links: Sequence[Link] = ()) -> list[Card]:
-    """Every card the kit can build: each pattern, each order against each pattern, the
-    multiplex card with and without an order, the data card (for tests of clients' limits)."""
+    """Every card the kit can build: each pattern, each setting's states with every advice
+    status, each avoid rule and safety check, the multiplex and data cards (for tests of
+    clients' limits)."""
     return [render(*args) for render, args in sample_renders(builder, links)]
 
 
 def sample_renders(
     builder: CardBuilder, links: Sequence[Link] = ()
 ) -> list[tuple[Callable[..., Card], tuple[Any, ...]]]:
-    """Each card type with sample content, and the order-mismatch card for every drug and
-    pattern, since its summary names both and must stay under the spec's 140 characters
-    whatever a hospital's rules contain."""
+    """Each card type with sample content: the setting card for every state and advice of the
+    rules file, the mismatch card for every avoid rule, since their summaries name drugs and
+    settings and must stay under the spec's 140 characters whatever a hospital's rules contain."""
     rules = builder.rules
     now = datetime(2026, 1, 1, tzinfo=UTC)
     values = {}
@@ -323,24 +495,78 @@ def sample_renders(
     sample = assess(Evidence(as_of=now, analytes=values, problems=()), rules)
     ctx = OrderContext(patient_id="sample", encounter_id=None, user_id=None, now=now)
     renders: list[tuple[Callable[..., Card], tuple[Any, ...]]] = []
-    for subtype in _PATTERN_NAMES:
-        assessed = sample.model_copy(update={"subtype": subtype})
-        renders.append((builder.pattern, (assessed, ctx, links)))
-        treatment = rules.treatments[subtype]
-        for drug_id, drug in rules.drugs.items():
+    for subtype in PATTERN_CARDS:
+        renders.append((builder.pattern, (sample.model_copy(update={"subtype": subtype}), links)))
+    score = ScoreView(id="sample", label="Sample score", value=1.0, text="Sample score 1")
+    statuses: tuple[AdviceStatus, ...] = ("suggest", "caution", "already-given", "removed")
+    for setting_id, setting in rules.settings.items():
+        view = SettingView(setting=setting_id, label=setting.short, reason="sample reason", day=3)
+        placed = sample.model_copy(update={"setting": view})
+        for state in setting.states:
+            state_view = StateView(
+                id=state.id, label=state.label, source=state.source,
+                topic_code=state.topic.code, topic_display=state.topic.display,
+            )  # fmt: skip
+            for status in statuses:
+                advice = tuple(
+                    AdviceView(
+                        rule=a.id,
+                        drug=a.drug,
+                        action=a.drug or a.action or "",
+                        status=status if a.drug else "advise",
+                        source=a.source,
+                        population=a.population,
+                        rationale=a.rationale,
+                        findings=("sample finding",) if status != "suggest" else (),
+                    )
+                    for a in setting.advice
+                    if a.state == state.id
+                )
+                filled = sample.model_copy(
+                    update={"setting": view, "state": state_view, "advice": advice,
+                            "scores": (score,), "other_settings": (view,)}
+                )  # fmt: skip
+                renders.append((builder.setting_card, (filled, ctx, links)))
+        longest = max((s.label for s in setting.states), key=len, default="Sample state")
+        unknown = ", ".join(rules.markers[m].label for m in list(rules.markers)[:6])
+        line = f"{longest} cannot be judged (unknown: {unknown})"
+        undecided = placed.model_copy(update={"undecided": (line,)})
+        renders.append((builder.setting_card, (undecided, ctx, links)))
+        for rule in setting.avoid:
+            drug_id = (
+                rule.drugs[0]
+                if rule.drugs
+                else next(d for d, spec in rules.drugs.items() if spec.class_ in rule.classes)
+            )
             finding = OrderFinding(
                 kind="mismatch", order="MedicationRequest/sample", drug=drug_id,
-                drug_class=drug.class_, recommend=treatment.recommend,
-                daily_dose_prednisone_mg=500.0 if drug.prednisone_equivalent else None,
+                drug_class=rules.drugs[drug_id].class_, recommend=rule.instead, rule=rule.id,
+                source=rule.source, reason=rule.reason, daily_dose_prednisone_mg=500.0,
             )  # fmt: skip
-            renders.append((builder.mismatch, (finding, assessed, ctx, links)))
-            if drug_id == treatment.recommend:
-                ordered = finding.model_copy(update={"kind": "needs-cytokines"})
-                renders.append((builder.multiplex, (sample, ctx, ordered, links)))
+            renders.append((builder.mismatch, (finding, placed, ctx, links)))
+        if setting.multiplex:
+            ordered = OrderFinding(
+                kind="needs-cytokines", order="MedicationRequest/sample", drug="anakinra",
+                drug_class="il1-blockade",
+            )  # fmt: skip
+            renders.append((builder.multiplex, (placed, ctx, ordered, links)))
+    for check in rules.safety:
+        finding = OrderFinding(
+            kind="caution", order="MedicationRequest/sample", drug=check.drugs[0],
+            drug_class=rules.drugs[check.drugs[0]].class_, source=check.source,
+            reason=check.finding,
+        )  # fmt: skip
+        renders.append((builder.order_caution, (finding, sample, links)))
+    unreadable = OrderFinding(
+        kind="dose-unknown", order="MedicationRequest/sample", drug="methylprednisolone",
+        drug_class="corticosteroid", source="provide2022", reason="sample reason",
+    )  # fmt: skip
+    renders.append((builder.order_caution, (unreadable, sample, links)))
     renders.append((builder.multiplex, (sample, ctx, None, links)))
     renders.append(
         (builder.data_incomplete, ([DataGapText("labs", "sample reason", partial=True)],))
     )
+    renders.append((builder.data_incomplete, ([], ("il6: sample unusable result",))))
     return renders
 
 

@@ -54,14 +54,23 @@ def _instant(moment: datetime) -> str:
 # building and dumping the models cost ~0.25 ms per suggestion on the hot path. That they stay
 # valid R4 is checked at start-up (check_resources, run by check_kit) and by the tests, which
 # compare these dicts with the models' output.
-def medication_request(rxnorm: str, name: str, why: str, ctx: OrderContext) -> dict[str, Any]:
+def medication_request(
+    rxnorm: str, name: str, why: str, ctx: OrderContext, orderable: PanelCode | None = None
+) -> dict[str, Any]:
+    """`orderable`: the hospital's own code for the drug (e.g. an Epic preference-list item),
+    sent beside the RxNorm ingredient so the EHR picks its orderable."""
     common = _common(ctx)
+    codings = [{"system": RXNORM, "code": rxnorm, "display": name}]
+    if orderable is not None:
+        codings.append(
+            {"system": orderable.system, "code": orderable.code, "display": orderable.display}
+        )
     return {
         "resourceType": "MedicationRequest",
         "status": common.pop("status"),
         "intent": common.pop("intent"),
         "medicationCodeableConcept": {
-            "coding": [{"system": RXNORM, "code": rxnorm, "display": name}],
+            "coding": codings,
             "text": name,
         },
         **common,

@@ -23,7 +23,13 @@ from cds_service.rules.engine import number
 from cds_service.yamlfile import ConfigFileError, YamlDocument
 
 # One card type per assessed pattern, plus the two cards that are not a pattern.
-CARD_TYPES = (*get_args(Subtype), "order-mismatch", "data-incomplete")
+CARD_TYPES = (
+    *get_args(Subtype),
+    "setting-advice",
+    "order-mismatch",
+    "order-caution",
+    "data-incomplete",
+)
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]|~#])")
 
 
@@ -125,7 +131,7 @@ class CardKit:
         self.env.filters.update(
             number=number, unit_text=unit_text, when=when_text, result=lab_value_text
         )
-        self.env.filters.update(verdict=_verdict, citation=_citation)
+        self.env.filters.update(verdict=_verdict, citation=_citation, lower_first=_lower_first)
         self.common = YamlDocument.read(directory / "_common.yaml").validate(CommonSpec)
         self.templates = {card_type: self._load(card_type) for card_type in CARD_TYPES}
         codes: dict[str, str] = {}
@@ -274,7 +280,14 @@ def _verdict(marker: Any) -> str:
         "stale": "too old to use",
         "missing": "no result",
         "no-criterion": "no threshold for this unit",
+        "after-drug": "not counted (measured after a drug that changes it)",
+        "unusable": "could not be read",
+        "not-applied": "not applied in this setting",
     }[marker.state] + (" (near)" if marker.near_miss else "")
+
+
+def _lower_first(text: str) -> str:
+    return text[:1].lower() + text[1:]
 
 
 def _citation(source: Any) -> Markup:

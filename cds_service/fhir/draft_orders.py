@@ -26,6 +26,10 @@ RXNORM_SYSTEMS = frozenset(
 _PER_DAY = {"s": 86400.0, "min": 1440.0, "h": 24.0, "d": 1.0, "wk": 1 / 7, "mo": 1 / 30}
 _MEDICATION_TAIL = re.compile(r"Medication/[A-Za-z0-9.\-]{1,64}$")
 _MG = {"mg": 1.0, "g": 1000.0, "ug": 0.001, "mcg": 0.001}
+# Dose units that count tablets or capsules: the mg come from the strength in the drug's name.
+_COUNTED = {"{tbl}", "{pill}", "{tablet}", "{capsule}", "{cap}", "tbl", "tab", "tablet",
+            "tablets", "pill", "capsule", "capsules", "cap"}  # fmt: skip
+_STRENGTH = re.compile(r"(\d+(?:\.\d+)?)\s*(mg|g|mcg|ug)\b", re.IGNORECASE)
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +39,7 @@ class DraftMedication:
     names: tuple[str, ...]  # text and coding displays, for matching by name
     daily_dose_mg: float | None  # None when dose or frequency cannot be read
     resource: Mapping[str, Any]
+    dose_problem: str | None = None  # why the daily dose could not be read, for people
 
 
 def medication_orders(
@@ -52,13 +57,15 @@ def medication_orders(
         if only is not None and reference not in only:
             continue
         codes, names = _medication(resource, medications)
+        dose, problem = daily_dose_mg(resource.get("dosageInstruction"), names)
         orders.append(
             DraftMedication(
                 reference=reference,
                 rxnorm_codes=codes,
                 names=names,
-                daily_dose_mg=_daily_dose_mg(resource.get("dosageInstruction")),
+                daily_dose_mg=dose,
                 resource=resource,
+                dose_problem=problem,
             )
         )
     return orders
@@ -138,33 +145,49 @@ def _referenced_medication_code(
     return code if isinstance(code, dict) else {}
 
 
-def _daily_dose_mg(dosage: Any) -> float | None:
-    """Total mg per day from the first dosage instruction, when dose and frequency are readable.
+def daily_dose_mg(dosage: Any, names: Sequence[str] = ()) -> tuple[float | None, str | None]:
+    """Total mg per day from the first dosage instruction, or None and why it cannot be read.
 
     A dose without timing is read as once daily: that is how one-off and daily pulse doses are
-    usually written, and it can only under-count a more frequent schedule.
+    usually written, and it can only under-count a more frequent schedule. A dose counted in
+    tablets ({tbl}, {pill}) is multiplied by the strength written in the drug's name or code
+    display ("methylprednisolone 100 MG Oral Tablet").
     """
     if not isinstance(dosage, list) or not dosage or not isinstance(dosage[0], dict):
-        return None
+        return None, "no dosage instruction"
     first = dosage[0]
     dose = None
     dose_and_rate = first.get("doseAndRate")
     if isinstance(dose_and_rate, list) and dose_and_rate and isinstance(dose_and_rate[0], dict):
         dose = dose_and_rate[0].get("doseQuantity")
     if not isinstance(dose, dict) or not isinstance(dose.get("value"), int | float):
-        return None
+        return None, "no dose quantity"
     unit = dose.get("code") or dose.get("unit")
-    factor = _MG.get(str(unit).strip().lower()) if unit is not None else None
+    unit_key = str(unit).strip().lower() if unit is not None else ""
+    factor = _MG.get(unit_key)
+    if factor is None and unit_key in _COUNTED:
+        factor = _strength_mg(names)
+        if factor is None:
+            return None, f"dose in {unit} with no strength in mg in the drug's name"
     if factor is None:
-        return None
+        return None, f"dose unit {unit!r} is not a mass" if unit else "dose without a unit"
     timing = first.get("timing")
     repeat = timing.get("repeat") if isinstance(timing, dict) else None
     if not isinstance(repeat, dict):
-        return float(dose["value"]) * factor
+        return float(dose["value"]) * factor, None
     frequency = repeat.get("frequency", 1)
     period = repeat.get("period", 1)
     per_day = _PER_DAY.get(str(repeat.get("periodUnit", "d")))
     numbers_ok = isinstance(frequency, int | float) and isinstance(period, int | float)
     if per_day is None or not numbers_ok or period <= 0:
-        return None
-    return float(dose["value"]) * factor * float(frequency) * per_day / float(period)
+        return None, "the frequency cannot be read"
+    return float(dose["value"]) * factor * float(frequency) * per_day / float(period), None
+
+
+def _strength_mg(names: Sequence[str]) -> float | None:
+    """The strength of one tablet in mg from the first name that states one."""
+    for name in names:
+        match = _STRENGTH.search(name)
+        if match is not None:
+            return float(match.group(1)) * _MG[match.group(2).lower()]
+    return None

@@ -23,7 +23,7 @@ class Check:
 
 def check_rules(runtime: Runtime) -> Check:
     rules = runtime.rules
-    if rules is None or not rules.treatments:
+    if rules is None or not rules.patterns:
         return Check("rules", False, "no rules loaded")
     return Check("rules", True, f"rules {rules.label} loaded")
 

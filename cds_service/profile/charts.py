@@ -39,6 +39,7 @@ from matplotlib.ticker import FixedLocator, FuncFormatter, NullFormatter, NullLo
 from matplotlib.typing import LineStyleType as LineStyle
 from matplotlib.typing import RcKeyType
 
+from cds_service.rules.assessment import MarkerState
 from cds_service.rules.engine import number
 
 _LOCK = threading.Lock()
@@ -62,7 +63,7 @@ _OLD_ZONE = "0.9"
 _SVG_START = re.compile(r"<svg\b")
 _THRESHOLD_STYLES: tuple[LineStyle, ...] = ("--", ":", "-.")
 
-State = Literal["above", "below", "indeterminate", "missing", "stale", "no-criterion"]
+State = MarkerState
 
 
 @dataclass(frozen=True)

@@ -24,14 +24,19 @@ from cds_service.rules.assessment import Assessment, AxisResult, MarkerResult
 
 PAGE_CACHE_SIZE = 64
 
-PATTERN_TITLES = {
-    "il1-driven": "Pattern consistent with IL-1/IL-18-driven hyperinflammation",
-    "ifng-driven": "Pattern consistent with IFN-γ-driven hyperinflammation",
-    "il6-driven": "Pattern consistent with IL-6-predominant hyperinflammation",
-    "immunoparalysis": "Pattern consistent with sepsis-like immunoparalysis",
-    "mixed-pattern": "Mixed pattern: several cytokine axes elevated, none leading",
-    "multiplex-assay-needed": "Signs of hyperinflammation without recent cytokine results",
-}
+
+def _title(a: Assessment) -> str:
+    """The page title: the setting and state applied, else the pattern (rules.yaml names)."""
+    setting = a.setting.heading if a.setting else "No clinical setting recorded"
+    if a.state is not None:
+        return f"{setting}: {a.state.label}"
+    if a.pattern_title:
+        return f"{setting}: pattern consistent with {a.pattern_title}"
+    if a.subtype == "multiplex-assay-needed":
+        return f"{setting}: hyperinflammation without recent cytokine results"
+    return f"{setting}: no cytokine pattern named"
+
+
 DECISIONS = {
     "immunoparalysis": "Immunoparalysis rule: monocyte HLA-DR in the immunoparalysis range "
     "without MALS-range ferritin",
@@ -50,6 +55,9 @@ VERDICTS = {
     "stale": "too old to count",
     "missing": "no result",
     "no-criterion": "no threshold for this unit",
+    "after-drug": "not counted (measured after a drug that changes it)",
+    "unusable": "could not be read",
+    "not-applied": "not applied in this setting",
 }
 IMMUNE_TITLE = "Immune status (monocyte HLA-DR, lymphocytes)"
 SIGNS_TITLE = "Signs of hyperinflammation and cytopenias (HLH-2004)"
@@ -120,7 +128,7 @@ class ProfilePages:
         rows = [row for title, markers in groups for row in self._rows(title, markers, stored)]
         template = self.env.get_template("profile.html.j2")
         return template.render(
-            title=PATTERN_TITLES.get(a.subtype or "", "No cytokine pattern named"),
+            title=_title(a),
             assessment=a,
             decision=DECISIONS[a.decision],
             evaluated=f"{a.evaluated_at:%Y-%m-%d %H:%M} UTC",

@@ -179,10 +179,13 @@ def _cited(assessment: Assessment, rules: Rules) -> tuple[CitedSource, ...]:
     """The sources the card cites: each judged marker's criterion and the pattern's own."""
     ids = [m.source for m in assessment.markers() if m.source]
     subtype = assessment.subtype
-    if subtype is not None and subtype in rules.treatments:
-        ids.append(rules.treatments[subtype].source)
+    if subtype is not None and subtype in rules.patterns:
+        ids.append(rules.patterns[subtype].source)
     if subtype == "multiplex-assay-needed":
-        ids.append(rules.hyperinflammation.source)
+        ids.append(rules.diagnostic_bar.source)
+    if assessment.state is not None:
+        ids.append(assessment.state.source)
+    ids += [item.source for item in assessment.advice]
     if subtype == "immunoparalysis":
         ids.append(rules.immunoparalysis.source)
     return tuple(

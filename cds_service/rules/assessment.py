@@ -9,7 +9,17 @@ from pydantic import BaseModel, ConfigDict
 
 from cds_service.evidence import LabValue
 
-MarkerState = Literal["above", "below", "indeterminate", "missing", "stale", "no-criterion"]
+MarkerState = Literal[
+    "above",
+    "below",
+    "indeterminate",
+    "missing",
+    "stale",
+    "no-criterion",
+    "after-drug",  # measured after a drug that changes what it means (IL-6 after tocilizumab)
+    "unusable",  # a result was reported but could not be read (a data problem)
+    "not-applied",  # the marker's population is another setting
+]
 Subtype = Literal[
     "il1-driven",
     "ifng-driven",
@@ -47,10 +57,73 @@ class MarkerResult(_Frozen):
     ratio: float | None = None  # how far past the threshold: value/threshold (or inverse for "<")
     near_miss: bool = False
     source: str | None = None  # source id in the rules file
+    note: str | None = None  # why the result is not counted (after-drug, unusable)
 
     @property
     def above(self) -> bool:
         return self.state == "above"
+
+
+class SettingView(_Frozen):
+    """A clinical setting the chart supports, and why (for people)."""
+
+    setting: str
+    label: str  # "CAR-T/bispecific"
+    reason: str  # "Procedure CAR-T infusion (XW033H7), 2026-11-28"
+    when: datetime | None = None
+    kind: str | None = None
+    day: int | None = None  # iec: days since infusion
+    product: str | None = None
+
+    @property
+    def heading(self) -> str:
+        """ "CAR-T/bispecific, day 3" -- what the card summary names."""
+        return self.label + (f", day {self.day}" if self.day is not None else "")
+
+
+class ScoreView(_Frozen):
+    """A score or criteria set as the card and profile show it."""
+
+    id: str
+    label: str
+    value: float | None  # None: cannot be computed
+    text: str  # one line for people: "ASTCT grade 2 (fever 39.1 °C; hypotension without ...)"
+    missing: tuple[str, ...] = ()  # inputs that were unknown
+    source: str | None = None
+    met: tuple[
+        str, ...
+    ] = ()  # the items that counted, with the value used: "Fever > 38.0 °C: 39.2"
+
+
+class StateView(_Frozen):
+    """The hyperinflammation state that licenses the setting's advice."""
+
+    id: str
+    label: str
+    source: str
+    topic_code: str
+    topic_display: str
+
+
+AdviceStatus = Literal["suggest", "caution", "already-given", "removed", "advise"]
+
+
+class AdviceView(_Frozen):
+    """One action of the applied setting's rules, after the safety checks."""
+
+    rule: str
+    drug: str | None  # drug id in the rules file; None: an action without a draft order
+    action: str  # for people: the drug's name or the action text
+    status: AdviceStatus
+    source: str
+    population: str
+    rationale: str
+    findings: tuple[str, ...] = ()  # safety findings, "already given on ..."
+    verify: str | None = None
+
+    @property
+    def drafted(self) -> bool:
+        return self.status == "suggest" and self.drug is not None
 
 
 class AxisResult(_Frozen):
@@ -77,6 +150,18 @@ class Assessment(_Frozen):
     missing_groups: tuple[str, ...]  # cytokine groups without a fresh result
     near_misses: tuple[MarkerResult, ...]
     notes: tuple[str, ...]  # discordant or noteworthy findings, for people
+    # The clinical setting and its rules (defaults: an assessment of labs alone).
+    setting: SettingView | None = None  # the setting whose rules were applied; None: unknown
+    other_settings: tuple[SettingView, ...] = ()  # also recorded, rules not applied
+    state: StateView | None = None  # the hyperinflammation state found, if any
+    decisive: tuple[str, ...] = ()  # marker ids the applied state and advice read
+    undecided: tuple[str, ...] = ()  # states that could not be judged, and why
+    diagnostic_bar: bool | None = None  # the lower bar of the pattern and multiplex cards
+    advice: tuple[AdviceView, ...] = ()
+    scores: tuple[ScoreView, ...] = ()
+    facts: dict[str, float | bool | None] = {}
+    pattern_title: str | None = None  # the cytokine pattern as people read it
+    unusable: tuple[str, ...] = ()  # results that were reported but could not be read
 
     @property
     def elevated_axes(self) -> tuple[AxisResult, ...]:

@@ -6,23 +6,51 @@ The time of evaluation is the evidence's `as_of` (freshness was judged against i
 from __future__ import annotations
 
 import math
-from datetime import timedelta
+from collections.abc import Mapping, Sequence
+from datetime import datetime, timedelta
 
+from cds_service.context.models import EMPTY_CHART, ChartContext, SettingFinding
 from cds_service.evidence import AnalyteEvidence, Evidence, LabValue
 from cds_service.rules.assessment import (
     Assessment,
     AxisResult,
     Decision,
     MarkerResult,
+    ScoreView,
+    SettingView,
     Subtype,
 )
 from cds_service.rules.loader import Criterion, Marker, Rules
 from cds_service.rules.schema import AxisSpec
+from cds_service.rules.setting_rules import (
+    drug_effects,
+    judge_setting,
+    pick_setting,
+    unusable_results,
+)
+from cds_service.rules.setting_rules import (
+    unusable_problems as _unusable,
+)
 
 
-def assess(evidence: Evidence, rules: Rules) -> Assessment:
+def assess(
+    evidence: Evidence,
+    rules: Rules,
+    chart: ChartContext = EMPTY_CHART,
+    scores: Sequence[ScoreView] = (),
+) -> Assessment:
+    """The cytokine pattern, judged within the clinical setting the chart records.
+
+    `scores` are the clinical scores computed for this patient (ASTCT grade, HLH-2004, HScore,
+    MAS-2016, cHIS); the setting rules read them as facts.
+    """
+    applied, others = pick_setting(chart, rules)
+    setting_id = applied.setting if applied is not None else "unknown"
+    after = drug_effects(evidence, chart, rules)
     judged = {
-        marker_id: judge_marker(marker, evidence, rules.near_miss_fraction)
+        marker_id: judge_marker(
+            marker, evidence, rules.near_miss_fraction, setting=setting_id, after=after
+        )
         for marker_id, marker in rules.markers.items()
     }
     axes = tuple(_axis(axis_id, spec, judged) for axis_id, spec in rules.axes.items())
@@ -35,15 +63,14 @@ def assess(evidence: Evidence, rules: Rules) -> Assessment:
         for group in rules.cytokine_groups
         if not any(evidence.fresh(analyte) for analyte in group.analytes)
     )
-    hyperinflammation = (
-        any(judged[m].above for m in hi.signs) or cytopenia_lines >= rules.cytopenia_min_lines
-    )
     immunoparalysis = all(judged[m].above for m in ip.required)
     mals_like = [judged[m] for m in ip.excluded_by if judged[m].above]
-
+    clinical = judge_setting(rules, evidence, chart, scores, judged, applied, setting_id)
+    multiplex = bool(clinical.diagnostic_bar) and rules.settings[setting_id].multiplex
     subtype, decision, rationale = _decide(
-        axes, rules, immunoparalysis and not mals_like, hyperinflammation, missing_groups
+        axes, rules, immunoparalysis and not mals_like, multiplex, missing_groups
     )
+    pattern = rules.patterns.get(subtype) if subtype else None
     return Assessment(
         subtype=subtype,
         decision=decision,
@@ -56,7 +83,30 @@ def assess(evidence: Evidence, rules: Rules) -> Assessment:
         cytopenia_lines=cytopenia_lines,
         missing_groups=missing_groups,
         near_misses=tuple(result for result in judged.values() if result.near_miss),
-        notes=_notes(axes, judged, rules, immunoparalysis, mals_like),
+        notes=(*_notes(axes, judged, immunoparalysis, mals_like), *clinical.notes),
+        setting=_view(applied, rules) if applied else None,
+        other_settings=tuple(_view(f, rules) for f in others),
+        state=clinical.state,
+        decisive=clinical.decisive,
+        undecided=clinical.undecided,
+        diagnostic_bar=clinical.diagnostic_bar,
+        advice=clinical.advice,
+        scores=tuple(scores),
+        facts=clinical.facts,
+        pattern_title=pattern.title if pattern else None,
+        unusable=unusable_results(evidence, rules),
+    )
+
+
+def _view(finding: SettingFinding, rules: Rules) -> SettingView:
+    return SettingView(
+        setting=finding.setting,
+        label=rules.settings[finding.setting].short,
+        reason=finding.reason,
+        when=finding.when,
+        kind=finding.kind,
+        day=finding.day,
+        product=finding.product,
     )
 
 
@@ -64,7 +114,7 @@ def _decide(
     axes: tuple[AxisResult, ...],
     rules: Rules,
     immunoparalysis: bool,
-    hyperinflammation: bool,
+    multiplex: bool,
     missing_groups: tuple[str, ...],
 ) -> tuple[Subtype | None, Decision, str]:
     if immunoparalysis:
@@ -92,11 +142,11 @@ def _decide(
             "mixed-pattern",
             f"{names} are elevated with no axis leading by {rules.dominance_ratio:g}×.",
         )
-    if hyperinflammation and missing_groups:
+    if multiplex and missing_groups:
         return (
             "multiplex-assay-needed",
             "cytokines-missing",
-            "Signs of hyperinflammation without a recent result for: "
+            f"{rules.diagnostic_bar.label} is met without a recent result for: "
             + ", ".join(missing_groups)
             + ".",
         )
@@ -123,7 +173,6 @@ def _axis(axis_id: str, spec: AxisSpec, judged: dict[str, MarkerResult]) -> Axis
 def _notes(
     axes: tuple[AxisResult, ...],
     judged: dict[str, MarkerResult],
-    rules: Rules,
     immunoparalysis: bool,
     mals_like: list[MarkerResult],
 ) -> tuple[str, ...]:
@@ -152,14 +201,36 @@ def _notes(
     return tuple(notes)
 
 
-def judge_marker(marker: Marker, evidence: Evidence, near_miss_fraction: float) -> MarkerResult:
+# --- judging one marker -------------------------------------------------------------------------
+
+
+def judge_marker(
+    marker: Marker,
+    evidence: Evidence,
+    near_miss_fraction: float,
+    *,
+    setting: str = "unknown",
+    after: Mapping[str, tuple[datetime, str]] | None = None,
+) -> MarkerResult:
+    """One marker against its criterion, in the applied setting.
+
+    `after`: analyte -> (time a drug was given, why results after it are not counted).
+    """
     base = {"marker": marker.id, "label": marker.label, "analyte": marker.analyte}
+    if marker.settings and setting not in marker.settings:
+        return MarkerResult(**base, state="not-applied")
     found = evidence.get(marker.analyte)
     if found is None:
+        problems = _unusable(evidence, marker.analyte)
+        if problems:
+            return MarkerResult(**base, state="unusable", note=problems[0].reason)
         return MarkerResult(**base, state="missing")
     if not found.fresh:
         return MarkerResult(**base, state="stale", value=found.latest)
     value = _reading(marker.reading, found, evidence)
+    given = (after or {}).get(marker.analyte)
+    if given is not None and value.effective >= given[0]:
+        return MarkerResult(**base, state="after-drug", value=value, note=given[1])
     criterion = next((c for c in marker.criteria if _applies(c, value)), None)
     if criterion is None:
         return MarkerResult(**base, state="no-criterion", value=value)

@@ -12,17 +12,27 @@ from importlib import resources
 from pathlib import Path
 
 from cds_service.evidence import Catalog
+from cds_service.rules.conditions import COMPUTED_FACTS, Condition, parse_condition
 from cds_service.rules.schema import (
     AxisSpec,
     Comparison,
+    CriteriaSetSpec,
     CriterionSpec,
     CytokineGroupSpec,
+    DiagnosticBarSpec,
+    DrugEffectSpec,
     DrugSpec,
     HyperinflammationSpec,
     ImmunoparalysisSpec,
+    NeverFlagSpec,
+    OptionSpec,
+    PatternSpec,
+    PrecedenceSpec,
     RulesSpec,
+    SafetySpec,
+    SettingSpec,
     SourceSpec,
-    TreatmentSpec,
+    StandardOfCareSpec,
 )
 from cds_service.yamlfile import ConfigFileError, Loc, YamlDocument
 
@@ -46,6 +56,7 @@ class Marker:
     criteria: tuple[Criterion, ...]
     rationale: str
     reading: str
+    settings: frozenset[str] = frozenset()  # empty: every setting
 
 
 @dataclass(frozen=True)
@@ -56,18 +67,33 @@ class Rules:
     dominance_ratio: float
     near_miss_fraction: float
     cytopenia_min_lines: int
-    high_dose_steroid_mg: float
     markers: dict[str, Marker]
     axes: dict[str, AxisSpec]  # il1, ifng, il6
     immunoparalysis: ImmunoparalysisSpec
     hyperinflammation: HyperinflammationSpec
     cytokine_groups: tuple[CytokineGroupSpec, ...]
     drugs: dict[str, DrugSpec]
-    treatments: dict[str, TreatmentSpec]
+    patterns: dict[str, PatternSpec]
+    criteria_sets: dict[str, CriteriaSetSpec]
+    options: dict[str, OptionSpec]
+    precedence: PrecedenceSpec
+    settings: dict[str, SettingSpec]
+    diagnostic_bar: DiagnosticBarSpec
+    safety: tuple[SafetySpec, ...]
+    never_flag: NeverFlagSpec
+    drug_effects: tuple[DrugEffectSpec, ...]
+    standard_of_care: StandardOfCareSpec
+    conditions: dict[str, Condition]  # every condition of the file, parsed, by its text
 
     @property
     def label(self) -> str:
         return f"{self.version} ({self.digest[:12]})"
+
+    def when(self, texts: list[str]) -> tuple[Condition, ...]:
+        return tuple(self.conditions[text.strip()] for text in texts)
+
+    def cite(self, source_id: str) -> SourceSpec:
+        return self.sources[source_id]
 
 
 def default_rules_text() -> str:
@@ -87,6 +113,7 @@ def load_rules(catalog: Catalog, path: Path | None = None) -> Rules:
         text = path.read_text(encoding="utf-8")
     spec = document.validate(RulesSpec)
     _check_references(spec, catalog, document)
+    conditions = _conditions(spec, document)
     markers = {
         marker_id: Marker(
             id=marker_id,
@@ -100,6 +127,7 @@ def load_rules(catalog: Catalog, path: Path | None = None) -> Rules:
             ),
             rationale=marker.rationale,
             reading=marker.reading,
+            settings=frozenset(marker.settings),
         )
         for marker_id, marker in spec.markers.items()
     }
@@ -113,15 +141,61 @@ def load_rules(catalog: Catalog, path: Path | None = None) -> Rules:
         dominance_ratio=params.dominance_ratio.value,
         near_miss_fraction=params.near_miss_fraction.value,
         cytopenia_min_lines=int(params.cytopenia_min_lines.value),
-        high_dose_steroid_mg=params.high_dose_corticosteroid_mg_per_day.value,
         markers=markers,
         axes={str(axis_id): axis for axis_id, axis in spec.axes.items()},
         immunoparalysis=spec.immunoparalysis,
         hyperinflammation=spec.hyperinflammation,
         cytokine_groups=tuple(spec.cytokine_groups),
         drugs=dict(spec.drugs),
-        treatments=dict(spec.treatments),
+        patterns={str(k): v for k, v in spec.patterns.items()},
+        criteria_sets=dict(spec.criteria_sets),
+        options=dict(spec.options),
+        precedence=spec.precedence,
+        settings={str(k): v for k, v in spec.settings.items()},
+        diagnostic_bar=spec.diagnostic_bar,
+        safety=tuple(spec.safety),
+        never_flag=spec.never_flag,
+        drug_effects=tuple(spec.drug_effects),
+        standard_of_care=spec.standard_of_care,
+        conditions=conditions,
     )
+
+
+def _condition_places(spec: RulesSpec) -> list[tuple[tuple[str | int, ...], str]]:
+    """Every condition of the file with where it is written."""
+    places: list[tuple[tuple[str | int, ...], str]] = []
+    for setting_id, setting in spec.settings.items():
+        for part in ("states", "advice", "avoid"):
+            for i, rule in enumerate(getattr(setting, part)):
+                for j, text in enumerate(rule.when):
+                    places.append((("settings", setting_id, part, i, "when", j), text))
+    for j, text in enumerate(spec.diagnostic_bar.when):
+        places.append((("diagnostic_bar", "when", j), text))
+    for i, check in enumerate(spec.safety):
+        for j, text in enumerate(check.when):
+            places.append((("safety", i, "when", j), text))
+    return places
+
+
+def _conditions(spec: RulesSpec, document: YamlDocument) -> dict[str, Condition]:
+    """Parse every condition and check that each names a fact the engine knows."""
+    known = (
+        set(COMPUTED_FACTS)
+        | set(spec.markers)
+        | set(spec.criteria_sets)
+        | {f"option.{name}" for name in spec.options}
+    )
+    parsed: dict[str, Condition] = {}
+    for loc, text in _condition_places(spec):
+        try:
+            condition = parse_condition(text)
+        except ValueError as exc:
+            raise document.error(loc, str(exc)) from None
+        for fact in condition.facts():
+            if fact not in known:
+                raise document.error(loc, f"unknown fact {fact!r} in condition {text!r}")
+        parsed[condition.text] = condition
+    return parsed
 
 
 def _criterion(
@@ -198,9 +272,45 @@ def _check_references(spec: RulesSpec, catalog: Catalog, document: YamlDocument)
     for g, group in enumerate(spec.cytokine_groups):
         for i, analyte in enumerate(group.analytes):
             need("analyte", analytes, analyte, ("cytokine_groups", g, "analytes", i))
-    for subtype, treatment in spec.treatments.items():
-        need("drug", spec.drugs, treatment.recommend, ("treatments", subtype, "recommend"))
-        need("source", spec.sources, treatment.source, ("treatments", subtype, "source"))
+    for subtype, pattern in spec.patterns.items():
+        need("source", spec.sources, pattern.source, ("patterns", subtype, "source"))
+    for set_id, criteria in spec.criteria_sets.items():
+        loc: Loc = ("criteria_sets", set_id)
+        need("source", spec.sources, criteria.source, (*loc, "source"))
+        of = criteria.at_least.of if criteria.at_least else []
+        for part, ids in (("all", criteria.all), ("none", criteria.none), ("at_least", of)):
+            for i, marker_id in enumerate(ids):
+                need("marker", spec.markers, marker_id, (*loc, part, i))
+    for name, option in spec.options.items():
+        need("source", spec.sources, option.source, ("options", name, "source"))
+    need("source", spec.sources, spec.precedence.source, ("precedence", "source"))
+    need("source", spec.sources, spec.diagnostic_bar.source, ("diagnostic_bar", "source"))
+    for setting_id, setting in spec.settings.items():
+        loc = ("settings", setting_id)
+        states = {state.id for state in setting.states}
+        for i, state in enumerate(setting.states):
+            need("source", spec.sources, state.source, (*loc, "states", i, "source"))
+        for i, advice in enumerate(setting.advice):
+            need("state", states, advice.state, (*loc, "advice", i, "state"))
+            need("drug", spec.drugs, advice.drug, (*loc, "advice", i, "drug"))
+            need("source", spec.sources, advice.source, (*loc, "advice", i, "source"))
+        for i, avoid in enumerate(setting.avoid):
+            for j, drug_id in enumerate(avoid.drugs):
+                need("drug", spec.drugs, drug_id, (*loc, "avoid", i, "drugs", j))
+            need("drug", spec.drugs, avoid.instead, (*loc, "avoid", i, "instead"))
+            need("source", spec.sources, avoid.source, (*loc, "avoid", i, "source"))
+    for i, check in enumerate(spec.safety):
+        for j, drug_id in enumerate(check.drugs):
+            need("drug", spec.drugs, drug_id, ("safety", i, "drugs", j))
+        need("source", spec.sources, check.source, ("safety", i, "source"))
+    for i, effect in enumerate(spec.drug_effects):
+        need("analyte", analytes, effect.analyte, ("drug_effects", i, "analyte"))
+        need("drug", spec.drugs, effect.drug, ("drug_effects", i, "drug"))
+        need("source", spec.sources, effect.source, ("drug_effects", i, "source"))
+    for j, drug_id in enumerate(spec.never_flag.drugs):
+        need("drug", spec.drugs, drug_id, ("never_flag", "drugs", j))
+    need("source", spec.sources, spec.never_flag.source, ("never_flag", "source"))
+    need("source", spec.sources, spec.standard_of_care.source, ("standard_of_care", "source"))
     if problems:
         loc, message = problems[0]
         error = document.error(loc, message)

@@ -1,4 +1,9 @@
-"""Do the cytokine-directed drugs being ordered fit the assessed pattern? Pure functions."""
+"""Do the drugs being ordered fit the applied setting's rules? Pure functions.
+
+An order gets a mismatch warning only from an `avoid` rule of the recorded setting (each with its
+source); with no setting recorded there are none. Label safety checks run on every ordered drug
+the rules know; stress-dose hydrocortisone is never judged.
+"""
 
 from __future__ import annotations
 
@@ -8,19 +13,26 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from cds_service.context.models import EMPTY_CHART, ChartContext
 from cds_service.fhir.draft_orders import DraftMedication
 from cds_service.rules.assessment import Assessment
+from cds_service.rules.conditions import all_hold
 from cds_service.rules.loader import Rules
+from cds_service.rules.schema import AvoidSpec, DrugSpec
+from cds_service.rules.setting_rules import safety_findings
 
 
 class OrderFinding(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    kind: Literal["mismatch", "needs-cytokines"]
+    kind: Literal["mismatch", "caution", "dose-unknown", "needs-cytokines"]
     order: str | None  # "MedicationRequest/<id>" of the draft
     drug: str  # drug id in the rules file
     drug_class: str
-    recommend: str | None  # the fitting drug to suggest instead (None: none fits)
+    recommend: str | None = None  # the drug to order instead (None: none named)
+    rule: str | None = None  # the avoid or safety rule that fired
+    source: str | None = None  # its source id
+    reason: str = ""  # for people
     daily_dose_prednisone_mg: float | None = None
 
 
@@ -41,54 +53,85 @@ def identify_drug(order: DraftMedication, rules: Rules) -> str | None:
 
 
 def judge_orders(
-    orders: Iterable[DraftMedication], assessment: Assessment, rules: Rules
+    orders: Iterable[DraftMedication],
+    assessment: Assessment,
+    rules: Rules,
+    chart: ChartContext = EMPTY_CHART,
 ) -> list[OrderFinding]:
-    findings = []
+    setting = assessment.setting.setting if assessment.setting else "unknown"
+    findings: list[OrderFinding] = []
     for order in orders:
         drug_id = identify_drug(order, rules)
-        if drug_id is None:
+        if drug_id is None or drug_id in rules.never_flag.drugs:
             continue
         drug = rules.drugs[drug_id]
-        steroid_mg = None
-        if drug.class_ == "corticosteroid":
-            if order.daily_dose_mg is None or drug.prednisone_equivalent is None:
-                continue  # dose unreadable: not judged (see rules parameter rationale)
-            steroid_mg = order.daily_dose_mg * drug.prednisone_equivalent
-            if steroid_mg <= rules.high_dose_steroid_mg:
-                continue  # not a high dose: not cytokine-directed in the sense of these rules
-        finding = _judge(order, drug_id, drug.class_, assessment, rules)
-        if finding is not None:
-            findings.append(finding.model_copy(update={"daily_dose_prednisone_mg": steroid_mg}))
+        base = {"order": order.reference, "drug": drug_id, "drug_class": drug.class_}
+        steroid_mg = _prednisone_mg(order, drug)
+        avoid = [rule for rule in rules.settings[setting].avoid if _about(rule, drug_id, drug)]
+        fired = None
+        for rule in avoid:
+            if not all_hold(rules.when(rule.when), assessment.facts):
+                continue
+            if rule.min_prednisone_mg is not None:
+                if steroid_mg is None:
+                    findings.append(
+                        OrderFinding(
+                            kind="dose-unknown",
+                            **base,
+                            rule=rule.id,
+                            source=rule.source,
+                            reason=order.dose_problem or "the dose could not be read",
+                        )
+                    )
+                    continue
+                if steroid_mg <= rule.min_prednisone_mg:
+                    continue
+            fired = rule
+            break
+        if fired is not None:
+            findings.append(
+                OrderFinding(
+                    kind="mismatch",
+                    **base,
+                    recommend=fired.instead,
+                    rule=fired.id,
+                    source=fired.source,
+                    reason=fired.reason,
+                    daily_dose_prednisone_mg=steroid_mg,
+                )
+            )
+            continue
+        cautions = safety_findings(rules, drug_id, setting, assessment.facts)
+        if chart.allergic_to(drug_id, drug.class_):
+            cautions.insert(0, ("an allergy or intolerance to it is recorded", "remove"))
+        if cautions:
+            findings.append(
+                OrderFinding(kind="caution", **base, reason="; ".join(text for text, _ in cautions))
+            )
+            continue
+        if _needs_cytokines(assessment, drug, rules, setting):
+            findings.append(OrderFinding(kind="needs-cytokines", **base))
     return findings
 
 
-def _judge(
-    order: DraftMedication, drug_id: str, drug_class: str, assessment: Assessment, rules: Rules
-) -> OrderFinding | None:
-    subtype = assessment.subtype
-    if subtype is None or subtype == "multiplex-assay-needed":
-        if assessment.missing_groups:
-            return OrderFinding(
-                kind="needs-cytokines",
-                order=order.reference,
-                drug=drug_id,
-                drug_class=drug_class,
-                recommend=None,
-            )
-        return None  # cytokines measured and none elevated: no pattern to judge the order by
-    treatment = rules.treatments[subtype]
-    fitting: set[str] = set(treatment.fitting)
-    if treatment.fitting_from_elevated_axes:
-        fitting |= {_AXIS_CLASS[axis.axis] for axis in assessment.elevated_axes}
-    if drug_class in fitting:
+def _about(rule: AvoidSpec, drug_id: str, drug: DrugSpec) -> bool:
+    return drug_id in rule.drugs or drug.class_ in rule.classes
+
+
+def _prednisone_mg(order: DraftMedication, drug: DrugSpec) -> float | None:
+    if drug.prednisone_equivalent is None or order.daily_dose_mg is None:
         return None
-    return OrderFinding(
-        kind="mismatch",
-        order=order.reference,
-        drug=drug_id,
-        drug_class=drug_class,
-        recommend=treatment.recommend,
+    return order.daily_dose_mg * drug.prednisone_equivalent
+
+
+def _needs_cytokines(assessment: Assessment, drug: DrugSpec, rules: Rules, setting: str) -> bool:
+    """A cytokine-directed drug ordered with no recent cytokine result, as information only:
+    only where the setting asks for the panel, the diagnostic bar is met, and the drug is not a
+    standard of care in a common setting."""
+    return (
+        rules.settings[setting].multiplex
+        and assessment.diagnostic_bar is True
+        and bool(assessment.missing_groups)
+        and drug.class_ not in rules.standard_of_care.classes
+        and drug.class_ != "cytotoxic"
     )
-
-
-_AXIS_CLASS = {"il1": "il1-blockade", "ifng": "ifng-blockade", "il6": "il6-blockade"}

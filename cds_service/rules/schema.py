@@ -10,9 +10,19 @@ Comparison = Literal[">", ">=", "<", "<="]
 Id = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]*$")]
 Text = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
 DrugClass = Literal[
-    "il1-blockade", "il6-blockade", "ifng-blockade", "jak-inhibitor", "corticosteroid"
+    "il1-blockade",
+    "il6-blockade",
+    "ifng-blockade",
+    "jak-inhibitor",
+    "corticosteroid",
+    "cytotoxic",
 ]
 SUBTYPES = ("il1-driven", "ifng-driven", "il6-driven", "immunoparalysis", "mixed-pattern")
+SETTINGS = ("iec", "covid19", "sepsis", "stills", "hlh", "unknown")
+SettingId = Literal["iec", "covid19", "sepsis", "stills", "hlh", "unknown"]
+# A condition on a fact: "crs_grade >= 2", "mals", "not hypoxia" (checked by the loader).
+Condition = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+TopicCode = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]{1,100}$")]
 
 
 class _Spec(BaseModel):
@@ -25,6 +35,8 @@ class SourceSpec(_Spec):
     doi: Text | None = None
     pmid: Text | None = None
     verification: Text | None = None  # what could not be confirmed, said openly
+    url: Text | None = None  # labels and guidelines without a DOI
+    population: Text | None = None  # who the source's findings hold for
 
 
 class ParameterSpec(_Spec):
@@ -37,7 +49,6 @@ class Parameters(_Spec):
     dominance_ratio: ParameterSpec
     near_miss_fraction: ParameterSpec
     cytopenia_min_lines: ParameterSpec
-    high_dose_corticosteroid_mg_per_day: ParameterSpec
 
     @model_validator(mode="after")
     def _sane(self) -> Parameters:
@@ -77,6 +88,8 @@ class MarkerSpec(_Spec):
     # Which result is judged: the latest, or the extreme within the freshness window (fever is
     # a maximum over the last day, not the last reading).
     reading: Literal["latest", "max-in-window", "min-in-window"] = "latest"
+    # Settings whose population the criteria come from; the marker is judged only there.
+    settings: list[SettingId] = []
 
 
 class AxisSpec(_Spec):
@@ -118,12 +131,143 @@ class DrugSpec(_Spec):
         return self
 
 
-class TreatmentSpec(_Spec):
-    recommend: Id | None
-    fitting: list[DrugClass]
-    fitting_from_elevated_axes: bool = False
+class PatternSpec(_Spec):
+    """How people read a cytokine pattern, and the drug class acting on its axis."""
+
+    name: Text  # short: "IL-6-predominant"
+    title: Text  # "IL-6-predominant hyperinflammation"
+    drug_class: DrugClass | None
     source: Id
     rationale: Text
+
+
+class AtLeastSpec(_Spec):
+    count: int = Field(ge=1)
+    of: list[Id] = Field(min_length=1)
+
+
+class CriteriaSetSpec(_Spec):
+    label: Text
+    all: list[Id] = []
+    none: list[Id] = []
+    at_least: AtLeastSpec | None = None
+    source: Id
+    population: Text
+
+
+class OptionSpec(_Spec):
+    value: bool | float
+    source: Id
+    rationale: Text
+
+
+class PrecedenceSpec(_Spec):
+    order: list[SettingId] = Field(min_length=1)
+    source: Id
+    rationale: Text
+
+
+class TopicSpec(_Spec):
+    code: TopicCode
+    display: Text
+
+
+class StateSpec(_Spec):
+    """A hyperinflammation state of a setting: an exact, published rule."""
+
+    id: Id
+    label: Text
+    short: Text  # for the card summary; {fact} is replaced by the fact's value
+    when: list[Condition] = Field(min_length=1)
+    source: Id
+    topic: TopicSpec
+
+
+class AdviceSpec(_Spec):
+    """What to do in a state: draft `drug`, or (without a drug) say `action`."""
+
+    id: Id
+    state: Id
+    drug: Id | None = None
+    action: Text | None = None
+    when: list[Condition] = []
+    repeat: bool = False  # repeated doses are the treatment (tocilizumab in CRS): no "already on"
+    source: Id
+    population: Text
+    rationale: Text
+    verify: Text | None = None  # what must be confirmed before a hospital relies on it
+
+    @model_validator(mode="after")
+    def _drug_or_action(self) -> AdviceSpec:
+        if (self.drug is None) == (self.action is None):
+            raise ValueError("give either drug or action")
+        return self
+
+
+class AvoidSpec(_Spec):
+    """A sourced rule that an order does not fit the setting: the only mismatch warnings."""
+
+    id: Id
+    drugs: list[Id] = []
+    classes: list[DrugClass] = []
+    when: list[Condition] = []
+    min_prednisone_mg: float | None = Field(default=None, gt=0)  # per day; corticosteroids only
+    instead: Id | None = None
+    source: Id
+    short: Text  # the reason in a few words, for the card summary
+    reason: Text
+
+    @model_validator(mode="after")
+    def _names_drugs(self) -> AvoidSpec:
+        if not self.drugs and not self.classes:
+            raise ValueError("name the drugs or drug classes the rule is about")
+        return self
+
+
+class SettingSpec(_Spec):
+    label: Text
+    short: Text
+    multiplex: bool
+    scores: list[Id] = []  # the scores its cards show
+    states: list[StateSpec]
+    advice: list[AdviceSpec]
+    avoid: list[AvoidSpec]
+
+
+class DiagnosticBarSpec(_Spec):
+    label: Text
+    when: list[Condition] = Field(min_length=1)
+    source: Id
+    population: Text
+
+
+class SafetySpec(_Spec):
+    id: Id
+    drugs: list[Id] = Field(min_length=1)
+    settings: list[SettingId] = []
+    when: list[Condition] = Field(min_length=1)
+    unknown: Literal["ignore", "caution"] = "ignore"
+    outcome: Literal["caution", "remove"]
+    source: Id
+    finding: Text
+
+
+class DrugEffectSpec(_Spec):
+    analyte: Id
+    drug: Id
+    source: Id
+    note: Text
+
+
+class StandardOfCareSpec(_Spec):
+    classes: list[DrugClass]
+    source: Id
+    rationale: Text
+
+
+class NeverFlagSpec(_Spec):
+    drugs: list[Id]
+    source: Id
 
 
 class RulesSpec(_Spec):
@@ -136,13 +280,28 @@ class RulesSpec(_Spec):
     hyperinflammation: HyperinflammationSpec
     cytokine_groups: list[CytokineGroupSpec] = Field(min_length=1)
     drugs: dict[Id, DrugSpec] = Field(min_length=1)
-    treatments: dict[Literal[SUBTYPES], TreatmentSpec]  # type: ignore[valid-type]
+    patterns: dict[Literal[SUBTYPES], PatternSpec]  # type: ignore[valid-type]
+    criteria_sets: dict[Id, CriteriaSetSpec] = {}
+    options: dict[Id, OptionSpec] = {}
+    precedence: PrecedenceSpec
+    settings: dict[SettingId, SettingSpec]
+    diagnostic_bar: DiagnosticBarSpec
+    safety: list[SafetySpec] = []
+    never_flag: NeverFlagSpec
+    drug_effects: list[DrugEffectSpec] = []
+    standard_of_care: StandardOfCareSpec
 
     @model_validator(mode="after")
-    def _every_axis_and_treatment(self) -> RulesSpec:
+    def _complete(self) -> RulesSpec:
         if set(self.axes) != {"il1", "ifng", "il6"}:
             raise ValueError("axes must define il1, ifng and il6")
-        missing = set(SUBTYPES) - set(self.treatments)
+        missing = set(SUBTYPES) - set(self.patterns)
         if missing:
-            raise ValueError(f"treatments missing for: {', '.join(sorted(missing))}")
+            raise ValueError(f"patterns missing for: {', '.join(sorted(missing))}")
+        absent = set(SETTINGS) - set(self.settings)
+        if absent:
+            raise ValueError(f"settings missing: {', '.join(sorted(absent))}")
+        order = self.precedence.order
+        if set(order) != set(SETTINGS) - {"unknown"} or len(order) != len(set(order)):
+            raise ValueError("precedence must order every setting except unknown, once")
         return self

@@ -43,7 +43,7 @@ def test_evaluate_is_as_of_the_given_time() -> None:
     assert report["assessment"]["subtype"] is None
     assert report["cards"] == []
     states = {m["state"] for axis in report["assessment"]["axes"] for m in axis["pivotal"]}
-    assert states <= {"stale", "missing"}
+    assert states <= {"stale", "missing", "not-applied"}
 
 
 @pytest.mark.parametrize(
@@ -76,13 +76,15 @@ def test_evaluate_refuses_a_missing_file_and_a_bad_time(tmp_path: Path) -> None:
 
 
 def test_post_evaluate(client: FlaskClient) -> None:
-    bundle = load_fixture("patients/css-il1-mals.json")
+    """A Bundle carries the chart around the labs: the setting is read from it."""
+    bundle = load_fixture("patients/case-cart-day3.json")
     response = client.post(f"/evaluate?at={AT}", json=bundle)
     assert response.status_code == 200
     body: dict[str, Any] = response.get_json()
-    assert body["assessment"]["subtype"] == "il1-driven"
+    assert body["assessment"]["setting"]["setting"] == "iec"
+    assert body["assessment"]["state"]["id"] == "crs"
     assert body["cards"][0]["suggestions"][0]["actions"][0]["resource"]["subject"] == {
-        "reference": "Patient/css-il1-mals"
+        "reference": "Patient/case-cart-day3"
     }
 
 

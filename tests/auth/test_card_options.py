@@ -45,8 +45,8 @@ def mismatch_suggestions(
         service = current_runtime().services["cytokine-storm-order-sign"]
     body = hook_request(
         service,
-        load_fixture("patients/css-il6-covid.json"),
-        draft_orders=load_fixture("orders/anakinra.json"),
+        load_fixture("patients/case-sjia-mas.json"),  # emapalumab before glucocorticoids
+        draft_orders=load_fixture("orders/emapalumab.json"),
         now=datetime.now(UTC),
     )
     shapes = {}

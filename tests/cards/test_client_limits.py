@@ -157,8 +157,12 @@ LINK = Link(label="Cytokine profile", url=f"{PUBLIC_BASE}/profile/abc", type="ab
 def test_every_card_the_kit_can_build_meets_every_clients_limits(runtime: Runtime) -> None:
     cards = sample_cards(runtime.cards, [LINK])
     topics = {c.source.topic.code for c in cards if c.source.topic}
-    # Every card type is among them: all patterns, order, multiplex and data cards.
-    assert topics == {t.spec.topic.code for t in runtime.cards.kit.templates.values()}
+    # Every card type is among them: all patterns, order, multiplex and data cards; the setting
+    # card carries the topic of the state it found (rules.yaml settings.*.states[].topic), or
+    # its own when no state could be judged.
+    states = {s.topic.code for spec in runtime.rules.settings.values() for s in spec.states}
+    templates = {t.spec.topic.code for t in runtime.cards.kit.templates.values()}
+    assert topics == templates | states
     assert len(cards) > 3 * len(runtime.rules.drugs)
     assert all_problems([c.to_json() for c in cards]) == []
 
@@ -221,7 +225,11 @@ def public_client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FlaskCli
         yield client
 
 
-PATIENTS = sorted(p.stem for p in (FIXTURES / "patients").glob("css-*.json"))
+PATIENTS = sorted(
+    p.stem
+    for pattern in ("css-*.json", "case-*.json")
+    for p in (FIXTURES / "patients").glob(pattern)
+)
 ORDERS = sorted(p.stem for p in (FIXTURES / "orders").glob("*.json"))
 
 
@@ -239,7 +247,8 @@ def test_every_card_served_for_every_fixture_meets_every_clients_limits(
         served += cards
     topics = {c["source"]["topic"]["code"] for c in served}
     assert {
-        "il1driven",
+        "mals",
+        "crs",
         "ifngdriven",
         "il6driven",
         "ordermismatch",

@@ -22,54 +22,85 @@ def only_card(response: Any) -> dict[str, Any]:
     return cards[0]
 
 
-def created(card: dict[str, Any]) -> dict[str, Any]:
-    (suggestion,) = card["suggestions"]
+def created(card: dict[str, Any], index: int = 0) -> dict[str, Any]:
+    suggestion = card["suggestions"][index]
     (action,) = suggestion["actions"]
     assert action["type"] == "create" and action["description"]
     assert card["selectionBehavior"] == "any"
     return action["resource"]
 
 
+def drugs_of(card: dict[str, Any]) -> list[str]:
+    return [
+        s["actions"][0]["resource"]["medicationCodeableConcept"]["text"]
+        for s in card.get("suggestions") or []
+    ]
+
+
 @pytest.mark.parametrize(
-    ("patient", "topic", "rxnorm", "drug"),
+    ("patient", "topic", "summary", "drugs"),
     [
-        ("css-il1-mals", "il1driven", "72435", "anakinra"),
-        ("css-ifng-hlh", "ifngdriven", "2104604", "emapalumab"),
-        ("css-il6-covid", "il6driven", "612865", "tocilizumab"),
+        ("case-cart-day3", "crs",
+         "CAR-T/bispecific, day 3, ASTCT CRS grade 2: consider tocilizumab", ["tocilizumab"]),
+        ("case-covid-recovery", "covid19oxygen", "COVID-19, needing oxygen: consider dexamethasone",
+         ["dexamethasone", "tocilizumab", "baricitinib"]),
+        ("case-sjia-mas", "mas", "Still's/sJIA, MAS-2016 criteria met: consider methylprednisolone",
+         ["methylprednisolone", "anakinra"]),
+        ("case-iechs", "iechs", "CAR-T/bispecific, day 14, IEC-HS features: consider anakinra",
+         ["anakinra"]),
     ],
-)
-def test_targeted_pattern_recommends_its_inhibitor(
-    client: FlaskClient, patient: str, topic: str, rxnorm: str, drug: str
+)  # fmt: skip
+def test_the_setting_card_names_the_setting_and_the_one_action(
+    client: FlaskClient, patient: str, topic: str, summary: str, drugs: list[str]
 ) -> None:
     card = only_card(hook_call(client, "patient-view", patient))
     assert card["source"]["topic"]["system"] == TOPIC_SYSTEM
     assert card["source"]["topic"]["code"] == topic
-    assert card["indicator"] == "info"
-    assert card["summary"].startswith("Pattern consistent with") and drug in card["summary"]
-    resource = created(card)
-    MedicationRequest.model_validate(resource)  # strict R4: raises when invalid
-    assert resource["status"] == "draft" and resource["intent"] == "proposal"
-    assert resource["medicationCodeableConcept"]["coding"] == [
-        {"system": RXNORM, "code": rxnorm, "display": drug}
-    ]
-    assert resource["subject"] == {"reference": f"Patient/{patient}"}
-    assert resource["requester"] == {"reference": "Practitioner/example"}
-    # The detail shows the values used, the thresholds and the sources; it is not a diagnosis.
+    assert card["summary"] == summary
+    assert drugs_of(card) == drugs
+    first = created(card)
+    MedicationRequest.model_validate(first)  # strict R4: raises when invalid
+    assert first["status"] == "draft" and first["intent"] == "proposal"
+    assert first["subject"] == {"reference": f"Patient/{patient}"}
+    assert first["requester"] == {"reference": "Practitioner/example"}
+    assert card["suggestions"][0]["isRecommended"] is True
     detail = card["detail"]
-    assert "| Marker | Result | Measured | Threshold | Judged |" in detail
-    assert "past threshold" in detail and "https://doi.org/" in detail
-    assert "not a diagnosis" in detail
-    assert card["source"]["url"].startswith("https://doi.org/")
+    # Leads with the setting and the state, then the decisive rows only; cited; hedged.
+    assert detail.startswith("**Setting applied:")
+    # The values that decided: the score's items that counted, or the markers its rules read.
+    assert "(counted: " in detail or "| Marker | Result | Measured | Threshold | Judged |" in detail
+    assert "not past threshold" not in detail  # only the rows that decided
+    assert "https://doi.org/" in detail and "not a diagnosis" in detail
     assert all(reason["display"] for reason in card["overrideReasons"])
 
 
-def test_immunoparalysis_warns_and_recommends_no_immunosuppression(client: FlaskClient) -> None:
-    card = only_card(hook_call(client, "patient-view", "css-immunoparalysis"))
+def test_the_car_t_card_does_not_cite_the_sepsis_rules(client: FlaskClient) -> None:
+    card = only_card(hook_call(client, "patient-view", "case-cart-day3"))
+    assert drugs_of(card) == ["tocilizumab"] and "MALS" not in card["detail"]
+    assert "PROVIDE" not in card["detail"] and "Kyriazopoulou" not in card["detail"]
+    assert "ASTCT" in card["detail"]
+
+
+@pytest.mark.parametrize(
+    ("patient", "topic"),
+    [("css-ifng-hlh", "ifngdriven"), ("css-il6-covid", "il6driven")],
+)
+def test_without_a_setting_the_pattern_is_described_never_treated(
+    client: FlaskClient, patient: str, topic: str
+) -> None:
+    card = only_card(hook_call(client, "patient-view", patient))
+    assert card["source"]["topic"]["code"] == topic
+    assert "depends on the clinical setting" in card["summary"]
+    assert "suggestions" not in card
+    assert "No targeted drug is suggested" in card["detail"]
+
+
+def test_sepsis_immunoparalysis_warns_and_drafts_nothing(client: FlaskClient) -> None:
+    card = only_card(hook_call(client, "patient-view", "case-sepsis-ip"))
     assert card["source"]["topic"]["code"] == "immunoparalysis"
-    assert card["indicator"] == "warning"
     assert "avoid escalating immunosuppression" in card["summary"]
-    assert "suggestions" not in card  # nothing to order: no drug is recommended here
-    assert "3,200 molecules/cell" in card["detail"]
+    assert "suggestions" not in card
+    assert "3,000 molecules/cell" in card["detail"]
 
 
 def test_mixed_pattern_shows_the_data_without_a_drug(client: FlaskClient) -> None:
@@ -91,7 +122,7 @@ def test_missing_or_stale_cytokines_suggest_the_multiplex_panel(
     assert resource["code"]["coding"][0]["code"] == "cytokine-panel"
     assert resource["subject"] == {"reference": f"Patient/{patient}"}
     if patient == "css-stale-cytokines":
-        assert "too old to use" in card["detail"]  # the stale IL-6 is shown as such
+        assert "IL-6" in card["detail"]  # the stale IL-6 group is named
 
 
 def test_the_panel_code_is_a_setting() -> None:
@@ -125,7 +156,7 @@ def test_no_hyperinflammation_signal_means_no_card(client: FlaskClient, patient:
 
 def test_every_card_and_suggestion_uuid_is_unique(client: FlaskClient) -> None:
     seen: set[str] = set()
-    for patient in ("css-il1-mals", "css-il1-mals", "css-multiplex-needed"):
+    for patient in ("case-cart-day3", "case-cart-day3", "css-multiplex-needed"):
         card = only_card(hook_call(client, "patient-view", patient))
         ids = [card["uuid"]] + [s["uuid"] for s in card.get("suggestions", [])]
         assert not seen & set(ids)
@@ -141,7 +172,9 @@ def test_encounter_is_carried_into_the_suggested_order(client: FlaskClient) -> N
 
     with client.application.app_context():
         service = current_runtime().services["cytokine-storm-patient-view"]
-    body = hook_request(service, load_fixture("patients/css-il6-covid.json"), now=datetime.now(UTC))
+    body = hook_request(
+        service, load_fixture("patients/case-cart-day3.json"), now=datetime.now(UTC)
+    )
     body["context"]["encounterId"] = "enc-42"
     card = only_card(client.post(f"/cds-services/{service.id}", json=body))
     assert created(card)["encounter"] == {"reference": "Encounter/enc-42"}

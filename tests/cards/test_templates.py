@@ -37,26 +37,24 @@ def test_a_hospital_can_reword_a_card(tmp_path: Path) -> None:
     from tests.conftest import hook_call
 
     cards = copy_of_cards(tmp_path)
-    path = cards / "il6-driven.yaml"
+    path = cards / "setting-advice.yaml"
     path.write_text(
-        path.read_text().replace(
-            "Pattern consistent with IL-6-predominant hyperinflammation",
-            "Labs fit IL-6-led hyperinflammation",
-        )
+        path.read_text().replace("consider {{ first.action }}", "think of {{ first.action }}")
     )
     app = create_app(Settings(auth="off", cards_dir=cards))
-    card = hook_call(app.test_client(), "patient-view", "css-il6-covid").get_json()["cards"][0]
-    assert card["summary"] == "Labs fit IL-6-led hyperinflammation: consider tocilizumab"
+    card = hook_call(app.test_client(), "patient-view", "case-cart-day3").get_json()["cards"][0]
+    assert card["summary"] == "CAR-T/bispecific, day 3, ASTCT CRS grade 2: think of tocilizumab"
 
 
 @pytest.mark.parametrize(
     ("file", "old", "new", "message"),
     [
         ("il6-driven.yaml", "indicator: info", "indicator: urgent", "indicator"),
-        ("il6-driven.yaml", "consider {{ drug }}", "consider {{ drug | nosuch }}", "template"),
+        ("il6-driven.yaml", "{{ pattern.name }}", "{{ pattern.name | nosuch }}", "template"),
         ("il6-driven.yaml", "clinical-judgement,", "clinical-judgment,", "unknown override"),
-        ("order-mismatch.yaml", "may not fit the", "x" * 150 + " the", "at most 139"),
-        ("il1-driven.yaml", "{{ drug }}** (IL-1", "{{ drugg }}** (IL-1", "drugg"),
+        ("order-mismatch.yaml", "may not fit (", "x" * 150 + " (", "at most 139"),
+        ("il1-driven.yaml", "{{ pattern.title }}", "{{ patern.title }}", "patern"),
+        ("setting-advice.yaml", "consider {{ first.action }}", "{{ first.actoin }}", "actoin"),
     ],
 )
 def test_a_broken_template_stops_start_up(
@@ -91,8 +89,10 @@ def test_cards_of_one_answer_share_the_evidence_table_and_say_the_same() -> None
     from tests.conftest import load_fixture
 
     knowledge = build_runtime(Settings(auth="off")).knowledge
-    record, patient = record_from_bundle(load_fixture("patients/css-il6-covid.json"))
-    drugs = ("anakinra", "emapalumab", "ruxolitinib", "anakinra")
+    # Sepsis immunoparalysis: anakinra (no MALS), a 1 g steroid pulse and IL-6 blockade all meet
+    # an avoid rule of the setting.
+    record, patient = record_from_bundle(load_fixture("patients/case-sepsis-ip.json"))
+    drugs = ("anakinra", "methylprednisolone-pulse", "tocilizumab", "anakinra")
     entries = []
     for n, drug in enumerate(drugs):
         order = load_fixture(f"orders/{drug}.json")["entry"][0]

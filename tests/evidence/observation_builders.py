@@ -37,6 +37,7 @@ CODES: dict[str, tuple[str, str]] = {
     "ddimer": (LOINC, "48065-7"),
     "temperature": (LOINC, "8310-5"),
     "mhla_dr": (LOCAL, "mhla-dr"),
+    "spo2": (LOINC, "59408-5"),
 }
 
 

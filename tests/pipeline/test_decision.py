@@ -71,15 +71,31 @@ def test_order_hooks_check_the_draft_orders(knowledge: Knowledge) -> None:
         selections = (
             frozenset({"MedicationRequest/draft-anakinra"}) if hook == "order-select" else None
         )
-        context = HookContext(hook, "css-il6-covid", draft_orders=orders, selections=selections)
-        decision = decide(knowledge, PatientRecord(resources("css-il6-covid")), context, AT)
-        assert decision.cards, hook
+        context = HookContext(hook, "case-sepsis-il6", draft_orders=orders, selections=selections)
+        decision = decide(knowledge, PatientRecord(resources("case-sepsis-il6")), context, AT)
+        assert [c.source.topic.code for c in decision.cards if c.source.topic] == [
+            "ordermismatch"
+        ], hook
     # patient-view ignores draft orders
     context = HookContext("patient-view", "css-il6-covid", draft_orders=orders)
     decision = decide(knowledge, PatientRecord(resources("css-il6-covid")), context, AT)
     assert all(
         "mismatch" not in (c.source.topic.code if c.source.topic else "") for c in decision.cards
     )
+
+
+def test_the_chart_decides_the_setting_and_the_scores_the_state(knowledge: Knowledge) -> None:
+    """CAR-T day 3 (procedure), fever and low-flow oxygen: ASTCT grade 2 -> tocilizumab."""
+    record = PatientRecord(resources("case-cart-day3"))
+    decision = decide(knowledge, record, HookContext("patient-view", "case-cart-day3"), AT)
+    assessment = decision.assessment
+    assert (
+        assessment.setting is not None and assessment.setting.heading == "CAR-T/bispecific, day 3"
+    )
+    assert assessment.facts["crs_grade"] == 2
+    assert [(a.drug, a.status) for a in assessment.advice] == [("tocilizumab", "suggest")]
+    (card,) = decision.cards
+    assert card.summary == "CAR-T/bispecific, day 3, ASTCT CRS grade 2: consider tocilizumab"
 
 
 def test_a_link_issuer_puts_the_profile_link_on_the_cards(knowledge: Knowledge) -> None:

@@ -83,6 +83,9 @@ def lab_values(patient: str) -> set[str]:
     return values
 
 
+SETTING_TOPICS = {"css-il1-mals": "mals"}
+
+
 def assert_opaque(url: str, patient: str) -> None:
     assert LINK.fullmatch(url), url
     assert patient not in url
@@ -98,9 +101,8 @@ def test_every_subtype_card_links_to_its_profile(
     client: FlaskClient, patient: str, topic: str
 ) -> None:
     (card,) = cards(hook_call(client, "patient-view", patient))
-    assert card["source"]["topic"]["code"] == topic.replace(
-        "-", ""
-    )  # the subtype, as letters and digits
+    # The subtype as letters and digits; a setting card carries its state's (sepsis MALS).
+    assert card["source"]["topic"]["code"] == SETTING_TOPICS.get(patient, topic.replace("-", ""))
     url = profile_link(card)
     assert_opaque(url, patient)
     page = client.get(urlsplit(url).path)
@@ -113,13 +115,14 @@ def test_every_subtype_card_links_to_its_profile(
 
 
 def test_order_mismatch_and_multiplex_cards_on_order_hooks_link_too(client: FlaskClient) -> None:
-    (mismatch,) = cards(hook_call(client, "order-sign", "css-il6-covid", "anakinra"))
+    (mismatch,) = cards(hook_call(client, "order-sign", "css-il1-mals", "tocilizumab"))
     assert mismatch["source"]["topic"]["code"] == "ordermismatch"
     url = profile_link(mismatch)
-    assert_opaque(url, "css-il6-covid")
+    assert_opaque(url, "css-il1-mals")
     page = read_page(client.get(urlsplit(url).path).get_data(as_text=True))
-    assert page.ids["subtype"] == "il6-driven"  # the pattern the order does not fit
-    assert page.row("IL-6")["result"] == "320 pg/mL"
+    assert page.ids["subtype"] == "il1-driven"
+    assert page.ids["setting-applied"].startswith("Sepsis")  # the setting whose rule fired
+    assert page.row("Ferritin (MALS range)")["result"] == "12,500 ng/mL"
     (multiplex,) = cards(hook_call(client, "order-select", "css-multiplex-needed", "anakinra"))
     assert multiplex["source"]["topic"]["code"] == "multiplexassayneeded"
     assert_opaque(profile_link(multiplex), "css-multiplex-needed")
@@ -167,16 +170,16 @@ def test_the_data_incomplete_card_carries_no_link(tmp_path: Path) -> None:
         service = runtime_of(client).services["cytokine-storm-patient-view"]
         body = hook_request(
             service,
-            load_fixture("patients/css-il1-mals.json"),
+            load_fixture("patients/case-cart-day3.json"),
             now=datetime.now(UTC),
             fhir_server=f"http://127.0.0.1:{free_port()}/fhir",
         )
         del body["prefetch"]["labs"]
         served = cards(client.post(f"/cds-services/{service.id}", json=body))
         topics = {card["source"]["topic"]["code"]: card for card in served}
-        assert set(topics) == {"il1driven", "dataincomplete"}
+        assert set(topics) == {"crs", "dataincomplete"}
         assert "links" not in topics["dataincomplete"]
-        page = client.get(urlsplit(profile_link(topics["il1driven"])).path)
+        page = client.get(urlsplit(profile_link(topics["crs"])).path)
         assert page.status_code == 200
 
 

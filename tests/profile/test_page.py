@@ -35,7 +35,8 @@ def figure_text(texts: list[str]) -> str:
 def test_il1_page_shows_rule_charts_values_history_and_sources(runtime: Runtime) -> None:
     html = ProfilePages(NOTICE).render(stored(runtime, "css-il1-mals"))
     page = read_page(html)
-    assert page.ids["pattern"] == "Pattern consistent with IL-1/IL-18-driven hyperinflammation"
+    assert page.ids["pattern"] == "Sepsis: Macrophage activation-like syndrome (MALS) in sepsis"
+    assert page.ids["setting-applied"].startswith("Sepsis (Condition Sepsis (A41.9)")
     assert (
         page.ids["rationale"]
         == "Only the IL-1 family (IL-1β, IL-18, ferritin) axis is above threshold."
@@ -49,7 +50,7 @@ def test_il1_page_shows_rule_charts_values_history_and_sources(runtime: Runtime)
     for title, texts in zip(AXES, ratio, strict=True):
         assert title in texts
     il1 = figure_text(page.figures["axis-0"])
-    assert "48,000 pg/mL · 2.00× · past threshold" in il1  # IL-18 against 24,000 pg/mL
+    assert "138,500 pg/mL · 2.00× · past threshold" in il1  # IL-18 against 69,250 pg/mL
     assert "12,500 ng/mL · 2.83× · past threshold" in il1  # ferritin against 4,420 ng/mL
     assert "4.1 pg/mL · 0.306× · not past threshold" in il1  # IL-1β against 2 × 6.7 pg/mL
     assert "1× = threshold" in il1 and "side that fires" in il1
@@ -94,7 +95,9 @@ def test_stale_and_missing_values_are_shown_as_such(runtime: Runtime) -> None:
     assert "300 pg/mL · 3.75× · too old to count" in il6_chart
     assert "too old to count (drawn for context)" in il6_chart  # legend: the open square
     assert "no result" in figure_text(page.figures["axis-3"])  # no HLA-DR, no lymphocytes
-    assert page.ids["pattern"] == "Signs of hyperinflammation without recent cytokine results"
+    assert page.ids["pattern"] == (
+        "No clinical setting recorded: hyperinflammation without recent cytokine results"
+    )
 
 
 @pytest.mark.parametrize("patient", sorted(SUBTYPE_PATIENTS))
@@ -134,7 +137,7 @@ def test_values_from_the_rules_file_are_escaped(runtime: Runtime) -> None:
     page = read_page(html)
     assert page.ids["rationale"] == evil
     assert evil in figure_text(page.figures["axis-0"])  # mathtext off: "$" stays a dollar
-    assert page.row(evil)["result"] == "48,000 pg/mL"
+    assert page.row(evil)["result"] == "138,500 pg/mL"
 
 
 def test_rendered_pages_are_cached_per_assessment(runtime: Runtime) -> None:
@@ -180,7 +183,7 @@ def test_pages_render_correctly_from_several_threads_at_once(runtime: Runtime) -
 
 
 def test_time_series_axes_are_labelled_in_plain_numbers(runtime: Runtime) -> None:
-    """IL-18 at 600 pg/mL against 24,000 pg/mL is drawn on a log scale, labelled 1,000 and
+    """IL-18 at 600 pg/mL against 69,250 pg/mL is drawn on a log scale, labelled 1,000 and
     10,000 (matplotlib's own log labels are mathtext, which is off)."""
     page = read_page(ProfilePages(NOTICE).render(stored(runtime, "css-il6-covid")))
     il18 = figure_text(page.figures["history-il18"])

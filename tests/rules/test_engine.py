@@ -6,11 +6,13 @@ from typing import Any
 
 import pytest
 
+from cds_service.context.models import EMPTY_CHART, ChartContext
 from cds_service.evidence import build_evidence
 from cds_service.rules.assessment import Assessment
 from cds_service.rules.engine import assess, compare, number
 from cds_service.runtime import Runtime
 from tests.evidence.observation_builders import AS_OF, observation, quantity
+from tests.rules.charts import chart, finding
 
 UNITS = {
     "il6": "pg/mL", "ifng": "pg/mL", "il18": "pg/mL", "cxcl9": "pg/mL", "il1b": "pg/mL",
@@ -19,14 +21,17 @@ UNITS = {
 }  # fmt: skip
 
 
-def assessed(runtime: Runtime, **values: Any) -> Assessment:
-    """Assess evidence made of one fresh result per keyword (analyte=value)."""
+def assessed(runtime: Runtime, chart: ChartContext = EMPTY_CHART, **values: Any) -> Assessment:
+    """Assess evidence made of one fresh result per keyword (analyte=value), in `chart`."""
     resources = []
     for i, (analyte, value) in enumerate(values.items()):
         resources.append(
             observation(analyte, id=f"obs-{i}", valueQuantity=quantity(value, UNITS[analyte]))
         )
-    return assess(build_evidence(resources, runtime.catalog, AS_OF), runtime.rules)
+    return assess(build_evidence(resources, runtime.catalog, AS_OF), runtime.rules, chart)
+
+
+SEPSIS = chart(finding("sepsis"))
 
 
 ALL_GROUPS = {"il6": 5, "il18": 500, "ifng": 5}
@@ -73,26 +78,40 @@ def test_leading_axis_needs_the_dominance_ratio(runtime: Runtime) -> None:
     assert {a.axis for a in mixed.elevated_axes} == {"il6", "ifng"}
 
 
-def test_mals_ferritin_takes_precedence_over_low_hla_dr(runtime: Runtime) -> None:
-    result = assessed(runtime, mhla_dr=3000, ferritin=6000, **ALL_GROUPS)
+def test_mals_ferritin_takes_precedence_over_low_hla_dr_in_sepsis(runtime: Runtime) -> None:
+    result = assessed(runtime, SEPSIS, mhla_dr=3000, ferritin=6000, **ALL_GROUPS)
     assert result.subtype == "il1-driven"
+    assert result.state is not None and result.state.id == "mals"
     assert any("MALS takes precedence" in note for note in result.notes)
-    without_mals = assessed(runtime, mhla_dr=3000, ferritin=3000, **ALL_GROUPS)
+    without_mals = assessed(runtime, SEPSIS, mhla_dr=3000, ferritin=3000, **ALL_GROUPS)
     assert without_mals.subtype == "immunoparalysis"
+    assert without_mals.state is not None and without_mals.state.id == "immunoparalysis"
 
 
-def test_immunoparalysis_overrides_a_high_il6(runtime: Runtime) -> None:
-    result = assessed(runtime, mhla_dr=2500, il6=900, ferritin=800, il18=500, ifng=5)
+def test_immunoparalysis_overrides_a_high_il6_in_sepsis(runtime: Runtime) -> None:
+    result = assessed(runtime, SEPSIS, mhla_dr=2500, il6=900, ferritin=800, il18=500, ifng=5)
     assert result.subtype == "immunoparalysis"
 
 
-def test_il6_axis_is_excluded_by_mals_range_ferritin(runtime: Runtime) -> None:
-    result = assessed(runtime, il6=900, ferritin=5000, il18=500, ifng=5)
+@pytest.mark.parametrize("setting", [None, "covid19", "iec", "hlh", "stills"])
+def test_sepsis_rules_are_not_applied_outside_sepsis(runtime: Runtime, setting: str | None) -> None:
+    """PROVIDE's ferritin and HLA-DR rules are sepsis rules (clinical-settings.md §2.3)."""
+    where = chart(finding(setting)) if setting else EMPTY_CHART
+    result = assessed(runtime, where, il6=900, ferritin=6000, mhla_dr=2500, il18=500, ifng=5)
+    assert result.subtype == "il6-driven"  # ferritin is no IL-1 marker, HLA-DR no veto
+    assert result.axis("il6").excluded_by == ()
+    assert {m.state for m in result.immune} <= {"not-applied", "missing"}
+
+
+def test_il6_axis_is_excluded_by_mals_range_ferritin_in_sepsis(runtime: Runtime) -> None:
+    result = assessed(runtime, SEPSIS, il6=900, ferritin=5000, il18=500, ifng=5)
     assert result.subtype == "il1-driven"
     il6 = result.axis("il6")
     assert not il6.elevated and il6.excluded_by == ("ferritin-mals",)
     assert any("places the pattern on another axis" in note for note in result.notes)
     assert any("discordant" in note for note in result.notes)  # MALS ferritin, IL-18 not MAS
+    # No IL-6 blockade and no anakinra drafted in sepsis by default: the MALS evidence only.
+    assert [(a.rule, a.status) for a in result.advice] == [("sepsis-mals-evidence", "advise")]
 
 
 def test_fever_is_the_highest_temperature_of_the_day(runtime: Runtime) -> None:
@@ -107,12 +126,11 @@ def test_fever_is_the_highest_temperature_of_the_day(runtime: Runtime) -> None:
     assert fever.state == "above" and fever.value is not None and fever.value.value == 39.0
 
 
-def test_signs_without_cytokines_ask_for_the_panel(runtime: Runtime) -> None:
+def test_single_signs_without_the_diagnostic_bar_ask_for_nothing(runtime: Runtime) -> None:
+    """One ferritin >= 500 and one CRP >= 75 are not hyperinflammation (no cHIS result)."""
     result = assessed(runtime, ferritin=900, crp=120)
-    assert (result.subtype, result.decision) == ("multiplex-assay-needed", "cytokines-missing")
+    assert result.subtype is None and result.diagnostic_bar is None
     assert result.missing_groups == ("IL-6", "IL-1β or IL-18", "IFN-γ or CXCL9")
-    # The same signs with every cytokine group measured and normal: nothing to say.
-    assert assessed(runtime, ferritin=900, crp=120, **ALL_GROUPS).subtype is None
 
 
 def test_near_misses_are_listed(runtime: Runtime) -> None:

@@ -26,23 +26,23 @@ def cards_of(response: Any) -> list[dict[str, Any]]:
 @pytest.mark.parametrize(
     ("patient", "orders", "alternative"),
     [
-        ("css-il1-mals", "tocilizumab", "72435"),  # IL-6 blockade in MALS: anakinra fits
-        ("css-ifng-hlh", "anakinra", "2104604"),  # IL-1 blockade in IFN-γ-driven: emapalumab
-        ("css-il6-covid", "emapalumab", "612865"),  # IFN-γ blockade in IL-6-driven: tocilizumab
-        ("css-il6-covid", "anakinra-formulary-code", "612865"),  # matched by drug name
-        ("css-immunoparalysis", "tocilizumab", None),  # no immunosuppression fits
-        ("css-immunoparalysis", "methylprednisolone-pulse", None),  # 1 g/day: very high dose
-        ("css-immunoparalysis", "ruxolitinib", None),
-        ("css-mixed", "anakinra", None),  # IL-1 axis not elevated in this mixed pattern
+        ("case-sepsis-il6", "tocilizumab", None),  # no IL-6 blockade in bacterial sepsis
+        ("case-sepsis-il6", "anakinra", None),  # label: not during an active infection (no MALS)
+        ("case-sepsis-ip", "methylprednisolone-pulse", None),  # 1 g/day in immunoparalysis
+        ("case-sjia-mas", "emapalumab", "6902"),  # Still's: glucocorticoids first
+        ("case-ebv-hlh", "emapalumab", None),  # labelled for primary HLH
+        ("case-covid-air", "dexamethasone-6mg", None),  # COVID-19 without oxygen need
     ],
 )
-def test_mismatched_order_gets_a_warning_with_the_alternative(
+def test_an_avoid_rule_of_the_setting_warns_with_its_source(
     client: FlaskClient, hook: str, patient: str, orders: str, alternative: str | None
 ) -> None:
     (card,) = cards_of(hook_call(client, hook, patient, orders))
     assert card["source"]["topic"]["code"] == "ordermismatch"
     assert card["indicator"] == "warning"
     assert len(card["summary"]) < 140
+    assert card["detail"].startswith("**Setting applied:")
+    assert card["source"]["url"]  # the rule's source
     assert card["selectionBehavior"] == "any"
     assert {r["code"] for r in card["overrideReasons"]} >= {
         "clinical-judgement",
@@ -51,9 +51,9 @@ def test_mismatched_order_gets_a_warning_with_the_alternative(
     }
     assert all(r["display"] for r in card["overrideReasons"])
     # One action per suggestion: "remove the draft", then (if any) "order the alternative".
-    remove, *alternatives = card["suggestions"]
-    assert all(len(s["actions"]) == 1 and s["uuid"] and s["label"] for s in card["suggestions"])
-    (delete,) = remove["actions"]
+    removal, *alternatives = card["suggestions"]
+    assert all(len(s["actions"]) == 1 for s in card["suggestions"])
+    (delete,) = removal["actions"]
     assert delete == {
         "type": "delete",
         "description": delete["description"],
@@ -78,18 +78,28 @@ def test_mismatched_order_gets_a_warning_with_the_alternative(
 @pytest.mark.parametrize(
     ("patient", "orders"),
     [
-        ("css-il1-mals", "anakinra"),
-        ("css-ifng-hlh", "emapalumab"),
-        ("css-ifng-hlh", "ruxolitinib"),
-        ("css-il6-covid", "tocilizumab"),
-        ("css-il1-mals", "methylprednisolone-pulse"),  # steroids are standard in MAS
-        ("css-immunoparalysis", "dexamethasone-6mg"),  # 40 mg prednisone-eq: not very high
-        ("css-mixed", "tocilizumab"),  # blocks an elevated axis of the mixed pattern
-        ("css-no-inflammation", "anakinra"),  # cytokines measured and normal: nothing to say
+        # Standard of care in the recorded setting: never a warning.
+        ("case-cart-day3", "tocilizumab"),  # CAR-T CRS grade 2, ferritin 6,000, IFN-γ 500
+        ("case-cart-day3", "dexamethasone-6mg"),
+        ("case-covid-hladr", "tocilizumab"),  # hypoxic COVID-19, CRP 150, low HLA-DR
+        ("case-covid-recovery", "dexamethasone-6mg"),
+        ("case-sjia-mas", "methylprednisolone-pulse"),
+        # No setting recorded: no mismatch warning against any order.
+        ("css-ifng-hlh", "anakinra"),
+        ("css-ifng-hlh", "tocilizumab"),
+        ("css-il6-covid", "emapalumab"),  # a label caution (latent TB) at most
+        ("css-il6-covid", "methylprednisolone-pulse"),
+        ("css-mixed", "tocilizumab"),
+        ("css-no-inflammation", "anakinra"),
     ],
 )
 def test_fitting_order_gets_no_warning(client: FlaskClient, patient: str, orders: str) -> None:
-    assert cards_of(hook_call(client, "order-sign", patient, orders)) == []
+    cards = cards_of(hook_call(client, "order-sign", patient, orders))
+    assert [c["source"]["topic"]["code"] for c in cards if c["indicator"] == "warning"] in (
+        [],
+        ["ordercaution"],
+    )
+    assert "ordermismatch" not in [c["source"]["topic"]["code"] for c in cards]
 
 
 def test_cytokine_directed_order_without_cytokine_data_gets_the_multiplex_card(
@@ -144,14 +154,21 @@ def test_sandbox_shaped_draft_orders_are_read(client: FlaskClient) -> None:
     orders = load_fixture("orders/tocilizumab.json")
     assert "type" not in orders
     assert isinstance(orders["entry"][0]["resource"]["category"], dict)
-    (card,) = cards_of(hook_call(client, "order-sign", "css-il1-mals", "tocilizumab"))
+    (card,) = cards_of(hook_call(client, "order-sign", "case-sepsis-il6", "tocilizumab"))
     assert card["source"]["topic"]["code"] == "ordermismatch"
 
 
 def test_a_high_steroid_dose_is_named_in_prednisone_equivalents(client: FlaskClient) -> None:
-    response = hook_call(client, "order-sign", "css-immunoparalysis", "methylprednisolone-pulse")
+    response = hook_call(client, "order-sign", "case-sepsis-ip", "methylprednisolone-pulse")
     (card,) = cards_of(response)
     # 1,000 mg methylprednisolone a day x 1.25 (prednisone-equivalence, Buttgereit 2002)
     assert "(about 1,250 mg prednisone-equivalent per day) does not fit" in " ".join(
         card["detail"].split()
     )
+
+
+def test_a_label_caution_names_the_finding(client: FlaskClient) -> None:
+    """Tocilizumab ordered in COVID-19 beside a bacterial pneumonia: a caution, not a mismatch."""
+    (card,) = cards_of(hook_call(client, "order-sign", "case-covid-pneumonia", "tocilizumab"))
+    assert card["source"]["topic"]["code"] == "ordercaution"
+    assert "another active infection" in card["detail"] and "suggestions" not in card

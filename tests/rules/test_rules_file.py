@@ -42,8 +42,53 @@ def test_shipped_rules_cite_a_source_for_every_threshold(catalog: Catalog) -> No
         for criterion in marker.criteria:
             source = rules.sources[criterion.source]
             assert source.citation and source.short
-    for treatment in rules.treatments.values():
-        assert rules.sources[treatment.source].citation
+    for pattern in rules.patterns.values():
+        assert rules.sources[pattern.source].citation
+
+
+def test_every_criterion_and_drug_rule_names_its_population_and_source(catalog: Catalog) -> None:
+    rules = load_rules(catalog)
+    for criteria in rules.criteria_sets.values():
+        assert criteria.population and rules.sources[criteria.source].citation
+    assert rules.diagnostic_bar.population
+    for setting_id, setting in rules.settings.items():
+        for state in setting.states:
+            assert rules.sources[state.source].citation, state.id
+        for advice in setting.advice:
+            assert advice.population and rules.sources[advice.source].citation, advice.id
+        for avoid in setting.avoid:
+            assert avoid.reason and rules.sources[avoid.source].citation, avoid.id
+        # Every drug suggestion is gated on a state of its own setting.
+        assert {a.state for a in setting.advice} <= {s.id for s in setting.states}, setting_id
+    for check in rules.safety:
+        assert rules.sources[check.source].citation and check.finding
+    # Every published source says whom its findings hold for.
+    for source_id, source in rules.sources.items():
+        assert source.population or source_id == "project", source_id
+
+
+def test_an_unknown_setting_has_no_mismatch_and_no_drug(catalog: Catalog) -> None:
+    unknown = load_rules(catalog).settings["unknown"]
+    assert unknown.avoid == [] and unknown.advice == []
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        ('when: ["crs_grade >= 2"]', 'when: ["crs_grade >= two"]', "unknown fact 'two'"),
+        ('when: ["crs_grade >= 2"]', 'when: ["crs_grade >=> 2"]', "cannot read condition"),
+        ("when: [hypoxia, crp-high]", "when: [hypoxia, crp-hihg]", "unknown fact 'crp-hihg'"),
+        ("state: crs\n        drug: tocilizumab", "state: cr\n        drug: tocilizumab",
+         "unknown state 'cr'"),
+    ],
+)  # fmt: skip
+def test_a_bad_setting_rule_names_the_line(
+    catalog: Catalog, tmp_path: Path, old: str, new: str, message: str
+) -> None:
+    path = edited(tmp_path, old, new)
+    with pytest.raises(ConfigFileError, match=message) as error:
+        load_rules(catalog, path)
+    assert str(path) in str(error.value) and "line " in str(error.value)
 
 
 @pytest.mark.parametrize(
@@ -95,13 +140,28 @@ def test_invalid_rules_file_stops_start_up(tmp_path: Path) -> None:
     assert "unknown source 'nobody2099'" in result.stderr
 
 
-def test_a_hospital_can_raise_a_threshold(tmp_path: Path) -> None:
-    """The IL-6 patient (320 pg/mL) is no longer IL-6-driven with a 500 pg/mL threshold."""
-    app = create_app(Settings(auth="off"))
-    card = hook_call(app.test_client(), "patient-view", "css-il6-covid").get_json()["cards"][0]
-    assert card["source"]["topic"]["code"] == "il6driven"
-
-    path = edited(tmp_path, IL6_LINE, IL6_LINE.replace("value: 80", "value: 500"))
+def test_a_hospital_can_raise_a_threshold(catalog: Catalog, tmp_path: Path) -> None:
+    """With a 200 mg/L CRP threshold the RECOVERY patient (CRP 150) gets dexamethasone only."""
+    crp = '      - {comparison: ">=", value: 75, unit: mg/L, source: recovery2021}'
+    path = edited(tmp_path, crp, crp.replace("value: 75", "value: 200"))
+    assert load_rules(catalog, path).markers["crp-high"].criteria[0].threshold == 200
     stricter = create_app(Settings(auth="off", rules_file=path))
-    response = hook_call(stricter.test_client(), "patient-view", "css-il6-covid").get_json()
-    assert response == {"cards": []}  # all cytokines measured, none past its threshold
+    cards = hook_call(stricter.test_client(), "patient-view", "case-covid-recovery").get_json()
+    drafted = [
+        a["resource"]["medicationCodeableConcept"]["text"]
+        for c in cards["cards"]
+        for s in c.get("suggestions") or []
+        for a in s["actions"]
+    ]
+    assert drafted == ["dexamethasone"]
+
+
+def test_a_hospital_can_choose_anakinra_for_sepsis_mals(tmp_path: Path) -> None:
+    option = "  sepsis_mals_anakinra:\n    value: false"
+    path = edited(tmp_path, option, option.replace("false", "true"))
+    chosen = create_app(Settings(auth="off", rules_file=path))
+    (card,) = hook_call(chosen.test_client(), "patient-view", "case-sepsis-mals").get_json()[
+        "cards"
+    ]
+    (suggestion,) = card["suggestions"]
+    assert suggestion["actions"][0]["resource"]["medicationCodeableConcept"]["text"] == "anakinra"

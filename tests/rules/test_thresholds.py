@@ -64,7 +64,8 @@ def test_threshold_boundary_in_every_accepted_unit(
         obs["code"] = {"coding": [{"system": code[0], "code": code[1]}]}
         evidence = build_evidence([obs], runtime.catalog, AS_OF)
         assert evidence.get(marker.analyte) is not None, evidence.problems
-        result = judge_marker(marker, evidence, runtime.rules.near_miss_fraction)
+        setting = min(marker.settings, default="unknown")  # judged in its own population
+        result = judge_marker(marker, evidence, runtime.rules.near_miss_fraction, setting=setting)
         assert result.basis == "threshold"
         observed.append(result.state == "above")
     assert tuple(observed) == FIRES[criterion.comparison]
@@ -86,7 +87,8 @@ def test_upper_reference_limit_boundary(runtime: Runtime, marker_id: str) -> Non
             referenceRange=reference_range(high=high, unit="ng/L"),
         )
         evidence = build_evidence([obs], runtime.catalog, AS_OF)
-        result = judge_marker(marker, evidence, runtime.rules.near_miss_fraction)
+        setting = min(marker.settings, default="unknown")
+        result = judge_marker(marker, evidence, runtime.rules.near_miss_fraction, setting=setting)
         observed.append(result.state == "above")
         if factor == 1.0:
             assert result.basis == "reference-range"

@@ -65,20 +65,20 @@ def call_hook(client: FlaskClient, patient: str) -> tuple[dict[str, Any], dict[s
 
 
 def test_a_hook_answer_with_cards_is_audited(client: FlaskClient, store: AuditStore) -> None:
-    request, answer = call_hook(client, "css-il6-covid")
+    request, answer = call_hook(client, "case-cart-day3")
 
     [call] = stored_hook_calls(store.engine)
     assert call["hook_instance"] == request["hookInstance"]
     assert call["service_id"] == "cytokine-storm-patient-view"
     assert (call["client_iss"], call["client_tenant"]) == ("https://ehr.example.org", "hospital-a")
-    assert call["patient_key"] == store.patient_key("css-il6-covid")
-    assert "css-il6-covid" not in str(call)  # pseudonymous: never the raw patient id
-    assert call["rules_version"].startswith("2026.11")
+    assert call["patient_key"] == store.patient_key("case-cart-day3")
+    assert "case-cart-day3" not in str(call)  # pseudonymous: never the raw patient id
+    assert call["rules_version"].startswith("2026.12")
     il6 = [e for e in call["evidence"] if e["analyte"] == "il6"]
-    assert il6 and il6[0]["value"] == 320 and il6[0]["unit"] == "pg/mL"
+    assert il6 and il6[0]["value"] == 2000 and il6[0]["unit"] == "pg/mL"
     [card] = stored_cards(store.engine)
     assert card["uuid"] == answer["cards"][0]["uuid"]
-    assert card["topic_code"] == "il6driven"
+    assert card["topic_code"] == "crs"
     assert card["suggestion_uuids"] == [answer["cards"][0]["suggestions"][0]["uuid"]]
 
 
@@ -98,7 +98,7 @@ def test_a_failing_store_never_fails_the_hook_call(
 
 
 def test_feedback_round_trip_through_the_endpoint(client: FlaskClient, store: AuditStore) -> None:
-    card = call_hook(client, "css-ifng-hlh")[1]["cards"][0]
+    card = call_hook(client, "case-cart-day3")[1]["cards"][0]
     suggestion = card["suggestions"][0]["uuid"]
     body = {
         "feedback": [

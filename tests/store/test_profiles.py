@@ -41,7 +41,7 @@ def test_the_real_hook_call_stores_the_profile_its_card_links_to(
         assert "css-ifng-hlh" not in str(stored)
         page = client.get(urlsplit(link["url"]).path)
         assert page.status_code == 200
-        assert "Pattern consistent with IFN-γ-driven hyperinflammation" in page.get_data(
+        assert "pattern consistent with IFN-γ-driven hyperinflammation" in page.get_data(
             as_text=True
         )
 

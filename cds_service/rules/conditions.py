@@ -1,0 +1,115 @@
+"""Conditions of the rules file ("crs_grade >= 2", "mals", "not hypoxia"): parsed once, judged
+against the facts of one evaluation.
+
+A fact is True/False, a number, or None when it cannot be judged (missing data). A condition on
+an unknown fact is unknown, never true: a rule only fires on facts that hold.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+Fact = bool | float | int | None
+
+# Facts the engine computes from the chart and the scores (the markers, criteria sets and
+# options of the rules file are facts too).
+COMPUTED_FACTS = {
+    "crs_grade": "ASTCT CRS grade",
+    "iec_day": "days since the CAR-T infusion or bispecific dose",
+    "hypoxia": "SpO₂ < 92 % on air, or oxygen given",
+    "hlh2004": "HLH-2004 criteria met (5 of 8, or a molecular diagnosis)",
+    "hlh2004_met": "HLH-2004 criteria met (count)",
+    "hscore": "HScore points",
+    "mas2016": "MAS-2016 classification criteria met",
+    "chis": "cHIS criteria met (count)",
+    "primary_hlh": "primary (familial or genetic) HLH recorded",
+    "tocilizumab_doses_24h": "tocilizumab doses in the last 24 hours",
+    "tocilizumab_doses_total": "tocilizumab doses in total",
+    "hours_since_tocilizumab": "hours since the last tocilizumab dose",
+    "corticosteroid_given": "a systemic corticosteroid given recently",
+    "corticosteroid_hours": "hours since the first recent corticosteroid dose",
+    "etoposide_given": "etoposide (HLH-94-type therapy) given",
+    "active_infection": "an active infection recorded",
+    "other_active_infection": "an active infection recorded besides the setting's own",
+    "latent_tb_negative": "latent tuberculosis test recorded negative",
+}
+
+_CONDITION = re.compile(
+    r"^(?P<negate>not\s+)?(?P<fact>[a-z0-9_.-]+)"
+    r"(?:\s*(?P<op>>=|<=|==|!=|>|<)\s*(?P<value>[a-z0-9_.-]+))?$"
+)
+_OPS = {
+    ">": lambda a, b: a > b,
+    ">=": lambda a, b: a >= b,
+    "<": lambda a, b: a < b,
+    "<=": lambda a, b: a <= b,
+    "==": lambda a, b: a == b,
+    "!=": lambda a, b: a != b,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Condition:
+    text: str  # as written, for people
+    fact: str
+    negate: bool = False
+    op: str | None = None
+    value: float | None = None  # a number, or
+    value_fact: str | None = None  # another fact (an option: "option.corticosteroid_failure_hours")
+
+    def facts(self) -> tuple[str, ...]:
+        return (self.fact, self.value_fact) if self.value_fact else (self.fact,)
+
+    def holds(self, facts: Mapping[str, Fact]) -> bool | None:
+        left = facts.get(self.fact)
+        if left is None:
+            return None
+        if self.op is None:
+            result = bool(left)
+        else:
+            right = facts.get(self.value_fact) if self.value_fact else self.value
+            if right is None:
+                return None
+            result = bool(_OPS[self.op](float(left), float(right)))
+        return not result if self.negate else result
+
+
+def parse_condition(text: str) -> Condition:
+    """Raises ValueError with a message for people when `text` is not a condition."""
+    match = _CONDITION.match(text.strip())
+    if match is None:
+        raise ValueError(
+            f"cannot read condition {text!r} (write e.g. 'mals', 'not hypoxia', 'crs_grade >= 2')"
+        )
+    value, value_fact = None, None
+    raw = match.group("value")
+    if raw is not None:
+        if raw in ("true", "false"):
+            value = 1.0 if raw == "true" else 0.0
+        else:
+            try:
+                value = float(raw)
+            except ValueError:
+                value_fact = raw
+    return Condition(
+        text=text.strip(),
+        fact=match.group("fact"),
+        negate=match.group("negate") is not None,
+        op=match.group("op"),
+        value=value,
+        value_fact=value_fact,
+    )
+
+
+def all_hold(conditions: Iterable[Condition], facts: Mapping[str, Fact]) -> bool | None:
+    """True when every condition holds, False when one fails, None when one cannot be judged."""
+    unknown = False
+    for condition in conditions:
+        result = condition.holds(facts)
+        if result is False:
+            return False
+        if result is None:
+            unknown = True
+    return None if unknown else True

@@ -1,0 +1,439 @@
+"""The rules of each clinical setting: facts -> hyperinflammation state -> advice -> safety.
+
+Pure functions over what the chart, the labs and the scores say. Every threshold and condition
+comes from the rules file; this module only knows how to compute each fact.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from cds_service.context.models import ChartContext, DrugExposure, SettingFinding
+from cds_service.evidence import DataProblem, Evidence
+from cds_service.evidence.models import ProblemCode
+from cds_service.rules.assessment import (
+    AdviceStatus,
+    AdviceView,
+    MarkerResult,
+    ScoreView,
+    StateView,
+)
+from cds_service.rules.conditions import COMPUTED_FACTS, Fact, all_hold
+from cds_service.rules.loader import Rules
+from cds_service.rules.schema import AdviceSpec, CriteriaSetSpec, SafetySpec
+from cds_service.rules.scores import ScoreResult
+
+# Data problems that mean "a result was there and could not be used" (not: a code we do not
+# know, or a search that was cut short).
+_UNUSABLE = {
+    ProblemCode.UNIT_NOT_CONVERTIBLE,
+    ProblemCode.UNIT_MISSING,
+    ProblemCode.UNIT_AMBIGUOUS,
+    ProblemCode.NO_VALUE,
+    ProblemCode.UNPARSEABLE_VALUE,
+    ProblemCode.MALFORMED,
+    ProblemCode.NO_EFFECTIVE_TIME,
+    ProblemCode.FUTURE_DATED,
+}
+# Score ids (clinical scores module) -> the facts they give.
+SCORE_FACTS = {
+    "astct": "crs_grade",
+    "hlh2004": "hlh2004_met",
+    "hscore": "hscore",
+    "mas2016": "mas2016",
+    "chis": "chis",
+}
+_HLH2004_NEEDED = 5  # HLH-2004: 5 of the 8 criteria (Henter 2007)
+
+
+@dataclass(frozen=True)
+class SettingResult:
+    decisive: tuple[str, ...]  # marker ids the state and advice that applied read
+    state: StateView | None
+    undecided: tuple[str, ...]
+    diagnostic_bar: bool | None
+    advice: tuple[AdviceView, ...]
+    facts: dict[str, Fact]
+    notes: tuple[str, ...]
+
+
+def score_views(results: Iterable[ScoreResult]) -> tuple[ScoreView, ...]:
+    """The clinical scores as cards and the profile page show them."""
+    return tuple(
+        ScoreView(
+            id=result.id,
+            label=result.label,
+            value=result.value,
+            text=result.text,
+            missing=result.missing,
+            source=result.source,
+            met=tuple(
+                f"{item.label}: {item.value}"
+                for item in result.inputs
+                if item.met or (item.points is not None and item.points > 0)
+            ),
+        )
+        for result in results
+    )
+
+
+def pick_setting(
+    chart: ChartContext, rules: Rules
+) -> tuple[SettingFinding | None, tuple[SettingFinding, ...]]:
+    """The setting whose rules apply (by the file's precedence) and the others recorded."""
+    order = rules.precedence.order
+    found = [f for f in chart.settings if f.setting in order]
+    if not found:
+        return None, ()
+    found.sort(key=lambda f: order.index(f.setting))
+    applied = found[0]
+    others: dict[str, SettingFinding] = {}
+    for finding in found[1:]:
+        if finding.setting != applied.setting:
+            others.setdefault(finding.setting, finding)
+    return applied, tuple(others.values())
+
+
+def unusable_problems(evidence: Evidence, analyte: str) -> tuple[DataProblem, ...]:
+    return tuple(p for p in evidence.problems if p.analyte == analyte and p.code in _UNUSABLE)
+
+
+def unusable_results(evidence: Evidence, rules: Rules) -> tuple[str, ...]:
+    """Results the rules would read that were reported but could not be used, for people."""
+    read = {marker.analyte for marker in rules.markers.values()}
+    lines = []
+    for problem in evidence.problems:
+        if problem.analyte in read and problem.code in _UNUSABLE:
+            lines.append(f"{problem.analyte}: {problem.reason}")
+    return tuple(dict.fromkeys(lines))
+
+
+def drug_effects(
+    evidence: Evidence, chart: ChartContext, rules: Rules
+) -> dict[str, tuple[datetime, str]]:
+    """Analyte -> (first time the drug changing its meaning was given, the note)."""
+    effects: dict[str, tuple[datetime, str]] = {}
+    for effect in rules.drug_effects:
+        times = [e.when for e in chart.given(effect.drug) if e.when is not None and _given(e)]
+        if times:
+            effects[effect.analyte] = (min(times), effect.note)
+    return effects
+
+
+def judge_setting(
+    rules: Rules,
+    evidence: Evidence,
+    chart: ChartContext,
+    scores: Sequence[ScoreView],
+    judged: Mapping[str, MarkerResult],
+    applied: SettingFinding | None,
+    setting_id: str,
+) -> SettingResult:
+    facts = compute_facts(rules, evidence, chart, scores, judged, applied)
+    spec = rules.settings[setting_id]
+    state: StateView | None = None
+    undecided: list[str] = []
+    for candidate in spec.states:
+        conditions = rules.when(candidate.when)
+        held = all_hold(conditions, facts)
+        if held:
+            state = StateView(
+                id=candidate.id,
+                label=candidate.label,
+                source=candidate.source,
+                topic_code=candidate.topic.code,
+                topic_display=candidate.topic.display,
+            )
+            break
+        if held is None:
+            unknown = [
+                _fact_label(rules, fact)
+                for c in conditions
+                if c.holds(facts) is None
+                for fact in c.facts()
+                if facts.get(fact) is None
+            ]
+            undecided.append(
+                f"{candidate.label} cannot be judged (unknown: {', '.join(dict.fromkeys(unknown))})"
+            )
+    bar = all_hold(rules.when(rules.diagnostic_bar.when), facts)
+    diagnostic_bar = True if state is not None else bar
+    advice = _advice(rules, chart, facts, spec.advice, state, setting_id, evidence.as_of)
+    notes = tuple(
+        judged_marker.note
+        for judged_marker in judged.values()
+        if judged_marker.state == "after-drug" and judged_marker.note
+    )
+    read: list[str] = []
+    if state is not None:
+        applied_state = next(s for s in spec.states if s.id == state.id)
+        read += applied_state.when
+        fired = {item.rule for item in advice}
+        read += [text for a in spec.advice if a.id in fired for text in a.when]
+    return SettingResult(
+        decisive=markers_read(rules, read),
+        state=state,
+        undecided=tuple(undecided),
+        diagnostic_bar=diagnostic_bar,
+        advice=advice,
+        facts=facts,
+        notes=tuple(dict.fromkeys(notes)),
+    )
+
+
+def _fact_label(rules: Rules, fact: str) -> str:
+    """A fact as people read it: "ASTCT CRS grade (0-4)", "Ferritin (IEC-HS range)"."""
+    if fact in COMPUTED_FACTS:
+        return COMPUTED_FACTS[fact]
+    if fact in rules.markers:
+        return rules.markers[fact].label
+    if fact in rules.criteria_sets:
+        return rules.criteria_sets[fact].label
+    return fact
+
+
+def markers_read(rules: Rules, texts: Iterable[str]) -> tuple[str, ...]:
+    """The markers that conditions read, directly or through a criteria set."""
+    found: list[str] = []
+    for condition in rules.when(list(texts)):
+        for fact in condition.facts():
+            if fact in rules.markers:
+                found.append(fact)
+            criteria = rules.criteria_sets.get(fact)
+            if criteria is not None:
+                found += [*criteria.all, *criteria.none]
+                found += criteria.at_least.of if criteria.at_least else []
+    return tuple(dict.fromkeys(found))
+
+
+# --- facts ---------------------------------------------------------------------------------------
+
+
+def compute_facts(
+    rules: Rules,
+    evidence: Evidence,
+    chart: ChartContext,
+    scores: Sequence[ScoreView],
+    judged: Mapping[str, MarkerResult],
+    applied: SettingFinding | None,
+) -> dict[str, Fact]:
+    now = evidence.as_of
+    facts: dict[str, Fact] = {}
+    for marker_id, result in judged.items():
+        facts[marker_id] = _marker_fact(result)
+    for set_id, criteria in rules.criteria_sets.items():
+        facts[set_id] = _criteria_set(criteria, judged)
+    for name, option in rules.options.items():
+        facts[f"option.{name}"] = option.value
+    for score in scores:
+        fact = SCORE_FACTS.get(score.id)
+        if fact is not None:
+            facts[fact] = score.value
+    hlh = next((s for s in scores if s.id == "hlh2004"), None)
+    if hlh is not None and hlh.value is not None:
+        met = hlh.value
+        if met >= _HLH2004_NEEDED:
+            facts["hlh2004"] = True
+        elif met + len(hlh.missing) < _HLH2004_NEEDED:
+            facts["hlh2004"] = False
+        else:
+            facts["hlh2004"] = None
+    facts["iec_day"] = applied.day if applied is not None and applied.setting == "iec" else None
+    facts["hypoxia"] = _hypoxia(chart, judged)
+    facts["primary_hlh"] = any(f.setting == "hlh" and f.kind == "primary" for f in chart.settings)
+    doses = sorted(
+        (e.when for e in chart.given("tocilizumab") if e.when is not None and _given(e)),
+        reverse=True,
+    )
+    facts["tocilizumab_doses_total"] = len(doses)
+    facts["tocilizumab_doses_24h"] = sum(1 for when in doses if now - when <= timedelta(hours=24))
+    facts["hours_since_tocilizumab"] = (now - doses[0]).total_seconds() / 3600 if doses else None
+    recent = now - timedelta(days=float(rules.options["drug_recent_days"].value))
+    steroids = [
+        e
+        for e in chart.drugs
+        if _is_corticosteroid(e, rules)
+        and e.drug not in rules.never_flag.drugs
+        and e.when is not None
+        and e.when >= recent
+    ]
+    facts["corticosteroid_given"] = bool(steroids)
+    first = min((e.when for e in steroids if e.when is not None), default=None)
+    facts["corticosteroid_hours"] = (now - first).total_seconds() / 3600 if first else None
+    facts["etoposide_given"] = bool(chart.given("etoposide"))
+    facts["active_infection"] = bool(chart.active_infections)
+    facts["other_active_infection"] = any(
+        _infection_setting(infection) != "covid19" for infection in chart.active_infections
+    )
+    facts["latent_tb_negative"] = None if chart.latent_tb is None else not chart.latent_tb
+    return facts
+
+
+def _marker_fact(result: MarkerResult) -> Fact:
+    if result.state == "above":
+        return True
+    if result.state == "below":
+        return False
+    return None
+
+
+def _criteria_set(criteria: CriteriaSetSpec, judged: Mapping[str, MarkerResult]) -> Fact:
+    """True when every part holds, False when one fails, None when one cannot be judged."""
+    parts: list[Fact] = [_marker_fact(judged[m]) for m in criteria.all]
+    parts += [_negate(_marker_fact(judged[m])) for m in criteria.none]
+    if criteria.at_least is not None:
+        states = [_marker_fact(judged[m]) for m in criteria.at_least.of]
+        met = sum(1 for s in states if s is True)
+        unknown = sum(1 for s in states if s is None)
+        needed = criteria.at_least.count
+        parts.append(True if met >= needed else (None if met + unknown >= needed else False))
+    if any(p is False for p in parts):
+        return False
+    if any(p is None for p in parts):
+        return None
+    return True
+
+
+def _negate(value: Fact) -> Fact:
+    return None if value is None else not value
+
+
+def _hypoxia(chart: ChartContext, judged: Mapping[str, MarkerResult]) -> Fact:
+    """RECOVERY's hypoxia: SpO₂ < 92 % on air, or oxygen given. None when the chart cannot say."""
+    oxygen = chart.oxygen
+    on_oxygen: bool | None = None
+    if oxygen is not None:
+        if oxygen.level == "room-air":
+            on_oxygen = False
+        elif oxygen.level != "unknown" or (oxygen.flow_l_min or 0) > 0 or (oxygen.fio2 or 0) > 0.21:
+            on_oxygen = True
+    if on_oxygen:
+        return True
+    spo2 = judged.get("spo2-low")
+    low = _marker_fact(spo2) if spo2 is not None else None
+    if low is True:
+        return True
+    if low is False and on_oxygen is False:
+        return False
+    return None
+
+
+def _given(exposure: DrugExposure) -> bool:
+    """An administration that happened (not an order or a plan)."""
+    return exposure.source == "administration" and exposure.status not in (
+        "not-done",
+        "entered-in-error",
+        "stopped",
+    )
+
+
+def _is_corticosteroid(exposure: DrugExposure, rules: Rules) -> bool:
+    drug = rules.drugs.get(exposure.drug)
+    return exposure.drug_class == "corticosteroid" or (
+        drug is not None and drug.class_ == "corticosteroid"
+    )
+
+
+def _infection_setting(infection: SettingFinding | str) -> str:
+    return infection.setting if isinstance(infection, SettingFinding) else str(infection)
+
+
+# --- advice and safety ---------------------------------------------------------------------------
+
+
+def _advice(
+    rules: Rules,
+    chart: ChartContext,
+    facts: Mapping[str, Fact],
+    specs: Iterable[AdviceSpec],
+    state: StateView | None,
+    setting_id: str,
+    now: datetime,
+) -> tuple[AdviceView, ...]:
+    """The advice rules of the state found, in file order; one per drug."""
+    if state is None:
+        return ()  # no hyperinflammation state: no drug, whatever the labs
+    advice: list[AdviceView] = []
+    seen: set[str] = set()
+    for spec in specs:
+        if spec.state != state.id or not all_hold(rules.when(spec.when), facts):
+            continue
+        key = spec.drug or spec.id
+        if key in seen:
+            continue
+        seen.add(key)
+        if spec.drug is None:
+            advice.append(_view(spec, spec.action or "", "advise", ()))
+            continue
+        drug = rules.drugs[spec.drug]
+        name = drug.names[0]
+        if chart.allergic_to(spec.drug, drug.class_):
+            advice.append(_view(spec, name, "removed", ("an allergy or intolerance is recorded",)))
+            continue
+        on = _on_drug(chart, rules, spec.drug, now)
+        if on is not None and not spec.repeat:
+            advice.append(_view(spec, name, "already-given", (on,)))
+            continue
+        findings = safety_findings(rules, spec.drug, setting_id, facts)
+        removed = [f for f, outcome in findings if outcome == "remove"]
+        if removed:
+            advice.append(_view(spec, name, "removed", tuple(removed)))
+            continue
+        cautions = tuple(f for f, _ in findings)
+        advice.append(_view(spec, name, "caution" if cautions else "suggest", cautions))
+    return tuple(advice)
+
+
+def _view(
+    spec: AdviceSpec, action: str, status: AdviceStatus, findings: tuple[str, ...]
+) -> AdviceView:
+    return AdviceView(
+        rule=spec.id,
+        drug=spec.drug,
+        action=action,
+        status=status,
+        source=spec.source,
+        population=spec.population,
+        rationale=spec.rationale,
+        findings=findings,
+        verify=spec.verify,
+    )
+
+
+def _on_drug(chart: ChartContext, rules: Rules, drug_id: str, now: datetime) -> str | None:
+    """ "already given 2026-11-30" when the patient is on the drug (or, for a corticosteroid,
+    on any corticosteroid other than stress-dose hydrocortisone)."""
+    recent = now - timedelta(days=float(rules.options["drug_recent_days"].value))
+    drug = rules.drugs[drug_id]
+    for exposure in chart.drugs:
+        same = exposure.drug == drug_id or (
+            drug.class_ == "corticosteroid"
+            and _is_corticosteroid(exposure, rules)
+            and exposure.drug not in rules.never_flag.drugs
+        )
+        if same and (exposure.when is None or exposure.when >= recent):
+            what = {"administration": "given", "order": "ordered", "statement": "taken"}
+            when = f" {exposure.when:%Y-%m-%d}" if exposure.when else ""
+            return f"{exposure.drug} already {what[exposure.source]}{when}"
+    return None
+
+
+def safety_findings(
+    rules: Rules, drug_id: str, setting_id: str, facts: Mapping[str, Fact]
+) -> list[tuple[str, str]]:
+    """(finding, outcome) of every label check that fails for `drug_id` in this setting."""
+    failed: list[tuple[str, str]] = []
+    for check in rules.safety:
+        if not _applies(check, drug_id, setting_id):
+            continue
+        held = all_hold(rules.when(check.when), facts)
+        if held or (held is None and check.unknown == "caution"):
+            short = rules.sources[check.source].short
+            failed.append((f"{check.finding} ({short})", check.outcome))
+    return failed
+
+
+def _applies(check: SafetySpec, drug_id: str, setting_id: str) -> bool:
+    return drug_id in check.drugs and (not check.settings or setting_id in check.settings)

@@ -1,0 +1,519 @@
+"""A test set built from published cases, trial eligibility criteria and guideline statements.
+
+Each case is a synthetic chart shaped after its source (the source is cited on the case), sent
+through the real HTTP endpoints: the drug the source supports must be suggested (or named, when
+a label check turns it into a caution), the drugs it does not support must never be drafted, and
+a standard-of-care order must never get a mismatch warning.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from tests.clinical.fhir import ICD10CM, ORPHA, SNOMED, Chart, order
+
+TOCILIZUMAB = ("tocilizumab", "612865")
+DEXAMETHASONE = ("dexamethasone", "3264")
+ANAKINRA = ("anakinra", "72435")
+EMAPALUMAB = ("emapalumab", "2104604")
+BARICITINIB = ("baricitinib", "2047232")
+METHYLPREDNISOLONE = ("methylprednisolone", "6902")
+HYDROCORTISONE = ("hydrocortisone", "5492")
+ETOPOSIDE = ("etoposide", "4179")
+TECLISTAMAB = ("teclistamab", "2619432")
+
+# The sources the cases are built from.
+LEE2019 = (
+    "Lee DW et al. ASTCT consensus grading for CRS. Biol Blood Marrow Transplant 2019;25:625-638"
+)
+LE2018 = (
+    "Le RQ et al. FDA approval summary: tocilizumab for CAR T cell-induced CRS. Oncologist "
+    "2018;23:943-947"
+)
+ACTEMRA = (
+    "ACTEMRA US prescribing information: CRS dosing (8 mg/kg, >= 8 h apart, <= 3 doses/24 h, "
+    "4 total); COVID-19 limits"
+)
+ASCO2021 = "Santomasso BD et al. ASCO guideline, CAR-T toxicities. J Clin Oncol 2021;39:3978-3992"
+NEELAPU2017 = (
+    "Neelapu SS et al. Axicabtagene ciloleucel in refractory large B-cell lymphoma (ZUMA-1). "
+    "N Engl J Med 2017;377:2531-2544"
+)
+HINES2023 = (
+    "Hines MR et al. Immune effector cell-associated HLH-like syndrome. Transplant Cell Ther "
+    "2023;29:438.e1"
+)
+MOREAU2022 = (
+    "Moreau P et al. Teclistamab in relapsed or refractory multiple myeloma (MajesTEC-1). N "
+    "Engl J Med 2022;387:495-505"
+)
+RECOVERY_TCZ = (
+    "RECOVERY Collaborative Group. Tocilizumab in COVID-19. Lancet 2021;397:1637-1645 "
+    "(eligibility: hypoxia and CRP >= 75 mg/L)"
+)
+RECOVERY_DEX = (
+    "RECOVERY Collaborative Group. Dexamethasone in hospitalized patients with Covid-19. N "
+    "Engl J Med 2021;384:693-704"
+)
+NIH_COVID = (
+    "NIH COVID-19 Treatment Guidelines: dexamethasone plus tocilizumab or baricitinib for "
+    "hospitalised adults on oxygen"
+)
+GIAMARELLOS2020 = (
+    "Giamarellos-Bourboulis EJ et al. Complex immune dysregulation in COVID-19. Cell Host "
+    "Microbe 2020;27:992-1000"
+)
+PROVIDE = (
+    "Leventogiannis K et al. PROVIDE randomized clinical trial. Cell Rep Med 2022;3:100817 "
+    "(MALS: ferritin > 4,420; immunoparalysis: HLA-DR < 5,000)"
+)
+LEISMAN2020 = (
+    "Leisman DE et al. Cytokine elevation in severe COVID-19 vs sepsis. Lancet Respir Med "
+    "2020;8:1233-1244"
+)
+SSC2021 = (
+    "Evans L et al. Surviving Sepsis Campaign 2021. Crit Care Med 2021;49:e1063 "
+    "(hydrocortisone 200 mg/day in septic shock)"
+)
+KINERET = "KINERET US prescribing information: do not initiate in patients with active infections"
+RAVELLI2016 = (
+    "Ravelli A et al. 2016 classification criteria for MAS complicating sJIA. Ann Rheum Dis "
+    "2016;75:481-489"
+)
+EULAR2024 = (
+    "Fautrel B et al. EULAR/PReS recommendations for Still's disease. Ann Rheum Dis "
+    "2024;83:1614-1627"
+)
+GAMIFANT = (
+    "GAMIFANT US prescribing information: primary HLH refractory/recurrent/progressive; "
+    "Still's MAS after glucocorticoids; latent TB testing"
+)
+HENTER2007 = (
+    "Henter JI et al. HLH-2004 diagnostic and therapeutic guidelines. Pediatr Blood Cancer "
+    "2007;48:124-131"
+)
+LOCATELLI2020 = (
+    "Locatelli F et al. Emapalumab in primary HLH. N Engl J Med 2020;382:1811-1822 "
+    "(refractory or recurrent disease)"
+)
+WEBB2020 = "Webb BJ et al. cHIS criteria. Lancet Rheumatol 2020;2:e754-e763"
+SETTINGS_REF = "clinical-settings.md section 1: an isolated cytokine value is no cytokine storm"
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    source: str
+    chart: Callable[[], Chart]
+    hook: str = "patient-view"
+    orders: dict[str, Any] | None = None
+    suggest: tuple[str, ...] = ()  # drugs drafted (MedicationRequest suggestions)
+    named: tuple[str, ...] = ()  # drugs named on a card but not drafted (a caution)
+    never: tuple[str, ...] = ()  # drugs never drafted
+    mismatch: bool | None = None  # True: an ordermismatch card; False: none
+    panel: bool | None = None  # True: the multiplex panel is suggested; False: it is not
+    no_cards: bool = False
+    text: tuple[str, ...] = ()  # phrases the cards must carry (case-insensitive)
+    also: dict[str, Any] = field(default_factory=dict)
+
+
+# --- charts ------------------------------------------------------------------------------------
+
+
+def car_t_day3_grade2(patient: str = "case-cart-day3") -> Chart:
+    """ZUMA-1-like: axi-cel on day 0, fever and hypoxia on low-flow oxygen on day 3."""
+    return (
+        Chart(patient)
+        .car_t_infusion(days_ago=3)
+        .lab("temperature", 39.2, 1)
+        .lab("spo2", 91, 1)
+        .oxygen_flow(2, 1)
+        .lab("systolic", 96, 1)
+        .labs(il6=2000, ifng=500, ferritin=6000, crp=180, neutrophils=0.3, platelets=45)
+    )
+
+
+def car_t_grade1() -> Chart:
+    return (
+        Chart("case-cart-grade1")
+        .car_t_infusion(days_ago=2)
+        .lab("temperature", 38.4, 1)
+        .lab("spo2", 97, 1)
+        .oxygen_flow(0, 1)
+        .lab("systolic", 118, 1)
+        .labs(il6=300, ferritin=900, crp=60)
+    )
+
+
+def car_t_no_temperature() -> Chart:
+    return (
+        Chart("case-cart-notemp")
+        .car_t_infusion(days_ago=3)
+        .lab("spo2", 91, 1)
+        .oxygen_flow(2, 1)
+        .labs(il6=1500, ferritin=3000, crp=150)
+    )
+
+
+def car_t_grade3() -> Chart:
+    return (
+        Chart("case-cart-grade3")
+        .car_t_infusion(days_ago=4)
+        .lab("temperature", 39.6, 1)
+        .lab("spo2", 89, 1)
+        .oxygen_flow(12, 1)
+        .labs(il6=4000, ifng=900, ferritin=9000, crp=220)
+    )
+
+
+def car_t_after_two_doses() -> Chart:
+    """Grade 2 CRS persisting 10 h after the second tocilizumab dose; IL-6 rose after it."""
+    return (
+        Chart("case-cart-redose")
+        .car_t_infusion(days_ago=3)
+        .given(*TOCILIZUMAB, hours_ago=22, dose_mg=640)
+        .given(*TOCILIZUMAB, hours_ago=10, dose_mg=640)
+        .lab("temperature", 38.9, 1)
+        .lab("spo2", 91, 1)
+        .oxygen_flow(3, 1)
+        .lab("il6", 900, 26)
+        .lab("il6", 6000, 2)
+        .labs(ferritin=5000, crp=160)
+    )
+
+
+def car_t_three_doses_24h() -> Chart:
+    return (
+        Chart("case-cart-maxdose")
+        .car_t_infusion(days_ago=3)
+        .given(*TOCILIZUMAB, hours_ago=23, dose_mg=640)
+        .given(*TOCILIZUMAB, hours_ago=14, dose_mg=640)
+        .given(*TOCILIZUMAB, hours_ago=5, dose_mg=640)
+        .lab("temperature", 38.8, 1)
+        .oxygen_flow(4, 1)
+        .lab("spo2", 92, 1)
+        .labs(il6=5000, ferritin=7000, crp=170)
+    )
+
+
+def car_t_with_sepsis() -> Chart:
+    """CAR-T CRS with a recorded bacterial infection (sepsis code) beside it."""
+    return (
+        car_t_day3_grade2("case-cart-sepsis")
+        .condition(ICD10CM, "A41.9", "Sepsis, unspecified organism", 1)
+        .labs(pct=4)
+    )
+
+
+def car_t_allergic() -> Chart:
+    return car_t_day3_grade2("case-cart-allergy").allergy(*TOCILIZUMAB)
+
+
+def iec_hs() -> Chart:
+    """Day 14: CRS resolved (afebrile), rising ferritin, cytopenias, low fibrinogen."""
+    return (
+        Chart("case-iechs")
+        .car_t_infusion(days_ago=14)
+        .lab("temperature", 37.1, 1)
+        .lab("spo2", 97, 1)
+        .oxygen_flow(0, 1)
+        .lab("ferritin", 4000, 48)
+        .labs(ferritin=15000, platelets=30, neutrophils=0.4, fibrinogen=110, alt=260, ifng=400)
+    )
+
+
+def bispecific_grade2() -> Chart:
+    return (
+        Chart("case-bispecific")
+        .given(*TECLISTAMAB, hours_ago=40, dose_mg=0)
+        .lab("temperature", 38.7, 1)
+        .lab("spo2", 90, 1)
+        .oxygen_flow(2, 1)
+        .labs(il6=600, crp=120, ferritin=1500)
+    )
+
+
+def covid_hypoxic(
+    patient: str = "case-covid-recovery", crp: float = 150, neutrophils: float = 6.1
+) -> Chart:
+    """RECOVERY eligibility: COVID-19, SpO2 < 92 % needing oxygen, CRP >= 75 mg/L."""
+    return (
+        Chart(patient)
+        .condition(ICD10CM, "U07.1", "COVID-19", 6)
+        .lab("temperature", 38.3, 2)
+        .lab("spo2", 89, 1)
+        .oxygen_flow(4, 1)
+        .labs(
+            crp=crp, il6=60, ferritin=1200, neutrophils=neutrophils, platelets=210, lymphocytes=0.6
+        )
+    )
+
+
+def covid_mals_low_hladr() -> Chart:
+    return covid_hypoxic("case-covid-hladr").labs(ferritin=6000, mhla_dr=3000)
+
+
+def covid_on_dexamethasone() -> Chart:
+    return covid_hypoxic("case-covid-ondex", crp=120).given(*DEXAMETHASONE, hours_ago=20, dose_mg=6)
+
+
+def covid_no_oxygen() -> Chart:
+    return (
+        Chart("case-covid-air")
+        .condition(ICD10CM, "U07.1", "COVID-19", 3)
+        .lab("temperature", 37.9, 2)
+        .lab("spo2", 96, 1)
+        .oxygen_flow(0, 1)
+        .labs(crp=40, il6=30, ferritin=700)
+    )
+
+
+def covid_low_crp() -> Chart:
+    return covid_hypoxic("case-covid-lowcrp", crp=50)
+
+
+def covid_with_pneumonia() -> Chart:
+    return covid_hypoxic("case-covid-pneumonia").condition(
+        ICD10CM, "J15.9", "Bacterial pneumonia", 1
+    )
+
+
+def covid_neutropenic() -> Chart:
+    return covid_hypoxic("case-covid-anc", neutrophils=0.6)
+
+
+def sepsis_il6(patient: str = "case-sepsis-il6") -> Chart:
+    """Bacterial sepsis: IL-6 980 pg/mL, procalcitonin 25 ng/mL."""
+    return (
+        Chart(patient)
+        .condition(ICD10CM, "A41.9", "Sepsis, unspecified organism", 1)
+        .lab("temperature", 39.0, 2)
+        .labs(il6=980, pct=25, crp=250, ferritin=900)
+    )
+
+
+def sepsis_mals() -> Chart:
+    return (
+        Chart("case-sepsis-mals")
+        .condition(SNOMED, "76571007", "Septic shock", 1)
+        .lab("temperature", 38.9, 2)
+        .labs(ferritin=6200, pct=18, crp=210, il6=400, platelets=80)
+    )
+
+
+def sepsis_immunoparalysis() -> Chart:
+    return (
+        Chart("case-sepsis-ip")
+        .condition(ICD10CM, "A41.9", "Sepsis, unspecified organism", 3)
+        .lab("temperature", 37.6, 2)
+        .labs(mhla_dr=3000, ferritin=1200, lymphocytes=0.5, pct=6, il6=150)
+    )
+
+
+def sjia_mas(patient: str = "case-sjia-mas") -> Chart:
+    """Ravelli 2016: febrile sJIA, ferritin > 684 and 2 of platelets <= 181, AST > 48, TG > 156,
+    fibrinogen <= 360; IL-18 22,000 pg/mL."""
+    return (
+        Chart(patient)
+        .condition(ICD10CM, "M08.20", "Juvenile rheumatoid arthritis with systemic onset", 400)
+        .lab("temperature", 39.4, 2)
+        .labs(ferritin=5000, platelets=150, ast=120, triglycerides=220, fibrinogen=250, il18=22000)
+    )
+
+
+def sjia_mas_after_steroids() -> Chart:
+    """MAS criteria still met four days after the first methylprednisolone pulse."""
+    return (
+        sjia_mas("case-sjia-refractory")
+        .given(*METHYLPREDNISOLONE, hours_ago=96, dose_mg=1000)
+        .given(*METHYLPREDNISOLONE, hours_ago=24, dose_mg=1000)
+    )
+
+
+def primary_hlh() -> Chart:
+    """Familial HLH, first presentation: 5 HLH-2004 criteria, CXCL9 20,000 pg/mL."""
+    return (
+        Chart("case-primary-hlh")
+        .condition(ORPHA, "540", "Familial hemophagocytic lymphohistiocytosis", 2)
+        .lab("temperature", 39.1, 2)
+        .labs(cxcl9=20000, ifng=300, ferritin=8000, hemoglobin=7.5, platelets=40, neutrophils=0.8,
+              triglycerides=400, fibrinogen=100, sil2r=5000)
+    )  # fmt: skip
+
+
+def primary_hlh_refractory() -> Chart:
+    chart = (
+        Chart("case-primary-hlh-refractory")
+        .condition(ORPHA, "540", "Familial hemophagocytic lymphohistiocytosis", 20)
+        .given(*ETOPOSIDE, hours_ago=240, dose_mg=150)
+        .given(*DEXAMETHASONE, hours_ago=24, dose_mg=10)
+        .lab("temperature", 39.0, 2)
+        .labs(cxcl9=15000, ifng=250, ferritin=9000, hemoglobin=7.8, platelets=35, neutrophils=0.7,
+              triglycerides=380, fibrinogen=110, sil2r=6000)
+    )  # fmt: skip
+    return chart
+
+
+def ebv_hlh() -> Chart:
+    return (
+        Chart("case-ebv-hlh")
+        .condition(ICD10CM, "D76.2", "Hemophagocytic syndrome, infection-associated", 2)
+        .condition(ICD10CM, "B27.00", "Gammaherpesviral mononucleosis without complication", 5)
+        .lab("temperature", 39.3, 2)
+        .labs(ferritin=12000, hemoglobin=8.0, platelets=50, neutrophils=0.9, triglycerides=350,
+              fibrinogen=120, ifng=200)
+    )  # fmt: skip
+
+
+def isolated_il6() -> Chart:
+    """IL-6 100 pg/mL after surgery: normal ferritin, no fever, CRP 30 mg/L."""
+    return (
+        Chart("case-isolated-il6")
+        .lab("temperature", 37.0, 2)
+        .labs(il6=100, ferritin=150, crp=30, il18=300, ifng=5)
+    )
+
+
+def febrile_hyperferritinaemia() -> Chart:
+    """Ferritin 8,000 ng/mL, fever and CRP 160 mg/L, no cytokine result, no setting recorded."""
+    return Chart("case-ferritin-fever").lab("temperature", 39.2, 2).labs(ferritin=8000, crp=160)
+
+
+def unknown_il6_pattern() -> Chart:
+    return (
+        Chart("case-unknown-il6")
+        .lab("temperature", 39.0, 2)
+        .labs(il6=900, ferritin=2500, crp=200, il18=400, ifng=10)
+    )
+
+
+def unreadable_il6() -> Chart:
+    """IL-6 sent as text '>5000' without a unit (no other cytokine), with fever and ferritin."""
+    return (
+        Chart("case-il6-text")
+        .lab("temperature", 39.2, 2)
+        .lab("il6", ">5000", 2)
+        .labs(ferritin=8000, crp=160)
+    )
+
+
+# --- the cases -----------------------------------------------------------------------------------
+
+CASES: tuple[Case, ...] = (
+    # Immune effector cell therapy
+    Case("cart-day3-grade2", f"{LEE2019}; {LE2018}; {NEELAPU2017}", car_t_day3_grade2,
+         suggest=("tocilizumab",), never=("emapalumab", "anakinra"),
+         text=("CAR-T/bispecific, day 3", "ASTCT")),
+    Case("cart-day3-tocilizumab-order", f"{LE2018}", car_t_day3_grade2, hook="order-sign",
+         orders=order(*TOCILIZUMAB), mismatch=False, never=("emapalumab",)),
+    Case("cart-day3-dexamethasone-order", f"{ASCO2021}", car_t_day3_grade2, hook="order-sign",
+         orders=order(*DEXAMETHASONE, dose=10, per_day=4), mismatch=False),
+    Case("cart-day3-emapalumab-order", f"{LEE2019}; IFN-γ is part of CRS (Teachey 2016)",
+         car_t_day3_grade2, hook="order-sign", orders=order(*EMAPALUMAB), never=("emapalumab",)),
+    Case("cart-grade1", f"{LEE2019}; {ASCO2021} (grade 1: supportive care)", car_t_grade1,
+         never=("tocilizumab", "dexamethasone", "emapalumab")),
+    Case("cart-no-temperature", f"{LEE2019} (fever required)", car_t_no_temperature,
+         never=("tocilizumab",), text=("cannot be judged",)),
+    Case("cart-grade3", f"{LEE2019}; {ASCO2021} (grade 3: tocilizumab plus dexamethasone)",
+         car_t_grade3, suggest=("tocilizumab", "dexamethasone"), never=("emapalumab",)),
+    Case("cart-refractory-after-two-doses", f"{ACTEMRA}; {ASCO2021}", car_t_after_two_doses,
+         suggest=("dexamethasone",), never=("emapalumab",),
+         text=("IL-6 measured after tocilizumab",)),
+    Case("cart-third-dose-order", f"{ACTEMRA} (a third dose is within the label)",
+         car_t_after_two_doses, hook="order-sign", orders=order(*TOCILIZUMAB), mismatch=False),
+    Case("cart-three-doses-in-24h", f"{ACTEMRA} (at most 3 doses in 24 h)", car_t_three_doses_24h,
+         named=("tocilizumab",), suggest=("dexamethasone",), text=("3 doses",)),
+    Case("cart-with-infection", f"{LE2018}; CAR-T labels (infection before infusion)",
+         car_t_with_sepsis, suggest=("tocilizumab",), never=("emapalumab",),
+         text=("Also recorded: Sepsis",)),
+    Case("cart-with-infection-order", f"{LE2018}", car_t_with_sepsis, hook="order-sign",
+         orders=order(*TOCILIZUMAB), mismatch=False),
+    Case("cart-tocilizumab-allergy", "Label: a recorded allergy removes the drug", car_t_allergic,
+         never=("tocilizumab",), named=("tocilizumab",), text=("allergy",)),
+    Case("iec-hs", f"{HINES2023}", iec_hs, suggest=("anakinra",),
+         never=("emapalumab", "tocilizumab")),
+    Case("bispecific-grade2", f"{MOREAU2022}; {LEE2019}", bispecific_grade2,
+         suggest=("tocilizumab",), never=("emapalumab",)),
+    # COVID-19
+    Case("covid-recovery-eligible", f"{RECOVERY_TCZ}; {RECOVERY_DEX}; {NIH_COVID}",
+         covid_hypoxic, suggest=("dexamethasone", "tocilizumab", "baricitinib"),
+         never=("anakinra", "emapalumab")),
+    Case("covid-mals-ferritin-low-hladr", f"{RECOVERY_TCZ}; {GIAMARELLOS2020}",
+         covid_mals_low_hladr, suggest=("tocilizumab", "dexamethasone"), never=("anakinra",)),
+    Case("covid-hladr-tocilizumab-order", f"{RECOVERY_TCZ}; {GIAMARELLOS2020}",
+         covid_mals_low_hladr, hook="order-sign", orders=order(*TOCILIZUMAB), mismatch=False),
+    Case("covid-dexamethasone-order", f"{RECOVERY_DEX}", covid_mals_low_hladr, hook="order-sign",
+         orders=order(*DEXAMETHASONE, dose=6), mismatch=False),
+    Case("covid-baricitinib-order", f"{NIH_COVID}", covid_hypoxic, hook="order-sign",
+         orders=order(*BARICITINIB, dose=4), mismatch=False),
+    Case("covid-on-dexamethasone", f"{RECOVERY_TCZ} (on top of corticosteroids)",
+         covid_on_dexamethasone, suggest=("tocilizumab",), never=("dexamethasone",)),
+    Case("covid-no-oxygen", f"{RECOVERY_DEX} (no benefit without oxygen)", covid_no_oxygen,
+         never=("dexamethasone", "tocilizumab", "baricitinib"), no_cards=True),
+    Case("covid-no-oxygen-dexamethasone-order", f"{RECOVERY_DEX}", covid_no_oxygen,
+         hook="order-sign", orders=order(*DEXAMETHASONE, dose=6), mismatch=True),
+    Case("covid-low-crp", f"{RECOVERY_TCZ} (CRP >= 75 mg/L)", covid_low_crp,
+         suggest=("dexamethasone",), never=("tocilizumab", "baricitinib")),
+    Case("covid-bacterial-pneumonia", f"{ACTEMRA} (no other concurrent active infection)",
+         covid_with_pneumonia, suggest=("dexamethasone",), named=("tocilizumab",),
+         never=("tocilizumab",)),
+    Case("covid-neutropenia", f"{ACTEMRA} (COVID-19: ANC < 1,000/mm³)", covid_neutropenic,
+         suggest=("dexamethasone",), named=("tocilizumab",), never=("tocilizumab",)),
+    # Sepsis
+    Case("sepsis-il6", f"{LEISMAN2020}; {ACTEMRA} (boxed warning)", sepsis_il6,
+         never=("tocilizumab", "anakinra", "emapalumab")),
+    Case("sepsis-tocilizumab-order", f"{LEISMAN2020}", sepsis_il6, hook="order-sign",
+         orders=order(*TOCILIZUMAB), mismatch=True),
+    Case("sepsis-hydrocortisone-order", f"{SSC2021}", sepsis_il6, hook="order-sign",
+         orders=order(*HYDROCORTISONE, dose=50, per_day=4), no_cards=True),
+    Case("sepsis-mals", f"{PROVIDE}; {KINERET}", sepsis_mals, never=("anakinra", "tocilizumab"),
+         text=("MALS",)),
+    Case("sepsis-anakinra-without-mals", f"{KINERET}", sepsis_il6, hook="order-sign",
+         orders=order(*ANAKINRA), mismatch=True),
+    Case("sepsis-immunoparalysis", f"{PROVIDE}", sepsis_immunoparalysis,
+         never=("tocilizumab", "anakinra", "dexamethasone", "methylprednisolone")),
+    Case("sepsis-immunoparalysis-pulse-order", f"{PROVIDE}", sepsis_immunoparalysis,
+         hook="order-sign", orders=order(*METHYLPREDNISOLONE, dose=1000), mismatch=True),
+    Case("sepsis-immunoparalysis-tablet-order", f"{PROVIDE} (dose from the tablet strength)",
+         sepsis_immunoparalysis, hook="order-sign",
+         orders=order("methylprednisolone 100 MG Oral Tablet", "6902", dose=1, unit="{tbl}"),
+         mismatch=True, text=("125 mg prednisone-equivalent",)),
+    Case("sepsis-immunoparalysis-stress-hydrocortisone", f"{SSC2021}", sepsis_immunoparalysis,
+         hook="order-sign", orders=order(*HYDROCORTISONE, dose=50, per_day=4), no_cards=True),
+    # Still's disease / sJIA
+    Case("sjia-mas-2016", f"{RAVELLI2016}; {EULAR2024}", sjia_mas,
+         suggest=("methylprednisolone", "anakinra"), never=("emapalumab",)),
+    Case("sjia-emapalumab-first-order", f"{GAMIFANT}", sjia_mas, hook="order-sign",
+         orders=order(*EMAPALUMAB), mismatch=True),
+    Case("sjia-mas-after-glucocorticoids", f"{GAMIFANT} (after inadequate glucocorticoid response)",
+         sjia_mas_after_steroids, named=("emapalumab",), never=("methylprednisolone",),
+         text=("latent tuberculosis",)),
+    # HLH
+    Case("primary-hlh-first", f"{HENTER2007}; {LOCATELLI2020}", primary_hlh,
+         never=("emapalumab", "anakinra"), text=("HLH-94",)),
+    Case("primary-hlh-emapalumab-first-order", f"{GAMIFANT}", primary_hlh, hook="order-sign",
+         orders=order(*EMAPALUMAB), mismatch=True),
+    Case("primary-hlh-refractory", f"{LOCATELLI2020}; {GAMIFANT}", primary_hlh_refractory,
+         named=("emapalumab",), never=("anakinra",), text=("latent tuberculosis",)),
+    Case("ebv-hlh-first", f"{HENTER2007} (HLH-94 first-line in EBV-HLH)", ebv_hlh,
+         never=("emapalumab",), text=("HLH-94",)),
+    Case("ebv-hlh-emapalumab-order", f"{GAMIFANT} (primary HLH only)", ebv_hlh, hook="order-sign",
+         orders=order(*EMAPALUMAB), mismatch=True),
+    # Unknown setting
+    Case("isolated-il6", SETTINGS_REF, isolated_il6, never=("tocilizumab",), no_cards=True),
+    Case("febrile-hyperferritinaemia", f"{WEBB2020}; {PROVIDE} (a sepsis rule)",
+         febrile_hyperferritinaemia, panel=True, never=("anakinra", "tocilizumab")),
+    Case("unknown-il6-pattern", "clinical-settings.md 2.6 (pattern only, hedged)",
+         unknown_il6_pattern, never=("tocilizumab", "anakinra", "emapalumab"),
+         text=("depends on the clinical setting",)),
+    Case("unknown-tocilizumab-order", "clinical-settings.md 1.3 (no warning against standard care)",
+         unknown_il6_pattern, hook="order-sign", orders=order(*TOCILIZUMAB), mismatch=False),
+    Case("unknown-dexamethasone-order", "clinical-settings.md 1.3", febrile_hyperferritinaemia,
+         hook="order-sign", orders=order(*DEXAMETHASONE, dose=6), mismatch=False, no_cards=True),
+    Case("unknown-baricitinib-order", "clinical-settings.md 1.3", unknown_il6_pattern,
+         hook="order-sign", orders=order(*BARICITINIB, dose=4), mismatch=False),
+    Case("unreadable-il6", "issue: a result that cannot be read is never silently missing",
+         unreadable_il6, never=("tocilizumab",), text=("could not be used",)),
+)  # fmt: skip

@@ -1,0 +1,311 @@
+"""The rules of each clinical setting, on hand-built charts, labs and scores (no HTTP)."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+import pytest
+
+from cds_service.context.models import EMPTY_CHART, ChartContext
+from cds_service.evidence import build_evidence
+from cds_service.fhir.draft_orders import medication_orders
+from cds_service.rules.assessment import Assessment, ScoreView
+from cds_service.rules.engine import assess
+from cds_service.rules.orders import OrderFinding, judge_orders
+from cds_service.runtime import Runtime
+from tests.clinical.fhir import order
+from tests.evidence.observation_builders import AS_OF, observation, quantity
+from tests.rules.charts import chart, finding, given
+
+UNITS = {
+    "il6": "pg/mL", "ifng": "pg/mL", "il18": "pg/mL", "cxcl9": "pg/mL", "ferritin": "ng/mL",
+    "crp": "mg/L", "mhla_dr": "{molecules}/{cell}", "neutrophils": "10*9/L",
+    "platelets": "10*9/L", "fibrinogen": "g/L", "alt": "U/L", "pct": "ng/mL",
+}  # fmt: skip
+
+
+def score(score_id: str, value: float | None, missing: tuple[str, ...] = ()) -> ScoreView:
+    return ScoreView(id=score_id, label=score_id, value=value, text=f"{score_id} {value}",
+                     missing=missing)  # fmt: skip
+
+
+def assessed(
+    runtime: Runtime,
+    where: ChartContext = EMPTY_CHART,
+    scores: tuple[ScoreView, ...] = (),
+    *,
+    hours_ago: float = 0,
+    **values: float,
+) -> Assessment:
+    resources = [
+        observation(analyte, id=f"obs-{i}", valueQuantity=quantity(value, UNITS[analyte]))
+        for i, (analyte, value) in enumerate(values.items())
+    ]
+    return assess(build_evidence(resources, runtime.catalog, AS_OF), runtime.rules, where, scores)
+
+
+def advice(result: Assessment) -> list[tuple[str | None, str]]:
+    return [(item.drug or item.rule, item.status) for item in result.advice]
+
+
+CART_DAY3 = chart(finding("iec", kind="car-t", day=3))
+STORM = {"il6": 2000, "ifng": 500, "ferritin": 6000}  # the issue's CAR-T day 3
+
+
+def test_car_t_grade_2_is_tocilizumab_whatever_the_cytokines(runtime: Runtime) -> None:
+    result = assessed(runtime, CART_DAY3, (score("astct", 2),), **STORM)
+    assert result.setting is not None and result.setting.heading == "CAR-T/bispecific, day 3"
+    assert result.state is not None and result.state.id == "crs"
+    assert advice(result) == [("tocilizumab", "suggest")]
+    # Sepsis rules are not applied: ferritin 6,000 does not switch the IL-6 axis off.
+    assert result.axis("il6").excluded_by == ()
+
+
+def test_car_t_grade_1_drafts_nothing(runtime: Runtime) -> None:
+    result = assessed(runtime, CART_DAY3, (score("astct", 1),), **STORM)
+    assert result.state is not None and result.state.id == "crs"
+    assert result.advice == ()
+
+
+def test_car_t_without_a_grade_says_so_instead_of_drafting(runtime: Runtime) -> None:
+    result = assessed(runtime, CART_DAY3, (score("astct", None, ("temperature",)),), **STORM)
+    assert result.state is None and result.advice == ()
+    assert any(
+        "cannot be judged" in line and "ASTCT CRS grade" in line for line in result.undecided
+    )
+
+
+def test_car_t_grade_3_adds_dexamethasone(runtime: Runtime) -> None:
+    result = assessed(runtime, CART_DAY3, (score("astct", 3),), **STORM)
+    assert advice(result) == [("tocilizumab", "suggest"), ("dexamethasone", "suggest")]
+
+
+def test_car_t_not_responding_to_two_doses(runtime: Runtime) -> None:
+    """Re-dosing is within the label; rising IL-6 after tocilizumab is the drug's effect."""
+    where = chart(
+        finding("iec", kind="car-t", day=3),
+        drugs=(given("tocilizumab", 22), given("tocilizumab", 10)),
+    )
+    result = assessed(runtime, where, (score("astct", 2),), **STORM)
+    assert advice(result) == [("tocilizumab", "suggest"), ("dexamethasone", "suggest")]
+    il6 = next(m for m in result.axis("il6").pivotal if m.analyte == "il6")
+    assert il6.state == "after-drug" and not result.axis("il6").elevated
+    assert any("after tocilizumab" in note for note in result.notes)
+
+
+@pytest.mark.parametrize(
+    ("hours", "finding_text"),
+    [((23, 14, 5), "3 doses"), ((70, 60, 50, 40), "4 doses"), ((6,), "less than 8 hours")],
+)
+def test_tocilizumab_beyond_the_label_is_a_caution(
+    runtime: Runtime, hours: tuple[int, ...], finding_text: str
+) -> None:
+    where = chart(
+        finding("iec", kind="car-t", day=3),
+        drugs=tuple(given("tocilizumab", h) for h in hours),
+    )
+    result = assessed(runtime, where, (score("astct", 2),), **STORM)
+    first = result.advice[0]
+    assert (first.drug, first.status) == ("tocilizumab", "caution")
+    assert any(finding_text in text for text in first.findings)
+
+
+def test_recorded_allergy_removes_the_drug(runtime: Runtime) -> None:
+    where = chart(finding("iec", kind="car-t", day=3), allergies=("tocilizumab",))
+    result = assessed(runtime, where, (score("astct", 2),), **STORM)
+    assert advice(result) == [("tocilizumab", "removed")]
+
+
+def test_iec_hs_suggests_anakinra(runtime: Runtime) -> None:
+    where = chart(finding("iec", kind="car-t", day=14))
+    result = assessed(
+        runtime, where, (score("astct", 0),), ferritin=15000, platelets=30, fibrinogen=1.1
+    )
+    assert result.state is not None and result.state.id == "iechs"
+    assert advice(result) == [("anakinra", "suggest")]
+    assert result.advice[0].verify  # marked for verification
+
+
+def test_car_t_rules_win_over_a_recorded_sepsis(runtime: Runtime) -> None:
+    where = chart(finding("iec", kind="car-t", day=3), finding("sepsis"), infections=("sepsis",))
+    result = assessed(runtime, where, (score("astct", 2),), **STORM)
+    assert result.setting is not None and result.setting.setting == "iec"
+    assert [s.setting for s in result.other_settings] == ["sepsis"]
+    assert advice(result) == [("tocilizumab", "suggest")]  # no infection limit for CRS
+
+
+COVID_O2 = chart(finding("covid19"), oxygen="low-flow")
+
+
+def test_covid_recovery_eligibility(runtime: Runtime) -> None:
+    result = assessed(runtime, COVID_O2, crp=150)
+    assert advice(result) == [
+        ("dexamethasone", "suggest"), ("tocilizumab", "suggest"), ("baricitinib", "suggest"),
+    ]  # fmt: skip
+
+
+def test_covid_has_no_hla_dr_or_ferritin_veto(runtime: Runtime) -> None:
+    result = assessed(runtime, COVID_O2, crp=150, ferritin=6000, mhla_dr=2500)
+    assert ("tocilizumab", "suggest") in advice(result)
+
+
+def test_covid_without_hypoxia_gets_nothing(runtime: Runtime) -> None:
+    where = chart(finding("covid19"), oxygen="room-air")
+    assert assessed(runtime, where, crp=150).advice == ()
+
+
+def test_covid_crp_below_75_is_dexamethasone_only(runtime: Runtime) -> None:
+    assert advice(assessed(runtime, COVID_O2, crp=50)) == [("dexamethasone", "suggest")]
+
+
+def test_covid_patient_on_dexamethasone_is_not_offered_it_again(runtime: Runtime) -> None:
+    where = chart(finding("covid19"), oxygen="low-flow", drugs=(given("dexamethasone", 20),))
+    assert advice(assessed(runtime, where, crp=150))[:2] == [
+        ("dexamethasone", "already-given"), ("tocilizumab", "suggest"),
+    ]  # fmt: skip
+
+
+def test_covid_with_another_infection_cautions_tocilizumab(runtime: Runtime) -> None:
+    where = chart(finding("covid19"), oxygen="low-flow", infections=("bacterial-pneumonia",))
+    result = assessed(runtime, where, crp=150)
+    assert ("tocilizumab", "caution") in advice(result)
+    assert ("dexamethasone", "suggest") in advice(result)
+
+
+def test_covid_label_counts(runtime: Runtime) -> None:
+    result = assessed(runtime, COVID_O2, crp=150, neutrophils=0.6)
+    toci = next(a for a in result.advice if a.drug == "tocilizumab")
+    assert toci.status == "caution" and "neutrophils" in toci.findings[0]
+
+
+SEPSIS = chart(finding("sepsis"), infections=("sepsis",))
+
+
+def test_sepsis_mals_shows_the_evidence_and_drafts_nothing(runtime: Runtime) -> None:
+    result = assessed(runtime, SEPSIS, ferritin=6200, il6=900)
+    assert result.state is not None and result.state.id == "mals"
+    assert advice(result) == [("sepsis-mals-evidence", "advise")]
+
+
+def test_sepsis_mals_anakinra_is_a_hospital_option(runtime: Runtime) -> None:
+    rules = runtime.rules
+    option = rules.options["sepsis_mals_anakinra"].model_copy(update={"value": True})
+    chosen = dataclasses.replace(rules, options={**rules.options, "sepsis_mals_anakinra": option})
+    evidence = build_evidence(
+        [observation("ferritin", id="f", valueQuantity=quantity(6200, "ng/mL"))],
+        runtime.catalog,
+        AS_OF,
+    )
+    result = assess(evidence, chosen, SEPSIS)
+    assert [(a.drug, a.status) for a in result.advice] == [("anakinra", "suggest")]
+
+
+def test_sepsis_immunoparalysis(runtime: Runtime) -> None:
+    result = assessed(runtime, SEPSIS, mhla_dr=3000, ferritin=1200, il6=150)
+    assert result.state is not None and result.state.id == "immunoparalysis"
+    assert [a.drug for a in result.advice] == [None]  # an action, no drug
+
+
+STILLS = chart(finding("stills"))
+
+
+def test_stills_mas_glucocorticoids_and_anakinra(runtime: Runtime) -> None:
+    result = assessed(runtime, STILLS, (score("mas2016", 1),), il18=22000, ferritin=5000)
+    assert advice(result) == [("methylprednisolone", "suggest"), ("anakinra", "suggest")]
+
+
+def test_stills_emapalumab_only_after_glucocorticoids(runtime: Runtime) -> None:
+    where = chart(finding("stills"), drugs=(given("methylprednisolone", 96, "corticosteroid"),))
+    result = assessed(runtime, where, (score("mas2016", 1),), ferritin=5000)
+    statuses = dict(advice(result))
+    assert statuses["methylprednisolone"] == "already-given"
+    assert statuses["emapalumab"] == "caution"  # latent TB not recorded
+    emapalumab = next(a for a in result.advice if a.drug == "emapalumab")
+    assert "latent tuberculosis" in emapalumab.findings[0]
+
+
+def test_hlh_first_presentation_is_hlh94(runtime: Runtime) -> None:
+    where = chart(finding("hlh", kind="primary"))
+    result = assessed(runtime, where, (score("hlh2004", 5),), cxcl9=20000, ferritin=8000)
+    assert advice(result) == [("hlh-94", "advise")]
+    # Ferritin is no IL-1 marker in HLH: the IFN-γ axis leads alone.
+    assert result.subtype == "ifng-driven"
+
+
+def test_hlh_refractory_primary_names_emapalumab(runtime: Runtime) -> None:
+    where = chart(finding("hlh", kind="primary"), drugs=(given("etoposide", 240),))
+    result = assessed(runtime, where, (score("hlh2004", 6),), cxcl9=15000)
+    assert advice(result) == [("emapalumab", "caution")]
+
+
+def test_hlh_2004_unknown_items_can_leave_it_undecided(runtime: Runtime) -> None:
+    where = chart(finding("hlh"))
+    result = assessed(runtime, where, (score("hlh2004", 3, ("splenomegaly", "marrow")),))
+    assert result.state is None
+    assert any("HLH-2004" in line for line in result.undecided)
+
+
+def test_unknown_setting_panel_needs_the_diagnostic_bar(runtime: Runtime) -> None:
+    met = assessed(runtime, EMPTY_CHART, (score("chis", 3),), ferritin=8000, crp=160)
+    assert met.subtype == "multiplex-assay-needed" and met.advice == ()
+    below = assessed(runtime, EMPTY_CHART, (score("chis", 2),), ferritin=8000, crp=160)
+    assert below.subtype is None
+
+
+def orders(*drafts: dict[str, Any]) -> list[Any]:
+    return [o for d in drafts for o in medication_orders(d)]
+
+
+def judged(runtime: Runtime, result: Assessment, draft: dict[str, Any]) -> list[OrderFinding]:
+    return judge_orders(orders(draft), result, runtime.rules)
+
+
+@pytest.mark.parametrize(
+    "draft",
+    [
+        order("tocilizumab", "612865"),
+        order("dexamethasone", "3264", dose=6),
+        order("baricitinib", "2047232", dose=4),
+        order("methylprednisolone", "6902", dose=1000),
+        order("anakinra", "72435"),
+    ],
+)
+def test_no_mismatch_without_a_recorded_setting(runtime: Runtime, draft: dict[str, Any]) -> None:
+    result = assessed(runtime, EMPTY_CHART, (score("chis", 4),), il6=2000, ferritin=9000)
+    assert [f.kind for f in judged(runtime, result, draft)] in ([], ["needs-cytokines"])
+
+
+def test_sepsis_tocilizumab_is_a_sourced_mismatch(runtime: Runtime) -> None:
+    result = assessed(runtime, SEPSIS, il6=980, pct=25)
+    (found,) = judged(runtime, result, order("tocilizumab", "612865"))
+    assert (found.kind, found.rule, found.source) == (
+        "mismatch", "sepsis-il6-blockade", "leisman2020",
+    )  # fmt: skip
+
+
+def test_stress_dose_hydrocortisone_is_never_flagged(runtime: Runtime) -> None:
+    result = assessed(runtime, SEPSIS, mhla_dr=3000, ferritin=1200)
+    assert judged(runtime, result, order("hydrocortisone", "5492", dose=50, per_day=4)) == []
+
+
+def test_tablet_doses_are_read_from_the_strength(runtime: Runtime) -> None:
+    result = assessed(runtime, SEPSIS, mhla_dr=3000, ferritin=1200)
+    tablet = order("methylprednisolone 100 MG Oral Tablet", "6902", dose=1, unit="{tbl}")
+    (found,) = judged(runtime, result, tablet)
+    assert found.kind == "mismatch" and found.daily_dose_prednisone_mg == pytest.approx(125)
+    unreadable = order("methylprednisolone", "6902", dose=1, unit="{tbl}")
+    (unknown,) = judged(runtime, result, unreadable)
+    assert unknown.kind == "dose-unknown" and "no strength" in unknown.reason
+
+
+def test_covid_without_oxygen_dexamethasone_order_is_flagged(runtime: Runtime) -> None:
+    where = chart(finding("covid19"), oxygen="room-air")
+    result = assessed(runtime, where, crp=40)
+    assert result.facts["hypoxia"] is None  # no SpO2: the oxygen record alone cannot tell
+    assert judged(runtime, result, order("dexamethasone", "3264", dose=6)) == []
+
+
+def test_covid_hypoxic_tocilizumab_order_gets_no_warning(runtime: Runtime) -> None:
+    result = assessed(runtime, COVID_O2, crp=150, ferritin=6000, mhla_dr=2500)
+    assert judged(runtime, result, order("tocilizumab", "612865")) == []
