@@ -19,7 +19,7 @@ from cds_service.fhir.draft_orders import medication_orders
 from cds_service.hooks.request import HookRequest
 from cds_service.jsontext import parse_json
 from cds_service.settings import Settings
-from tests.conftest import hook_call, load_fixture
+from tests.conftest import load_fixture
 
 
 def test_prefetch_and_draft_orders_are_not_copied_by_validation() -> None:
@@ -125,11 +125,20 @@ def test_a_hook_call_reads_the_parsed_body_itself_and_builds_no_fhir_model(
     monkeypatch.setattr(decision, "medication_orders", orders)
     monkeypatch.setattr(FHIRAbstractModel, "__init__", counting("fhir", fhir_init))
     monkeypatch.setattr(models.LabValue, "__init__", counting("lab", lab_init))
-    # No setting recorded: emapalumab gets its label caution (latent TB), the one order card
-    # an unknown setting gives.
-    answer = hook_call(client, "order-sign", "lab-bench", orders="emapalumab")
+    # The bench patient with its chart (COVID-19 needing oxygen): order-sign reads the draft
+    # orders; patient-view answers a card with a suggested order (a resource built as JSON).
+    patient = load_fixture("patients/lab-bench.json")
+    patient["entry"] += load_fixture("chart/lab-bench-covid19.json")["entry"]
+    services = build_runtime(Settings(auth="off")).services
+    view = hook_request(services["cytokine-storm-patient-view"], patient, now=datetime.now(UTC))
+    answer = client.post("/cds-services/cytokine-storm-patient-view", json=view)
     assert answer.status_code == 200, answer.get_json()
-    assert [c["source"]["topic"]["code"] for c in answer.get_json()["cards"]] == ["ordercaution"]
+    assert any(card.get("suggestions") for card in answer.get_json()["cards"])
+    sign = services["cytokine-storm-order-sign"]
+    orders = load_fixture("orders/anakinra.json")
+    body = hook_request(sign, patient, draft_orders=orders, now=datetime.now(UTC))
+    answer = client.post(f"/cds-services/{sign.id}", json=body)
+    assert answer.status_code == 200, answer.get_json()
 
     sent = {
         id(entry["resource"])
@@ -143,4 +152,5 @@ def test_a_hook_call_reads_the_parsed_body_itself_and_builds_no_fhir_model(
     assert seen["orders"]["entry"] is seen["body"]["context"]["draftOrders"]["entry"]
     assert counts["fhir"] == 0
     values = sum(len(a.history) for a in seen["evidence"].analytes.values())
-    assert counts["lab"] == values > len(observations)  # a panel carries several values
+    assert counts["lab"] == 2 * values  # one per value read, in each of the two calls
+    assert values > len(observations)  # a panel carries several values
