@@ -11,10 +11,12 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+from typing import IO
 
 import requests
 
@@ -27,12 +29,22 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_until_up(url: str, process: subprocess.Popen[bytes], timeout: float = 30.0) -> None:
+def wait_until_up(
+    url: str,
+    process: subprocess.Popen[bytes],
+    output: IO[bytes] | None = None,
+    timeout: float = 30.0,
+) -> None:
+    """Wait for `url` to answer; if the process exits first, raise with what it printed (read
+    from `output`, the file it writes to, else from its stdout pipe)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            output = process.stdout.read().decode(errors="replace") if process.stdout else ""
-            raise RuntimeError(f"server exited with {process.returncode}:\n{output}")
+            if output is not None:
+                output.seek(0)
+            stream = output if output is not None else process.stdout
+            text = stream.read().decode(errors="replace") if stream is not None else ""
+            raise RuntimeError(f"server exited with {process.returncode}:\n{text}")
         try:
             if requests.get(url, timeout=1).status_code < 500:
                 return
@@ -59,18 +71,21 @@ def running(
     env: Mapping[str, str] | None = None,
     cwd: Path | None = None,
 ) -> Iterator[subprocess.Popen[bytes]]:
-    process = subprocess.Popen(
-        command,
-        env={**os.environ, **(env or {})},
-        cwd=cwd,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-    )
-    try:
-        wait_until_up(health_url, process)
-        yield process
-    finally:
-        stop(process)
+    # Output goes to a file, not a pipe: nobody reads a pipe while the test runs, and once its
+    # buffer is full the server blocks in its next log line.
+    with tempfile.TemporaryFile() as output:
+        process = subprocess.Popen(
+            command,
+            env={**os.environ, **(env or {})},
+            cwd=cwd,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+        try:
+            wait_until_up(health_url, process, output)
+            yield process
+        finally:
+            stop(process)
 
 
 @contextmanager

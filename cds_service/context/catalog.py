@@ -227,8 +227,10 @@ class ContextCatalog:
         seen: set[str] = set()
         found: list[Match] = []
         for hit in pattern.finditer(text.casefold()):
-            concept = lookup[hit.group(0)]
-            if concept.id not in seen:
+            # The pattern ignores case; a match that casefolds differently from the name it
+            # came from (odd Unicode) names no concept.
+            concept = lookup.get(hit.group(0))
+            if concept is not None and concept.id not in seen:
                 seen.add(concept.id)
                 found.append(Match(concept, "name", hit.group(0)))
         return found

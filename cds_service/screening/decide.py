@@ -69,8 +69,11 @@ def decide_patient(
         cards=cards,
         card_types=tuple(_card_type(knowledge, card) for card in cards),
         problems=tuple(p for p in decision.evidence.problems if p.code != ProblemCode.UNKNOWN_CODE),
-        setting=None,
-        scores={axis.axis: axis.score for axis in assessment.axes if axis.elevated},
+        setting=assessment.setting.setting if assessment.setting is not None else None,
+        scores={
+            **{axis.axis: axis.score for axis in assessment.axes if axis.elevated},
+            **{s.id: s.value for s in assessment.scores if s.value is not None},
+        },
         decisive_values=[_value(m) for m in assessment.markers() if m.above and m.value],
     )
 

@@ -223,3 +223,22 @@ def test_a_hadoop_uri_needs_the_spark_engine(
     run = screen(capsys, "hdfs://namenode.invalid/exports/today", tmp_path / "o.ndjson")
     assert run.code == 2
     assert "needs --engine spark" in run.stderr
+
+
+def test_rows_name_the_applied_setting_and_its_scores(tmp_path: Path) -> None:
+    """The worklist says which setting's rules decided, and the clinical scores computed."""
+    from cds_service.demo import FIXTURE_TIME
+    from cds_service.screening.commands import knowledge_files
+    from cds_service.screening.decide import decide_patient
+    from cds_service.settings import Settings
+    from tests.conftest import load_fixture
+
+    files = knowledge_files(Settings(auth="off"))
+    bundle = load_fixture("patients/css-il1-mals.json")
+    resources = [entry["resource"] for entry in bundle["entry"]]
+    decision = decide_patient(files, "css-il1-mals", resources, (), FIXTURE_TIME)
+    assert decision.setting == decision.assessment.setting.setting  # type: ignore[union-attr]
+    assert decision.setting == "sepsis"
+    for score in decision.assessment.scores:
+        if score.value is not None:
+            assert decision.scores[score.id] == score.value
