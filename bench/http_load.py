@@ -21,10 +21,12 @@ The bodies are built from the fixtures as an EHR would send them (cds_service.de
 runs every prefetch template of the service on fixtures/patients/lab-bench.json plus its chart,
 fixtures/chart/lab-bench-covid19.json: a COVID-19 diagnosis, dexamethasone given, an allergy,
 vital signs), so whatever the prefetch asks for (labs, cytokines, the chart context) is in
-them. Cases: patient-view with full prefetch; order-sign with a mismatched draft order
-(anakinra for an IL-6 pattern); patient-view without prefetch (the service reads the FHIR
-server); patient-view with full prefetch plus an ES384 JWT, a fresh token per request (signed
-beforehand: signing is the client's cost); and, with --cases, discovery.
+them. Cases: patient-view with full prefetch (the COVID-19 "needing oxygen" card); order-sign
+with a mismatched draft order (the same chart with bacterial sepsis in place of COVID-19, and a
+tocilizumab order: the sepsis rules' order-mismatch warning); patient-view without prefetch (the
+service reads the FHIR server); patient-view with full prefetch plus an ES384 JWT, a fresh
+token per request (signed beforehand: signing is the client's cost); and, with --cases,
+discovery.
 
     make bench-peer && make bench     # or:
     .venv/bin/python bench/http_load.py [--duration 10] [--concurrency 8,32] [--cases ...]
@@ -75,7 +77,19 @@ PATIENT = "lab-bench"
 # The chart around the labs (COVID-19 diagnosis, dexamethasone, an allergy, vital signs), kept
 # apart from the patient fixture the lab tests count on; merged into the bench patient.
 CHART = "chart/lab-bench-covid19.json"
-MISMATCHED_ORDER = "anakinra"  # lab-bench shows an IL-6 pattern: anakinra does not fit it
+# The patient-view answer: the COVID-19 "needing oxygen" card (rules.yaml settings.covid19).
+VIEW_SETTING = "covid19"
+# The order-sign case: the same chart with bacterial sepsis recorded in place of COVID-19, and
+# a tocilizumab order, which the sepsis rules warn against (no IL-6 blockade in bacterial
+# sepsis): an order-mismatch card.
+MISMATCH_DIAGNOSIS = {
+    "coding": [
+        {"system": "http://snomed.info/sct", "code": "91302008", "display": "Sepsis"},
+        {"system": "http://hl7.org/fhir/sid/icd-10-cm", "code": "A41.9", "display": "Sepsis"},
+    ],
+    "text": "Sepsis",
+}
+MISMATCHED_ORDER = "tocilizumab"
 ISSUER = "https://bench-ehr.example"
 SERVICES = {
     "patient-view": "cytokine-storm-patient-view",
@@ -235,16 +249,35 @@ def build_requests(fhir_base: str, chart: bool = True) -> dict[str, dict[str, An
     runtime = build_runtime(Settings(auth="off"))
     now = datetime.now(UTC)
     patient = load_json(f"patients/{PATIENT}.json")
+    septic = copy.deepcopy(patient)
     if chart:
         patient["entry"] = [*patient["entry"], *load_json(CHART)["entry"]]
+        septic["entry"] = [*septic["entry"], *with_sepsis(load_json(CHART))["entry"]]
     view = runtime.services[SERVICES["patient-view"]]
     sign = runtime.services[SERVICES["order-sign"]]
     orders = load_json(f"orders/{MISMATCHED_ORDER}.json")
     return {
         "full": hook_request(view, patient, now=now),
-        "mismatch": hook_request(sign, patient, now=now, draft_orders=orders),
+        "mismatch": hook_request(sign, septic, now=now, draft_orders=orders),
         "bare": hook_request(view, patient, now=now, prefetch=False, fhir_server=fhir_base),
     }
+
+
+def with_sepsis(chart: dict[str, Any]) -> dict[str, Any]:
+    """The chart with its COVID-19 diagnosis recoded as bacterial sepsis."""
+    for entry in chart["entry"]:
+        resource = entry["resource"]
+        if resource["resourceType"] == "Condition" and resource["code"]["text"] == "COVID-19":
+            resource["code"] = copy.deepcopy(MISMATCH_DIAGNOSIS)
+            return chart
+    raise SystemExit(f"{CHART}: no COVID-19 Condition to recode")
+
+
+@cache
+def view_topic() -> str:
+    """The topic code of the card the bench patient's patient-view answers with."""
+    rules = build_runtime(Settings(auth="off")).rules
+    return rules.settings[VIEW_SETTING].states[0].topic.code
 
 
 def build_cases(requests_: dict[str, dict[str, Any]]) -> list[Case]:
@@ -257,7 +290,7 @@ def build_cases(requests_: dict[str, dict[str, Any]]) -> list[Case]:
             "POST",
             view_path,
             body(full),
-            expect=topic("il6-driven"),
+            expect=view_topic(),
             peer_path=PEER_PATHS["patient-view"],
         ),
         Case(
@@ -275,7 +308,7 @@ def build_cases(requests_: dict[str, dict[str, Any]]) -> list[Case]:
             "POST",
             view_path,
             body(bare),
-            expect=topic("il6-driven"),
+            expect=view_topic(),
         ),
         Case(
             "patient-view-prefetch-jwt",
@@ -285,7 +318,7 @@ def build_cases(requests_: dict[str, dict[str, Any]]) -> list[Case]:
             body(full),
             target="auth",
             tokens=True,
-            expect=topic("il6-driven"),
+            expect=view_topic(),
             peer_path=PEER_PATHS["patient-view"],  # the peer has no authentication
         ),
         Case("discovery", "discovery (GET /cds-services)", "GET", "/cds-services"),
@@ -304,7 +337,7 @@ def growth_cases(requests_: dict[str, dict[str, Any]]) -> list[tuple[str, int, C
             "POST",
             f"/cds-services/{SERVICES['patient-view']}",
             body(grown),
-            expect=topic("il6-driven"),
+            expect=view_topic(),
         )
         found.append(("Observations", count, case))
     for count in GROWTH_ORDERS:

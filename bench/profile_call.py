@@ -72,7 +72,8 @@ def main() -> None:
     for handler in logging.getLogger().handlers:
         if isinstance(handler, logging.StreamHandler):
             handler.setStream(open(os.devnull, "w"))  # noqa: SIM115 - lives as long as the run
-    with tempfile.TemporaryDirectory(prefix="cds-profile-") as tmp:
+    # The store's WAL checkpointer thread may still touch the folder as it is removed.
+    with tempfile.TemporaryDirectory(prefix="cds-profile-", ignore_cleanup_errors=True) as tmp:
         app = create_app(
             Settings(auth="off", data_dir=Path(tmp), max_request_bytes=MAX_REQUEST_BYTES)
         )

@@ -130,12 +130,14 @@ def for_patient(
     """
     kept: list[dict[str, Any]] = []
     foreign: list[DataProblem] = []
+    own = f"Patient/{patient_id}"  # how nearly every entry names its patient
     for resource in resources:
         field = _PATIENT_SCOPED.get(str(resource.get("resourceType")))
         reference = text_at(resource, field, "reference") if field else None
         if (
             field is not None
             and reference is not None
+            and reference != own
             and _names_other_patient(reference, patient_id)
         ):
             foreign.append(

@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from functools import cached_property
 from importlib import resources
 from pathlib import Path
 from typing import Annotated, Literal, TypeVar
@@ -21,6 +22,7 @@ from .models import SETTINGS, OxygenLevel, Setting
 
 T = TypeVar("T", bound=BaseModel)
 CodeStatus = Literal["V", "S", "unverified", "local"]
+SupportKind = Literal["device", "flow", "fio2"]
 _ID = r"^[a-z][a-z0-9-]*$"
 Id = Annotated[str, Field(pattern=_ID)]
 
@@ -240,6 +242,31 @@ class ContextCatalog:
 
     def is_code(self, codes: frozenset[tuple[str, str]], system: str, code: str) -> bool:
         return (self.canonical_system(system), code.strip()) in codes
+
+    def support_kind(self, system: object, code: object) -> SupportKind | None:
+        """What a respiratory-support Observation code charts (the device, the oxygen flow or
+        FiO2), or None. Most Observations of a chart are labs: their code alone rules them out."""
+        if not isinstance(code, str) or not isinstance(system, str):
+            return None
+        code = code.strip()
+        if code not in self._support_code_values:
+            return None
+        return self._support_kinds.get((self.canonical_system(system), code))
+
+    @cached_property
+    def _support_code_values(self) -> frozenset[str]:
+        return frozenset(code for _, code in self._support_kinds)
+
+    @cached_property
+    def _support_kinds(self) -> dict[tuple[str, str], SupportKind]:
+        kinds: dict[tuple[str, str], SupportKind] = {}
+        for kind, codes in (
+            ("fio2", self.fio2_codes),
+            ("flow", self.flow_codes),
+            ("device", self.oxygen_observation_codes),
+        ):
+            kinds.update(dict.fromkeys(codes, kind))  # a code in two sets: the device wins
+        return kinds
 
 
 def _packaged_text() -> str:

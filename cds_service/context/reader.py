@@ -19,7 +19,7 @@ from cds_service.evidence.revisions import latest_revisions
 from cds_service.evidence.times import parse_fhir_datetime
 from cds_service.evidence.values import clean_display, number
 
-from .catalog import Concept, ContextCatalog, Match
+from .catalog import Concept, ContextCatalog, Match, SupportKind
 from .models import (
     ChartContext,
     DrugExposure,
@@ -46,6 +46,7 @@ _PROCEDURE_DONE = {"completed", "in-progress"}
 _ADMIN_SKIPPED = {"not-done", "entered-in-error"}
 _STATEMENT_SKIPPED = {"not-taken", "entered-in-error"}
 _OBSERVATION_USABLE = {"final", "amended", "corrected", "preliminary"}
+_SUPPORT_PRIORITY: tuple[SupportKind, ...] = ("device", "flow", "fio2")
 _MG_PER_UNIT = {"mg": 1.0, "g": 1000.0, "ug": 0.001, "mcg": 0.001, "µg": 0.001, "μg": 0.001}
 _PERCENT_UNITS = {"%", "percent"}
 
@@ -488,16 +489,27 @@ class _Reader:
         flows: list[tuple[datetime, float]] = []
         fio2s: list[tuple[datetime, float]] = []
         for observation in observations:
+            parts = self._support_parts(observation)
+            if not parts:
+                continue  # a lab or another vital sign
             if _codes(observation.get("status")) not in _OBSERVATION_USABLE:
                 continue
             when, _ = _start(observation, "effectiveDateTime", "effectivePeriod", "issued")
             if when is None or when > self.as_of:
                 continue
-            parts = [observation] + [
-                c for c in observation.get("component") or [] if isinstance(c, dict)
-            ]
-            for part in parts:
-                self._support_part(part, when, devices, flows, fio2s)
+            for kind, part in parts:
+                if kind == "device":
+                    device = self._device(part)
+                    if device is not None:
+                        devices.append((when, device))
+                elif kind == "flow":
+                    flow = _quantity(part.get("valueQuantity"), {"l/min", "l/min.", "lpm"})
+                    if flow is not None and 0 <= flow <= 80:
+                        flows.append((when, flow))
+                else:
+                    fio2 = _fraction(part.get("valueQuantity"))
+                    if fio2 is not None:
+                        fio2s.append((when, fio2))
         if not (devices or flows or fio2s):
             return None
         flow = max(flows)[1] if flows else None
@@ -521,37 +533,32 @@ class _Reader:
             level = "room-air" if fio2 is not None and fio2 <= 0.21 else "unknown"
         return OxygenSupport(level=level, flow_l_min=flow, fio2=fio2, when=latest)
 
-    def _support_part(
-        self,
-        part: Mapping[str, Any],
-        when: datetime,
-        devices: list[tuple[datetime, OxygenLevel]],
-        flows: list[tuple[datetime, float]],
-        fio2s: list[tuple[datetime, float]],
-    ) -> None:
-        code = part.get("code")
-        codings = _codings(code) if isinstance(code, dict) else []
-        keys: list[tuple[str, str]] = []
-        for coding in codings:
-            system, value = coding.get("system"), coding.get("code")
-            if isinstance(system, str) and isinstance(value, str):
-                keys.append((system, value))
-        catalog = self.catalog
-        if any(catalog.is_code(catalog.oxygen_observation_codes, s, c) for s, c in keys):
-            value = part.get("valueCodeableConcept")
-            matches = self.matches(value, "device", names=True)
-            if not matches and isinstance(part.get("valueString"), str):
-                matches = catalog.match_text(part["valueString"], "device")
-            if matches:
-                devices.append((when, matches[0].concept.id))  # type: ignore[arg-type]
-        elif any(catalog.is_code(catalog.flow_codes, s, c) for s, c in keys):
-            flow = _quantity(part.get("valueQuantity"), {"l/min", "l/min.", "lpm"})
-            if flow is not None and 0 <= flow <= 80:
-                flows.append((when, flow))
-        elif any(catalog.is_code(catalog.fio2_codes, s, c) for s, c in keys):
-            fio2 = _fraction(part.get("valueQuantity"))
-            if fio2 is not None:
-                fio2s.append((when, fio2))
+    def _support_parts(
+        self, observation: Mapping[str, Any]
+    ) -> list[tuple[SupportKind, Mapping[str, Any]]]:
+        """The root and components of an Observation that chart respiratory support, with what
+        each one charts (a part coded as two: device before flow before FiO2)."""
+        components = observation.get("component")
+        parts = [observation]
+        if isinstance(components, list):
+            parts += [c for c in components if isinstance(c, dict)]
+        found: list[tuple[SupportKind, Mapping[str, Any]]] = []
+        for part in parts:
+            code = part.get("code")
+            kinds = [
+                kind
+                for coding in (_codings(code) if isinstance(code, dict) else [])
+                if (kind := self.catalog.support_kind(coding.get("system"), coding.get("code")))
+            ]
+            if kinds:
+                found.append((min(kinds, key=_SUPPORT_PRIORITY.index), part))
+        return found
+
+    def _device(self, part: Mapping[str, Any]) -> OxygenLevel | None:
+        matches = self.matches(part.get("valueCodeableConcept"), "device", names=True)
+        if not matches and isinstance(part.get("valueString"), str):
+            matches = self.catalog.match_text(part["valueString"], "device")
+        return matches[0].concept.id if matches else None  # type: ignore[return-value]
 
 
 def _bare(code: str) -> str:

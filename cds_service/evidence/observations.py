@@ -199,7 +199,9 @@ class ObservationReader:
         if isinstance(raw, ValueProblem):
             self.problem(raw.code, raw.reason, source, analyte)
             return
-        reference_range = _normal_range(target.element)
+        reference_range = (
+            _normal_range(target.element) if "referenceRange" in target.element else None
+        )
         unit, reported = raw.unit, raw.reported
         if unit is None:
             unit = _range_unit(reference_range, self.catalog)
@@ -224,10 +226,9 @@ class ObservationReader:
         value = conversion.apply(raw.value)
         upper = conversion.apply(raw.upper) if raw.upper is not None else None
         family = self.catalog.analyte(analyte).families[conversion.family]
-        if not all(
-            family.plausible_low <= x <= family.plausible_high
-            for x in (value, upper)
-            if x is not None
+        low_bound, high_bound = family.plausible_low, family.plausible_high
+        if not low_bound <= value <= high_bound or (
+            upper is not None and not low_bound <= upper <= high_bound
         ):
             # A negative concentration or 1e300 pg/mL is a unit or entry error, never a result.
             self.problem(

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Column, Connection, Engine, Table, delete, insert, select, text
+from sqlalchemy import Column, Engine, Table, delete, insert, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import CursorResult
 from sqlalchemy.exc import OperationalError, SQLAlchemyError
@@ -26,6 +26,7 @@ from cds_service.hooks.feedback import FeedbackItem
 from cds_service.observability.metrics import record_store_event
 from cds_service.store import migrate
 from cds_service.store.database import READ_ONLY
+from cds_service.store.driver_insert import DriverInsert, driver_transaction
 from cds_service.store.patient_key import PatientKeyer
 from cds_service.store.records import ClientIdentity, HookCallRecord, dedupe_key
 from cds_service.store.schema import cards, feedback, hook_calls, profiles
@@ -36,8 +37,29 @@ log = logging.getLogger(__name__)
 OUTAGE_BACKOFF_SECONDS = 5.0
 PURGE_BATCH = 5000
 HOOK_INSTANCE_MAX = 255  # the hook_calls.hook_instance column
-_INSERT_HOOK_CALL = insert(hook_calls)
-_INSERT_PROFILE = insert(profiles)
+_HOOK_CALL_COLUMNS = (
+    "hook_instance",
+    "service_id",
+    "hook",
+    "called_at",
+    "client_iss",
+    "client_tenant",
+    "patient_key",
+    "rules_version",
+    "evidence",
+    "data_problems",
+    "trigger_action",
+    "criteria_id",
+)
+_PROFILE_COLUMNS = ("assessment_id", "hook_call_id", "created_at", "profile")
+_CARD_COLUMNS = (
+    "uuid",
+    "hook_call_id",
+    "topic_system",
+    "topic_code",
+    "indicator",
+    "suggestion_uuids",
+)
 
 
 class StoreError(Exception):
@@ -69,6 +91,19 @@ class AuditStore:
         self.patient_key = patient_key
         self._skip_audit_until = 0.0
         self._insert_card = self._insert_ignoring(cards, "uuid")
+        dialect = engine.dialect
+        # The per-call audit write, on the driver's cursor (see driver_insert.py).
+        self._write_hook_call = DriverInsert(
+            insert(hook_calls).returning(hook_calls.c.id), _HOOK_CALL_COLUMNS, dialect
+        )
+        self._write_profile = DriverInsert(insert(profiles), _PROFILE_COLUMNS, dialect)
+        self._write_card = DriverInsert(self._insert_card, _CARD_COLUMNS, dialect)
+        self._driver_errors: tuple[type[BaseException], ...] = (SQLAlchemyError,)
+        self._driver_outages: tuple[type[BaseException], ...] = (OperationalError,)
+        dbapi = getattr(dialect, "loaded_dbapi", None)
+        if dbapi is not None:
+            self._driver_errors += (dbapi.Error,)
+            self._driver_outages += (dbapi.OperationalError,)
 
     @property
     def dialect(self) -> str:
@@ -126,28 +161,26 @@ class AuditStore:
             record_store_event("audit_write_failures")
             return False
         try:
-            with self.engine.begin() as connection:
-                self._insert_hook_call(connection, record)
+            with driver_transaction(self.engine) as cursor:
+                self._insert_hook_call(cursor, record)
         except Exception as exc:  # an audit failure must never fail the hook call
             record_store_event("audit_write_failures")
-            if isinstance(exc, OperationalError):
+            if isinstance(exc, self._driver_outages):
                 self._skip_audit_until = time.monotonic() + OUTAGE_BACKOFF_SECONDS
             log.error(
                 "audit write failed for hookInstance %s (%s); the hook call was answered",
                 record.hook_instance,
                 _error_name(exc),
-                exc_info=not isinstance(exc, SQLAlchemyError),  # a bug: show where
+                exc_info=not isinstance(exc, self._driver_errors),  # a bug: show where
             )
             return False
         record_store_event("audit_writes")
         return True
 
-    def _insert_hook_call(self, connection: Connection, record: HookCallRecord) -> None:
+    def _insert_hook_call(self, cursor: Any, record: HookCallRecord) -> None:
         client = record.client or ClientIdentity()
-        # Statements built once and given their values as parameters: a statement built with
-        # .values() per call is a new object SQLAlchemy must walk to find its compiled form.
-        result = connection.execute(
-            _INSERT_HOOK_CALL,
+        returned = self._write_hook_call.run(
+            cursor,
             {
                 # A UUID per the spec; an over-long one from a client is cut, not lost.
                 "hook_instance": record.hook_instance[:HOOK_INSTANCE_MAX],
@@ -164,11 +197,10 @@ class AuditStore:
                 "criteria_id": record.trigger.criteria_id if record.trigger else None,
             },
         )
-        assert result.inserted_primary_key is not None
-        hook_call_id = result.inserted_primary_key[0]
+        hook_call_id = returned[0][0]
         if record.profile is not None:  # cytokine profile page
-            connection.execute(
-                _INSERT_PROFILE,
+            self._write_profile.run(
+                cursor,
                 {
                     "assessment_id": record.profile.assessment_id,
                     "hook_call_id": hook_call_id,
@@ -190,7 +222,7 @@ class AuditStore:
             for card in record.cards
         ]
         # A card uuid is unique per served card (spec); a reused one keeps its first record.
-        inserted = _count(connection.execute(self._insert_card, rows))
+        inserted = sum(len(self._write_card.run(cursor, row)) for row in rows)
         if inserted != len(rows):
             log.warning(
                 "hookInstance %s: %d card uuid(s) were already recorded for an earlier call",
