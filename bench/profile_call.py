@@ -40,6 +40,7 @@ from http_load import (  # noqa: E402
 
 from cds_service.app import create_app  # noqa: E402
 from cds_service.observability.logs import configure_logging  # noqa: E402
+from cds_service.serving import settle_collector  # noqa: E402
 from cds_service.settings import Settings  # noqa: E402
 
 
@@ -65,6 +66,9 @@ def main() -> None:
     parser.add_argument("--profile", action="store_true", help="cProfile: top functions")
     parser.add_argument("--pyinstrument", action="store_true", help="pyinstrument call tree")
     parser.add_argument("--sort", default="tottime", help="cProfile sort key")
+    parser.add_argument(
+        "--default-gc", action="store_true", help="Python's collector settings, not serve()'s"
+    )
     args = parser.parse_args()
     path, body = request_body(args)
     # The request log as `serve` writes it (JSON at INFO), into /dev/null.
@@ -79,6 +83,8 @@ def main() -> None:
         )
         client = app.test_client()
         headers = {"Content-Type": "application/json"}
+        if not args.default_gc:
+            settle_collector()  # as `serve` does before gunicorn forks its workers
 
         def call() -> None:
             response = client.post(path, data=body, headers=headers)

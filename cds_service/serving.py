@@ -129,6 +129,23 @@ def write_json_error(sock: Any, status: int, reason: str, message: str) -> None:
     gunicorn_util.write_nonblock(sock, head.encode("latin-1") + body)
 
 
+# A hook call holds thousands of objects at once (the parsed prefetch alone), nearly all freed
+# by reference counting when the call ends. With Python's default threshold (700) the collector
+# ran ~3 times per full-prefetch call looking for cycles that are not there, 0.19 ms of a ~4 ms
+# call (measured with gc.callbacks over 500 calls); at 10,000 it runs about once in 100 calls.
+GC_YOUNGEST_THRESHOLD = 10_000
+
+
+def settle_collector() -> None:
+    """After start-up: everything built so far (the app, its knowledge, libraries) lives as
+    long as the process, so the collector no longer walks it (see the module docstring), and
+    the youngest generation is collected less often."""
+    gc.collect()
+    gc.freeze()
+    _, middle, oldest = gc.get_threshold()
+    gc.set_threshold(GC_YOUNGEST_THRESHOLD, middle, oldest)
+
+
 def serve(app: Flask, settings: Settings, prepared: ServingProcess) -> None:
     options = gunicorn_options(settings)
     options["logconfig_dict"] = prepared.log_config
@@ -137,9 +154,6 @@ def serve(app: Flask, settings: Settings, prepared: ServingProcess) -> None:
         process_exited(worker.pid)
 
     options["child_exit"] = child_exit
-    # Everything built so far (the app, its knowledge, libraries) lives as long as the process:
-    # keep the collector from walking it on every full collection (see the module docstring).
-    gc.collect()
-    gc.freeze()
+    settle_collector()
     gunicorn_util.write_error = write_json_error  # before the workers fork: they inherit it
     GunicornServer(app, options).run()

@@ -56,16 +56,18 @@ def test_serve_freezes_start_up_objects_out_of_the_collector(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     """serve() freezes what start-up built (a full collection over those objects took ~60 ms:
-    the p99 latency before) just before gunicorn takes over. gunicorn's run() forks and blocks,
-    which a test process cannot do, so it is replaced by a probe of the collector at that
-    moment; the served tests run the real thing."""
+    the p99 latency before) and raises the youngest generation's threshold just before gunicorn
+    takes over. gunicorn's run() forks and blocks, which a test process cannot do, so it is
+    replaced by a probe of the collector at that moment; the served tests run the real thing."""
     from cds_service import serving
 
     seen: dict[str, object] = {}
+    threshold = gc.get_threshold()
 
     def probe(self: serving.GunicornServer) -> None:
         seen["frozen"] = gc.get_freeze_count()
         seen["enabled"] = gc.isenabled()
+        seen["threshold"] = gc.get_threshold()
         seen["app"] = self.load()
 
     monkeypatch.setattr(serving.GunicornServer, "run", probe)
@@ -77,9 +79,11 @@ def test_serve_freezes_start_up_objects_out_of_the_collector(
         serving.serve(app, settings, serving.ServingProcess({}, tmp_path, os.getpid()))
     finally:
         gc.unfreeze()
+        gc.set_threshold(*threshold)
     assert seen["app"] is app
     assert isinstance(seen["frozen"], int) and seen["frozen"] > 10_000  # the whole start-up heap
     assert seen["enabled"] is True  # frozen, not switched off: new garbage is still collected
+    assert seen["threshold"] == (serving.GC_YOUNGEST_THRESHOLD, *threshold[1:])
 
 
 def test_a_hook_call_reads_the_parsed_body_itself_and_builds_no_fhir_model(
