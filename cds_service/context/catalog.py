@@ -259,13 +259,14 @@ class ContextCatalog:
 
     @cached_property
     def _support_kinds(self) -> dict[tuple[str, str], SupportKind]:
-        kinds: dict[tuple[str, str], SupportKind] = {}
-        for kind, codes in (
+        by_kind: tuple[tuple[SupportKind, frozenset[tuple[str, str]]], ...] = (
             ("fio2", self.fio2_codes),
             ("flow", self.flow_codes),
             ("device", self.oxygen_observation_codes),
-        ):
-            kinds.update(dict.fromkeys(codes, kind))  # a code in two sets: the device wins
+        )
+        kinds: dict[tuple[str, str], SupportKind] = {}
+        for kind, codes in by_kind:  # a code in two sets: the device wins, then the flow
+            kinds.update(dict.fromkeys(codes, kind))
         return kinds
 
 
