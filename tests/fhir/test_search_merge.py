@@ -154,6 +154,23 @@ def test_each_key_gets_back_what_its_own_search_matches() -> None:
     ]
 
 
+def test_token_values_match_as_fhir_token_search_does() -> None:
+    def coded(oid: str, system: str | None, code: str) -> dict[str, Any]:
+        coding = {"code": code} if system is None else {"system": system, "code": code}
+        return {"resourceType": "Observation", "id": oid, "code": {"coding": [coding]}}
+
+    # "code": any system; "|code": no system; "system|": any code of it; percent-encoded too.
+    merged = merge_searches([search("a", "c1,|c2"), search("b", "urn%3Aoid%3A1.2%7C")])[0]
+    found = [
+        coded("c1-loinc", LOINC, "c1"),
+        coded("c2-none", None, "c2"),
+        coded("c2-loinc", LOINC, "c2"),
+        coded("oid-any", "urn:oid:1.2", "anything"),
+    ]
+    parts = split_fetch(merged, KeyFetch(merged.task.key, found))
+    assert [[r["id"] for r in p.resources] for p in parts] == [["c1-loinc", "c2-none"], ["oid-any"]]
+
+
 def test_a_search_that_was_not_merged_is_given_back_as_read() -> None:
     alone = merge_searches([search("a", "1")])[0]
     fetch = KeyFetch("a", [observation("x", "unrelated")])
