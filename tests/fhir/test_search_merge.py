@@ -18,6 +18,7 @@ from cds_service.fhir.gather import FhirAccess, Gathered
 from cds_service.fhir.prefetch import read_prefetch
 from cds_service.fhir.search_merge import MAX_URL_LENGTH, merge_searches, split_fetch
 from cds_service.fhir.templates import fill_template
+from cds_service.observability.metrics import metrics
 from cds_service.settings import Settings
 from tests.fault_server import FaultServer, fault_server
 from tests.fhir.test_gather import TEMPLATES, identities
@@ -199,9 +200,19 @@ def observation_searches(server: FaultServer, fault: str, since: int) -> list[st
     return [p for p in server.paths(fault)[since:] if "/fhir/Observation" in p]
 
 
+def errors_counted(kind: str) -> float:
+    return (
+        metrics().registry.get_sample_value("cytokine_cds_fhir_fetch_errors_total", {"kind": kind})
+        or 0.0
+    )
+
+
 def test_a_failed_merged_search_is_a_gap_of_each_of_its_keys(proxy: FaultServer) -> None:
     since = len(proxy.paths("observation-500"))
+    errors_before = errors_counted("http-5xx")
     got = gather(proxy.url("observation-500"), "fhir-access-demo")
+    # Counted per prefetch key, as the metric's description says, not per request.
+    assert errors_counted("http-5xx") - errors_before == len(OBSERVATION_KEYS)
     assert len(observation_searches(proxy, "observation-500", since)) == 1
     assert [(g.key, g.partial) for g in got.gaps] == [(k, False) for k in OBSERVATION_KEYS]
     assert all(g.reason == "the FHIR server failed (HTTP 500)" for g in got.gaps)
