@@ -24,6 +24,7 @@ from .values import (
 USABLE_STATUSES: frozenset[str] = frozenset({"final", "amended", "corrected", "preliminary"})
 # Clocks of EHR, lab system and this service differ a little; beyond this a result is future-dated.
 CLOCK_SKEW = timedelta(minutes=5)
+_ROUNDING = 1e-9  # relative: far below any lab's precision, far above float rounding
 
 
 @dataclass(frozen=True, slots=True)
@@ -226,7 +227,10 @@ class ObservationReader:
         value = conversion.apply(raw.value)
         upper = conversion.apply(raw.upper) if raw.upper is not None else None
         family = self.catalog.analyte(analyte).families[conversion.family]
-        low_bound, high_bound = family.plausible_low, family.plausible_high
+        # Unit conversion rounds: a result at a bound, sent in another unit, comes back a hair
+        # past it (1e6 U/L as 16,666.67 ukat/L reads 1,000,000.0000001 U/L).
+        low_bound = family.plausible_low - abs(family.plausible_low) * _ROUNDING
+        high_bound = family.plausible_high + abs(family.plausible_high) * _ROUNDING
         if not low_bound <= value <= high_bound or (
             upper is not None and not low_bound <= upper <= high_bound
         ):

@@ -61,6 +61,26 @@ def test_extreme_but_possible_values_are_read(
     assert not problems(evidence, "implausible-value")
 
 
+@pytest.mark.parametrize(
+    ("analyte", "fields"),
+    [
+        ("ast", {"valueQuantity": quantity(1e6 / 60, "ukat/L")}),  # 1e6 U/L, the upper bound
+        ("ferritin", {"valueQuantity": quantity(1e7, "ug/L")}),
+        ("pct", {"valueQuantity": quantity(1e7, "pg/mL")}),  # 10,000 ng/mL
+    ],
+)
+def test_a_result_at_a_plausible_bound_in_another_unit_is_read(
+    catalog: Catalog, analyte: str, fields: dict[str, Any]
+) -> None:
+    """Converting to the canonical unit rounds: the bound itself, sent in another accepted
+    unit, comes back a hair past it and must still be read."""
+    evidence = build_evidence([observation(analyte, **fields)], catalog, AS_OF)
+    found = evidence.get(analyte)
+    assert not problems(evidence, "implausible-value")
+    high = catalog.analyte(analyte).families[found.latest.family].plausible_high if found else 0
+    assert found is not None and found.latest.value == pytest.approx(high)
+
+
 def test_one_impossible_value_leaves_the_earlier_real_one_judged(catalog: Catalog) -> None:
     real = observation(
         "il6", id="real", when="2026-11-19T06:00:00Z", valueQuantity=quantity(80, "pg/mL")
