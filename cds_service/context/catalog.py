@@ -15,7 +15,7 @@ from typing import Annotated, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from cds_service.yamlfile import ConfigFileError, YamlDocument
+from cds_service.yamlfile import ConfigFileError, Loc, YamlDocument
 
 from .models import SETTINGS, OxygenLevel, Setting
 
@@ -258,6 +258,11 @@ def _validate(document: YamlDocument, model: type[T]) -> T:
         raise ContextCatalogError(str(exc)) from None
 
 
+def _error(document: YamlDocument, loc: Loc, message: str) -> ContextCatalogError:
+    """The catalog's own error, naming the file and the line of `loc`."""
+    return ContextCatalogError(str(document.error(loc, message)))
+
+
 class _Builder:
     def __init__(self, spec: ContextCatalogSpec) -> None:
         self.systems = dict(spec.systems)
@@ -324,7 +329,7 @@ def _merge_local(
         if base is None:
             if entry.display is None:
                 msg = "a new condition needs `display` (and `settings`)"
-                raise ContextCatalogError(str(document.error(("conditions", cid), msg)))
+                raise _error(document, ("conditions", cid), msg)
             base = ConditionSpec(display=entry.display)
         updates = {
             k: v for k, v in entry.model_dump(exclude={"codes", "texts"}).items() if v is not None
@@ -337,7 +342,7 @@ def _merge_local(
         if pid not in procedures:
             known = ", ".join(procedures)
             msg = f"unknown procedure {pid!r} (known: {known})"
-            raise ContextCatalogError(str(document.error(("procedures", pid), msg)))
+            raise _error(document, ("procedures", pid), msg)
         base_p = procedures[pid]
         codes = _as_local(extra.codes)
         procedures[pid] = base_p.model_copy(
@@ -350,7 +355,7 @@ def _merge_local(
         if base_d is None:
             if drug.class_ is None:
                 msg = "a new drug needs `class`"
-                raise ContextCatalogError(str(document.error(("drugs", did), msg)))
+                raise _error(document, ("drugs", did), msg)
             base_d = DrugSpec.model_validate({"class": drug.class_, "iec": drug.iec})
         drugs[did] = base_d.model_copy(
             update={"names": [*base_d.names, *drug.names], "codes": [*base_d.codes, *codes]}
@@ -405,7 +410,7 @@ def _check_systems(spec: ContextCatalogSpec, document: YamlDocument) -> None:
             ):
                 known = ", ".join(spec.systems)
                 msg = f"unknown code system {code.system!r} (known: {known}, or a URI)"
-                raise ContextCatalogError(str(document.error((*loc, i, "system"), msg)))
+                raise _error(document, (*loc, i, "system"), msg)
 
     for cid, condition in spec.conditions.items():
         check(condition.codes, ("conditions", cid, "codes"))
