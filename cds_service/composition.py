@@ -81,7 +81,11 @@ def fhir_access(settings: Settings) -> FhirAccess:
         ca_bundle=settings.fhir_ca_bundle,
     )
     return FhirAccess(
-        policy, FhirClient(limits), settings.fhir_allow_anonymous, settings.fhir_deadline_seconds
+        policy,
+        FhirClient(limits),
+        settings.fhir_allow_anonymous,
+        settings.fhir_deadline_seconds,
+        settings.fhir_merge_code_searches,
     )
 
 

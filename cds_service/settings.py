@@ -246,6 +246,13 @@ class Settings(BaseSettings):
     fhir_max_response_bytes: int = Field(
         10 * 1024 * 1024, ge=1024, description="Largest FHIR response body read (one page)."
     )
+    fhir_merge_code_searches: bool = Field(
+        True,
+        description="When the service reads the FHIR server itself, send the Observation "
+        "searches that differ only in their code lists as one search with all the codes (fewer "
+        "requests for the server and for us). Off: one search per prefetch key. The discovery "
+        "document's prefetch templates are the same either way.",
+    )
     fhir_ca_bundle: FilePath | None = Field(
         None,
         description="CA certificates (PEM file) to verify FHIR servers' TLS certificates, e.g. a "

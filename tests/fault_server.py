@@ -13,6 +13,9 @@ one server serves every case: `{base}/{fault}/fhir` is the fhirServer a test sen
 - `page2-500`: like proxy, but pages after the first answer 500.
 - `next-offbase`: like proxy, but `next` links point to the trap server.
 - `cookie`: like proxy, and sets a cookie on every answer.
+- `observation-500`: like proxy, but Observation searches answer 500.
+- `strict-combo`: like proxy, but a search with `combo-code` answers 400, as a server that runs
+  no combo-code and handles unknown parameters strictly does.
 - `outcome-entry`: like proxy, and each search page carries an OperationOutcome entry (search mode
   "outcome", severity warning), as servers add when they cut or rewrite a search.
 
@@ -97,6 +100,10 @@ def _handler(server: FaultServer, trap: bool) -> type[BaseHTTPRequestHandler]:
                 self._send(503, _outcome("fault server: try again"))
             elif fault == "page2-500" and "_offset=" in self.path and "_offset=0" not in self.path:
                 self._send(500, _outcome("fault server: page 2 fails"))
+            elif fault == "observation-500" and fhir_path.startswith("/Observation"):
+                self._send(500, _outcome("fault server: Observation searches fail"))
+            elif fault == "strict-combo" and "combo-code=" in fhir_path:
+                self._send(400, _outcome("fault server: unknown search parameter combo-code"))
             else:
                 self._proxy(fault, fhir_path)
 

@@ -74,10 +74,14 @@ _GRACE = 0.05  # seconds past the deadline to let running tasks report their own
 @dataclass(frozen=True)
 class FetchTask:
     """What to read for one prefetch key: a filled template relative to the FHIR base
-    (`Observation?patient=...`, `Patient/123`) or an absolute `next` link to continue a search."""
+    (`Observation?patient=...`, `Patient/123`) or an absolute `next` link to continue a search.
+
+    `searches`: how many searches of the plan this task stands for (see search_merge); its page
+    limit is that many times the setting's, the limit the separate searches would have had."""
 
     key: str
     url: str
+    searches: int = 1
 
     @property
     def is_continuation(self) -> bool:
@@ -237,11 +241,11 @@ class FhirClient:
             next_link = page.next_url
             if next_link is None:
                 return KeyFetch(task.key, resources, pages, problems=problems)
-            if pages >= self.limits.max_pages:
+            if pages >= self.limits.max_pages * task.searches:
                 failure = FetchFailure(
                     "too-many-pages",
-                    f"more results than {self.limits.max_pages} pages; only those were read "
-                    "(setting CYTOKINE_CDS_FHIR_MAX_PAGES)",
+                    f"more results than {pages} pages; only those were read "
+                    "(setting CYTOKINE_CDS_FHIR_MAX_PAGES, per search)",
                 )
                 return KeyFetch(task.key, resources, pages, failure, problems)
             # FHIR links are absolute; a relative one is read against the base, leniently.

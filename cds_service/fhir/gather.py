@@ -19,9 +19,17 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from cds_service.fhir.client import FetchResult, FetchTask, FhirClient
+from cds_service.fhir.client import FetchResult, FetchTask, FhirClient, KeyFetch
+from cds_service.fhir.search_merge import (
+    MAX_URL_LENGTH,
+    READ_SEPARATELY,
+    PlannedSearch,
+    merge_searches,
+    split_fetch,
+)
 from cds_service.fhir.server_policy import ServerPolicy
 from cds_service.fhir.templates import TemplateError, fill_template
+from cds_service.urls import FhirBase
 
 
 class PrefetchKeyView(Protocol):
@@ -78,6 +86,8 @@ class FhirAccess:
     client: FhirClient
     allow_anonymous: bool
     deadline_seconds: float
+    # Send searches that differ only in their code lists as one (see search_merge).
+    merge_code_searches: bool = True
 
     def gather(
         self,
@@ -124,8 +134,7 @@ class FhirAccess:
             else:
                 base = self.policy.check(fhir_server)  # ServerRefused: nothing was contacted
                 server_shown = base.url
-                deadline = started + self.deadline_seconds
-                fetched = self.client.fetch_queries(plan, base, token, deadline)
+                fetched = self._fetch(plan, base, token, started + self.deadline_seconds)
                 for key, fetch in fetched.keys.items():
                     if fetch.complete or fetch.resources:
                         obtained.add(key)
@@ -143,6 +152,30 @@ class FhirAccess:
 
     def close(self) -> None:
         self.client.close()
+
+    def _fetch(
+        self, plan: list[FetchTask], base: FhirBase, token: str | None, deadline: float
+    ) -> FetchResult:
+        """`plan` read from `base`, merged where it may be; the result per key of `plan`."""
+        if self.merge_code_searches:
+            searches = merge_searches(plan, MAX_URL_LENGTH - len(base.url) - 1)
+        else:
+            searches = [PlannedSearch(task, (task,)) for task in plan]
+        result = self.client.fetch_queries([s.task for s in searches], base, token, deadline)
+        keys: dict[str, KeyFetch] = {}
+        again: list[FetchTask] = []
+        for search in searches:
+            fetch = result.keys[search.task.key]
+            if search.merged and fetch.failure and fetch.failure.kind in READ_SEPARATELY:
+                again += search.members
+            else:
+                keys.update((part.key, part) for part in split_fetch(search, fetch))
+        elapsed = result.elapsed
+        if again:  # within what is left of the same deadline
+            separately = self.client.fetch_queries(again, base, token, deadline)
+            keys.update(separately.keys)
+            elapsed += separately.elapsed
+        return FetchResult({task.key: keys[task.key] for task in plan}, elapsed)
 
 
 _NO_SERVER = "the request named no fhirServer to read it from"

@@ -8,10 +8,12 @@ fhirServer may not be contacted (decided before any connection or DNS lookup).
 from __future__ import annotations
 
 import copy
+import json
 import logging
 import socket
 import time
 from collections.abc import Iterator
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -21,13 +23,15 @@ from flask.testing import FlaskClient
 from cds_service import create_app
 from cds_service.api.runtime import EXTENSION_KEY
 from cds_service.composition import build_runtime
+from cds_service.decision import HookContext, PatientRecord, decide
+from cds_service.evidence.times import parse_fhir_datetime
 from cds_service.gathering import gather_record
 from cds_service.hooks.request import HookRequest
 from cds_service.runtime import Runtime
 from cds_service.settings import Settings
 from tests.conftest import load_fixture
 from tests.fault_server import FaultServer, fault_server
-from tests.fhir_server import client_prefetch, fixture_patient_ids
+from tests.fhir_server import client_prefetch, fixture_patient_ids, fixture_patients
 from tests.servers import cds_service, free_port
 
 SERVICE = "/cds-services/cytokine-storm-patient-view"
@@ -300,3 +304,96 @@ def test_servers_the_service_may_not_contact_are_refused_with_400(
         assert TOKEN not in response.get_data(as_text=True)
         assert elapsed < 0.5
     assert no_network == []
+
+
+# The service's own reads: the Observation searches merged (the default) or one per key
+
+
+def fixture_bundle(patient: str) -> dict[str, Any]:
+    """The fixture Bundle of the patient with this id."""
+    for path in fixture_patients():
+        bundle: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+        resources = [entry["resource"] for entry in bundle["entry"]]
+        if any(r["resourceType"] == "Patient" and r.get("id") == patient for r in resources):
+            return bundle
+    raise AssertionError(f"no fixture holds Patient/{patient}")
+
+
+def fixture_time(patient: str) -> datetime:
+    """An hour after the newest result of the fixture patient."""
+    times = [
+        parse_fhir_datetime(entry["resource"].get("effectiveDateTime"))
+        for entry in fixture_bundle(patient)["entry"]
+    ]
+    return max(t for t in times if t is not None) + timedelta(hours=1)
+
+
+def observation_searches(faults: FaultServer, since: int) -> int:
+    return sum("/fhir/Observation" in path for path in faults.paths("proxy")[since:])
+
+
+@pytest.mark.parametrize("patient", fixture_patient_ids())
+def test_merged_searches_give_the_same_evidence_and_cards_as_one_search_per_key(
+    faults: FaultServer, patient: str
+) -> None:
+    decisions, searches = {}, {}
+    for merge in (False, True):
+        runtime = build_runtime(
+            Settings(auth="off", fhir_allow_loopback=True, fhir_merge_code_searches=merge)
+        )
+        service = runtime.services["cytokine-storm-patient-view"]
+        request = HookRequest.model_validate(hook_body(PV, patient, faults.url("proxy")))
+        since = len(faults.paths("proxy"))
+        try:
+            record = gather_record(runtime.fhir, service, request)
+        finally:
+            runtime.fhir.close()
+        searches[merge] = observation_searches(faults, since)
+        assert record.gaps == ()
+        context = HookContext("patient-view", patient, user_id=request.context.get("userId"))
+        # At the fixture's own time, so that its results are fresh and the rules judge them.
+        decisions[merge] = decide(runtime.knowledge, record, context, fixture_time(patient))
+    assert searches == {False: 3, True: 1}
+    separate, merged = decisions[False], decisions[True]
+    assert merged.evidence == separate.evidence
+    assert merged.assessment == separate.assessment
+    cards = [
+        without_uuids([c.model_dump(mode="json") for c in d.cards]) for d in (separate, merged)
+    ]
+    assert cards[0] == cards[1]
+
+
+def test_the_merged_reads_are_evidence_of_substance() -> None:
+    """The comparison above compares something: at the fixtures' time their values are read
+    and most fixture patients get a card."""
+    runtime = build_runtime(Settings(auth="off"))
+    with_cards = 0
+    for patient in fixture_patient_ids():
+        bundle = fixture_bundle(patient)
+        record = PatientRecord([entry["resource"] for entry in bundle["entry"]])
+        decision = decide(
+            runtime.knowledge, record, HookContext("patient-view", patient), fixture_time(patient)
+        )
+        with_cards += bool(decision.cards)
+        assert decision.evidence.analytes, patient
+    assert with_cards >= len(fixture_patient_ids()) // 2
+
+
+def test_a_no_prefetch_call_sends_one_observation_search_and_answers_as_before(
+    faults: FaultServer,
+) -> None:
+    answers, searches = {}, {}
+    for merge in (False, True):
+        settings = Settings(
+            auth="off", fhir_allowlist=[faults.base], fhir_merge_code_searches=merge
+        )
+        app = create_app(settings)
+        since = len(faults.paths("proxy"))
+        with app.test_client() as client:
+            response, _ = call(client, hook_body(PV, "lab-bench", faults.url("proxy")))
+        app.extensions[EXTENSION_KEY].fhir.close()
+        assert response.status_code == 200, response.get_json()
+        answers[merge] = without_uuids(response.get_json())
+        searches[merge] = observation_searches(faults, since)
+    assert searches == {False: 3, True: 1}
+    assert answers[True] == answers[False]

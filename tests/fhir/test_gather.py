@@ -175,7 +175,9 @@ def test_a_template_the_context_cannot_fill_is_a_gap(fhir_server: str) -> None:
 
 def test_a_partly_read_key_is_kept_and_marked_partial(fhir_server: str) -> None:
     paged = {**TEMPLATES, "labs": page_size(TEMPLATES["labs"], 1)}
-    got = gather(access(fhir_max_pages=2), None, fhir_server, templates=paged)
+    # One search per key: merged, the labs would share the others' page size and page limit.
+    fhir = access(fhir_max_pages=2, fhir_merge_code_searches=False)
+    got = gather(fhir, None, fhir_server, templates=paged)
     assert [(gap.key, gap.partial) for gap in got.gaps] == [("labs", True)]
     assert "CYTOKINE_CDS_FHIR_MAX_PAGES" in got.gaps[0].reason
     assert sum(r["resourceType"] == "Observation" for r in got.resources) == 4 + 2
