@@ -1,7 +1,8 @@
 """Reading a client's FHIR server within the hook's time budget, without ever raising.
 
-`FhirClient.fetch_queries` runs one task per prefetch key concurrently (a search and its `next`
-pages, or one read) and reports, per key, the resources read or why they could not be read.
+`FhirClient.fetch_queries` runs its tasks concurrently (each a search and its `next` pages, or
+one read; a task answers one prefetch key, or several: see search_merge) and reports, per task,
+the resources read or why they could not be read.
 
 Safety rules, each enforced here for every request:
 - every URL, including `next` links, must stay on the request's (already allowed) FHIR base, and is
@@ -39,7 +40,6 @@ from requests.adapters import HTTPAdapter
 
 from cds_service.evidence.bundles import read_bundle
 from cds_service.evidence.models import DataProblem
-from cds_service.observability.metrics import record_fhir_fetch
 from cds_service.urls import FhirBase
 
 log = logging.getLogger(__name__)
@@ -186,8 +186,6 @@ class FhirClient:
                 results[task.key] = KeyFetch(task.key, failure=_TIMEOUT)
         result = FetchResult(results, time.monotonic() - started)
         _log_result(server, result)
-        failed = [failure.kind for failure in result.failures.values()]
-        record_fhir_fetch(result.elapsed, failed, len(result.keys))  # metrics
         return result
 
     def close(self) -> None:

@@ -29,6 +29,7 @@ from cds_service.fhir.search_merge import (
 )
 from cds_service.fhir.server_policy import ServerPolicy
 from cds_service.fhir.templates import TemplateError, fill_template
+from cds_service.observability.metrics import record_fhir_fetch
 from cds_service.urls import FhirBase
 
 
@@ -175,7 +176,11 @@ class FhirAccess:
             separately = self.client.fetch_queries(again, base, token, deadline)
             keys.update(separately.keys)
             elapsed += separately.elapsed
-        return FetchResult({task.key: keys[task.key] for task in plan}, elapsed)
+        fetched = FetchResult({task.key: keys[task.key] for task in plan}, elapsed)
+        # Per prefetch key, however many requests it took.
+        failed = [failure.kind for failure in fetched.failures.values()]
+        record_fhir_fetch(fetched.elapsed, failed, len(fetched.keys))
+        return fetched
 
 
 _NO_SERVER = "the request named no fhirServer to read it from"

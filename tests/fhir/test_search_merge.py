@@ -18,6 +18,7 @@ from cds_service.fhir.gather import FhirAccess, Gathered
 from cds_service.fhir.prefetch import read_prefetch
 from cds_service.fhir.search_merge import MAX_URL_LENGTH, merge_searches, split_fetch
 from cds_service.fhir.templates import fill_template
+from cds_service.observability.metrics import metrics
 from cds_service.settings import Settings
 from tests.fault_server import FaultServer, fault_server
 from tests.fhir.test_gather import TEMPLATES, identities
@@ -154,6 +155,23 @@ def test_each_key_gets_back_what_its_own_search_matches() -> None:
     ]
 
 
+def test_token_values_match_as_fhir_token_search_does() -> None:
+    def coded(oid: str, system: str | None, code: str) -> dict[str, Any]:
+        coding = {"code": code} if system is None else {"system": system, "code": code}
+        return {"resourceType": "Observation", "id": oid, "code": {"coding": [coding]}}
+
+    # "code": any system; "|code": no system; "system|": any code of it; percent-encoded too.
+    merged = merge_searches([search("a", "c1,|c2"), search("b", "urn%3Aoid%3A1.2%7C")])[0]
+    found = [
+        coded("c1-loinc", LOINC, "c1"),
+        coded("c2-none", None, "c2"),
+        coded("c2-loinc", LOINC, "c2"),
+        coded("oid-any", "urn:oid:1.2", "anything"),
+    ]
+    parts = split_fetch(merged, KeyFetch(merged.task.key, found))
+    assert [[r["id"] for r in p.resources] for p in parts] == [["c1-loinc", "c2-none"], ["oid-any"]]
+
+
 def test_a_search_that_was_not_merged_is_given_back_as_read() -> None:
     alone = merge_searches([search("a", "1")])[0]
     fetch = KeyFetch("a", [observation("x", "unrelated")])
@@ -182,9 +200,19 @@ def observation_searches(server: FaultServer, fault: str, since: int) -> list[st
     return [p for p in server.paths(fault)[since:] if "/fhir/Observation" in p]
 
 
+def errors_counted(kind: str) -> float:
+    return (
+        metrics().registry.get_sample_value("cytokine_cds_fhir_fetch_errors_total", {"kind": kind})
+        or 0.0
+    )
+
+
 def test_a_failed_merged_search_is_a_gap_of_each_of_its_keys(proxy: FaultServer) -> None:
     since = len(proxy.paths("observation-500"))
+    errors_before = errors_counted("http-5xx")
     got = gather(proxy.url("observation-500"), "fhir-access-demo")
+    # Counted per prefetch key, as the metric's description says, not per request.
+    assert errors_counted("http-5xx") - errors_before == len(OBSERVATION_KEYS)
     assert len(observation_searches(proxy, "observation-500", since)) == 1
     assert [(g.key, g.partial) for g in got.gaps] == [(k, False) for k in OBSERVATION_KEYS]
     assert all(g.reason == "the FHIR server failed (HTTP 500)" for g in got.gaps)
