@@ -29,6 +29,24 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+def cytokine_cds(
+    *args: str,
+    env: Mapping[str, str] | None = None,
+    cwd: Path | None = None,
+    timeout: float = 60,
+) -> subprocess.CompletedProcess[str]:
+    """The real `cytokine-cds` command, run to its end with its output captured as text. `env`,
+    when given, is its whole environment; else it inherits this process's."""
+    return subprocess.run(
+        [str(BIN / "cytokine-cds"), *args],
+        env=None if env is None else dict(env),
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
 def wait_until_up(
     url: str,
     process: subprocess.Popen[bytes],

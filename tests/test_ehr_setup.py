@@ -10,7 +10,7 @@ from typing import Any
 from cds_service import create_app
 from cds_service.settings import Settings
 from tests.conftest import ROOT
-from tests.servers import BIN
+from tests.servers import cytokine_cds
 
 HOSPITAL_CODES = ROOT / "tests" / "evidence" / "data" / "hospital-codes.yaml"
 HOSP = "http://hospital.example.org/fhir/CodeSystem/lab-codes"
@@ -20,13 +20,7 @@ BASE = "https://cds.hospital.example"
 def ehr_setup(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     import os
 
-    return subprocess.run(
-        [str(BIN / "cytokine-cds"), "ehr-setup", *args],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        env={**os.environ, **(env or {})},
-    )
+    return cytokine_cds("ehr-setup", *args, env={**os.environ, **(env or {})})
 
 
 ENV = {

@@ -5,17 +5,11 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
-from tests.servers import BIN
+from tests.servers import cytokine_cds
 
 
 def serve_with(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(BIN / "cytokine-cds"), "serve", "--port", "1"],
-        env={"CYTOKINE_CDS_AUTH": "off", "PATH": "", **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return cytokine_cds("serve", "--port", "1", env={"CYTOKINE_CDS_AUTH": "off", "PATH": "", **env})
 
 
 def test_invalid_local_codes_file_stops_start_up_naming_file_and_line(tmp_path: Path) -> None:

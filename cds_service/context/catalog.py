@@ -16,7 +16,7 @@ from typing import Annotated, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from cds_service.yamlfile import ConfigFileError, YamlDocument
+from cds_service.yamlfile import ConfigFileError, Loc, YamlDocument
 
 from .models import SETTINGS, OxygenLevel, Setting
 
@@ -92,7 +92,10 @@ class DrugSpec(_Spec):
     codes: list[CodeSpec] = []
 
 
-class DeviceSpec(_Spec):
+class NamesAndCodes(_Spec):
+    """An oxygen device's names and codes; in a hospital's file, also the extra ones it gives
+    a shipped procedure or device."""
+
     names: list[str] = []
     codes: list[CodeSpec] = []
 
@@ -103,7 +106,7 @@ class OxygenSpec(_Spec):
     fio2_codes: list[CodeSpec]
     high_flow_above_l_min: float = Field(gt=0)
     high_flow_source: str = Field(min_length=1)
-    devices: dict[OxygenLevel, DeviceSpec]
+    devices: dict[OxygenLevel, NamesAndCodes]
 
 
 class ContextCatalogSpec(_Spec):
@@ -139,16 +142,11 @@ class LocalDrugSpec(_Spec):
     codes: list[CodeSpec] = []
 
 
-class LocalDeviceSpec(_Spec):
-    names: list[str] = []
-    codes: list[CodeSpec] = []
-
-
 class LocalContextCodes(_Spec):
     conditions: dict[Id, LocalConditionSpec] = {}
-    procedures: dict[Id, LocalDeviceSpec] = {}  # extra codes/texts for a shipped procedure
+    procedures: dict[Id, NamesAndCodes] = {}  # extra codes/texts for a shipped procedure
     drugs: dict[Id, LocalDrugSpec] = {}
-    devices: dict[OxygenLevel, LocalDeviceSpec] = {}
+    devices: dict[OxygenLevel, NamesAndCodes] = {}
     system_aliases: dict[str, str] = {}
 
 
@@ -288,6 +286,11 @@ def _validate(document: YamlDocument, model: type[T]) -> T:
         raise ContextCatalogError(str(exc)) from None
 
 
+def _error(document: YamlDocument, loc: Loc, message: str) -> ContextCatalogError:
+    """The catalog's own error, naming the file and the line of `loc`."""
+    return ContextCatalogError(str(document.error(loc, message)))
+
+
 class _Builder:
     def __init__(self, spec: ContextCatalogSpec) -> None:
         self.systems = dict(spec.systems)
@@ -299,6 +302,14 @@ class _Builder:
     def system(self, name: str) -> str:
         uri = self.systems.get(name, name)
         return self.aliases.get(uri, uri)
+
+    def add(
+        self, concept: Concept, codes: Iterable[CodeSpec] = (), names: Iterable[str] = ()
+    ) -> None:
+        """Make `concept` known, recognised by these codes and names."""
+        self.concepts[(concept.kind, concept.id)] = concept
+        self.add_codes(concept, codes)
+        self.add_names(concept, names)
 
     def add_codes(self, concept: Concept, codes: Iterable[CodeSpec]) -> None:
         for code in codes:
@@ -330,18 +341,23 @@ class _Builder:
         return out
 
 
+def _as_local(codes: Iterable[CodeSpec]) -> list[CodeSpec]:
+    """A hospital's own codes, marked `local` whatever status its file gives them."""
+    return [code.model_copy(update={"status": "local"}) for code in codes]
+
+
 def _merge_local(
     spec: ContextCatalogSpec, local: LocalContextCodes, document: YamlDocument
 ) -> ContextCatalogSpec:
     """The shipped catalog with a hospital's additions (codes marked `local`)."""
     conditions = dict(spec.conditions)
     for cid, entry in local.conditions.items():
-        codes = [c.model_copy(update={"status": "local"}) for c in entry.codes]
+        codes = _as_local(entry.codes)
         base = conditions.get(cid)
         if base is None:
             if entry.display is None:
                 msg = "a new condition needs `display` (and `settings`)"
-                raise ContextCatalogError(str(document.error(("conditions", cid), msg)))
+                raise _error(document, ("conditions", cid), msg)
             base = ConditionSpec(display=entry.display)
         updates = {
             k: v for k, v in entry.model_dump(exclude={"codes", "texts"}).items() if v is not None
@@ -354,28 +370,28 @@ def _merge_local(
         if pid not in procedures:
             known = ", ".join(procedures)
             msg = f"unknown procedure {pid!r} (known: {known})"
-            raise ContextCatalogError(str(document.error(("procedures", pid), msg)))
+            raise _error(document, ("procedures", pid), msg)
         base_p = procedures[pid]
-        codes = [c.model_copy(update={"status": "local"}) for c in extra.codes]
+        codes = _as_local(extra.codes)
         procedures[pid] = base_p.model_copy(
             update={"codes": [*base_p.codes, *codes], "texts": [*base_p.texts, *extra.names]}
         )
     drugs = dict(spec.drugs)
     for did, drug in local.drugs.items():
-        codes = [c.model_copy(update={"status": "local"}) for c in drug.codes]
+        codes = _as_local(drug.codes)
         base_d = drugs.get(did)
         if base_d is None:
             if drug.class_ is None:
                 msg = "a new drug needs `class`"
-                raise ContextCatalogError(str(document.error(("drugs", did), msg)))
+                raise _error(document, ("drugs", did), msg)
             base_d = DrugSpec.model_validate({"class": drug.class_, "iec": drug.iec})
         drugs[did] = base_d.model_copy(
             update={"names": [*base_d.names, *drug.names], "codes": [*base_d.codes, *codes]}
         )
     devices = dict(spec.oxygen.devices)
     for level, device in local.devices.items():
-        base_v = devices.get(level, DeviceSpec())
-        codes = [c.model_copy(update={"status": "local"}) for c in device.codes]
+        base_v = devices.get(level, NamesAndCodes())
+        codes = _as_local(device.codes)
         devices[level] = base_v.model_copy(
             update={"names": [*base_v.names, *device.names], "codes": [*base_v.codes, *codes]}
         )
@@ -422,7 +438,7 @@ def _check_systems(spec: ContextCatalogSpec, document: YamlDocument) -> None:
             ):
                 known = ", ".join(spec.systems)
                 msg = f"unknown code system {code.system!r} (known: {known}, or a URI)"
-                raise ContextCatalogError(str(document.error((*loc, i, "system"), msg)))
+                raise _error(document, (*loc, i, "system"), msg)
 
     for cid, condition in spec.conditions.items():
         check(condition.codes, ("conditions", cid, "codes"))
@@ -447,9 +463,7 @@ def _build(spec: ContextCatalogSpec) -> ContextCatalog:
             hlh_trigger=condition.hlh_trigger,
             latent_tb=condition.latent_tb,
         )
-        builder.concepts[("condition", cid)] = concept
-        builder.add_codes(concept, condition.codes)
-        builder.add_names(concept, condition.texts)
+        builder.add(concept, condition.codes, condition.texts)
     for pid, procedure in spec.procedures.items():
         concept = Concept(
             kind="procedure",
@@ -458,9 +472,7 @@ def _build(spec: ContextCatalogSpec) -> ContextCatalog:
             settings=("iec",),
             finding_kind=procedure.kind,
         )
-        builder.concepts[("procedure", pid)] = concept
-        builder.add_codes(concept, procedure.codes)
-        builder.add_names(concept, procedure.texts)
+        builder.add(concept, procedure.codes, procedure.texts)
     for did, drug in spec.drugs.items():
         concept = Concept(
             kind="drug",
@@ -470,20 +482,14 @@ def _build(spec: ContextCatalogSpec) -> ContextCatalog:
             drug_class=drug.class_,
             iec=drug.iec,
         )
-        builder.concepts[("drug", did)] = concept
-        builder.add_codes(concept, drug.codes)
-        builder.add_names(concept, [did.replace("-", " "), *drug.names])
+        builder.add(concept, drug.codes, [did.replace("-", " "), *drug.names])
     for drug_class, names in spec.class_names.items():
         concept = Concept(
             kind="drug-class", id=drug_class, display=drug_class, drug_class=drug_class
         )
-        builder.concepts[("drug-class", drug_class)] = concept
-        builder.add_names(concept, names)
+        builder.add(concept, names=names)
     for level, device in spec.oxygen.devices.items():
-        concept = Concept(kind="device", id=level, display=level)
-        builder.concepts[("device", level)] = concept
-        builder.add_codes(concept, device.codes)
-        builder.add_names(concept, device.names)
+        builder.add(Concept(kind="device", id=level, display=level), device.codes, device.names)
     return ContextCatalog(
         systems=builder.systems,
         system_aliases=builder.aliases,

@@ -7,7 +7,7 @@ client prefetches is the data the rules, the scores and the chart reader read.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from cds_service.decision import HookContext
@@ -31,34 +31,26 @@ COMMON_USAGE = (
 ContextReader = Callable[[Mapping[str, Any]], HookContext]
 
 
-def read_patient_view(context: Mapping[str, Any]) -> HookContext:
-    read = PatientViewContext.model_validate(context)
+def _chart_context(hook: str, read: PatientViewContext) -> HookContext:
+    """What every hook's context names: the patient, the encounter and the user."""
     return HookContext(
-        hook="patient-view",
-        patient_id=read.patientId,
-        encounter_id=read.encounterId,
-        user_id=read.userId,
+        hook=hook, patient_id=read.patientId, encounter_id=read.encounterId, user_id=read.userId
     )
+
+
+def read_patient_view(context: Mapping[str, Any]) -> HookContext:
+    return _chart_context("patient-view", PatientViewContext.model_validate(context))
 
 
 def read_order_sign(context: Mapping[str, Any]) -> HookContext:
     read = OrderSignContext.model_validate(context)
-    return HookContext(
-        hook="order-sign",
-        patient_id=read.patientId,
-        encounter_id=read.encounterId,
-        user_id=read.userId,
-        draft_orders=read.draftOrders,
-    )
+    return replace(_chart_context("order-sign", read), draft_orders=read.draftOrders)
 
 
 def read_order_select(context: Mapping[str, Any]) -> HookContext:
     read = OrderSelectContext.model_validate(context)
-    return HookContext(
-        hook="order-select",
-        patient_id=read.patientId,
-        encounter_id=read.encounterId,
-        user_id=read.userId,
+    return replace(
+        _chart_context("order-select", read),
         draft_orders=read.draftOrders,
         selections=frozenset(read.selections),
     )

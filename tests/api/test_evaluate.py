@@ -11,15 +11,13 @@ import pytest
 from flask.testing import FlaskClient
 
 from tests.conftest import FIXTURES, load_fixture
-from tests.servers import BIN
+from tests.servers import cytokine_cds
 
 AT = "2026-11-20T12:00:00Z"  # the time the fixture patients were written for
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(BIN / "cytokine-cds"), *args], capture_output=True, text=True, timeout=120
-    )
+    return cytokine_cds(*args, timeout=120)
 
 
 def test_evaluate_prints_the_assessment_and_cards() -> None:

@@ -29,6 +29,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from flask import Flask
 from flask.testing import FlaskClient
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
+from werkzeug.test import TestResponse
 
 from cds_service import create_app
 from cds_service.settings import Settings
@@ -130,6 +131,32 @@ def rsa_signer(rsa_private_key: rsa.RSAPrivateKey) -> Signer:
 
 def bearer(token: str) -> dict[str, str]:
     return {"Authorization": f"Bearer {token}"}
+
+
+# A valid feedback body (one overridden card), for calls meant to reach the feedback route.
+FEEDBACK_BODY = {
+    "feedback": [
+        {
+            "card": "9368d37b-283f-44a0-93ea-547cebab93ed",
+            "outcome": "overridden",
+            "outcomeTimestamp": "2026-11-20T08:31:02.518Z",
+        }
+    ]
+}
+
+
+def refused(response: TestResponse, reason: str, status: int = 401) -> str:
+    """Assert a refusal naming `reason` in body and WWW-Authenticate; return the message."""
+    assert response.status_code == status, response.get_data(as_text=True)
+    body = response.get_json()
+    assert body["resourceType"] == "OperationOutcome"
+    message: str = body["issue"][0]["diagnostics"]
+    assert message.startswith(f"{reason}: "), message
+    challenge = response.headers["WWW-Authenticate"]
+    assert challenge.startswith("Bearer ")
+    if reason != "missing_token":
+        assert f'error_description="{reason}: ' in challenge
+    return message
 
 
 @dataclass

@@ -18,15 +18,16 @@ from tests.auth.conftest import (
     BASE,
     DISCOVERY,
     FEEDBACK,
+    FEEDBACK_BODY,
     ISSUER,
     SERVICE,
     AuthApp,
     JwksServer,
     Signer,
     bearer,
+    refused,
     write_clients,
 )
-from tests.auth.test_tokens import FEEDBACK_BODY, refused
 from tests.conftest import load_fixture
 
 

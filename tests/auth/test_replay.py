@@ -7,6 +7,7 @@ import uuid
 from pathlib import Path
 
 import pytest
+from flask.testing import FlaskClient
 
 from cds_service import create_app
 from cds_service.auth import AuthConfigError
@@ -68,18 +69,27 @@ def test_redis_cache_that_cannot_be_reached_says_so() -> None:
     assert time.monotonic() - started < 2, "no back-off on the hot path"
 
 
+def used_on_one_refused_on_the_other(
+    settings: Settings, signer: Signer
+) -> tuple[FlaskClient, FlaskClient, str]:
+    """Two apps of the same settings: a token the first accepts, the second refuses as replayed.
+    Returns both test clients and the token."""
+    first, second = create_app(settings).test_client(), create_app(settings).test_client()
+    token = signer.token()
+    assert first.get(DISCOVERY, headers=bearer(token)).status_code == 200
+    replay = second.get(DISCOVERY, headers=bearer(token))
+    assert replay.status_code == 401
+    assert replay.get_json()["issue"][0]["diagnostics"].startswith("replayed: ")
+    return first, second, token
+
+
 def test_two_apps_sharing_redis_refuse_each_others_replays(
     redis_url: str, trusted_clients: Path, ec_signer: Signer
 ) -> None:
     # Two app instances stand for two gunicorn workers (or two replicas): with Redis, a token
     # used on one is refused on the other. (tests/auth/test_served.py does it with gunicorn.)
     settings = Settings(trusted_clients=trusted_clients, redis_url=redis_url, public_base_url=BASE)  # type: ignore[arg-type]
-    first, second = create_app(settings).test_client(), create_app(settings).test_client()
-    token = ec_signer.token()
-    assert first.get(DISCOVERY, headers=bearer(token)).status_code == 200
-    replay = second.get(DISCOVERY, headers=bearer(token))
-    assert replay.status_code == 401
-    assert replay.get_json()["issue"][0]["diagnostics"].startswith("replayed: ")
+    used_on_one_refused_on_the_other(settings, ec_signer)
 
 
 def test_without_redis_two_apps_sharing_the_database_refuse_each_others_replays(
@@ -88,12 +98,7 @@ def test_without_redis_two_apps_sharing_the_database_refuse_each_others_replays(
     # The default: the replay cache is a table in the audit store's database (SQLite here), which
     # every worker of a server opens. (tests/auth/test_served.py does it with gunicorn.)
     settings = Settings(trusted_clients=trusted_clients, public_base_url=BASE)
-    first, second = create_app(settings).test_client(), create_app(settings).test_client()
-    token = ec_signer.token()
-    assert first.get(DISCOVERY, headers=bearer(token)).status_code == 200
-    replay = second.get(DISCOVERY, headers=bearer(token))
-    assert replay.status_code == 401
-    assert replay.get_json()["issue"][0]["diagnostics"].startswith("replayed: ")
+    first, second, token = used_on_one_refused_on_the_other(settings, ec_signer)
     assert first.get(DISCOVERY, headers=bearer(token)).status_code == 401
     assert second.get(DISCOVERY, headers=bearer(ec_signer.token())).status_code == 200
 

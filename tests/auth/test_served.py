@@ -9,8 +9,7 @@ from pathlib import Path
 
 import requests
 
-from tests.auth.conftest import DISCOVERY, FEEDBACK, SERVICE, Signer, bearer
-from tests.auth.test_tokens import FEEDBACK_BODY
+from tests.auth.conftest import DISCOVERY, FEEDBACK, FEEDBACK_BODY, SERVICE, Signer, bearer
 from tests.conftest import load_fixture
 from tests.observability.served import served
 from tests.servers import cds_service

@@ -15,7 +15,7 @@ from cds_service import create_app
 from cds_service.auth import AuthConfigError
 from cds_service.composition import check_bind
 from cds_service.settings import Settings
-from tests.servers import BIN
+from tests.servers import cytokine_cds
 
 
 @pytest.mark.parametrize("host", ["127.0.0.1", "127.0.0.5", "localhost", "::1", "[::1]"])
@@ -79,13 +79,7 @@ def test_algorithms_are_read_comma_separated(monkeypatch: pytest.MonkeyPatch) ->
 def _serve(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     # A host under the reserved .invalid domain: were a start-up check missing, gunicorn could
     # not resolve it, so nothing is ever bound or reached.
-    return subprocess.run(
-        [str(BIN / "cytokine-cds"), "serve", "--host", "cds.invalid"],
-        env={"PATH": "", **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return cytokine_cds("serve", "--host", "cds.invalid", env={"PATH": "", **env})
 
 
 def test_an_invalid_trusted_clients_file_stops_serve_with_a_message(tmp_path: Path) -> None:

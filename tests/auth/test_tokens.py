@@ -16,45 +16,23 @@ from typing import Any
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 from flask import g
-from werkzeug.test import TestResponse
 
 from tests.auth.conftest import (
     BASE,
     DISCOVERY,
     FEEDBACK,
+    FEEDBACK_BODY,
     ISSUER,
     SERVICE,
     AuthApp,
     JwksServer,
     Signer,
     bearer,
+    refused,
     unsigned_token,
+    write_clients,
 )
 from tests.conftest import load_fixture
-
-FEEDBACK_BODY = {
-    "feedback": [
-        {
-            "card": "9368d37b-283f-44a0-93ea-547cebab93ed",
-            "outcome": "overridden",
-            "outcomeTimestamp": "2026-11-20T08:31:02.518Z",
-        }
-    ]
-}
-
-
-def refused(response: TestResponse, reason: str, status: int = 401) -> str:
-    """Assert a refusal naming `reason` in body and WWW-Authenticate; return the message."""
-    assert response.status_code == status, response.get_data(as_text=True)
-    body = response.get_json()
-    assert body["resourceType"] == "OperationOutcome"
-    message: str = body["issue"][0]["diagnostics"]
-    assert message.startswith(f"{reason}: "), message
-    challenge = response.headers["WWW-Authenticate"]
-    assert challenge.startswith("Bearer ")
-    if reason != "missing_token":
-        assert f'error_description="{reason}: ' in challenge
-    return message
 
 
 def test_valid_tokens_pass_discovery_a_service_call_and_feedback(
@@ -365,8 +343,6 @@ def test_a_rotated_key_with_a_new_kid_is_fetched_and_accepted(
 def test_tenants_are_enforced_when_listed(
     auth_client: AuthApp, trusted_clients: Any, ec_signer: Signer
 ) -> None:
-    from tests.auth.conftest import write_clients
-
     write_clients(trusted_clients, [{"iss": ISSUER, "jku": [ec_signer.jku], "tenants": ["a"]}])
     client = auth_client()
     assert client.get(DISCOVERY, headers=bearer(ec_signer.token(tenant="a"))).status_code == 200

@@ -24,6 +24,11 @@ HYDROCORTISONE = ("hydrocortisone", "5492")
 ETOPOSIDE = ("etoposide", "4179")
 TECLISTAMAB = ("teclistamab", "2619432")
 
+# Diagnoses more than one chart records: (system, code, display).
+SEPSIS = (ICD10CM, "A41.9", "Sepsis, unspecified organism")
+COVID19 = (ICD10CM, "U07.1", "COVID-19")
+FAMILIAL_HLH = (ORPHA, "540", "Familial hemophagocytic lymphohistiocytosis")
+
 # The sources the cases are built from.
 LEE2019 = (
     "Lee DW et al. ASTCT consensus grading for CRS. Biol Blood Marrow Transplant 2019;25:625-638"
@@ -127,10 +132,7 @@ def car_t_day3_grade2(patient: str = "case-cart-day3") -> Chart:
     return (
         Chart(patient)
         .car_t_infusion(days_ago=3)
-        .lab("temperature", 39.2, 1)
-        .lab("spo2", 91, 1)
-        .oxygen_flow(2, 1)
-        .lab("systolic", 96, 1)
+        .vitals(temperature=39.2, spo2=91, oxygen_flow=2, systolic=96)
         .labs(il6=2000, ifng=500, ferritin=6000, crp=180, neutrophils=0.3, platelets=45)
     )
 
@@ -139,10 +141,7 @@ def car_t_grade1() -> Chart:
     return (
         Chart("case-cart-grade1")
         .car_t_infusion(days_ago=2)
-        .lab("temperature", 38.4, 1)
-        .lab("spo2", 97, 1)
-        .oxygen_flow(0, 1)
-        .lab("systolic", 118, 1)
+        .vitals(temperature=38.4, spo2=97, oxygen_flow=0, systolic=118)
         .labs(il6=300, ferritin=900, crp=60)
     )
 
@@ -151,8 +150,7 @@ def car_t_no_temperature() -> Chart:
     return (
         Chart("case-cart-notemp")
         .car_t_infusion(days_ago=3)
-        .lab("spo2", 91, 1)
-        .oxygen_flow(2, 1)
+        .vitals(spo2=91, oxygen_flow=2)
         .labs(il6=1500, ferritin=3000, crp=150)
     )
 
@@ -161,9 +159,7 @@ def car_t_grade3() -> Chart:
     return (
         Chart("case-cart-grade3")
         .car_t_infusion(days_ago=4)
-        .lab("temperature", 39.6, 1)
-        .lab("spo2", 89, 1)
-        .oxygen_flow(12, 1)
+        .vitals(temperature=39.6, spo2=89, oxygen_flow=12)
         .labs(il6=4000, ifng=900, ferritin=9000, crp=220)
     )
 
@@ -175,9 +171,7 @@ def car_t_after_two_doses() -> Chart:
         .car_t_infusion(days_ago=3)
         .given(*TOCILIZUMAB, hours_ago=22, dose_mg=640)
         .given(*TOCILIZUMAB, hours_ago=10, dose_mg=640)
-        .lab("temperature", 38.9, 1)
-        .lab("spo2", 91, 1)
-        .oxygen_flow(3, 1)
+        .vitals(temperature=38.9, spo2=91, oxygen_flow=3)
         .lab("il6", 900, 26)
         .lab("il6", 6000, 2)
         .labs(ferritin=5000, crp=160)
@@ -200,11 +194,7 @@ def car_t_three_doses_24h() -> Chart:
 
 def car_t_with_sepsis() -> Chart:
     """CAR-T CRS with a recorded bacterial infection (sepsis code) beside it."""
-    return (
-        car_t_day3_grade2("case-cart-sepsis")
-        .condition(ICD10CM, "A41.9", "Sepsis, unspecified organism", 1)
-        .labs(pct=4)
-    )
+    return car_t_day3_grade2("case-cart-sepsis").condition(*SEPSIS, 1).labs(pct=4)
 
 
 def car_t_allergic() -> Chart:
@@ -216,9 +206,7 @@ def iec_hs() -> Chart:
     return (
         Chart("case-iechs")
         .car_t_infusion(days_ago=14)
-        .lab("temperature", 37.1, 1)
-        .lab("spo2", 97, 1)
-        .oxygen_flow(0, 1)
+        .vitals(temperature=37.1, spo2=97, oxygen_flow=0)
         .lab("ferritin", 4000, 48)
         .labs(ferritin=15000, platelets=30, neutrophils=0.4, fibrinogen=110, alt=260, ifng=400)
     )
@@ -228,9 +216,7 @@ def bispecific_grade2() -> Chart:
     return (
         Chart("case-bispecific")
         .given(*TECLISTAMAB, hours_ago=40, dose_mg=0)
-        .lab("temperature", 38.7, 1)
-        .lab("spo2", 90, 1)
-        .oxygen_flow(2, 1)
+        .vitals(temperature=38.7, spo2=90, oxygen_flow=2)
         .labs(il6=600, crp=120, ferritin=1500)
     )
 
@@ -241,10 +227,9 @@ def covid_hypoxic(
     """RECOVERY eligibility: COVID-19, SpO2 < 92 % needing oxygen, CRP >= 75 mg/L."""
     return (
         Chart(patient)
-        .condition(ICD10CM, "U07.1", "COVID-19", 6)
+        .condition(*COVID19, 6)
         .lab("temperature", 38.3, 2)
-        .lab("spo2", 89, 1)
-        .oxygen_flow(4, 1)
+        .vitals(spo2=89, oxygen_flow=4)
         .labs(
             crp=crp, il6=60, ferritin=1200, neutrophils=neutrophils, platelets=210, lymphocytes=0.6
         )
@@ -262,10 +247,9 @@ def covid_on_dexamethasone() -> Chart:
 def covid_no_oxygen() -> Chart:
     return (
         Chart("case-covid-air")
-        .condition(ICD10CM, "U07.1", "COVID-19", 3)
+        .condition(*COVID19, 3)
         .lab("temperature", 37.9, 2)
-        .lab("spo2", 96, 1)
-        .oxygen_flow(0, 1)
+        .vitals(spo2=96, oxygen_flow=0)
         .labs(crp=40, il6=30, ferritin=700)
     )
 
@@ -288,7 +272,7 @@ def sepsis_il6(patient: str = "case-sepsis-il6") -> Chart:
     """Bacterial sepsis: IL-6 980 pg/mL, procalcitonin 25 ng/mL."""
     return (
         Chart(patient)
-        .condition(ICD10CM, "A41.9", "Sepsis, unspecified organism", 1)
+        .condition(*SEPSIS, 1)
         .lab("temperature", 39.0, 2)
         .labs(il6=980, pct=25, crp=250, ferritin=900)
     )
@@ -306,7 +290,7 @@ def sepsis_mals() -> Chart:
 def sepsis_immunoparalysis() -> Chart:
     return (
         Chart("case-sepsis-ip")
-        .condition(ICD10CM, "A41.9", "Sepsis, unspecified organism", 3)
+        .condition(*SEPSIS, 3)
         .lab("temperature", 37.6, 2)
         .labs(mhla_dr=3000, ferritin=1200, lymphocytes=0.5, pct=6, il6=150)
     )
@@ -336,7 +320,7 @@ def primary_hlh() -> Chart:
     """Familial HLH, first presentation: 5 HLH-2004 criteria, CXCL9 20,000 pg/mL."""
     return (
         Chart("case-primary-hlh")
-        .condition(ORPHA, "540", "Familial hemophagocytic lymphohistiocytosis", 2)
+        .condition(*FAMILIAL_HLH, 2)
         .lab("temperature", 39.1, 2)
         .labs(cxcl9=20000, ifng=300, ferritin=8000, hemoglobin=7.5, platelets=40, neutrophils=0.8,
               triglycerides=400, fibrinogen=100, sil2r=5000)
@@ -346,7 +330,7 @@ def primary_hlh() -> Chart:
 def primary_hlh_refractory() -> Chart:
     chart = (
         Chart("case-primary-hlh-refractory")
-        .condition(ORPHA, "540", "Familial hemophagocytic lymphohistiocytosis", 20)
+        .condition(*FAMILIAL_HLH, 20)
         .given(*ETOPOSIDE, hours_ago=240, dose_mg=150)
         .given(*DEXAMETHASONE, hours_ago=24, dose_mg=10)
         .lab("temperature", 39.0, 2)

@@ -118,6 +118,27 @@ class Chart:
             self.lab(analyte, value, hours_ago)
         return self
 
+    def vitals(
+        self,
+        *,
+        temperature: float | None = None,
+        spo2: float | None = None,
+        oxygen_flow: float | None = None,
+        systolic: float | None = None,
+        hours_ago: float = 1,
+    ) -> Chart:
+        """The bedside set taken together, added in this order: temperature, SpO2, oxygen flow
+        (L/min), systolic pressure; the ones not given are left out."""
+        if temperature is not None:
+            self.lab("temperature", temperature, hours_ago)
+        if spo2 is not None:
+            self.lab("spo2", spo2, hours_ago)
+        if oxygen_flow is not None:
+            self.oxygen_flow(oxygen_flow, hours_ago)
+        if systolic is not None:
+            self.lab("systolic", systolic, hours_ago)
+        return self
+
     def oxygen_flow(self, litres_per_min: float, hours_ago: float = 1) -> Chart:
         return self._add(
             "Observation",

@@ -156,22 +156,23 @@ def test_server_down_is_unreachable(client: FhirClient) -> None:
     assert time.monotonic() - started < 1.0
 
 
+def given_up_as_a_timeout_within_one_second(client: FhirClient, url: str) -> None:
+    started = time.monotonic()
+    result = one(client, url, deadline_seconds=1.0)
+    assert time.monotonic() - started < 1.3
+    assert result.failure is not None and result.failure.kind == "timeout"
+
+
 def test_a_slow_server_is_given_up_within_the_deadline(
     client: FhirClient, faults: FaultServer
 ) -> None:
-    started = time.monotonic()
-    result = one(client, faults.url("slow"), deadline_seconds=1.0)
-    assert time.monotonic() - started < 1.3
-    assert result.failure is not None and result.failure.kind == "timeout"
+    given_up_as_a_timeout_within_one_second(client, faults.url("slow"))
 
 
 def test_a_body_sent_byte_by_byte_cannot_outlast_the_deadline(
     client: FhirClient, faults: FaultServer
 ) -> None:
-    started = time.monotonic()
-    result = one(client, faults.url("drip"), deadline_seconds=1.0)
-    assert time.monotonic() - started < 1.3
-    assert result.failure is not None and result.failure.kind == "timeout"
+    given_up_as_a_timeout_within_one_second(client, faults.url("drip"))
 
 
 @pytest.mark.parametrize(

@@ -12,17 +12,11 @@ import requests
 from cds_service import create_app
 from cds_service.settings import Settings
 from tests.fhir_server import ROOT, sekmet, sekmet_binary
-from tests.servers import BIN, free_port
+from tests.servers import cytokine_cds, free_port
 
 
 def load_fixtures(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [str(BIN / "cytokine-cds"), "load-fixtures", *args],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    return cytokine_cds("load-fixtures", *args, cwd=ROOT)
 
 
 def observation_count(fhir_server: str, patient: str) -> int:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -13,7 +12,7 @@ from cds_service.rules.loader import default_rules_text, load_rules
 from cds_service.settings import Settings
 from cds_service.yamlfile import ConfigFileError
 from tests.conftest import hook_call
-from tests.servers import BIN
+from tests.servers import cytokine_cds
 
 IL6_LINE = '      - {comparison: ">", value: 80, unit: pg/mL, source: herold2020}'
 
@@ -128,12 +127,11 @@ def test_invalid_rules_file_stops_start_up(tmp_path: Path) -> None:
     path = edited(tmp_path, IL6_LINE, IL6_LINE.replace("herold2020", "nobody2099"))
     with pytest.raises(ConfigFileError, match="unknown source"):
         create_app(Settings(auth="off", rules_file=path))
-    result = subprocess.run(
-        [str(BIN / "cytokine-cds"), "serve", "--port", "1"],
+    result = cytokine_cds(
+        "serve",
+        "--port",
+        "1",
         env={"CYTOKINE_CDS_AUTH": "off", "CYTOKINE_CDS_RULES_FILE": str(path), "PATH": ""},
-        capture_output=True,
-        text=True,
-        timeout=60,
     )
     assert result.returncode == 2
     assert f"{path}: line {line_of(path, 'nobody2099')}" in result.stderr

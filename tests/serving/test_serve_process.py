@@ -5,7 +5,7 @@ from __future__ import annotations
 import requests
 
 from tests.conftest import load_fixture
-from tests.servers import cds_service
+from tests.servers import cds_service, cytokine_cds
 
 
 def test_served_by_gunicorn_end_to_end() -> None:
@@ -36,16 +36,6 @@ def test_served_by_gunicorn_end_to_end() -> None:
 
 
 def test_invalid_setting_stops_start_up_with_a_message() -> None:
-    import subprocess
-
-    from tests.servers import BIN
-
-    result = subprocess.run(
-        [str(BIN / "cytokine-cds"), "serve"],
-        env={"CYTOKINE_CDS_PORT": "not-a-port", "PATH": ""},
-        capture_output=True,
-        text=True,
-        timeout=30,
-    )
+    result = cytokine_cds("serve", env={"CYTOKINE_CDS_PORT": "not-a-port", "PATH": ""}, timeout=30)
     assert result.returncode != 0
     assert "CYTOKINE_CDS_PORT" in result.stderr
