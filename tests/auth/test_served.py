@@ -85,16 +85,24 @@ def test_by_default_a_token_is_accepted_once_across_all_workers(
             # A new connection per request: sync workers take them in turn from the socket.
             return requests.get(server.base + DISCOVERY, headers=token, timeout=10)
 
+        def answering_workers() -> set[int]:
+            return {
+                json.loads(line)["pid"]
+                for line in server.text().splitlines()
+                if line.startswith("{") and '"endpoint": "discovery' in line.replace('":"', '": "')
+            }
+
+        # On a busy machine one worker may take a whole round: send more rounds of the same
+        # token until at least two workers have seen it (the point of the test).
+        answers: list[requests.Response] = []
         with ThreadPoolExecutor(8) as pool:
-            answers = list(pool.map(send, range(24)))
+            for _ in range(5):
+                answers += pool.map(send, range(24))
+                if len(answering_workers()) >= 2:
+                    break
         statuses = sorted(a.status_code for a in answers)
-        assert statuses == [200] + [401] * 23, statuses
+        assert statuses == [200] + [401] * (len(answers) - 1), statuses
         for answer in answers:
             if answer.status_code == 401:
                 assert answer.json()["issue"][0]["diagnostics"].startswith("replayed: ")
-        pids = {
-            json.loads(line)["pid"]
-            for line in server.text().splitlines()
-            if line.startswith("{") and '"endpoint": "discovery' in line.replace('":"', '": "')
-        }
-        assert len(pids) >= 2, "the calls reached more than one worker"
+        assert len(answering_workers()) >= 2, "the calls never reached a second worker"
