@@ -116,6 +116,7 @@ def test_a_hook_call_reads_the_parsed_body_itself_and_builds_no_fhir_model(
 
     counts = {"fhir": 0, "lab": 0}
     fhir_init, lab_init = FHIRAbstractModel.__init__, models.LabValue.__init__
+    lab_validate = models.LabValue.model_validate
 
     def counting(kind: str, init: Any) -> Any:
         def wrapped(self: Any, *args: Any, **kwargs: Any) -> None:
@@ -124,11 +125,16 @@ def test_a_hook_call_reads_the_parsed_body_itself_and_builds_no_fhir_model(
 
         return wrapped
 
+    def counting_validation(cls: Any, data: Any, **kwargs: Any) -> Any:
+        counts["lab"] += 1
+        return lab_validate(data, **kwargs)
+
     monkeypatch.setattr(http, "parse_json", parse)
     monkeypatch.setattr(decision, "build_evidence", evidence)
     monkeypatch.setattr(decision, "medication_orders", orders)
     monkeypatch.setattr(FHIRAbstractModel, "__init__", counting("fhir", fhir_init))
     monkeypatch.setattr(models.LabValue, "__init__", counting("lab", lab_init))
+    monkeypatch.setattr(models.LabValue, "model_validate", classmethod(counting_validation))
     # The bench patient with its chart (COVID-19 needing oxygen): order-sign reads the draft
     # orders; patient-view answers a card with a suggested order (a resource built as JSON).
     patient = load_fixture("patients/lab-bench.json")
