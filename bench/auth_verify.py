@@ -59,7 +59,7 @@ def main(count: int) -> None:
         ]
         started = time.perf_counter()
         for token in tokens:
-            verifier.verify(token, AUDIENCE)
+            verifier.verify(token, [AUDIENCE])
         elapsed = time.perf_counter() - started
         print(f"{alg}: {elapsed / count * 1e6:7.1f} µs per verification ({count} tokens)")
 
