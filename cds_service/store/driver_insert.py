@@ -1,9 +1,10 @@
 """INSERTs compiled once by SQLAlchemy and run on the database driver's own cursor.
 
-Every hook call with cards writes its audit row. Through `Connection.execute` that write cost
-~0.35 ms of CPU on SQLite, most of it SQLAlchemy's per-statement work (statement cache lookup,
-parameter processing, result objects) rather than the database's; on the driver's cursor the
-same rows cost ~0.14 ms (bench/audit_write.py). The SQL text and each column's bind processor
+Every hook call with cards writes its audit row. Through `Connection.execute` that write took
+0.25 ms on SQLite (median; PostgreSQL 0.90 ms), much of it SQLAlchemy's per-statement work
+(statement cache lookup, parameter processing, result objects) rather than the database's; on
+the driver's cursor the same rows take 0.14 ms (PostgreSQL 0.69 ms; bench/audit_write.py,
+which includes building the record). The SQL text and each column's bind processor
 (JSON through the engine's serializer, UTC datetimes, the dialect's own adaptations) still come
 from SQLAlchemy, so the rows stored are the ones `Connection.execute` would store.
 """
