@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 from .bundles import as_list, outcome_problems, read_bundle, text_at, unread_pages_problem
 from .models import DataProblem, ProblemCode
@@ -18,8 +19,7 @@ from .values import clean_display
 _MAX_BUNDLE_DEPTH = 4
 
 
-@dataclass(frozen=True, slots=True)
-class ObservationInput:
+class ObservationInput(NamedTuple):  # one per Observation read: cheaper than a dataclass
     resource: Mapping[str, object]
     source: str  # "Observation/<id>" or "DiagnosticReport/<id>#<contained id>"
     fallback_time: object = None  # the grouping DiagnosticReport's effective[x], raw

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import cast
+from typing import NamedTuple, cast
 
 from .catalog import Catalog, CodeBinding
 from .collect import ObservationInput
@@ -27,9 +26,9 @@ CLOCK_SKEW = timedelta(minutes=5)
 _ROUNDING = 1e-9  # relative: far below any lab's precision, far above float rounding
 
 
-@dataclass(frozen=True, slots=True)
-class _Target:
-    """One place in the Observation that carries a catalog analyte: the root or a component."""
+class _Target(NamedTuple):
+    """One place in the Observation that carries a catalog analyte: the root or a component.
+    (A named tuple: one per value read, cheaper to build than a frozen dataclass.)"""
 
     element: Mapping[str, object]
     binding: CodeBinding
