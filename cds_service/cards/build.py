@@ -60,6 +60,11 @@ def _uuid() -> str:
     return str(uuid.uuid4())
 
 
+def _suggestion(label: str, action: Action, *, recommended: bool | None = None) -> Suggestion:
+    """A suggestion with its own uuid and one action (the shape every client accepts)."""
+    return Suggestion(label=label, uuid=_uuid(), isRecommended=recommended, actions=[action])
+
+
 class CardBuilder:
     """Read-only after construction; one per process."""
 
@@ -191,17 +196,14 @@ class CardBuilder:
             bar=bar,
         )
         why = f"Suggested by cytokine-cds: {bar.label} without recent cytokine results."
-        suggestion = Suggestion(
-            label=text.label or "Order a cytokine multiplex panel",
-            uuid=_uuid(),
-            isRecommended=True,
-            actions=[
-                Action(
-                    type="create",
-                    description=text.description or "Order a cytokine multiplex panel",
-                    resource=panel_request(self.panel, why, ctx),
-                )
-            ],
+        suggestion = _suggestion(
+            text.label or "Order a cytokine multiplex panel",
+            Action(
+                type="create",
+                description=text.description or "Order a cytokine multiplex panel",
+                resource=panel_request(self.panel, why, ctx),
+            ),
+            recommended=True,
         )
         return self._card(
             "multiplex-assay-needed", text.summary, text.detail, sources[0], [suggestion], links
@@ -231,38 +233,32 @@ class CardBuilder:
         drug = self._drug_name(finding.drug)
         if finding.order:
             suggestions.append(
-                Suggestion(
-                    label=text.label or f"Remove the draft order for {drug}",
-                    uuid=_uuid(),
-                    actions=[
-                        Action(
-                            type="delete",
-                            description=text.description or f"Delete the draft order for {drug}",
-                            resourceId=finding.order,
-                        )
-                    ],
+                _suggestion(
+                    text.label or f"Remove the draft order for {drug}",
+                    Action(
+                        type="delete",
+                        description=text.description or f"Delete the draft order for {drug}",
+                        resourceId=finding.order,
+                    ),
                 )
             )
         if finding.recommend and recommended:
             why = f"Suggested by cytokine-cds instead of {drug}: {finding.reason}"
             suggestions.append(
-                Suggestion(
-                    label=text.alternative_label or f"Order {recommended} instead",
-                    uuid=_uuid(),
-                    actions=[
-                        Action(
-                            type="create",
-                            description=text.alternative_description
-                            or f"Create a draft order for {recommended}",
-                            resource=medication_request(
-                                self.rules.drugs[finding.recommend].rxnorm,
-                                recommended,
-                                why[:1000],
-                                ctx,
-                                self.orderables.get(finding.recommend),
-                            ),
-                        )
-                    ],
+                _suggestion(
+                    text.alternative_label or f"Order {recommended} instead",
+                    Action(
+                        type="create",
+                        description=text.alternative_description
+                        or f"Create a draft order for {recommended}",
+                        resource=medication_request(
+                            self.rules.drugs[finding.recommend].rxnorm,
+                            recommended,
+                            why[:1000],
+                            ctx,
+                            self.orderables.get(finding.recommend),
+                        ),
+                    ),
                 )
             )
         return self._card(
@@ -317,22 +313,19 @@ class CardBuilder:
         state = assessment.state.label if assessment.state else ""
         short = self.rules.sources[item.source].short
         why = f"Suggested by cytokine-cds: {setting}, {state} ({short})."
-        return Suggestion(
-            label=f"Draft an order for {name}",
-            uuid=_uuid(),
-            isRecommended=item is assessment.advice[0],
-            actions=[
-                Action(
-                    type="create",
-                    description=(
-                        f"Create a draft MedicationRequest for {name} (RxNorm ingredient); dose, "
-                        "route and frequency are left to the prescriber."
-                    ),
-                    resource=medication_request(
-                        drug.rxnorm, name, why[:1000], ctx, self.orderables.get(item.drug)
-                    ),
-                )
-            ],
+        return _suggestion(
+            f"Draft an order for {name}",
+            Action(
+                type="create",
+                description=(
+                    f"Create a draft MedicationRequest for {name} (RxNorm ingredient); dose, "
+                    "route and frequency are left to the prescriber."
+                ),
+                resource=medication_request(
+                    drug.rxnorm, name, why[:1000], ctx, self.orderables.get(item.drug)
+                ),
+            ),
+            recommended=item is assessment.advice[0],
         )
 
     def _setting(self, setting: SettingView | None) -> str:
