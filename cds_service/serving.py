@@ -32,6 +32,7 @@ from typing import Any
 
 import orjson
 from flask import Flask
+from gunicorn import glogging
 from gunicorn import util as gunicorn_util
 from gunicorn.app.base import BaseApplication
 
@@ -43,6 +44,16 @@ from cds_service.observability.metrics import (
     start_multiprocess_dir,
 )
 from cds_service.settings import Settings
+
+
+class NoAccessLineLogger(glogging.Logger):  # type: ignore[misc]
+    """gunicorn's logger without its access line. The service writes its own JSON request line
+    per call (`observability.logs`) and silences `gunicorn.access`, but gunicorn still builds
+    each access line's fields whenever it is given a logging config: ~65 µs per call, measured
+    with py-spy on a worker under load, for a line nobody writes."""
+
+    def access(self, resp: Any, req: Any, environ: Any, request_time: Any) -> None:
+        return None
 
 
 def gunicorn_options(settings: Settings) -> dict[str, Any]:
@@ -59,6 +70,7 @@ def gunicorn_options(settings: Settings) -> dict[str, Any]:
         # The app is built (and its knowledge files validated) once, before workers fork.
         "preload_app": True,
         "accesslog": None,
+        "logger_class": NoAccessLineLogger,
         "errorlog": "-",
         "loglevel": settings.log_level.lower(),
         "proc_name": "cytokine-cds",

@@ -211,6 +211,27 @@ def test_sync_workers_get_one_thread() -> None:
     assert Settings(auth="off").worker_class == "sync"  # the measured default (README)
 
 
+def test_gunicorn_does_not_build_the_access_line_nobody_writes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The JSON request line is the access log. gunicorn builds its own access line whenever a
+    log is configured (serve passes a logging config); the service's logger class does not."""
+    import os
+
+    from gunicorn import glogging
+    from gunicorn.config import Config
+
+    built: list[object] = []
+    monkeypatch.setattr(glogging.Logger, "atoms", lambda self, *args: built.append(args) or {})
+    config = Config()
+    config.set("accesslog", os.devnull)  # an access log configured: gunicorn's logger builds it
+    glogging.Logger(config).access(None, None, {}, None)
+    assert len(built) == 1  # gunicorn's own logger builds it, so the check below can fail
+    logger_class = gunicorn_options(Settings(auth="off"))["logger_class"]
+    logger_class(config).access(None, None, {}, None)
+    assert len(built) == 1
+
+
 def test_folders_of_killed_servers_are_removed_at_the_next_start(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
