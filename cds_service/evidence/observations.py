@@ -93,17 +93,18 @@ def _normal_range(element: Mapping[str, object]) -> Mapping[str, object] | None:
         if not isinstance(entry, dict):
             continue
         rtype = entry.get("type")
-        codings = rtype.get("coding") if isinstance(rtype, dict) else None
-        codes = (
-            {c.get("code") for c in codings if isinstance(c, dict)}
-            if isinstance(codings, list)
-            else set()
-        )
-        if rtype is not None and "normal" not in codes:
+        if rtype is not None and not _is_normal_range_type(rtype):
             continue
         if isinstance(entry.get("low"), dict) or isinstance(entry.get("high"), dict):
             return entry
     return None
+
+
+def _is_normal_range_type(rtype: object) -> bool:
+    codings = rtype.get("coding") if isinstance(rtype, dict) else None
+    return isinstance(codings, list) and any(
+        isinstance(c, dict) and c.get("code") == "normal" for c in codings
+    )
 
 
 def _range_unit(reference_range: Mapping[str, object] | None, catalog: Catalog) -> str | None:

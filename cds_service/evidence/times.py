@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import NamedTuple
 
 # FHIR dateTime may be partial: YYYY, YYYY-MM or YYYY-MM-DD.
@@ -26,6 +27,12 @@ def read_fhir_datetime(value: object) -> ReadTime | None:
     """
     if not isinstance(value, str) or not value:
         return None
+    return _read_text(value)
+
+
+# The results of one panel share their time, and a chart repeats a few times many times over.
+@lru_cache(maxsize=4096)
+def _read_text(value: str) -> ReadTime | None:
     text = value.strip()
     try:
         if "T" in text:
