@@ -26,7 +26,12 @@ from cds_service.hooks.feedback import FeedbackItem
 from cds_service.observability.metrics import record_store_event
 from cds_service.store import migrate
 from cds_service.store.database import READ_ONLY
-from cds_service.store.driver_insert import DriverInsert, driver_transaction
+from cds_service.store.driver_sql import (
+    DriverStatement,
+    driver_errors,
+    driver_outages,
+    driver_transaction,
+)
 from cds_service.store.patient_key import PatientKeyer
 from cds_service.store.records import ClientIdentity, HookCallRecord, dedupe_key
 from cds_service.store.schema import cards, feedback, hook_calls, profiles
@@ -92,18 +97,14 @@ class AuditStore:
         self._skip_audit_until = 0.0
         self._insert_card = self._insert_ignoring(cards, "uuid")
         dialect = engine.dialect
-        # The per-call audit write, on the driver's cursor (see driver_insert.py).
-        self._write_hook_call = DriverInsert(
-            insert(hook_calls).returning(hook_calls.c.id), _HOOK_CALL_COLUMNS, dialect
+        # The per-call audit write, on the driver's cursor (see driver_sql.py).
+        self._write_hook_call = DriverStatement(
+            insert(hook_calls).returning(hook_calls.c.id), dialect, _HOOK_CALL_COLUMNS
         )
-        self._write_profile = DriverInsert(insert(profiles), _PROFILE_COLUMNS, dialect)
-        self._write_card = DriverInsert(self._insert_card, _CARD_COLUMNS, dialect)
-        self._driver_errors: tuple[type[BaseException], ...] = (SQLAlchemyError,)
-        self._driver_outages: tuple[type[BaseException], ...] = (OperationalError,)
-        dbapi = getattr(dialect, "loaded_dbapi", None)
-        if dbapi is not None:
-            self._driver_errors += (dbapi.Error,)
-            self._driver_outages += (dbapi.OperationalError,)
+        self._write_profile = DriverStatement(insert(profiles), dialect, _PROFILE_COLUMNS)
+        self._write_card = DriverStatement(self._insert_card, dialect, _CARD_COLUMNS)
+        self._driver_errors = driver_errors(dialect)
+        self._driver_outages = driver_outages(dialect)
 
     @property
     def dialect(self) -> str:

@@ -22,9 +22,9 @@ from typing import Any
 
 from sqlalchemy import Engine, bindparam, delete
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import SQLAlchemyError
 
 from cds_service.auth.replay import ReplayCacheUnavailable
+from cds_service.store.driver_sql import DriverStatement, driver_errors, driver_transaction
 from cds_service.store.schema import used_tokens
 
 PURGE_INTERVAL_SECONDS = 300.0
@@ -45,27 +45,34 @@ class StoreReplayCache:
         statement = dialect.insert(used_tokens).values(
             token_key=bindparam("key"), expires_at=bindparam("expires_at")
         )
-        self._claim = statement.on_conflict_do_update(
+        claim = statement.on_conflict_do_update(
             index_elements=[used_tokens.c.token_key],
             set_={"expires_at": statement.excluded.expires_at},
             where=used_tokens.c.expires_at <= bindparam("now"),
         ).returning(used_tokens.c.token_key)
+        # On the driver's cursor (see driver_sql.py): one claim per authenticated call.
+        self._claim = DriverStatement(claim, engine.dialect)
+        self._purge = DriverStatement(
+            delete(used_tokens).where(used_tokens.c.expires_at <= bindparam("now")),
+            engine.dialect,
+        )
+        self._errors = driver_errors(engine.dialect)
 
     def first_use(self, issuer: str, jti: str, expires_at: float) -> bool:
         now = self._clock()
         try:
-            with self._engine.begin() as connection:
-                claimed = connection.execute(
-                    self._claim,
+            with driver_transaction(self._engine) as cursor:
+                claimed = self._claim.run(
+                    cursor,
                     {
                         "key": token_key(issuer, jti),
                         "expires_at": math.ceil(expires_at),
                         "now": math.floor(now),
                     },
-                ).first()
+                )
                 if now >= self._next_purge:
                     self._next_purge = now + PURGE_INTERVAL_SECONDS
-                    connection.execute(delete(used_tokens).where(used_tokens.c.expires_at <= now))
-        except SQLAlchemyError as exc:
+                    self._purge.run(cursor, {"now": now})
+        except self._errors as exc:
             raise ReplayCacheUnavailable(type(getattr(exc, "orig", None) or exc).__name__) from None
-        return claimed is not None
+        return bool(claimed)
