@@ -184,6 +184,15 @@ class StateSpec(_Spec):
     indicator: Literal["info", "warning"] = "info"  # warning: the state itself warns
 
 
+class AlreadyGivenSpec(_Spec):
+    """For a corticosteroid: another corticosteroid counts as "already given" only from this
+    daily dose (prednisone-equivalent mg, by the `drugs` equivalences)."""
+
+    min_prednisone_mg: float = Field(gt=0)
+    source: Id
+    rationale: Text
+
+
 class AdviceSpec(_Spec):
     """What to do in a state: draft `drug`, or (without a drug) say `action`."""
 
@@ -193,6 +202,7 @@ class AdviceSpec(_Spec):
     action: Text | None = None
     when: list[Condition] = []
     repeat: bool = False  # repeated doses are the treatment (tocilizumab in CRS): no "already on"
+    already_given: AlreadyGivenSpec | None = None  # without it: the same drug or class counts
     source: Id
     population: Text
     rationale: Text

@@ -248,6 +248,20 @@ def covid_on_dexamethasone() -> Chart:
     return covid_hypoxic("case-covid-ondex", crp=120).given(*DEXAMETHASONE, hours_ago=20, dose_mg=6)
 
 
+def covid_home_prednisone() -> Chart:
+    """Hypoxic COVID-19 on home prednisone 5 mg a day: no COVID-19 dose of corticosteroid."""
+    return covid_hypoxic("case-covid-home-prednisone").taking(*PREDNISONE, 72, daily_mg=5)
+
+
+def covid_on_methylprednisolone() -> Chart:
+    """Methylprednisolone 16 mg twice in 24 h: 32 mg a day, dexamethasone 6 mg's equivalent."""
+    return (
+        covid_hypoxic("case-covid-on-mp")
+        .given(*METHYLPREDNISOLONE, hours_ago=20, dose_mg=16)
+        .given(*METHYLPREDNISOLONE, hours_ago=8, dose_mg=16)
+    )
+
+
 def covid_no_oxygen() -> Chart:
     return (
         Chart("case-covid-air")
@@ -438,6 +452,12 @@ CASES: tuple[Case, ...] = (
          orders=order(*BARICITINIB, dose=4), mismatch=False),
     Case("covid-on-dexamethasone", f"{RECOVERY_TCZ} (on top of corticosteroids)",
          covid_on_dexamethasone, suggest=("tocilizumab",), never=("dexamethasone",)),
+    Case("covid-home-prednisone",
+         f"{RECOVERY_DEX}; {NIH_COVID} (dexamethasone 6 mg or an equivalent dose)",
+         covid_home_prednisone, suggest=("dexamethasone", "tocilizumab"), never=("anakinra",)),
+    Case("covid-on-methylprednisolone-32mg",
+         f"{NIH_COVID} (an equivalent dose of another corticosteroid)", covid_on_methylprednisolone,
+         suggest=("tocilizumab",), never=("dexamethasone",), text=("prednisone-equivalent",)),
     Case("covid-no-oxygen", f"{RECOVERY_DEX} (no benefit without oxygen)", covid_no_oxygen,
          never=("dexamethasone", "tocilizumab", "baricitinib"), no_cards=True),
     Case("covid-no-oxygen-dexamethasone-order", f"{RECOVERY_DEX}", covid_no_oxygen,
