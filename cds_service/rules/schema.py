@@ -193,6 +193,15 @@ class AlreadyGivenSpec(_Spec):
     rationale: Text
 
 
+class AlternativesSpec(_Spec):
+    """Drugs that are equal alternatives to the advice's drug: never drafted together, and
+    not drafted when one of them was given recently."""
+
+    drugs: list[Id] = Field(min_length=1)
+    source: Id
+    rationale: Text
+
+
 class AdviceSpec(_Spec):
     """What to do in a state: draft `drug`, or (without a drug) say `action`."""
 
@@ -203,6 +212,7 @@ class AdviceSpec(_Spec):
     when: list[Condition] = []
     repeat: bool = False  # repeated doses are the treatment (tocilizumab in CRS): no "already on"
     already_given: AlreadyGivenSpec | None = None  # without it: the same drug or class counts
+    alternatives: AlternativesSpec | None = None
     source: Id
     population: Text
     rationale: Text

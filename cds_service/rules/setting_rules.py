@@ -377,6 +377,10 @@ def _advice(
         if on is not None and not spec.repeat:
             advice.append(_view(spec, name, "already-given", (on,)))
             continue
+        rival = _alternative(chart, rules, spec, advice, now)
+        if rival is not None:
+            advice.append(_view(spec, name, "alternative", (rival,)))
+            continue
         findings = safety_findings(rules, spec.drug, setting_id, facts)
         removed = [f for f, outcome in findings if outcome == "remove"]
         if removed:
@@ -411,7 +415,6 @@ def _on_drug(chart: ChartContext, rules: Rules, spec: AdviceSpec, now: datetime)
     recent = now - timedelta(days=float(rules.options["drug_recent_days"].value))
     drug = rules.drugs[drug_id]
     floor = spec.already_given.min_prednisone_mg if spec.already_given else None
-    what = {"administration": "given", "order": "ordered", "statement": "taken"}
     for exposure in chart.drugs:
         if exposure.when is not None and exposure.when < recent:
             continue
@@ -429,8 +432,7 @@ def _on_drug(chart: ChartContext, rules: Rules, spec: AdviceSpec, now: datetime)
                 if mg is None or mg < floor:
                     continue
                 dose = f" (about {mg:.0f} mg prednisone-equivalent a day)"
-        when = f" {exposure.when:%Y-%m-%d}" if exposure.when else ""
-        return f"{exposure.drug} already {what[exposure.source]}{when}{dose}"
+        return f"{_said(exposure)}{dose}"
     return None
 
 
@@ -453,6 +455,36 @@ def _prednisone_mg_a_day(exposure: DrugExposure, chart: ChartContext, rules: Rul
         if _given(e) and e.when is not None and since < e.when <= exposure.when
     ]
     return sum(doses) * factor
+
+
+def _alternative(
+    chart: ChartContext,
+    rules: Rules,
+    spec: AdviceSpec,
+    advice: Sequence[AdviceView],
+    now: datetime,
+) -> str | None:
+    """Why the drug is not drafted beside an equal alternative: the alternative is drafted on
+    this card, or was given, ordered or taken recently. None: no alternative in the way."""
+    if spec.alternatives is None:
+        return None
+    short = rules.sources[spec.alternatives.source].short
+    for item in advice:
+        if item.drug in spec.alternatives.drugs and item.drafted:
+            return f"{item.action} is drafted, and the two are alternatives, not both ({short})"
+    recent = now - timedelta(days=float(rules.options["drug_recent_days"].value))
+    for other in spec.alternatives.drugs:
+        for exposure in chart.given(other):
+            if exposure.when is None or exposure.when >= recent:
+                return f"{_said(exposure)}, and the two are alternatives, not both ({short})"
+    return None
+
+
+def _said(exposure: DrugExposure) -> str:
+    """ "tocilizumab already given 2026-11-30" """
+    what = {"administration": "given", "order": "ordered", "statement": "taken"}
+    when = f" {exposure.when:%Y-%m-%d}" if exposure.when else ""
+    return f"{exposure.drug} already {what[exposure.source]}{when}"
 
 
 def safety_findings(

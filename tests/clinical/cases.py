@@ -70,6 +70,10 @@ NIH_COVID = (
     "NIH COVID-19 Treatment Guidelines: dexamethasone plus tocilizumab or baricitinib for "
     "hospitalised adults on oxygen"
 )
+ONTARIO_BARI = (
+    "Hempel AK et al. Baricitinib for hospitalized patients with COVID-19. Ontario COVID-19 "
+    "Science Advisory Table 2022 (not combined with an IL-6 inhibitor)"
+)
 GIAMARELLOS2020 = (
     "Giamarellos-Bourboulis EJ et al. Complex immune dysregulation in COVID-19. Cell Host "
     "Microbe 2020;27:992-1000"
@@ -262,6 +266,14 @@ def covid_on_methylprednisolone() -> Chart:
     )
 
 
+def covid_after_tocilizumab() -> Chart:
+    return covid_on_dexamethasone().given(*TOCILIZUMAB, hours_ago=30, dose_mg=600)
+
+
+def covid_after_baricitinib() -> Chart:
+    return covid_on_dexamethasone().given(*BARICITINIB, hours_ago=20, dose_mg=4)
+
+
 def covid_no_oxygen() -> Chart:
     return (
         Chart("case-covid-air")
@@ -440,8 +452,18 @@ CASES: tuple[Case, ...] = (
          suggest=("tocilizumab",), never=("emapalumab",)),
     # COVID-19
     Case("covid-recovery-eligible", f"{RECOVERY_TCZ}; {RECOVERY_DEX}; {NIH_COVID}",
-         covid_hypoxic, suggest=("dexamethasone", "tocilizumab", "baricitinib"),
-         never=("anakinra", "emapalumab")),
+         covid_hypoxic, suggest=("dexamethasone", "tocilizumab"), named=("baricitinib",),
+         never=("anakinra", "emapalumab", "baricitinib"), text=("alternatives, not both",)),
+    Case("covid-after-tocilizumab", f"{NIH_COVID}; {ONTARIO_BARI} (one or the other)",
+         covid_after_tocilizumab, never=("baricitinib", "tocilizumab", "dexamethasone"),
+         named=("baricitinib",), text=("alternatives, not both",)),
+    Case("covid-after-baricitinib", f"{NIH_COVID}; {ONTARIO_BARI} (one or the other)",
+         covid_after_baricitinib, never=("baricitinib", "tocilizumab", "dexamethasone"),
+         text=("alternatives, not both",)),
+    Case("covid-neutropenia-baricitinib-unchecked",
+         f"{ACTEMRA} (COVID-19: ANC < 1,000/mm³); baricitinib label limits not verified",
+         covid_neutropenic, named=("tocilizumab",), never=("tocilizumab",),
+         text=("baricitinib label's COVID-19 blood-count",)),
     Case("covid-mals-ferritin-low-hladr", f"{RECOVERY_TCZ}; {GIAMARELLOS2020}",
          covid_mals_low_hladr, suggest=("tocilizumab", "dexamethasone"), never=("anakinra",)),
     Case("covid-hladr-tocilizumab-order", f"{RECOVERY_TCZ}; {GIAMARELLOS2020}",
