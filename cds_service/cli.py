@@ -53,7 +53,9 @@ def _time(text: str | None) -> datetime | None:
     except ValueError:
         raise UsageError(f"not an ISO 8601 date-time: {text!r}") from None
     if moment.tzinfo is None:
-        raise UsageError(f"the time needs a zone, e.g. {text}Z: {text!r}")
+        # A date alone takes no zone ("2026-11-20Z" reads as local): show a full time with one.
+        example = moment.isoformat() + "Z"
+        raise UsageError(f"the time needs a zone, e.g. {example}: {text!r}")
     return moment
 
 
@@ -124,24 +126,33 @@ def _demo_request(args: argparse.Namespace) -> int:
 
 def _load_fixtures(args: argparse.Namespace) -> int:
     from cds_service.demo import FIXTURE_TIME
-    from cds_service.fhir.fixture_upload import FixtureError, upload
+    from cds_service.fhir.fixture_upload import FixtureError, UploadFailed, upload
 
     shift = datetime.now(UTC) - FIXTURE_TIME if args.dates_to_now else None
     paths = args.paths or [Path("fixtures/patients")]
     try:
         for uploaded in upload(args.fhir_server, paths, shift=shift):
             print(f"loaded {uploaded.describe()}")
-    except FixtureError as exc:
+    except UploadFailed as exc:  # the server: operational
         print(f"cytokine-cds load-fixtures: {exc}", file=sys.stderr)
         return 1
+    except FixtureError as exc:  # the files or the URL given: bad input
+        print(f"cytokine-cds load-fixtures: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 
 def _ehr_setup(args: argparse.Namespace) -> int:
+    from cds_service.auth.trusted_clients import TrustedClientsError, load_trusted_clients
     from cds_service.composition import build_runtime
     from cds_service.ehr_setup import JwtExpectations, as_markdown, setup_sheet
 
     settings = _settings()
+    if settings.trusted_clients is not None:  # the sheet lists them: a broken file is an error
+        try:
+            load_trusted_clients(settings.trusted_clients)
+        except TrustedClientsError as exc:
+            raise UsageError(str(exc)) from None
     jwt = JwtExpectations(
         tuple(settings.jwt_algorithms),
         settings.jwt_max_lifetime_seconds,
@@ -230,7 +241,10 @@ def build_parser() -> argparse.ArgumentParser:
     from cds_service.composition import open_audit_store
     from cds_service.store.commands import add_commands
 
-    add_commands(commands, lambda: open_audit_store(_settings(), patient_key=False))
+    add_commands(
+        commands,
+        lambda existing: open_audit_store(_settings(), patient_key=False, existing=existing),
+    )
 
     from cds_service.screening.commands import add_commands as add_screening
 

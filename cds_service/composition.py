@@ -22,7 +22,8 @@ from cds_service.profile.links import ProfileLinks
 from cds_service.runtime import Runtime
 from cds_service.settings import Settings
 from cds_service.store import AuditStore
-from cds_service.store.database import create_store_engine, store_url
+from cds_service.store.audit import StoreMissing
+from cds_service.store.database import SQLITE_FILE, create_store_engine, store_url
 from cds_service.store.patient_key import PatientKeyer, load_or_create_secret
 from cds_service.store.replay import StoreReplayCache
 
@@ -89,11 +90,23 @@ def fhir_access(settings: Settings) -> FhirAccess:
     )
 
 
-def open_audit_store(settings: Settings, *, patient_key: bool = True) -> AuditStore:
+def open_audit_store(
+    settings: Settings, *, patient_key: bool = True, existing: bool = False
+) -> AuditStore:
     """The audit store (engine and, for serving, the patient-key secret); connects to nothing
-    yet. The reporting and maintenance commands never see a patient id: no key for them."""
-    settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    yet. The reporting and maintenance commands never see a patient id: no key for them.
+
+    `existing`: for commands that only read or trim a store, raise StoreMissing rather than
+    create an empty SQLite file (a relative data dir run from another folder finds none)."""
     url = settings.database_url.get_secret_value() if settings.database_url else None
+    sqlite_file = (settings.data_dir / SQLITE_FILE).resolve()
+    if existing and url is None and not sqlite_file.is_file():
+        raise StoreMissing(
+            f"no audit store at {sqlite_file} (nothing was created there): set "
+            "CYTOKINE_CDS_DATA_DIR to the data folder `serve` uses (default: ./data where it "
+            "runs), or CYTOKINE_CDS_DATABASE_URL to its database"
+        )
+    settings.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     engine = create_store_engine(store_url(url, settings.data_dir))
     if not patient_key:
         return AuditStore(engine)

@@ -70,12 +70,16 @@ def _scopes(client: ClientKind, templates: Iterable[str]) -> list[str]:
         resource_type = path.split("/")[0]
         (searches if has_query else reads).add(resource_type)
     if client == "epic":
-        # Epic names scopes per resource and category; analysts pick the category variants.
+        # Epic names scopes per resource and, for Observation, per category: the labs and vital
+        # signs searches need both.
         return [f"{t}.Read (R4)" for t in sorted(reads)] + [
-            f"{t}.Search (R4) (the Labs and Vital Signs categories for Observation)"
-            if t == "Observation"
-            else f"{t}.Search (R4)"
+            scope
             for t in sorted(searches)
+            for scope in (
+                [f"{t}.Search (Labs) (R4)", f"{t}.Search (Vital Signs) (R4)"]
+                if t == "Observation"
+                else [f"{t}.Search (R4)"]
+            )
         ]
     return [f"user/{t}.read" for t in sorted(reads | searches)]
 
@@ -116,10 +120,18 @@ def _trigger_criteria(runtime: Runtime) -> list[dict[str, Any]]:
 
 def _override_reasons(runtime: Runtime) -> dict[str, Any]:
     kit = runtime.cards.kit
+    # A setting card carries the topic of the state it found (rules file), not its template's.
+    state_topics = [
+        state.topic.code for setting in runtime.rules.settings.values() for state in setting.states
+    ]
     cards_by_reason: dict[str, list[str]] = {}
-    for template in kit.templates.values():
+    for name, template in kit.templates.items():
+        topics = [template.spec.topic.code]
+        if name == "setting-advice":
+            topics += state_topics
         for code in template.spec.override_reasons:
-            cards_by_reason.setdefault(code, []).append(template.spec.topic.code)
+            listed = cards_by_reason.setdefault(code, [])
+            listed += [topic for topic in topics if topic not in listed]
     return {
         "system": kit.common.override_reason_system,
         "reasons": [

@@ -55,10 +55,7 @@ def test_the_epic_sheet_has_every_service_and_prefetch_query_with_local_codes() 
     assert f"{HOSP}|IL18" in queries  # the hospital's own code
     assert any(f"{HOSP}|IL18" in c["codes"] for c in epic["trigger_criteria"])
     assert any(c["thresholds"] for c in epic["trigger_criteria"])  # e.g. ferritin past a value
-    assert (
-        "Observation.Search (R4) (the Labs and Vital Signs categories for Observation)"
-        in (epic["fhir_scopes"])
-    )
+    assert "Observation.Search (Labs) (R4)" in epic["fhir_scopes"]
     assert epic["jwt"]["algorithms"] == ["RS384"] and "sub" in epic["jwt"]
     assert "cds.hospital.example" in epic["link_hosts"]
     codes = {r["code"] for r in epic["override_reasons"]["reasons"]}
@@ -80,3 +77,31 @@ def test_markdown_is_the_default_and_a_bad_client_is_refused(tmp_path: Path) -> 
     assert "## Suggested trigger criteria" in result.stdout
     refused = ehr_setup("--client", "meditech", env=ENV)
     assert refused.returncode == 2 and "invalid choice" in refused.stderr
+
+
+def test_override_reasons_list_the_topics_the_cards_send(client: Any) -> None:
+    """Each card's override reasons are listed with the topic code that card carries: a setting
+    card carries the state it found (crs, mals, …), not its template's name."""
+    from tests.conftest import FIXTURES, hook_call
+
+    listed = {
+        (reason["code"], topic)
+        for reason in sheet("generic")["override_reasons"]["reasons"]
+        for topic in reason["cards"]
+    }
+    sent = set()
+    for path in sorted((FIXTURES / "patients").glob("*.json")):
+        for card in hook_call(client, "patient-view", path.stem).get_json()["cards"]:
+            topic = card["source"]["topic"]["code"]
+            sent |= {(reason["code"], topic) for reason in card.get("overrideReasons", [])}
+    assert {topic for _, topic in sent} >= {"crs", "mals", "il6driven"}
+    assert sent - listed == set()
+
+
+def test_epic_scopes_use_epics_names() -> None:
+    scopes = sheet("epic")["fhir_scopes"]
+    assert {"Observation.Search (Labs) (R4)", "Observation.Search (Vital Signs) (R4)"} <= set(
+        scopes
+    )
+    assert "Patient.Read (R4)" in scopes
+    assert all(scope.endswith("(R4)") for scope in scopes), scopes

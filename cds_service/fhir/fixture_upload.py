@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import requests
 
@@ -22,7 +23,12 @@ from cds_service.evidence.bundles import as_list, entry_resources, text_at
 
 
 class FixtureError(ValueError):
-    """A fixture file that is not an uploadable transaction Bundle."""
+    """A fixture file that is not an uploadable transaction Bundle, or a server URL that is not
+    one."""
+
+
+class UploadFailed(FixtureError):
+    """The FHIR server could not be reached or refused an upload."""
 
 
 @dataclass(frozen=True)
@@ -83,6 +89,9 @@ def upload(
     `shift` moves every date-time in the Bundles (as `demo-request` does), so that results dated
     around FIXTURE_TIME are as recent now as they were then."""
     base = fhir_server.rstrip("/")
+    parts = urlsplit(base)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise FixtureError(f"--fhir-server {fhir_server}: not an http(s) URL")
     with requests.Session() as session:
         for path in fixture_files(paths):
             bundle = read_transaction(path)
@@ -99,9 +108,9 @@ def upload(
                     timeout=timeout,
                 )
             except requests.RequestException as exc:
-                raise FixtureError(f"{path}: {base} could not be reached ({exc})") from None
+                raise UploadFailed(f"{path}: {base} could not be reached ({exc})") from None
             if response.status_code != 200:
-                raise FixtureError(
+                raise UploadFailed(
                     f"{path}: {base} answered HTTP {response.status_code}: {response.text[:500]}"
                 )
             counts = Counter(resource["resourceType"] for resource in entry_resources(bundle))

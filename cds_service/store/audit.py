@@ -71,6 +71,10 @@ class StoreError(Exception):
     """The store cannot be used as configured (e.g. its schema is behind this version)."""
 
 
+class StoreMissing(StoreError):
+    """A command that only reads the store found none where the settings point."""
+
+
 class StoreUnavailable(Exception):
     """A write could not be committed; nothing was acknowledged."""
 

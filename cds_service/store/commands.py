@@ -16,9 +16,11 @@ from typing import Any
 from sqlalchemy.exc import OperationalError
 
 from cds_service.store import migrate, report
-from cds_service.store.audit import AuditStore, StoreError
+from cds_service.store.audit import AuditStore, StoreError, StoreMissing
 
-StoreOpener = Callable[[], AuditStore]  # a store without a patient key: nothing here needs one
+# A store without a patient key (nothing here needs one); the argument says that the store must
+# exist already (StoreMissing otherwise): only `db upgrade` may create one.
+StoreOpener = Callable[[bool], AuditStore]
 # The progress bar appears only for scans that take longer than this.
 PROGRESS_DELAY_SECONDS = 0.5
 
@@ -28,9 +30,9 @@ def add_commands(commands: Any, open_store: StoreOpener) -> None:
     db = commands.add_parser("db", help="audit store schema and retention")
     db_commands = db.add_subparsers(dest="db_command", required=True)
     upgrade = db_commands.add_parser("upgrade", help="apply pending schema migrations")
-    upgrade.set_defaults(handler=lambda args: _upgrade(open_store()))
+    upgrade.set_defaults(handler=lambda args: _upgrade(open_store(False)))
     current = db_commands.add_parser("current", help="show the schema revision")
-    current.set_defaults(handler=lambda args: _current(open_store()))
+    current.set_defaults(handler=lambda args: _current(open_store))
     purge = db_commands.add_parser(
         "purge", help="delete hook calls, cards, profiles and feedback older than DAYS days"
     )
@@ -83,9 +85,9 @@ def _since(value: str) -> datetime:
         ) from None
 
 
-def _fail(message: str) -> int:
+def _fail(message: str, code: int = 1) -> int:
     print(f"cytokine-cds: {message}", file=sys.stderr)
-    return 1
+    return code
 
 
 def _upgrade(store: AuditStore) -> int:
@@ -104,7 +106,11 @@ def _upgrade(store: AuditStore) -> int:
     return 0
 
 
-def _current(store: AuditStore) -> int:
+def _current(open_store: StoreOpener) -> int:
+    try:
+        store = open_store(True)
+    except StoreMissing as exc:
+        return _fail(str(exc), 2)
     try:
         current = migrate.current_revision(store.engine)
     except OperationalError as exc:
@@ -118,7 +124,7 @@ def _current(store: AuditStore) -> int:
 
 
 def _checked_store(open_store: StoreOpener) -> AuditStore:
-    store = open_store()
+    store = open_store(True)
     try:
         store.check_schema()
     except OperationalError as exc:
@@ -133,6 +139,8 @@ def _checked_store(open_store: StoreOpener) -> AuditStore:
 def _purge(open_store: StoreOpener, older_than: timedelta) -> int:
     try:
         store = _checked_store(open_store)
+    except StoreMissing as exc:
+        return _fail(str(exc), 2)
     except StoreError as exc:
         return _fail(str(exc))
     try:
@@ -150,6 +158,8 @@ def _purge(open_store: StoreOpener, older_than: timedelta) -> int:
 def _report(open_store: StoreOpener, since: datetime | None, output: str, by: str = "topic") -> int:
     try:
         store = _checked_store(open_store)
+    except StoreMissing as exc:
+        return _fail(str(exc), 2)
     except StoreError as exc:
         return _fail(str(exc))
     try:

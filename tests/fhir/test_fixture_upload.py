@@ -56,7 +56,7 @@ def test_refuses_bundles_that_would_duplicate_data(tmp_path: Path, fhir_server: 
     path = tmp_path / "post.json"
     path.write_text(json.dumps(bundle))
     result = load_fixtures("--fhir-server", fhir_server, str(path))
-    assert result.returncode == 1
+    assert result.returncode == 2
     assert "entry 1 must be 'PUT Patient/p'" in result.stderr
 
 

@@ -273,3 +273,21 @@ def test_serve_refuses_to_start_on_a_schema_behind(database_url: str, tmp_path: 
     )
     assert result.returncode == 2  # a configuration problem, like every start-up refusal
     assert "run `cytokine-cds db upgrade`" in result.stderr
+
+
+def test_read_only_commands_never_create_a_store(tmp_path: Path) -> None:
+    """Run from a folder without the service's data dir: say that no store is there and how to
+    point at one (exit 2); never create an empty store and then advise migrating it."""
+    from tests.servers import cytokine_cds
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("CYTOKINE_CDS_")}
+    where = tmp_path.resolve() / "data" / "cytokine-cds.db"
+    for args in (["report"], ["db", "current"], ["db", "purge", "--older-than", "1"]):
+        result = cytokine_cds(*args, env=env, cwd=tmp_path)
+        assert result.returncode == 2, (args, result.stderr)
+        assert result.stderr.startswith(f"cytokine-cds: no audit store at {where}"), result.stderr
+        assert "CYTOKINE_CDS_DATA_DIR" in result.stderr and "db upgrade" not in result.stderr
+        assert list(tmp_path.iterdir()) == []  # nothing created
+    created = cytokine_cds("db", "upgrade", env=env, cwd=tmp_path)
+    assert created.returncode == 0, created.stderr
+    assert "no cards served" in cytokine_cds("report", env=env, cwd=tmp_path).stdout
