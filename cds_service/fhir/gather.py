@@ -5,7 +5,8 @@ nothing found); a missing key, or one whose value was an error, is queried on `f
 same (filled) template; a search that prefetch sent only in part is continued from its `next`
 link. What could not be read becomes a `DataGap`; when nothing at all could be read,
 `DataUnavailable` is raised (the API answers 412, spec "Prefetch Template"). A `fhirServer` the
-service may not contact raises `ServerRefused` (400), but only when something has to be read.
+service may not contact (not allowlisted, plain http) is one more reason a key could not be read:
+Epic always sends `fhirServer`, so a refused one must not cost the cards prefetch supports.
 
 This module reads prefetch through the interface of `cds_service.fhir.prefetch.read_prefetch`
 (`PrefetchRead`: `resources`, and `keys` with per-key `state` and `next_url`), typed here by the
@@ -27,7 +28,7 @@ from cds_service.fhir.search_merge import (
     merge_searches,
     split_fetch,
 )
-from cds_service.fhir.server_policy import ServerPolicy
+from cds_service.fhir.server_policy import ServerPolicy, ServerRefused
 from cds_service.fhir.templates import TemplateError, fill_template
 from cds_service.observability.metrics import record_fhir_fetch
 from cds_service.urls import FhirBase
@@ -69,8 +70,14 @@ class Gathered:
 class DataUnavailable(Exception):
     """None of the data the service needs could be obtained."""
 
-    def __init__(self, gaps: Sequence[DataGap], server: str | None = None) -> None:
+    def __init__(
+        self,
+        gaps: Sequence[DataGap],
+        server: str | None = None,
+        refused: ServerRefused | None = None,
+    ) -> None:
         self.gaps = list(gaps)
+        self.refused = refused  # set when the fhirServer itself may not be contacted
         where = f" (fhirServer {server})" if server else ""
         causes = "; ".join(
             f"{', '.join(keys)}: {reason}" for reason, keys in _by_reason(self.gaps).items()
@@ -103,7 +110,7 @@ class FhirAccess:
         """The resources for `templates` (the service's prefetch keys), with the gaps.
 
         `started` (time.monotonic()) is when the hook call arrived; the deadline counts from it.
-        Raises ServerRefused (400) or DataUnavailable (412)."""
+        Raises DataUnavailable (412) when nothing could be read."""
         started = time.monotonic() if started is None else started
         obtained: set[str] = set()  # keys with data (or a known "nothing found")
         gaps: list[DataGap] = []
@@ -127,23 +134,29 @@ class FhirAccess:
 
         fetched: FetchResult | None = None
         server_shown: str | None = None
+        refused: ServerRefused | None = None
         if plan:
             if fhir_server is None:
                 gaps += [_gap(task, _NO_SERVER, obtained) for task in plan]
             elif token is None and not self.allow_anonymous:
                 gaps += [_gap(task, _NO_ANONYMOUS, obtained) for task in plan]
             else:
-                base = self.policy.check(fhir_server)  # ServerRefused: nothing was contacted
-                server_shown = base.url
-                fetched = self._fetch(plan, base, token, started + self.deadline_seconds)
-                for key, fetch in fetched.keys.items():
-                    if fetch.complete or fetch.resources:
-                        obtained.add(key)
-                    if fetch.failure is not None:
-                        gaps.append(DataGap(key, fetch.failure.detail, key in obtained))
+                try:
+                    base = self.policy.check(fhir_server)  # decided before any connection
+                except ServerRefused as exc:
+                    refused = exc
+                    gaps += [_gap(task, exc.message.rstrip("."), obtained) for task in plan]
+                else:
+                    server_shown = base.url
+                    fetched = self._fetch(plan, base, token, started + self.deadline_seconds)
+                    for key, fetch in fetched.keys.items():
+                        if fetch.complete or fetch.resources:
+                            obtained.add(key)
+                        if fetch.failure is not None:
+                            gaps.append(DataGap(key, fetch.failure.detail, key in obtained))
 
         if not obtained:
-            raise DataUnavailable(gaps, server_shown)
+            raise DataUnavailable(gaps, server_shown, refused)
         resources = list(prefetch.resources)
         if fetched is not None:
             resources += fetched.resources

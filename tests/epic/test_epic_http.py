@@ -138,6 +138,40 @@ def test_an_epic_order_known_only_by_its_display_text_is_checked(epic: Epic) -> 
     assert card["suggestions"][0]["actions"][0]["resourceId"] == "MedicationRequest/eDisplayOnly.1"
 
 
+def test_a_key_epic_left_out_is_a_gap_when_its_fhir_server_may_not_be_read(epic: Epic) -> None:
+    # Epic always sends fhirServer; this service's allowlist is empty (the default), so what
+    # prefetch lacks cannot be read. The cards prefetch supports still come, with the gap named.
+    body = epic_request(epic, "order-sign.json", "case-sepsis-il6", "cytokine-storm-order-sign")
+    del body["prefetch"]["medicationStatements"]
+    cards = cards_of(epic.post(SERVICE, body))
+    assert [c["source"]["topic"]["code"] for c in cards] == ["ordermismatch", "dataincomplete"]
+    assert "anakinra" in cards[0]["summary"].lower()
+    gap = cards[1]["detail"]
+    assert "medicationStatements" in gap and "CYTOKINE\\_CDS\\_FHIR\\_ALLOWLIST" in gap
+    assert "vitals" not in gap  # the keys prefetch held are not gaps
+
+
+def test_a_first_page_epic_sent_is_used_when_its_next_page_may_not_be_read(epic: Epic) -> None:
+    body = epic_request(epic, "order-sign.json", "case-sepsis-il6", "cytokine-storm-order-sign")
+    next_page = f"{EPIC_FHIR}/Observation?patient=case-sepsis-il6&page=2"
+    body["prefetch"]["vitals"]["link"] = [{"relation": "next", "url": next_page}]
+    cards = cards_of(epic.post(SERVICE, body))
+    assert [c["source"]["topic"]["code"] for c in cards] == ["ordermismatch", "dataincomplete"]
+    assert "vitals" in cards[1]["detail"] and "only part" in cards[1]["detail"]
+
+
+def test_nothing_readable_from_a_refused_fhir_server_is_412_naming_it(epic: Epic) -> None:
+    body = epic_request(epic, "order-sign.json", "case-sepsis-il6", "cytokine-storm-order-sign")
+    del body["prefetch"]
+    response = epic.post(SERVICE, body)
+    assert response.status_code == 412
+    issue = response.get_json()["issue"][0]
+    assert issue["expression"] == ["fhirServer"]
+    assert EPIC_FHIR in issue["diagnostics"]
+    assert "CYTOKINE_CDS_FHIR_ALLOWLIST" in issue["diagnostics"]
+    assert body["fhirAuthorization"]["access_token"] not in response.get_data(as_text=True)
+
+
 def test_epics_no_results_outcome_is_an_empty_search_not_a_gap(epic: Epic) -> None:
     empty = load_fixture("epic/empty-search.json")
     read = read_prefetch({"cytokines": empty}, ["cytokines"])
