@@ -172,6 +172,50 @@ def test_nothing_readable_from_a_refused_fhir_server_is_412_naming_it(epic: Epic
     assert body["fhirAuthorization"]["access_token"] not in response.get_data(as_text=True)
 
 
+UCUM = "http://unitsofmeasure.org"
+ORDERED_DOSE = "https://open.epic.com/FHIR/StructureDefinition/extension/ordered-dose"
+
+
+def epic_methylprednisolone(epic: Epic, patient: str, ordered: dict[str, Any] | None) -> Any:
+    """Epic's order-sign for 1,000 mg methylprednisolone: a sibling Medication, the dose as the
+    volume given (15.6 mL), and the ordered dose in mg in Epic's dosage extension."""
+    body = epic_request(epic, "order-sign.json", patient, "cytokine-storm-order-sign")
+    order, medication = (entry["resource"] for entry in body["context"]["draftOrders"]["entry"])
+    name = "METHYLPREDNISOLONE SODIUM SUCC 1000 MG IJ SOLR"
+    medication["code"] = {
+        "coding": [{"system": "urn:oid:2.16.840.1.113883.6.88", "code": "6902"}],
+        "text": name,
+    }
+    order["medicationReference"]["display"] = name
+    dosage = order["dosageInstruction"][0]
+    dosage["doseAndRate"][0]["doseQuantity"] = {
+        "value": 15.6, "unit": "mL", "system": UCUM, "code": "mL"
+    }  # fmt: skip
+    dosage["timing"] = {"repeat": {"frequency": 1, "period": 1, "periodUnit": "d"}}
+    dosage["extension"] = [{"url": ORDERED_DOSE, "valueQuantity": ordered}] if ordered else []
+    return epic.post(SERVICE, body)
+
+
+def test_an_epic_dose_in_ml_is_read_from_its_ordered_dose_extension(epic: Epic) -> None:
+    ordered = {"value": 1000, "unit": "mg", "system": UCUM, "code": "mg"}
+    cards = cards_of(epic_methylprednisolone(epic, "css-immunoparalysis", ordered))
+    shown = [(c["source"]["topic"]["code"], c["indicator"]) for c in cards]
+    assert shown == [("ordermismatch", "warning")], cards
+    assert "high dose in immunoparalysis" in cards[0]["summary"]
+    # In grams it is the same dose.
+    in_grams = {"value": 1, "unit": "g", "system": UCUM, "code": "g"}
+    cards = cards_of(epic_methylprednisolone(epic, "css-immunoparalysis", in_grams))
+    assert [c["source"]["topic"]["code"] for c in cards] == ["ordermismatch"]
+
+
+def test_an_epic_dose_readable_from_neither_keeps_the_dose_unknown_card(epic: Epic) -> None:
+    for ordered in (None, {"value": 2, "unit": "vial", "code": "{vial}"}):
+        cards = cards_of(epic_methylprednisolone(epic, "css-immunoparalysis", ordered))
+        assert [c["source"]["topic"]["code"] for c in cards] == ["ordercaution"], cards
+        assert "the dose could not be read" in cards[0]["summary"]
+        assert "mL" in cards[0]["detail"]
+
+
 def test_epics_no_results_outcome_is_an_empty_search_not_a_gap(epic: Epic) -> None:
     empty = load_fixture("epic/empty-search.json")
     read = read_prefetch({"cytokines": empty}, ["cytokines"])
