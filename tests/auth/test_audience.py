@@ -74,7 +74,8 @@ def clients_file(tmp_path: Path, ec_signer: Signer, jwks: JwksServer, **entry: A
 def test_configured_audiences_are_the_only_ones_accepted(
     tmp_path: Path, ec_signer: Signer, jwks_server: JwksServer
 ) -> None:
-    typed_in = "https://cds.hospital.example/cytokine"  # as the analyst typed it into the EHR
+    # As the analyst typed it into the EHR, behind a proxy path.
+    typed_in = "https://cds.hospital.example/cytokine" + DISCOVERY
     path = clients_file(tmp_path, ec_signer, jwks_server, audiences=[typed_in])
     # No public base URL needed: every client says which audiences it signs for.
     client = create_app(Settings(trusted_clients=path)).test_client()
@@ -85,6 +86,29 @@ def test_configured_audiences_are_the_only_ones_accepted(
             client.get(DISCOVERY, headers=bearer(ec_signer.token(aud=aud))), "bad_audience"
         )
         assert typed_in in message
+
+
+def test_a_configured_audience_is_accepted_only_on_the_endpoint_it_names(
+    tmp_path: Path, ec_signer: Signer, jwks_server: JwksServer
+) -> None:
+    """CDS Hooks: `aud` "MUST be the URL of the CDS Service endpoint being invoked"."""
+    typed_in = "https://cds.hospital.example/cytokine" + SERVICE  # the patient-view service
+    path = clients_file(tmp_path, ec_signer, jwks_server, audiences=[typed_in])
+    client = create_app(Settings(trusted_clients=path)).test_client()
+
+    def call(endpoint: str) -> Any:
+        token = bearer(ec_signer.token(endpoint, aud=typed_in))
+        if endpoint == DISCOVERY:
+            return client.get(endpoint, headers=token)
+        body = FEEDBACK_BODY if endpoint.endswith("/feedback") else {}
+        return client.post(endpoint, json=body, headers=token)
+
+    assert call(SERVICE).status_code != 401  # reaches the service (400: an empty body)
+    assert call(FEEDBACK).status_code == 200  # Epic: the service's audience on its feedback
+    order_sign = "/cds-services/cytokine-storm-order-sign"
+    for endpoint in (order_sign, order_sign + "/feedback", DISCOVERY, "/evaluate"):
+        message = refused(call(endpoint), "bad_audience")
+        assert endpoint in message and "trusted-clients" in message
 
 
 def test_an_expected_sub_is_enforced(
