@@ -253,6 +253,23 @@ def test_operation_outcomes_in_fetched_pages_are_data_problems_of_the_record(
     assert outcomes == {("operation-outcome", reason, f"fetch:{key}") for key in service.needed}
 
 
+def test_a_server_refusing_combo_code_is_read_by_code_and_the_card_says_what_may_be_missed(
+    fhir_client: FlaskClient, faults: FaultServer
+) -> None:
+    patient = "case-cart-day3"  # CRS by ASTCT: fever and hypotension are read from vitals
+    strict, _ = call(fhir_client, hook_body(PV, patient, faults.url("strict-combo")))
+    assert strict.status_code == 200, strict.get_json()
+    detail = data_gap_card(strict)["detail"]
+    assert "combo-code" in detail and "component of another Observation" in detail
+    assert "cytokines" in detail and "vitals" in detail
+    # The cytokines are still read: the same cards as from a server that runs combo-code.
+    full, _ = call(fhir_client, hook_body(PV, patient, faults.url("proxy")))
+    topics = [c["source"]["topic"]["code"] for c in full.get_json()["cards"]]
+    assert topics and "dataincomplete" not in topics
+    shown = [c["source"]["topic"]["code"] for c in strict.get_json()["cards"]]
+    assert shown == [*topics, "dataincomplete"]
+
+
 def test_no_prefetch_and_no_fhir_server_is_412(fhir_client: FlaskClient) -> None:
     response, _ = call(fhir_client, hook_body(PV, DEMO, None))
     assert response.status_code == 412
