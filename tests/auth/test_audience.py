@@ -3,6 +3,7 @@ NumericDate claims: real keys and signed tokens through the Flask test client.""
 
 from __future__ import annotations
 
+import logging
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -180,3 +181,35 @@ def test_profile_links_never_use_the_host_header(tmp_path: Path) -> None:
     (card,) = response.get_json()["cards"]
     (link,) = card["links"]
     assert link["url"].startswith("http://127.0.0.1:8123/profile/")
+
+
+def test_no_profile_links_on_a_wildcard_bind_without_a_public_base_url(
+    tmp_path: Path, ec_signer: Signer, jwks_server: JwksServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Authentication on, every client with its `audiences`, no public base URL, and the
+    service bound to 0.0.0.0: a link to http://0.0.0.0:8080/profile/... opens nothing."""
+    typed_in = "https://cds.hospital.example" + SERVICE
+    path = clients_file(tmp_path, ec_signer, jwks_server, audiences=[typed_in])
+
+    def cards(**settings: Any) -> list[dict[str, Any]]:
+        app = create_app(Settings(trusted_clients=path, host="0.0.0.0", **settings))
+        with app.app_context():
+            service = current_runtime().services["cytokine-storm-patient-view"]
+        patient = load_fixture("patients/css-il6-covid.json")
+        body = hook_request(service, patient, now=datetime.now(UTC))
+        token = bearer(ec_signer.token(SERVICE, aud=typed_in))
+        response = app.test_client().post(SERVICE, json=body, headers=token)
+        assert response.status_code == 200, response.get_json()
+        return list(response.get_json()["cards"])
+
+    with caplog.at_level(logging.WARNING):
+        dropped = cards()
+    assert dropped and not any("links" in card for card in dropped)
+    warned = [
+        r.getMessage() for r in caplog.records if "profile page links are off" in r.getMessage()
+    ]
+    assert len(warned) == 1 and "0.0.0.0" in warned[0]
+    assert "CYTOKINE_CDS_PUBLIC_BASE_URL" in warned[0]
+    # With the public base URL, the links are on it.
+    (card,) = cards(public_base_url="https://cds.hospital.example")
+    assert card["links"][0]["url"].startswith("https://cds.hospital.example/profile/")
