@@ -70,7 +70,8 @@ def create_app(settings: Settings | None = None) -> Flask:
         app.register_blueprint(blueprint)
     if settings.profile_page:
         notice = runtime.cards.kit.common.notice
-        install_profile_page(app, notice, settings.profile_frame_ancestors)
+        scores = {id_: s.scores for id_, s in runtime.rules.settings.items()}
+        install_profile_page(app, notice, settings.profile_frame_ancestors, scores)
     return app
 
 

@@ -9,7 +9,7 @@ a profile that was not kept gets 404, a store that cannot be read 503. Every ans
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import cast
 
 from flask import Blueprint, Flask, Response, current_app
@@ -28,11 +28,17 @@ PAGES_KEY = "cytokine_cds_profile_pages"
 RETRY_AFTER_SECONDS = 30
 
 
-def install_profile_page(app: Flask, notice: str, frame_ancestors: Sequence[str]) -> None:
+def install_profile_page(
+    app: Flask,
+    notice: str,
+    frame_ancestors: Sequence[str],
+    setting_scores: Mapping[str, Sequence[str]] | None = None,
+) -> None:
     """Serve the page (when it is off, the app does not call this: the route answers 404).
 
     `frame_ancestors`: origins that may show the page in a frame (none: no framing)."""
-    app.extensions[PAGES_KEY] = (ProfilePages(notice), security_headers(frame_ancestors))
+    pages = ProfilePages(notice, setting_scores=setting_scores)
+    app.extensions[PAGES_KEY] = (pages, security_headers(frame_ancestors))
     app.register_blueprint(bp)
 
 

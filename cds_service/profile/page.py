@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Literal
 
@@ -20,7 +20,7 @@ from markupsafe import Markup
 from cds_service.cards.templates import lab_value_text, result_text, unit_text, when_text
 from cds_service.profile import charts
 from cds_service.profile.snapshot import AnalyteHistory, StoredProfile
-from cds_service.rules.assessment import Assessment, AxisResult, MarkerResult
+from cds_service.rules.assessment import Assessment, AxisResult, MarkerResult, ScoreView
 
 PAGE_CACHE_SIZE = 64
 
@@ -90,8 +90,15 @@ class Chart:
 class ProfilePages:
     """Renders profile pages and the refusal page; keeps the last pages rendered."""
 
-    def __init__(self, notice: str, cache_size: int = PAGE_CACHE_SIZE) -> None:
+    def __init__(
+        self,
+        notice: str,
+        cache_size: int = PAGE_CACHE_SIZE,
+        setting_scores: Mapping[str, Sequence[str]] | None = None,
+    ) -> None:
         self.notice = notice
+        # The scores each setting's cards show (rules file): a score is valid in its population.
+        self.setting_scores = setting_scores
         self.env = Environment(
             loader=PackageLoader("cds_service.profile", "templates"),
             autoescape=select_autoescape(default=True, default_for_string=True),
@@ -130,6 +137,7 @@ class ProfilePages:
         return template.render(
             title=_title(a),
             assessment=a,
+            scores=self._scores(a),
             decision=DECISIONS[a.decision],
             evaluated=f"{a.evaluated_at:%Y-%m-%d %H:%M} UTC",
             axis_status={axis.axis: _axis_status(axis, a) for axis in a.axes},
@@ -140,6 +148,12 @@ class ProfilePages:
             notice=self.notice,
             near_misses=[f"{m.label} {self._result(m)}" for m in a.near_misses if m.value],
         )
+
+    def _scores(self, a: Assessment) -> list[ScoreView]:
+        if self.setting_scores is None:
+            return list(a.scores)
+        wanted = self.setting_scores.get(a.setting.setting if a.setting else "unknown", ())
+        return [score for score in a.scores if score.id in wanted]
 
     def refused(self, status: Literal[403, 404, 503]) -> str:
         return self.env.get_template("refused.html.j2").render(status=status)

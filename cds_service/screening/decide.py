@@ -37,7 +37,7 @@ class KnowledgeFiles:
 class ScreenDecision:
     assessment: Assessment
     cards: list[dict[str, Any]]  # card JSON, as in a patient-view response
-    card_types: tuple[str, ...]  # the card template of each card (cards/<type>.yaml)
+    card_types: tuple[str, ...]  # each card's source.topic code, as EHRs and `report` name it
     problems: tuple[DataProblem, ...]
     setting: str | None
     scores: dict[str, float]
@@ -70,7 +70,7 @@ def decide_patient(
     return ScreenDecision(
         assessment=assessment,
         cards=cards,
-        card_types=tuple(_card_type(knowledge, card) for card in cards),
+        card_types=tuple(str(card["source"]["topic"]["code"]) for card in cards),
         problems=tuple(p for p in decision.evidence.problems if p.code != ProblemCode.UNKNOWN_CODE),
         setting=setting,
         scores={
@@ -79,13 +79,6 @@ def decide_patient(
         },
         decisive_values=[_value(m) for m in assessment.markers() if m.above and m.value],
     )
-
-
-def _card_type(knowledge: Knowledge, card: dict[str, Any]) -> str:
-    """The template a card was rendered from, known by its topic code."""
-    code = str(card["source"]["topic"]["code"])
-    templates = knowledge.cards.kit.templates
-    return next((kind for kind, t in templates.items() if t.spec.topic.code == code), code)
 
 
 def _value(marker: MarkerResult) -> dict[str, Any]:

@@ -317,3 +317,29 @@ def test_the_profile_route_needs_no_cds_client_jwt(tmp_path: Path) -> None:
     assert client.get("/cds-services").status_code == 401
     token = ProfileLinks(SECRET.encode(), 3600).issue("http://localhost").token
     assert client.get(f"/profile/{token}").status_code == 404  # reached: not stored
+
+
+def test_a_car_t_page_shows_the_settings_score_and_the_pattern_as_description(
+    client: FlaskClient,
+) -> None:
+    """ASTCT grading applies in CAR-T; cHIS (COVID-19) does not, and the cytokine pattern did not
+    choose tocilizumab: the page says so instead of calling it the rule that fired."""
+    card = hook_call(client, "patient-view", "case-cart-day3").get_json()["cards"][0]
+    assert card["source"]["topic"]["code"] == "crs"
+    page = client.get(urlsplit(card["links"][0]["url"]).path).get_data(as_text=True)
+    scores = re.findall(r'<dt>([^<]*)</dt><dd class="score">', page)
+    assert any("ASTCT" in label for label in scores), scores
+    assert not any("cHIS" in label or "HScore" in label for label in scores), scores
+    heading = re.search(r'<h2 id="rule-heading">([^<]*)</h2>', page)
+    assert heading is not None and "The rule that fired" not in heading.group(1)
+    assert "described only" in heading.group(1)
+
+
+def test_a_page_without_a_recorded_setting_shows_chis_and_the_rule_that_fired(
+    client: FlaskClient,
+) -> None:
+    card = hook_call(client, "patient-view", "css-il6-covid").get_json()["cards"][0]
+    page = client.get(urlsplit(card["links"][0]["url"]).path).get_data(as_text=True)
+    scores = re.findall(r'<dt>([^<]*)</dt><dd class="score">', page)
+    assert any("cHIS" in label for label in scores) and not any("ASTCT" in s for s in scores)
+    assert '<h2 id="rule-heading">The rule that fired</h2>' in page

@@ -130,6 +130,8 @@ REFUSED_BY_GUNICORN = {
     "bad-http-version": (b"GET /healthz HTTP/9.9\r\nHost: x\r\n\r\n", 400),
     "bad-header-name": (b"GET /healthz HTTP/1.1\r\nHost: x\r\nBad Name: 1\r\n\r\n", 400),
     "unknown-transfer-coding": (post(SERVICE, b"Transfer-Encoding: zstd\r\n", b"{}"), 501),
+    # A coding gunicorn knows but does not decode is a 400, not a 501.
+    "gzip-transfer-coding": (post(SERVICE, b"Transfer-Encoding: gzip\r\n", b"{}"), 400),
 }
 
 
