@@ -146,6 +146,9 @@ class Assessment(_Frozen):
     rules_version: str
     axes: tuple[AxisResult, ...]
     immune: tuple[MarkerResult, ...]  # immunoparalysis markers
+    # Markers of the setting rules (IEC-HS ferritin, transaminitis, SpO₂, label limits): a card
+    # shows the ones its rules read, with their thresholds.
+    setting_markers: tuple[MarkerResult, ...] = ()
     signs: tuple[MarkerResult, ...]  # hyperinflammation signs and cytopenias, all judged
     cytopenia_lines: int
     missing_groups: tuple[str, ...]  # cytokine groups without a fresh result
@@ -172,12 +175,13 @@ class Assessment(_Frozen):
         return next(axis for axis in self.axes if axis.axis == axis_id)
 
     def markers(self) -> tuple[MarkerResult, ...]:
-        """Every marker judged, each once, in reading order (axes, immune status, signs)."""
+        """Every marker judged, each once, in reading order (axes, immune status, signs, setting
+        rules)."""
         seen: dict[str, MarkerResult] = {}
         for axis in self.axes:
             for result in (*axis.pivotal, *axis.supportive):
                 seen.setdefault(result.marker, result)
-        for result in (*self.immune, *self.signs):
+        for result in (*self.immune, *self.signs, *self.setting_markers):
             seen.setdefault(result.marker, result)
         return tuple(seen.values())
 

@@ -79,6 +79,7 @@ def assess(
         rules_version=rules.label,
         axes=axes,
         immune=tuple(judged[m] for m in (*ip.required, *ip.supportive)),
+        setting_markers=tuple(judged[m] for m in clinical.decisive),
         signs=signs,
         cytopenia_lines=cytopenia_lines,
         missing_groups=missing_groups,

@@ -212,6 +212,28 @@ def iec_hs() -> Chart:
     )
 
 
+def iec_hs_febrile() -> Chart:
+    """Day 14, still febrile (ASTCT grade 1): rising ferritin, low fibrinogen, transaminitis."""
+    return (
+        Chart("case-iechs-febrile")
+        .car_t_infusion(days_ago=14)
+        .vitals(temperature=38.6, spo2=97, oxygen_flow=0, systolic=110)
+        .lab("ferritin", 4000, 48)
+        .labs(ferritin=15000, platelets=30, neutrophils=0.4, fibrinogen=110, alt=260, ifng=400)
+    )
+
+
+def car_t_day1_well() -> Chart:
+    """Day 1, well: afebrile on room air; ferritin 900 and the neutropenia lymphodepletion
+    leaves are no HLH-like syndrome."""
+    return (
+        Chart("case-cart-day1-well")
+        .car_t_infusion(days_ago=1)
+        .vitals(temperature=36.9, spo2=98, oxygen_flow=0, systolic=122)
+        .labs(ferritin=900, neutrophils=0.1)
+    )
+
+
 def bispecific_grade2() -> Chart:
     return (
         Chart("case-bispecific")
@@ -416,8 +438,14 @@ CASES: tuple[Case, ...] = (
          orders=order(*TOCILIZUMAB), mismatch=False),
     Case("cart-tocilizumab-allergy", "Label: a recorded allergy removes the drug", car_t_allergic,
          never=("tocilizumab",), named=("tocilizumab",), text=("allergy",)),
-    Case("iec-hs", f"{HINES2023}", iec_hs, suggest=("anakinra",),
-         never=("emapalumab", "tocilizumab")),
+    Case("iec-hs", f"{HINES2023}; clinical-settings.md 2.3 (off-label: advised, not drafted)",
+         iec_hs, named=("anakinra",), never=("anakinra", "emapalumab", "tocilizumab"),
+         text=("IEC-HS", "Ferritin (IEC-HS range)")),
+    Case("iec-hs-febrile", f"{HINES2023} (as CRS resolves); {LEE2019}", iec_hs_febrile,
+         named=("anakinra",), never=("anakinra", "emapalumab", "tocilizumab"),
+         text=("IEC-HS",)),
+    Case("cart-day1-well", f"{HINES2023}; {SETTINGS_REF}", car_t_day1_well,
+         never=("anakinra", "tocilizumab", "emapalumab")),
     Case("bispecific-grade2", f"{MOREAU2022}; {LEE2019}", bispecific_grade2,
          suggest=("tocilizumab",), never=("emapalumab",)),
     # COVID-19

@@ -117,14 +117,46 @@ def test_recorded_allergy_removes_the_drug(runtime: Runtime) -> None:
     assert advice(result) == [("tocilizumab", "removed")]
 
 
-def test_iec_hs_suggests_anakinra(runtime: Runtime) -> None:
+def test_iec_hs_features_advise_and_draft_nothing_by_default(runtime: Runtime) -> None:
     where = chart(finding("iec", kind="car-t", day=14))
     result = assessed(
         runtime, where, (score("astct", 0),), ferritin=15000, platelets=30, fibrinogen=1.1
     )
     assert result.state is not None and result.state.id == "iechs"
-    assert advice(result) == [("anakinra", "suggest")]
+    assert advice(result) == [("iechs-evidence", "advise")]  # anakinra is off-label, unverified
     assert result.advice[0].verify  # marked for verification
+    assert "ferritin-iechs" in result.decisive  # the card shows the ferritin that fired
+    assert "ferritin-iechs" in {m.marker for m in result.values_used()}
+
+
+def test_iec_hs_anakinra_is_a_hospital_option(runtime: Runtime) -> None:
+    rules = runtime.rules
+    option = rules.options["iec_hs_anakinra"].model_copy(update={"value": True})
+    chosen = dataclasses.replace(rules, options={**rules.options, "iec_hs_anakinra": option})
+    resources = [
+        observation(a, id=a, valueQuantity=quantity(v, UNITS[a]))
+        for a, v in (("ferritin", 15000), ("fibrinogen", 1.1))
+    ]
+    evidence = build_evidence(resources, runtime.catalog, AS_OF)
+    where = chart(finding("iec", kind="car-t", day=14))
+    result = assess(evidence, chosen, where, (score("astct", 0),))
+    assert [(a.drug, a.status) for a in result.advice] == [("anakinra", "suggest")]
+
+
+def test_iec_hs_features_at_grade_1_come_before_crs(runtime: Runtime) -> None:
+    """A febrile HLH-like picture is not "CRS grade 1: no action"."""
+    where = chart(finding("iec", kind="car-t", day=14))
+    result = assessed(runtime, where, (score("astct", 1),), ferritin=15000, alt=260)
+    assert result.state is not None and result.state.id == "iechs"
+    result = assessed(runtime, where, (score("astct", 2),), ferritin=15000, alt=260)
+    assert result.state is not None and result.state.id == "crs"  # grade 2: tocilizumab
+    assert advice(result)[0] == ("tocilizumab", "suggest")
+
+
+def test_expected_post_car_t_counts_and_ferritin_are_no_iec_hs(runtime: Runtime) -> None:
+    where = chart(finding("iec", kind="car-t", day=1))
+    result = assessed(runtime, where, (score("astct", 0),), ferritin=900, neutrophils=0.1)
+    assert result.state is None and result.advice == ()
 
 
 def test_car_t_rules_win_over_a_recorded_sepsis(runtime: Runtime) -> None:
