@@ -67,6 +67,7 @@ def read_chart(
     chart = _collect(resources)
     reader = _Reader(catalog, as_of, chart.problems)
     settings: list[SettingFinding] = []
+    supporting: list[SettingFinding] = []  # count only beside another finding of their setting
     suspected: list[SettingFinding] = []
     infections: list[SettingFinding] = []
     triggers: list[tuple[str, SettingFinding]] = []
@@ -80,7 +81,7 @@ def read_chart(
                     suspected.append(finding)
                 continue
             if concept.settings:
-                settings.append(finding)
+                (supporting if concept.supporting else settings).append(finding)
             if concept.hlh_trigger:
                 triggers.append((concept.hlh_trigger, finding))
             if concept.latent_tb:
@@ -102,6 +103,8 @@ def read_chart(
                     iec = reader.iec_from_drug(exposure, concept)
                     if iec is not None:
                         settings.append(iec)
+    opened = {finding.setting for finding in settings}
+    settings += [finding for finding in supporting if finding.setting in opened]
     allergies: list[str] = []
     for allergy in chart.by_type.get("AllergyIntolerance", []):
         for drug in reader.allergy(allergy, chart.medications):

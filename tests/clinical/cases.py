@@ -234,6 +234,15 @@ def car_t_day1_well() -> Chart:
     )
 
 
+def covid_with_crs_code() -> Chart:
+    """Hypoxic COVID-19 with a CRS diagnosis code and no CAR-T or bispecific on the chart."""
+    return (
+        covid_hypoxic("case-covid-crs-code", crp=50, neutrophils=0.5)
+        .lab("temperature", 38.5, 1)
+        .condition(ICD10CM, "D89.839", "Cytokine release syndrome, grade unspecified", 1)
+    )
+
+
 def bispecific_grade2() -> Chart:
     return (
         Chart("case-bispecific")
@@ -446,6 +455,10 @@ CASES: tuple[Case, ...] = (
          text=("IEC-HS",)),
     Case("cart-day1-well", f"{HINES2023}; {SETTINGS_REF}", car_t_day1_well,
          never=("anakinra", "tocilizumab", "emapalumab")),
+    Case("crs-code-without-infusion", "clinical-settings.md 2.1 (recognised from an infusion or "
+         f"a bispecific dose); {RECOVERY_TCZ}; {ACTEMRA} (COVID-19: ANC < 1,000/mm³)",
+         covid_with_crs_code, suggest=("dexamethasone",), never=("tocilizumab",),
+         text=("Setting applied: COVID-19",)),
     Case("bispecific-grade2", f"{MOREAU2022}; {LEE2019}", bispecific_grade2,
          suggest=("tocilizumab",), never=("emapalumab",)),
     # COVID-19
