@@ -15,7 +15,7 @@ from typing import Any, Protocol
 
 from cds_service.cards.build import DataGapText
 from cds_service.cards.resources import OrderContext
-from cds_service.context import read_chart
+from cds_service.context import order_indication, read_chart
 from cds_service.evidence import DataProblem, Evidence, build_evidence
 from cds_service.evidence.bundles import text_at
 from cds_service.fhir.draft_orders import medication_orders
@@ -107,7 +107,13 @@ def decide(
     if context.hook in ORDER_HOOKS:
         only = context.selections if context.hook == "order-select" else None
         orders = medication_orders(context.draft_orders or {}, only=only)
-        findings = judge_orders(orders, assessment, knowledge.rules, chart)
+        findings = judge_orders(
+            orders,
+            assessment,
+            knowledge.rules,
+            chart,
+            lambda order: order_indication(order.resource, knowledge.context, chart),
+        )
         cards = builder.for_orders(findings, assessment, order_context, card_links)
     else:
         cards = builder.for_patient(assessment, order_context, card_links)

@@ -277,6 +277,7 @@ class CardBuilder:
             ),
             finding=self._named(finding),
             setting=self._setting(assessment.setting),
+            short=avoid.short if (avoid := self._avoid(assessment, finding.rule)) else "",
         )
         return self._card(
             "order-caution",

@@ -2,7 +2,7 @@
 
 from .catalog import ContextCatalog, ContextCatalogError, load_context_catalog
 from .models import ChartContext, DrugExposure, OxygenSupport, Setting, SettingFinding
-from .reader import read_chart
+from .reader import order_indication, read_chart
 
 __all__ = [
     "ChartContext",
@@ -13,5 +13,6 @@ __all__ = [
     "Setting",
     "SettingFinding",
     "load_context_catalog",
+    "order_indication",
     "read_chart",
 ]

@@ -127,6 +127,42 @@ def read_chart(
     )
 
 
+def order_indication(
+    order: Mapping[str, Any], catalog: ContextCatalog, chart: ChartContext
+) -> frozenset[str] | None:
+    """The settings an order's stated indication names (`reasonCode`, or a `reasonReference`
+    to a Condition of the chart). None: it states none that can be read; an empty set: it
+    states one that is no setting (antenatal corticosteroids, a transplant)."""
+    settings: set[str] = set()
+    stated = False
+    reasons = order.get("reasonCode")
+    for concept in reasons if isinstance(reasons, list) else [reasons]:
+        if not isinstance(concept, dict):
+            continue
+        found: list[Match] = []
+        for coding in _codings(concept):
+            system, code = coding.get("system"), coding.get("code")
+            if isinstance(system, str) and isinstance(code, str):
+                found += catalog.match_code(system, code, "condition")
+        if not found:
+            for text in _texts(concept):
+                found += catalog.match_text(text, "condition")
+        stated = stated or bool(found or _texts(concept) or _codings(concept))
+        settings.update(setting for match in found for setting in match.concept.settings)
+    references = order.get("reasonReference")
+    findings = (*chart.settings, *chart.suspected)
+    for reference in references if isinstance(references, list) else [references]:
+        target = reference.get("reference") if isinstance(reference, dict) else None
+        if not isinstance(target, str) or "Condition/" not in target:
+            continue
+        tail = "Condition/" + target.rsplit("Condition/", 1)[1]
+        named = [f.setting for f in findings if f.reference == tail]
+        # A Condition the chart does not show as a setting cannot be told apart: unstated.
+        stated = stated or bool(named)
+        settings.update(named)
+    return frozenset(settings) if stated else None
+
+
 def _hlh_kinds(
     settings: list[SettingFinding], triggers: list[tuple[str, SettingFinding]]
 ) -> list[SettingFinding]:

@@ -8,7 +8,7 @@ the rules know; stress-dose hydrocortisone is never judged.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
@@ -25,7 +25,8 @@ from cds_service.rules.setting_rules import safety_findings
 class OrderFinding(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    kind: Literal["mismatch", "caution", "dose-unknown", "needs-cytokines"]
+    # indication-unstated: an avoid rule about one indication, on an order that names none
+    kind: Literal["mismatch", "caution", "dose-unknown", "needs-cytokines", "indication-unstated"]
     order: str | None  # "MedicationRequest/<id>" of the draft
     drug: str  # drug id in the rules file
     drug_class: str
@@ -57,7 +58,9 @@ def judge_orders(
     assessment: Assessment,
     rules: Rules,
     chart: ChartContext = EMPTY_CHART,
+    indication: Callable[[DraftMedication], frozenset[str] | None] = lambda order: None,
 ) -> list[OrderFinding]:
+    """`indication`: the settings an order's stated indication names (None: none stated)."""
     setting = assessment.setting.setting if assessment.setting else "unknown"
     findings: list[OrderFinding] = []
     for order in orders:
@@ -69,9 +72,17 @@ def judge_orders(
         steroid_mg = _prednisone_mg(order, drug)
         avoid = [rule for rule in rules.settings[setting].avoid if _about(rule, drug_id, drug)]
         fired = None
+        unstated = None
         for rule in avoid:
             if not all_hold(rules.when(rule.when), assessment.facts):
                 continue
+            if rule.indication is not None:
+                given_for = indication(order)
+                if given_for is None:
+                    unstated = unstated or rule
+                    continue
+                if rule.indication not in given_for:
+                    continue
             if rule.min_prednisone_mg is not None:
                 if steroid_mg is None:
                     findings.append(
@@ -97,6 +108,18 @@ def judge_orders(
                     rule=fired.id,
                     source=fired.source,
                     reason=fired.reason,
+                    daily_dose_prednisone_mg=steroid_mg,
+                )
+            )
+            continue
+        if unstated is not None:
+            findings.append(
+                OrderFinding(
+                    kind="indication-unstated",
+                    **base,
+                    rule=unstated.id,
+                    source=unstated.source,
+                    reason=unstated.unstated or "",
                     daily_dose_prednisone_mg=steroid_mg,
                 )
             )

@@ -214,6 +214,11 @@ class AvoidSpec(_Spec):
     when: list[Condition] = []
     min_prednisone_mg: float | None = Field(default=None, gt=0)  # per day; corticosteroids only
     instead: Id | None = None
+    # Only orders given for this setting's disease (the order's reasonCode/reasonReference):
+    # an order for another stated indication is not judged, and one that names none gets the
+    # hedged caution `unstated` instead of a mismatch.
+    indication: SettingId | None = None
+    unstated: Text | None = None
     source: Id
     short: Text  # the reason in a few words, for the card summary
     reason: Text
@@ -222,6 +227,8 @@ class AvoidSpec(_Spec):
     def _names_drugs(self) -> AvoidSpec:
         if not self.drugs and not self.classes:
             raise ValueError("name the drugs or drug classes the rule is about")
+        if (self.indication is None) != (self.unstated is None):
+            raise ValueError("`indication` and `unstated` go together")
         return self
 
 

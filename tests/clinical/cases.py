@@ -23,11 +23,15 @@ METHYLPREDNISOLONE = ("methylprednisolone", "6902")
 HYDROCORTISONE = ("hydrocortisone", "5492")
 ETOPOSIDE = ("etoposide", "4179")
 TECLISTAMAB = ("teclistamab", "2619432")
+PREDNISONE = ("prednisone", "8640")
 
 # Diagnoses more than one chart records: (system, code, display).
 SEPSIS = (ICD10CM, "A41.9", "Sepsis, unspecified organism")
 COVID19 = (ICD10CM, "U07.1", "COVID-19")
 FAMILIAL_HLH = (ORPHA, "540", "Familial hemophagocytic lymphohistiocytosis")
+# The indication an order records (MedicationRequest.reasonCode).
+FOR_COVID19 = {"coding": [{"system": ICD10CM, "code": "U07.1", "display": "COVID-19"}]}
+ANTENATAL = {"text": "Antenatal corticosteroids: threatened preterm birth"}
 
 # The sources the cases are built from.
 LEE2019 = (
@@ -478,7 +482,16 @@ CASES: tuple[Case, ...] = (
     Case("covid-no-oxygen", f"{RECOVERY_DEX} (no benefit without oxygen)", covid_no_oxygen,
          never=("dexamethasone", "tocilizumab", "baricitinib"), no_cards=True),
     Case("covid-no-oxygen-dexamethasone-order", f"{RECOVERY_DEX}", covid_no_oxygen,
-         hook="order-sign", orders=order(*DEXAMETHASONE, dose=6), mismatch=True),
+         hook="order-sign", orders=order(*DEXAMETHASONE, dose=6, reason=FOR_COVID19),
+         mismatch=True),
+    Case("covid-no-oxygen-antenatal-dexamethasone",
+         f"{RECOVERY_DEX} (dexamethasone as COVID-19 therapy, not antenatal steroids)",
+         covid_no_oxygen, hook="order-sign",
+         orders=order(*DEXAMETHASONE, dose=6, per_day=2, reason=ANTENATAL), no_cards=True),
+    Case("covid-no-oxygen-steroid-no-indication",
+         f"{RECOVERY_DEX} (COVID-19 therapy only: an order of unstated indication is not removed)",
+         covid_no_oxygen, hook="order-sign", orders=order(*PREDNISONE, dose=10),
+         mismatch=False, text=("no indication",)),
     Case("covid-low-crp", f"{RECOVERY_TCZ} (CRP >= 75 mg/L)", covid_low_crp,
          suggest=("dexamethasone",), never=("tocilizumab", "baricitinib")),
     Case("covid-bacterial-pneumonia", f"{ACTEMRA} (no other concurrent active infection)",

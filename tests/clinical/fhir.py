@@ -304,8 +304,10 @@ def order(
     per_day: int = 1,
     text: str | None = None,
     order_id: str | None = None,
+    reason: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """A draftOrders Bundle with one MedicationRequest."""
+    """A draftOrders Bundle with one MedicationRequest (`reason`: its reasonCode, the
+    indication)."""
     request: dict[str, Any] = {
         "resourceType": "MedicationRequest",
         "id": order_id or f"draft-{drug.split()[0].lower()}",
@@ -316,6 +318,8 @@ def order(
             "text": text or drug,
         },
     }
+    if reason is not None:
+        request["reasonCode"] = [reason]
     if dose is not None:
         request["dosageInstruction"] = [
             {

@@ -374,3 +374,24 @@ def test_chart_entries_of_another_patient_are_left_out_by_the_decision() -> None
     kept, foreign = for_patient([mine, theirs, allergy_theirs], "p1")
     assert kept == [mine]
     assert [p.code for p in foreign] == ["other-patient", "other-patient"]
+
+
+def test_an_orders_indication_is_read_from_reason_code_or_a_referenced_condition(
+    catalog: ContextCatalog,
+) -> None:
+    from cds_service.context import order_indication
+
+    covid = condition(ICD10CM, "U07.1")
+    found = chart(catalog, covid)
+    coded = {"reasonCode": [{"coding": [{"system": ICD10CM, "code": "U07.1"}]}]}
+    assert order_indication(coded, catalog, found) == {"covid19"}
+    url = f"https://ehr.invalid/fhir/Condition/{covid['id']}"
+    referenced = {"reasonReference": [{"reference": url}]}
+    assert order_indication(referenced, catalog, found) == {"covid19"}
+    # Another stated indication: no setting; nothing stated, or a Condition not on the chart:
+    # it cannot be told.
+    antenatal = {"reasonCode": {"text": "antenatal corticosteroids"}}  # one object, not a list
+    assert order_indication(antenatal, catalog, found) == frozenset()
+    assert order_indication({}, catalog, found) is None
+    unseen = {"reasonReference": [{"reference": "Condition/not-on-the-chart"}]}
+    assert order_indication(unseen, catalog, found) is None

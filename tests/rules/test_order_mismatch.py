@@ -31,7 +31,8 @@ def cards_of(response: Any) -> list[dict[str, Any]]:
         ("case-sepsis-ip", "methylprednisolone-pulse", None),  # 1 g/day in immunoparalysis
         ("case-sjia-mas", "emapalumab", "6902"),  # Still's: glucocorticoids first
         ("case-ebv-hlh", "emapalumab", None),  # labelled for primary HLH
-        ("case-covid-air", "dexamethasone-6mg", None),  # COVID-19 without oxygen need
+        # Dexamethasone ordered as COVID-19 therapy (reasonCode U07.1) without oxygen need.
+        ("case-covid-air", "dexamethasone-6mg-covid", None),
     ],
 )
 def test_an_avoid_rule_of_the_setting_warns_with_its_source(
@@ -165,6 +166,20 @@ def test_a_high_steroid_dose_is_named_in_prednisone_equivalents(client: FlaskCli
     assert "(about 1,250 mg prednisone-equivalent per day) does not fit" in " ".join(
         card["detail"].split()
     )
+
+
+def test_a_steroid_of_unstated_indication_without_oxygen_gets_a_hedged_caution(
+    client: FlaskClient,
+) -> None:
+    """RECOVERY is about dexamethasone as COVID-19 therapy: an order that names no indication
+    (it may be antenatal or long-term) is never told to be removed."""
+    (card,) = cards_of(hook_call(client, "order-sign", "case-covid-air", "dexamethasone-6mg"))
+    assert card["source"]["topic"]["code"] == "ordercaution"
+    assert "suggestions" not in card  # no delete
+    assert len(card["summary"]) < 140 and "if" in card["summary"].lower()
+    detail = " ".join(card["detail"].split())
+    assert "no indication" in detail and "RECOVERY" in detail
+    assert "abruptly" in detail  # long-term steroids must not simply be stopped
 
 
 def test_a_label_caution_names_the_finding(client: FlaskClient) -> None:
