@@ -41,6 +41,10 @@ _PATIENT_SCOPED = {
     "MedicationStatement": "subject",
     "AllergyIntolerance": "patient",
 }
+_ALL_FOREIGN = (
+    "all {count} results and chart entries received name another patient than the chart's "
+    "(context.patientId), so none was used"
+)
 
 
 @dataclass(frozen=True)
@@ -117,8 +121,11 @@ def decide(
         cards = builder.for_orders(findings, assessment, order_context, card_links)
     else:
         cards = builder.for_patient(assessment, order_context, card_links)
-    if record.gaps:
-        gaps = [DataGapText(gap.key, gap.reason, gap.partial) for gap in record.gaps]
+    gaps = [DataGapText(gap.key, gap.reason, gap.partial) for gap in record.gaps]
+    if foreign and not any(_PATIENT_SCOPED.get(str(r.get("resourceType"))) for r in resources):
+        # Nothing left to judge: an empty answer would read as an all-clear.
+        gaps.append(DataGapText("patient data", _ALL_FOREIGN.format(count=len(foreign))))
+    if gaps:
         cards.append(builder.data_incomplete(gaps))
     if profile is not None and not any(card.links for card in cards):
         profile = None  # no card carries the link: nothing to store

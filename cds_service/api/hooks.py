@@ -54,6 +54,9 @@ def call_service(service_id: str) -> dict[str, Any]:
         hook_context = service.read_context(hook_request.context)
     except ValidationError as exc:
         raise validation_error(exc, prefix="context.") from None
+    # The prefetch templates and FHIR searches are filled with the id as read, not as sent.
+    context = {**hook_request.context, "patientId": hook_context.patient_id}
+    hook_request = hook_request.model_copy(update={"context": context})
     runtime = current_runtime()
     try:
         record = gather_record(runtime.fhir, service, hook_request, started=started)

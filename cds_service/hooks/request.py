@@ -111,6 +111,16 @@ class PatientViewContext(Lenient):
     patientId: NonEmptyStr
     encounterId: NonEmptyStr | None = None
 
+    @field_validator("patientId")
+    @classmethod
+    def _bare_patient_id(cls, value: str) -> str:
+        # The spec sends the bare id; some clients send the reference "Patient/<id>". Both mean
+        # the same patient, and every check downstream compares bare ids.
+        bare = value.removeprefix("Patient/").strip()
+        if not bare or "/" in bare:
+            raise ValueError("must be a Patient id (or 'Patient/<id>')")
+        return bare
+
 
 class OrderSignContext(PatientViewContext):
     draftOrders: dict[str, Any]

@@ -92,11 +92,13 @@ def build_services(queries: Mapping[str, str]) -> dict[str, ServiceSpec]:
         ServiceSpec(
             id="cytokine-storm-patient-view",
             hook="patient-view",
-            title="Cytokine storm subtype",
+            title="Cytokine storm: setting-aware advice",
             description=(
-                "When a chart opens, classifies a hyperinflammation pattern (IL-1/IL-18-driven, "
-                "IFN-γ-driven, IL-6-predominant, immunoparalysis or mixed) from cytokine and "
-                "routine labs, and suggests the targeted inhibitor or a cytokine multiplex assay."
+                "When a chart opens, reads the cytokines, routine labs and the chart around them, "
+                "decides the recorded clinical setting (CAR-T/bispecific, COVID-19, sepsis, "
+                "Still's, HLH) and applies only that setting's sourced rules and advice (e.g. "
+                "ASTCT CRS grade 2: consider tocilizumab); with no setting recorded, a hedged "
+                "cytokine pattern or the cytokine multiplex panel, never a drug."
             ),
             read_context=read_patient_view,
             prefetch=prefetch,
@@ -107,8 +109,10 @@ def build_services(queries: Mapping[str, str]) -> dict[str, ServiceSpec]:
             title="Cytokine-directed order check (select)",
             description=(
                 "While an order is being written, checks a selected cytokine-directed drug "
-                "(IL-1, IL-6 or IFN-γ blockade, JAK inhibitor, high-dose corticosteroid) against "
-                "the patient's cytokine pattern and suggests the fitting alternative."
+                "(IL-1, IL-6 or IFN-γ blockade, JAK inhibitor, corticosteroid, etoposide) against "
+                "the recorded setting's sourced rules and the label's safety checks: a warning "
+                "naming the alternative, or a caution; with no setting recorded, no warning, and "
+                "the cytokine multiplex panel where cytokine results are missing."
             ),
             read_context=read_order_select,
             prefetch=prefetch,
@@ -118,8 +122,11 @@ def build_services(queries: Mapping[str, str]) -> dict[str, ServiceSpec]:
             hook="order-sign",
             title="Cytokine-directed order check (sign)",
             description=(
-                "Before orders are signed, warns when a cytokine-directed drug does not fit the "
-                "patient's cytokine pattern, or when no recent cytokine result supports it."
+                "Before orders are signed, checks every cytokine-directed drug among them against "
+                "the recorded setting's sourced rules and the label's safety checks (e.g. IL-6 "
+                "blockade in sepsis, a tocilizumab dose limit in CRS): a warning naming the "
+                "alternative, or a caution; with no setting recorded, no warning, and the "
+                "cytokine multiplex panel where cytokine results are missing."
             ),
             read_context=read_order_sign,
             prefetch=prefetch,

@@ -111,6 +111,7 @@ def _screen(
     args: argparse.Namespace, settings: Settings, parse_time: Callable[[str], datetime | None]
 ) -> int:
     as_of = parse_time(args.as_of) or datetime.now(UTC)
+    _check_out(args.out)  # before hours of screening, not after
     knowledge = knowledge_files(settings)
     knowledge.load()  # a broken knowledge file stops the run before any data is read
     progress = Progress(sys.stderr.isatty())
@@ -138,6 +139,20 @@ def _screen(
         print(line, file=sys.stderr)
     print(f"worklist: {args.out} ({args.format})", file=sys.stderr)
     return 0
+
+
+def _check_out(out: Path) -> None:
+    """The worklist can be written where --out says: a file (new or replaced) in a writable
+    folder, since it is written next to it and moved into place."""
+    problem = None
+    if out.is_dir():
+        problem = "is a folder; name the worklist file to write"
+    elif not out.parent.is_dir():
+        problem = f"{out.parent} is not an existing folder"
+    elif not os.access(out.parent, os.W_OK | os.X_OK):
+        problem = f"the folder {out.parent} is not writable"
+    if problem is not None:
+        raise ScreenInputError(f"--out {out}: {problem}")
 
 
 def _export(args: argparse.Namespace, settings: Settings, folder: Path) -> Path:

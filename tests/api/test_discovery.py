@@ -108,3 +108,25 @@ def test_observation_templates_ask_for_exactly_what_the_rules_and_scores_read() 
         assert (codes <= asked) == (analyte in read or codes <= oxygen), analyte
     assert "leukocytes" in read and "triglycerides" in read  # HScore, HLH-2004
     assert "http://loinc.org|3151-8" in asked  # oxygen flow, read by the chart reader
+
+
+def test_descriptions_say_what_the_service_does(client: FlaskClient) -> None:
+    """Setting-aware advice, order checks against the recorded setting's sourced rules, the
+    multiplex panel; never "the targeted inhibitor" for a pattern, as before settings."""
+    import tomllib
+    from pathlib import Path
+
+    services = {s["id"]: s for s in client.get("/cds-services").get_json()["services"]}
+    pyproject = Path(__file__).parents[2] / "pyproject.toml"
+    package = tomllib.loads(pyproject.read_text(encoding="utf-8"))["project"]["description"]
+    texts = [s["description"] for s in services.values()] + [package]
+    for text in texts:
+        assert "setting" in text, text
+        assert "targeted inhibitor" not in text and "subtype" not in text, text
+    view = services["cytokine-storm-patient-view"]["description"]
+    assert "multiplex panel" in view and "no setting" in view
+    for order_hook in ("cytokine-storm-order-select", "cytokine-storm-order-sign"):
+        text = services[order_hook]["description"]
+        assert "recorded setting's sourced rules" in text, text
+        assert "cytokine pattern" not in text and "no recent cytokine result" not in text, text
+    assert "multiplex panel" in package and "recorded setting" in package

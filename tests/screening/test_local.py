@@ -242,3 +242,19 @@ def test_rows_name_the_applied_setting_and_its_scores(tmp_path: Path) -> None:
     for score in decision.assessment.scores:
         if score.value is not None:
             assert decision.scores[score.id] == score.value
+
+
+@pytest.mark.parametrize("where", ["missing-folder", "a-folder", "under-a-file"])
+def test_an_unwritable_out_is_refused_before_the_census_is_screened(
+    census: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], where: str
+) -> None:
+    out = {
+        "missing-folder": tmp_path / "nonexistent" / "worklist.ndjson",
+        "a-folder": tmp_path,
+        "under-a-file": census / "Patient.ndjson" / "worklist.ndjson",
+    }[where]
+    run = screen(capsys, census, out, "--workers", "1")
+    assert run.code == 2, run.stderr
+    assert run.stderr.startswith(f"cytokine-cds: --out {out}: ")
+    assert "Traceback" not in run.stderr
+    assert "screened" not in run.stderr  # refused up front, not after the whole census
