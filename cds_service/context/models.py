@@ -93,6 +93,12 @@ class ChartContext:
         found.sort(key=lambda f: (f.when is not None, f.when or _NEVER), reverse=True)
         return tuple(found)
 
+    def iec_exposure(self) -> SettingFinding | None:
+        """The current immune effector cell exposure: the newest CAR-T infusion or bispecific
+        dose in its window (a CRS/ICANS diagnosis has no day and is no exposure). The day on
+        the card and the drugs given "since the infusion" count from it."""
+        return next((f for f in self.findings("iec") if f.day is not None), None)
+
     def given(self, drug: str, since: datetime | None = None) -> tuple[DrugExposure, ...]:
         """Exposures to a drug id (or a drug class), newest first; `since` drops older ones
         and undated ones."""

@@ -479,11 +479,11 @@ def hscore_probability(spec: HScoreSpec, points: float) -> float:
 def astct_grade(spec: AstctSpec, evidence: Evidence, chart: ChartContext) -> ScoreResult:
     """ASTCT CRS grade 0-4 (Lee 2019); None when fever is required and no temperature is known."""
     fever, fever_shown = _judge(evidence, spec.fever)
-    infusion = next((f.when for f in chart.findings("iec") if f.when is not None), None)
+    exposure = chart.iec_exposure()
     treated = [
         e
         for drug in spec.fever_not_required_after
-        for e in chart.given(drug, since=infusion)
+        for e in chart.given(drug, since=exposure.when if exposure else None)
         if e.source == "administration"
     ]
     pressors = {v.drug for v in chart.vasopressors}

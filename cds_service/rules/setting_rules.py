@@ -87,7 +87,16 @@ def pick_setting(
     found = [f for f in chart.settings if f.setting in order]
     if not found:
         return None, ()
-    found.sort(key=lambda f: order.index(f.setting))
+    # Within a setting the anchor is an exposure (it has a day) before a diagnosis, then the
+    # newest: the current CAR-T infusion or bispecific dose, whatever the chart's order.
+    found.sort(
+        key=lambda f: (
+            order.index(f.setting),
+            f.day is None,
+            f.when is None,
+            -(f.when.timestamp() if f.when else 0.0),
+        )
+    )
     applied = found[0]
     others: dict[str, SettingFinding] = {}
     for finding in found[1:]:
@@ -244,8 +253,15 @@ def compute_facts(
     facts["iec_day"] = applied.day if applied is not None and applied.setting == "iec" else None
     facts["hypoxia"] = _hypoxia(chart, judged)
     facts["primary_hlh"] = any(f.setting == "hlh" and f.kind == "primary" for f in chart.settings)
+    # The label's CRS limits count within the current exposure (since the newest infusion or
+    # bispecific dose): doses for an earlier episode do not count against a new one.
+    since = applied.when if applied is not None and applied.day is not None else None
     doses = sorted(
-        (e.when for e in chart.given("tocilizumab") if e.when is not None and _given(e)),
+        (
+            e.when
+            for e in chart.given("tocilizumab", since=since)
+            if e.when is not None and _given(e)
+        ),
         reverse=True,
     )
     facts["tocilizumab_doses_total"] = len(doses)

@@ -247,6 +247,33 @@ def covid_with_crs_code() -> Chart:
     )
 
 
+def car_t_crs_coded_after_tocilizumab() -> Chart:
+    """Day 3: tocilizumab 10 h ago, the CRS diagnosis charted after it; afebrile on 4 L/min."""
+    return (
+        Chart("case-cart-coded-after-tcz")
+        .car_t_infusion(days_ago=3)
+        .given(*TOCILIZUMAB, hours_ago=10, dose_mg=640)
+        .condition(ICD10CM, "D89.832", "Cytokine release syndrome, grade 2", 4 / 24)
+        .vitals(temperature=37.4, spo2=93, oxygen_flow=4, systolic=105)
+        .labs(ferritin=1500, neutrophils=0.2, platelets=60, crp=80)
+    )
+
+
+def bispecific_new_episode() -> Chart:
+    """Teclistamab: an earlier CRS 20 days ago took 4 tocilizumab doses; grade 2 again now,
+    30 h after the latest dose."""
+    chart = (
+        Chart("case-bispecific-new-episode")
+        .given(*TECLISTAMAB, hours_ago=24 * 21, dose_mg=6)
+        .given(*TECLISTAMAB, hours_ago=30, dose_mg=90)
+    )
+    for hours in (24 * 20, 24 * 20 - 9, 24 * 19, 24 * 19 - 9):
+        chart.given(*TOCILIZUMAB, hours_ago=hours, dose_mg=640)
+    return chart.vitals(temperature=38.7, spo2=90, oxygen_flow=2).labs(
+        il6=600, crp=120, ferritin=1500
+    )
+
+
 def bispecific_grade2() -> Chart:
     return (
         Chart("case-bispecific")
@@ -463,6 +490,12 @@ CASES: tuple[Case, ...] = (
          f"a bispecific dose); {RECOVERY_TCZ}; {ACTEMRA} (COVID-19: ANC < 1,000/mm³)",
          covid_with_crs_code, suggest=("dexamethasone",), never=("tocilizumab",),
          text=("Setting applied: COVID-19",)),
+    Case("cart-crs-coded-after-tocilizumab", f"{LEE2019} (fever not required after "
+         f"tocilizumab); {ASCO2021}", car_t_crs_coded_after_tocilizumab,
+         suggest=("tocilizumab", "dexamethasone"), never=("anakinra",),
+         text=("CAR-T/bispecific, day 3", "ASTCT CRS grade 2")),
+    Case("bispecific-new-crs-episode", f"{ACTEMRA} (limits per CRS episode); {MOREAU2022}",
+         bispecific_new_episode, suggest=("tocilizumab",), never=("dexamethasone",)),
     Case("bispecific-grade2", f"{MOREAU2022}; {LEE2019}", bispecific_grade2,
          suggest=("tocilizumab",), never=("emapalumab",)),
     # COVID-19

@@ -169,6 +169,22 @@ def test_astct_fever_not_required_after_tocilizumab(book: ScoreBook, catalog: Ca
     assert before.value == 0.0
 
 
+def test_astct_counts_drugs_since_the_exposure_not_a_later_crs_diagnosis(
+    book: ScoreBook, catalog: Catalog
+) -> None:
+    """A CRS code charted after the tocilizumab dose does not hide the dose."""
+    toci = DrugExposure(
+        "tocilizumab", "il6-blockade", "administration", NOW - timedelta(hours=10), 640,
+        "completed", None,
+    )  # fmt: skip
+    coded = SettingFinding("iec", "CRS code", None, NOW - timedelta(hours=4))
+    afebrile = ev(catalog, temperature=37.4, sbp=105)
+    for settings in ((CAR_T, coded), (coded, CAR_T)):
+        where = chart(settings=settings, drugs=(toci,), oxygen=o2("low-flow", 4.0))
+        result = astct_grade(book.astct, afebrile, where)
+        assert result.value == 2.0 and "fever not required" in result.text
+
+
 @pytest.mark.parametrize(("sbp", "grade"), [(89, 2.0), (90, 1.0), (91, 1.0)])
 def test_astct_hypotension_boundary(
     book: ScoreBook, catalog: Catalog, sbp: float, grade: float

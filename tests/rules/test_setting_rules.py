@@ -159,6 +159,23 @@ def test_expected_post_car_t_counts_and_ferritin_are_no_iec_hs(runtime: Runtime)
     assert result.state is None and result.advice == ()
 
 
+def test_the_newest_exposure_anchors_the_setting_and_the_tocilizumab_count(
+    runtime: Runtime,
+) -> None:
+    """Day N and the label's dose limits count within the current exposure: doses for a CRS
+    after an earlier bispecific dose do not count against a new episode."""
+    old_doses = tuple(given("tocilizumab", h, "il6-blockade") for h in (480, 471, 456, 447))
+    where = chart(
+        finding("iec", kind="bispecific", day=21),
+        finding("iec", kind="bispecific", day=1),
+        drugs=old_doses,
+    )
+    result = assessed(runtime, where, (score("astct", 2),), il6=600, crp=120)
+    assert result.setting is not None and result.setting.heading == "CAR-T/bispecific, day 1"
+    assert result.facts["tocilizumab_doses_total"] == 0
+    assert advice(result) == [("tocilizumab", "suggest")]
+
+
 def test_car_t_rules_win_over_a_recorded_sepsis(runtime: Runtime) -> None:
     where = chart(finding("iec", kind="car-t", day=3), finding("sepsis"), infections=("sepsis",))
     result = assessed(runtime, where, (score("astct", 2),), **STORM)
