@@ -93,6 +93,7 @@ class ScoreView(_Frozen):
     met: tuple[
         str, ...
     ] = ()  # the items that counted, with the value used: "Fever > 38.0 °C: 39.2"
+    lower_bound: bool = False  # the value may be higher: some inputs were unknown
 
 
 class StateView(_Frozen):
@@ -160,10 +161,12 @@ class Assessment(_Frozen):
     state: StateView | None = None  # the hyperinflammation state found, if any
     decisive: tuple[str, ...] = ()  # marker ids the applied state and advice read
     undecided: tuple[str, ...] = ()  # states that could not be judged, and why
+    pending: tuple[str, ...] = ()  # advice of the state found that could not be judged, and why
     diagnostic_bar: bool | None = None  # the lower bar of the pattern and multiplex cards
     advice: tuple[AdviceView, ...] = ()
     scores: tuple[ScoreView, ...] = ()
     facts: dict[str, float | bool | None] = {}
+    lower_bounds: tuple[str, ...] = ()  # facts that are lower bounds (a grade "≥ 1")
     pattern_title: str | None = None  # the cytokine pattern as people read it
     unusable: tuple[str, ...] = ()  # results that were reported but could not be read
 

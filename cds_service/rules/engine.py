@@ -20,6 +20,7 @@ from cds_service.rules.assessment import (
     SettingView,
     Subtype,
 )
+from cds_service.rules.conditions import AtLeast
 from cds_service.rules.loader import Criterion, Marker, Rules
 from cds_service.rules.schema import AxisSpec
 from cds_service.rules.setting_rules import (
@@ -90,10 +91,12 @@ def assess(
         state=clinical.state,
         decisive=clinical.decisive,
         undecided=clinical.undecided,
+        pending=clinical.pending,
         diagnostic_bar=clinical.diagnostic_bar,
         advice=clinical.advice,
         scores=tuple(scores),
         facts=clinical.facts,
+        lower_bounds=tuple(k for k, v in clinical.facts.items() if isinstance(v, AtLeast)),
         pattern_title=pattern.title if pattern else None,
         unusable=unusable_results(evidence, rules),
     )

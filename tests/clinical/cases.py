@@ -274,6 +274,16 @@ def bispecific_new_episode() -> Chart:
     )
 
 
+def car_t_grade_incomplete() -> Chart:
+    """Day 3: 39 °C and SpO2 86 %, but neither blood pressure nor oxygen support charted."""
+    return (
+        Chart("case-cart-incomplete")
+        .car_t_infusion(days_ago=3)
+        .vitals(temperature=39.0, spo2=86)
+        .labs(il6=2000, ferritin=6000, crp=180)
+    )
+
+
 def bispecific_grade2() -> Chart:
     return (
         Chart("case-bispecific")
@@ -496,6 +506,10 @@ CASES: tuple[Case, ...] = (
          text=("CAR-T/bispecific, day 3", "ASTCT CRS grade 2")),
     Case("bispecific-new-crs-episode", f"{ACTEMRA} (limits per CRS episode); {MOREAU2022}",
          bispecific_new_episode, suggest=("tocilizumab",), never=("dexamethasone",)),
+    Case("cart-grade-incomplete", f"{LEE2019} (grade from the oxygen support and blood "
+         "pressure); clinical-settings.md 1.6 (say what was missing)", car_t_grade_incomplete,
+         never=("tocilizumab", "emapalumab"),
+         text=("ASTCT CRS grade ≥ 1", "cannot be judged", "blood pressure", "oxygen support")),
     Case("bispecific-grade2", f"{MOREAU2022}; {LEE2019}", bispecific_grade2,
          suggest=("tocilizumab",), never=("emapalumab",)),
     # COVID-19

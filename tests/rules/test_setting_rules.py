@@ -71,9 +71,7 @@ def test_car_t_grade_1_drafts_nothing(runtime: Runtime) -> None:
 def test_car_t_without_a_grade_says_so_instead_of_drafting(runtime: Runtime) -> None:
     result = assessed(runtime, CART_DAY3, (score("astct", None, ("temperature",)),), **STORM)
     assert result.state is None and result.advice == ()
-    assert any(
-        "cannot be judged" in line and "ASTCT CRS grade" in line for line in result.undecided
-    )
+    assert any("cannot be judged" in line and "temperature" in line for line in result.undecided)
 
 
 def test_car_t_grade_3_adds_dexamethasone(runtime: Runtime) -> None:
@@ -174,6 +172,19 @@ def test_the_newest_exposure_anchors_the_setting_and_the_tocilizumab_count(
     assert result.setting is not None and result.setting.heading == "CAR-T/bispecific, day 1"
     assert result.facts["tocilizumab_doses_total"] == 0
     assert advice(result) == [("tocilizumab", "suggest")]
+
+
+def test_a_lower_bound_crs_grade_leaves_higher_grade_rules_unknown(runtime: Runtime) -> None:
+    """Grade "≥ 1" (no blood pressure or oxygen support): the CRS state holds, tocilizumab
+    (grade ≥ 2) is unknown, not false, and the assessment says what was missing."""
+    bound = ScoreView(id="astct", label="ASTCT", value=1, text="ASTCT CRS grade ≥ 1",
+                      missing=("blood pressure", "oxygen support"), lower_bound=True)  # fmt: skip
+    result = assessed(runtime, CART_DAY3, (bound,), ferritin=6000, alt=250)
+    assert result.state is not None and result.state.id == "crs"  # IEC-HS at "<= 1": unknown
+    assert result.advice == ()
+    assert result.pending and "blood pressure, oxygen support" in result.pending[0]
+    exact = assessed(runtime, CART_DAY3, (score("astct", 1),), ferritin=6000, alt=250)
+    assert exact.state is not None and exact.state.id == "iechs"
 
 
 def test_car_t_rules_win_over_a_recorded_sepsis(runtime: Runtime) -> None:
