@@ -461,7 +461,7 @@ CASES: tuple[Case, ...] = (
     # Immune effector cell therapy
     Case("cart-day3-grade2", f"{LEE2019}; {LE2018}; {NEELAPU2017}", car_t_day3_grade2,
          suggest=("tocilizumab",), never=("emapalumab", "anakinra"),
-         text=("CAR-T/bispecific, day 3", "ASTCT")),
+         text=("CAR-T/bispecific, day 3", "ASTCT", "12 mg/kg under 30 kg")),
     Case("cart-day3-tocilizumab-order", f"{LE2018}", car_t_day3_grade2, hook="order-sign",
          orders=order(*TOCILIZUMAB), mismatch=False, never=("emapalumab",)),
     Case("cart-day3-dexamethasone-order", f"{ASCO2021}", car_t_day3_grade2, hook="order-sign",
