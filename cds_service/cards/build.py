@@ -497,7 +497,9 @@ def sample_renders(
     for subtype in PATTERN_CARDS:
         renders.append((builder.pattern, (sample.model_copy(update={"subtype": subtype}), links)))
     score = ScoreView(id="sample", label="Sample score", value=1.0, text="Sample score 1")
-    statuses: tuple[AdviceStatus, ...] = ("suggest", "caution", "already-given", "removed")
+    statuses: tuple[AdviceStatus, ...] = (
+        "suggest", "caution", "already-given", "removed", "alternative",
+    )  # fmt: skip
     for setting_id, setting in rules.settings.items():
         view = SettingView(setting=setting_id, label=setting.short, reason="sample reason", day=3)
         placed = sample.model_copy(update={"setting": view})

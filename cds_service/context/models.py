@@ -57,6 +57,8 @@ class DrugExposure:
     dose_mg: float | None  # per administration where readable in mg, else None
     status: str | None
     reference: str | None
+    # orders and statements: mg a day from the dosage and its timing (None: not readable)
+    daily_mg: float | None = None
 
 
 @dataclass(frozen=True)

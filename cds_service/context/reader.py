@@ -18,6 +18,7 @@ from cds_service.evidence.models import DataProblem, ProblemCode
 from cds_service.evidence.revisions import latest_revisions
 from cds_service.evidence.times import parse_fhir_datetime
 from cds_service.evidence.values import clean_display, number
+from cds_service.fhir.draft_orders import daily_dose_mg
 
 from .catalog import Concept, ContextCatalog, Match, SupportKind
 from .models import (
@@ -451,6 +452,7 @@ class _Reader:
         if not matches:
             return
         status = _codes(resource.get("status")) or None
+        daily: float | None = None
         if source == "administration":
             if status in _ADMIN_SKIPPED:
                 return
@@ -461,11 +463,13 @@ class _Reader:
                 return
             when, _ = _start(resource, "authoredOn")
             dose = _dose(_first_dose(resource.get("dosageInstruction")))
+            daily = _daily(resource.get("dosageInstruction"))
         else:
             if status in _STATEMENT_SKIPPED:
                 return
             when, _ = _start(resource, "effectiveDateTime", "effectivePeriod", "dateAsserted")
             dose = _dose(_first_dose(resource.get("dosage")))
+            daily = _daily(resource.get("dosage"))
         if when is not None and when > self.as_of and source == "administration":
             self.problem(
                 ProblemCode.FUTURE_DATED, "drug administration dated after evaluation", resource
@@ -482,6 +486,7 @@ class _Reader:
                     dose_mg=dose,
                     status=status,
                     reference=_reference(resource),
+                    daily_mg=daily,
                 ),
                 concept,
             )
@@ -620,6 +625,11 @@ def _first_dose(dosages: object) -> object:
     if isinstance(rates, list) and rates and isinstance(rates[0], dict):
         return rates[0].get("doseQuantity")
     return None
+
+
+def _daily(dosages: object) -> float | None:
+    """mg a day from the first dosage and its timing (no timing: once a day)."""
+    return daily_dose_mg([dosages] if isinstance(dosages, dict) else dosages)[0]
 
 
 def _unit_of(quantity: Mapping[str, Any]) -> str:

@@ -107,7 +107,8 @@ class StateView(_Frozen):
     indicator: Literal["info", "warning"] = "info"
 
 
-AdviceStatus = Literal["suggest", "caution", "already-given", "removed", "advise"]
+# alternative: not drafted, an equal alternative to a drug drafted now or given recently
+AdviceStatus = Literal["suggest", "caution", "already-given", "removed", "advise", "alternative"]
 
 
 class AdviceView(_Frozen):

@@ -294,6 +294,14 @@ def _check_references(spec: RulesSpec, catalog: Catalog, document: YamlDocument)
             need("state", states, advice.state, (*loc, "advice", i, "state"))
             need("drug", spec.drugs, advice.drug, (*loc, "advice", i, "drug"))
             need("source", spec.sources, advice.source, (*loc, "advice", i, "source"))
+            if advice.alternatives is not None:
+                at = (*loc, "advice", i, "alternatives")
+                need("source", spec.sources, advice.alternatives.source, (*at, "source"))
+                for j, other in enumerate(advice.alternatives.drugs):
+                    need("drug", spec.drugs, other, (*at, "drugs", j))
+            if advice.already_given is not None:
+                given_at = (*loc, "advice", i, "already_given", "source")
+                need("source", spec.sources, advice.already_given.source, given_at)
         for i, avoid in enumerate(setting.avoid):
             for j, drug_id in enumerate(avoid.drugs):
                 need("drug", spec.drugs, drug_id, (*loc, "avoid", i, "drugs", j))

@@ -184,6 +184,24 @@ class StateSpec(_Spec):
     indicator: Literal["info", "warning"] = "info"  # warning: the state itself warns
 
 
+class AlreadyGivenSpec(_Spec):
+    """For a corticosteroid: another corticosteroid counts as "already given" only from this
+    daily dose (prednisone-equivalent mg, by the `drugs` equivalences)."""
+
+    min_prednisone_mg: float = Field(gt=0)
+    source: Id
+    rationale: Text
+
+
+class AlternativesSpec(_Spec):
+    """Drugs that are equal alternatives to the advice's drug: never drafted together, and
+    not drafted when one of them was given recently."""
+
+    drugs: list[Id] = Field(min_length=1)
+    source: Id
+    rationale: Text
+
+
 class AdviceSpec(_Spec):
     """What to do in a state: draft `drug`, or (without a drug) say `action`."""
 
@@ -193,6 +211,8 @@ class AdviceSpec(_Spec):
     action: Text | None = None
     when: list[Condition] = []
     repeat: bool = False  # repeated doses are the treatment (tocilizumab in CRS): no "already on"
+    already_given: AlreadyGivenSpec | None = None  # without it: the same drug or class counts
+    alternatives: AlternativesSpec | None = None
     source: Id
     population: Text
     rationale: Text

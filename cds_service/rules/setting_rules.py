@@ -423,9 +423,13 @@ def _advice(
         if chart.allergic_to(spec.drug, drug.class_):
             advice.append(_view(spec, name, "removed", ("an allergy or intolerance is recorded",)))
             continue
-        on = _on_drug(chart, rules, spec.drug, now)
+        on = _on_drug(chart, rules, spec, now)
         if on is not None and not spec.repeat:
             advice.append(_view(spec, name, "already-given", (on,)))
+            continue
+        rival = _alternative(chart, rules, spec, advice, now)
+        if rival is not None:
+            advice.append(_view(spec, name, "alternative", (rival,)))
             continue
         findings = safety_findings(rules, spec.drug, setting_id, facts)
         removed = [f for f, outcome in findings if outcome == "remove"]
@@ -453,22 +457,84 @@ def _view(
     )
 
 
-def _on_drug(chart: ChartContext, rules: Rules, drug_id: str, now: datetime) -> str | None:
-    """ "already given 2026-11-30" when the patient is on the drug (or, for a corticosteroid,
-    on any corticosteroid other than stress-dose hydrocortisone)."""
+def _on_drug(chart: ChartContext, rules: Rules, spec: AdviceSpec, now: datetime) -> str | None:
+    """ "already given 2026-11-30" when the patient is on the drug; for a corticosteroid, also
+    on another corticosteroid (not stress-dose hydrocortisone), from the rule's `already_given`
+    daily dose when it sets one."""
+    drug_id = spec.drug or ""
     recent = now - timedelta(days=float(rules.options["drug_recent_days"].value))
     drug = rules.drugs[drug_id]
+    floor = spec.already_given.min_prednisone_mg if spec.already_given else None
     for exposure in chart.drugs:
-        same = exposure.drug == drug_id or (
-            drug.class_ == "corticosteroid"
-            and _is_corticosteroid(exposure, rules)
-            and exposure.drug not in rules.never_flag.drugs
-        )
-        if same and (exposure.when is None or exposure.when >= recent):
-            what = {"administration": "given", "order": "ordered", "statement": "taken"}
-            when = f" {exposure.when:%Y-%m-%d}" if exposure.when else ""
-            return f"{exposure.drug} already {what[exposure.source]}{when}"
+        if exposure.when is not None and exposure.when < recent:
+            continue
+        dose = ""
+        if exposure.drug != drug_id:
+            other = (
+                drug.class_ == "corticosteroid"
+                and _is_corticosteroid(exposure, rules)
+                and exposure.drug not in rules.never_flag.drugs
+            )
+            if not other:
+                continue
+            if floor is not None:
+                mg = _prednisone_mg_a_day(exposure, chart, rules)
+                if mg is None or mg < floor:
+                    continue
+                dose = f" (about {mg:.0f} mg prednisone-equivalent a day)"
+        return f"{_said(exposure)}{dose}"
     return None
+
+
+def _prednisone_mg_a_day(exposure: DrugExposure, chart: ChartContext, rules: Rules) -> float | None:
+    """The daily prednisone-equivalent dose of a corticosteroid exposure: an order's or
+    statement's stated daily dose, or the doses of that drug given in the 24 hours up to this
+    administration. None when the dose cannot be read."""
+    drug = rules.drugs.get(exposure.drug)
+    factor = drug.prednisone_equivalent if drug is not None else None
+    if factor is None:
+        return None
+    if exposure.source != "administration":
+        return exposure.daily_mg * factor if exposure.daily_mg is not None else None
+    if exposure.dose_mg is None or exposure.when is None:
+        return None
+    since = exposure.when - timedelta(hours=24)
+    doses = [
+        e.dose_mg or 0.0
+        for e in chart.given(exposure.drug)
+        if _given(e) and e.when is not None and since < e.when <= exposure.when
+    ]
+    return sum(doses) * factor
+
+
+def _alternative(
+    chart: ChartContext,
+    rules: Rules,
+    spec: AdviceSpec,
+    advice: Sequence[AdviceView],
+    now: datetime,
+) -> str | None:
+    """Why the drug is not drafted beside an equal alternative: the alternative is drafted on
+    this card, or was given, ordered or taken recently. None: no alternative in the way."""
+    if spec.alternatives is None:
+        return None
+    short = rules.sources[spec.alternatives.source].short
+    for item in advice:
+        if item.drug in spec.alternatives.drugs and item.drafted:
+            return f"{item.action} is drafted, and the two are alternatives, not both ({short})"
+    recent = now - timedelta(days=float(rules.options["drug_recent_days"].value))
+    for other in spec.alternatives.drugs:
+        for exposure in chart.given(other):
+            if exposure.when is None or exposure.when >= recent:
+                return f"{_said(exposure)}, and the two are alternatives, not both ({short})"
+    return None
+
+
+def _said(exposure: DrugExposure) -> str:
+    """ "tocilizumab already given 2026-11-30" """
+    what = {"administration": "given", "order": "ordered", "statement": "taken"}
+    when = f" {exposure.when:%Y-%m-%d}" if exposure.when else ""
+    return f"{exposure.drug} already {what[exposure.source]}{when}"
 
 
 def safety_findings(

@@ -43,7 +43,7 @@ def drugs_of(card: dict[str, Any]) -> list[str]:
         ("case-cart-day3", "crs",
          "CAR-T/bispecific, day 3, ASTCT CRS grade 2: consider tocilizumab", ["tocilizumab"]),
         ("case-covid-recovery", "covid19oxygen", "COVID-19, needing oxygen: consider dexamethasone",
-         ["dexamethasone", "tocilizumab", "baricitinib"]),
+         ["dexamethasone", "tocilizumab"]),
         ("case-sjia-mas", "mas", "Still's/sJIA, MAS-2016 criteria met: consider methylprednisolone",
          ["methylprednisolone", "anakinra"]),
     ],

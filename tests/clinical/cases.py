@@ -70,6 +70,10 @@ NIH_COVID = (
     "NIH COVID-19 Treatment Guidelines: dexamethasone plus tocilizumab or baricitinib for "
     "hospitalised adults on oxygen"
 )
+ONTARIO_BARI = (
+    "Hempel AK et al. Baricitinib for hospitalized patients with COVID-19. Ontario COVID-19 "
+    "Science Advisory Table 2022 (not combined with an IL-6 inhibitor)"
+)
 GIAMARELLOS2020 = (
     "Giamarellos-Bourboulis EJ et al. Complex immune dysregulation in COVID-19. Cell Host "
     "Microbe 2020;27:992-1000"
@@ -316,6 +320,28 @@ def covid_on_dexamethasone() -> Chart:
     return covid_hypoxic("case-covid-ondex", crp=120).given(*DEXAMETHASONE, hours_ago=20, dose_mg=6)
 
 
+def covid_home_prednisone() -> Chart:
+    """Hypoxic COVID-19 on home prednisone 5 mg a day: no COVID-19 dose of corticosteroid."""
+    return covid_hypoxic("case-covid-home-prednisone").taking(*PREDNISONE, 72, daily_mg=5)
+
+
+def covid_on_methylprednisolone() -> Chart:
+    """Methylprednisolone 16 mg twice in 24 h: 32 mg a day, dexamethasone 6 mg's equivalent."""
+    return (
+        covid_hypoxic("case-covid-on-mp")
+        .given(*METHYLPREDNISOLONE, hours_ago=20, dose_mg=16)
+        .given(*METHYLPREDNISOLONE, hours_ago=8, dose_mg=16)
+    )
+
+
+def covid_after_tocilizumab() -> Chart:
+    return covid_on_dexamethasone().given(*TOCILIZUMAB, hours_ago=30, dose_mg=600)
+
+
+def covid_after_baricitinib() -> Chart:
+    return covid_on_dexamethasone().given(*BARICITINIB, hours_ago=20, dose_mg=4)
+
+
 def covid_no_oxygen() -> Chart:
     return (
         Chart("case-covid-air")
@@ -514,8 +540,18 @@ CASES: tuple[Case, ...] = (
          suggest=("tocilizumab",), never=("emapalumab",)),
     # COVID-19
     Case("covid-recovery-eligible", f"{RECOVERY_TCZ}; {RECOVERY_DEX}; {NIH_COVID}",
-         covid_hypoxic, suggest=("dexamethasone", "tocilizumab", "baricitinib"),
-         never=("anakinra", "emapalumab")),
+         covid_hypoxic, suggest=("dexamethasone", "tocilizumab"), named=("baricitinib",),
+         never=("anakinra", "emapalumab", "baricitinib"), text=("alternatives, not both",)),
+    Case("covid-after-tocilizumab", f"{NIH_COVID}; {ONTARIO_BARI} (one or the other)",
+         covid_after_tocilizumab, never=("baricitinib", "tocilizumab", "dexamethasone"),
+         named=("baricitinib",), text=("alternatives, not both",)),
+    Case("covid-after-baricitinib", f"{NIH_COVID}; {ONTARIO_BARI} (one or the other)",
+         covid_after_baricitinib, never=("baricitinib", "tocilizumab", "dexamethasone"),
+         text=("alternatives, not both",)),
+    Case("covid-neutropenia-baricitinib-unchecked",
+         f"{ACTEMRA} (COVID-19: ANC < 1,000/mm³); baricitinib label limits not verified",
+         covid_neutropenic, named=("tocilizumab",), never=("tocilizumab",),
+         text=("baricitinib label's COVID-19 blood-count",)),
     Case("covid-mals-ferritin-low-hladr", f"{RECOVERY_TCZ}; {GIAMARELLOS2020}",
          covid_mals_low_hladr, suggest=("tocilizumab", "dexamethasone"), never=("anakinra",)),
     Case("covid-hladr-tocilizumab-order", f"{RECOVERY_TCZ}; {GIAMARELLOS2020}",
@@ -526,6 +562,12 @@ CASES: tuple[Case, ...] = (
          orders=order(*BARICITINIB, dose=4), mismatch=False),
     Case("covid-on-dexamethasone", f"{RECOVERY_TCZ} (on top of corticosteroids)",
          covid_on_dexamethasone, suggest=("tocilizumab",), never=("dexamethasone",)),
+    Case("covid-home-prednisone",
+         f"{RECOVERY_DEX}; {NIH_COVID} (dexamethasone 6 mg or an equivalent dose)",
+         covid_home_prednisone, suggest=("dexamethasone", "tocilizumab"), never=("anakinra",)),
+    Case("covid-on-methylprednisolone-32mg",
+         f"{NIH_COVID} (an equivalent dose of another corticosteroid)", covid_on_methylprednisolone,
+         suggest=("tocilizumab",), never=("dexamethasone",), text=("prednisone-equivalent",)),
     Case("covid-no-oxygen", f"{RECOVERY_DEX} (no benefit without oxygen)", covid_no_oxygen,
          never=("dexamethasone", "tocilizumab", "baricitinib"), no_cards=True),
     Case("covid-no-oxygen-dexamethasone-order", f"{RECOVERY_DEX}", covid_no_oxygen,

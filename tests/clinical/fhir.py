@@ -249,6 +249,35 @@ class Chart:
             }
         return self._add("MedicationAdministration", body)
 
+    def taking(self, drug: str, rxnorm: str, hours_ago: float, *, daily_mg: float) -> Chart:
+        """A MedicationStatement: a home medicine taken once a day since `hours_ago`."""
+        return self._add(
+            "MedicationStatement",
+            {
+                "status": "active",
+                "medicationCodeableConcept": {
+                    "coding": [{"system": RXNORM, "code": rxnorm, "display": drug}],
+                    "text": drug,
+                },
+                "effectivePeriod": {"start": at(hours_ago)},
+                "dosage": [
+                    {
+                        "timing": {"repeat": {"frequency": 1, "period": 1, "periodUnit": "d"}},
+                        "doseAndRate": [
+                            {
+                                "doseQuantity": {
+                                    "value": daily_mg,
+                                    "unit": "mg",
+                                    "system": UCUM,
+                                    "code": "mg",
+                                }
+                            }
+                        ],
+                    }
+                ],
+            },
+        )
+
     def allergy(self, drug: str, rxnorm: str) -> Chart:
         return self._add(
             "AllergyIntolerance",

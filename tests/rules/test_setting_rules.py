@@ -200,8 +200,9 @@ COVID_O2 = chart(finding("covid19"), oxygen="low-flow")
 
 def test_covid_recovery_eligibility(runtime: Runtime) -> None:
     result = assessed(runtime, COVID_O2, crp=150)
+    # Tocilizumab or baricitinib as the add-on, never both (NIH; Ontario Science Table 2022).
     assert advice(result) == [
-        ("dexamethasone", "suggest"), ("tocilizumab", "suggest"), ("baricitinib", "suggest"),
+        ("dexamethasone", "suggest"), ("tocilizumab", "suggest"), ("baricitinib", "alternative"),
     ]  # fmt: skip
 
 
