@@ -85,6 +85,7 @@ class ChartContext:
     # select a setting's rules, but criteria written for "known or suspected" disease (MAS-2016
     # in sJIA) may read them.
     suspected: tuple[SettingFinding, ...] = ()
+    age_years: int | None = None  # from Patient.birthDate when the chart carries it
 
     def has(self, setting: Setting) -> bool:
         return any(finding.setting == setting for finding in self.settings)

@@ -125,7 +125,27 @@ def read_chart(
         latent_tb=latent_tb,
         problems=tuple(chart.problems),
         suspected=tuple(suspected),
+        age_years=_age(chart.by_type.get("Patient", []), as_of),
     )
+
+
+def _age(patients: list[Mapping[str, Any]], as_of: datetime) -> int | None:
+    """Whole years from the first readable Patient.birthDate ("2023", "2023-05", "2023-05-01");
+    None when there is none (a year or month alone counts from its first day)."""
+    for patient in patients:
+        raw = patient.get("birthDate")
+        if not isinstance(raw, str):
+            continue
+        parts = raw.split("-")
+        try:
+            year, month, day = (int(parts[i]) if len(parts) > i else 1 for i in range(3))
+            born = date(year, month, day)
+        except ValueError:
+            continue
+        today = as_of.date()
+        years = today.year - born.year - ((today.month, today.day) < (born.month, born.day))
+        return years if years >= 0 else None
+    return None
 
 
 def order_indication(

@@ -140,6 +140,16 @@ def test_a_crs_or_icans_code_alone_is_no_immune_effector_cell_setting(
     assert chart(catalog, procedure(PCS, "XW033H7", old), crs).settings == ()
 
 
+def test_age_is_read_from_the_patients_birth_date(catalog: ContextCatalog) -> None:
+    def patient(birth: object) -> dict[str, Any]:
+        return {"resourceType": "Patient", "id": "p", "birthDate": birth}
+
+    assert chart(catalog, patient("2023-05-01")).age_years == 3
+    assert chart(catalog, patient("1968")).age_years == 58
+    assert chart(catalog, patient("not a date")).age_years is None
+    assert chart(catalog).age_years is None
+
+
 def test_hlh_kinds(catalog: ContextCatalog) -> None:
     d761 = chart(catalog, condition(ICD10CM, "D76.1")).settings
     assert [(f.setting, f.kind) for f in d761] == [("hlh", None)]
