@@ -263,7 +263,13 @@ def compute_facts(
     facts["corticosteroid_given"] = bool(steroids)
     first = min((e.when for e in steroids if e.when is not None), default=None)
     facts["corticosteroid_hours"] = (now - first).total_seconds() / 3600 if first else None
-    facts["etoposide_given"] = bool(chart.given("etoposide"))
+    # Given, not ordered: an order or a dose hours ago is not "after HLH-94-type therapy".
+    etoposide = sorted(e.when for e in chart.given("etoposide") if e.when and _given(e))
+    facts["etoposide_given"] = bool(etoposide)
+    response_days = float(rules.options["hlh94_response_days"].value)
+    facts["hlh94_refractory"] = len(etoposide) >= float(
+        rules.options["hlh94_min_etoposide_doses"].value
+    ) and now - etoposide[0] >= timedelta(days=response_days)
     facts["active_infection"] = bool(chart.active_infections)
     facts["other_active_infection"] = any(
         _infection_setting(infection) != "covid19" for infection in chart.active_infections

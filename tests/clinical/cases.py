@@ -361,13 +361,28 @@ def primary_hlh_refractory() -> Chart:
     chart = (
         Chart("case-primary-hlh-refractory")
         .condition(*FAMILIAL_HLH, 20)
-        .given(*ETOPOSIDE, hours_ago=240, dose_mg=150)
+        .given(*ETOPOSIDE, hours_ago=24 * 17, dose_mg=150)
+        .given(*ETOPOSIDE, hours_ago=24 * 14, dose_mg=150)
+        .given(*ETOPOSIDE, hours_ago=24 * 10, dose_mg=150)
         .given(*DEXAMETHASONE, hours_ago=24, dose_mg=10)
         .lab("temperature", 39.0, 2)
         .labs(cxcl9=15000, ifng=250, ferritin=9000, hemoglobin=7.8, platelets=35, neutrophils=0.7,
               triglycerides=380, fibrinogen=110, sil2r=6000)
     )  # fmt: skip
     return chart
+
+
+def primary_hlh_day1() -> Chart:
+    """HLH-94 day 1: the first etoposide and dexamethasone doses 6 hours ago."""
+    return (
+        primary_hlh()
+        .given(*ETOPOSIDE, hours_ago=6, dose_mg=150)
+        .given(*DEXAMETHASONE, hours_ago=6, dose_mg=10)
+    )
+
+
+def primary_hlh_etoposide_ordered() -> Chart:
+    return primary_hlh().ordered(*ETOPOSIDE, hours_ago=1)
 
 
 def ebv_hlh() -> Chart:
@@ -534,6 +549,13 @@ CASES: tuple[Case, ...] = (
          never=("emapalumab", "anakinra"), text=("HLH-94",)),
     Case("primary-hlh-emapalumab-first-order", f"{GAMIFANT}", primary_hlh, hook="order-sign",
          orders=order(*EMAPALUMAB), mismatch=True),
+    Case("primary-hlh-hlh94-day1", f"{GAMIFANT} (refractory disease only); {HENTER2007}",
+         primary_hlh_day1, never=("emapalumab",), text=("Start HLH-94-type therapy",)),
+    Case("primary-hlh-etoposide-ordered", f"{GAMIFANT} (refractory disease only); {HENTER2007}",
+         primary_hlh_etoposide_ordered, never=("emapalumab",),
+         text=("Start HLH-94-type therapy",)),
+    Case("primary-hlh-day1-emapalumab-order", f"{GAMIFANT} (refractory disease only)",
+         primary_hlh_day1, hook="order-sign", orders=order(*EMAPALUMAB), mismatch=True),
     Case("primary-hlh-refractory", f"{LOCATELLI2020}; {GAMIFANT}", primary_hlh_refractory,
          named=("emapalumab",), never=("anakinra",), text=("latent tuberculosis",)),
     Case("ebv-hlh-first", f"{HENTER2007} (HLH-94 first-line in EBV-HLH)", ebv_hlh,
