@@ -244,6 +244,8 @@ def compute_facts(
     facts["iec_day"] = applied.day if applied is not None and applied.setting == "iec" else None
     facts["hypoxia"] = _hypoxia(chart, judged)
     facts["primary_hlh"] = any(f.setting == "hlh" and f.kind == "primary" for f in chart.settings)
+    if facts["primary_hlh"]:
+        facts["hlh2004"] = True  # a molecular diagnosis meets HLH-2004 by itself (Henter 2007)
     doses = sorted(
         (e.when for e in chart.given("tocilizumab") if e.when is not None and _given(e)),
         reverse=True,
@@ -365,7 +367,7 @@ def _advice(
     advice: list[AdviceView] = []
     seen: set[str] = set()
     for spec in specs:
-        if spec.state != state.id or not all_hold(rules.when(spec.when), facts):
+        if state.id not in spec.states or not all_hold(rules.when(spec.when), facts):
             continue
         key = spec.drug or spec.id
         if key in seen:

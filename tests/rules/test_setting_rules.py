@@ -259,6 +259,15 @@ def test_hlh94_just_started_is_no_emapalumab_case(
     assert advice(result) == [("hlh-94", "advise")]
 
 
+def test_a_recorded_primary_hlh_meets_hlh2004_by_itself(runtime: Runtime) -> None:
+    """HLH-2004: a molecular diagnosis, or 5 of 8 (Henter 2007); HScore is not applied."""
+    where = chart(finding("hlh", kind="primary"))
+    result = assessed(runtime, where, (score("hlh2004", 4, ("sil2r",)), score("hscore", 250)))
+    assert result.state is not None and result.state.id == "hlh-molecular"
+    assert result.facts["hlh2004"] is True
+    assert advice(result) == [("hlh-94", "advise")]
+
+
 def test_hlh_2004_unknown_items_can_leave_it_undecided(runtime: Runtime) -> None:
     where = chart(finding("hlh"))
     result = assessed(runtime, where, (score("hlh2004", 3, ("splenomegaly", "marrow")),))
