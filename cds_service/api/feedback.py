@@ -18,6 +18,7 @@ from cds_service.api.http import json_body, validate
 from cds_service.api.runtime import current_runtime
 from cds_service.hooks.feedback import FeedbackRequest
 from cds_service.store import StoreUnavailable
+from cds_service.store.audit import UnknownSuggestion
 
 bp = Blueprint("feedback", __name__)
 log = logging.getLogger(__name__)
@@ -41,6 +42,8 @@ def feedback(service_id: str) -> dict[str, object]:
         result = store.record_feedback(service.id, body.feedback, client=calling_client())
     except StoreUnavailable:
         raise unavailable from None
+    except UnknownSuggestion as exc:
+        raise ApiError(400, str(exc), field=exc.field) from None
     if result.orphans:
         log.info(
             "feedback for %s: %d item(s) name a card this store does not know (kept as orphans)",

@@ -64,15 +64,18 @@ def decide_patient(
     decision = decide(knowledge, record, context, as_of)
     assessment = decision.assessment
     cards = [card.to_json() for card in decision.cards]
+    setting = assessment.setting.setting if assessment.setting is not None else None
+    # A score is valid in its population: list only those the applied setting names.
+    shown = set(knowledge.rules.settings[setting or "unknown"].scores)
     return ScreenDecision(
         assessment=assessment,
         cards=cards,
         card_types=tuple(_card_type(knowledge, card) for card in cards),
         problems=tuple(p for p in decision.evidence.problems if p.code != ProblemCode.UNKNOWN_CODE),
-        setting=assessment.setting.setting if assessment.setting is not None else None,
+        setting=setting,
         scores={
             **{axis.axis: axis.score for axis in assessment.axes if axis.elevated},
-            **{s.id: s.value for s in assessment.scores if s.value is not None},
+            **{s.id: s.value for s in assessment.scores if s.value is not None and s.id in shown},
         },
         decisive_values=[_value(m) for m in assessment.markers() if m.above and m.value],
     )

@@ -75,6 +75,16 @@ class StoreUnavailable(Exception):
     """A write could not be committed; nothing was acknowledged."""
 
 
+class UnknownSuggestion(ValueError):
+    """A feedback item accepts a suggestion its stored card does not have; nothing was stored."""
+
+    def __init__(self, item: int, position: int, card: str, suggestion: str) -> None:
+        self.field = f"feedback.{item}.acceptedSuggestions.{position}.id"
+        super().__init__(
+            f"{self.field}: card {card} has no suggestion '{suggestion}'; nothing was stored"
+        )
+
+
 @dataclass(frozen=True)
 class FeedbackResult:
     received: int
@@ -243,7 +253,16 @@ class AuditStore:
         try:
             with self.engine.begin() as connection:
                 uuids = {item.card for item in items}
-                known = set(connection.scalars(select(cards.c.uuid).where(cards.c.uuid.in_(uuids))))
+                offered = {
+                    uuid: set(suggestions or ())
+                    for uuid, suggestions in connection.execute(
+                        select(cards.c.uuid, cards.c.suggestion_uuids).where(
+                            cards.c.uuid.in_(uuids)
+                        )
+                    )
+                }
+                _check_accepted(items, offered)
+                known = set(offered)
                 rows = [
                     _feedback_row(item, service_id, item.card not in known, received_at, client)
                     for item in items
@@ -370,3 +389,15 @@ def _error_name(exc: BaseException) -> str:
     """The driver's error class (e.g. psycopg's ConnectionTimeout): enough to act on, no data."""
     original = getattr(exc, "orig", None)
     return type(original or exc).__name__
+
+
+def _check_accepted(items: Sequence[FeedbackItem], offered: dict[str, set[str]]) -> None:
+    """Raise UnknownSuggestion for an accepted suggestion the stored card never offered (a card
+    the store does not know is an orphan: it cannot be checked)."""
+    for index, item in enumerate(items):
+        suggestions = offered.get(item.card)
+        if suggestions is None:
+            continue
+        for position, accepted in enumerate(item.acceptedSuggestions or ()):
+            if accepted.id not in suggestions:
+                raise UnknownSuggestion(index, position, item.card, accepted.id)

@@ -84,7 +84,7 @@ def test_operation_outcome_entries_of_a_page_are_problems_not_resources(
 def test_next_links_are_followed_to_the_last_page(client: FhirClient, fhir_server: str) -> None:
     result = one(client, fhir_server, ALL_OBSERVATIONS + "&_count=3")
     expected = direct_search(fhir_server, ALL_OBSERVATIONS)
-    assert len(expected) == 8
+    assert len(expected) == 9
     assert result.complete and result.pages == 3
     assert [r["id"] for r in result.resources] == expected
 
@@ -306,5 +306,5 @@ def test_a_configured_ca_bundle_verifies_the_server(
         result = one(trusting, server.url("proxy"), ALL_OBSERVATIONS + "&_count=3", token=TOKEN)
     finally:
         trusting.close()
-    assert result.complete and result.pages == 3 and len(result.resources) == 8
+    assert result.complete and result.pages == 3 and len(result.resources) == 9
     assert server.requests[-1].headers["Authorization"] == f"Bearer {TOKEN}"

@@ -100,7 +100,7 @@ def test_the_demo_patient_reads_exactly_its_cytokines_and_labs(fhir_server: str)
             ("Observation", f"{DEMO}-{name}")
             for name in (
                 *("il6-1", "il6-2", "ifng-1", "il1b-1"),
-                *("ferritin-1", "ferritin-2", "crp-1", "lymph-1"),
+                *("ferritin-1", "ferritin-2", "crp-1", "lymph-1", "neut-1"),
             )
         ]
     )

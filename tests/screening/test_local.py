@@ -225,23 +225,36 @@ def test_a_hadoop_uri_needs_the_spark_engine(
     assert "needs --engine spark" in run.stderr
 
 
-def test_rows_name_the_applied_setting_and_its_scores(tmp_path: Path) -> None:
-    """The worklist says which setting's rules decided, and the clinical scores computed."""
-    from cds_service.demo import FIXTURE_TIME
-    from cds_service.screening.commands import knowledge_files
-    from cds_service.screening.decide import decide_patient
-    from cds_service.settings import Settings
-    from tests.conftest import load_fixture
+def test_rows_name_the_applied_setting_and_only_its_scores(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The worklist says which setting's rules decided; `scores` holds the elevated cytokine
+    axes and the clinical scores of that setting only (ASTCT grading is for CAR-T, cHIS for no
+    recorded setting), never a score outside its population."""
+    from cds_service.cli import main
+    from tests.conftest import FIXTURES
+    from tests.screening.conftest import AS_OF_TEXT
 
-    files = knowledge_files(Settings(auth="off"))
-    bundle = load_fixture("patients/css-il1-mals.json")
-    resources = [entry["resource"] for entry in bundle["entry"]]
-    decision = decide_patient(files, "css-il1-mals", resources, (), FIXTURE_TIME)
-    assert decision.setting == decision.assessment.setting.setting  # type: ignore[union-attr]
-    assert decision.setting == "sepsis"
-    for score in decision.assessment.scores:
-        if score.value is not None:
-            assert decision.scores[score.id] == score.value
+    plants = [FIXTURES / "patients" / f"{name}.json" for name in PLANTED_SETTINGS]
+    folder = tmp_path / "census"
+    census_args = ["synth-census", str(folder), "--patients", "3", "--as-of", AS_OF_TEXT]
+    assert main([*census_args, "--plant", *map(str, plants)]) == 0
+    run = screen(capsys, folder, tmp_path / "worklist.ndjson", "--workers", "1")
+    assert run.code == 0, run.stderr
+    rows = {row["patient"]: row for row in run.rows()}
+    axes = {"il1", "ifng", "il6"}
+    for name, (setting, clinical) in PLANTED_SETTINGS.items():
+        row = rows[f"planted-{name}"]
+        assert row["setting"] == setting, name
+        assert set(row["scores"]) - axes == clinical, (name, row["scores"])
+
+
+# planted patient -> (the applied setting, the clinical scores its worklist row lists)
+PLANTED_SETTINGS = {
+    "case-cart-day3": ("iec", {"astct"}),
+    "css-il1-mals": ("sepsis", set()),
+    "css-il6-covid": (None, {"chis"}),
+}
 
 
 @pytest.mark.parametrize("where", ["missing-folder", "a-folder", "under-a-file"])

@@ -164,3 +164,30 @@ def test_an_over_long_card_id_is_400_naming_it(client: FlaskClient, store: Audit
     assert response.status_code == 400
     assert response.get_json()["issue"][0]["expression"] == ["feedback.0.card"]
     assert stored_feedback(store.engine) == []
+
+
+def test_feedback_accepting_a_suggestion_the_card_never_had_is_400_and_not_stored(
+    client: FlaskClient, store: AuditStore
+) -> None:
+    from cds_service.store import report
+
+    pattern = call_hook(client, "css-il6-covid")[1]["cards"][0]  # a pattern card: no suggestion
+    assert pattern["source"]["topic"]["code"] == "il6driven" and "suggestions" not in pattern
+    crs = call_hook(client, "case-cart-day3")[1]["cards"][0]
+    good = feedback_json(crs["uuid"], accepted=[crs["suggestions"][0]["uuid"]])
+    response = client.post(
+        FEEDBACK,
+        json={"feedback": [good, feedback_json(pattern["uuid"], accepted=["not-a-uuid"])]},
+    )
+    assert response.status_code == 400, response.get_json()
+    issue = response.get_json()["issue"][0]
+    assert issue["expression"] == ["feedback.1.acceptedSuggestions.0.id"]
+    assert "'not-a-uuid'" in issue["diagnostics"] and pattern["uuid"] in issue["diagnostics"]
+    assert stored_feedback(store.engine) == []  # the whole body refused: nothing stored
+    counted = report.build_report(store.engine, None)
+    assert all(topic.accepted == 0 for topic in counted.topics)
+
+    # The card's own suggestion is accepted as before.
+    assert client.post(FEEDBACK, json={"feedback": [good]}).status_code == 200
+    [row] = stored_feedback(store.engine)
+    assert row["accepted_suggestions"] == [crs["suggestions"][0]["uuid"]]
