@@ -6,6 +6,8 @@ Settings; `create_app` and the command line call these builders.
 
 from __future__ import annotations
 
+import logging
+
 from cds_service.auth.jwks import JwksCache
 from cds_service.auth.setup import build_verifier, check_bind_allowed
 from cds_service.auth.verify import ClientVerifier
@@ -25,6 +27,8 @@ from cds_service.store import AuditStore
 from cds_service.store.database import create_store_engine, store_url
 from cds_service.store.patient_key import PatientKeyer, load_or_create_secret
 from cds_service.store.replay import StoreReplayCache
+
+log = logging.getLogger(__name__)
 
 
 def knowledge(settings: Settings) -> Knowledge:
@@ -104,9 +108,22 @@ def open_audit_store(settings: Settings, *, patient_key: bool = True) -> AuditSt
     return AuditStore(engine, PatientKeyer(secret))
 
 
+# Bind addresses meaning "every interface": no browser can open a link on them.
+WILDCARD_HOSTS = frozenset({"0.0.0.0", "::", "[::]", ""})  # noqa: S104
+
+
 def profile_links(settings: Settings) -> ProfileLinks | None:
-    """The profile link signer, or None when the page is off."""
+    """The profile link signer, or None when the page is off, or when no link could be opened:
+    without a public base URL links use the bind address, and a wildcard one (0.0.0.0) is no
+    address a clinician's browser can open."""
     if not settings.profile_page:
+        return None
+    if settings.public_base_url is None and settings.host in WILDCARD_HOSTS:
+        log.warning(
+            "profile page links are off: the service binds to %s, which no browser can open; "
+            "set CYTOKINE_CDS_PUBLIC_BASE_URL to the URL clients use to turn them on",
+            settings.host or "all addresses",
+        )
         return None
     if settings.profile_secret is not None:
         secret = settings.profile_secret.get_secret_value().encode()

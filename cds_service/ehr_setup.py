@@ -15,6 +15,8 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from cds_service.auth.trusted_clients import TrustedClientsError, load_trusted_clients
+from cds_service.cards.templates import unit_text
+from cds_service.rules.engine import number
 from cds_service.runtime import Runtime
 
 ClientKind = Literal["epic", "oracle", "generic"]
@@ -82,10 +84,18 @@ def _scopes(client: ClientKind, templates: Iterable[str]) -> list[str]:
 
 def _trigger_criteria(runtime: Runtime) -> list[dict[str, Any]]:
     """Native criteria that make a call worth making: a recent result of a hyperinflammation
-    sign past its threshold, or any recent cytokine result."""
+    sign past its threshold, a result the setting rules judge (a setting's own markers, the
+    ASTCT grade's fever and hypotension), or any recent cytokine result."""
     rules, catalog = runtime.rules, runtime.catalog
     criteria: list[dict[str, Any]] = []
-    for marker_id in rules.hyperinflammation.signs:
+    # The setting rules' own markers, but not the label limits only the order checks read.
+    safety_only = {c for check in rules.safety for c in check.when}
+    setting_markers = [
+        marker_id
+        for marker_id, marker in rules.markers.items()
+        if marker.settings and marker_id not in safety_only
+    ]
+    for marker_id in [*rules.hyperinflammation.signs, *setting_markers]:
         marker = rules.markers[marker_id]
         entry = catalog.analyte(marker.analyte)
         thresholds = [
@@ -94,13 +104,27 @@ def _trigger_criteria(runtime: Runtime) -> list[dict[str, Any]]:
             else f"{c.comparison} {c.uln_multiple}× the upper reference limit"
             for c in marker.criteria
         ]
+        where = ", ".join(rules.settings[s].short for s in marker.settings)
         criteria.append(
             {
-                "when": f"{marker.label}: a result within {entry.freshness_hours:g} h",
+                "when": (f"{where}: " if where else "")
+                + f"{marker.label}: a result within {entry.freshness_hours:g} h",
                 "thresholds": thresholds,
                 "codes": [f"{system}|{code}" for system, code in catalog.codes(marker.analyte)],
             }
         )
+    astct = runtime.knowledge.scores.astct
+    for setting in (s for s in rules.settings.values() if "astct" in s.scores):
+        for test in (astct.fever, *astct.hypotension.any):
+            entry = catalog.analyte(test.analyte)
+            criteria.append(
+                {
+                    "when": f"{setting.short}, {astct.label}: {entry.display}: a result within "
+                    f"{entry.freshness_hours:g} h",
+                    "thresholds": [f"{test.op} {number(test.value)} {unit_text(test.unit)}"],
+                    "codes": [f"{system}|{code}" for system, code in catalog.codes(test.analyte)],
+                }
+            )
     for group in rules.cytokine_groups:
         for analyte in group.analytes:
             entry = catalog.analyte(analyte)

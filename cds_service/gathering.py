@@ -1,8 +1,8 @@
 """Reading what one decision needs, before `decide`: prefetch and the client's FHIR server for a
 hook call, or a Bundle handed over by an integration engine.
 
-Failures are domain outcomes, not HTTP statuses: `ServerRefused` (the fhirServer may not be
-contacted), `DataUnavailable` (nothing could be read) and `BundleError` (the Bundle cannot mean
+Failures are domain outcomes, not HTTP statuses: `DataUnavailable` (nothing could be read,
+including because the fhirServer may not be contacted) and `BundleError` (the Bundle cannot mean
 anything); the HTTP layer and the CLI say what each one means to their callers.
 """
 
@@ -17,7 +17,6 @@ from cds_service.evidence.bundles import read_bundle, text_at, unread_pages_prob
 from cds_service.evidence.models import ProblemCode
 from cds_service.fhir.gather import DataUnavailable, FhirAccess
 from cds_service.fhir.prefetch import read_prefetch
-from cds_service.fhir.server_policy import ServerRefused
 from cds_service.hooks.request import HookRequest
 from cds_service.hooks.services import ServiceSpec
 
@@ -25,7 +24,6 @@ __all__ = [
     "EVALUATION_USER",
     "BundleError",
     "DataUnavailable",
-    "ServerRefused",
     "evaluation_context",
     "gather_record",
     "record_from_bundle",
@@ -49,7 +47,7 @@ def gather_record(
 ) -> PatientRecord:
     """Prefetch plus what the FHIR server gives for the rest.
 
-    Raises ServerRefused or DataUnavailable. `started` (time.monotonic()) is when the call
+    Raises DataUnavailable. `started` (time.monotonic()) is when the call
     arrived: the FHIR deadline counts from it.
     """
     prefetch = read_prefetch(request.prefetch, service.prefetch)

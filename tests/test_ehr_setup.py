@@ -65,6 +65,26 @@ def test_the_epic_sheet_has_every_service_and_prefetch_query_with_local_codes() 
     assert {"clinical-judgement", "contraindication"} <= codes
 
 
+def test_the_trigger_criteria_include_what_the_setting_rules_read() -> None:
+    criteria = {c["when"]: c for c in sheet("epic")["trigger_criteria"]}
+
+    def find(*words: str) -> dict[str, Any]:
+        (found,) = [c for when, c in criteria.items() if all(w in when for w in words)]
+        return found
+
+    # CAR-T on day 3 with 38.2 °C, no ferritin and no cytokines answers CRS grade 2: ASTCT's
+    # fever (38.0 °C, below the 38.5 °C hyperinflammation sign) and hypotension are criteria.
+    fever = find("CAR-T", "ASTCT", "temperature")
+    assert fever["thresholds"] == [">= 38 °C"] and "http://loinc.org|8310-5" in fever["codes"]
+    assert find("CAR-T", "ASTCT", "Systolic")["thresholds"] == ["< 90 mm[Hg]"]
+    # COVID-19 without cytokines, ferritin or temperature answers "needing oxygen": SpO₂ < 92 %.
+    spo2 = find("COVID-19", "SpO₂")
+    assert spo2["thresholds"] == ["< 92 %"] and "http://loinc.org|59408-5" in spo2["codes"]
+    assert find("Sepsis", "HLA-DR (immunoparalysis").get("thresholds")
+    # The label limits only the order checks read are no reason to call on a chart open.
+    assert not [when for when in criteria if "label limit" in when]
+
+
 def test_the_oracle_sheet_lists_patient_view_only_and_smart_scopes() -> None:
     oracle = sheet("oracle")
     assert [s["hook"] for s in oracle["services"]] == ["patient-view"]

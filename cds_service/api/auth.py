@@ -45,6 +45,7 @@ def install_client_auth(app: Flask, verifier: ClientVerifier | None, base_url: s
             g.cds_client = verifier.verify(
                 bearer_token(request.headers.get("Authorization")),
                 default_audiences(base_url, path),
+                endpoints=invoked_paths(path),
             )
         except AuthFailure as failure:
             record_auth_failure(failure.reason)
@@ -66,17 +67,23 @@ def install_client_auth(app: Flask, verifier: ClientVerifier | None, base_url: s
             raise refusal(failure) from None
 
 
-def default_audiences(base_url: str | None, path: str) -> list[str]:
-    """The `aud` values accepted by default: the URL called, on the configured public base URL
-    (never the request's Host header, which the caller controls), and for /feedback also its
-    service's URL (Epic signs feedback with the audience typed in for the service)."""
-    if base_url is None:
-        return []  # only the audiences configured per client (checked at start-up)
-    audiences = [base_url + path]
+def invoked_paths(path: str) -> list[str]:
+    """The endpoint paths a JWT `aud` may name for a call to `path`: the path itself, and for
+    /feedback also its service's (Epic signs feedback with the audience typed in for the
+    service)."""
+    paths = [path]
     service, slash, rest = path.rpartition("/")
     if rest == "feedback" and slash and service.startswith("/cds-services/"):
-        audiences.append(base_url + service)
-    return audiences
+        paths.append(service)
+    return paths
+
+
+def default_audiences(base_url: str | None, path: str) -> list[str]:
+    """The `aud` values accepted by default: the endpoint paths of `invoked_paths` on the
+    configured public base URL (never the request's Host header, which the caller controls)."""
+    if base_url is None:
+        return []  # only the audiences configured per client (checked at start-up)
+    return [base_url + p for p in invoked_paths(path)]
 
 
 def bearer_token(header: str | None) -> str:

@@ -16,7 +16,7 @@ from cds_service.api.http import json_body, validate, validation_error
 from cds_service.api.observe import note_hook_call
 from cds_service.api.runtime import current_runtime
 from cds_service.decision import Decision, LinkIssuer, decide
-from cds_service.gathering import DataUnavailable, ServerRefused, gather_record
+from cds_service.gathering import DataUnavailable, gather_record
 from cds_service.hooks.client_shapes import shape_cards
 from cds_service.hooks.request import HookRequest, ehr_trigger
 from cds_service.hooks.response import CdsResponse
@@ -60,10 +60,9 @@ def call_service(service_id: str) -> dict[str, Any]:
     runtime = current_runtime()
     try:
         record = gather_record(runtime.fhir, service, hook_request, started=started)
-    except ServerRefused as exc:
-        raise ApiError(400, exc.message, field="fhirServer") from None
     except DataUnavailable as exc:
-        raise ApiError(412, exc.message) from None
+        field = "fhirServer" if exc.refused is not None else None
+        raise ApiError(412, exc.message, field=field) from None
     decision = decide(
         runtime.knowledge,
         record,

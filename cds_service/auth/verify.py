@@ -90,10 +90,13 @@ class ClientVerifier:
         self._leeway = leeway
         self._clock = clock
 
-    def verify(self, token: str, audiences: Sequence[str]) -> VerifiedClient:
+    def verify(
+        self, token: str, audiences: Sequence[str], endpoints: Sequence[str] | None = None
+    ) -> VerifiedClient:
         """The verified caller, or AuthFailure. `audiences`: the `aud` values accepted by
         default (the endpoint's URLs on the public base URL); a client's configured
-        `audiences` replace them."""
+        `audiences` replace them, but only those naming one of `endpoints` (the paths invoked,
+        see api.auth.invoked_paths; None: all of them): `aud` must be the endpoint invoked."""
         header, unverified = self._parse(token)
         alg, kid = self._check_header(header)
         client = self._client(unverified)
@@ -114,7 +117,17 @@ class ClientVerifier:
                     f"the `{name}` claim must be a JSON number of seconds (RFC 7519 NumericDate),"
                     f" not {type(value).__name__}",
                 )
-        accepted = list(client.trusted.audiences or audiences)
+        accepted = list(audiences)
+        configured = client.trusted.audiences
+        if configured:
+            accepted = [url for url in configured if _names_endpoint(url, endpoints)]
+            if not accepted:
+                raise AuthFailure(
+                    "bad_audience",
+                    f"none of this client's `audiences` is the URL of the endpoint invoked "
+                    f"({_shown((endpoints or ['?'])[0])}); list each endpoint URL the client "
+                    "calls in the trusted-clients file",
+                )
         claims = self._decode(token, key, alg, accepted, unverified.get("aud"))
         iat, exp = int(claims["iat"]), int(claims["exp"])
         if exp - iat > self._max_lifetime:
@@ -202,14 +215,16 @@ class ClientVerifier:
         return client
 
     def _key(self, client: _Client, header: dict[str, Any], kid: str) -> VerificationKey:
+        # A pinned key is the key: the header's jku is then neither fetched nor needed (Epic
+        # sends its jku on every JWT, also to services that pinned its key).
+        key = client.static_keys.get(kid)
+        if key is not None:
+            return key
         jku = header.get("jku")
         if jku is not None and (not isinstance(jku, str) or jku not in client.trusted.jku):
             raise AuthFailure(
                 "jku_not_allowed", f"jku '{_shown(jku)}' is not on this issuer's `jku` list"
             )
-        key = client.static_keys.get(kid)
-        if key is not None:
-            return key
         # A named jku, or (keys agreed out of band) every jku configured for the issuer.
         urls = (jku,) if jku is not None else client.trusted.jku
         unavailable: list[str] = []
@@ -257,6 +272,15 @@ class ClientVerifier:
         except jwt.PyJWTError as exc:
             raise AuthFailure("invalid_claim", f"the JWT is invalid ({exc})") from None
         return claims
+
+
+def _names_endpoint(url: str, endpoints: Sequence[str] | None) -> bool:
+    """Whether a configured audience is the URL of one of `endpoints` (paths such as
+    /cds-services/x), behind whatever path prefix the public URL has (a reverse proxy's)."""
+    if endpoints is None:
+        return True
+    path = urlsplit(url).path.rstrip("/")
+    return any(path == e.rstrip("/") or path.endswith(e.rstrip("/")) for e in endpoints)
 
 
 def _audience_help(aud: Any, accepted: list[str]) -> str:

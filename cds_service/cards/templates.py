@@ -31,6 +31,8 @@ CARD_TYPES = (
     "data-incomplete",
 )
 _MARKDOWN_SPECIAL = re.compile(r"([\\`*_\[\]|~#])")
+# Control and bidirectional-override characters: never shown in a plain-text field.
+_UNSAFE_IN_TEXT = re.compile(r"[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 
 class _Spec(BaseModel):
@@ -90,6 +92,20 @@ class RenderedText:
     alternative_description: str | None = None
 
 
+def plain_value(value: Any) -> str:
+    """A value inside a plain-text field (summary, suggestion label, action description): shown
+    as text by Epic, Oracle Health and the sandbox, so not escaped; control characters, which
+    could break the line or reorder what is read, become spaces."""
+    return _UNSAFE_IN_TEXT.sub(" ", value if type(value) is str else str(value))
+
+
+def plain_line(text: str) -> str:
+    """One line: a plain-text field's whitespace (template line breaks included) collapsed. Its
+    length is bounded where it is emitted (the summary's 139 characters), and start-up renders
+    every template with the longest sample values, so a text that does not fit never ships."""
+    return " ".join(_UNSAFE_IN_TEXT.sub(" ", text).split())
+
+
 def escape_markdown(value: Any) -> str:
     """Text safe inside GitHub-flavoured Markdown rendered with raw HTML (as the sandbox does)."""
     if isinstance(value, Markup):
@@ -132,6 +148,9 @@ class CardKit:
             number=number, unit_text=unit_text, when=when_text, result=lab_value_text
         )
         self.env.filters.update(verdict=_verdict, citation=_citation, lower_first=_lower_first)
+        # Summary, suggestion label and action description are plain text: the same filters,
+        # but values are not Markdown-escaped (no "&lt;" or "\\_" shown to clinicians).
+        self.plain_env = self.env.overlay(finalize=plain_value)
         self.common = YamlDocument.read(directory / "_common.yaml").validate(CommonSpec)
         self.templates = {card_type: self._load(card_type) for card_type in CARD_TYPES}
         codes: dict[str, str] = {}
@@ -189,11 +208,11 @@ class CardKit:
             if code not in self.common.override_reasons:
                 raise document.error(("override_reasons", i), f"unknown override reason {code!r}")
 
-        def compile_(field: str, text: str | None) -> Template | None:
+        def compile_(field: str, text: str | None, markdown: bool = False) -> Template | None:
             if text is None:
                 return None
             try:
-                return self.env.from_string(text)
+                return (self.env if markdown else self.plain_env).from_string(text)
             except TemplateError as exc:
                 raise document.error((field,), f"template error: {exc}") from None
 
@@ -201,7 +220,7 @@ class CardKit:
             type=card_type,
             spec=spec,
             summary=compile_("summary", spec.summary),  # type: ignore[arg-type]
-            detail=compile_("detail", spec.detail),  # type: ignore[arg-type]
+            detail=compile_("detail", spec.detail, markdown=True),  # type: ignore[arg-type]
             label=compile_("suggestion", spec.suggestion.label if spec.suggestion else None),
             description=compile_(
                 "suggestion", spec.suggestion.description if spec.suggestion else None
@@ -219,7 +238,7 @@ class CardKit:
         context.setdefault("notice", self.common.notice)
 
         def text(t: Template | None) -> str | None:
-            return " ".join(t.render(**context).split()) if t is not None else None
+            return plain_line(t.render(**context)) if t is not None else None
 
         try:
             return RenderedText(

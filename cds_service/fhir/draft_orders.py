@@ -7,7 +7,8 @@ check needs are picked out, and anything unreadable is skipped rather than refus
 The drug is read from `medicationCodeableConcept`, or through `medicationReference`: to a
 `Medication` entry of the same Bundle (Epic since February 2024; the reference may be relative,
 absolute or the entry's `fullUrl`), to a `#contained` Medication, or, when neither is there, from
-the reference's `display` alone (Epic before 2024).
+the reference's `display` alone (Epic before 2024). The dose is `doseQuantity`, or Epic's
+`ordered-dose` dosage extension when `doseQuantity` is not a mass.
 """
 
 from __future__ import annotations
@@ -145,21 +146,52 @@ def _referenced_medication_code(
     return code if isinstance(code, dict) else {}
 
 
+# Epic sends the dose ordered (in mg) in a dosage extension when doseQuantity is the volume or
+# amount given (15.6 mL of a 1,000 mg vial); ehr-dialects: "doseQuantity plus ordered-dose".
+_ORDERED_DOSE = "/extension/ordered-dose"
+
+
 def daily_dose_mg(dosage: Any, names: Sequence[str] = ()) -> tuple[float | None, str | None]:
     """Total mg per day from the first dosage instruction, or None and why it cannot be read.
 
     A dose without timing is read as once daily: that is how one-off and daily pulse doses are
     usually written, and it can only under-count a more frequent schedule. A dose counted in
     tablets ({tbl}, {pill}) is multiplied by the strength written in the drug's name or code
-    display ("methylprednisolone 100 MG Oral Tablet").
+    display ("methylprednisolone 100 MG Oral Tablet"). When `doseQuantity` is not a mass (Epic:
+    millilitres), Epic's `ordered-dose` extension, on the dosage or its doseAndRate, gives it.
     """
     if not isinstance(dosage, list) or not dosage or not isinstance(dosage[0], dict):
         return None, "no dosage instruction"
     first = dosage[0]
     dose = None
     dose_and_rate = first.get("doseAndRate")
-    if isinstance(dose_and_rate, list) and dose_and_rate and isinstance(dose_and_rate[0], dict):
-        dose = dose_and_rate[0].get("doseQuantity")
+    rate = dose_and_rate[0] if isinstance(dose_and_rate, list) and dose_and_rate else None
+    if isinstance(rate, dict):
+        dose = rate.get("doseQuantity")
+    mg, problem = _dose_mg(dose, names)
+    if mg is None:
+        ordered = _ordered_dose(first) or _ordered_dose(rate)
+        if ordered is not None:
+            mg, ordered_problem = _dose_mg(ordered, names)
+            if mg is None:
+                problem = f"{problem}; Epic ordered-dose: {ordered_problem}"
+    if mg is None:
+        return None, problem
+    timing = first.get("timing")
+    repeat = timing.get("repeat") if isinstance(timing, dict) else None
+    if not isinstance(repeat, dict):
+        return mg, None
+    frequency = repeat.get("frequency", 1)
+    period = repeat.get("period", 1)
+    per_day = _PER_DAY.get(str(repeat.get("periodUnit", "d")))
+    numbers_ok = isinstance(frequency, int | float) and isinstance(period, int | float)
+    if per_day is None or not numbers_ok or period <= 0:
+        return None, "the frequency cannot be read"
+    return mg * float(frequency) * per_day / float(period), None
+
+
+def _dose_mg(dose: Any, names: Sequence[str]) -> tuple[float | None, str]:
+    """One dose in mg, or None and why not."""
     if not isinstance(dose, dict) or not isinstance(dose.get("value"), int | float):
         return None, "no dose quantity"
     unit = dose.get("code") or dose.get("unit")
@@ -171,17 +203,18 @@ def daily_dose_mg(dosage: Any, names: Sequence[str] = ()) -> tuple[float | None,
             return None, f"dose in {unit} with no strength in mg in the drug's name"
     if factor is None:
         return None, f"dose unit {unit!r} is not a mass" if unit else "dose without a unit"
-    timing = first.get("timing")
-    repeat = timing.get("repeat") if isinstance(timing, dict) else None
-    if not isinstance(repeat, dict):
-        return float(dose["value"]) * factor, None
-    frequency = repeat.get("frequency", 1)
-    period = repeat.get("period", 1)
-    per_day = _PER_DAY.get(str(repeat.get("periodUnit", "d")))
-    numbers_ok = isinstance(frequency, int | float) and isinstance(period, int | float)
-    if per_day is None or not numbers_ok or period <= 0:
-        return None, "the frequency cannot be read"
-    return float(dose["value"]) * factor * float(frequency) * per_day / float(period), None
+    return float(dose["value"]) * factor, ""
+
+
+def _ordered_dose(element: Any) -> Any:
+    """The valueQuantity of Epic's ordered-dose extension on `element`, if there is one."""
+    if not isinstance(element, dict):
+        return None
+    for extension in as_list(element.get("extension")):
+        url = extension.get("url") if isinstance(extension, dict) else None
+        if isinstance(url, str) and url.rstrip("/").endswith(_ORDERED_DOSE):
+            return extension.get("valueQuantity")
+    return None
 
 
 def _strength_mg(names: Sequence[str]) -> float | None:

@@ -5,7 +5,10 @@ nothing found); a missing key, or one whose value was an error, is queried on `f
 same (filled) template; a search that prefetch sent only in part is continued from its `next`
 link. What could not be read becomes a `DataGap`; when nothing at all could be read,
 `DataUnavailable` is raised (the API answers 412, spec "Prefetch Template"). A `fhirServer` the
-service may not contact raises `ServerRefused` (400), but only when something has to be read.
+service may not contact (not allowlisted, plain http) is one more reason a key could not be read:
+Epic always sends `fhirServer`, so a refused one must not cost the cards prefetch supports.
+A `combo-code` search the server refuses is read again with `code=`: a partial gap says which
+results (those sent only as components) that may miss.
 
 This module reads prefetch through the interface of `cds_service.fhir.prefetch.read_prefetch`
 (`PrefetchRead`: `resources`, and `keys` with per-key `state` and `next_url`), typed here by the
@@ -27,7 +30,7 @@ from cds_service.fhir.search_merge import (
     merge_searches,
     split_fetch,
 )
-from cds_service.fhir.server_policy import ServerPolicy
+from cds_service.fhir.server_policy import ServerPolicy, ServerRefused
 from cds_service.fhir.templates import TemplateError, fill_template
 from cds_service.observability.metrics import record_fhir_fetch
 from cds_service.urls import FhirBase
@@ -69,8 +72,14 @@ class Gathered:
 class DataUnavailable(Exception):
     """None of the data the service needs could be obtained."""
 
-    def __init__(self, gaps: Sequence[DataGap], server: str | None = None) -> None:
+    def __init__(
+        self,
+        gaps: Sequence[DataGap],
+        server: str | None = None,
+        refused: ServerRefused | None = None,
+    ) -> None:
         self.gaps = list(gaps)
+        self.refused = refused  # set when the fhirServer itself may not be contacted
         where = f" (fhirServer {server})" if server else ""
         causes = "; ".join(
             f"{', '.join(keys)}: {reason}" for reason, keys in _by_reason(self.gaps).items()
@@ -103,7 +112,7 @@ class FhirAccess:
         """The resources for `templates` (the service's prefetch keys), with the gaps.
 
         `started` (time.monotonic()) is when the hook call arrived; the deadline counts from it.
-        Raises ServerRefused (400) or DataUnavailable (412)."""
+        Raises DataUnavailable (412) when nothing could be read."""
         started = time.monotonic() if started is None else started
         obtained: set[str] = set()  # keys with data (or a known "nothing found")
         gaps: list[DataGap] = []
@@ -127,23 +136,32 @@ class FhirAccess:
 
         fetched: FetchResult | None = None
         server_shown: str | None = None
+        refused: ServerRefused | None = None
         if plan:
             if fhir_server is None:
                 gaps += [_gap(task, _NO_SERVER, obtained) for task in plan]
             elif token is None and not self.allow_anonymous:
                 gaps += [_gap(task, _NO_ANONYMOUS, obtained) for task in plan]
             else:
-                base = self.policy.check(fhir_server)  # ServerRefused: nothing was contacted
-                server_shown = base.url
-                fetched = self._fetch(plan, base, token, started + self.deadline_seconds)
-                for key, fetch in fetched.keys.items():
-                    if fetch.complete or fetch.resources:
-                        obtained.add(key)
-                    if fetch.failure is not None:
-                        gaps.append(DataGap(key, fetch.failure.detail, key in obtained))
+                try:
+                    base = self.policy.check(fhir_server)  # decided before any connection
+                except ServerRefused as exc:
+                    refused = exc
+                    gaps += [_gap(task, exc.message.rstrip("."), obtained) for task in plan]
+                else:
+                    server_shown = base.url
+                    deadline = started + self.deadline_seconds
+                    fetched, by_code = self._fetch(plan, base, token, deadline)
+                    for key, fetch in fetched.keys.items():
+                        if fetch.complete or fetch.resources:
+                            obtained.add(key)
+                        if fetch.failure is not None:
+                            gaps.append(DataGap(key, fetch.failure.detail, key in obtained))
+                        elif key in by_code:
+                            gaps.append(DataGap(key, _READ_BY_CODE, True))
 
         if not obtained:
-            raise DataUnavailable(gaps, server_shown)
+            raise DataUnavailable(gaps, server_shown, refused)
         resources = list(prefetch.resources)
         if fetched is not None:
             resources += fetched.resources
@@ -156,8 +174,9 @@ class FhirAccess:
 
     def _fetch(
         self, plan: list[FetchTask], base: FhirBase, token: str | None, deadline: float
-    ) -> FetchResult:
-        """`plan` read from `base`, merged where it may be; the result per key of `plan`."""
+    ) -> tuple[FetchResult, frozenset[str]]:
+        """`plan` read from `base`, merged where it may be; the result per key of `plan`, and
+        the keys whose combo-code search was refused and read again with code=."""
         if self.merge_code_searches:
             searches = merge_searches(plan, MAX_URL_LENGTH - len(base.url) - 1)
         else:
@@ -176,11 +195,22 @@ class FhirAccess:
             separately = self.client.fetch_queries(again, base, token, deadline)
             keys.update(separately.keys)
             elapsed += separately.elapsed
+        # US Core requires only `code`: a server that runs no combo-code refuses the search
+        # (HTTP 400). Read it again with code=, which misses results sent only as components.
+        narrowed = [
+            FetchTask(task.key, task.url.replace(_COMBO_CODE, "&code="), task.searches)
+            for task in plan
+            if _COMBO_CODE in task.url and _refused_search(keys[task.key])
+        ]
+        if narrowed:
+            by_code = self.client.fetch_queries(narrowed, base, token, deadline)
+            keys.update(by_code.keys)
+            elapsed += by_code.elapsed
         fetched = FetchResult({task.key: keys[task.key] for task in plan}, elapsed)
         # Per prefetch key, however many requests it took.
         failed = [failure.kind for failure in fetched.failures.values()]
         record_fhir_fetch(fetched.elapsed, failed, len(fetched.keys))
-        return fetched
+        return fetched, frozenset(task.key for task in narrowed)
 
 
 _NO_SERVER = "the request named no fhirServer to read it from"
@@ -188,6 +218,20 @@ _NO_ANONYMOUS = (
     "the request carried no fhirAuthorization, and anonymous FHIR reads are off "
     "(setting CYTOKINE_CDS_FHIR_ALLOW_ANONYMOUS)"
 )
+
+
+_COMBO_CODE = "&combo-code="
+_READ_BY_CODE = (
+    "the FHIR server refused the combo-code search, so it was read by code: results sent only "
+    "as a component of another Observation (a cytokine inside a panel, blood pressure inside "
+    "its panel, oxygen flow or FiO2 inside pulse oximetry) may be missed"
+)
+
+
+def _refused_search(fetch: KeyFetch) -> bool:
+    """A search the server refused as such (HTTP 400/422...), before any page was read."""
+    failure = fetch.failure
+    return failure is not None and failure.kind == "http-4xx" and fetch.pages == 0
 
 
 def _gap(task: FetchTask, why: str, obtained: set[str]) -> DataGap:

@@ -64,7 +64,9 @@ class HookRequest(Lenient):
     fhirAuthorization: FhirAuthorization | None = None
     context: dict[str, Any]
     prefetch: dict[str, Any] | None = None
-    extension: dict[str, Any] | None = None
+    # The spec's extension is an object; a client sending another shape (a FHIR-style list) is
+    # not refused for it: only Epic's keys are read, and only from an object.
+    extension: Any = None
 
     @field_validator("fhirServer")
     @classmethod
@@ -99,7 +101,7 @@ def _short_text(value: Any, limit: int) -> str | None:
 def ehr_trigger(request: HookRequest) -> tuple[str | None, str | None]:
     """(trigger action, criteria id) from the request's top-level `extension` object (Epic),
     or (None, None). Epic reuses patient-view for many triggers; these say which one fired."""
-    extension = request.extension or {}
+    extension = request.extension if isinstance(request.extension, dict) else {}
     return (
         _short_text(extension.get(EPIC_TRIGGER_ACTION), 64),
         _short_text(extension.get(EPIC_CRITERIA_ID), 128),

@@ -187,6 +187,17 @@ def test_unknown_members_and_extensions_are_ignored(client: FlaskClient) -> None
     assert client.post(SERVICE, json=body).status_code == 200
 
 
+@pytest.mark.parametrize(
+    "extension", [[{"url": "x", "valueString": "y"}], "text", 7, None, True, {"a": [1]}]
+)
+def test_an_extension_of_another_shape_is_ignored(client: FlaskClient, extension: Any) -> None:
+    body = patient_view()
+    body["extension"] = extension
+    response = client.post(SERVICE, json=body)
+    assert response.status_code == 200, response.get_json()
+    assert "cards" in response.get_json()
+
+
 def test_unexpected_error_is_500_without_internals(settings: Settings) -> None:
     app = create_app(settings)
 

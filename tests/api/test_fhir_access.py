@@ -1,8 +1,8 @@
 """Hook calls that need the FHIR server: the real one (sekmet), and every fault the issue names.
 
 Each fault case answers within the deadline with its documented status: 412 with an
-OperationOutcome when no data could be read, 200 with an info card when some could, 400 when the
-fhirServer may not be contacted (decided before any connection or DNS lookup).
+OperationOutcome when no data could be read, 200 with an info card when some could; a fhirServer
+that may not be contacted (decided before any connection or DNS lookup) is one more such gap.
 """
 
 from __future__ import annotations
@@ -253,6 +253,23 @@ def test_operation_outcomes_in_fetched_pages_are_data_problems_of_the_record(
     assert outcomes == {("operation-outcome", reason, f"fetch:{key}") for key in service.needed}
 
 
+def test_a_server_refusing_combo_code_is_read_by_code_and_the_card_says_what_may_be_missed(
+    fhir_client: FlaskClient, faults: FaultServer
+) -> None:
+    patient = "case-cart-day3"  # CRS by ASTCT: fever and hypotension are read from vitals
+    strict, _ = call(fhir_client, hook_body(PV, patient, faults.url("strict-combo")))
+    assert strict.status_code == 200, strict.get_json()
+    detail = data_gap_card(strict)["detail"]
+    assert "combo-code" in detail and "component of another Observation" in detail
+    assert "cytokines" in detail and "vitals" in detail
+    # The cytokines are still read: the same cards as from a server that runs combo-code.
+    full, _ = call(fhir_client, hook_body(PV, patient, faults.url("proxy")))
+    topics = [c["source"]["topic"]["code"] for c in full.get_json()["cards"]]
+    assert topics and "dataincomplete" not in topics
+    shown = [c["source"]["topic"]["code"] for c in strict.get_json()["cards"]]
+    assert shown == [*topics, "dataincomplete"]
+
+
 def test_no_prefetch_and_no_fhir_server_is_412(fhir_client: FlaskClient) -> None:
     response, _ = call(fhir_client, hook_body(PV, DEMO, None))
     assert response.status_code == 412
@@ -288,21 +305,27 @@ def no_network(monkeypatch: pytest.MonkeyPatch) -> list[str]:
         ("http://ehr.invalid/fhir/allowed", "CYTOKINE_CDS_FHIR_ALLOW_HTTP"),  # http off loopback
     ],
 )
-def test_servers_the_service_may_not_contact_are_refused_with_400(
+def test_servers_the_service_may_not_contact_are_gaps_and_412_when_nothing_was_had(
     no_network: list[str], fhir_server: str, refused: str, setting: str
 ) -> None:
     settings = Settings(
         auth="off", fhir_allowlist=[fhir_server, "https://ehr.invalid/fhir/allowed"]
     )
     client = create_app(settings).test_client()
-    for prefetch in (None, PATIENT_ONLY):
-        body = hook_body(PV, DEMO, refused, prefetch, TOKEN)
-        response, elapsed = call(client, body)
-        assert response.status_code == 400
-        issue = response.get_json()["issue"][0]
-        assert setting in issue["diagnostics"] and issue["expression"] == ["fhirServer"]
-        assert TOKEN not in response.get_data(as_text=True)
-        assert elapsed < 0.5
+    # Nothing in prefetch: 412 (CDS Hooks "Prefetch Template"), naming fhirServer and the setting.
+    response, elapsed = call(client, hook_body(PV, DEMO, refused, None, TOKEN))
+    assert response.status_code == 412
+    issue = response.get_json()["issue"][0]
+    assert setting in issue["diagnostics"] and issue["expression"] == ["fhirServer"]
+    assert TOKEN not in response.get_data(as_text=True)
+    assert elapsed < 0.5
+    # Part in prefetch: the answer, with each key that could not be read named in the info card.
+    response, elapsed = call(client, hook_body(PV, DEMO, refused, CYTOKINES_ONLY, TOKEN))
+    assert response.status_code == 200
+    detail = data_gap_card(response)["detail"]
+    assert setting.replace("_", "\\_") in detail and "labs" in detail
+    assert TOKEN not in response.get_data(as_text=True)
+    assert elapsed < 0.5
     assert no_network == []
 
 

@@ -3,6 +3,7 @@ NumericDate claims: real keys and signed tokens through the Flask test client.""
 
 from __future__ import annotations
 
+import logging
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -74,7 +75,8 @@ def clients_file(tmp_path: Path, ec_signer: Signer, jwks: JwksServer, **entry: A
 def test_configured_audiences_are_the_only_ones_accepted(
     tmp_path: Path, ec_signer: Signer, jwks_server: JwksServer
 ) -> None:
-    typed_in = "https://cds.hospital.example/cytokine"  # as the analyst typed it into the EHR
+    # As the analyst typed it into the EHR, behind a proxy path.
+    typed_in = "https://cds.hospital.example/cytokine" + DISCOVERY
     path = clients_file(tmp_path, ec_signer, jwks_server, audiences=[typed_in])
     # No public base URL needed: every client says which audiences it signs for.
     client = create_app(Settings(trusted_clients=path)).test_client()
@@ -85,6 +87,29 @@ def test_configured_audiences_are_the_only_ones_accepted(
             client.get(DISCOVERY, headers=bearer(ec_signer.token(aud=aud))), "bad_audience"
         )
         assert typed_in in message
+
+
+def test_a_configured_audience_is_accepted_only_on_the_endpoint_it_names(
+    tmp_path: Path, ec_signer: Signer, jwks_server: JwksServer
+) -> None:
+    """CDS Hooks: `aud` "MUST be the URL of the CDS Service endpoint being invoked"."""
+    typed_in = "https://cds.hospital.example/cytokine" + SERVICE  # the patient-view service
+    path = clients_file(tmp_path, ec_signer, jwks_server, audiences=[typed_in])
+    client = create_app(Settings(trusted_clients=path)).test_client()
+
+    def call(endpoint: str) -> Any:
+        token = bearer(ec_signer.token(endpoint, aud=typed_in))
+        if endpoint == DISCOVERY:
+            return client.get(endpoint, headers=token)
+        body = FEEDBACK_BODY if endpoint.endswith("/feedback") else {}
+        return client.post(endpoint, json=body, headers=token)
+
+    assert call(SERVICE).status_code != 401  # reaches the service (400: an empty body)
+    assert call(FEEDBACK).status_code == 200  # Epic: the service's audience on its feedback
+    order_sign = "/cds-services/cytokine-storm-order-sign"
+    for endpoint in (order_sign, order_sign + "/feedback", DISCOVERY, "/evaluate"):
+        message = refused(call(endpoint), "bad_audience")
+        assert endpoint in message and "trusted-clients" in message
 
 
 def test_an_expected_sub_is_enforced(
@@ -156,3 +181,35 @@ def test_profile_links_never_use_the_host_header(tmp_path: Path) -> None:
     (card,) = response.get_json()["cards"]
     (link,) = card["links"]
     assert link["url"].startswith("http://127.0.0.1:8123/profile/")
+
+
+def test_no_profile_links_on_a_wildcard_bind_without_a_public_base_url(
+    tmp_path: Path, ec_signer: Signer, jwks_server: JwksServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Authentication on, every client with its `audiences`, no public base URL, and the
+    service bound to 0.0.0.0: a link to http://0.0.0.0:8080/profile/... opens nothing."""
+    typed_in = "https://cds.hospital.example" + SERVICE
+    path = clients_file(tmp_path, ec_signer, jwks_server, audiences=[typed_in])
+
+    def cards(**settings: Any) -> list[dict[str, Any]]:
+        app = create_app(Settings(trusted_clients=path, host="0.0.0.0", **settings))
+        with app.app_context():
+            service = current_runtime().services["cytokine-storm-patient-view"]
+        patient = load_fixture("patients/css-il6-covid.json")
+        body = hook_request(service, patient, now=datetime.now(UTC))
+        token = bearer(ec_signer.token(SERVICE, aud=typed_in))
+        response = app.test_client().post(SERVICE, json=body, headers=token)
+        assert response.status_code == 200, response.get_json()
+        return list(response.get_json()["cards"])
+
+    with caplog.at_level(logging.WARNING):
+        dropped = cards()
+    assert dropped and not any("links" in card for card in dropped)
+    warned = [
+        r.getMessage() for r in caplog.records if "profile page links are off" in r.getMessage()
+    ]
+    assert len(warned) == 1 and "0.0.0.0" in warned[0]
+    assert "CYTOKINE_CDS_PUBLIC_BASE_URL" in warned[0]
+    # With the public base URL, the links are on it.
+    (card,) = cards(public_base_url="https://cds.hospital.example")
+    assert card["links"][0]["url"].startswith("https://cds.hospital.example/profile/")

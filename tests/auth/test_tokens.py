@@ -11,18 +11,22 @@ import hmac
 import logging
 import time
 import uuid
+from pathlib import Path
 from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
 from flask import g
 
+from cds_service import create_app
+from cds_service.settings import Settings
 from tests.auth.conftest import (
     BASE,
     DISCOVERY,
     FEEDBACK,
     FEEDBACK_BODY,
     ISSUER,
+    RSA_ISSUER,
     SERVICE,
     AuthApp,
     JwksServer,
@@ -221,6 +225,26 @@ def test_a_jku_not_on_the_issuers_list_is_refused_before_any_fetch(
     for jku in (jwks_server.url("/attacker/jwks.json"), "https://attacker.invalid/jwks.json"):
         token = ec_signer.token(header={"jku": jku})
         refused(auth_client().get(DISCOVERY, headers=bearer(token)), "jku_not_allowed")
+    assert jwks_server.hits == {}
+
+
+def test_a_pinned_kid_is_accepted_with_the_jku_its_header_names_without_a_fetch(
+    tmp_path: Path, rsa_signer: Signer, jwks_server: JwksServer
+) -> None:
+    # An entry with only `jwks` (Epic's key pinned); Epic's JWTs still carry their jku.
+    clients = write_clients(
+        tmp_path / "trusted-clients.json",
+        [{"iss": RSA_ISSUER, "jwks": {"keys": [rsa_signer.jwk()]}}],
+    )
+    client = create_app(Settings(trusted_clients=clients, public_base_url=BASE)).test_client()
+    jku = jwks_server.url("/epic/PublicKeys/jwks.json")
+    token = rsa_signer.token(header={"jku": jku})
+    response = client.get(DISCOVERY, headers=bearer(token))
+    assert response.status_code == 200, response.get_json()
+    assert jwks_server.hits == {}
+    # A kid that is not pinned still needs a listed jku: nothing is fetched.
+    other = rsa_signer.token(header={"jku": jku, "kid": "not-pinned"})
+    refused(client.get(DISCOVERY, headers=bearer(other)), "jku_not_allowed")
     assert jwks_server.hits == {}
 
 

@@ -21,6 +21,7 @@ from flask.testing import FlaskClient
 from cds_service import create_app
 from cds_service.auth.trusted_clients import CardOptions
 from cds_service.cards.build import sample_cards
+from cds_service.cards.templates import plain_line
 from cds_service.composition import build_runtime
 from cds_service.hooks.client_shapes import shape_cards
 from cds_service.hooks.response import Link
@@ -82,6 +83,26 @@ def spec_problems(card: dict[str, Any]) -> list[str]:
     return problems
 
 
+# What Markdown or HTML escaping leaves in text that a client shows as it is.
+_ESCAPED = re.compile(r"&(lt|gt|amp|quot|#\d+);|\\[\\`*_\[\]|~#<>&]")
+
+
+def plain_text_problems(card: dict[str, Any]) -> list[str]:
+    """summary, suggestion label and action description are plain strings (C-2, SG-1, AC-2):
+    Epic and Oracle Health show them as text, so no entity or Markdown escape, one line."""
+    fields = [("summary", card.get("summary", ""))]
+    for s in card.get("suggestions", []):
+        fields.append(("suggestion.label", s.get("label", "")))
+        fields += [("action.description", a.get("description", "")) for a in s["actions"]]
+    problems = []
+    for name, text in fields:
+        if _ESCAPED.search(text):
+            problems.append(f"{name} holds an escape: {text!r}")
+        if text != " ".join(text.split()) or not text.isprintable():
+            problems.append(f"{name} is not one clean line: {text!r}")
+    return problems
+
+
 _EPIC_TOPIC = re.compile(r"^[A-Za-z0-9]{1,100}$")
 
 
@@ -133,7 +154,7 @@ def all_problems(cards: list[dict[str, Any]]) -> list[str]:
     if len(set(uuids)) != len(uuids):
         problems.append("card and suggestion uuids must be unique")
     for card in cards:
-        for check in (spec_problems, epic_problems, oracle_problems):
+        for check in (spec_problems, plain_text_problems, epic_problems, oracle_problems):
             problems += [f"{card['source']['topic']['code']}: {p}" for p in check(card)]
     return problems
 
@@ -255,6 +276,26 @@ def test_every_card_served_for_every_fixture_meets_every_clients_limits(
         "multiplexassayneeded",
     } <= topics
     assert any(c.get("links") for c in served)
+
+
+def test_plain_text_fields_show_comparisons_as_written_and_detail_stays_escaped(
+    public_client: FlaskClient,
+) -> None:
+    cards = hook_call(public_client, "patient-view", "css-immunoparalysis").get_json()["cards"]
+    summaries = " ".join(c["summary"] for c in cards)
+    assert "HLA-DR < 5,000" in summaries, summaries
+    # The checker catches what the old rendering sent.
+    escaped = {**cards[0], "summary": "Sepsis (HLA-DR &lt; 5,000)"}
+    assert plain_text_problems(escaped) == ["summary holds an escape: 'Sepsis (HLA-DR &lt; 5,000)'"]
+    assert plain_text_problems({**cards[0], "summary": "a \\_b"}) != []
+    # detail is Markdown rendered with raw HTML (the sandbox): values there stay escaped.
+    assert all("<" not in c["detail"].replace("<https://", "") for c in cards)
+
+
+def test_a_value_with_markup_or_control_characters_is_plain_and_one_line(runtime: Runtime) -> None:
+    template = runtime.cards.kit.plain_env.from_string("{{ drug }}: check the label first")
+    text = template.render(drug="anakinra\u202e <b>x</b>\n*100* mg")
+    assert plain_line(text) == "anakinra <b>x</b> *100* mg: check the label first"
 
 
 def test_the_readme_lists_each_old_topic_code_with_its_new_one(runtime: Runtime) -> None:

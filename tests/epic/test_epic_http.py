@@ -138,6 +138,84 @@ def test_an_epic_order_known_only_by_its_display_text_is_checked(epic: Epic) -> 
     assert card["suggestions"][0]["actions"][0]["resourceId"] == "MedicationRequest/eDisplayOnly.1"
 
 
+def test_a_key_epic_left_out_is_a_gap_when_its_fhir_server_may_not_be_read(epic: Epic) -> None:
+    # Epic always sends fhirServer; this service's allowlist is empty (the default), so what
+    # prefetch lacks cannot be read. The cards prefetch supports still come, with the gap named.
+    body = epic_request(epic, "order-sign.json", "case-sepsis-il6", "cytokine-storm-order-sign")
+    del body["prefetch"]["medicationStatements"]
+    cards = cards_of(epic.post(SERVICE, body))
+    assert [c["source"]["topic"]["code"] for c in cards] == ["ordermismatch", "dataincomplete"]
+    assert "anakinra" in cards[0]["summary"].lower()
+    gap = cards[1]["detail"]
+    assert "medicationStatements" in gap and "CYTOKINE\\_CDS\\_FHIR\\_ALLOWLIST" in gap
+    assert "vitals" not in gap  # the keys prefetch held are not gaps
+
+
+def test_a_first_page_epic_sent_is_used_when_its_next_page_may_not_be_read(epic: Epic) -> None:
+    body = epic_request(epic, "order-sign.json", "case-sepsis-il6", "cytokine-storm-order-sign")
+    next_page = f"{EPIC_FHIR}/Observation?patient=case-sepsis-il6&page=2"
+    body["prefetch"]["vitals"]["link"] = [{"relation": "next", "url": next_page}]
+    cards = cards_of(epic.post(SERVICE, body))
+    assert [c["source"]["topic"]["code"] for c in cards] == ["ordermismatch", "dataincomplete"]
+    assert "vitals" in cards[1]["detail"] and "only part" in cards[1]["detail"]
+
+
+def test_nothing_readable_from_a_refused_fhir_server_is_412_naming_it(epic: Epic) -> None:
+    body = epic_request(epic, "order-sign.json", "case-sepsis-il6", "cytokine-storm-order-sign")
+    del body["prefetch"]
+    response = epic.post(SERVICE, body)
+    assert response.status_code == 412
+    issue = response.get_json()["issue"][0]
+    assert issue["expression"] == ["fhirServer"]
+    assert EPIC_FHIR in issue["diagnostics"]
+    assert "CYTOKINE_CDS_FHIR_ALLOWLIST" in issue["diagnostics"]
+    assert body["fhirAuthorization"]["access_token"] not in response.get_data(as_text=True)
+
+
+UCUM = "http://unitsofmeasure.org"
+ORDERED_DOSE = "https://open.epic.com/FHIR/StructureDefinition/extension/ordered-dose"
+
+
+def epic_methylprednisolone(epic: Epic, patient: str, ordered: dict[str, Any] | None) -> Any:
+    """Epic's order-sign for 1,000 mg methylprednisolone: a sibling Medication, the dose as the
+    volume given (15.6 mL), and the ordered dose in mg in Epic's dosage extension."""
+    body = epic_request(epic, "order-sign.json", patient, "cytokine-storm-order-sign")
+    order, medication = (entry["resource"] for entry in body["context"]["draftOrders"]["entry"])
+    name = "METHYLPREDNISOLONE SODIUM SUCC 1000 MG IJ SOLR"
+    medication["code"] = {
+        "coding": [{"system": "urn:oid:2.16.840.1.113883.6.88", "code": "6902"}],
+        "text": name,
+    }
+    order["medicationReference"]["display"] = name
+    dosage = order["dosageInstruction"][0]
+    dosage["doseAndRate"][0]["doseQuantity"] = {
+        "value": 15.6, "unit": "mL", "system": UCUM, "code": "mL"
+    }  # fmt: skip
+    dosage["timing"] = {"repeat": {"frequency": 1, "period": 1, "periodUnit": "d"}}
+    dosage["extension"] = [{"url": ORDERED_DOSE, "valueQuantity": ordered}] if ordered else []
+    return epic.post(SERVICE, body)
+
+
+def test_an_epic_dose_in_ml_is_read_from_its_ordered_dose_extension(epic: Epic) -> None:
+    ordered = {"value": 1000, "unit": "mg", "system": UCUM, "code": "mg"}
+    cards = cards_of(epic_methylprednisolone(epic, "css-immunoparalysis", ordered))
+    shown = [(c["source"]["topic"]["code"], c["indicator"]) for c in cards]
+    assert shown == [("ordermismatch", "warning")], cards
+    assert "high dose in immunoparalysis" in cards[0]["summary"]
+    # In grams it is the same dose.
+    in_grams = {"value": 1, "unit": "g", "system": UCUM, "code": "g"}
+    cards = cards_of(epic_methylprednisolone(epic, "css-immunoparalysis", in_grams))
+    assert [c["source"]["topic"]["code"] for c in cards] == ["ordermismatch"]
+
+
+def test_an_epic_dose_readable_from_neither_keeps_the_dose_unknown_card(epic: Epic) -> None:
+    for ordered in (None, {"value": 2, "unit": "vial", "code": "{vial}"}):
+        cards = cards_of(epic_methylprednisolone(epic, "css-immunoparalysis", ordered))
+        assert [c["source"]["topic"]["code"] for c in cards] == ["ordercaution"], cards
+        assert "the dose could not be read" in cards[0]["summary"]
+        assert "mL" in cards[0]["detail"]
+
+
 def test_epics_no_results_outcome_is_an_empty_search_not_a_gap(epic: Epic) -> None:
     empty = load_fixture("epic/empty-search.json")
     read = read_prefetch({"cytokines": empty}, ["cytokines"])

@@ -12,7 +12,6 @@ import pytest
 from cds_service.composition import fhir_access
 from cds_service.fhir.gather import DataUnavailable, FhirAccess, Gathered
 from cds_service.fhir.prefetch import read_prefetch
-from cds_service.fhir.server_policy import ServerRefused
 from cds_service.hooks.services import ServiceSpec
 from cds_service.settings import Settings
 from tests.fault_server import FaultServer, fault_server
@@ -153,9 +152,17 @@ def test_a_refused_server_matters_only_when_something_must_be_read(fhir_server: 
     strict = access(fhir_allow_loopback=False)
     prefetch = client_prefetch(fhir_server, TEMPLATES, DEMO)
     assert gather(strict, prefetch, "https://ehr.invalid/fhir").gaps == []
-    with pytest.raises(ServerRefused) as caught:
-        gather(access(fhir_allow_loopback=False), None, "https://ehr.invalid/fhir")
-    assert caught.value.setting == "CYTOKINE_CDS_FHIR_ALLOWLIST"
+    # A refused server is a gap per key: what prefetch gave is still used ...
+    partly = {"patient": {"resourceType": "Patient", "id": DEMO}}
+    got = gather(strict, partly, "https://ehr.invalid/fhir")
+    assert identities(got.resources) == [("Patient", DEMO)]
+    assert [gap.key for gap in got.gaps] == [key for key in TEMPLATES if key != "patient"]
+    assert all("CYTOKINE_CDS_FHIR_ALLOWLIST" in gap.reason for gap in got.gaps)
+    # ... and only when nothing at all could be had is the call refused.
+    with pytest.raises(DataUnavailable) as caught:
+        gather(strict, None, "https://ehr.invalid/fhir")
+    assert caught.value.refused is not None
+    assert caught.value.refused.setting == "CYTOKINE_CDS_FHIR_ALLOWLIST"
 
 
 def test_anonymous_reads_can_be_switched_off(fhir_server: str) -> None:
