@@ -343,7 +343,10 @@ class CardBuilder:
             ].states
             if s.id == state.id
         )
-        values = {k: _fact_text(v) for k, v in assessment.facts.items()}
+        values = {
+            k: ("≥ " if k in assessment.lower_bounds else "") + _fact_text(v)
+            for k, v in assessment.facts.items()
+        }
         try:
             return spec.short.format_map(values)
         except (KeyError, ValueError):

@@ -64,6 +64,7 @@ class HoursSpec(Sourced):
 class ConditionSpec(_Spec):
     display: str = Field(min_length=1)
     settings: list[Setting] = []
+    supporting: bool = False  # supports its settings only beside another finding of them
     kind: str | None = None
     infection: bool = False
     hlh_trigger: Literal["infection", "malignancy"] | None = None
@@ -127,6 +128,7 @@ class LocalConditionSpec(_Spec):
 
     display: str | None = None
     settings: list[Setting] | None = None
+    supporting: bool | None = None
     kind: str | None = None
     infection: bool | None = None
     hlh_trigger: Literal["infection", "malignancy"] | None = None
@@ -158,6 +160,7 @@ class Concept:
     id: str
     display: str
     settings: tuple[Setting, ...] = ()
+    supporting: bool = False  # a condition that never opens its settings alone
     finding_kind: str | None = None  # hlh: primary | infection | mas; procedure: car-t
     infection: bool = False
     hlh_trigger: str | None = None
@@ -458,6 +461,7 @@ def _build(spec: ContextCatalogSpec) -> ContextCatalog:
             id=cid,
             display=condition.display,
             settings=tuple(s for s in condition.settings if s in SETTINGS),
+            supporting=condition.supporting,
             finding_kind=condition.kind,
             infection=condition.infection,
             hlh_trigger=condition.hlh_trigger,

@@ -85,6 +85,7 @@ class ChartContext:
     # select a setting's rules, but criteria written for "known or suspected" disease (MAS-2016
     # in sJIA) may read them.
     suspected: tuple[SettingFinding, ...] = ()
+    age_years: int | None = None  # from Patient.birthDate when the chart carries it
 
     def has(self, setting: Setting) -> bool:
         return any(finding.setting == setting for finding in self.settings)
@@ -94,6 +95,12 @@ class ChartContext:
         found = [finding for finding in self.settings if finding.setting == setting]
         found.sort(key=lambda f: (f.when is not None, f.when or _NEVER), reverse=True)
         return tuple(found)
+
+    def iec_exposure(self) -> SettingFinding | None:
+        """The current immune effector cell exposure: the newest CAR-T infusion or bispecific
+        dose in its window (a CRS/ICANS diagnosis has no day and is no exposure). The day on
+        the card and the drugs given "since the infusion" count from it."""
+        return next((f for f in self.findings("iec") if f.day is not None), None)
 
     def given(self, drug: str, since: datetime | None = None) -> tuple[DrugExposure, ...]:
         """Exposures to a drug id (or a drug class), newest first; `since` drops older ones

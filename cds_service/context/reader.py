@@ -68,6 +68,7 @@ def read_chart(
     chart = _collect(resources)
     reader = _Reader(catalog, as_of, chart.problems)
     settings: list[SettingFinding] = []
+    supporting: list[SettingFinding] = []  # count only beside another finding of their setting
     suspected: list[SettingFinding] = []
     infections: list[SettingFinding] = []
     triggers: list[tuple[str, SettingFinding]] = []
@@ -81,7 +82,7 @@ def read_chart(
                     suspected.append(finding)
                 continue
             if concept.settings:
-                settings.append(finding)
+                (supporting if concept.supporting else settings).append(finding)
             if concept.hlh_trigger:
                 triggers.append((concept.hlh_trigger, finding))
             if concept.latent_tb:
@@ -103,6 +104,8 @@ def read_chart(
                     iec = reader.iec_from_drug(exposure, concept)
                     if iec is not None:
                         settings.append(iec)
+    opened = {finding.setting for finding in settings}
+    settings += [finding for finding in supporting if finding.setting in opened]
     allergies: list[str] = []
     for allergy in chart.by_type.get("AllergyIntolerance", []):
         for drug in reader.allergy(allergy, chart.medications):
@@ -122,7 +125,27 @@ def read_chart(
         latent_tb=latent_tb,
         problems=tuple(chart.problems),
         suspected=tuple(suspected),
+        age_years=_age(chart.by_type.get("Patient", []), as_of),
     )
+
+
+def _age(patients: list[Mapping[str, Any]], as_of: datetime) -> int | None:
+    """Whole years from the first readable Patient.birthDate ("2023", "2023-05", "2023-05-01");
+    None when there is none (a year or month alone counts from its first day)."""
+    for patient in patients:
+        raw = patient.get("birthDate")
+        if not isinstance(raw, str):
+            continue
+        parts = raw.split("-")
+        try:
+            year, month, day = (int(parts[i]) if len(parts) > i else 1 for i in range(3))
+            born = date(year, month, day)
+        except ValueError:
+            continue
+        today = as_of.date()
+        years = today.year - born.year - ((today.month, today.day) < (born.month, born.day))
+        return years if years >= 0 else None
+    return None
 
 
 def order_indication(

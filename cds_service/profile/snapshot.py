@@ -170,6 +170,7 @@ def _scrubbed_assessment(assessment: Assessment) -> Assessment:
             "axes": tuple(_scrubbed_axis(a) for a in assessment.axes),
             "immune": tuple(_scrubbed(m) for m in assessment.immune),
             "signs": tuple(_scrubbed(m) for m in assessment.signs),
+            "setting_markers": tuple(_scrubbed(m) for m in assessment.setting_markers),
             "near_misses": tuple(_scrubbed(m) for m in assessment.near_misses),
         }
     )

@@ -93,6 +93,7 @@ class ScoreView(_Frozen):
     met: tuple[
         str, ...
     ] = ()  # the items that counted, with the value used: "Fever > 38.0 °C: 39.2"
+    lower_bound: bool = False  # the value may be higher: some inputs were unknown
 
 
 class StateView(_Frozen):
@@ -147,6 +148,9 @@ class Assessment(_Frozen):
     rules_version: str
     axes: tuple[AxisResult, ...]
     immune: tuple[MarkerResult, ...]  # immunoparalysis markers
+    # Markers of the setting rules (IEC-HS ferritin, transaminitis, SpO₂, label limits): a card
+    # shows the ones its rules read, with their thresholds.
+    setting_markers: tuple[MarkerResult, ...] = ()
     signs: tuple[MarkerResult, ...]  # hyperinflammation signs and cytopenias, all judged
     cytopenia_lines: int
     missing_groups: tuple[str, ...]  # cytokine groups without a fresh result
@@ -158,10 +162,12 @@ class Assessment(_Frozen):
     state: StateView | None = None  # the hyperinflammation state found, if any
     decisive: tuple[str, ...] = ()  # marker ids the applied state and advice read
     undecided: tuple[str, ...] = ()  # states that could not be judged, and why
+    pending: tuple[str, ...] = ()  # advice of the state found that could not be judged, and why
     diagnostic_bar: bool | None = None  # the lower bar of the pattern and multiplex cards
     advice: tuple[AdviceView, ...] = ()
     scores: tuple[ScoreView, ...] = ()
     facts: dict[str, float | bool | None] = {}
+    lower_bounds: tuple[str, ...] = ()  # facts that are lower bounds (a grade "≥ 1")
     pattern_title: str | None = None  # the cytokine pattern as people read it
     unusable: tuple[str, ...] = ()  # results that were reported but could not be read
 
@@ -173,12 +179,13 @@ class Assessment(_Frozen):
         return next(axis for axis in self.axes if axis.axis == axis_id)
 
     def markers(self) -> tuple[MarkerResult, ...]:
-        """Every marker judged, each once, in reading order (axes, immune status, signs)."""
+        """Every marker judged, each once, in reading order (axes, immune status, signs, setting
+        rules)."""
         seen: dict[str, MarkerResult] = {}
         for axis in self.axes:
             for result in (*axis.pivotal, *axis.supportive):
                 seen.setdefault(result.marker, result)
-        for result in (*self.immune, *self.signs):
+        for result in (*self.immune, *self.signs, *self.setting_markers):
             seen.setdefault(result.marker, result)
         return tuple(seen.values())
 

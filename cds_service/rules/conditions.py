@@ -11,6 +11,15 @@ import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+
+class AtLeast(float):
+    """A lower bound (a grade with unknown inputs, "≥ 1"): a comparison it cannot settle is
+    unknown, never false ("grade >= 2" is unknown for "≥ 1", "grade <= 1" too)."""
+
+    def __repr__(self) -> str:
+        return f"AtLeast({float(self)!r})"
+
+
 Fact = bool | float | int | None
 
 # Facts the engine computes from the chart and the scores (the markers, criteria sets and
@@ -71,12 +80,25 @@ class Condition:
             return None
         if self.op is None:
             result = bool(left)
+            if isinstance(left, AtLeast) and not result:
+                return None  # "≥ 0" may be more
         else:
             right = facts.get(self.value_fact) if self.value_fact else self.value
             if right is None:
                 return None
             result = bool(_OPS[self.op](float(left), float(right)))
+            if isinstance(left, AtLeast) and not _settled(self.op, result):
+                return None
         return not result if self.negate else result
+
+
+def _settled(op: str, result: bool) -> bool:
+    """Whether a comparison on a lower bound is settled whatever the true value above it."""
+    if op in (">", ">="):
+        return result  # already past: a higher true value stays past
+    if op in ("<", "<="):
+        return not result  # already not below: a higher true value stays not below
+    return False
 
 
 def parse_condition(text: str) -> Condition:

@@ -20,6 +20,7 @@ from cds_service.rules.assessment import (
     SettingView,
     Subtype,
 )
+from cds_service.rules.conditions import AtLeast
 from cds_service.rules.loader import Criterion, Marker, Rules
 from cds_service.rules.schema import AxisSpec
 from cds_service.rules.setting_rules import (
@@ -79,6 +80,7 @@ def assess(
         rules_version=rules.label,
         axes=axes,
         immune=tuple(judged[m] for m in (*ip.required, *ip.supportive)),
+        setting_markers=tuple(judged[m] for m in clinical.decisive),
         signs=signs,
         cytopenia_lines=cytopenia_lines,
         missing_groups=missing_groups,
@@ -89,10 +91,12 @@ def assess(
         state=clinical.state,
         decisive=clinical.decisive,
         undecided=clinical.undecided,
+        pending=clinical.pending,
         diagnostic_bar=clinical.diagnostic_bar,
         advice=clinical.advice,
         scores=tuple(scores),
         facts=clinical.facts,
+        lower_bounds=tuple(k for k, v in clinical.facts.items() if isinstance(v, AtLeast)),
         pattern_title=pattern.title if pattern else None,
         unusable=unusable_results(evidence, rules),
     )

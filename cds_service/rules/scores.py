@@ -55,6 +55,9 @@ class RatioTest(_Spec):
 class AnyOf(_Spec):
     any: list[LabTest] = Field(min_length=1)
     source: str | None = None
+    # The cut-offs are adult ones: below this age the grade names them instead of applying
+    # them silently.
+    adult_from_years: int | None = None
 
 
 class Criterion(_Spec):
@@ -479,11 +482,11 @@ def hscore_probability(spec: HScoreSpec, points: float) -> float:
 def astct_grade(spec: AstctSpec, evidence: Evidence, chart: ChartContext) -> ScoreResult:
     """ASTCT CRS grade 0-4 (Lee 2019); None when fever is required and no temperature is known."""
     fever, fever_shown = _judge(evidence, spec.fever)
-    infusion = next((f.when for f in chart.findings("iec") if f.when is not None), None)
+    exposure = chart.iec_exposure()
     treated = [
         e
         for drug in spec.fever_not_required_after
-        for e in chart.given(drug, since=infusion)
+        for e in chart.given(drug, since=exposure.when if exposure else None)
         if e.source == "administration"
     ]
     pressors = {v.drug for v in chart.vasopressors}
@@ -506,6 +509,12 @@ def astct_grade(spec: AstctSpec, evidence: Evidence, chart: ChartContext) -> Sco
         circulation, circ_shown = 0, "no hypotension: " + "; ".join(s for _, s in low_bp)
     else:
         circulation, circ_shown = None, "blood pressure: no recent result"
+    adult = spec.hypotension.adult_from_years
+    if hypotension is not None and not pressors and adult and (chart.age_years or adult) < adult:
+        circ_shown += (
+            f" (adult cut-offs: systolic < 90 or mean < 65 mmHg; the patient is "
+            f"{chart.age_years} years old: judge the blood pressure against age norms)"
+        )
     oxygen = chart.oxygen
     fresh_o2 = (
         oxygen is not None

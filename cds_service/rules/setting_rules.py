@@ -20,7 +20,7 @@ from cds_service.rules.assessment import (
     ScoreView,
     StateView,
 )
-from cds_service.rules.conditions import COMPUTED_FACTS, Fact, all_hold
+from cds_service.rules.conditions import COMPUTED_FACTS, AtLeast, Condition, Fact, all_hold
 from cds_service.rules.loader import Rules
 from cds_service.rules.schema import AdviceSpec, CriteriaSetSpec, SafetySpec
 from cds_service.rules.scores import ScoreResult
@@ -53,6 +53,7 @@ class SettingResult:
     decisive: tuple[str, ...]  # marker ids the state and advice that applied read
     state: StateView | None
     undecided: tuple[str, ...]
+    pending: tuple[str, ...]
     diagnostic_bar: bool | None
     advice: tuple[AdviceView, ...]
     facts: dict[str, Fact]
@@ -74,6 +75,7 @@ def score_views(results: Iterable[ScoreResult]) -> tuple[ScoreView, ...]:
                 for item in result.inputs
                 if item.met or (item.points is not None and item.points > 0)
             ),
+            lower_bound=result.extra.get("lower_bound") is True,
         )
         for result in results
     )
@@ -87,7 +89,16 @@ def pick_setting(
     found = [f for f in chart.settings if f.setting in order]
     if not found:
         return None, ()
-    found.sort(key=lambda f: order.index(f.setting))
+    # Within a setting the anchor is an exposure (it has a day) before a diagnosis, then the
+    # newest: the current CAR-T infusion or bispecific dose, whatever the chart's order.
+    found.sort(
+        key=lambda f: (
+            order.index(f.setting),
+            f.day is None,
+            f.when is None,
+            -(f.when.timestamp() if f.when else 0.0),
+        )
+    )
     applied = found[0]
     others: dict[str, SettingFinding] = {}
     for finding in found[1:]:
@@ -149,19 +160,17 @@ def judge_setting(
             )
             break
         if held is None:
-            unknown = [
-                _fact_label(rules, fact)
-                for c in conditions
-                if c.holds(facts) is None
-                for fact in c.facts()
-                if facts.get(fact) is None
-            ]
-            undecided.append(
-                f"{candidate.label} cannot be judged (unknown: {', '.join(dict.fromkeys(unknown))})"
-            )
+            undecided.append(_cannot_judge(candidate.label, conditions, facts, rules, scores))
     bar = all_hold(rules.when(rules.diagnostic_bar.when), facts)
     diagnostic_bar = True if state is not None else bar
     advice = _advice(rules, chart, facts, spec.advice, state, setting_id, evidence.as_of)
+    pending: list[str] = []
+    if state is not None:
+        for item in spec.advice:
+            conditions = rules.when(item.when)
+            if item.state == state.id and all_hold(conditions, facts) is None:
+                what = rules.drugs[item.drug].names[0] if item.drug else item.action
+                pending.append(_cannot_judge(what or item.id, conditions, facts, rules, scores))
     notes = tuple(
         judged_marker.note
         for judged_marker in judged.values()
@@ -177,11 +186,40 @@ def judge_setting(
         decisive=markers_read(rules, read),
         state=state,
         undecided=tuple(undecided),
+        pending=tuple(dict.fromkeys(pending)),
         diagnostic_bar=diagnostic_bar,
         advice=advice,
         facts=facts,
         notes=tuple(dict.fromkeys(notes)),
     )
+
+
+def _cannot_judge(
+    what: str,
+    conditions: Sequence[Condition],
+    facts: Mapping[str, Fact],
+    rules: Rules,
+    scores: Sequence[ScoreView],
+) -> str:
+    """ "tocilizumab cannot be judged (unknown: blood pressure, oxygen support)"."""
+    unknown = [
+        _unknown_label(rules, fact, facts, scores)
+        for c in conditions
+        if c.holds(facts) is None
+        for fact in c.facts()
+        if facts.get(fact) is None or isinstance(facts.get(fact), AtLeast)
+    ]
+    return f"{what} cannot be judged (unknown: {', '.join(dict.fromkeys(unknown))})"
+
+
+def _unknown_label(
+    rules: Rules, fact: str, facts: Mapping[str, Fact], scores: Sequence[ScoreView]
+) -> str:
+    """A fact that could not be judged; for a score, the inputs it was missing."""
+    score = next((s for s in scores if SCORE_FACTS.get(s.id) == fact), None)
+    if score is not None and score.missing:
+        return ", ".join(score.missing)
+    return _fact_label(rules, fact)
 
 
 def _fact_label(rules: Rules, fact: str) -> str:
@@ -232,6 +270,11 @@ def compute_facts(
         fact = SCORE_FACTS.get(score.id)
         if fact is not None:
             facts[fact] = score.value
+    astct = next((s for s in scores if s.id == "astct"), None)
+    if astct is not None and astct.value is not None and astct.lower_bound:
+        # Blood pressure or oxygen support unknown: a lower bound, so a rule needing a higher
+        # grade is unknown, not false (HScore's lower bound is read by its own rules).
+        facts["crs_grade"] = AtLeast(astct.value)
     hlh = next((s for s in scores if s.id == "hlh2004"), None)
     if hlh is not None and hlh.value is not None:
         met = hlh.value
@@ -246,8 +289,15 @@ def compute_facts(
     facts["primary_hlh"] = any(f.setting == "hlh" and f.kind == "primary" for f in chart.settings)
     if facts["primary_hlh"]:
         facts["hlh2004"] = True  # a molecular diagnosis meets HLH-2004 by itself (Henter 2007)
+    # The label's CRS limits count within the current exposure (since the newest infusion or
+    # bispecific dose): doses for an earlier episode do not count against a new one.
+    since = applied.when if applied is not None and applied.day is not None else None
     doses = sorted(
-        (e.when for e in chart.given("tocilizumab") if e.when is not None and _given(e)),
+        (
+            e.when
+            for e in chart.given("tocilizumab", since=since)
+            if e.when is not None and _given(e)
+        ),
         reverse=True,
     )
     facts["tocilizumab_doses_total"] = len(doses)

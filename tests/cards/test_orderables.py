@@ -40,7 +40,6 @@ def codings(card: dict[str, Any]) -> list[list[dict[str, Any]]]:
 @pytest.mark.parametrize(
     ("patient", "orders", "drug", "rxnorm"),
     [
-        ("case-iechs", None, "anakinra", "72435"),
         ("case-cart-day3", None, "tocilizumab", "612865"),
         ("case-sjia-mas", "emapalumab", "methylprednisolone", "6902"),  # the alternative
     ],

@@ -46,8 +46,6 @@ def drugs_of(card: dict[str, Any]) -> list[str]:
          ["dexamethasone", "tocilizumab"]),
         ("case-sjia-mas", "mas", "Still's/sJIA, MAS-2016 criteria met: consider methylprednisolone",
          ["methylprednisolone", "anakinra"]),
-        ("case-iechs", "iechs", "CAR-T/bispecific, day 14, IEC-HS features: consider anakinra",
-         ["anakinra"]),
     ],
 )  # fmt: skip
 def test_the_setting_card_names_the_setting_and_the_one_action(
@@ -93,6 +91,24 @@ def test_without_a_setting_the_pattern_is_described_never_treated(
     assert "depends on the clinical setting" in card["summary"]
     assert "suggestions" not in card
     assert "No targeted drug is suggested" in card["detail"]
+
+
+def test_iec_hs_features_are_advised_with_the_values_that_fired(client: FlaskClient) -> None:
+    """Anakinra in IEC-HS is off-label and its gate unverified: advised, hedged, not drafted;
+    the card shows the ferritin, fibrinogen and ALT rows with their thresholds."""
+    card = only_card(hook_call(client, "patient-view", "case-iechs"))
+    assert card["source"]["topic"]["code"] == "iechs"
+    assert card["summary"] == (
+        "CAR-T/bispecific, day 14, possible IEC-HS: review for IEC-HS with the cell therapy "
+        "team; anakinra is not drafted"
+    )
+    assert drugs_of(card) == []
+    detail = card["detail"]
+    for row in ("| Ferritin (IEC-HS range) | 15,000 ng/mL", "| ALT (transaminitis) | 260 U/L",
+                "| Fibrinogen (low) | 1.1 g/L"):  # fmt: skip
+        assert row in detail
+    assert "800 ng/mL (project convention)" in detail  # no reference range on the result
+    assert "Hines" in detail and "not a diagnosis" in detail and "Verify before" in detail
 
 
 def test_sepsis_immunoparalysis_warns_and_drafts_nothing(client: FlaskClient) -> None:

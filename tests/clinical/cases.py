@@ -220,6 +220,74 @@ def iec_hs() -> Chart:
     )
 
 
+def iec_hs_febrile() -> Chart:
+    """Day 14, still febrile (ASTCT grade 1): rising ferritin, low fibrinogen, transaminitis."""
+    return (
+        Chart("case-iechs-febrile")
+        .car_t_infusion(days_ago=14)
+        .vitals(temperature=38.6, spo2=97, oxygen_flow=0, systolic=110)
+        .lab("ferritin", 4000, 48)
+        .labs(ferritin=15000, platelets=30, neutrophils=0.4, fibrinogen=110, alt=260, ifng=400)
+    )
+
+
+def car_t_day1_well() -> Chart:
+    """Day 1, well: afebrile on room air; ferritin 900 and the neutropenia lymphodepletion
+    leaves are no HLH-like syndrome."""
+    return (
+        Chart("case-cart-day1-well")
+        .car_t_infusion(days_ago=1)
+        .vitals(temperature=36.9, spo2=98, oxygen_flow=0, systolic=122)
+        .labs(ferritin=900, neutrophils=0.1)
+    )
+
+
+def covid_with_crs_code() -> Chart:
+    """Hypoxic COVID-19 with a CRS diagnosis code and no CAR-T or bispecific on the chart."""
+    return (
+        covid_hypoxic("case-covid-crs-code", crp=50, neutrophils=0.5)
+        .lab("temperature", 38.5, 1)
+        .condition(ICD10CM, "D89.839", "Cytokine release syndrome, grade unspecified", 1)
+    )
+
+
+def car_t_crs_coded_after_tocilizumab() -> Chart:
+    """Day 3: tocilizumab 10 h ago, the CRS diagnosis charted after it; afebrile on 4 L/min."""
+    return (
+        Chart("case-cart-coded-after-tcz")
+        .car_t_infusion(days_ago=3)
+        .given(*TOCILIZUMAB, hours_ago=10, dose_mg=640)
+        .condition(ICD10CM, "D89.832", "Cytokine release syndrome, grade 2", 4 / 24)
+        .vitals(temperature=37.4, spo2=93, oxygen_flow=4, systolic=105)
+        .labs(ferritin=1500, neutrophils=0.2, platelets=60, crp=80)
+    )
+
+
+def bispecific_new_episode() -> Chart:
+    """Teclistamab: an earlier CRS 20 days ago took 4 tocilizumab doses; grade 2 again now,
+    30 h after the latest dose."""
+    chart = (
+        Chart("case-bispecific-new-episode")
+        .given(*TECLISTAMAB, hours_ago=24 * 21, dose_mg=6)
+        .given(*TECLISTAMAB, hours_ago=30, dose_mg=90)
+    )
+    for hours in (24 * 20, 24 * 20 - 9, 24 * 19, 24 * 19 - 9):
+        chart.given(*TOCILIZUMAB, hours_ago=hours, dose_mg=640)
+    return chart.vitals(temperature=38.7, spo2=90, oxygen_flow=2).labs(
+        il6=600, crp=120, ferritin=1500
+    )
+
+
+def car_t_grade_incomplete() -> Chart:
+    """Day 3: 39 °C and SpO2 86 %, but neither blood pressure nor oxygen support charted."""
+    return (
+        Chart("case-cart-incomplete")
+        .car_t_infusion(days_ago=3)
+        .vitals(temperature=39.0, spo2=86)
+        .labs(il6=2000, ferritin=6000, crp=180)
+    )
+
+
 def bispecific_grade2() -> Chart:
     return (
         Chart("case-bispecific")
@@ -454,7 +522,7 @@ CASES: tuple[Case, ...] = (
     # Immune effector cell therapy
     Case("cart-day3-grade2", f"{LEE2019}; {LE2018}; {NEELAPU2017}", car_t_day3_grade2,
          suggest=("tocilizumab",), never=("emapalumab", "anakinra"),
-         text=("CAR-T/bispecific, day 3", "ASTCT")),
+         text=("CAR-T/bispecific, day 3", "ASTCT", "12 mg/kg under 30 kg")),
     Case("cart-day3-tocilizumab-order", f"{LE2018}", car_t_day3_grade2, hook="order-sign",
          orders=order(*TOCILIZUMAB), mismatch=False, never=("emapalumab",)),
     Case("cart-day3-dexamethasone-order", f"{ASCO2021}", car_t_day3_grade2, hook="order-sign",
@@ -481,8 +549,28 @@ CASES: tuple[Case, ...] = (
          orders=order(*TOCILIZUMAB), mismatch=False),
     Case("cart-tocilizumab-allergy", "Label: a recorded allergy removes the drug", car_t_allergic,
          never=("tocilizumab",), named=("tocilizumab",), text=("allergy",)),
-    Case("iec-hs", f"{HINES2023}", iec_hs, suggest=("anakinra",),
-         never=("emapalumab", "tocilizumab")),
+    Case("iec-hs", f"{HINES2023}; clinical-settings.md 2.3 (off-label: advised, not drafted)",
+         iec_hs, named=("anakinra",), never=("anakinra", "emapalumab", "tocilizumab"),
+         text=("IEC-HS", "Ferritin (IEC-HS range)")),
+    Case("iec-hs-febrile", f"{HINES2023} (as CRS resolves); {LEE2019}", iec_hs_febrile,
+         named=("anakinra",), never=("anakinra", "emapalumab", "tocilizumab"),
+         text=("IEC-HS",)),
+    Case("cart-day1-well", f"{HINES2023}; {SETTINGS_REF}", car_t_day1_well,
+         never=("anakinra", "tocilizumab", "emapalumab")),
+    Case("crs-code-without-infusion", "clinical-settings.md 2.1 (recognised from an infusion or "
+         f"a bispecific dose); {RECOVERY_TCZ}; {ACTEMRA} (COVID-19: ANC < 1,000/mm³)",
+         covid_with_crs_code, suggest=("dexamethasone",), never=("tocilizumab",),
+         text=("Setting applied: COVID-19",)),
+    Case("cart-crs-coded-after-tocilizumab", f"{LEE2019} (fever not required after "
+         f"tocilizumab); {ASCO2021}", car_t_crs_coded_after_tocilizumab,
+         suggest=("tocilizumab", "dexamethasone"), never=("anakinra",),
+         text=("CAR-T/bispecific, day 3", "ASTCT CRS grade 2")),
+    Case("bispecific-new-crs-episode", f"{ACTEMRA} (limits per CRS episode); {MOREAU2022}",
+         bispecific_new_episode, suggest=("tocilizumab",), never=("dexamethasone",)),
+    Case("cart-grade-incomplete", f"{LEE2019} (grade from the oxygen support and blood "
+         "pressure); clinical-settings.md 1.6 (say what was missing)", car_t_grade_incomplete,
+         never=("tocilizumab", "emapalumab"),
+         text=("ASTCT CRS grade ≥ 1", "cannot be judged", "blood pressure", "oxygen support")),
     Case("bispecific-grade2", f"{MOREAU2022}; {LEE2019}", bispecific_grade2,
          suggest=("tocilizumab",), never=("emapalumab",)),
     # COVID-19

@@ -125,6 +125,31 @@ def test_car_t_and_bispecific_administrations_by_name_or_code(catalog: ContextCa
     assert chart(catalog, med("MedicationRequest", text("Yescarta"))).settings == ()
 
 
+def test_a_crs_or_icans_code_alone_is_no_immune_effector_cell_setting(
+    catalog: ContextCatalog,
+) -> None:
+    """The setting is recognised from an infusion or a bispecific dose; a CRS/ICANS code only
+    supports it (a CRS code also follows COVID-19, sepsis or other drugs)."""
+    crs = condition(ICD10CM, "D89.832")
+    icans = condition(ICD10CM, "G92.01")
+    assert chart(catalog, crs).settings == ()
+    assert chart(catalog, icans).settings == ()
+    infused = chart(catalog, procedure(PCS, "XW033H7", "2026-11-27T15:00:00Z"), crs)
+    assert [(f.setting, f.kind) for f in infused.settings] == [("iec", "car-t"), ("iec", None)]
+    old = (NOW - timedelta(days=40)).date().isoformat()  # outside the window: no setting
+    assert chart(catalog, procedure(PCS, "XW033H7", old), crs).settings == ()
+
+
+def test_age_is_read_from_the_patients_birth_date(catalog: ContextCatalog) -> None:
+    def patient(birth: object) -> dict[str, Any]:
+        return {"resourceType": "Patient", "id": "p", "birthDate": birth}
+
+    assert chart(catalog, patient("2023-05-01")).age_years == 3
+    assert chart(catalog, patient("1968")).age_years == 58
+    assert chart(catalog, patient("not a date")).age_years is None
+    assert chart(catalog).age_years is None
+
+
 def test_hlh_kinds(catalog: ContextCatalog) -> None:
     d761 = chart(catalog, condition(ICD10CM, "D76.1")).settings
     assert [(f.setting, f.kind) for f in d761] == [("hlh", None)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -167,6 +168,38 @@ def test_astct_fever_not_required_after_tocilizumab(book: ScoreBook, catalog: Ca
         book.astct, afebrile, chart(settings=(CAR_T,), drugs=(old,), oxygen=o2("room-air"))
     )
     assert before.value == 0.0
+
+
+def test_astct_counts_drugs_since_the_exposure_not_a_later_crs_diagnosis(
+    book: ScoreBook, catalog: Catalog
+) -> None:
+    """A CRS code charted after the tocilizumab dose does not hide the dose."""
+    toci = DrugExposure(
+        "tocilizumab", "il6-blockade", "administration", NOW - timedelta(hours=10), 640,
+        "completed", None,
+    )  # fmt: skip
+    coded = SettingFinding("iec", "CRS code", None, NOW - timedelta(hours=4))
+    afebrile = ev(catalog, temperature=37.4, sbp=105)
+    for settings in ((CAR_T, coded), (coded, CAR_T)):
+        where = chart(settings=settings, drugs=(toci,), oxygen=o2("low-flow", 4.0))
+        result = astct_grade(book.astct, afebrile, where)
+        assert result.value == 2.0 and "fever not required" in result.text
+
+
+def test_astct_names_its_adult_blood_pressure_cut_offs_for_a_child(
+    book: ScoreBook, catalog: Catalog
+) -> None:
+    """A 3-year-old's systolic 86 is normal for age: the grade says the cut-off is an adult one
+    instead of applying it silently (the grade itself is unchanged)."""
+    child = dataclasses.replace(chart(settings=(CAR_T,), oxygen=o2("room-air")), age_years=3)
+    result = astct_grade(book.astct, ev(catalog, temperature=38.6, sbp=86), child)
+    assert result.value == 2.0
+    assert "adult cut-offs" in result.text and "3 years old" in result.text
+    adult = dataclasses.replace(child, age_years=40)
+    assert (
+        "adult cut-offs"
+        not in astct_grade(book.astct, ev(catalog, temperature=38.6, sbp=86), adult).text
+    )
 
 
 @pytest.mark.parametrize(("sbp", "grade"), [(89, 2.0), (90, 1.0), (91, 1.0)])

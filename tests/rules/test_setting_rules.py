@@ -71,9 +71,7 @@ def test_car_t_grade_1_drafts_nothing(runtime: Runtime) -> None:
 def test_car_t_without_a_grade_says_so_instead_of_drafting(runtime: Runtime) -> None:
     result = assessed(runtime, CART_DAY3, (score("astct", None, ("temperature",)),), **STORM)
     assert result.state is None and result.advice == ()
-    assert any(
-        "cannot be judged" in line and "ASTCT CRS grade" in line for line in result.undecided
-    )
+    assert any("cannot be judged" in line and "temperature" in line for line in result.undecided)
 
 
 def test_car_t_grade_3_adds_dexamethasone(runtime: Runtime) -> None:
@@ -117,14 +115,76 @@ def test_recorded_allergy_removes_the_drug(runtime: Runtime) -> None:
     assert advice(result) == [("tocilizumab", "removed")]
 
 
-def test_iec_hs_suggests_anakinra(runtime: Runtime) -> None:
+def test_iec_hs_features_advise_and_draft_nothing_by_default(runtime: Runtime) -> None:
     where = chart(finding("iec", kind="car-t", day=14))
     result = assessed(
         runtime, where, (score("astct", 0),), ferritin=15000, platelets=30, fibrinogen=1.1
     )
     assert result.state is not None and result.state.id == "iechs"
-    assert advice(result) == [("anakinra", "suggest")]
+    assert advice(result) == [("iechs-evidence", "advise")]  # anakinra is off-label, unverified
     assert result.advice[0].verify  # marked for verification
+    assert "ferritin-iechs" in result.decisive  # the card shows the ferritin that fired
+    assert "ferritin-iechs" in {m.marker for m in result.values_used()}
+
+
+def test_iec_hs_anakinra_is_a_hospital_option(runtime: Runtime) -> None:
+    rules = runtime.rules
+    option = rules.options["iec_hs_anakinra"].model_copy(update={"value": True})
+    chosen = dataclasses.replace(rules, options={**rules.options, "iec_hs_anakinra": option})
+    resources = [
+        observation(a, id=a, valueQuantity=quantity(v, UNITS[a]))
+        for a, v in (("ferritin", 15000), ("fibrinogen", 1.1))
+    ]
+    evidence = build_evidence(resources, runtime.catalog, AS_OF)
+    where = chart(finding("iec", kind="car-t", day=14))
+    result = assess(evidence, chosen, where, (score("astct", 0),))
+    assert [(a.drug, a.status) for a in result.advice] == [("anakinra", "suggest")]
+
+
+def test_iec_hs_features_at_grade_1_come_before_crs(runtime: Runtime) -> None:
+    """A febrile HLH-like picture is not "CRS grade 1: no action"."""
+    where = chart(finding("iec", kind="car-t", day=14))
+    result = assessed(runtime, where, (score("astct", 1),), ferritin=15000, alt=260)
+    assert result.state is not None and result.state.id == "iechs"
+    result = assessed(runtime, where, (score("astct", 2),), ferritin=15000, alt=260)
+    assert result.state is not None and result.state.id == "crs"  # grade 2: tocilizumab
+    assert advice(result)[0] == ("tocilizumab", "suggest")
+
+
+def test_expected_post_car_t_counts_and_ferritin_are_no_iec_hs(runtime: Runtime) -> None:
+    where = chart(finding("iec", kind="car-t", day=1))
+    result = assessed(runtime, where, (score("astct", 0),), ferritin=900, neutrophils=0.1)
+    assert result.state is None and result.advice == ()
+
+
+def test_the_newest_exposure_anchors_the_setting_and_the_tocilizumab_count(
+    runtime: Runtime,
+) -> None:
+    """Day N and the label's dose limits count within the current exposure: doses for a CRS
+    after an earlier bispecific dose do not count against a new episode."""
+    old_doses = tuple(given("tocilizumab", h, "il6-blockade") for h in (480, 471, 456, 447))
+    where = chart(
+        finding("iec", kind="bispecific", day=21),
+        finding("iec", kind="bispecific", day=1),
+        drugs=old_doses,
+    )
+    result = assessed(runtime, where, (score("astct", 2),), il6=600, crp=120)
+    assert result.setting is not None and result.setting.heading == "CAR-T/bispecific, day 1"
+    assert result.facts["tocilizumab_doses_total"] == 0
+    assert advice(result) == [("tocilizumab", "suggest")]
+
+
+def test_a_lower_bound_crs_grade_leaves_higher_grade_rules_unknown(runtime: Runtime) -> None:
+    """Grade "≥ 1" (no blood pressure or oxygen support): the CRS state holds, tocilizumab
+    (grade ≥ 2) is unknown, not false, and the assessment says what was missing."""
+    bound = ScoreView(id="astct", label="ASTCT", value=1, text="ASTCT CRS grade ≥ 1",
+                      missing=("blood pressure", "oxygen support"), lower_bound=True)  # fmt: skip
+    result = assessed(runtime, CART_DAY3, (bound,), ferritin=6000, alt=250)
+    assert result.state is not None and result.state.id == "crs"  # IEC-HS at "<= 1": unknown
+    assert result.advice == ()
+    assert result.pending and "blood pressure, oxygen support" in result.pending[0]
+    exact = assessed(runtime, CART_DAY3, (score("astct", 1),), ferritin=6000, alt=250)
+    assert exact.state is not None and exact.state.id == "iechs"
 
 
 def test_car_t_rules_win_over_a_recorded_sepsis(runtime: Runtime) -> None:
