@@ -521,7 +521,7 @@ def sample_renders(
                         findings=("sample finding",) if status != "suggest" else (),
                     )
                     for a in setting.advice
-                    if a.state == state.id
+                    if state.id in a.states
                 )
                 filled = sample.model_copy(
                     update={"setting": view, "state": state_view, "advice": advice,

@@ -39,7 +39,10 @@ COMPUTED_FACTS = {
     "hours_since_tocilizumab": "hours since the last tocilizumab dose",
     "corticosteroid_given": "a systemic corticosteroid given recently",
     "corticosteroid_hours": "hours since the first recent corticosteroid dose",
-    "etoposide_given": "etoposide (HLH-94-type therapy) given",
+    "etoposide_given": "etoposide (HLH-94-type therapy) given (an administration)",
+    "hlh94_refractory": "HLH-94-type therapy given long enough to judge the response (etoposide "
+    "given at least option.hlh94_min_etoposide_doses times, the first at least "
+    "option.hlh94_response_days days ago)",
     "active_infection": "an active infection recorded",
     "other_active_infection": "an active infection recorded besides the setting's own",
     "latent_tb_negative": "latent tuberculosis test recorded negative",

@@ -291,7 +291,8 @@ def _check_references(spec: RulesSpec, catalog: Catalog, document: YamlDocument)
         for i, state in enumerate(setting.states):
             need("source", spec.sources, state.source, (*loc, "states", i, "source"))
         for i, advice in enumerate(setting.advice):
-            need("state", states, advice.state, (*loc, "advice", i, "state"))
+            for state_id in advice.states:
+                need("state", states, state_id, (*loc, "advice", i, "state"))
             need("drug", spec.drugs, advice.drug, (*loc, "advice", i, "drug"))
             need("source", spec.sources, advice.source, (*loc, "advice", i, "source"))
             if advice.alternatives is not None:

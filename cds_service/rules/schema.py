@@ -206,7 +206,7 @@ class AdviceSpec(_Spec):
     """What to do in a state: draft `drug`, or (without a drug) say `action`."""
 
     id: Id
-    state: Id
+    state: Id | list[Id]  # the state, or the states, it applies in
     drug: Id | None = None
     action: Text | None = None
     when: list[Condition] = []
@@ -217,6 +217,10 @@ class AdviceSpec(_Spec):
     population: Text
     rationale: Text
     verify: Text | None = None  # what must be confirmed before a hospital relies on it
+
+    @property
+    def states(self) -> list[str]:
+        return [self.state] if isinstance(self.state, str) else list(self.state)
 
     @model_validator(mode="after")
     def _drug_or_action(self) -> AdviceSpec:

@@ -631,7 +631,11 @@ def compute_scores(
     """Every score, by id (astct, hlh2004, hscore, mas2016, chis)."""
     hlh = criteria_count(book.hlh2004, "hlh2004", evidence)
     if any(f.kind == "primary" for f in chart.findings("hlh")):
-        hlh = replace(hlh, text=hlh.text + "; a familial (primary) HLH diagnosis is recorded")
+        # A molecular diagnosis meets HLH-2004 by itself, whatever the count (Henter 2007).
+        hlh = replace(
+            hlh,
+            text=hlh.text + "; HLH-2004 is met by the recorded familial (primary) HLH diagnosis",
+        )
     return {
         "astct": astct_grade(book.astct, evidence, chart),
         "hlh2004": hlh,

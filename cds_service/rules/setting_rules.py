@@ -287,6 +287,8 @@ def compute_facts(
     facts["iec_day"] = applied.day if applied is not None and applied.setting == "iec" else None
     facts["hypoxia"] = _hypoxia(chart, judged)
     facts["primary_hlh"] = any(f.setting == "hlh" and f.kind == "primary" for f in chart.settings)
+    if facts["primary_hlh"]:
+        facts["hlh2004"] = True  # a molecular diagnosis meets HLH-2004 by itself (Henter 2007)
     # The label's CRS limits count within the current exposure (since the newest infusion or
     # bispecific dose): doses for an earlier episode do not count against a new one.
     since = applied.when if applied is not None and applied.day is not None else None
@@ -313,7 +315,13 @@ def compute_facts(
     facts["corticosteroid_given"] = bool(steroids)
     first = min((e.when for e in steroids if e.when is not None), default=None)
     facts["corticosteroid_hours"] = (now - first).total_seconds() / 3600 if first else None
-    facts["etoposide_given"] = bool(chart.given("etoposide"))
+    # Given, not ordered: an order or a dose hours ago is not "after HLH-94-type therapy".
+    etoposide = sorted(e.when for e in chart.given("etoposide") if e.when and _given(e))
+    facts["etoposide_given"] = bool(etoposide)
+    response_days = float(rules.options["hlh94_response_days"].value)
+    facts["hlh94_refractory"] = len(etoposide) >= float(
+        rules.options["hlh94_min_etoposide_doses"].value
+    ) and now - etoposide[0] >= timedelta(days=response_days)
     facts["active_infection"] = bool(chart.active_infections)
     facts["other_active_infection"] = any(
         _infection_setting(infection) != "covid19" for infection in chart.active_infections
@@ -409,7 +417,7 @@ def _advice(
     advice: list[AdviceView] = []
     seen: set[str] = set()
     for spec in specs:
-        if spec.state != state.id or not all_hold(rules.when(spec.when), facts):
+        if state.id not in spec.states or not all_hold(rules.when(spec.when), facts):
             continue
         key = spec.drug or spec.id
         if key in seen:

@@ -429,13 +429,48 @@ def primary_hlh_refractory() -> Chart:
     chart = (
         Chart("case-primary-hlh-refractory")
         .condition(*FAMILIAL_HLH, 20)
-        .given(*ETOPOSIDE, hours_ago=240, dose_mg=150)
+        .given(*ETOPOSIDE, hours_ago=24 * 17, dose_mg=150)
+        .given(*ETOPOSIDE, hours_ago=24 * 14, dose_mg=150)
+        .given(*ETOPOSIDE, hours_ago=24 * 10, dose_mg=150)
         .given(*DEXAMETHASONE, hours_ago=24, dose_mg=10)
         .lab("temperature", 39.0, 2)
         .labs(cxcl9=15000, ifng=250, ferritin=9000, hemoglobin=7.8, platelets=35, neutrophils=0.7,
               triglycerides=380, fibrinogen=110, sil2r=6000)
     )  # fmt: skip
     return chart
+
+
+def primary_hlh_day1() -> Chart:
+    """HLH-94 day 1: the first etoposide and dexamethasone doses 6 hours ago."""
+    return (
+        primary_hlh()
+        .given(*ETOPOSIDE, hours_ago=6, dose_mg=150)
+        .given(*DEXAMETHASONE, hours_ago=6, dose_mg=10)
+    )
+
+
+def primary_hlh_etoposide_ordered() -> Chart:
+    return primary_hlh().ordered(*ETOPOSIDE, hours_ago=1)
+
+
+def familial_hlh_four_criteria(patient: str = "case-familial-hlh-4") -> Chart:
+    """ORPHA:540 familial HLH with 4 laboratory criteria known (no sCD25 result)."""
+    return (
+        Chart(patient)
+        .condition(*FAMILIAL_HLH, 30)
+        .lab("temperature", 39.0, 2)
+        .labs(cxcl9=15000, ifng=250, ferritin=9000, hemoglobin=7.8, platelets=35, neutrophils=0.7,
+              triglycerides=380, fibrinogen=110)
+    )  # fmt: skip
+
+
+def familial_hlh_refractory() -> Chart:
+    return (
+        familial_hlh_four_criteria("case-familial-hlh-refractory")
+        .given(*ETOPOSIDE, hours_ago=24 * 21, dose_mg=150)
+        .given(*ETOPOSIDE, hours_ago=24 * 17, dose_mg=150)
+        .given(*DEXAMETHASONE, hours_ago=24, dose_mg=10)
+    )
 
 
 def ebv_hlh() -> Chart:
@@ -622,8 +657,21 @@ CASES: tuple[Case, ...] = (
          never=("emapalumab", "anakinra"), text=("HLH-94",)),
     Case("primary-hlh-emapalumab-first-order", f"{GAMIFANT}", primary_hlh, hook="order-sign",
          orders=order(*EMAPALUMAB), mismatch=True),
+    Case("primary-hlh-hlh94-day1", f"{GAMIFANT} (refractory disease only); {HENTER2007}",
+         primary_hlh_day1, never=("emapalumab",), text=("Start HLH-94-type therapy",)),
+    Case("primary-hlh-etoposide-ordered", f"{GAMIFANT} (refractory disease only); {HENTER2007}",
+         primary_hlh_etoposide_ordered, never=("emapalumab",),
+         text=("Start HLH-94-type therapy",)),
+    Case("primary-hlh-day1-emapalumab-order", f"{GAMIFANT} (refractory disease only)",
+         primary_hlh_day1, hook="order-sign", orders=order(*EMAPALUMAB), mismatch=True),
     Case("primary-hlh-refractory", f"{LOCATELLI2020}; {GAMIFANT}", primary_hlh_refractory,
          named=("emapalumab",), never=("anakinra",), text=("latent tuberculosis",)),
+    Case("familial-hlh-molecular-first", f"{HENTER2007} (a molecular diagnosis meets HLH-2004)",
+         familial_hlh_four_criteria, never=("emapalumab",),
+         text=("HLH-2004 met (primary HLH recorded)", "Start HLH-94-type therapy")),
+    Case("familial-hlh-molecular-refractory", f"{HENTER2007}; {GAMIFANT}",
+         familial_hlh_refractory, named=("emapalumab",), never=("anakinra",),
+         text=("HLH-2004 met (primary HLH recorded)", "latent tuberculosis")),
     Case("ebv-hlh-first", f"{HENTER2007} (HLH-94 first-line in EBV-HLH)", ebv_hlh,
          never=("emapalumab",), text=("HLH-94",)),
     Case("ebv-hlh-emapalumab-order", f"{GAMIFANT} (primary HLH only)", ebv_hlh, hook="order-sign",

@@ -278,6 +278,21 @@ class Chart:
             },
         )
 
+    def ordered(self, drug: str, rxnorm: str, hours_ago: float) -> Chart:
+        """An active MedicationRequest (ordered, not yet given)."""
+        return self._add(
+            "MedicationRequest",
+            {
+                "status": "active",
+                "intent": "order",
+                "medicationCodeableConcept": {
+                    "coding": [{"system": RXNORM, "code": rxnorm, "display": drug}],
+                    "text": drug,
+                },
+                "authoredOn": at(hours_ago),
+            },
+        )
+
     def allergy(self, drug: str, rxnorm: str) -> Chart:
         return self._add(
             "AllergyIntolerance",

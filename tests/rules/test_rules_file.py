@@ -58,7 +58,8 @@ def test_every_criterion_and_drug_rule_names_its_population_and_source(catalog: 
         for avoid in setting.avoid:
             assert avoid.reason and rules.sources[avoid.source].citation, avoid.id
         # Every drug suggestion is gated on a state of its own setting.
-        assert {a.state for a in setting.advice} <= {s.id for s in setting.states}, setting_id
+        gates = {state for a in setting.advice for state in a.states}
+        assert gates <= {s.id for s in setting.states}, setting_id
     for check in rules.safety:
         assert rules.sources[check.source].citation and check.finding
     # Every published source says whom its findings hold for.

@@ -295,9 +295,37 @@ def test_hlh_first_presentation_is_hlh94(runtime: Runtime) -> None:
 
 
 def test_hlh_refractory_primary_names_emapalumab(runtime: Runtime) -> None:
-    where = chart(finding("hlh", kind="primary"), drugs=(given("etoposide", 240),))
+    """Two etoposide doses, the first 17 days ago: HLH-94-type therapy long enough to judge."""
+    doses = (given("etoposide", 24 * 17), given("etoposide", 24 * 14))
+    where = chart(finding("hlh", kind="primary"), drugs=doses)
     result = assessed(runtime, where, (score("hlh2004", 6),), cxcl9=15000)
     assert advice(result) == [("emapalumab", "caution")]
+
+
+@pytest.mark.parametrize(
+    "doses",
+    [
+        (24 * 17,),  # one dose, however long ago
+        (6, 2),  # HLH-94 day 1
+        (24 * 10, 24 * 7),  # ten days on therapy: too early to call it refractory
+    ],
+)
+def test_hlh94_just_started_is_no_emapalumab_case(
+    runtime: Runtime, doses: tuple[float, ...]
+) -> None:
+    drugs = tuple(given("etoposide", hours) for hours in doses)
+    where = chart(finding("hlh", kind="primary"), drugs=drugs)
+    result = assessed(runtime, where, (score("hlh2004", 6),), cxcl9=15000)
+    assert advice(result) == [("hlh-94", "advise")]
+
+
+def test_a_recorded_primary_hlh_meets_hlh2004_by_itself(runtime: Runtime) -> None:
+    """HLH-2004: a molecular diagnosis, or 5 of 8 (Henter 2007); HScore is not applied."""
+    where = chart(finding("hlh", kind="primary"))
+    result = assessed(runtime, where, (score("hlh2004", 4, ("sil2r",)), score("hscore", 250)))
+    assert result.state is not None and result.state.id == "hlh-molecular"
+    assert result.facts["hlh2004"] is True
+    assert advice(result) == [("hlh-94", "advise")]
 
 
 def test_hlh_2004_unknown_items_can_leave_it_undecided(runtime: Runtime) -> None:
