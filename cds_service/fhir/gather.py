@@ -115,6 +115,7 @@ class FhirAccess:
         Raises DataUnavailable (412) when nothing could be read."""
         started = time.monotonic() if started is None else started
         obtained: set[str] = set()  # keys with data (or a known "nothing found")
+        failed: set[str] = set()  # keys whose prefetch query failed (an OperationOutcome)
         gaps: list[DataGap] = []
         plan: list[FetchTask] = []
         for key, template in templates.items():
@@ -129,6 +130,8 @@ class FhirAccess:
                 else:
                     gaps.append(DataGap(key, "prefetch held only part of the results", True))
             else:
+                if state == "error":
+                    failed.add(key)
                 try:
                     plan.append(FetchTask(key, fill_template(template, context)))
                 except TemplateError as exc:
@@ -139,15 +142,15 @@ class FhirAccess:
         refused: ServerRefused | None = None
         if plan:
             if fhir_server is None:
-                gaps += [_gap(task, _NO_SERVER, obtained) for task in plan]
+                gaps += [_gap(task, _NO_SERVER, obtained, failed) for task in plan]
             elif token is None and not self.allow_anonymous:
-                gaps += [_gap(task, _NO_ANONYMOUS, obtained) for task in plan]
+                gaps += [_gap(task, _NO_ANONYMOUS, obtained, failed) for task in plan]
             else:
                 try:
                     base = self.policy.check(fhir_server)  # decided before any connection
                 except ServerRefused as exc:
                     refused = exc
-                    gaps += [_gap(task, exc.message.rstrip("."), obtained) for task in plan]
+                    gaps += [_gap(task, exc.message.rstrip("."), obtained, failed) for task in plan]
                 else:
                     server_shown = base.url
                     deadline = started + self.deadline_seconds
@@ -234,9 +237,14 @@ def _refused_search(fetch: KeyFetch) -> bool:
     return failure is not None and failure.kind == "http-4xx" and fetch.pages == 0
 
 
-def _gap(task: FetchTask, why: str, obtained: set[str]) -> DataGap:
+def _gap(task: FetchTask, why: str, obtained: set[str], failed: set[str]) -> DataGap:
     if task.key in obtained:
         return DataGap(task.key, f"prefetch held only part of the results, and {why}", True)
+    if task.key in failed:
+        # Its diagnostics are not copied: servers echo query parameters (patient ids) there.
+        return DataGap(
+            task.key, f"the client's prefetch query failed (OperationOutcome), and {why}"
+        )
     return DataGap(task.key, f"not in prefetch, and {why}")
 
 

@@ -133,6 +133,19 @@ def test_a_prefetch_key_holding_an_error_is_fetched(fhir_server: str) -> None:
     assert identities(got.resources) == identities(complete.resources)
 
 
+def test_a_prefetch_error_that_cannot_be_read_again_says_the_prefetch_failed() -> None:
+    """An OperationOutcome in a key is the client's query failing, not a key left out."""
+    prefetch = {
+        "patient": {"resourceType": "Patient", "id": DEMO},
+        "labs": {"resourceType": "OperationOutcome", "issue": [{"severity": "error"}]},
+    }
+    got = gather(access(), prefetch, None)
+    reasons = {gap.key: gap.reason for gap in got.gaps}
+    assert reasons["labs"].startswith("the client's prefetch query failed (OperationOutcome)")
+    assert "no fhirServer" in reasons["labs"]
+    assert reasons["cytokines"].startswith("not in prefetch")
+
+
 def test_nothing_obtainable_without_fhir_server_is_data_unavailable() -> None:
     with pytest.raises(DataUnavailable) as caught:
         gather(access(), None, None)
