@@ -16,7 +16,7 @@ from typing import Any
 
 from cds_service.evidence.models import DataProblem, ProblemCode
 from cds_service.evidence.revisions import latest_revisions
-from cds_service.evidence.times import parse_fhir_datetime
+from cds_service.evidence.times import parse_fhir_datetime, read_fhir_datetime
 from cds_service.evidence.values import clean_display, number
 from cds_service.fhir.draft_orders import daily_dose_mg
 
@@ -133,16 +133,10 @@ def _age(patients: list[Mapping[str, Any]], as_of: datetime) -> int | None:
     """Whole years from the first readable Patient.birthDate ("2023", "2023-05", "2023-05-01");
     None when there is none (a year or month alone counts from its first day)."""
     for patient in patients:
-        raw = patient.get("birthDate")
-        if not isinstance(raw, str):
+        read = read_fhir_datetime(patient.get("birthDate"))
+        if read is None:
             continue
-        parts = raw.split("-")
-        try:
-            year, month, day = (int(parts[i]) if len(parts) > i else 1 for i in range(3))
-            born = date(year, month, day)
-        except ValueError:
-            continue
-        today = as_of.date()
+        born, today = read.moment.date(), as_of.date()
         years = today.year - born.year - ((today.month, today.day) < (born.month, born.day))
         return years if years >= 0 else None
     return None
