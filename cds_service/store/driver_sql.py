@@ -83,19 +83,22 @@ def driver_transaction(engine: Engine) -> Iterator[Any]:
     connection = engine.raw_connection()
     try:
         cursor = connection.cursor()
-        if engine.dialect.name == "sqlite":
-            # The store's SQLite connections leave transactions to the caller (see database.py):
-            # IMMEDIATE takes the write lock first, so writers queue instead of failing.
-            cursor.execute("BEGIN IMMEDIATE")
         try:
+            if engine.dialect.name == "sqlite":
+                # The store's SQLite connections leave transactions to the caller (database.py):
+                # IMMEDIATE takes the write lock first, so writers queue instead of failing.
+                cursor.execute("BEGIN IMMEDIATE")
             yield cursor
             connection.commit()
         except BaseException:
-            with suppress(Exception):  # the connection is dropped just below either way
+            # The cursor is closed before the connection is dropped: closing it afterwards
+            # raised "closed database", which replaced the error that is worth reporting.
+            with suppress(Exception):
+                cursor.close()
+            with suppress(Exception):
                 connection.rollback()
             connection.invalidate()  # its state is unknown: the pool opens a fresh one
             raise
-        finally:
-            cursor.close()
+        cursor.close()
     finally:
         connection.close()

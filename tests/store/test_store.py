@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -13,6 +14,7 @@ from cds_service.decision import Decision
 from cds_service.recording import record_decision
 from cds_service.settings import Settings
 from cds_service.store import AuditStore, StoreUnavailable
+from cds_service.store.records import ProfileRecord
 from cds_service.store.schema import feedback
 from tests.store.helpers import (
     EVIDENCE,
@@ -54,6 +56,24 @@ def test_an_over_long_hook_instance_is_cut_not_lost(store: AuditStore) -> None:
     assert store.record_hook_call(hook_call_record([make_card()], hook_instance="h" * 300))
     [call] = stored_hook_calls(store.engine)
     assert call["hook_instance"] == "h" * 255
+
+
+def test_a_failed_write_logs_its_own_error_and_the_next_write_is_stored(
+    store: AuditStore, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A write the database refuses (here a profile id already stored) is rolled back whole and
+    logged with the database's error, not with one raised while cleaning up after it."""
+    profile = ProfileRecord(assessment_id="a-1", profile={"format": 1})
+    assert store.record_hook_call(hook_call_record([make_card()], profile=profile))
+    events = StoreEvents()
+    with caplog.at_level(logging.ERROR, logger="cds_service.store.audit"):
+        assert not store.record_hook_call(hook_call_record([make_card()], profile=profile))
+    [logged] = [r.getMessage() for r in caplog.records]
+    assert ("IntegrityError" in logged) or ("UniqueViolation" in logged), logged
+    assert events.counted() == {"audit_write_failures": 1}
+    assert len(stored_hook_calls(store.engine)) == 1  # the refused call left nothing behind
+    assert store.record_hook_call(hook_call_record([make_card()]))
+    assert len(stored_hook_calls(store.engine)) == 2
 
 
 def test_unauthenticated_call_has_no_client(store: AuditStore) -> None:
