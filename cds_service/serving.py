@@ -44,6 +44,7 @@ from cds_service.observability.metrics import (
     start_multiprocess_dir,
 )
 from cds_service.settings import Settings
+from cds_service.store.checkpoint import stop_checkpointer
 
 
 class NoAccessLineLogger(glogging.Logger):  # type: ignore[misc]
@@ -166,6 +167,7 @@ def serve(app: Flask, settings: Settings, prepared: ServingProcess) -> None:
         process_exited(worker.pid)
 
     options["child_exit"] = child_exit
+    stop_checkpointer()  # the master forks the workers: it must have no other thread
     settle_collector()
     gunicorn_util.write_error = write_json_error  # before the workers fork: they inherit it
     GunicornServer(app, options).run()

@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 import os
 import threading
-import time
 import weakref
 from typing import Any
 
@@ -30,6 +29,7 @@ SAFETY_AUTOCHECKPOINT_PAGES = 10_000
 _lock = threading.Lock()
 _engines: weakref.WeakSet[Engine] = weakref.WeakSet()  # SQLite engines of this process
 _thread_pid: int | None = None  # the process whose checkpoint thread is running
+_thread: tuple[threading.Thread, threading.Event] | None = None  # and what tells it to stop
 
 
 def configure_connection(dbapi_connection: Any) -> None:
@@ -43,25 +43,45 @@ def ensure_checkpointer(engine: Engine) -> None:
     Threads do not survive gunicorn's fork: each worker starts its own on its first connection.
     The thread ends when no engine is left (engines are held weakly: a closed store's engine is
     dropped once it is garbage)."""
-    global _thread_pid
+    global _thread_pid, _thread
     pid = os.getpid()
     with _lock:
         _engines.add(engine)
         if _thread_pid == pid:
             return
         _thread_pid = pid
-    threading.Thread(target=_checkpoint_loop, name="sqlite-checkpoint", daemon=True).start()
+        stop = threading.Event()
+        thread = threading.Thread(
+            target=_checkpoint_loop, args=(stop,), name="sqlite-checkpoint", daemon=True
+        )
+        _thread = (thread, stop)
+        thread.start()
 
 
-def _checkpoint_loop() -> None:
-    global _thread_pid
+def stop_checkpointer() -> None:
+    """Stop this process's checkpoint thread, if it runs (the next connection starts one again).
+
+    The gunicorn master calls this before it forks its workers. A fork copies only the thread
+    that forks: a lock the checkpoint thread held at that moment (this module's, the connection
+    pool's) would stay held forever in the worker, whose first database write would then hang.
+    """
+    global _thread_pid, _thread
+    with _lock:
+        if _thread is None or _thread_pid != os.getpid():
+            return  # none, or the parent's (a forked child has only its own threads)
+        (thread, stop), _thread, _thread_pid = _thread, None, None
+        stop.set()
+    thread.join(timeout=5)
+
+
+def _checkpoint_loop(stop: threading.Event) -> None:
+    global _thread_pid, _thread
     failures = 0
-    while True:
-        time.sleep(CHECKPOINT_INTERVAL_SECONDS)
+    while not stop.wait(CHECKPOINT_INTERVAL_SECONDS):
         with _lock:
             engines = list(_engines)
             if not engines:
-                _thread_pid = None
+                _thread_pid, _thread = None, None
                 return
         for engine in engines:
             try:

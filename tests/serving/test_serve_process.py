@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import os
+from pathlib import Path
+
+import pytest
 import requests
 
-from tests.conftest import load_fixture
-from tests.servers import cds_service, cytokine_cds
+from tests.conftest import FIXTURES, load_fixture
+from tests.servers import BIN, cds_service, cytokine_cds, free_port, running
 
 
 def test_served_by_gunicorn_end_to_end() -> None:
@@ -39,3 +44,48 @@ def test_invalid_setting_stops_start_up_with_a_message() -> None:
     result = cytokine_cds("serve", env={"CYTOKINE_CDS_PORT": "not-a-port", "PATH": ""}, timeout=30)
     assert result.returncode != 0
     assert "CYTOKINE_CDS_PORT" in result.stderr
+
+
+def _children(pid: int) -> list[int]:
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        with contextlib.suppress(OSError):
+            # "pid (comm) state ppid ...": comm may hold spaces, so split after its ")".
+            if int(stat.read_text().rsplit(")", 1)[1].split()[1]) == pid:
+                found.append(int(stat.parent.name))
+    return found
+
+
+def _threads(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/task"))
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="reads /proc (Linux)")
+def test_the_master_forks_its_workers_without_other_threads(tmp_path: Path) -> None:
+    """Start-up migrates the SQLite store in the master, which starts the WAL checkpoint thread
+    there; it is stopped before gunicorn forks. A fork copies only the forking thread, so a
+    worker forked while that thread held a lock could hang on its first write."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    env = {
+        "CYTOKINE_CDS_WORKERS": "2",
+        "CYTOKINE_CDS_AUTH": "off",
+        "CYTOKINE_CDS_DATA_DIR": str(tmp_path),
+        "CYTOKINE_CDS_PUBLIC_BASE_URL": base,
+    }
+    command = [str(BIN / "cytokine-cds"), "serve", "--host", "127.0.0.1", "--port", str(port)]
+    # The README's demo request: the fixture's dates moved to now, so the answer has cards.
+    demo = cytokine_cds("demo-request", str(FIXTURES / "patients" / "css-il6-covid.json"))
+    with running(command, f"{base}/healthz", env=env) as master:
+        answer = requests.post(
+            f"{base}/cds-services/cytokine-storm-patient-view",
+            data=demo.stdout,
+            headers={"Content-Type": "application/json"},
+            timeout=5,
+        )
+        assert answer.status_code == 200 and answer.json()["cards"]  # an audited answer
+        assert _threads(master.pid) == 1
+        workers = _children(master.pid)
+        assert len(workers) == 2
+        # The worker that wrote the audit row checkpoints in a thread of its own.
+        assert sorted(_threads(pid) for pid in workers) == [1, 2]

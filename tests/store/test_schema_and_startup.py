@@ -5,6 +5,8 @@ from __future__ import annotations
 import multiprocessing
 import os
 import stat
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -15,13 +17,14 @@ from sqlalchemy import create_engine, inspect
 from cds_service import create_app
 from cds_service.composition import open_audit_store
 from cds_service.settings import Settings
-from cds_service.store import StoreError, migrate
+from cds_service.store import StoreError, checkpoint, migrate
 from cds_service.store.database import store_url
 from cds_service.store.patient_key import SECRET_FILE, PatientKeyer, load_or_create_secret
+from cds_service.store.records import ProfileRecord
 from cds_service.store.schema import metadata
 from tests.conftest import load_fixture
 from tests.servers import free_port
-from tests.store.helpers import feedback_json, make_card
+from tests.store.helpers import feedback_json, hook_call_record, make_card
 
 TABLES = {"alembic_version", "hook_calls", "cards", "feedback", "profiles", "used_tokens"}
 
@@ -69,6 +72,37 @@ def test_default_store_is_sqlite_in_wal_mode_under_the_data_dir(tmp_path: Path) 
     assert set(inspect(engine).get_table_names()) == TABLES
     assert stat.S_IMODE((tmp_path / "data").stat().st_mode) == 0o700
     engine.dispose()
+
+
+def _checkpoint_threads() -> list[threading.Thread]:
+    return [t for t in threading.enumerate() if t.name == "sqlite-checkpoint" and t.is_alive()]
+
+
+def test_the_wal_is_checkpointed_by_a_thread_that_can_be_stopped(tmp_path: Path) -> None:
+    """Commits only append to the WAL (see checkpoint.py); a thread copies them into the
+    database file every second. The gunicorn master stops it before forking its workers."""
+    store = open_audit_store(Settings(auth="off", data_dir=tmp_path / "data"))
+    store.prepare(auto_upgrade=True)
+    try:
+        database = tmp_path / "data" / "cytokine-cds.db"
+        before = database.stat().st_size
+        profile = {"format": 1, "padding": "x" * 200_000}  # ~50 pages, all in the WAL first
+        record = hook_call_record([make_card()], profile=ProfileRecord("a-1", profile))
+        assert store.record_hook_call(record)
+        assert len(_checkpoint_threads()) == 1
+        deadline = time.monotonic() + 10
+        while database.stat().st_size <= before and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert database.stat().st_size > before + 150_000  # copied by the thread, not a commit
+
+        checkpoint.stop_checkpointer()
+        assert _checkpoint_threads() == []
+        checkpoint.stop_checkpointer()  # none running: nothing to do
+        store.engine.dispose()  # as in a forked worker: its pool starts empty
+        assert store.record_hook_call(hook_call_record([make_card()]))  # a new connection...
+        assert len(_checkpoint_threads()) == 1  # ...in a process without one starts it again
+    finally:
+        store.close()
 
 
 def test_postgresql_urls_use_psycopg_3(tmp_path: Path) -> None:
