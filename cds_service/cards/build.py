@@ -194,8 +194,12 @@ class CardBuilder:
             setting=self._setting(assessment.setting),
             scores=self._scores(assessment),
             bar=bar,
+            window=self._cytokine_window(assessment),
         )
-        why = f"Suggested by cytokine-cds: {bar.label} without recent cytokine results."
+        why = (
+            f"Suggested by cytokine-cds: the recorded data meet {bar.label}; no recent cytokine "
+            "result."
+        )
         suggestion = _suggestion(
             text.label or "Order a cytokine multiplex panel",
             Action(
@@ -313,7 +317,7 @@ class CardBuilder:
         setting = self._setting(assessment.setting)
         state = assessment.state.label if assessment.state else ""
         short = self.rules.sources[item.source].short
-        why = f"Suggested by cytokine-cds: {setting}, {state} ({short})."
+        why = f"Suggested by cytokine-cds: {setting}; the recorded data meet {state} ({short})."
         return _suggestion(
             f"Draft an order for {name}",
             Action(
@@ -351,6 +355,20 @@ class CardBuilder:
             return spec.short.format_map(values)
         except (KeyError, ValueError):
             return spec.short
+
+    def _cytokine_window(self, assessment: Assessment) -> str:
+        """The freshness window of the cytokines without a recent result: "48 h"."""
+        missing = set(assessment.missing_groups)
+        groups = [g for g in self.rules.cytokine_groups if g.label in missing]
+        hours = sorted(
+            {
+                self.catalog.analyte(analyte).freshness_hours
+                for group in groups or self.rules.cytokine_groups
+                for analyte in group.analytes
+            }
+        )
+        shown = [number(h) for h in hours]
+        return f"{shown[0]} h" if len(shown) == 1 else f"{shown[0]}-{shown[-1]} h"
 
     def _state_sources(self, assessment: Assessment) -> list[str]:
         """The sources of the setting's states (a card that could not judge them cites them)."""

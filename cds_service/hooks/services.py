@@ -101,8 +101,9 @@ def build_services(queries: Mapping[str, str]) -> dict[str, ServiceSpec]:
                 "When a chart opens, reads the cytokines, routine labs and the chart around them, "
                 "decides the recorded clinical setting (CAR-T/bispecific, COVID-19, sepsis, "
                 "Still's, HLH) and applies only that setting's sourced rules and advice (e.g. "
-                "ASTCT CRS grade 2: consider tocilizumab); with no setting recorded, a hedged "
-                "cytokine pattern or the cytokine multiplex panel, never a drug."
+                "ASTCT CRS grade 2 criteria met: consider tocilizumab); with no setting "
+                "recorded, a hedged cytokine pattern or the cytokine multiplex panel, never a "
+                "drug."
             ),
             read_context=read_patient_view,
             prefetch=prefetch,

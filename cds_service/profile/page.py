@@ -29,11 +29,11 @@ def _title(a: Assessment) -> str:
     """The page title: the setting and state applied, else the pattern (rules.yaml names)."""
     setting = a.setting.heading if a.setting else "No clinical setting recorded"
     if a.state is not None:
-        return f"{setting}: {a.state.label}"
+        return f"{setting}: the recorded data meet the {a.state.label}"
     if a.pattern_title:
         return f"{setting}: pattern consistent with {a.pattern_title}"
     if a.subtype == "multiplex-assay-needed":
-        return f"{setting}: hyperinflammation without recent cytokine results"
+        return f"{setting}: recorded results suggest hyperinflammation; no recent cytokine result"
     return f"{setting}: no cytokine pattern named"
 
 
@@ -44,7 +44,7 @@ DECISIONS = {
     "leading-axis": "Leading-axis rule: several axes above threshold, one leads by the "
     "dominance ratio",
     "mixed-pattern": "Mixed-pattern rule: several axes above threshold, none leads",
-    "cytokines-missing": "Multiplex rule: signs of hyperinflammation while a pivotal cytokine "
+    "cytokines-missing": "Multiplex rule: the diagnostic bar is met while a pivotal cytokine "
     "group has no recent result",
     "no-signal": "No rule fired",
 }

@@ -41,7 +41,8 @@ def drugs_of(card: dict[str, Any]) -> list[str]:
     ("patient", "topic", "summary", "drugs"),
     [
         ("case-cart-day3", "crs",
-         "CAR-T/bispecific, day 3, ASTCT CRS grade 2: consider tocilizumab", ["tocilizumab"]),
+         "CAR-T/bispecific, day 3, ASTCT CRS grade 2 criteria met: consider tocilizumab",
+         ["tocilizumab"]),
         ("case-covid-recovery", "covid19oxygen", "COVID-19, needing oxygen: consider dexamethasone",
          ["dexamethasone", "tocilizumab"]),
         ("case-sjia-mas", "mas", "Still's/sJIA, MAS-2016 criteria met: consider methylprednisolone",

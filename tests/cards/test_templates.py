@@ -43,7 +43,9 @@ def test_a_hospital_can_reword_a_card(tmp_path: Path) -> None:
     )
     app = create_app(Settings(auth="off", cards_dir=cards))
     card = hook_call(app.test_client(), "patient-view", "case-cart-day3").get_json()["cards"][0]
-    assert card["summary"] == "CAR-T/bispecific, day 3, ASTCT CRS grade 2: think of tocilizumab"
+    assert card["summary"] == (
+        "CAR-T/bispecific, day 3, ASTCT CRS grade 2 criteria met: think of tocilizumab"
+    )
 
 
 @pytest.mark.parametrize(

@@ -201,7 +201,7 @@ def test_an_epic_dose_in_ml_is_read_from_its_ordered_dose_extension(epic: Epic) 
     cards = cards_of(epic_methylprednisolone(epic, "css-immunoparalysis", ordered))
     shown = [(c["source"]["topic"]["code"], c["indicator"]) for c in cards]
     assert shown == [("ordermismatch", "warning")], cards
-    assert "high dose in immunoparalysis" in cards[0]["summary"]
+    assert "high dose, immunoparalysis criteria met" in cards[0]["summary"]
     # In grams it is the same dose.
     in_grams = {"value": 1, "unit": "g", "system": UCUM, "code": "g"}
     cards = cards_of(epic_methylprednisolone(epic, "css-immunoparalysis", in_grams))

@@ -95,7 +95,9 @@ def test_the_chart_decides_the_setting_and_the_scores_the_state(knowledge: Knowl
     assert assessment.facts["crs_grade"] == 2
     assert [(a.drug, a.status) for a in assessment.advice] == [("tocilizumab", "suggest")]
     (card,) = decision.cards
-    assert card.summary == "CAR-T/bispecific, day 3, ASTCT CRS grade 2: consider tocilizumab"
+    assert card.summary == (
+        "CAR-T/bispecific, day 3, ASTCT CRS grade 2 criteria met: consider tocilizumab"
+    )
 
 
 def test_a_link_issuer_puts_the_profile_link_on_the_cards(knowledge: Knowledge) -> None:

@@ -35,7 +35,10 @@ def figure_text(texts: list[str]) -> str:
 def test_il1_page_shows_rule_charts_values_history_and_sources(runtime: Runtime) -> None:
     html = ProfilePages(NOTICE).render(stored(runtime, "css-il1-mals"))
     page = read_page(html)
-    assert page.ids["pattern"] == "Sepsis: Macrophage activation-like syndrome (MALS) in sepsis"
+    assert page.ids["pattern"] == (
+        "Sepsis: the recorded data meet the PROVIDE MALS criterion in sepsis "
+        "(ferritin > 4,420 ng/mL)"
+    )
     assert page.ids["setting-applied"].startswith("Sepsis (Condition Sepsis (A41.9)")
     assert (
         page.ids["rationale"]
@@ -96,7 +99,8 @@ def test_stale_and_missing_values_are_shown_as_such(runtime: Runtime) -> None:
     assert "too old to count (drawn for context)" in il6_chart  # legend: the open square
     assert "no result" in figure_text(page.figures["axis-3"])  # no HLA-DR, no lymphocytes
     assert page.ids["pattern"] == (
-        "No clinical setting recorded: hyperinflammation without recent cytokine results"
+        "No clinical setting recorded: recorded results suggest hyperinflammation; "
+        "no recent cytokine result"
     )
 
 
