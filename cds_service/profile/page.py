@@ -30,6 +30,8 @@ def _title(a: Assessment) -> str:
     setting = a.setting.heading if a.setting else "No clinical setting recorded"
     if a.state is not None:
         return f"{setting}: the recorded data meet the {a.state.label}"
+    if a.decision == "unranked":
+        return f"{setting}: several cytokine axes above threshold, not ranked"
     if a.pattern_title:
         return f"{setting}: pattern consistent with {a.pattern_title}"
     if a.subtype == "multiplex-assay-needed":
@@ -44,6 +46,8 @@ DECISIONS = {
     "leading-axis": "Leading-axis rule: several axes above threshold, one leads by the "
     "dominance ratio",
     "mixed-pattern": "Mixed-pattern rule: several axes above threshold, none leads",
+    "unranked": "Unranked: several axes above threshold whose thresholds come from different "
+    "populations, so their ratios are not compared",
     "cytokines-missing": "Multiplex rule: the diagnostic bar is met while a pivotal cytokine "
     "group has no recent result",
     "no-signal": "No rule fired",

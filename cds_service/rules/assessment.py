@@ -33,6 +33,7 @@ Decision = Literal[
     "single-axis",  # one cytokine axis elevated
     "leading-axis",  # several elevated, one leads by the dominance ratio
     "mixed-pattern",  # several elevated, none leads
+    "unranked",  # several elevated, thresholds from different populations: not compared
     "cytokines-missing",  # signs of hyperinflammation, a pivotal cytokine group not measured
     "no-signal",  # nothing to say
 ]

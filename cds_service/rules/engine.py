@@ -69,7 +69,7 @@ def assess(
     clinical = judge_setting(rules, evidence, chart, scores, judged, applied, setting_id)
     multiplex = bool(clinical.diagnostic_bar) and rules.settings[setting_id].multiplex
     subtype, decision, rationale = _decide(
-        axes, rules, immunoparalysis and not mals_like, multiplex, missing_groups
+        axes, rules, immunoparalysis and not mals_like, multiplex, missing_groups, setting_id
     )
     pattern = rules.patterns.get(subtype) if subtype else None
     return Assessment(
@@ -120,6 +120,7 @@ def _decide(
     immunoparalysis: bool,
     multiplex: bool,
     missing_groups: tuple[str, ...],
+    setting_id: str = "unknown",
 ) -> tuple[Subtype | None, Decision, str]:
     if immunoparalysis:
         return (
@@ -131,6 +132,8 @@ def _decide(
     if len(elevated) == 1:
         axis = elevated[0]
         return axis.subtype, "single-axis", f"Only the {axis.label} axis is above threshold."  # type: ignore[return-value]
+    if elevated and not _one_population(elevated, rules):
+        return "mixed-pattern", "unranked", _unranked(elevated, rules, setting_id)
     if elevated:
         first, second = elevated[0], elevated[1]
         if first.score >= rules.dominance_ratio * second.score:
@@ -155,6 +158,47 @@ def _decide(
             + ".",
         )
     return None, "no-signal", "No cytokine axis is elevated."
+
+
+def _strongest(axis: AxisResult) -> MarkerResult:
+    """The pivotal marker that gives an elevated axis its score."""
+    return max((m for m in axis.pivotal if m.above), key=lambda m: m.ratio or 0.0)
+
+
+def _one_population(elevated: list[AxisResult], rules: Rules) -> bool:
+    """Whether the axes' scores can be compared: value/threshold ratios mean the same only when
+    the thresholds come from one study population, read here as one source that states its
+    population (PROVIDE's ferritin and a COVID-19 IL-6 cut-off are not commensurable)."""
+    sources = {_strongest(axis).source for axis in elevated}
+    if len(sources) != 1:
+        return False
+    (only,) = sources
+    return only is not None and only in rules.sources and bool(rules.sources[only].population)
+
+
+def _unranked(elevated: list[AxisResult], rules: Rules, setting_id: str) -> str:
+    """Each elevated axis with its own threshold, population and source, ranked by none."""
+    names = " and ".join(axis.label for axis in elevated)
+    why = (
+        f"the thresholds of {names} come from different populations, and value/threshold "
+        "ratios across populations cannot be compared."
+    )
+    head = (
+        f"No clinical setting is recorded, so no cytokine axis is ranked: {why}"
+        if setting_id == "unknown"
+        else f"No cytokine axis is ranked: {why}"
+    )
+    lines = []
+    for axis in elevated:
+        for marker in (m for m in axis.pivotal if m.above):
+            source = rules.sources.get(marker.source or "")
+            population = (source.population or "").rstrip(". ") if source else ""
+            lines.append(
+                f"{axis.label}: {marker.label} {marker.threshold_text} "
+                f"(population: {population or 'not stated'}; "
+                f"source: {source.short if source else 'not stated'})"
+            )
+    return f"{head} " + "; ".join(lines) + "."
 
 
 def _axis(axis_id: str, spec: AxisSpec, judged: dict[str, MarkerResult]) -> AxisResult:

@@ -128,6 +128,30 @@ def test_mixed_pattern_shows_the_data_without_a_drug(client: FlaskClient) -> Non
     assert "IL-6" in card["detail"] and "IFN-γ" in card["detail"]
 
 
+def test_axes_of_different_populations_are_listed_unranked_without_a_drug(
+    client: FlaskClient,
+) -> None:
+    """css-mixed: IL-6 5× Herold's COVID-19 cut-off, IFN-γ 4× Xu's paediatric-HLH one, no
+    setting recorded. Their ratios are not compared: each axis is listed with its threshold,
+    population and source, and no axis is said to lead or to be 'none leading'."""
+    for orders in ("anakinra", "emapalumab", "tocilizumab", "ruxolitinib"):
+        for card in hook_call(client, "order-sign", "css-mixed", orders).get_json()["cards"]:
+            resources = [a.get("resource") or {} for s in card.get("suggestions") or []
+                         for a in s["actions"]]  # fmt: skip
+            assert [r for r in resources if r.get("resourceType") == "MedicationRequest"] == []
+            assert "lead" not in card["summary"] + card["detail"]
+    card = only_card(hook_call(client, "patient-view", "css-mixed"))
+    assert card["summary"] == (
+        "Several cytokine axes above threshold, not ranked; the treatment depends on the "
+        "clinical setting (none recorded)"
+    )
+    detail = card["detail"]
+    assert "No clinical setting is recorded, so no cytokine axis is ranked" in detail
+    assert "IL-6 &gt; 80 pg/mL (population: Adults hospitalised with COVID-19" in detail
+    assert "IFN-γ &gt; 75 pg/mL (population: Febrile children with suspected HLH" in detail
+    assert "Herold, J Allergy Clin Immunol 2020" in detail and "Xu, J Pediatr 2012" in detail
+
+
 @pytest.mark.parametrize("patient", ["css-multiplex-needed", "css-stale-cytokines"])
 def test_missing_or_stale_cytokines_suggest_the_multiplex_panel(
     client: FlaskClient, patient: str

@@ -138,6 +138,7 @@ class Case:
     panel: bool | None = None  # True: the multiplex panel is suggested; False: it is not
     no_cards: bool = False
     text: tuple[str, ...] = ()  # phrases the cards must carry (case-insensitive)
+    absent: tuple[str, ...] = ()  # phrases no card may carry (case-insensitive)
     also: dict[str, Any] = field(default_factory=dict)
 
 
@@ -562,6 +563,24 @@ def unknown_il6_pattern() -> Chart:
     )
 
 
+def unknown_two_populations() -> Chart:
+    """IL-6 11× Herold's COVID-19 cut-off, IFN-γ 4× Xu's paediatric-HLH one, no setting."""
+    return (
+        Chart("case-unknown-two-populations")
+        .lab("temperature", 39.0, 2)
+        .labs(il6=900, ifng=300, ferritin=2500, crp=200, il18=400)
+    )
+
+
+def unknown_one_population() -> Chart:
+    """IL-18 and CXCL9 both against Mizuta 2019's sJIA cut-offs, no setting."""
+    return (
+        Chart("case-unknown-one-population")
+        .lab("temperature", 39.0, 2)
+        .labs(il6=5, il18=400_000, cxcl9=7_000, ferritin=8000, crp=160)
+    )
+
+
 def unreadable_il6() -> Chart:
     """IL-6 sent as text '>5000' without a unit (no other cytokine), with fever and ferritin."""
     return (
@@ -766,6 +785,19 @@ CASES: tuple[Case, ...] = (
          hook="order-sign", orders=order(*DEXAMETHASONE, dose=6), mismatch=False, no_cards=True),
     Case("unknown-baricitinib-order", "clinical-settings.md 1.3", unknown_il6_pattern,
          hook="order-sign", orders=order(*BARICITINIB, dose=4), mismatch=False),
+    Case("unknown-axes-from-two-populations", "clinical.md 2 (ratios of cut-offs from different "
+         f"populations are not commensurable); {SETTINGS_REF}", unknown_two_populations,
+         never=("tocilizumab", "anakinra", "emapalumab", "baricitinib"),
+         text=("no clinical setting is recorded, so no cytokine axis is ranked",
+               "Herold, J Allergy Clin Immunol 2020", "Xu, J Pediatr 2012"),
+         absent=("axis leads", "IL-6-predominant")),
+    Case("unknown-axes-from-two-populations-anakinra-order", "clinical-settings.md 2.6 (no "
+         "targeted drug in an unknown setting)", unknown_two_populations, hook="order-sign",
+         orders=order(*ANAKINRA), mismatch=False,
+         never=("tocilizumab", "anakinra", "emapalumab", "baricitinib")),
+    Case("unknown-axes-from-one-population", "Mizuta 2019 (IL-18 and CXCL9 cut-offs of one "
+         "cohort: their ratios compare)", unknown_one_population,
+         never=("anakinra", "emapalumab"), text=("IL-18, ferritin) axis leads",)),
     Case("unreadable-il6", "issue: a result that cannot be read is never silently missing",
          unreadable_il6, never=("tocilizumab",), text=("could not be used",)),
 )  # fmt: skip

@@ -78,6 +78,9 @@ def problems(case: Case, cards: list[dict[str, Any]]) -> list[str]:
     for phrase in case.text:
         if phrase.lower() not in text:
             found.append(f"cards do not say {phrase!r}")
+    for phrase in case.absent:
+        if phrase.lower() in text:
+            found.append(f"cards say {phrase!r}")
     return found
 
 

@@ -69,13 +69,46 @@ def test_range_result_counts_only_when_wholly_past_the_threshold() -> None:
 
 
 def test_leading_axis_needs_the_dominance_ratio(runtime: Runtime) -> None:
-    # IL-6 400 pg/mL is 5× its threshold, IFN-γ 150 pg/mL is 2×: 5 >= 2 × 2 -> IL-6 leads.
-    leading = assessed(runtime, il6=400, ifng=150, il18=500)
-    assert (leading.subtype, leading.decision) == ("il6-driven", "leading-axis")
-    # IFN-γ 225 pg/mL is 3×: 5 < 2 × 3 -> no axis leads.
-    mixed = assessed(runtime, il6=400, ifng=225, il18=500)
+    # IL-18 and CXCL9 cut-offs both come from Mizuta 2019 (one sJIA population): comparable.
+    # IL-18 400,000 pg/mL is 5.8× its 69,250; CXCL9 7,000 is 2.2× its 3,130: 5.8 >= 2 × 2.2.
+    leading = assessed(runtime, il6=5, il18=400_000, cxcl9=7_000)
+    assert (leading.subtype, leading.decision) == ("il1-driven", "leading-axis")
+    assert "axis leads (5.8× its threshold against 2.2×" in leading.rationale
+    # CXCL9 10,000 is 3.2×: 5.8 < 2 × 3.2 -> no axis leads.
+    mixed = assessed(runtime, il6=5, il18=400_000, cxcl9=10_000)
     assert (mixed.subtype, mixed.decision) == ("mixed-pattern", "mixed-pattern")
-    assert {a.axis for a in mixed.elevated_axes} == {"il6", "ifng"}
+    assert {a.axis for a in mixed.elevated_axes} == {"il1", "ifng"}
+
+
+@pytest.mark.parametrize("ifng", [150, 225])
+def test_axes_whose_thresholds_come_from_different_populations_are_not_ranked(
+    runtime: Runtime, ifng: float
+) -> None:
+    """IL-6 > 80 pg/mL is Herold's COVID-19 cut-off, IFN-γ > 75 pg/mL Xu's paediatric-HLH one:
+    5× against 2× (or 3×) says nothing about which cytokine leads, whatever the ratio."""
+    result = assessed(runtime, il6=400, ifng=ifng, il18=500)
+    assert (result.subtype, result.decision) == ("mixed-pattern", "unranked")
+    assert {a.axis for a in result.elevated_axes} == {"il6", "ifng"}
+    assert "leads" not in result.rationale
+    assert result.rationale.startswith(
+        "No clinical setting is recorded, so no cytokine axis is ranked"
+    )
+    for shown in (
+        "IL-6 > 80 pg/mL (population: Adults hospitalised with COVID-19",
+        "source: Herold, J Allergy Clin Immunol 2020",
+        "IFN-γ > 75 pg/mL (population: Febrile children with suspected HLH",
+        "source: Xu, J Pediatr 2012",
+    ):
+        assert shown in result.rationale
+    assert result.advice == () and result.state is None
+
+
+def test_a_recorded_setting_does_not_rank_thresholds_of_different_populations_either(
+    runtime: Runtime,
+) -> None:
+    result = assessed(runtime, chart(finding("hlh")), il6=400, ifng=150, il18=500)
+    assert result.decision == "unranked"
+    assert result.rationale.startswith("No cytokine axis is ranked: the thresholds of")
 
 
 def test_mals_ferritin_takes_precedence_over_low_hla_dr_in_sepsis(runtime: Runtime) -> None:
