@@ -60,6 +60,7 @@ def gather_record(
         request.fhirServer,
         token,
         started=time.monotonic() if started is None else started,
+        optional=service.optional,
     )
     # A first page that was continued from the FHIR server is no longer a problem; one that was
     # not is reported as a gap (partial), so the "first page only" note would say it twice.

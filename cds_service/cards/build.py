@@ -146,7 +146,7 @@ class CardBuilder:
         suggestions = [
             self._draft(item, assessment, ctx) for item in advice if item.drafted and item.drug
         ]
-        warning = any(item.status in ("caution", "removed") for item in advice) or (
+        warning = any(item.status in ("caution", "removed", "outside-ages") for item in advice) or (
             state is not None and state.indicator == "warning"
         )
         return self._card(
@@ -516,7 +516,7 @@ def sample_renders(
         renders.append((builder.pattern, (sample.model_copy(update={"subtype": subtype}), links)))
     score = ScoreView(id="sample", label="Sample score", value=1.0, text="Sample score 1")
     statuses: tuple[AdviceStatus, ...] = (
-        "suggest", "caution", "already-given", "removed", "alternative",
+        "suggest", "caution", "already-given", "removed", "alternative", "outside-ages",
     )  # fmt: skip
     for setting_id, setting in rules.settings.items():
         view = SettingView(setting=setting_id, label=setting.short, reason="sample reason", day=3)

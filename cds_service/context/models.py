@@ -86,6 +86,19 @@ class ChartContext:
     # in sJIA) may read them.
     suspected: tuple[SettingFinding, ...] = ()
     age_years: int | None = None  # from Patient.birthDate when the chart carries it
+    age_days: int | None = None  # the same in days: age bands of the newborn period need them
+
+    def age_text(self) -> str | None:
+        """ "6 years old", "1 year old", "3 months old", "20 days old"; None: not recorded."""
+        years, days = self.age_years, self.age_days
+        if years is None:
+            return None
+        if years >= 1 or days is None:
+            return f"{years} year{'s' if years != 1 else ''} old"
+        if days < 31:
+            return f"{days} day{'s' if days != 1 else ''} old"
+        months = max(1, days * 12 // 365)
+        return f"{months} month{'s' if months != 1 else ''} old"
 
     def has(self, setting: Setting) -> bool:
         return any(finding.setting == setting for finding in self.settings)

@@ -111,6 +111,7 @@ def read_chart(
         for drug in reader.allergy(allergy, chart.medications):
             if drug not in allergies:
                 allergies.append(drug)
+    age = _age(chart.by_type.get("Patient", []), as_of)
     return ChartContext(
         settings=tuple(_hlh_kinds(settings, triggers)),
         drugs=tuple(drugs),
@@ -125,20 +126,22 @@ def read_chart(
         latent_tb=latent_tb,
         problems=tuple(chart.problems),
         suspected=tuple(suspected),
-        age_years=_age(chart.by_type.get("Patient", []), as_of),
+        age_years=age[0] if age else None,
+        age_days=age[1] if age else None,
     )
 
 
-def _age(patients: list[Mapping[str, Any]], as_of: datetime) -> int | None:
-    """Whole years from the first readable Patient.birthDate ("2023", "2023-05", "2023-05-01");
-    None when there is none (a year or month alone counts from its first day)."""
+def _age(patients: list[Mapping[str, Any]], as_of: datetime) -> tuple[int, int] | None:
+    """(whole years, days) since the first readable Patient.birthDate ("2023", "2023-05",
+    "2023-05-01"); None when there is none or it lies in the future (a year or month alone
+    counts from its first day)."""
     for patient in patients:
         read = read_fhir_datetime(patient.get("birthDate"))
         if read is None:
             continue
         born, today = read.moment.date(), as_of.date()
         years = today.year - born.year - ((today.month, today.day) < (born.month, born.day))
-        return years if years >= 0 else None
+        return (years, (today - born).days) if years >= 0 else None
     return None
 
 

@@ -17,6 +17,7 @@ protocols below so that any object with those fields fits.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -108,19 +109,29 @@ class FhirAccess:
         token: str | None,
         *,
         started: float | None = None,
+        optional: Mapping[str, str] | None = None,
     ) -> Gathered:
         """The resources for `templates` (the service's prefetch keys), with the gaps.
 
+        `optional` keys (the Patient, read for the age) are read too when prefetch lacks them,
+        but they answer no call on their own and their absence is no gap.
         `started` (time.monotonic()) is when the hook call arrived; the deadline counts from it.
         Raises DataUnavailable (412) when nothing could be read."""
         started = time.monotonic() if started is None else started
+        extra = dict(optional or {})
         obtained: set[str] = set()  # keys with data (or a known "nothing found")
         failed: set[str] = set()  # keys whose prefetch query failed (an OperationOutcome)
         gaps: list[DataGap] = []
         plan: list[FetchTask] = []
-        for key, template in templates.items():
+        for key, template in {**extra, **templates}.items():
             status = prefetch.keys.get(key)
             state = status.state if status is not None else "missing"
+            if key in extra and key not in templates:
+                # Nothing to read it with (a template the context cannot fill): done without.
+                with contextlib.suppress(TemplateError):
+                    if state in ("missing", "error"):
+                        plan.append(FetchTask(key, fill_template(template, context)))
+                continue
             if state in ("satisfied", "null"):
                 obtained.add(key)
             elif state == "incomplete":
@@ -163,6 +174,8 @@ class FhirAccess:
                         elif key in by_code:
                             gaps.append(DataGap(key, _READ_BY_CODE, True))
 
+        obtained -= extra.keys() - templates.keys()
+        gaps = [gap for gap in gaps if gap.key in templates]
         if not obtained:
             raise DataUnavailable(gaps, server_shown, refused)
         resources = list(prefetch.resources)

@@ -67,12 +67,16 @@ class ServiceSpec:
 
     @property
     def needed(self) -> dict[str, str]:
-        """The templates whose data the rules read: what is fetched when prefetch lacks it.
-
-        The Patient read is asked for (a client may have it at hand), but nothing the rules
-        judge depends on it, so its absence is neither fetched nor reported.
-        """
+        """The templates whose data the rules read: what is fetched when prefetch lacks it,
+        and reported as a gap when it cannot be had."""
         return {key: query for key, query in self.prefetch.items() if key != PATIENT_KEY}
+
+    @property
+    def optional(self) -> dict[str, str]:
+        """The Patient read: fetched when prefetch lacks it, since the age decides the blood
+        pressure cut-offs and which drug rules may be drafted; without it the cards say the age
+        is not recorded, so its absence is no gap and it answers no call on its own."""
+        return {key: query for key, query in self.prefetch.items() if key == PATIENT_KEY}
 
     def describe(self) -> ServiceDescription:
         return ServiceDescription(

@@ -108,8 +108,11 @@ class StateView(_Frozen):
     indicator: Literal["info", "warning"] = "info"
 
 
-# alternative: not drafted, an equal alternative to a drug drafted now or given recently
-AdviceStatus = Literal["suggest", "caution", "already-given", "removed", "advise", "alternative"]
+# alternative: not drafted, an equal alternative to a drug drafted now or given recently;
+# outside-ages: not drafted, the patient is younger than the rule's population
+AdviceStatus = Literal[
+    "suggest", "caution", "already-given", "removed", "advise", "alternative", "outside-ages"
+]
 
 
 class AdviceView(_Frozen):
@@ -124,6 +127,8 @@ class AdviceView(_Frozen):
     rationale: str
     findings: tuple[str, ...] = ()  # safety findings, "already given on ..."
     verify: str | None = None
+    # The rule has an age limit the chart cannot check (no birth date): said beside the draft.
+    age_unchecked: str | None = None
 
     @property
     def drafted(self) -> bool:

@@ -303,6 +303,9 @@ def _check_references(spec: RulesSpec, catalog: Catalog, document: YamlDocument)
             if advice.already_given is not None:
                 given_at = (*loc, "advice", i, "already_given", "source")
                 need("source", spec.sources, advice.already_given.source, given_at)
+            if advice.ages is not None:
+                ages_at = (*loc, "advice", i, "ages", "source")
+                need("source", spec.sources, advice.ages.source, ages_at)
         for i, avoid in enumerate(setting.avoid):
             for j, drug_id in enumerate(avoid.drugs):
                 need("drug", spec.drugs, drug_id, (*loc, "avoid", i, "drugs", j))

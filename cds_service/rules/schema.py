@@ -202,6 +202,17 @@ class AlternativesSpec(_Spec):
     rationale: Text
 
 
+class AgesSpec(_Spec):
+    """The ages the rule's population (trial, label) covers. A patient recorded as younger is
+    told what the rule says for its population, hedged, and gets no draft order; a patient
+    whose age is not recorded keeps the draft, and the card says the age could not be checked."""
+
+    min_years: int = Field(ge=1)
+    source: Id
+    population: Text  # who the rule holds for: "adults (RECOVERY; US label: hospitalised adults)"
+    outside: Text  # what the card says to a younger patient's clinician, why no draft
+
+
 class AdviceSpec(_Spec):
     """What to do in a state: draft `drug`, or (without a drug) say `action`."""
 
@@ -213,6 +224,7 @@ class AdviceSpec(_Spec):
     repeat: bool = False  # repeated doses are the treatment (tocilizumab in CRS): no "already on"
     already_given: AlreadyGivenSpec | None = None  # without it: the same drug or class counts
     alternatives: AlternativesSpec | None = None
+    ages: AgesSpec | None = None  # without it: no age limit in the rule's population
     source: Id
     population: Text
     rationale: Text

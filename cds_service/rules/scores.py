@@ -52,12 +52,48 @@ class RatioTest(_Spec):
     value: float
 
 
-class AnyOf(_Spec):
-    any: list[LabTest] = Field(min_length=1)
-    source: str | None = None
-    # The cut-offs are adult ones: below this age the grade names them instead of applying
-    # them silently.
-    adult_from_years: int | None = None
+class AgeBand(_Spec):
+    """Systolic pressure below `value` (+ `per_year` x the age in whole years) is hypotension
+    in this age band: ages below `below_days` days, or below `below_years` years."""
+
+    label: str
+    value: float = Field(gt=0)
+    per_year: float = 0
+    below_days: int | None = Field(default=None, gt=0)
+    below_years: int | None = Field(default=None, gt=0)
+
+    @model_validator(mode="after")
+    def _one_bound(self) -> AgeBand:
+        if (self.below_days is None) == (self.below_years is None):
+            raise ValueError("an age band has exactly one of below_days, below_years")
+        return self
+
+
+class ChildHypotension(_Spec):
+    label: str  # the rule set as the card names it: "PALS, AHA 2010"
+    source: str
+    population: str
+    analyte: str
+    unit: str
+    bands: list[AgeBand] = Field(min_length=1)
+
+
+class Hypotension(_Spec):
+    any: list[LabTest] = Field(min_length=1)  # adults, and patients of unrecorded age
+    source: str
+    population: str
+    adult_from_years: int = Field(gt=0)
+    children: ChildHypotension
+
+    @model_validator(mode="after")
+    def _children_covered(self) -> Hypotension:
+        last = self.children.bands[-1].below_years
+        if last != self.adult_from_years:
+            raise ValueError(
+                "the last age band of `children` must end at `adult_from_years` "
+                f"({self.adult_from_years}), so that every child has a cut-off"
+            )
+        return self
 
 
 class Criterion(_Spec):
@@ -147,7 +183,7 @@ class AstctSpec(_Spec):
     source: str
     fever: LabTest
     fever_not_required_after: list[str]
-    hypotension: AnyOf
+    hypotension: Hypotension
     not_counted_as_second_vasopressor: list[str]
     oxygen_grades: dict[str, int]
     oxygen_fresh_hours: float = Field(gt=0)
@@ -260,6 +296,13 @@ def _check(book: ScoreBook, catalog: Catalog, document: YamlDocument) -> None:
     test(book.astct.fever, ("astct", "fever"))
     for i, t in enumerate(book.astct.hypotension.any):
         test(t, ("astct", "hypotension", "any", i))
+    children = book.astct.hypotension.children
+    if children.source not in book.sources:
+        fail(("astct", "hypotension", "children", "source"), f"unknown source {children.source!r}")
+    test(
+        LabTest(analyte=children.analyte, op="<", value=0, unit=children.unit),
+        ("astct", "hypotension", "children"),
+    )
     for name in ("hlh2004", "chis"):
         for cid, criterion in getattr(book, name).criteria.items():
             loc = (name, "criteria", cid)
@@ -287,7 +330,7 @@ def _check(book: ScoreBook, catalog: Catalog, document: YamlDocument) -> None:
 def score_analytes(book: ScoreBook) -> frozenset[str]:
     """Every analyte a score reads (what the prefetch templates must ask for)."""
     tests: list[LabTest] = [book.astct.fever, *book.astct.hypotension.any]
-    read: set[str] = set()
+    read: set[str] = {book.astct.hypotension.children.analyte}
     for spec in (book.hlh2004, book.chis):
         for criterion in spec.criteria.values():
             if isinstance(criterion.test, LabTest):
@@ -491,7 +534,8 @@ def astct_grade(spec: AstctSpec, evidence: Evidence, chart: ChartContext) -> Sco
     ]
     pressors = {v.drug for v in chart.vasopressors}
     counted = pressors - set(spec.not_counted_as_second_vasopressor)
-    low_bp = [_judge(evidence, t) for t in spec.hypotension.any]
+    bp_tests, bp_rule = hypotension_tests(spec.hypotension, chart)
+    low_bp = [_judge(evidence, t) for t in bp_tests]
     # Systolic and mean pressure measure the same thing: one normal reading is enough to say
     # "no hypotension" (unlike criteria whose alternatives are different findings).
     known_bp = [r for r, _ in low_bp if r is not None]
@@ -509,12 +553,8 @@ def astct_grade(spec: AstctSpec, evidence: Evidence, chart: ChartContext) -> Sco
         circulation, circ_shown = 0, "no hypotension: " + "; ".join(s for _, s in low_bp)
     else:
         circulation, circ_shown = None, "blood pressure: no recent result"
-    adult = spec.hypotension.adult_from_years
-    if hypotension is not None and not pressors and adult and (chart.age_years or adult) < adult:
-        circ_shown += (
-            f" (adult cut-offs: systolic < 90 or mean < 65 mmHg; the patient is "
-            f"{chart.age_years} years old: judge the blood pressure against age norms)"
-        )
+    if bp_rule and not pressors:
+        circ_shown += f" ({bp_rule})"
     oxygen = chart.oxygen
     fresh_o2 = (
         oxygen is not None
@@ -572,6 +612,45 @@ def astct_grade(spec: AstctSpec, evidence: Evidence, chart: ChartContext) -> Sco
         text=f"ASTCT CRS grade {bound}{grade} ({'; '.join(parts)})",
         extra={"lower_bound": lower},
     )
+
+
+_BP_NAMES = {"sbp": "systolic", "map": "mean"}
+
+
+def hypotension_tests(spec: Hypotension, chart: ChartContext) -> tuple[list[LabTest], str]:
+    """The blood-pressure tests for this patient's age, and what the card says about them:
+    the child's age band and cut-off; for a patient of unrecorded age, that the adult cut-offs
+    were applied without knowing the age; for an adult, nothing (the grade names the values)."""
+    age = chart.age_years
+    if age is None:
+        shown = " or ".join(
+            f"{_BP_NAMES.get(t.analyte, t.analyte)} {t.op} {format_number(t.value)} mmHg"
+            for t in spec.any
+        )
+        return list(spec.any), f"adult cut-offs applied, {shown}; the patient's age is not recorded"
+    if age >= spec.adult_from_years:
+        return list(spec.any), ""
+    children = spec.children
+    band, cut = _age_band(children, age, chart.age_days)
+    test = LabTest(analyte=children.analyte, op="<", value=cut, unit=children.unit)
+    name = _BP_NAMES.get(children.analyte, children.analyte)
+    return [test], (
+        f"age-appropriate cut-off, the patient is {chart.age_text()}: {name} < "
+        f"{format_number(cut)} mmHg, {band.label} ({children.label})"
+    )
+
+
+def _age_band(spec: ChildHypotension, years: int, days: int | None) -> tuple[AgeBand, float]:
+    """The first band the age falls in, and its cut-off. A band in days needs the age in days:
+    without it the band is passed over (the next one, in years, is the higher cut-off)."""
+    for band in spec.bands:
+        if band.below_days is not None:
+            if days is not None and days < band.below_days:
+                return band, band.value
+        elif band.below_years is not None and years < band.below_years:
+            return band, band.value + band.per_year * years
+    last = spec.bands[-1]  # not reached: the bands end at the adult age (checked on load)
+    return last, last.value + last.per_year * years
 
 
 def mas2016(spec: MasSpec, evidence: Evidence, chart: ChartContext) -> ScoreResult:

@@ -445,12 +445,42 @@ def _advice(
             advice.append(_view(spec, name, "removed", tuple(removed)))
             continue
         cautions = tuple(f for f, _ in findings)
-        advice.append(_view(spec, name, "caution" if cautions else "suggest", cautions))
+        younger = _younger_than_population(spec, chart)
+        if younger is not None:
+            advice.append(_view(spec, name, "outside-ages", (younger, *cautions)))
+            continue
+        status: AdviceStatus = "caution" if cautions else "suggest"
+        advice.append(_view(spec, name, status, cautions, _age_unchecked(spec, chart)))
     return tuple(advice)
 
 
+def _younger_than_population(spec: AdviceSpec, chart: ChartContext) -> str | None:
+    """Why a patient recorded as younger than the rule's population gets no draft; None when
+    the rule has no age limit, the patient is old enough, or the age is not recorded."""
+    ages, age = spec.ages, chart.age_text()
+    if ages is None or age is None or (chart.age_years or 0) >= ages.min_years:
+        return None
+    return (
+        f"the rule's population is {ages.population}; the patient is {age}; {ages.outside}; "
+        "no order drafted"
+    )
+
+
+def _age_unchecked(spec: AdviceSpec, chart: ChartContext) -> str | None:
+    if spec.ages is None or chart.age_years is not None:
+        return None
+    return (
+        "The patient's age is not recorded, so whether the patient is in the rule's population, "
+        f"{spec.ages.population}, could not be checked"
+    )
+
+
 def _view(
-    spec: AdviceSpec, action: str, status: AdviceStatus, findings: tuple[str, ...]
+    spec: AdviceSpec,
+    action: str,
+    status: AdviceStatus,
+    findings: tuple[str, ...],
+    age_unchecked: str | None = None,
 ) -> AdviceView:
     return AdviceView(
         rule=spec.id,
@@ -462,6 +492,7 @@ def _view(
         rationale=spec.rationale,
         findings=findings,
         verify=spec.verify,
+        age_unchecked=age_unchecked,
     )
 
 

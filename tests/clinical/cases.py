@@ -112,6 +112,15 @@ LOCATELLI2020 = (
     "(refractory or recurrent disease)"
 )
 WEBB2020 = "Webb BJ et al. cHIS criteria. Lancet Rheumatol 2020;2:e754-e763"
+PALS2010 = (
+    "Kleinman ME et al. Part 14: Pediatric Advanced Life Support, 2010 AHA Guidelines. "
+    "Circulation 2010;122:S876-S908 (hypotension: systolic < 70 + 2 x age in years at 1-10 years)"
+)
+ACTEMRA_CRS_AGE = "ACTEMRA US prescribing information: CAR-T CRS in patients 2 years and older"
+COVID_ADULT_LABELS = (
+    "ACTEMRA and OLUMIANT US prescribing information: COVID-19 in hospitalised adults; RECOVERY "
+    "tocilizumab enrolled adults"
+)
 SETTINGS_REF = "clinical-settings.md section 1: an isolated cytokine value is no cytokine storm"
 
 
@@ -298,6 +307,44 @@ def bispecific_grade2() -> Chart:
     )
 
 
+def car_t_child(patient: str, age: int, systolic: float) -> Chart:
+    """A child on day 2 after tisagenlecleucel: 38.6 °C on room air."""
+    return (
+        Chart(patient)
+        .aged(age)
+        .car_t_infusion(
+            days_ago=2, code="XW033J7", product="Kymriah", ingredient="tisagenlecleucel"
+        )
+        .vitals(temperature=38.6, spo2=97, oxygen_flow=0, systolic=systolic)
+        .labs(il6=400, ferritin=1200, crp=90)
+    )
+
+
+def car_t_child_normal_bp() -> Chart:
+    """A 3-year-old's systolic 86 mmHg is normal for age (PALS: hypotension below 76)."""
+    return car_t_child("case-cart-child-3y", 3, 86)
+
+
+def car_t_child_hypotensive() -> Chart:
+    return car_t_child("case-cart-child-3y-hypotensive", 3, 70)
+
+
+def car_t_infant_hypotensive() -> Chart:
+    """A 1-year-old with systolic 65 mmHg (PALS: hypotension below 72): younger than the
+    label's 2 years for tocilizumab in CRS."""
+    return car_t_child("case-cart-infant-1y", 1, 65)
+
+
+def car_t_adult_systolic_86() -> Chart:
+    """The 3-year-old's vital signs in an adult: systolic 86 is hypotension by the adult
+    convention (systolic < 90)."""
+    return car_t_child("case-cart-adult-sbp86", 40, 86)
+
+
+def car_t_age_unknown() -> Chart:
+    return car_t_child("case-cart-age-unknown", 40, 86).age_unknown()
+
+
 def covid_hypoxic(
     patient: str = "case-covid-recovery", crp: float = 150, neutrophils: float = 6.1
 ) -> Chart:
@@ -311,6 +358,15 @@ def covid_hypoxic(
             crp=crp, il6=60, ferritin=1200, neutrophils=neutrophils, platelets=210, lymphocytes=0.6
         )
     )
+
+
+def covid_child() -> Chart:
+    """RECOVERY-eligible labs and oxygen need, in a 6-year-old."""
+    return covid_hypoxic("case-covid-child-6y").aged(6)
+
+
+def covid_age_unknown() -> Chart:
+    return covid_hypoxic("case-covid-age-unknown").age_unknown()
 
 
 def covid_mals_low_hladr() -> Chart:
@@ -592,6 +648,27 @@ CASES: tuple[Case, ...] = (
          text=("ASTCT CRS grade ≥ 1", "cannot be judged", "blood pressure", "oxygen support")),
     Case("bispecific-grade2", f"{MOREAU2022}; {LEE2019}", bispecific_grade2,
          suggest=("tocilizumab",), never=("emapalumab",)),
+    # Children: age-appropriate blood pressure, no draft of a rule written for adults
+    Case("cart-child-normal-bp", f"{PALS2010}; {LEE2019}", car_t_child_normal_bp,
+         never=("tocilizumab",), text=("ASTCT CRS grade 1", "3 years old", "76 mmHg", "PALS")),
+    Case("cart-child-hypotensive", f"{PALS2010}; {LEE2019}; {ACTEMRA_CRS_AGE}",
+         car_t_child_hypotensive, suggest=("tocilizumab",), never=("emapalumab",),
+         text=("ASTCT CRS grade 2", "76 mmHg", "12 mg/kg under 30 kg")),
+    Case("cart-infant-under-two", f"{PALS2010}; {ACTEMRA_CRS_AGE}", car_t_infant_hypotensive,
+         named=("tocilizumab",), never=("tocilizumab",),
+         text=("ASTCT CRS grade 2", "1 year old", "not labelled for CRS below 2 years")),
+    Case("cart-adult-systolic-86", f"{LEE2019} (adult cut-off, unchanged)",
+         car_t_adult_systolic_86, suggest=("tocilizumab",), text=("ASTCT CRS grade 2",)),
+    Case("cart-age-unknown", f"{LEE2019} (adult cut-off when the age is not recorded)",
+         car_t_age_unknown, suggest=("tocilizumab",),
+         text=("ASTCT CRS grade 2", "age is not recorded")),
+    Case("covid-child", f"{COVID_ADULT_LABELS}; {RECOVERY_DEX} (adult fixed dose)", covid_child,
+         named=("dexamethasone", "tocilizumab", "baricitinib"),
+         never=("dexamethasone", "tocilizumab", "baricitinib"),
+         text=("6 years old", "specialist review", "no order drafted")),
+    Case("covid-age-unknown", f"{RECOVERY_TCZ}; {RECOVERY_DEX} (age not recorded)",
+         covid_age_unknown, suggest=("dexamethasone", "tocilizumab"), never=("baricitinib",),
+         text=("age is not recorded",)),
     # COVID-19
     Case("covid-recovery-eligible", f"{RECOVERY_TCZ}; {RECOVERY_DEX}; {NIH_COVID}",
          covid_hypoxic, suggest=("dexamethasone", "tocilizumab"), named=("baricitinib",),

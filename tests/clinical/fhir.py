@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any
 
 from cds_service.demo import FIXTURE_TIME
@@ -64,6 +64,21 @@ class Chart:
 
     patient: str
     resources: list[dict[str, Any]] = field(default_factory=list)
+    birth_date: str | None = "1968-03-14"  # None: the Patient carries no birthDate
+
+    def aged(self, years: int) -> Chart:
+        """A patient `years` old today. Birth dates are plain dates, which the hook request
+        does not move with the chart's times, so they are counted from today: the birthday
+        falls five months back, so the whole years hold whatever day the chart is sent."""
+        today = date.today()
+        self.birth_date = (
+            date(today.year - years, today.month, 1) - timedelta(days=150)
+        ).isoformat()
+        return self
+
+    def age_unknown(self) -> Chart:
+        self.birth_date = None
+        return self
 
     def _add(self, resource_type: str, body: dict[str, Any]) -> Chart:
         resource_id = f"{self.patient}-{resource_type.lower()}-{len(self.resources) + 1}"
@@ -209,11 +224,13 @@ class Chart:
         )
 
     def car_t_infusion(
-        self, days_ago: float, code: str = "XW033H7", product: str = "Yescarta"
+        self,
+        days_ago: float,
+        code: str = "XW033H7",
+        product: str = "Yescarta",
+        ingredient: str = "axicabtagene ciloleucel",
     ) -> Chart:
-        display = (
-            f"Introduction of {product} (axicabtagene ciloleucel) CAR-T cells into peripheral vein"
-        )
+        display = f"Introduction of {product} ({ingredient}) CAR-T cells into peripheral vein"
         return self._add(
             "Procedure",
             {
@@ -312,15 +329,16 @@ class Chart:
             },
         )
 
-    def bundle(self, *, gender: str = "female", birth_date: str = "1968-03-14") -> dict[str, Any]:
+    def bundle(self, *, gender: str = "female") -> dict[str, Any]:
         """A transaction Bundle a FHIR server (and the CDS Hooks sandbox) can load."""
-        patient = {
+        patient: dict[str, Any] = {
             "resourceType": "Patient",
             "id": self.patient,
             "name": [{"family": "Synthetic", "given": [self.patient]}],
             "gender": gender,
-            "birthDate": birth_date,
         }
+        if self.birth_date is not None:
+            patient["birthDate"] = self.birth_date
         return transaction([patient, *self.resources])
 
 

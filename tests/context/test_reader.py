@@ -145,6 +145,10 @@ def test_age_is_read_from_the_patients_birth_date(catalog: ContextCatalog) -> No
         return {"resourceType": "Patient", "id": "p", "birthDate": birth}
 
     assert chart(catalog, patient("2023-05-01")).age_years == 3
+    assert chart(catalog, patient(NOW.date().isoformat())).age_days == 0
+    newborn = chart(catalog, patient((NOW - timedelta(days=20)).date().isoformat()))
+    assert (newborn.age_years, newborn.age_days) == (0, 20)
+    assert chart(catalog, patient((NOW + timedelta(days=2)).date().isoformat())).age_days is None
     assert chart(catalog, patient("1968")).age_years == 58
     assert chart(catalog, patient("not a date")).age_years is None
     assert chart(catalog).age_years is None

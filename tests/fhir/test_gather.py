@@ -205,3 +205,38 @@ def test_a_partly_read_key_is_kept_and_marked_partial(fhir_server: str) -> None:
 
 def _empty_bundle() -> dict[str, Any]:
     return {"resourceType": "Bundle", "type": "searchset", "total": 0}
+
+
+# The service's split: the searches the rules need, and the Patient read for the age only.
+NEEDED = {key: template for key, template in TEMPLATES.items() if key != "patient"}
+OPTIONAL = {"patient": TEMPLATES["patient"]}
+
+
+def gather_split(fhir: FhirAccess, prefetch: dict[str, Any] | None, server: str | None) -> Gathered:
+    read = read_prefetch(prefetch, TEMPLATES)
+    context = {"patientId": DEMO, "userId": "Practitioner/doc"}
+    try:
+        return fhir.gather(read, NEEDED, context, server, None, optional=OPTIONAL)
+    finally:
+        fhir.close()
+
+
+def test_the_patient_is_read_for_its_age_when_prefetch_lacks_it(fhir_server: str) -> None:
+    """Without the Patient the chart has no birth date: a child would be read as of unknown
+    age, so the read is made, as for a search the rules need."""
+    prefetch = client_prefetch(fhir_server, TEMPLATES, DEMO)
+    del prefetch["patient"]
+    got = gather_split(access(), prefetch, fhir_server)
+    assert got.gaps == [] and got.fetched is not None and list(got.fetched.keys) == ["patient"]
+    assert ("Patient", DEMO) in identities(got.resources)
+
+
+def test_a_patient_that_cannot_be_read_is_no_gap_and_answers_no_call(faults: FaultServer) -> None:
+    """The searches prefetched, the Patient read failing: an answer with no gap; the Patient
+    prefetched and every search failing: still nothing to judge (412)."""
+    searches: dict[str, Any] = {key: _empty_bundle() for key in NEEDED}
+    got = gather_split(access(), searches, faults.url("status-500"))
+    assert got.gaps == [] and faults.paths("status-500") != []
+    with pytest.raises(DataUnavailable) as caught:
+        gather_split(access(), {"patient": {"resourceType": "Patient", "id": DEMO}}, None)
+    assert [gap.key for gap in caught.value.gaps] == list(NEEDED)

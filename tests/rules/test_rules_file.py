@@ -67,6 +67,31 @@ def test_every_criterion_and_drug_rule_names_its_population_and_source(catalog: 
         assert source.population or source_id == "project", source_id
 
 
+def test_every_drug_rule_for_adults_records_its_age_limit(catalog: Catalog) -> None:
+    """A drug rule whose population is adults carries `ages` (18, with a source), so it is
+    never drafted for a patient recorded as a child; CRS tocilizumab carries the label's 2."""
+    rules = load_rules(catalog)
+    for setting in rules.settings.values():
+        for advice in setting.advice:
+            if advice.drug and "adult" in advice.population.lower():
+                assert advice.ages is not None and advice.ages.min_years == 18, advice.id
+            if advice.ages is not None:
+                assert rules.sources[advice.ages.source].citation, advice.id
+    crs = next(a for a in rules.settings["iec"].advice if a.id == "crs-tocilizumab")
+    assert crs.ages is not None and crs.ages.min_years == 2
+
+
+def test_an_age_limit_with_an_unknown_source_names_the_line(
+    catalog: Catalog, tmp_path: Path
+) -> None:
+    path = edited(
+        tmp_path, "min_years: 2\n          source: le2018", "min_years: 2\n          source: le2099"
+    )
+    with pytest.raises(ConfigFileError, match="unknown source 'le2099'") as error:
+        load_rules(catalog, path)
+    assert "line " in str(error.value)
+
+
 def test_an_unknown_setting_has_no_mismatch_and_no_drug(catalog: Catalog) -> None:
     unknown = load_rules(catalog).settings["unknown"]
     assert unknown.avoid == [] and unknown.advice == []

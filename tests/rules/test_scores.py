@@ -186,20 +186,80 @@ def test_astct_counts_drugs_since_the_exposure_not_a_later_crs_diagnosis(
         assert result.value == 2.0 and "fever not required" in result.text
 
 
-def test_astct_names_its_adult_blood_pressure_cut_offs_for_a_child(
+def aged(years: int | None, days: int | None = None) -> ChartContext:
+    """A febrile CAR-T patient on room air, of this age (None: no birth date recorded)."""
+    where = chart(settings=(CAR_T,), oxygen=o2("room-air"))
+    return dataclasses.replace(where, age_years=years, age_days=days)
+
+
+@pytest.mark.parametrize(
+    ("years", "days", "sbp", "grade", "cut_off"),
+    [
+        (0, 20, 59, 2.0, "< 60 mmHg, term neonates"),  # PALS: term neonates 0-28 days < 60
+        (0, 20, 60, 1.0, "< 60 mmHg, term neonates"),
+        (0, 29, 69, 2.0, "< 70 mmHg, infants"),  # infants 1-12 months < 70
+        (0, 29, 70, 1.0, "< 70 mmHg, infants"),
+        (3, None, 75, 2.0, "< 76 mmHg, children 1-10"),  # 1-10 years: < 70 + 2 x age
+        (3, None, 76, 1.0, "< 76 mmHg, children 1-10"),
+        (3, None, 86, 1.0, "< 76 mmHg, children 1-10"),  # the reviewer's normal-for-age child
+        (9, None, 87, 2.0, "< 88 mmHg, children 1-10"),
+        (10, None, 89, 2.0, "< 90 mmHg, children 10 years"),  # 10 years and older < 90
+        (17, None, 90, 1.0, "< 90 mmHg, children 10 years"),
+    ],
+)
+def test_astct_judges_a_childs_blood_pressure_by_the_pals_band_for_age(
+    book: ScoreBook,
+    catalog: Catalog,
+    years: int,
+    days: int | None,
+    sbp: float,
+    grade: float,
+    cut_off: str,
+) -> None:
+    result = astct_grade(book.astct, ev(catalog, temperature=38.6, sbp=sbp), aged(years, days))
+    assert result.value == grade
+    assert f"systolic {cut_off}" in result.text and "PALS, AHA 2010" in result.text
+
+
+def test_astct_reads_only_systolic_pressure_in_a_child(book: ScoreBook, catalog: Catalog) -> None:
+    """PALS has no mean-pressure cut-off: a child's mean pressure alone leaves the blood
+    pressure unknown (a lower bound), where an adult's mean 60 is hypotension."""
+    child = astct_grade(book.astct, ev(catalog, temperature=38.6, map=60), aged(3))
+    assert child.value == 1.0 and child.extra["lower_bound"] is True
+    assert "blood pressure" in child.missing
+    adult = astct_grade(book.astct, ev(catalog, temperature=38.6, map=60), aged(40))
+    assert adult.value == 2.0 and adult.extra["lower_bound"] is False
+
+
+def test_astct_keeps_the_adult_cut_offs_for_adults_and_unknown_ages(
     book: ScoreBook, catalog: Catalog
 ) -> None:
-    """A 3-year-old's systolic 86 is normal for age: the grade says the cut-off is an adult one
-    instead of applying it silently (the grade itself is unchanged)."""
-    child = dataclasses.replace(chart(settings=(CAR_T,), oxygen=o2("room-air")), age_years=3)
-    result = astct_grade(book.astct, ev(catalog, temperature=38.6, sbp=86), child)
-    assert result.value == 2.0
-    assert "adult cut-offs" in result.text and "3 years old" in result.text
-    adult = dataclasses.replace(child, age_years=40)
-    assert (
-        "adult cut-offs"
-        not in astct_grade(book.astct, ev(catalog, temperature=38.6, sbp=86), adult).text
-    )
+    """Systolic 86 is hypotension at 18 and over, and when no birth date is recorded; only the
+    latter says the age is unknown (it never claims the patient is an adult)."""
+    febrile = ev(catalog, temperature=38.6, sbp=86)
+    adult = astct_grade(book.astct, febrile, aged(18))
+    assert adult.value == 2.0 and "PALS" not in adult.text and "age" not in adult.text
+    unknown = astct_grade(book.astct, febrile, aged(None))
+    assert unknown.value == 2.0
+    assert "adult cut-offs applied, systolic < 90 mmHg or mean < 65 mmHg" in unknown.text
+    assert "the patient's age is not recorded" in unknown.text
+
+
+def test_child_age_bands_must_reach_the_adult_age(
+    catalog: Catalog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A band table leaving some children without a cut-off stops start-up."""
+    from cds_service.rules import scores
+
+    text = scores._text().replace("below_years: 18, value: 90", "below_years: 16, value: 90")
+    monkeypatch.setattr(scores, "_text", lambda: text)
+    scores.load_scores.cache_clear()
+    try:
+        with pytest.raises(ScoresError, match=r"scores.yaml: line \d+: .*adult_from_years"):
+            scores.load_scores(catalog)
+    finally:
+        monkeypatch.undo()
+        scores.load_scores.cache_clear()
 
 
 @pytest.mark.parametrize(("sbp", "grade"), [(89, 2.0), (90, 1.0), (91, 1.0)])

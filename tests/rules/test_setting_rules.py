@@ -398,3 +398,54 @@ def test_covid_without_oxygen_dexamethasone_order_is_flagged(runtime: Runtime) -
 def test_covid_hypoxic_tocilizumab_order_gets_no_warning(runtime: Runtime) -> None:
     result = assessed(runtime, COVID_O2, crp=150, ferritin=6000, mhla_dr=2500)
     assert judged(runtime, result, order("tocilizumab", "612865")) == []
+
+
+def _aged(where: ChartContext, years: int | None) -> ChartContext:
+    return dataclasses.replace(
+        where, age_years=years, age_days=None if years is None else 365 * years
+    )
+
+
+@pytest.mark.parametrize("years", [1, 6, 17])
+def test_a_child_with_covid_gets_the_adult_rules_said_not_drafted(
+    runtime: Runtime, years: int
+) -> None:
+    """Dexamethasone 6 mg (a fixed adult dose), tocilizumab and baricitinib: rules written for
+    adults are said, hedged, with the child's age, and never drafted."""
+    result = assessed(runtime, _aged(COVID_O2, years), crp=150)
+    assert advice(result) == [
+        ("dexamethasone", "outside-ages"), ("tocilizumab", "outside-ages"),
+        ("baricitinib", "outside-ages"),
+    ]  # fmt: skip
+    assert not any(item.drafted for item in result.advice)
+    first = result.advice[0].findings[0]
+    assert f"the patient is {years} year" in first and "adults" in first
+    assert first.endswith("no order drafted")
+
+
+def test_covid_rules_draft_for_adults_and_unknown_ages(runtime: Runtime) -> None:
+    """From 18 the drafts are as before; with no birth date too, and then the advice says the
+    age could not be checked instead of treating the patient as an adult."""
+    adult = assessed(runtime, _aged(COVID_O2, 18), crp=150)
+    assert advice(adult)[:2] == [("dexamethasone", "suggest"), ("tocilizumab", "suggest")]
+    assert all(item.age_unchecked is None for item in adult.advice)
+    unknown = assessed(runtime, _aged(COVID_O2, None), crp=150)
+    assert advice(unknown)[:2] == [("dexamethasone", "suggest"), ("tocilizumab", "suggest")]
+    assert unknown.advice[0].age_unchecked is not None
+    assert "age is not recorded" in unknown.advice[0].age_unchecked
+
+
+@pytest.mark.parametrize(("years", "status"), [(1, "outside-ages"), (2, "suggest"), (6, "suggest")])
+def test_crs_tocilizumab_follows_the_labels_two_years(
+    runtime: Runtime, years: int, status: str
+) -> None:
+    """Tocilizumab is labelled for CAR-T CRS from 2 years: a child of 2 or more with grade 2 is
+    offered it; younger, the card asks for the cell therapy team instead of drafting."""
+    result = assessed(runtime, _aged(CART_DAY3, years), (score("astct", 2),), **STORM)
+    assert advice(result) == [("tocilizumab", status)]
+
+
+def test_a_child_still_gets_dexamethasone_for_grade_3_crs(runtime: Runtime) -> None:
+    """The CRS corticosteroid rule (ASCO 2021) names no age limit: a child is offered it."""
+    result = assessed(runtime, _aged(CART_DAY3, 6), (score("astct", 3),), **STORM)
+    assert advice(result) == [("tocilizumab", "suggest"), ("dexamethasone", "suggest")]
