@@ -90,7 +90,8 @@ class CardBuilder:
     ) -> list[Card]:
         """patient-view: the applied setting's card, the multiplex card, a hedged pattern, or
         none."""
-        if assessment.state is not None or (assessment.setting and assessment.undecided):
+        judged = assessment.undecided or assessment.not_applied
+        if assessment.state is not None or (assessment.setting and judged):
             return [self.setting_card(assessment, ctx, links)]
         if assessment.subtype == "multiplex-assay-needed":
             return [self.multiplex(assessment, ctx, None, links)]
@@ -514,7 +515,9 @@ def sample_renders(
     renders: list[tuple[Callable[..., Card], tuple[Any, ...]]] = []
     for subtype in PATTERN_CARDS:
         renders.append((builder.pattern, (sample.model_copy(update={"subtype": subtype}), links)))
-    score = ScoreView(id="sample", label="Sample score", value=1.0, text="Sample score 1")
+    score = ScoreView(
+        id="sample", label="Sample score", value=1.0, text="Sample score 1", population="adults"
+    )
     statuses: tuple[AdviceStatus, ...] = (
         "suggest", "caution", "already-given", "removed", "alternative", "outside-ages",
     )  # fmt: skip
@@ -551,6 +554,16 @@ def sample_renders(
         line = f"{longest} cannot be judged (unknown: {unknown})"
         undecided = placed.model_copy(update={"undecided": (line,)})
         renders.append((builder.setting_card, (undecided, ctx, links)))
+        outside = (
+            f"{longest} not applied: the patient is 6 years old, and {score.label} was derived "
+            "and validated in adults with a long population description; another rule applies"
+        )
+        renders.append(
+            (
+                builder.setting_card,
+                (placed.model_copy(update={"not_applied": (outside,)}), ctx, links),
+            )
+        )
         for rule in setting.avoid:
             drug_id = (
                 rule.drugs[0]

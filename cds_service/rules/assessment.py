@@ -95,6 +95,9 @@ class ScoreView(_Frozen):
         str, ...
     ] = ()  # the items that counted, with the value used: "Fever > 38.0 °C: 39.2"
     lower_bound: bool = False  # the value may be higher: some inputs were unknown
+    population: str | None = None  # the ages and patients the score was derived or validated in
+    min_years: int | None = None  # younger patients: a state decided by the score is not applied
+    outside: str | None = None  # what applies instead for them
 
 
 class StateView(_Frozen):
@@ -169,6 +172,8 @@ class Assessment(_Frozen):
     decisive: tuple[str, ...] = ()  # marker ids the applied state and advice read
     undecided: tuple[str, ...] = ()  # states that could not be judged, and why
     pending: tuple[str, ...] = ()  # advice of the state found that could not be judged, and why
+    # States decided by a score whose population excludes the patient's recorded age, and why.
+    not_applied: tuple[str, ...] = ()
     diagnostic_bar: bool | None = None  # the lower bar of the pattern and multiplex cards
     advice: tuple[AdviceView, ...] = ()
     scores: tuple[ScoreView, ...] = ()

@@ -92,6 +92,7 @@ def assess(
         decisive=clinical.decisive,
         undecided=clinical.undecided,
         pending=clinical.pending,
+        not_applied=clinical.not_applied,
         diagnostic_bar=clinical.diagnostic_bar,
         advice=clinical.advice,
         scores=tuple(scores),

@@ -96,6 +96,24 @@ class Hypotension(_Spec):
         return self
 
 
+class ScoreAges(_Spec):
+    """The ages a score was derived or validated in. A setting state decided by the score is
+    not applied to a patient recorded as younger than `min_years` (the card says so and what
+    applies, `outside`); without `min_years` the score holds at all ages."""
+
+    min_years: int | None = Field(default=None, ge=1)
+    source: str
+    population: str  # in words, for the card: "adults with suspected reactive HLH"
+    outside: str | None = None  # what applies instead, for a patient outside the ages
+    convention: str | None = None  # what the sources do not state: for clinical review
+
+    @model_validator(mode="after")
+    def _outside_with_limit(self) -> ScoreAges:
+        if (self.min_years is None) != (self.outside is None):
+            raise ValueError("`min_years` and `outside` go together")
+        return self
+
+
 class Criterion(_Spec):
     label: str
     test: LabTest | RatioTest | None = None
@@ -181,6 +199,7 @@ class Source(_Spec):
 class AstctSpec(_Spec):
     label: str
     source: str
+    ages: ScoreAges
     fever: LabTest
     fever_not_required_after: list[str]
     hypotension: Hypotension
@@ -192,6 +211,7 @@ class AstctSpec(_Spec):
 class CriteriaSpec(_Spec):
     label: str
     source: str
+    ages: ScoreAges
     needed: int | None = None
     cut_off: float | None = None
     criteria: dict[str, Criterion]
@@ -200,6 +220,7 @@ class CriteriaSpec(_Spec):
 class HScoreSpec(_Spec):
     label: str
     source: str
+    ages: ScoreAges
     cut_off: float
     items: dict[str, PointItem]
     probability: list[tuple[float, float]] = Field(min_length=2)
@@ -208,6 +229,7 @@ class HScoreSpec(_Spec):
 class MasSpec(_Spec):
     label: str
     source: str
+    ages: ScoreAges
     requires_setting: str
     fever: LabTest
     ferritin: LabTest
@@ -257,6 +279,7 @@ class ScoreResult:
     source: str  # source id in scores.yaml
     text: str  # one line for people
     extra: Mapping[str, float | bool | None] = field(default_factory=dict)
+    ages: ScoreAges | None = None  # the ages the score holds for (scores.yaml)
 
 
 def _text() -> str:
@@ -290,9 +313,13 @@ def _check(book: ScoreBook, catalog: Catalog, document: YamlDocument) -> None:
             fail(loc, f"unit {t.unit!r} is not the canonical unit {family.canonical!r}")
 
     for name in ("astct", "hlh2004", "hscore", "mas2016", "chis"):
-        source = getattr(book, name).source
-        if source not in book.sources:
-            fail((name, "source"), f"unknown source {source!r}")
+        spec = getattr(book, name)
+        for loc, source in (
+            ((name, "source"), spec.source),
+            ((name, "ages", "source"), spec.ages.source),
+        ):
+            if source not in book.sources:
+                fail(loc, f"unknown source {source!r}")
     test(book.astct.fever, ("astct", "fever"))
     for i, t in enumerate(book.astct.hypotension.any):
         test(t, ("astct", "hypotension", "any", i))
@@ -715,10 +742,11 @@ def compute_scores(
             hlh,
             text=hlh.text + "; HLH-2004 is met by the recorded familial (primary) HLH diagnosis",
         )
-    return {
+    results = {
         "astct": astct_grade(book.astct, evidence, chart),
         "hlh2004": hlh,
         "hscore": hscore(book.hscore, evidence),
         "mas2016": mas2016(book.mas2016, evidence, chart),
         "chis": criteria_count(book.chis, "chis", evidence),
     }
+    return {sid: replace(r, ages=getattr(book, sid).ages) for sid, r in results.items()}

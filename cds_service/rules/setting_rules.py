@@ -22,7 +22,7 @@ from cds_service.rules.assessment import (
 )
 from cds_service.rules.conditions import COMPUTED_FACTS, AtLeast, Condition, Fact, all_hold
 from cds_service.rules.loader import Rules
-from cds_service.rules.schema import AdviceSpec, CriteriaSetSpec, SafetySpec
+from cds_service.rules.schema import AdviceSpec, CriteriaSetSpec, SafetySpec, StateSpec
 from cds_service.rules.scores import ScoreResult
 
 # Data problems that mean "a result was there and could not be used" (not: a code we do not
@@ -54,6 +54,7 @@ class SettingResult:
     state: StateView | None
     undecided: tuple[str, ...]
     pending: tuple[str, ...]
+    not_applied: tuple[str, ...]  # states whose score excludes the patient's age, and why
     diagnostic_bar: bool | None
     advice: tuple[AdviceView, ...]
     facts: dict[str, Fact]
@@ -76,6 +77,9 @@ def score_views(results: Iterable[ScoreResult]) -> tuple[ScoreView, ...]:
                 if item.met or (item.points is not None and item.points > 0)
             ),
             lower_bound=result.extra.get("lower_bound") is True,
+            population=result.ages.population if result.ages else None,
+            min_years=result.ages.min_years if result.ages else None,
+            outside=result.ages.outside if result.ages else None,
         )
         for result in results
     )
@@ -146,9 +150,18 @@ def judge_setting(
     spec = rules.settings[setting_id]
     state: StateView | None = None
     undecided: list[str] = []
+    not_applied: list[str] = []
+    outside = _outside_ages(scores, chart)
     for candidate in spec.states:
         conditions = rules.when(candidate.when)
         held = all_hold(conditions, facts)
+        excluded = [outside[f] for c in conditions for f in c.facts() if f in outside]
+        if excluded:
+            # A score is valid in the ages it was derived in: outside them the state is not
+            # met, nor undecided; it licenses nothing.
+            if held is not False:
+                not_applied.append(_not_applied(candidate.label, excluded[0], chart))
+            continue
         if held:
             state = StateView(
                 id=candidate.id,
@@ -176,6 +189,8 @@ def judge_setting(
         for judged_marker in judged.values()
         if judged_marker.state == "after-drug" and judged_marker.note
     )
+    if state is not None and chart.age_years is None:
+        notes += tuple(_age_unchecked_score(rules, spec.states, state.id, scores))
     read: list[str] = []
     if state is not None:
         applied_state = next(s for s in spec.states if s.id == state.id)
@@ -187,10 +202,47 @@ def judge_setting(
         state=state,
         undecided=tuple(undecided),
         pending=tuple(dict.fromkeys(pending)),
+        not_applied=tuple(dict.fromkeys(not_applied)),
         diagnostic_bar=diagnostic_bar,
         advice=advice,
         facts=facts,
         notes=tuple(dict.fromkeys(notes)),
+    )
+
+
+def _outside_ages(scores: Sequence[ScoreView], chart: ChartContext) -> dict[str, ScoreView]:
+    """Score facts whose score was derived in ages that exclude the patient's recorded age."""
+    age = chart.age_years
+    return {
+        SCORE_FACTS[score.id]: score
+        for score in scores
+        if score.id in SCORE_FACTS
+        and score.min_years is not None
+        and age is not None
+        and age < score.min_years
+    }
+
+
+def _age_unchecked_score(
+    rules: Rules, states: Sequence[StateSpec], state_id: str, scores: Sequence[ScoreView]
+) -> list[str]:
+    """The applied state's age-limited scores, when the patient's age is not recorded."""
+    applied = next(s for s in states if s.id == state_id)
+    read = {f for c in rules.when(applied.when) for f in c.facts()}
+    return [
+        f"The patient's age is not recorded, so whether the patient is in the population of "
+        f"{score.label}, {score.population}, could not be checked."
+        for score in scores
+        if score.min_years is not None and SCORE_FACTS.get(score.id) in read
+    ]
+
+
+def _not_applied(what: str, score: ScoreView, chart: ChartContext) -> str:
+    """ "HScore cut-off ... not applied: the patient is 6 years old, and HScore was derived and
+    validated in adults ...; the HLH-2004 criteria ... are the rule applied"."""
+    return (
+        f"{what} not applied: the patient is {chart.age_text()}, and {score.label} was derived "
+        f"and validated in {score.population}; {score.outside}"
     )
 
 

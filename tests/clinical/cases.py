@@ -103,6 +103,10 @@ GAMIFANT = (
     "GAMIFANT US prescribing information: primary HLH refractory/recurrent/progressive; "
     "Still's MAS after glucocorticoids; latent TB testing"
 )
+FARDET2014 = (
+    "Fardet L et al. Development and validation of the HScore. Arthritis Rheumatol "
+    "2014;66:2613-2620 (adults with suspected reactive haemophagocytic syndrome)"
+)
 HENTER2007 = (
     "Henter JI et al. HLH-2004 diagnostic and therapeutic guidelines. Pediatr Blood Cancer "
     "2007;48:124-131"
@@ -541,6 +545,51 @@ def ebv_hlh() -> Chart:
     )  # fmt: skip
 
 
+def hlh_hscore(patient: str, age: int | None, *, cytopenias: bool = False) -> Chart:
+    """HLH (D76.1) with HScore 212 or more (fever 39.6 °C, ferritin 8,000, triglycerides 400
+    mg/dL, fibrinogen 200 mg/dL, AST 80) but 3 HLH-2004 criteria known met (no cytopenias,
+    no sCD25): HLH-2004 is not met. `cytopenias`: two lines and sCD25 5,000 U/mL as well,
+    HLH-2004 met (5 of 8)."""
+    chart = (
+        Chart(patient)
+        .condition(ICD10CM, "D76.1", "Hemophagocytic lymphohistiocytosis", 2)
+        .lab("temperature", 39.6, 2)
+        .labs(ferritin=8000, triglycerides=400, fibrinogen=200, ast=80)
+    )
+    if cytopenias:
+        chart = chart.labs(hemoglobin=8.0, platelets=50, neutrophils=0.8, sil2r=5000)
+    else:
+        chart = chart.labs(hemoglobin=11.0, platelets=180, neutrophils=2.5)
+    return chart.aged(age) if age is not None else chart.age_unknown()
+
+
+def hlh_child_hscore_only() -> Chart:
+    return hlh_hscore("case-hlh-child-hscore", 6)
+
+
+def hlh_child_hlh2004() -> Chart:
+    return hlh_hscore("case-hlh-child-hlh2004", 6, cytopenias=True)
+
+
+def hlh_adult_hscore_only() -> Chart:
+    return hlh_hscore("case-hlh-adult-hscore", 45)
+
+
+def hlh_age_unknown_hscore_only() -> Chart:
+    return hlh_hscore("case-hlh-age-unknown-hscore", None)
+
+
+def aosd_mas_adult() -> Chart:
+    """Adult-onset Still's disease (M06.1) in a 34-year-old meeting MAS-2016."""
+    return (
+        Chart("case-aosd-mas-adult")
+        .aged(34)
+        .condition(ICD10CM, "M06.1", "Adult-onset Still's disease", 300)
+        .lab("temperature", 39.2, 2)
+        .labs(ferritin=9000, platelets=140, ast=110, triglycerides=240, fibrinogen=230)
+    )
+
+
 def isolated_il6() -> Chart:
     """IL-6 100 pg/mL after surgery: normal ferritin, no fever, CRP 30 mg/L."""
     return (
@@ -772,6 +821,31 @@ CASES: tuple[Case, ...] = (
          never=("emapalumab",), text=("HLH-94",)),
     Case("ebv-hlh-emapalumab-order", f"{GAMIFANT} (primary HLH only)", ebv_hlh, hook="order-sign",
          orders=order(*EMAPALUMAB), mismatch=True),
+    # A score is applied only in the ages it was derived in (HScore: adults).
+    Case("hlh-child-hscore-not-applied", f"{FARDET2014}; {HENTER2007} (all ages)",
+         hlh_child_hscore_only, never=("etoposide", "dexamethasone", "emapalumab", "anakinra"),
+         text=("HScore cut-off (≥ 169, probable reactive HLH) not applied: the patient is 6 "
+               "years old, and HScore was derived and validated in adults with suspected "
+               "reactive haemophagocytic syndrome", "HLH-2004 criteria, used at all ages",
+               "HLH-2004 diagnostic criteria (5 of 8) cannot be judged"),
+         absent=("Discuss HLH-94-type therapy", "The recorded data meet the")),
+    Case("hlh-child-hlh2004-met", f"{HENTER2007}; HLH-94, Henter, Blood 2002", hlh_child_hlh2004,
+         never=("emapalumab", "anakinra"),
+         text=("HLH-2004 diagnostic criteria (5 of 8)", "Start HLH-94-type therapy",
+               "population: adults with suspected reactive haemophagocytic syndrome"),
+         absent=("not applied",)),
+    Case("hlh-adult-hscore", f"{FARDET2014}", hlh_adult_hscore_only,
+         never=("emapalumab", "anakinra"),
+         text=("HScore cut-off (≥ 169, probable reactive HLH)", "Discuss HLH-94-type therapy"),
+         absent=("not applied", "age is not recorded")),
+    Case("hlh-age-unknown-hscore", f"{FARDET2014} (age not recorded: judged as before)",
+         hlh_age_unknown_hscore_only, never=("emapalumab", "anakinra"),
+         text=("Discuss HLH-94-type therapy", "whether the patient is in the population of "
+               "HScore, adults with suspected reactive haemophagocytic syndrome"),
+         absent=("not applied",)),
+    Case("aosd-adult-mas-2016", f"{RAVELLI2016}; {EULAR2024} (Still's disease at all ages)",
+         aosd_mas_adult, suggest=("methylprednisolone", "anakinra"), never=("emapalumab",),
+         text=("MAS-2016 criteria met",), absent=("not applied",)),
     # Unknown setting
     Case("isolated-il6", SETTINGS_REF, isolated_il6, never=("tocilizumab",), no_cards=True),
     Case("febrile-hyperferritinaemia", f"{WEBB2020}; {PROVIDE} (a sepsis rule)",

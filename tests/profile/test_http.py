@@ -343,3 +343,15 @@ def test_a_page_without_a_recorded_setting_shows_chis_and_the_rule_that_fired(
     scores = re.findall(r'<dt>([^<]*)</dt><dd class="score">', page)
     assert any("cHIS" in label for label in scores) and not any("ASTCT" in s for s in scores)
     assert '<h2 id="rule-heading">The rule that fired</h2>' in page
+
+
+def test_each_score_row_names_the_population_the_score_holds_for(client: FlaskClient) -> None:
+    """The scores file's `ages.population`: the ASTCT grade after CAR-T, cHIS in adults."""
+    for patient, wanted in (
+        ("case-cart-day3", "population: children and adults after immune effector cell therapy"),
+        ("css-il6-covid", "population: adults hospitalised with COVID-19"),
+    ):
+        card = hook_call(client, "patient-view", patient).get_json()["cards"][0]
+        page = client.get(urlsplit(card["links"][0]["url"]).path).get_data(as_text=True)
+        rows = re.findall(r'<dd class="score">([^<]*)</dd>', page)
+        assert any(wanted in row for row in rows), rows

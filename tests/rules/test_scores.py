@@ -584,3 +584,74 @@ def test_a_unit_that_is_not_canonical_is_a_load_error_with_a_line(
     finally:
         monkeypatch.undo()
         scores.load_scores.cache_clear()
+
+
+def test_every_score_names_the_ages_it_holds_for_with_a_known_source(book: ScoreBook) -> None:
+    for name in ("astct", "hlh2004", "hscore", "mas2016", "chis"):
+        ages = getattr(book, name).ages
+        assert ages.population and ages.source in book.sources
+    # HScore was derived in adults; HLH-2004 and MAS-2016 (Still's disease) hold at all ages.
+    assert book.hscore.ages.min_years == 18 and book.hscore.ages.outside
+    assert book.hlh2004.ages.min_years is None and book.mas2016.ages.min_years is None
+
+
+def test_compute_scores_carries_each_scores_ages(book: ScoreBook, catalog: Catalog) -> None:
+    results = compute_scores(book, ev(catalog, temperature=39), EMPTY_CHART)
+    assert results["hscore"].ages == book.hscore.ages
+    assert all(r.ages is not None for r in results.values())
+
+
+def _load_error(
+    catalog: Catalog, monkeypatch: pytest.MonkeyPatch, old: str, new: str, match: str
+) -> None:
+    from cds_service.rules import scores
+
+    text = scores._text()
+    assert text.count(old) == 1
+    monkeypatch.setattr(scores, "_text", lambda: text.replace(old, new))
+    scores.load_scores.cache_clear()
+    try:
+        with pytest.raises(ScoresError, match=match):
+            scores.load_scores(catalog)
+    finally:
+        monkeypatch.undo()
+        scores.load_scores.cache_clear()
+
+
+def test_an_age_limit_without_what_applies_instead_is_a_load_error(
+    catalog: Catalog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _load_error(
+        catalog, monkeypatch,
+        "      outside: no paediatric cut-off is validated\n", "",
+        r"scores.yaml: line \d+: .*`min_years` and `outside` go together",
+    )  # fmt: skip
+
+
+def test_an_age_limit_below_one_year_is_a_load_error(
+    catalog: Catalog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _load_error(
+        catalog, monkeypatch, "      min_years: 18\n      source: fardet2014",
+        "      min_years: 0\n      source: fardet2014", r"scores.yaml: line \d+: .*min_years",
+    )  # fmt: skip
+
+
+def test_an_unknown_ages_source_is_a_load_error(
+    catalog: Catalog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _load_error(
+        catalog, monkeypatch, "      min_years: 18\n      source: fardet2014",
+        "      min_years: 18\n      source: nobody2099",
+        r"scores.yaml: line \d+: .*unknown source 'nobody2099'",
+    )  # fmt: skip
+
+
+def test_a_score_without_ages_is_a_load_error(
+    catalog: Catalog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    _load_error(
+        catalog, monkeypatch,
+        "    ages:\n      source: henter2007\n", "    agez:\n      source: henter2007\n",
+        r"scores.yaml: line \d+: .*ages",
+    )  # fmt: skip

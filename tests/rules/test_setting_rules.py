@@ -449,3 +449,68 @@ def test_a_child_still_gets_dexamethasone_for_grade_3_crs(runtime: Runtime) -> N
     """The CRS corticosteroid rule (ASCO 2021) names no age limit: a child is offered it."""
     result = assessed(runtime, _aged(CART_DAY3, 6), (score("astct", 3),), **STORM)
     assert advice(result) == [("tocilizumab", "suggest"), ("dexamethasone", "suggest")]
+
+
+def adult_score(score_id: str, value: float) -> ScoreView:
+    """A score the scores file limits to adults, as HScore (18 years)."""
+    return score(score_id, value).model_copy(
+        update={
+            "label": "HScore",
+            "population": "adults with suspected reactive haemophagocytic syndrome",
+            "min_years": 18,
+            "outside": "the HLH-2004 criteria apply",
+        }
+    )
+
+
+def aged(where: ChartContext, years: int | None) -> ChartContext:
+    return dataclasses.replace(
+        where, age_years=years, age_days=None if years is None else years * 365
+    )
+
+
+def test_a_childs_hscore_decides_no_state_and_the_card_says_why(runtime: Runtime) -> None:
+    """HScore >= 169 in a 6-year-old: not applied (derived in adults), so no HLH-94 advice."""
+    where = aged(chart(finding("hlh")), 6)
+    result = assessed(
+        runtime,
+        where,
+        (score("hlh2004", 3, ("splenomegaly", "marrow")), adult_score("hscore", 212)),
+    )
+    assert result.state is None and result.advice == ()
+    (line,) = result.not_applied
+    assert "not applied: the patient is 6 years old" in line
+    assert "adults with suspected reactive haemophagocytic syndrome" in line
+    assert line.endswith("the HLH-2004 criteria apply")
+    # HLH-2004 is still judged (here undecided), and says so apart.
+    assert any("HLH-2004" in u for u in result.undecided)
+
+
+def test_a_child_meeting_hlh2004_gets_the_hlh2004_state(runtime: Runtime) -> None:
+    where = aged(chart(finding("hlh")), 6)
+    result = assessed(runtime, where, (score("hlh2004", 5), adult_score("hscore", 212)))
+    assert result.state is not None and result.state.id == "hlh2004"
+    assert advice(result) == [("hlh-94", "advise")]
+
+
+def test_a_childs_low_hscore_is_not_reported_as_not_applied(runtime: Runtime) -> None:
+    where = aged(chart(finding("hlh")), 6)
+    result = assessed(runtime, where, (score("hlh2004", 1), adult_score("hscore", 90)))
+    assert result.state is None and result.not_applied == ()
+
+
+@pytest.mark.parametrize("years", [18, 45, None])
+def test_an_adults_or_unknown_age_hscore_applies_as_before(
+    runtime: Runtime, years: int | None
+) -> None:
+    where = aged(chart(finding("hlh")), years)
+    result = assessed(
+        runtime,
+        where,
+        (score("hlh2004", 3, ("splenomegaly", "marrow")), adult_score("hscore", 212)),
+    )
+    assert result.state is not None and result.state.id == "hscore"
+    assert advice(result) == [("hlh-94-hscore", "advise")]
+    assert result.not_applied == ()
+    unchecked = [n for n in result.notes if "age is not recorded" in n]
+    assert bool(unchecked) == (years is None)
