@@ -497,6 +497,9 @@ def _advice(
             advice.append(_view(spec, name, "removed", tuple(removed)))
             continue
         cautions = tuple(f for f, _ in findings)
+        other_steroid = _other_corticosteroid(chart, rules, spec, now)
+        if other_steroid is not None:
+            cautions += (other_steroid,)
         younger = _younger_than_population(spec, chart)
         if younger is not None:
             advice.append(_view(spec, name, "outside-ages", (younger, *cautions)))
@@ -550,31 +553,62 @@ def _view(
 
 def _on_drug(chart: ChartContext, rules: Rules, spec: AdviceSpec, now: datetime) -> str | None:
     """ "already given 2026-11-30" when the patient is on the drug; for a corticosteroid, also
-    on another corticosteroid (not stress-dose hydrocortisone), from the rule's `already_given`
-    daily dose when it sets one."""
+    on another corticosteroid (not stress-dose hydrocortisone) from the daily dose the rule's
+    `already_given` sets. Without one, another corticosteroid is no reason to leave the rule's
+    own out (home prednisone 5 mg is no grade 3 CRS treatment): see `_other_corticosteroid`."""
     drug_id = spec.drug or ""
-    recent = now - timedelta(days=float(rules.options["drug_recent_days"].value))
-    drug = rules.drugs[drug_id]
     floor = spec.already_given.min_prednisone_mg if spec.already_given else None
-    for exposure in chart.drugs:
-        if exposure.when is not None and exposure.when < recent:
-            continue
+    for exposure in _recent(chart, rules, now):
         dose = ""
         if exposure.drug != drug_id:
-            other = (
-                drug.class_ == "corticosteroid"
-                and _is_corticosteroid(exposure, rules)
-                and exposure.drug not in rules.never_flag.drugs
-            )
-            if not other:
+            if floor is None or not _other_corticosteroid_than(exposure, drug_id, rules):
                 continue
-            if floor is not None:
-                mg = _prednisone_mg_a_day(exposure, chart, rules)
-                if mg is None or mg < floor:
-                    continue
-                dose = f" (about {mg:.0f} mg prednisone-equivalent a day)"
+            mg = _prednisone_mg_a_day(exposure, chart, rules)
+            if mg is None or mg < floor:
+                continue
+            dose = f" (about {mg:.0f} mg prednisone-equivalent a day)"
         return f"{_said(exposure)}{dose}"
     return None
+
+
+def _other_corticosteroid(
+    chart: ChartContext, rules: Rules, spec: AdviceSpec, now: datetime
+) -> str | None:
+    """For a corticosteroid rule without an `already_given` dose: a caution naming another
+    corticosteroid the patient is on, so the rule's drug is named but not drafted on top of it
+    without a look at the total dose. None when there is none."""
+    drug_id = spec.drug or ""
+    if spec.already_given is not None:
+        return None
+    for exposure in _recent(chart, rules, now):
+        if _other_corticosteroid_than(exposure, drug_id, rules):
+            mg = _prednisone_mg_a_day(exposure, chart, rules)
+            dose = (
+                f"about {mg:.0f} mg prednisone-equivalent a day"
+                if mg is not None
+                else "dose not readable"
+            )
+            return (
+                f"another corticosteroid is recorded ({_recorded(exposure)}, {dose}): this rule's "
+                f"{drug_id} still applies; check the total corticosteroid dose before ordering"
+            )
+    return None
+
+
+def _recent(chart: ChartContext, rules: Rules, now: datetime) -> list[DrugExposure]:
+    recent = now - timedelta(days=float(rules.options["drug_recent_days"].value))
+    return [e for e in chart.drugs if e.when is None or e.when >= recent]
+
+
+def _other_corticosteroid_than(exposure: DrugExposure, drug_id: str, rules: Rules) -> bool:
+    """A corticosteroid other than the rule's (itself a corticosteroid), not one never flagged
+    (stress-dose hydrocortisone)."""
+    return (
+        exposure.drug != drug_id
+        and rules.drugs[drug_id].class_ == "corticosteroid"
+        and _is_corticosteroid(exposure, rules)
+        and exposure.drug not in rules.never_flag.drugs
+    )
 
 
 def _prednisone_mg_a_day(exposure: DrugExposure, chart: ChartContext, rules: Rules) -> float | None:
@@ -623,9 +657,14 @@ def _alternative(
 
 def _said(exposure: DrugExposure) -> str:
     """ "tocilizumab already given 2026-11-30" """
+    return _recorded(exposure, "already ")
+
+
+def _recorded(exposure: DrugExposure, already: str = "") -> str:
+    """ "prednisone taken 2026-11-28" """
     what = {"administration": "given", "order": "ordered", "statement": "taken"}
     when = f" {exposure.when:%Y-%m-%d}" if exposure.when else ""
-    return f"{exposure.drug} already {what[exposure.source]}{when}"
+    return f"{exposure.drug} {already}{what[exposure.source]}{when}"
 
 
 def safety_findings(

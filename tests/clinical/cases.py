@@ -177,13 +177,18 @@ def car_t_no_temperature() -> Chart:
     )
 
 
-def car_t_grade3() -> Chart:
+def car_t_grade3(patient: str = "case-cart-grade3") -> Chart:
     return (
-        Chart("case-cart-grade3")
+        Chart(patient)
         .car_t_infusion(days_ago=4)
         .vitals(temperature=39.6, spo2=89, oxygen_flow=12)
         .labs(il6=4000, ifng=900, ferritin=9000, crp=220)
     )
+
+
+def car_t_grade3_home_prednisone() -> Chart:
+    """Grade 3 CRS in a patient taking prednisone 5 mg a day: no CRS dose of corticosteroid."""
+    return car_t_grade3("case-cart-grade3-prednisone").taking(*PREDNISONE, 72, daily_mg=5)
 
 
 def car_t_after_two_doses() -> Chart:
@@ -659,6 +664,11 @@ CASES: tuple[Case, ...] = (
          never=("tocilizumab",), text=("cannot be judged",)),
     Case("cart-grade3", f"{LEE2019}; {ASCO2021} (grade 3: tocilizumab plus dexamethasone)",
          car_t_grade3, suggest=("tocilizumab", "dexamethasone"), never=("emapalumab",)),
+    Case("cart-grade3-home-prednisone",
+         f"{ASCO2021} (grade 3: dexamethasone; a low home dose is no CRS treatment)",
+         car_t_grade3_home_prednisone, suggest=("tocilizumab",), named=("dexamethasone",),
+         text=("another corticosteroid is recorded", "dexamethasone still applies"),
+         absent=("already taken",)),
     Case("cart-refractory-after-two-doses", f"{ACTEMRA}; {ASCO2021}", car_t_after_two_doses,
          suggest=("dexamethasone",), never=("emapalumab",),
          text=("IL-6 measured after tocilizumab",)),
