@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -84,8 +85,11 @@ def test_the_master_forks_its_workers_without_other_threads(tmp_path: Path) -> N
             timeout=5,
         )
         assert answer.status_code == 200 and answer.json()["cards"]  # an audited answer
-        assert _threads(master.pid) == 1
-        workers = _children(master.pid)
+        # /healthz answers once one worker is up: wait for the second before counting.
+        deadline = time.monotonic() + 20
+        while len(workers := _children(master.pid)) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
         assert len(workers) == 2
+        assert _threads(master.pid) == 1
         # The worker that wrote the audit row checkpoints in a thread of its own.
         assert sorted(_threads(pid) for pid in workers) == [1, 2]
