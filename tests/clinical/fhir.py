@@ -254,10 +254,7 @@ class Chart:
     ) -> Chart:
         body: dict[str, Any] = {
             "status": status,
-            "medicationCodeableConcept": {
-                "coding": [{"system": RXNORM, "code": rxnorm, "display": drug}],
-                "text": drug,
-            },
+            "medicationCodeableConcept": _drug(drug, rxnorm),
             "effectiveDateTime": at(hours_ago),
         }
         if dose_mg is not None:
@@ -272,10 +269,7 @@ class Chart:
             "MedicationStatement",
             {
                 "status": "active",
-                "medicationCodeableConcept": {
-                    "coding": [{"system": RXNORM, "code": rxnorm, "display": drug}],
-                    "text": drug,
-                },
+                "medicationCodeableConcept": _drug(drug, rxnorm),
                 "effectivePeriod": {"start": at(hours_ago)},
                 "dosage": [
                     {
@@ -302,10 +296,7 @@ class Chart:
             {
                 "status": "active",
                 "intent": "order",
-                "medicationCodeableConcept": {
-                    "coding": [{"system": RXNORM, "code": rxnorm, "display": drug}],
-                    "text": drug,
-                },
+                "medicationCodeableConcept": _drug(drug, rxnorm),
                 "authoredOn": at(hours_ago),
             },
         )
@@ -322,10 +313,7 @@ class Chart:
                         }
                     ]
                 },
-                "code": {
-                    "coding": [{"system": RXNORM, "code": rxnorm, "display": drug}],
-                    "text": drug,
-                },
+                "code": _drug(drug, rxnorm),
             },
         )
 
@@ -340,6 +328,11 @@ class Chart:
         if self.birth_date is not None:
             patient["birthDate"] = self.birth_date
         return transaction([patient, *self.resources])
+
+
+def _drug(name: str, rxnorm: str) -> dict[str, Any]:
+    """A medication CodeableConcept: the RxNorm code, with the name as display and text."""
+    return {"coding": [{"system": RXNORM, "code": rxnorm, "display": name}], "text": name}
 
 
 def transaction(resources: Iterable[dict[str, Any]]) -> dict[str, Any]:
@@ -375,10 +368,7 @@ def order(
         "id": order_id or f"draft-{drug.split()[0].lower()}",
         "status": "draft",
         "intent": "order",
-        "medicationCodeableConcept": {
-            "coding": [{"system": RXNORM, "code": rxnorm, "display": text or drug}],
-            "text": text or drug,
-        },
+        "medicationCodeableConcept": _drug(text or drug, rxnorm),
     }
     if reason is not None:
         request["reasonCode"] = [reason]

@@ -245,21 +245,31 @@ def test_astct_keeps_the_adult_cut_offs_for_adults_and_unknown_ages(
     assert "the patient's age is not recorded" in unknown.text
 
 
-def test_child_age_bands_must_reach_the_adult_age(
-    catalog: Catalog, monkeypatch: pytest.MonkeyPatch
+def _load_error(
+    catalog: Catalog, monkeypatch: pytest.MonkeyPatch, old: str, new: str, match: str
 ) -> None:
-    """A band table leaving some children without a cut-off stops start-up."""
     from cds_service.rules import scores
 
-    text = scores._text().replace("below_years: 18, value: 90", "below_years: 16, value: 90")
-    monkeypatch.setattr(scores, "_text", lambda: text)
+    text = scores._text()
+    assert text.count(old) == 1
+    monkeypatch.setattr(scores, "_text", lambda: text.replace(old, new))
     scores.load_scores.cache_clear()
     try:
-        with pytest.raises(ScoresError, match=r"scores.yaml: line \d+: .*adult_from_years"):
+        with pytest.raises(ScoresError, match=match):
             scores.load_scores(catalog)
     finally:
         monkeypatch.undo()
         scores.load_scores.cache_clear()
+
+
+def test_child_age_bands_must_reach_the_adult_age(
+    catalog: Catalog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A band table leaving some children without a cut-off stops start-up."""
+    _load_error(
+        catalog, monkeypatch, "below_years: 18, value: 90", "below_years: 16, value: 90",
+        r"scores.yaml: line \d+: .*adult_from_years",
+    )  # fmt: skip
 
 
 @pytest.mark.parametrize(("sbp", "grade"), [(89, 2.0), (90, 1.0), (91, 1.0)])
@@ -573,17 +583,10 @@ def test_scores_file_names_a_population_and_what_was_verified(book: ScoreBook) -
 def test_a_unit_that_is_not_canonical_is_a_load_error_with_a_line(
     catalog: Catalog, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from cds_service.rules import scores
-
-    text = scores._text().replace("value: 500, unit: ng/mL", "value: 500, unit: ug/dL")
-    monkeypatch.setattr(scores, "_text", lambda: text)
-    scores.load_scores.cache_clear()
-    try:
-        with pytest.raises(ScoresError, match=r"scores.yaml: line \d+: .*canonical unit 'ng/mL'"):
-            scores.load_scores(catalog)
-    finally:
-        monkeypatch.undo()
-        scores.load_scores.cache_clear()
+    _load_error(
+        catalog, monkeypatch, "value: 500, unit: ng/mL", "value: 500, unit: ug/dL",
+        r"scores.yaml: line \d+: .*canonical unit 'ng/mL'",
+    )  # fmt: skip
 
 
 def test_every_score_names_the_ages_it_holds_for_with_a_known_source(book: ScoreBook) -> None:
@@ -599,23 +602,6 @@ def test_compute_scores_carries_each_scores_ages(book: ScoreBook, catalog: Catal
     results = compute_scores(book, ev(catalog, temperature=39), EMPTY_CHART)
     assert results["hscore"].ages == book.hscore.ages
     assert all(r.ages is not None for r in results.values())
-
-
-def _load_error(
-    catalog: Catalog, monkeypatch: pytest.MonkeyPatch, old: str, new: str, match: str
-) -> None:
-    from cds_service.rules import scores
-
-    text = scores._text()
-    assert text.count(old) == 1
-    monkeypatch.setattr(scores, "_text", lambda: text.replace(old, new))
-    scores.load_scores.cache_clear()
-    try:
-        with pytest.raises(ScoresError, match=match):
-            scores.load_scores(catalog)
-    finally:
-        monkeypatch.undo()
-        scores.load_scores.cache_clear()
 
 
 def test_an_age_limit_without_what_applies_instead_is_a_load_error(
