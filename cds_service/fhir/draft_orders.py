@@ -41,6 +41,7 @@ class DraftMedication:
     daily_dose_mg: float | None  # None when dose or frequency cannot be read
     resource: Mapping[str, Any]
     dose_problem: str | None = None  # why the daily dose could not be read, for people
+    dose_mg: float | None = None  # one dose (one infusion), when it can be read
 
 
 def medication_orders(
@@ -58,15 +59,18 @@ def medication_orders(
         if only is not None and reference not in only:
             continue
         codes, names = _medication(resource, medications)
-        dose, problem = daily_dose_mg(resource.get("dosageInstruction"), names)
+        dosage = resource.get("dosageInstruction")
+        one, problem = one_dose_mg(dosage, names)
+        daily, frequency_problem = _times_a_day(one, dosage)
         orders.append(
             DraftMedication(
                 reference=reference,
                 rxnorm_codes=codes,
                 names=names,
-                daily_dose_mg=dose,
+                daily_dose_mg=daily,
                 resource=resource,
-                dose_problem=problem,
+                dose_problem=problem or frequency_problem,
+                dose_mg=one,
             )
         )
     return orders
@@ -151,14 +155,13 @@ def _referenced_medication_code(
 _ORDERED_DOSE = "/extension/ordered-dose"
 
 
-def daily_dose_mg(dosage: Any, names: Sequence[str] = ()) -> tuple[float | None, str | None]:
-    """Total mg per day from the first dosage instruction, or None and why it cannot be read.
+def one_dose_mg(dosage: Any, names: Sequence[str] = ()) -> tuple[float | None, str | None]:
+    """One dose in mg from the first dosage instruction, or None and why it cannot be read.
 
-    A dose without timing is read as once daily: that is how one-off and daily pulse doses are
-    usually written, and it can only under-count a more frequent schedule. A dose counted in
-    tablets ({tbl}, {pill}) is multiplied by the strength written in the drug's name or code
-    display ("methylprednisolone 100 MG Oral Tablet"). When `doseQuantity` is not a mass (Epic:
-    millilitres), Epic's `ordered-dose` extension, on the dosage or its doseAndRate, gives it.
+    A dose counted in tablets ({tbl}, {pill}) is multiplied by the strength written in the
+    drug's name or code display ("methylprednisolone 100 MG Oral Tablet"). When `doseQuantity`
+    is not a mass (Epic: millilitres), Epic's `ordered-dose` extension, on the dosage or its
+    doseAndRate, gives it.
     """
     if not isinstance(dosage, list) or not dosage or not isinstance(dosage[0], dict):
         return None, "no dosage instruction"
@@ -175,9 +178,25 @@ def daily_dose_mg(dosage: Any, names: Sequence[str] = ()) -> tuple[float | None,
             mg, ordered_problem = _dose_mg(ordered, names)
             if mg is None:
                 problem = f"{problem}; Epic ordered-dose: {ordered_problem}"
+    return mg, None if mg is not None else problem
+
+
+def daily_dose_mg(dosage: Any, names: Sequence[str] = ()) -> tuple[float | None, str | None]:
+    """Total mg per day from the first dosage instruction, or None and why it cannot be read.
+
+    One dose (`one_dose_mg`) times the doses a day. A dose without timing is read as once
+    daily: that is how one-off and daily pulse doses are usually written, and it can only
+    under-count a more frequent schedule.
+    """
+    mg, problem = one_dose_mg(dosage, names)
+    return _times_a_day(mg, dosage) if mg is not None else (None, problem)
+
+
+def _times_a_day(mg: float | None, dosage: Any) -> tuple[float | None, str | None]:
+    """One dose's mg times the doses a day of the first dosage instruction's timing."""
     if mg is None:
-        return None, problem
-    timing = first.get("timing")
+        return None, None
+    timing = dosage[0].get("timing")
     repeat = timing.get("repeat") if isinstance(timing, dict) else None
     if not isinstance(repeat, dict):
         return mg, None

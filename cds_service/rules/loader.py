@@ -20,6 +20,7 @@ from cds_service.rules.schema import (
     CriterionSpec,
     CytokineGroupSpec,
     DiagnosticBarSpec,
+    DoseLimitSpec,
     DrugEffectSpec,
     DrugSpec,
     HyperinflammationSpec,
@@ -80,6 +81,7 @@ class Rules:
     settings: dict[str, SettingSpec]
     diagnostic_bar: DiagnosticBarSpec
     safety: tuple[SafetySpec, ...]
+    dose_limits: tuple[DoseLimitSpec, ...]
     never_flag: NeverFlagSpec
     drug_effects: tuple[DrugEffectSpec, ...]
     standard_of_care: StandardOfCareSpec
@@ -154,6 +156,7 @@ def load_rules(catalog: Catalog, path: Path | None = None) -> Rules:
         settings={str(k): v for k, v in spec.settings.items()},
         diagnostic_bar=spec.diagnostic_bar,
         safety=tuple(spec.safety),
+        dose_limits=tuple(spec.dose_limits),
         never_flag=spec.never_flag,
         drug_effects=tuple(spec.drug_effects),
         standard_of_care=spec.standard_of_care,
@@ -315,6 +318,10 @@ def _check_references(spec: RulesSpec, catalog: Catalog, document: YamlDocument)
         for j, drug_id in enumerate(check.drugs):
             need("drug", spec.drugs, drug_id, ("safety", i, "drugs", j))
         need("source", spec.sources, check.source, ("safety", i, "source"))
+    for i, limit in enumerate(spec.dose_limits):
+        for j, drug_id in enumerate(limit.drugs):
+            need("drug", spec.drugs, drug_id, ("dose_limits", i, "drugs", j))
+        need("source", spec.sources, limit.source, ("dose_limits", i, "source"))
     for i, effect in enumerate(spec.drug_effects):
         need("analyte", analytes, effect.analyte, ("drug_effects", i, "analyte"))
         need("drug", spec.drugs, effect.drug, ("drug_effects", i, "drug"))

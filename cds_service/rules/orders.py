@@ -17,6 +17,7 @@ from cds_service.context.models import EMPTY_CHART, ChartContext
 from cds_service.fhir.draft_orders import DraftMedication
 from cds_service.rules.assessment import Assessment
 from cds_service.rules.conditions import all_hold
+from cds_service.rules.engine import number
 from cds_service.rules.loader import Rules
 from cds_service.rules.schema import AvoidSpec, DrugSpec
 from cds_service.rules.setting_rules import safety_findings
@@ -125,6 +126,7 @@ def judge_orders(
             )
             continue
         cautions = safety_findings(rules, drug_id, setting, assessment.facts)
+        cautions += _above_dose_limits(order, drug_id, setting, rules)
         if chart.allergic_to(drug_id, drug.class_):
             cautions.insert(0, ("an allergy or intolerance to it is recorded", "remove"))
         if cautions:
@@ -135,6 +137,29 @@ def judge_orders(
         if _needs_cytokines(assessment, drug, rules, setting):
             findings.append(OrderFinding(kind="needs-cytokines", **base))
     return findings
+
+
+# A dose given in g or mcg is converted to mg: a dose at the limit must not read as above it.
+_ROUNDING = 1e-9
+
+
+def _above_dose_limits(
+    order: DraftMedication, drug_id: str, setting: str, rules: Rules
+) -> list[tuple[str, str]]:
+    """(finding, outcome) of each label single-dose limit the order's dose is above."""
+    dose = order.dose_mg
+    if dose is None:
+        return []
+    return [
+        (
+            f"{number(dose)} mg ordered, {limit.finding} ({rules.sources[limit.source].short})",
+            "caution",
+        )
+        for limit in rules.dose_limits
+        if drug_id in limit.drugs
+        and (not limit.settings or setting in limit.settings)
+        and dose > limit.max_mg * (1 + _ROUNDING)
+    ]
 
 
 def _about(rule: AvoidSpec, drug_id: str, drug: DrugSpec) -> bool:

@@ -296,6 +296,19 @@ class SafetySpec(_Spec):
     finding: Text
 
 
+class DoseLimitSpec(_Spec):
+    """The label's largest single dose of a drug in the settings named (none: all): an order
+    above it gets a caution naming the dose ordered and the limit."""
+
+    id: Id
+    drugs: list[Id] = Field(min_length=1)
+    settings: list[SettingId] = []
+    max_mg: float = Field(gt=0)  # one dose (one infusion)
+    source: Id
+    population: Text
+    finding: Text
+
+
 class DrugEffectSpec(_Spec):
     analyte: Id
     drug: Id
@@ -331,6 +344,7 @@ class RulesSpec(_Spec):
     settings: dict[SettingId, SettingSpec]
     diagnostic_bar: DiagnosticBarSpec
     safety: list[SafetySpec] = []
+    dose_limits: list[DoseLimitSpec] = []
     never_flag: NeverFlagSpec
     drug_effects: list[DrugEffectSpec] = []
     standard_of_care: StandardOfCareSpec

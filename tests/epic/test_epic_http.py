@@ -176,14 +176,15 @@ UCUM = "http://unitsofmeasure.org"
 ORDERED_DOSE = "https://open.epic.com/FHIR/StructureDefinition/extension/ordered-dose"
 
 
-def epic_methylprednisolone(epic: Epic, patient: str, ordered: dict[str, Any] | None) -> Any:
-    """Epic's order-sign for 1,000 mg methylprednisolone: a sibling Medication, the dose as the
-    volume given (15.6 mL), and the ordered dose in mg in Epic's dosage extension."""
+def epic_order(
+    epic: Epic, patient: str, name: str, rxnorm: str, ordered: dict[str, Any] | None
+) -> Any:
+    """Epic's order-sign: a sibling Medication, the dose as the volume given (15.6 mL), and the
+    ordered dose in mg in Epic's dosage extension."""
     body = epic_request(epic, "order-sign.json", patient, "cytokine-storm-order-sign")
     order, medication = (entry["resource"] for entry in body["context"]["draftOrders"]["entry"])
-    name = "METHYLPREDNISOLONE SODIUM SUCC 1000 MG IJ SOLR"
     medication["code"] = {
-        "coding": [{"system": "urn:oid:2.16.840.1.113883.6.88", "code": "6902"}],
+        "coding": [{"system": "urn:oid:2.16.840.1.113883.6.88", "code": rxnorm}],
         "text": name,
     }
     order["medicationReference"]["display"] = name
@@ -194,6 +195,12 @@ def epic_methylprednisolone(epic: Epic, patient: str, ordered: dict[str, Any] | 
     dosage["timing"] = {"repeat": {"frequency": 1, "period": 1, "periodUnit": "d"}}
     dosage["extension"] = [{"url": ORDERED_DOSE, "valueQuantity": ordered}] if ordered else []
     return epic.post(SERVICE, body)
+
+
+def epic_methylprednisolone(epic: Epic, patient: str, ordered: dict[str, Any] | None) -> Any:
+    """1,000 mg methylprednisolone, as Epic orders it."""
+    name = "METHYLPREDNISOLONE SODIUM SUCC 1000 MG IJ SOLR"
+    return epic_order(epic, patient, name, "6902", ordered)
 
 
 def test_an_epic_dose_in_ml_is_read_from_its_ordered_dose_extension(epic: Epic) -> None:
@@ -214,6 +221,20 @@ def test_an_epic_dose_readable_from_neither_keeps_the_dose_unknown_card(epic: Ep
         assert [c["source"]["topic"]["code"] for c in cards] == ["ordercaution"], cards
         assert "the dose could not be read" in cards[0]["summary"]
         assert "mL" in cards[0]["detail"]
+
+
+def test_an_epic_tocilizumab_dose_above_the_label_maximum_is_a_caution(epic: Epic) -> None:
+    name = "TOCILIZUMAB 400 MG/20ML IV SOLN"
+    cards = cards_of(
+        epic_order(epic, "case-cart-day3", name, "612865", {"value": 1000, "code": "mg"})
+    )
+    assert [(c["source"]["topic"]["code"], c["indicator"]) for c in cards] == [
+        ("ordercaution", "warning")
+    ], cards
+    assert "1,000 mg ordered, above the label maximum of 800 mg" in cards[0]["detail"]
+    # At the limit (0.8 g) there is nothing to say.
+    at_limit = {"value": 0.8, "unit": "g", "code": "g"}
+    assert cards_of(epic_order(epic, "case-cart-day3", name, "612865", at_limit)) == []
 
 
 def test_epics_no_results_outcome_is_an_empty_search_not_a_gap(epic: Epic) -> None:

@@ -62,6 +62,8 @@ def test_every_criterion_and_drug_rule_names_its_population_and_source(catalog: 
         assert gates <= {s.id for s in setting.states}, setting_id
     for check in rules.safety:
         assert rules.sources[check.source].citation and check.finding
+    for limit in rules.dose_limits:
+        assert limit.population and rules.sources[limit.source].citation and limit.finding
     # Every published source says whom its findings hold for.
     for source_id, source in rules.sources.items():
         assert source.population or source_id == "project", source_id
@@ -90,6 +92,16 @@ def test_an_age_limit_with_an_unknown_source_names_the_line(
     with pytest.raises(ConfigFileError, match="unknown source 'le2099'") as error:
         load_rules(catalog, path)
     assert "line " in str(error.value)
+
+
+def test_a_dose_limit_on_an_unknown_drug_names_the_line(catalog: Catalog, tmp_path: Path) -> None:
+    path = edited(
+        tmp_path, "  - id: tocilizumab-max-infusion\n    drugs: [tocilizumab]",
+        "  - id: tocilizumab-max-infusion\n    drugs: [tocilizumabb]",
+    )  # fmt: skip
+    with pytest.raises(ConfigFileError, match="unknown drug 'tocilizumabb'") as error:
+        load_rules(catalog, path)
+    assert f"line {line_of(path, 'tocilizumabb')}" in str(error.value)
 
 
 def test_an_unknown_setting_has_no_mismatch_and_no_drug(catalog: Catalog) -> None:
