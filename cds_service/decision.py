@@ -115,6 +115,7 @@ def decide(
             orders,
             assessment,
             knowledge.rules,
+            now,
             chart,
             lambda order: order_indication(order.resource, knowledge.context, chart),
         )

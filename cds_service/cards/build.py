@@ -576,6 +576,15 @@ def sample_renders(
                 source=rule.source, reason=rule.reason, daily_dose_prednisone_mg=500.0,
             )  # fmt: skip
             renders.append((builder.mismatch, (finding, placed, ctx, links)))
+        for spec in setting.advice:
+            if spec.drug is None or spec.alternatives is None:
+                continue
+            finding = OrderFinding(
+                kind="alternative", order="MedicationRequest/sample", drug=spec.drug,
+                drug_class=rules.drugs[spec.drug].class_, source=spec.alternatives.source,
+                reason="sample reason", alternative=spec.alternatives.drugs[0],
+            )  # fmt: skip
+            renders.append((builder.order_caution, (finding, placed, links)))
         if setting.multiplex:
             ordered = OrderFinding(
                 kind="needs-cytokines", order="MedicationRequest/sample", drug="anakinra",

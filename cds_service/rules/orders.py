@@ -8,7 +8,8 @@ the rules know; stress-dose hydrocortisone is never judged.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Collection, Iterable
+from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
@@ -20,14 +21,18 @@ from cds_service.rules.conditions import all_hold
 from cds_service.rules.engine import number
 from cds_service.rules.loader import Rules
 from cds_service.rules.schema import AvoidSpec, DrugSpec
-from cds_service.rules.setting_rules import safety_findings
+from cds_service.rules.setting_rules import alternative_given, safety_findings
 
 
 class OrderFinding(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    # indication-unstated: an avoid rule about one indication, on an order that names none
-    kind: Literal["mismatch", "caution", "dose-unknown", "needs-cytokines", "indication-unstated"]
+    # indication-unstated: an avoid rule about one indication, on an order that names none;
+    # alternative: the setting's equal alternative is on the chart or in the same orders
+    kind: Literal[
+        "mismatch", "caution", "dose-unknown", "needs-cytokines", "indication-unstated",
+        "alternative",
+    ]  # fmt: skip
     order: str | None  # "MedicationRequest/<id>" of the draft
     drug: str  # drug id in the rules file
     drug_class: str
@@ -36,6 +41,7 @@ class OrderFinding(BaseModel):
     source: str | None = None  # its source id
     reason: str = ""  # for people
     daily_dose_prednisone_mg: float | None = None
+    alternative: str | None = None  # kind "alternative": the other drug of the pair
 
 
 def identify_drug(order: DraftMedication, rules: Rules) -> str | None:
@@ -58,14 +64,16 @@ def judge_orders(
     orders: Iterable[DraftMedication],
     assessment: Assessment,
     rules: Rules,
+    now: datetime,
     chart: ChartContext = EMPTY_CHART,
     indication: Callable[[DraftMedication], frozenset[str] | None] = lambda order: None,
 ) -> list[OrderFinding]:
     """`indication`: the settings an order's stated indication names (None: none stated)."""
     setting = assessment.setting.setting if assessment.setting else "unknown"
     findings: list[OrderFinding] = []
-    for order in orders:
-        drug_id = identify_drug(order, rules)
+    identified = [(order, identify_drug(order, rules)) for order in orders]
+    ordered = [drug_id for _, drug_id in identified if drug_id is not None]
+    for order, drug_id in identified:
         if drug_id is None or drug_id in rules.never_flag.drugs:
             continue
         drug = rules.drugs[drug_id]
@@ -129,6 +137,19 @@ def judge_orders(
         cautions += _above_dose_limits(order, drug_id, setting, rules)
         if chart.allergic_to(drug_id, drug.class_):
             cautions.insert(0, ("an allergy or intolerance to it is recorded", "remove"))
+        pair = _alternative_in_the_way(drug_id, setting, ordered, chart, rules, now)
+        if pair is not None:
+            other, source, finding = pair
+            findings.append(
+                OrderFinding(
+                    kind="alternative",
+                    **base,
+                    source=source,
+                    reason="; ".join([finding, *(text for text, _ in cautions)]),
+                    alternative=other,
+                )
+            )
+            continue
         if cautions:
             findings.append(
                 OrderFinding(kind="caution", **base, reason="; ".join(text for text, _ in cautions))
@@ -160,6 +181,31 @@ def _above_dose_limits(
         and (not limit.settings or setting in limit.settings)
         and dose > limit.max_mg * (1 + _ROUNDING)
     ]
+
+
+def _alternative_in_the_way(
+    drug_id: str,
+    setting: str,
+    ordered: Collection[str],
+    chart: ChartContext,
+    rules: Rules,
+    now: datetime,
+) -> tuple[str, str, str] | None:
+    """(other drug, source, finding) when the setting's advice names an equal alternative of
+    the ordered drug that is ordered with it or was given, ordered or taken recently."""
+    for spec in rules.settings[setting].advice:
+        if spec.drug != drug_id or spec.alternatives is None:
+            continue
+        pair = spec.alternatives
+        short = rules.sources[pair.source].short
+        for other in pair.drugs:
+            if other in ordered:
+                finding = f"{other} is ordered with it, and the two are alternatives, not both"
+                return other, pair.source, f"{finding} ({short})"
+        given = alternative_given(chart, rules, spec, now)
+        if given is not None:
+            return given[0], pair.source, given[1]
+    return None
 
 
 def _about(rule: AvoidSpec, drug_id: str, drug: DrugSpec) -> bool:

@@ -647,11 +647,23 @@ def _alternative(
     for item in advice:
         if item.drug in spec.alternatives.drugs and item.drafted:
             return f"{item.action} is drafted, and the two are alternatives, not both ({short})"
+    given = alternative_given(chart, rules, spec, now)
+    return given[1] if given is not None else None
+
+
+def alternative_given(
+    chart: ChartContext, rules: Rules, spec: AdviceSpec, now: datetime
+) -> tuple[str, str] | None:
+    """(drug, finding) for an equal alternative of the advice's drug given, ordered or taken
+    recently; None when there is none."""
+    if spec.alternatives is None:
+        return None
+    short = rules.sources[spec.alternatives.source].short
     recent = now - timedelta(days=float(rules.options["drug_recent_days"].value))
     for other in spec.alternatives.drugs:
         for exposure in chart.given(other):
             if exposure.when is None or exposure.when >= recent:
-                return f"{_said(exposure)}, and the two are alternatives, not both ({short})"
+                return other, f"{_said(exposure)}, and the two are alternatives, not both ({short})"
     return None
 
 

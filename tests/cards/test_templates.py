@@ -111,7 +111,7 @@ def test_cards_of_one_answer_share_the_evidence_table_and_say_the_same() -> None
     # The same cards, each rendered alone (outside an answer: nothing shared).
     ctx = OrderContext(patient_id=patient, encounter_id=None, user_id=None, now=FIXTURE_TIME)
     orders = medication_orders(context.draft_orders or {})
-    findings = judge_orders(orders, decision.assessment, knowledge.rules)
+    findings = judge_orders(orders, decision.assessment, knowledge.rules, FIXTURE_TIME)
     alone = [
         knowledge.cards.mismatch(f, decision.assessment, ctx, ())
         for f in findings

@@ -645,6 +645,11 @@ def unreadable_il6() -> Chart:
     )
 
 
+def orders_together(*drafts: dict[str, Any]) -> dict[str, Any]:
+    """One draftOrders Bundle with the orders of several."""
+    return {**drafts[0], "entry": [entry for draft in drafts for entry in draft["entry"]]}
+
+
 # --- the cases -----------------------------------------------------------------------------------
 
 CASES: tuple[Case, ...] = (
@@ -758,7 +763,14 @@ CASES: tuple[Case, ...] = (
     Case("covid-dexamethasone-order", f"{RECOVERY_DEX}", covid_mals_low_hladr, hook="order-sign",
          orders=order(*DEXAMETHASONE, dose=6), mismatch=False),
     Case("covid-baricitinib-order", f"{NIH_COVID}", covid_hypoxic, hook="order-sign",
-         orders=order(*BARICITINIB, dose=4), mismatch=False),
+         orders=order(*BARICITINIB, dose=4), mismatch=False, absent=("not an add-on",)),
+    Case("covid-baricitinib-after-tocilizumab-order", f"{ONTARIO_BARI}", covid_after_tocilizumab,
+         hook="order-sign", orders=order(*BARICITINIB, dose=4), mismatch=False,
+         text=("baricitinib: an alternative to tocilizumab, not an add-on",
+               "tocilizumab already given")),
+    Case("covid-tocilizumab-and-baricitinib-ordered-together", f"{ONTARIO_BARI}", covid_hypoxic,
+         hook="order-sign", orders=orders_together(order(*TOCILIZUMAB), order(*BARICITINIB)),
+         mismatch=False, text=("baricitinib is ordered with it", "tocilizumab is ordered with it")),
     Case("covid-on-dexamethasone", f"{RECOVERY_TCZ} (on top of corticosteroids)",
          covid_on_dexamethasone, suggest=("tocilizumab",), never=("dexamethasone",)),
     Case("covid-home-prednisone",

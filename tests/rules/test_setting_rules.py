@@ -347,7 +347,7 @@ def orders(*drafts: dict[str, Any]) -> list[Any]:
 
 
 def judged(runtime: Runtime, result: Assessment, draft: dict[str, Any]) -> list[OrderFinding]:
-    return judge_orders(orders(draft), result, runtime.rules)
+    return judge_orders(orders(draft), result, runtime.rules, AS_OF)
 
 
 @pytest.mark.parametrize(
