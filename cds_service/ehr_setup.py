@@ -17,6 +17,8 @@ from urllib.parse import urlsplit
 from cds_service.auth.trusted_clients import TrustedClientsError, load_trusted_clients
 from cds_service.cards.templates import unit_text
 from cds_service.rules.engine import number
+from cds_service.rules.loader import Rules
+from cds_service.rules.setting_rules import OXYGEN_SUPPORT_FACTS
 from cds_service.runtime import Runtime
 
 ClientKind = Literal["epic", "oracle", "generic"]
@@ -89,7 +91,7 @@ def _scopes(client: ClientKind, templates: Iterable[str]) -> list[str]:
 def _trigger_criteria(runtime: Runtime) -> list[dict[str, Any]]:
     """Native criteria that make a call worth making: a recent result of a hyperinflammation
     sign past its threshold, a result the setting rules judge (a setting's own markers, the
-    ASTCT grade's fever and hypotension), or any recent cytokine result."""
+    ASTCT grade's fever and hypotension, oxygen support), or any recent cytokine result."""
     rules, catalog = runtime.rules, runtime.catalog
     criteria: list[dict[str, Any]] = []
     # The setting rules' own markers, but not the label limits only the order checks read.
@@ -129,6 +131,7 @@ def _trigger_criteria(runtime: Runtime) -> list[dict[str, Any]]:
                     "codes": [f"{system}|{code}" for system, code in catalog.codes(test.analyte)],
                 }
             )
+    criteria += _oxygen_criteria(runtime)
     for group in rules.cytokine_groups:
         for analyte in group.analytes:
             entry = catalog.analyte(analyte)
@@ -140,6 +143,49 @@ def _trigger_criteria(runtime: Runtime) -> list[dict[str, Any]]:
                 }
             )
     return criteria
+
+
+def _oxygen_criteria(runtime: Runtime) -> list[dict[str, Any]]:
+    """Oxygen support decides on its own: ASTCT grades CRS from it (with no fever needed after
+    the drugs the scores file names) and RECOVERY's hypoxia counts oxygen given. Any result of
+    the codes the chart reader reads for it is a reason to call; the service judges the device,
+    flow and FiO2."""
+    codes = runtime.knowledge.context.oxygen_codes
+    if not codes:
+        return []
+    what = "oxygen support (device, oxygen flow or FiO2)"
+    astct = runtime.knowledge.scores.astct
+    criteria: list[dict[str, Any]] = []
+    for setting in runtime.rules.settings.values():
+        if "astct" in setting.scores:
+            after = " or ".join(astct.fever_not_required_after)
+            criteria.append(
+                {
+                    "when": f"{setting.short}, {astct.label}: {what}: any result within "
+                    f"{astct.oxygen_fresh_hours:g} h"
+                    + (f" (no fever needed after {after})" if after else ""),
+                    "thresholds": [],
+                    "codes": codes,
+                }
+            )
+        states = [s.short for s in setting.states if _reads_oxygen(runtime.rules, s.when)]
+        conditions = [c for state in setting.states for c in state.when]
+        conditions += [c for advice in setting.advice for c in advice.when]
+        conditions += [c for avoid in setting.avoid for c in avoid.when]
+        if states or _reads_oxygen(runtime.rules, conditions):
+            # The chart reader takes the newest support charted, however old.
+            criteria.append(
+                {
+                    "when": f"{', '.join([setting.short, *states])}: {what}: any result",
+                    "thresholds": [],
+                    "codes": codes,
+                }
+            )
+    return criteria
+
+
+def _reads_oxygen(rules: Rules, conditions: list[str]) -> bool:
+    return any(fact in OXYGEN_SUPPORT_FACTS for c in rules.when(conditions) for fact in c.facts())
 
 
 def _override_reasons(runtime: Runtime) -> dict[str, Any]:
@@ -155,7 +201,9 @@ def _override_reasons(runtime: Runtime) -> dict[str, Any]:
             topics += state_topics
         for code in template.spec.override_reasons:
             listed = cards_by_reason.setdefault(code, [])
-            listed += [topic for topic in topics if topic not in listed]
+            # States share topics (three HLH states send `hlh`, a pattern and a state both
+            # send `immunoparalysis`): each is listed once, where it first appears.
+            listed += [topic for topic in dict.fromkeys(topics) if topic not in listed]
     return {
         "system": kit.common.override_reason_system,
         "reasons": [

@@ -125,3 +125,93 @@ def test_epic_scopes_use_epics_names() -> None:
     )
     assert "Patient.Read (R4)" in scopes
     assert all(scope.endswith("(R4)") for scope in scopes), scopes
+
+
+def test_override_reasons_name_each_topic_once() -> None:
+    """Three HLH states share the topic `hlh`; the sheet lists it once per reason, in order."""
+    reasons = sheet("generic")["override_reasons"]["reasons"]
+    for reason in reasons:
+        assert len(reason["cards"]) == len(set(reason["cards"])), reason
+    (judgement,) = [r for r in reasons if r["code"] == "clinical-judgement"]
+    assert "hlh" in judgement["cards"]
+    assert judgement["cards"].index("mas") < judgement["cards"].index("hlh")
+
+
+OXYGEN_FLOW = "http://loinc.org|3151-8"
+FIO2 = "http://loinc.org|3150-0"
+
+
+def test_the_trigger_criteria_include_oxygen_support_from_the_data(
+    client: Any, tmp_path: Path
+) -> None:
+    from cds_service.api.runtime import current_runtime
+
+    with client.application.app_context():
+        knowledge = current_runtime().knowledge
+    criteria = sheet("epic")["trigger_criteria"]
+
+    def oxygen(*words: str) -> dict[str, Any]:
+        (found,) = [c for c in criteria if all(w in c["when"] for w in ("oxygen support", *words))]
+        return found
+
+    # ASTCT grades from oxygen support alone (no fever needed after tocilizumab or steroids).
+    astct = oxygen("CAR-T", "ASTCT")
+    hours = knowledge.scores.astct.oxygen_fresh_hours
+    assert f"within {hours:g} h" in astct["when"] and "tocilizumab" in astct["when"]
+    # The codes are those the chart reader reads for respiratory support.
+    assert astct["codes"] == knowledge.context.oxygen_codes
+    assert {OXYGEN_FLOW, FIO2} <= set(astct["codes"])
+    # RECOVERY's "needing oxygen" counts oxygen given.
+    assert oxygen("COVID-19", "needing oxygen")["codes"] == knowledge.context.oxygen_codes
+
+    # Derived from the rules: a hospital's rules whose COVID-19 rules read SpO₂ only get no
+    # COVID-19 oxygen criterion.
+    text = (ROOT / "cds_service" / "rules" / "rules.yaml").read_text(encoding="utf-8")
+    text = text.replace("when: [hypoxia", "when: [spo2-low").replace(
+        '"not hypoxia"', '"not spo2-low"'
+    )
+    rules_file = tmp_path / "rules.yaml"
+    rules_file.write_text(text, encoding="utf-8")
+    result = ehr_setup(
+        "--client",
+        "epic",
+        "--format",
+        "json",
+        env={**ENV, "CYTOKINE_CDS_RULES_FILE": str(rules_file)},
+    )
+    assert result.returncode == 0, result.stderr
+    whens = [c["when"] for c in json.loads(result.stdout)["trigger_criteria"]]
+    assert [w for w in whens if "oxygen support" in w and "COVID-19" in w] == []
+    assert [w for w in whens if "oxygen support" in w and "ASTCT" in w]
+
+
+def test_a_cart_patient_graded_on_oxygen_alone_meets_a_trigger_criterion(client: Any) -> None:
+    """After tocilizumab, with no fever and no labs, oxygen at 3 L/min is CRS grade 2: the
+    service answers a CRS card, and only the oxygen-support criterion matches that chart."""
+    from datetime import UTC, datetime
+
+    from cds_service.api.runtime import current_runtime
+    from cds_service.demo import hook_request
+    from tests.conftest import load_fixture
+
+    bundle = load_fixture("patients/case-cart-redose.json")
+    bundle["entry"] = [
+        e
+        for e in bundle["entry"]
+        if e["resource"]["resourceType"] != "Observation"
+        or e["resource"]["code"]["coding"][0]["code"] == "3151-8"
+    ]
+    with client.application.app_context():
+        service = current_runtime().services["cytokine-storm-patient-view"]
+    body = hook_request(service, bundle, draft_orders=None, now=datetime.now(UTC))
+    cards = client.post(f"/cds-services/{service.id}", json=body).get_json()["cards"]
+    assert "crs" in [card["source"]["topic"]["code"] for card in cards]
+
+    charted = {
+        f"{coding['system']}|{coding['code']}"
+        for e in bundle["entry"]
+        if e["resource"]["resourceType"] == "Observation"
+        for coding in e["resource"]["code"]["coding"]
+    }
+    met = [c["when"] for c in sheet("epic")["trigger_criteria"] if charted & set(c["codes"])]
+    assert met and all("oxygen support" in when for when in met), met

@@ -3,7 +3,9 @@ exists, and its two quick-start commands are the Makefile's."""
 
 from __future__ import annotations
 
+import argparse
 import re
+from collections.abc import Iterator
 
 from cds_service.cli import build_parser
 from cds_service.settings import Settings
@@ -37,6 +39,29 @@ def test_every_command_is_documented() -> None:
     commands = build_parser()._subparsers._group_actions[0].choices  # type: ignore[union-attr]
     table = section("Command line")
     assert [c for c in commands if f"`cytokine-cds {c}" not in table] == []
+
+
+def _options(parser: argparse.ArgumentParser) -> Iterator[str]:
+    """The long options of a command and of its own subcommands (`db purge --older-than`)."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in action.choices.values():
+                yield from _options(sub)
+        else:
+            yield from (o for o in action.option_strings if o.startswith("--") and o != "--help")
+
+
+def test_each_command_row_lists_the_commands_options() -> None:
+    commands = build_parser()._subparsers._group_actions[0].choices  # type: ignore[union-attr]
+    rows = section("Command line").splitlines()
+    missing = {}
+    for name, parser in commands.items():
+        (row,) = [r for r in rows if r.startswith(f"| `cytokine-cds {name}")]
+        usage = row.split("` |")[0]
+        absent = [o for o in _options(parser) if not re.search(rf"{o}(?![\w-])", usage)]
+        if absent:
+            missing[name] = absent
+    assert missing == {}
 
 
 def test_files_named_in_the_readme_exist() -> None:

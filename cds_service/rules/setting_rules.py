@@ -45,6 +45,9 @@ SCORE_FACTS = {
     "mas2016": "mas2016",
     "chis": "chis",
 }
+# Computed facts that read the chart's oxygen support (`_hypoxia`: RECOVERY's "oxygen given");
+# the ASTCT score reads it as well, for its respiratory grade.
+OXYGEN_SUPPORT_FACTS = frozenset({"hypoxia"})
 _HLH2004_NEEDED = 5  # HLH-2004: 5 of the 8 criteria (Henter 2007)
 
 

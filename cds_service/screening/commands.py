@@ -87,8 +87,15 @@ def add_commands(
         default=None,
         help="patient Bundle files to plant (default: fixtures/patients/css-*.json, if present)",
     )
-    census.add_argument("--as-of", default="2026-11-20T12:00:00Z", help="census time (ISO 8601)")
-    census.add_argument("--seed", type=int, default=0)
+    census.add_argument(
+        "--as-of", default="2026-11-20T12:00:00Z", help="census time (ISO 8601, or now)"
+    )
+    census.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="seed of the healthy patients' random values (the same arguments, the same files)",
+    )
     census.add_argument("--lines-per-file", type=_positive, help="split files after N lines")
     census.add_argument("--gzip", action="store_true", help="write .ndjson.gz files")
     census.set_defaults(handler=lambda args: _synth_census(args, parse_time))
