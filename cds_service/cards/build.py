@@ -273,16 +273,24 @@ class CardBuilder:
     def order_caution(
         self, finding: OrderFinding, assessment: Assessment, links: Iterable[Link]
     ) -> Card:
-        """A label safety check failed for the ordered drug, or its dose could not be read."""
+        """A label safety check failed for the ordered drug, its alternative is on the chart, an
+        avoid rule of the setting gives a caution, or its dose could not be read."""
+        avoid = self._avoid(assessment, finding.rule)
+        # A caution from an avoid rule shows the results it read, like a mismatch.
+        read = (
+            markers_read(self.rules, avoid.when)
+            if avoid and finding.kind == "setting-caution"
+            else ()
+        )
         text = self.kit.render(
             "order-caution",
             **self._context(
-                assessment.model_copy(update={"decisive": ()}),
+                assessment.model_copy(update={"decisive": read}),
                 [finding.source] if finding.source else [],
             ),
             finding=self._named(finding),
             setting=self._setting(assessment.setting),
-            short=avoid.short if (avoid := self._avoid(assessment, finding.rule)) else "",
+            short=avoid.short if avoid else "",
         )
         return self._card(
             "order-caution",
@@ -571,11 +579,15 @@ def sample_renders(
                 else next(d for d, spec in rules.drugs.items() if spec.class_ in rule.classes)
             )
             finding = OrderFinding(
-                kind="mismatch", order="MedicationRequest/sample", drug=drug_id,
+                kind="mismatch" if rule.outcome == "mismatch" else "setting-caution",
+                order="MedicationRequest/sample", drug=drug_id,
                 drug_class=rules.drugs[drug_id].class_, recommend=rule.instead, rule=rule.id,
                 source=rule.source, reason=rule.reason, daily_dose_prednisone_mg=500.0,
             )  # fmt: skip
-            renders.append((builder.mismatch, (finding, placed, ctx, links)))
+            if rule.outcome == "mismatch":
+                renders.append((builder.mismatch, (finding, placed, ctx, links)))
+            else:
+                renders.append((builder.order_caution, (finding, placed, links)))
         for spec in setting.advice:
             if spec.drug is None or spec.alternatives is None:
                 continue

@@ -28,6 +28,8 @@ COMPUTED_FACTS = {
     "crs_grade": "ASTCT CRS grade",
     "iec_day": "days since the CAR-T infusion or bispecific dose",
     "hypoxia": "SpO₂ < 92 % on air, or oxygen given",
+    "ventilatory_support": "CPAP, BiPAP or invasive ventilation recorded (false on room air or "
+    "simple oxygen; unknown above 6 L/min without a ventilation device)",
     "hlh2004": "HLH-2004 criteria met (5 of 8, or a molecular diagnosis)",
     "hlh2004_met": "HLH-2004 criteria met (count)",
     "hscore": "HScore points",

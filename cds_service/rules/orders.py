@@ -28,10 +28,11 @@ class OrderFinding(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
 
     # indication-unstated: an avoid rule about one indication, on an order that names none;
-    # alternative: the setting's equal alternative is on the chart or in the same orders
+    # alternative: the setting's equal alternative is on the chart or in the same orders;
+    # setting-caution: an avoid rule whose outcome is a caution, not a mismatch
     kind: Literal[
         "mismatch", "caution", "dose-unknown", "needs-cytokines", "indication-unstated",
-        "alternative",
+        "alternative", "setting-caution",
     ]  # fmt: skip
     order: str | None  # "MedicationRequest/<id>" of the draft
     drug: str  # drug id in the rules file
@@ -85,13 +86,10 @@ def judge_orders(
         for rule in avoid:
             if not all_hold(rules.when(rule.when), assessment.facts):
                 continue
-            if rule.indication is not None:
-                given_for = indication(order)
-                if given_for is None:
-                    unstated = unstated or rule
-                    continue
-                if rule.indication not in given_for:
-                    continue
+            given_for = indication(order) if rule.indication is not None else None
+            if given_for is not None and rule.indication not in given_for:
+                continue  # given for another indication: not judged by this rule
+            # The dose first: an order below the rule's dose meets no caution either.
             if rule.min_prednisone_mg is not None:
                 if steroid_mg is None:
                     findings.append(
@@ -106,12 +104,15 @@ def judge_orders(
                     continue
                 if steroid_mg <= rule.min_prednisone_mg:
                     continue
+            if rule.indication is not None and given_for is None:
+                unstated = unstated or rule
+                continue
             fired = rule
             break
         if fired is not None:
             findings.append(
                 OrderFinding(
-                    kind="mismatch",
+                    kind="mismatch" if fired.outcome == "mismatch" else "setting-caution",
                     **base,
                     recommend=fired.instead,
                     rule=fired.id,

@@ -249,6 +249,9 @@ class AvoidSpec(_Spec):
     classes: list[DrugClass] = []
     when: list[Condition] = []
     min_prednisone_mg: float | None = Field(default=None, gt=0)  # per day; corticosteroids only
+    # caution: a hedged caution (no delete suggestion) where the evidence is about a dose or a
+    # subgroup rather than the drug itself
+    outcome: Literal["mismatch", "caution"] = "mismatch"
     instead: Id | None = None
     # Only orders given for this setting's disease (the order's reasonCode/reasonReference):
     # an order for another stated indication is not judged, and one that names none gets the

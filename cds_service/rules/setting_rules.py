@@ -47,7 +47,7 @@ SCORE_FACTS = {
 }
 # Computed facts that read the chart's oxygen support (`_hypoxia`: RECOVERY's "oxygen given");
 # the ASTCT score reads it as well, for its respiratory grade.
-OXYGEN_SUPPORT_FACTS = frozenset({"hypoxia"})
+OXYGEN_SUPPORT_FACTS = frozenset({"hypoxia", "ventilatory_support"})
 _HLH2004_NEEDED = 5  # HLH-2004: 5 of the 8 criteria (Henter 2007)
 
 
@@ -341,6 +341,7 @@ def compute_facts(
             facts["hlh2004"] = None
     facts["iec_day"] = applied.day if applied is not None and applied.setting == "iec" else None
     facts["hypoxia"] = _hypoxia(chart, judged)
+    facts["ventilatory_support"] = _ventilatory_support(chart)
     facts["primary_hlh"] = any(f.setting == "hlh" and f.kind == "primary" for f in chart.settings)
     if facts["primary_hlh"]:
         facts["hlh2004"] = True  # a molecular diagnosis meets HLH-2004 by itself (Henter 2007)
@@ -432,6 +433,23 @@ def _hypoxia(chart: ChartContext, judged: Mapping[str, MarkerResult]) -> Fact:
     if low is False and on_oxygen is False:
         return False
     return None
+
+
+# Simple oxygen: the devices RECOVERY's higher-dose trial counted as "no ventilatory support".
+_SIMPLE_OXYGEN = frozenset({"room-air", "low-flow", "mask", "non-rebreather", "venturi"})
+
+
+def _ventilatory_support(chart: ChartContext) -> Fact:
+    """Non-invasive or invasive ventilation (positive pressure) recorded: True; room air or
+    simple oxygen: False. None without a record, and for "high-flow", which the chart reader
+    also gives a plain cannula or mask above the ASTCT low-flow limit (6 L/min): it does not
+    tell high-flow nasal oxygen, a ventilatory support in RECOVERY, from simple oxygen."""
+    oxygen = chart.oxygen
+    if oxygen is None:
+        return None
+    if oxygen.level == "positive-pressure":
+        return True
+    return False if oxygen.level in _SIMPLE_OXYGEN else None
 
 
 def _given(exposure: DrugExposure) -> bool:

@@ -70,6 +70,11 @@ NIH_COVID = (
     "NIH COVID-19 Treatment Guidelines: dexamethasone plus tocilizumab or baricitinib for "
     "hospitalised adults on oxygen"
 )
+RECOVERY_HIGHER = (
+    "RECOVERY Collaborative Group. Higher dose corticosteroids in patients admitted to hospital "
+    "with COVID-19 who are hypoxic but not requiring ventilatory support. Lancet "
+    "2023;401:1499-1507"
+)
 ONTARIO_BARI = (
     "Hempel AK et al. Baricitinib for hospitalized patients with COVID-19. Ontario COVID-19 "
     "Science Advisory Table 2022 (not combined with an IL-6 inhibitor)"
@@ -398,6 +403,11 @@ def covid_on_methylprednisolone() -> Chart:
         .given(*METHYLPREDNISOLONE, hours_ago=20, dose_mg=16)
         .given(*METHYLPREDNISOLONE, hours_ago=8, dose_mg=16)
     )
+
+
+def covid_on_cpap() -> Chart:
+    """RECOVERY eligibility, on CPAP (ventilatory support) rather than simple oxygen."""
+    return covid_hypoxic("case-covid-cpap").oxygen_device("CPAP")
 
 
 def covid_after_tocilizumab() -> Chart:
@@ -779,6 +789,20 @@ CASES: tuple[Case, ...] = (
     Case("covid-on-methylprednisolone-32mg",
          f"{NIH_COVID} (an equivalent dose of another corticosteroid)", covid_on_methylprednisolone,
          suggest=("tocilizumab",), never=("dexamethasone",), text=("prednisone-equivalent",)),
+    Case("covid-higher-dose-dexamethasone-order", f"{RECOVERY_HIGHER}", covid_hypoxic,
+         hook="order-sign", orders=order(*DEXAMETHASONE, dose=20, reason=FOR_COVID19),
+         mismatch=False,
+         text=("dexamethasone: higher dose, no ventilatory support",
+               "about 133.4 mg prednisone-equivalent")),
+    Case("covid-usual-dose-dexamethasone-order", f"{RECOVERY_DEX}; {RECOVERY_HIGHER}",
+         covid_hypoxic, hook="order-sign", orders=order(*DEXAMETHASONE, dose=6), no_cards=True),
+    Case("covid-higher-dose-methylprednisolone-no-indication", f"{RECOVERY_HIGHER}",
+         covid_hypoxic, hook="order-sign", orders=order(*METHYLPREDNISOLONE, dose=1000),
+         mismatch=False, text=("no indication recorded", "this does not apply")),
+    Case("covid-higher-dose-dexamethasone-on-cpap",
+         f"{RECOVERY_HIGHER} (patients on ventilatory support were not in this result)",
+         covid_on_cpap, hook="order-sign",
+         orders=order(*DEXAMETHASONE, dose=20, reason=FOR_COVID19), no_cards=True),
     Case("covid-no-oxygen", f"{RECOVERY_DEX} (no benefit without oxygen)", covid_no_oxygen,
          never=("dexamethasone", "tocilizumab", "baricitinib"), no_cards=True),
     Case("covid-no-oxygen-dexamethasone-order", f"{RECOVERY_DEX}", covid_no_oxygen,

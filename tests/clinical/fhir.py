@@ -184,6 +184,18 @@ class Chart:
             },
         )
 
+    def oxygen_device(self, text: str, hours_ago: float = 1) -> Chart:
+        """The respiratory support device as text ("CPAP", "nasal cannula")."""
+        return self._add(
+            "Observation",
+            {
+                "status": "final",
+                "code": {"coding": [{"system": LOINC, "code": "107117-4"}]},
+                "effectiveDateTime": at(hours_ago),
+                "valueCodeableConcept": {"text": text},
+            },
+        )
+
     def condition(self, system: str, code: str, display: str, days_ago: float = 2) -> Chart:
         return self._add(
             "Condition",
