@@ -610,6 +610,13 @@ def sample_renders(
             reason=check.finding,
         )  # fmt: skip
         renders.append((builder.order_caution, (finding, sample, links)))
+    for limit in rules.dose_limits:
+        finding = OrderFinding(
+            kind="dose-limit", order="MedicationRequest/sample", drug=limit.drugs[0],
+            drug_class=rules.drugs[limit.drugs[0]].class_, rule=limit.id, source=limit.source,
+            reason=f"10,000 mg ordered, {limit.finding}",
+        )  # fmt: skip
+        renders.append((builder.order_caution, (finding, sample, links)))
     unreadable = OrderFinding(
         kind="dose-unknown", order="MedicationRequest/sample", drug="methylprednisolone",
         drug_class="corticosteroid", source="provide2022", reason="sample reason",

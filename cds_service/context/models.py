@@ -69,6 +69,9 @@ class OxygenSupport:
     flow_l_min: float | None
     fio2: float | None  # fraction 0.21-1.0
     when: datetime | None
+    # The newest device record names no device the catalog knows ("AIRVO", "tracheostomy"):
+    # the level may come from an older record and understate the support.
+    device_unread: bool = False
 
 
 @dataclass(frozen=True)

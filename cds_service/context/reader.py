@@ -547,6 +547,7 @@ class _Reader:
 
     def oxygen(self, observations: list[Mapping[str, Any]]) -> OxygenSupport | None:
         devices: list[tuple[datetime, OxygenLevel]] = []
+        unread: list[datetime] = []  # device records naming no device the catalog knows
         flows: list[tuple[datetime, float]] = []
         fio2s: list[tuple[datetime, float]] = []
         for observation in observations:
@@ -563,6 +564,8 @@ class _Reader:
                     device = self._device(part)
                     if device is not None:
                         devices.append((when, device))
+                    else:
+                        unread.append(when)
                 elif kind == "flow":
                     flow = _quantity(part.get("valueQuantity"), {"l/min", "l/min.", "lpm"})
                     if flow is not None and 0 <= flow <= 80:
@@ -592,7 +595,10 @@ class _Reader:
                 level = "low-flow"
         else:
             level = "room-air" if fio2 is not None and fio2 <= 0.21 else "unknown"
-        return OxygenSupport(level=level, flow_l_min=flow, fio2=fio2, when=latest)
+        device_unread = bool(unread) and (not devices or max(unread) >= max(devices)[0])
+        return OxygenSupport(
+            level=level, flow_l_min=flow, fio2=fio2, when=latest, device_unread=device_unread
+        )
 
     def _support_parts(
         self, observation: Mapping[str, Any]

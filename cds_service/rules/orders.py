@@ -20,7 +20,7 @@ from cds_service.rules.assessment import Assessment
 from cds_service.rules.conditions import all_hold
 from cds_service.rules.engine import number
 from cds_service.rules.loader import Rules
-from cds_service.rules.schema import AvoidSpec, DrugSpec
+from cds_service.rules.schema import AvoidSpec, DoseLimitSpec, DrugSpec
 from cds_service.rules.setting_rules import alternative_given, safety_findings
 
 
@@ -29,10 +29,11 @@ class OrderFinding(BaseModel):
 
     # indication-unstated: an avoid rule about one indication, on an order that names none;
     # alternative: the setting's equal alternative is on the chart or in the same orders;
-    # setting-caution: an avoid rule whose outcome is a caution, not a mismatch
+    # setting-caution: an avoid rule whose outcome is a caution, not a mismatch;
+    # dose-limit: one dose above the label's maximum
     kind: Literal[
         "mismatch", "caution", "dose-unknown", "needs-cytokines", "indication-unstated",
-        "alternative", "setting-caution",
+        "alternative", "setting-caution", "dose-limit",
     ]  # fmt: skip
     order: str | None  # "MedicationRequest/<id>" of the draft
     drug: str  # drug id in the rules file
@@ -90,7 +91,12 @@ def judge_orders(
             if given_for is not None and rule.indication not in given_for:
                 continue  # given for another indication: not judged by this rule
             # The dose first: an order below the rule's dose meets no caution either.
+            age = chart.age_years
+            if rule.min_years is not None and age is not None and age < rule.min_years:
+                continue  # a recorded child: the rule's evidence is in adults
             if rule.min_prednisone_mg is not None:
+                if steroid_mg is None and rule.outcome == "caution":
+                    continue  # a caution is about a high dose: an unreadable one says nothing
                 if steroid_mg is None:
                     findings.append(
                         OrderFinding(
@@ -134,30 +140,31 @@ def judge_orders(
                 )
             )
             continue
+        # Each check its own finding (and card, with its own source): none hides another.
+        found: list[OrderFinding] = []
         cautions = safety_findings(rules, drug_id, setting, assessment.facts)
-        cautions += _above_dose_limits(order, drug_id, setting, rules)
         if chart.allergic_to(drug_id, drug.class_):
             cautions.insert(0, ("an allergy or intolerance to it is recorded", "remove"))
-        pair = _alternative_in_the_way(drug_id, setting, ordered, chart, rules, now)
-        if pair is not None:
-            other, source, finding = pair
-            findings.append(
+        if cautions:
+            reason = "; ".join(text for text, _ in cautions)
+            found.append(OrderFinding(kind="caution", **base, reason=reason))
+        for limit, text in _above_dose_limits(order, drug_id, setting, rules):
+            found.append(
                 OrderFinding(
-                    kind="alternative",
-                    **base,
-                    source=source,
-                    reason="; ".join([finding, *(text for text, _ in cautions)]),
-                    alternative=other,
+                    kind="dose-limit", **base, rule=limit.id, source=limit.source, reason=text
                 )
             )
-            continue
-        if cautions:
-            findings.append(
-                OrderFinding(kind="caution", **base, reason="; ".join(text for text, _ in cautions))
+        pair = _alternative_in_the_way(drug_id, setting, ordered, chart, rules, now)
+        if pair is not None:
+            other, source, text = pair
+            found.append(
+                OrderFinding(
+                    kind="alternative", **base, source=source, reason=text, alternative=other
+                )
             )
-            continue
-        if _needs_cytokines(assessment, drug, rules, setting):
-            findings.append(OrderFinding(kind="needs-cytokines", **base))
+        if not found and _needs_cytokines(assessment, drug, rules, setting):
+            found.append(OrderFinding(kind="needs-cytokines", **base))
+        findings += found
     return findings
 
 
@@ -167,16 +174,13 @@ _ROUNDING = 1e-9
 
 def _above_dose_limits(
     order: DraftMedication, drug_id: str, setting: str, rules: Rules
-) -> list[tuple[str, str]]:
-    """(finding, outcome) of each label single-dose limit the order's dose is above."""
+) -> list[tuple[DoseLimitSpec, str]]:
+    """(limit, finding) of each label single-dose limit the order's dose is above."""
     dose = order.dose_mg
     if dose is None:
         return []
     return [
-        (
-            f"{number(dose)} mg ordered, {limit.finding} ({rules.sources[limit.source].short})",
-            "caution",
-        )
+        (limit, f"{number(dose)} mg ordered, {limit.finding}")
         for limit in rules.dose_limits
         if drug_id in limit.drugs
         and (not limit.settings or setting in limit.settings)

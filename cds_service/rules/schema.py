@@ -252,6 +252,9 @@ class AvoidSpec(_Spec):
     # caution: a hedged caution (no delete suggestion) where the evidence is about a dose or a
     # subgroup rather than the drug itself
     outcome: Literal["mismatch", "caution"] = "mismatch"
+    # The youngest age the rule's evidence covers: a patient recorded as younger is not judged
+    # by it (without a recorded age the rule applies).
+    min_years: int | None = Field(default=None, ge=1)
     instead: Id | None = None
     # Only orders given for this setting's disease (the order's reasonCode/reasonReference):
     # an order for another stated indication is not judged, and one that names none gets the

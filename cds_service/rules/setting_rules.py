@@ -437,18 +437,25 @@ def _hypoxia(chart: ChartContext, judged: Mapping[str, MarkerResult]) -> Fact:
 
 # Simple oxygen: the devices RECOVERY's higher-dose trial counted as "no ventilatory support".
 _SIMPLE_OXYGEN = frozenset({"room-air", "low-flow", "mask", "non-rebreather", "venturi"})
+# About the most FiO2 a low-flow nasal cannula gives (6 L/min): a project convention.
+_CANNULA_FIO2 = 0.40
 
 
 def _ventilatory_support(chart: ChartContext) -> Fact:
-    """Non-invasive or invasive ventilation (positive pressure) recorded: True; room air or
-    simple oxygen: False. None without a record, and for "high-flow", which the chart reader
-    also gives a plain cannula or mask above the ASTCT low-flow limit (6 L/min): it does not
-    tell high-flow nasal oxygen, a ventilatory support in RECOVERY, from simple oxygen."""
+    """Non-invasive or invasive ventilation or ECMO (positive pressure) recorded: True; room air
+    or simple oxygen: False. None without a record, when the newest device could not be read or
+    the FiO2 is more than a cannula gives, and for "high-flow", which the chart reader also gives
+    a plain cannula above the ASTCT low-flow limit (6 L/min): it does not tell high-flow nasal
+    oxygen, a ventilatory support in RECOVERY, from simple oxygen."""
     oxygen = chart.oxygen
     if oxygen is None:
         return None
     if oxygen.level == "positive-pressure":
         return True
+    if oxygen.device_unread:
+        return None  # the newest device could not be read: it may be a ventilatory support
+    if oxygen.level in ("room-air", "low-flow") and (oxygen.fio2 or 0) > _CANNULA_FIO2:
+        return None  # more oxygen than a cannula gives: another support is likely
     return False if oxygen.level in _SIMPLE_OXYGEN else None
 
 

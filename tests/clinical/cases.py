@@ -20,6 +20,7 @@ ANAKINRA = ("anakinra", "72435")
 EMAPALUMAB = ("emapalumab", "2104604")
 BARICITINIB = ("baricitinib", "2047232")
 METHYLPREDNISOLONE = ("methylprednisolone", "6902")
+SARILUMAB = ("sarilumab", "1923319")
 HYDROCORTISONE = ("hydrocortisone", "5492")
 ETOPOSIDE = ("etoposide", "4179")
 TECLISTAMAB = ("teclistamab", "2619432")
@@ -410,6 +411,14 @@ def covid_on_cpap() -> Chart:
     return covid_hypoxic("case-covid-cpap").oxygen_device("CPAP")
 
 
+def covid_support_unclear(device: str | None = None, fio2: float | None = None) -> Chart:
+    """RECOVERY eligibility on 4 L/min, then a newer record that may be ventilatory support."""
+    chart = covid_hypoxic("case-covid-support-unclear")
+    if device is not None:
+        chart = chart.oxygen_device(device, hours_ago=0.5)
+    return chart.fio2(fio2, hours_ago=0.5) if fio2 is not None else chart
+
+
 def covid_after_tocilizumab() -> Chart:
     return covid_on_dexamethasone().given(*TOCILIZUMAB, hours_ago=30, dose_mg=600)
 
@@ -671,7 +680,9 @@ CASES: tuple[Case, ...] = (
          orders=order(*TOCILIZUMAB), mismatch=False, never=("emapalumab",)),
     Case("cart-day3-tocilizumab-above-800-mg", f"{ACTEMRA} (CRS: at most 800 mg per infusion)",
          car_t_day3_grade2, hook="order-sign", orders=order(*TOCILIZUMAB, dose=1000),
-         mismatch=False, text=("1,000 mg ordered", "above the label maximum of 800 mg")),
+         mismatch=False,
+         text=("tocilizumab: 1,000 mg ordered, above the label maximum of 800 mg per infusion",
+               "Actemra US label", "mg/kg is not judged")),
     Case("cart-day3-tocilizumab-800-mg", f"{ACTEMRA} (CRS: at most 800 mg per infusion)",
          car_t_day3_grade2, hook="order-sign", orders=order(*TOCILIZUMAB, dose=800),
          no_cards=True),
@@ -778,6 +789,14 @@ CASES: tuple[Case, ...] = (
          hook="order-sign", orders=order(*BARICITINIB, dose=4), mismatch=False,
          text=("baricitinib: an alternative to tocilizumab, not an add-on",
                "tocilizumab already given")),
+    Case("covid-baricitinib-with-sarilumab-ordered", f"{ONTARIO_BARI}", covid_hypoxic,
+         hook="order-sign", orders=orders_together(order(*BARICITINIB), order(*SARILUMAB)),
+         mismatch=False, text=("baricitinib: an alternative to sarilumab",)),
+    Case("covid-baricitinib-after-tocilizumab-allergic", f"{ONTARIO_BARI}; allergy removes it",
+         lambda: covid_after_tocilizumab().allergy(*BARICITINIB), hook="order-sign",
+         orders=order(*BARICITINIB, dose=4), mismatch=False,
+         text=("an alternative to tocilizumab", "baricitinib: check the label first",
+               "an allergy or intolerance")),
     Case("covid-tocilizumab-and-baricitinib-ordered-together", f"{ONTARIO_BARI}", covid_hypoxic,
          hook="order-sign", orders=orders_together(order(*TOCILIZUMAB), order(*BARICITINIB)),
          mismatch=False, text=("baricitinib is ordered with it", "tocilizumab is ordered with it")),
@@ -792,10 +811,27 @@ CASES: tuple[Case, ...] = (
     Case("covid-higher-dose-dexamethasone-order", f"{RECOVERY_HIGHER}", covid_hypoxic,
          hook="order-sign", orders=order(*DEXAMETHASONE, dose=20, reason=FOR_COVID19),
          mismatch=False,
-         text=("dexamethasone: higher dose, no ventilatory support",
+         text=("dexamethasone: higher dose: harm without ventilatory support",
                "about 133.4 mg prednisone-equivalent")),
     Case("covid-usual-dose-dexamethasone-order", f"{RECOVERY_DEX}; {RECOVERY_HIGHER}",
          covid_hypoxic, hook="order-sign", orders=order(*DEXAMETHASONE, dose=6), no_cards=True),
+    Case("covid-dexamethasone-order-without-dose", f"{RECOVERY_DEX}", covid_hypoxic,
+         hook="order-sign", orders=order(*DEXAMETHASONE), no_cards=True),
+    Case("covid-higher-dose-dexamethasone-child", f"{RECOVERY_HIGHER} (adults only)", covid_child,
+         hook="order-sign", orders=order(*DEXAMETHASONE, dose=20, reason=FOR_COVID19),
+         absent=("RECOVERY higher-dose corticosteroids",)),
+    *(
+        Case(f"covid-higher-dose-dexamethasone-on-{name}",
+             f"{RECOVERY_HIGHER} (patients on ventilatory support were not in this result)",
+             chart, hook="order-sign",
+             orders=order(*DEXAMETHASONE, dose=20, reason=FOR_COVID19), no_cards=True)
+        for name, chart in (
+            ("airvo", lambda: covid_support_unclear(device="AIRVO heated humidified")),
+            ("ecmo", lambda: covid_support_unclear(device="ECMO")),
+            ("an-unread-device", lambda: covid_support_unclear(device="Tracheostomy")),
+            ("fio2-60", lambda: covid_support_unclear(fio2=60)),
+        )
+    ),
     Case("covid-higher-dose-methylprednisolone-no-indication", f"{RECOVERY_HIGHER}",
          covid_hypoxic, hook="order-sign", orders=order(*METHYLPREDNISOLONE, dose=1000),
          mismatch=False, text=("no indication recorded", "this does not apply")),

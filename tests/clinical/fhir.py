@@ -184,6 +184,17 @@ class Chart:
             },
         )
 
+    def fio2(self, percent: float, hours_ago: float = 1) -> Chart:
+        return self._add(
+            "Observation",
+            {
+                "status": "final",
+                "code": {"coding": [{"system": LOINC, "code": "3150-0"}]},
+                "effectiveDateTime": at(hours_ago),
+                "valueQuantity": {"value": percent, "unit": "%", "system": UCUM, "code": "%"},
+            },
+        )
+
     def oxygen_device(self, text: str, hours_ago: float = 1) -> Chart:
         """The respiratory support device as text ("CPAP", "nasal cannula")."""
         return self._add(
