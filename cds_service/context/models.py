@@ -73,6 +73,31 @@ class OxygenSupport:
     # the level may come from an older record and understate the support.
     device_unread: bool = False
 
+    def text(self) -> str:
+        """For people: "low-flow oxygen, 4 L/min, charted 2026-12-01 10:05 UTC"."""
+        parts = [_SUPPORT_NAMES[self.level]]
+        if self.flow_l_min:  # "room air, 0 L/min" says nothing more
+            parts.append(f"{self.flow_l_min:g} L/min")
+        if self.fio2 is not None:
+            parts.append(f"FiO₂ {self.fio2 * 100:.0f} %")
+        if self.when is not None:
+            parts.append(f"charted {self.when:%Y-%m-%d %H:%M} UTC")
+        if self.device_unread:
+            parts.append("a newer device record could not be read")
+        return ", ".join(parts)
+
+
+_SUPPORT_NAMES: dict[str, str] = {
+    "room-air": "room air",
+    "low-flow": "low-flow oxygen",
+    "high-flow": "oxygen above 6 L/min or high-flow",
+    "mask": "face mask",
+    "non-rebreather": "non-rebreather mask",
+    "venturi": "Venturi mask",
+    "positive-pressure": "positive-pressure ventilation",
+    "unknown": "oxygen support of unknown kind",
+}
+
 
 @dataclass(frozen=True)
 class ChartContext:

@@ -21,7 +21,11 @@ from cds_service.rules.conditions import all_hold
 from cds_service.rules.engine import number
 from cds_service.rules.loader import Rules
 from cds_service.rules.schema import AvoidSpec, DoseLimitSpec, DrugSpec
-from cds_service.rules.setting_rules import alternative_given, safety_findings
+from cds_service.rules.setting_rules import (
+    OXYGEN_SUPPORT_FACTS,
+    alternative_given,
+    safety_findings,
+)
 
 
 class OrderFinding(BaseModel):
@@ -123,7 +127,7 @@ def judge_orders(
                     recommend=fired.instead,
                     rule=fired.id,
                     source=fired.source,
-                    reason=fired.reason,
+                    reason=fired.reason + _support_read(fired, rules, chart),
                     daily_dose_prednisone_mg=steroid_mg,
                 )
             )
@@ -135,7 +139,7 @@ def judge_orders(
                     **base,
                     rule=unstated.id,
                     source=unstated.source,
-                    reason=unstated.unstated or "",
+                    reason=(unstated.unstated or "") + _support_read(unstated, rules, chart),
                     daily_dose_prednisone_mg=steroid_mg,
                 )
             )
@@ -211,6 +215,15 @@ def _alternative_in_the_way(
         if given is not None:
             return given[0], pair.source, given[1]
     return None
+
+
+def _support_read(rule: AvoidSpec, rules: Rules, chart: ChartContext) -> str:
+    """For a rule that reads the respiratory support: what the chart recorded, to show."""
+    facts = {fact for condition in rules.when(rule.when) for fact in condition.facts()}
+    if not facts & OXYGEN_SUPPORT_FACTS:
+        return ""
+    recorded = chart.oxygen.text() if chart.oxygen else "none charted"
+    return f" Respiratory support recorded: {recorded}."
 
 
 def _about(rule: AvoidSpec, drug_id: str, drug: DrugSpec) -> bool:

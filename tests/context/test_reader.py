@@ -299,6 +299,23 @@ def test_oxygen_support_levels(catalog: ContextCatalog) -> None:
     assert chart(catalog).oxygen is None
 
 
+def test_a_newest_device_the_catalog_does_not_know_is_said(catalog: ContextCatalog) -> None:
+    low = observation("3151-8", "2026-11-30T10:05:00Z", valueQuantity={"value": 4, "unit": "L/min"})
+    unknown = observation(
+        "107117-4", "2026-11-30T11:00:00Z", valueCodeableConcept={"text": "Tracheostomy collar"}
+    )
+    support = chart(catalog, low, unknown).oxygen
+    assert support is not None and support.level == "low-flow" and support.device_unread
+    assert support.text() == (
+        "low-flow oxygen, 4 L/min, charted 2026-11-30 10:05 UTC, "
+        "a newer device record could not be read"
+    )
+    # A device read after the unknown one: nothing left unread.
+    airvo = observation("107117-4", "2026-11-30T11:30:00Z", valueString="AIRVO 2, 40 L/min")
+    later = chart(catalog, low, unknown, airvo).oxygen
+    assert later is not None and later.level == "high-flow" and not later.device_unread
+
+
 def test_oxygen_from_pulse_oximetry_components(catalog: ContextCatalog) -> None:
     spo2 = observation(
         "59408-5",
