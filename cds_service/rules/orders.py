@@ -74,7 +74,8 @@ def judge_orders(
     chart: ChartContext = EMPTY_CHART,
     indication: Callable[[DraftMedication], frozenset[str] | None] = lambda order: None,
 ) -> list[OrderFinding]:
-    """`indication`: the settings an order's stated indication names (None: none stated)."""
+    """`now`: the time of evaluation (what "given recently" counts from); `indication`: the
+    settings an order's stated indication names (None: none stated)."""
     setting = assessment.setting.setting if assessment.setting else "unknown"
     findings: list[OrderFinding] = []
     identified = [(order, identify_drug(order, rules)) for order in orders]
@@ -94,10 +95,11 @@ def judge_orders(
             given_for = indication(order) if rule.indication is not None else None
             if given_for is not None and rule.indication not in given_for:
                 continue  # given for another indication: not judged by this rule
-            # The dose first: an order below the rule's dose meets no caution either.
             age = chart.age_years
             if rule.min_years is not None and age is not None and age < rule.min_years:
                 continue  # a recorded child: the rule's evidence is in adults
+            # The dose before a missing indication: an order below the rule's dose meets no
+            # caution either.
             if rule.min_prednisone_mg is not None:
                 if steroid_mg is None and rule.outcome == "caution":
                     continue  # a caution is about a high dose: an unreadable one says nothing
