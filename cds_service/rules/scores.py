@@ -590,10 +590,16 @@ def astct_grade(spec: AstctSpec, evidence: Evidence, chart: ChartContext) -> Sco
     )
     respiration: int | None = None
     o2_shown = "oxygen support: not recorded recently"
+    # A newer device record the catalog cannot read may be more support than the level read
+    # (a mask or high flow at the same flow): the respiratory grade is then a lower bound.
+    o2_unread = False
     if fresh_o2 and oxygen is not None and oxygen.level in spec.oxygen_grades:
         respiration = spec.oxygen_grades[oxygen.level]
         flow = f", {format_number(oxygen.flow_l_min)} L/min" if oxygen.flow_l_min else ""
-        o2_shown = f"{oxygen.level}{flow}"
+        o2_unread = oxygen.device_unread
+        o2_shown = f"{oxygen.level}{flow}" + (
+            " (a newer device record could not be read)" if o2_unread else ""
+        )
     drugs_shown = ", ".join(sorted({e.drug for e in treated})) or "none"
     inputs = (
         ScoreItem("fever", "Fever >= 38.0 °C", fever_shown, fever),
@@ -628,7 +634,7 @@ def astct_grade(spec: AstctSpec, evidence: Evidence, chart: ChartContext) -> Sco
             extra={"lower_bound": False},
         )
     grade = max(1 if fever else 0, circulation or 0, respiration or 0)
-    lower = circulation is None or respiration is None
+    lower = circulation is None or respiration is None or o2_unread
     parts = [fever_shown if fever else "fever not required after " + drugs_shown]
     parts += [circ_shown, o2_shown]
     bound = "≥ " if lower else ""

@@ -170,6 +170,18 @@ def test_astct_fever_not_required_after_tocilizumab(book: ScoreBook, catalog: Ca
     assert before.value == 0.0
 
 
+def test_astct_with_a_newer_unreadable_device_is_a_lower_bound(
+    book: ScoreBook, catalog: Catalog
+) -> None:
+    febrile = ev(catalog, temperature=39.0, sbp=120)
+    read = astct_grade(book.astct, febrile, chart(oxygen=o2("low-flow", 4.0)))
+    assert (read.value, read.extra["lower_bound"]) == (2.0, False)
+    unread = dataclasses.replace(o2("low-flow", 4.0), device_unread=True)
+    result = astct_grade(book.astct, febrile, chart(oxygen=unread))
+    assert (result.value, result.extra["lower_bound"]) == (2.0, True)
+    assert "ASTCT CRS grade ≥ 2" in result.text and "could not be read" in result.text
+
+
 def test_astct_counts_drugs_since_the_exposure_not_a_later_crs_diagnosis(
     book: ScoreBook, catalog: Catalog
 ) -> None:
