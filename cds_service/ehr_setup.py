@@ -17,8 +17,7 @@ from urllib.parse import urlsplit
 from cds_service.auth.trusted_clients import TrustedClientsError, load_trusted_clients
 from cds_service.cards.templates import unit_text
 from cds_service.rules.engine import number
-from cds_service.rules.loader import Rules
-from cds_service.rules.setting_rules import OXYGEN_SUPPORT_FACTS
+from cds_service.rules.setting_rules import reads_oxygen_support
 from cds_service.runtime import Runtime
 
 ClientKind = Literal["epic", "oracle", "generic"]
@@ -168,11 +167,11 @@ def _oxygen_criteria(runtime: Runtime) -> list[dict[str, Any]]:
                     "codes": codes,
                 }
             )
-        states = [s.short for s in setting.states if _reads_oxygen(runtime.rules, s.when)]
+        states = [s.short for s in setting.states if reads_oxygen_support(runtime.rules, s.when)]
         conditions = [c for state in setting.states for c in state.when]
         conditions += [c for advice in setting.advice for c in advice.when]
         conditions += [c for avoid in setting.avoid for c in avoid.when]
-        if states or _reads_oxygen(runtime.rules, conditions):
+        if states or reads_oxygen_support(runtime.rules, conditions):
             # The chart reader takes the newest support charted, however old.
             criteria.append(
                 {
@@ -182,10 +181,6 @@ def _oxygen_criteria(runtime: Runtime) -> list[dict[str, Any]]:
                 }
             )
     return criteria
-
-
-def _reads_oxygen(rules: Rules, conditions: list[str]) -> bool:
-    return any(fact in OXYGEN_SUPPORT_FACTS for c in rules.when(conditions) for fact in c.facts())
 
 
 def _override_reasons(runtime: Runtime) -> dict[str, Any]:

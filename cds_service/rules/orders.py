@@ -22,8 +22,8 @@ from cds_service.rules.engine import number
 from cds_service.rules.loader import Rules
 from cds_service.rules.schema import AvoidSpec, DoseLimitSpec, DrugSpec
 from cds_service.rules.setting_rules import (
-    OXYGEN_SUPPORT_FACTS,
     alternative_given,
+    reads_oxygen_support,
     safety_findings,
 )
 
@@ -221,8 +221,7 @@ def _alternative_in_the_way(
 
 def _support_read(rule: AvoidSpec, rules: Rules, chart: ChartContext) -> str:
     """For a rule that reads the respiratory support: what the chart recorded, to show."""
-    facts = {fact for condition in rules.when(rule.when) for fact in condition.facts()}
-    if not facts & OXYGEN_SUPPORT_FACTS:
+    if not reads_oxygen_support(rules, rule.when):
         return ""
     recorded = chart.oxygen.text() if chart.oxygen else "none charted"
     return f" Respiratory support recorded: {recorded}."

@@ -231,7 +231,7 @@ def _age_unchecked_score(
 ) -> list[str]:
     """The applied state's age-limited scores, when the patient's age is not recorded."""
     applied = next(s for s in states if s.id == state_id)
-    read = {f for c in rules.when(applied.when) for f in c.facts()}
+    read = facts_read(rules, applied.when)
     return [
         f"The patient's age is not recorded, so whether the patient is in the population of "
         f"{score.label}, {score.population}, could not be checked."
@@ -302,6 +302,16 @@ def markers_read(rules: Rules, texts: Iterable[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(found))
 
 
+def facts_read(rules: Rules, texts: Iterable[str]) -> set[str]:
+    """The facts that conditions read."""
+    return {fact for condition in rules.when(list(texts)) for fact in condition.facts()}
+
+
+def reads_oxygen_support(rules: Rules, texts: Iterable[str]) -> bool:
+    """Whether conditions read a fact computed from the chart's respiratory support."""
+    return bool(facts_read(rules, texts) & OXYGEN_SUPPORT_FACTS)
+
+
 # --- facts ---------------------------------------------------------------------------------------
 
 
@@ -359,7 +369,7 @@ def compute_facts(
     facts["tocilizumab_doses_total"] = len(doses)
     facts["tocilizumab_doses_24h"] = sum(1 for when in doses if now - when <= timedelta(hours=24))
     facts["hours_since_tocilizumab"] = (now - doses[0]).total_seconds() / 3600 if doses else None
-    recent = now - timedelta(days=float(rules.options["drug_recent_days"].value))
+    recent = _recent_since(rules, now)
     steroids = [
         e
         for e in chart.drugs
@@ -623,8 +633,13 @@ def _other_corticosteroid(
     return None
 
 
+def _recent_since(rules: Rules, now: datetime) -> datetime:
+    """Where "given, ordered or taken recently" starts (`options.drug_recent_days`)."""
+    return now - timedelta(days=float(rules.options["drug_recent_days"].value))
+
+
 def _recent(chart: ChartContext, rules: Rules, now: datetime) -> list[DrugExposure]:
-    recent = now - timedelta(days=float(rules.options["drug_recent_days"].value))
+    recent = _recent_since(rules, now)
     return [e for e in chart.drugs if e.when is None or e.when >= recent]
 
 
@@ -687,7 +702,7 @@ def alternative_given(
     if spec.alternatives is None:
         return None
     short = rules.sources[spec.alternatives.source].short
-    recent = now - timedelta(days=float(rules.options["drug_recent_days"].value))
+    recent = _recent_since(rules, now)
     for other in spec.alternatives.drugs:
         for exposure in chart.given(other):
             if exposure.when is None or exposure.when >= recent:
