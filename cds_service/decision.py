@@ -25,6 +25,7 @@ from cds_service.knowledge import Knowledge
 from cds_service.profile.links import ProfileLink, card_link
 from cds_service.rules.assessment import Assessment
 from cds_service.rules.engine import assess
+from cds_service.rules.loader import BODY_WEIGHT
 from cds_service.rules.orders import judge_orders
 from cds_service.rules.scores import compute_scores
 from cds_service.rules.setting_rules import score_views
@@ -118,6 +119,7 @@ def decide(
             now,
             chart,
             lambda order: order_indication(order.resource, knowledge.context, chart),
+            weight=evidence.fresh(BODY_WEIGHT),
         )
         cards = builder.for_orders(findings, assessment, order_context, card_links)
     else:

@@ -24,6 +24,7 @@ from cds_service.cards.resources import (
 )
 from cds_service.cards.templates import CardKit
 from cds_service.evidence import AnalyteEntry, AnalyteEvidence, Catalog, Evidence, LabValue
+from cds_service.fhir.draft_orders import DraftMedication
 from cds_service.hooks.response import Action, Card, Coding, Link, Source, Suggestion
 from cds_service.rules.assessment import (
     AdviceStatus,
@@ -35,8 +36,8 @@ from cds_service.rules.assessment import (
     StateView,
 )
 from cds_service.rules.engine import assess, number
-from cds_service.rules.loader import Rules
-from cds_service.rules.orders import OrderFinding
+from cds_service.rules.loader import BODY_WEIGHT, Rules
+from cds_service.rules.orders import OrderFinding, dose_above
 from cds_service.rules.schema import SUBTYPES
 from cds_service.rules.setting_rules import markers_read
 from cds_service.validation import error_path
@@ -81,6 +82,13 @@ class CardBuilder:
         self.catalog = catalog
         self.panel = panel
         self.orderables = dict(orderables or {})  # drug id -> the hospital's orderable
+
+    @property
+    def _weight_days(self) -> float | None:
+        """How old a body weight may be and still judge a dose by weight, in days."""
+        if BODY_WEIGHT not in self.catalog.analyte_ids:
+            return None
+        return self.catalog.analyte(BODY_WEIGHT).freshness_hours / 24
 
     def catalog_entry(self, analyte: str) -> AnalyteEntry:
         return self.catalog.analyte(analyte)
@@ -286,11 +294,12 @@ class CardBuilder:
             "order-caution",
             **self._context(
                 assessment.model_copy(update={"decisive": read}),
-                [finding.source] if finding.source else [],
+                [s for s in (finding.source, *finding.cites) if s],
             ),
             finding=self._named(finding),
             setting=self._setting(assessment.setting),
             short=avoid.short if avoid else "",
+            weight_days=self._weight_days,
         )
         return self._card(
             "order-caution",
@@ -610,11 +619,24 @@ def sample_renders(
             reason=check.finding,
         )  # fmt: skip
         renders.append((builder.order_caution, (finding, sample, links)))
+    # The longest numbers a dose limit's text can hold: a dose by weight at the heaviest weight.
+    weight = LabValue(
+        analyte=BODY_WEIGHT, value=499.5, comparator=None, upper=None, unit="kg", family="mass",
+        effective=now, status="final", reference_low=None, reference_high=None,
+        interpretation=(), source="Observation/sample",
+    )  # fmt: skip
+    heavy = DraftMedication(
+        reference="MedicationRequest/sample", rxnorm_codes=(), names=(), daily_dose_mg=None,
+        resource={}, dose_mg=199.5 * 499.5, dose_mg_per_kg=199.5,
+    )  # fmt: skip
     for limit in rules.dose_limits:
+        above = dose_above(limit, heavy, weight)
+        if above is None:  # a limit above any real dose: no card it gives can be longer
+            continue
         finding = OrderFinding(
             kind="dose-limit", order="MedicationRequest/sample", drug=limit.drugs[0],
             drug_class=rules.drugs[limit.drugs[0]].class_, rule=limit.id, source=limit.source,
-            reason=f"10,000 mg ordered, {limit.finding}",
+            reason=above.reason, detail=above.detail, cites=above.cites,
         )  # fmt: skip
         renders.append((builder.order_caution, (finding, sample, links)))
     unreadable = OrderFinding(

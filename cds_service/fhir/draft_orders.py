@@ -8,7 +8,8 @@ The drug is read from `medicationCodeableConcept`, or through `medicationReferen
 `Medication` entry of the same Bundle (Epic since February 2024; the reference may be relative,
 absolute or the entry's `fullUrl`), to a `#contained` Medication, or, when neither is there, from
 the reference's `display` alone (Epic before 2024). The dose is `doseQuantity`, or Epic's
-`ordered-dose` dosage extension when `doseQuantity` is not a mass.
+`ordered-dose` dosage extension when `doseQuantity` is not a mass. A dose per kg of body weight
+(mg/kg) is kept as such: the order checks turn it into mg with the charted weight.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ RXNORM_SYSTEMS = frozenset(
 _PER_DAY = {"s": 86400.0, "min": 1440.0, "h": 24.0, "d": 1.0, "wk": 1 / 7, "mo": 1 / 30}
 _MEDICATION_TAIL = re.compile(r"Medication/[A-Za-z0-9.\-]{1,64}$")
 _MG = {"mg": 1.0, "g": 1000.0, "ug": 0.001, "mcg": 0.001}
+_MG_PER_KG = {f"{unit}/kg": factor for unit, factor in _MG.items()}
 # Dose units that count tablets or capsules: the mg come from the strength in the drug's name.
 _COUNTED = {"{tbl}", "{pill}", "{tablet}", "{capsule}", "{cap}", "tbl", "tab", "tablet",
             "tablets", "pill", "capsule", "capsules", "cap"}  # fmt: skip
@@ -42,6 +44,8 @@ class DraftMedication:
     resource: Mapping[str, Any]
     dose_problem: str | None = None  # why the daily dose could not be read, for people
     dose_mg: float | None = None  # one dose (one infusion), when it can be read
+    dose_mg_per_kg: float | None = None  # one dose, when it is ordered per kg of body weight
+    doses_a_day: float | None = None  # from the timing (none: once a day), when it can be read
 
 
 def medication_orders(
@@ -61,7 +65,9 @@ def medication_orders(
         codes, names = _medication(resource, medications)
         dosage = resource.get("dosageInstruction")
         one, problem = one_dose_mg(dosage, names)
+        per_kg = one_dose_mg_per_kg(dosage) if one is None else None
         daily, frequency_problem = _times_a_day(one, dosage)
+        doses_a_day, _ = _times_a_day(1.0, dosage) if _first(dosage) else (None, None)
         orders.append(
             DraftMedication(
                 reference=reference,
@@ -71,6 +77,8 @@ def medication_orders(
                 resource=resource,
                 dose_problem=problem or frequency_problem,
                 dose_mg=one,
+                dose_mg_per_kg=per_kg,
+                doses_a_day=doses_a_day,
             )
         )
     return orders
@@ -163,22 +171,44 @@ def one_dose_mg(dosage: Any, names: Sequence[str] = ()) -> tuple[float | None, s
     is not a mass (Epic: millilitres), Epic's `ordered-dose` extension, on the dosage or its
     doseAndRate, gives it.
     """
-    if not isinstance(dosage, list) or not dosage or not isinstance(dosage[0], dict):
+    first = _first(dosage)
+    if first is None:
         return None, "no dosage instruction"
-    first = dosage[0]
-    dose = None
+    dose, ordered = _dose_quantities(first)
+    mg, problem = _dose_mg(dose, names)
+    if mg is None and ordered is not None:
+        mg, ordered_problem = _dose_mg(ordered, names)
+        if mg is None:
+            problem = f"{problem}; Epic ordered-dose: {ordered_problem}"
+    return mg, None if mg is not None else problem
+
+
+def one_dose_mg_per_kg(dosage: Any) -> float | None:
+    """One dose in mg per kg of body weight (mg/kg, mcg/kg, g/kg), from the places
+    `one_dose_mg` reads; None when it is not ordered per kg."""
+    first = _first(dosage)
+    for quantity in _dose_quantities(first) if first is not None else ():
+        if not isinstance(quantity, dict) or not isinstance(quantity.get("value"), int | float):
+            continue
+        unit = quantity.get("code") or quantity.get("unit")
+        factor = _MG_PER_KG.get(str(unit).strip().lower().replace(" ", "")) if unit else None
+        if factor is not None and quantity["value"] >= 0:
+            return float(quantity["value"]) * factor
+    return None
+
+
+def _first(dosage: Any) -> Mapping[str, Any] | None:
+    if not isinstance(dosage, list) or not dosage or not isinstance(dosage[0], dict):
+        return None
+    return dosage[0]
+
+
+def _dose_quantities(first: Mapping[str, Any]) -> tuple[Any, Any]:
+    """(doseQuantity, Epic's ordered-dose) of a dosage instruction, either possibly None."""
     dose_and_rate = first.get("doseAndRate")
     rate = dose_and_rate[0] if isinstance(dose_and_rate, list) and dose_and_rate else None
-    if isinstance(rate, dict):
-        dose = rate.get("doseQuantity")
-    mg, problem = _dose_mg(dose, names)
-    if mg is None:
-        ordered = _ordered_dose(first) or _ordered_dose(rate)
-        if ordered is not None:
-            mg, ordered_problem = _dose_mg(ordered, names)
-            if mg is None:
-                problem = f"{problem}; Epic ordered-dose: {ordered_problem}"
-    return mg, None if mg is not None else problem
+    dose = rate.get("doseQuantity") if isinstance(rate, dict) else None
+    return dose, _ordered_dose(first) or _ordered_dose(rate)
 
 
 def daily_dose_mg(dosage: Any, names: Sequence[str] = ()) -> tuple[float | None, str | None]:

@@ -14,11 +14,12 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from cds_service.knowledge import Knowledge
+from cds_service.rules.loader import BODY_WEIGHT
 from cds_service.rules.scores import score_analytes
 
 PATIENT = "patient={{context.patientId}}"
 # Charted many times a day: their own search, so that they do not crowd out the labs.
-VITAL_SIGNS = frozenset({"temperature", "spo2", "o2_flow", "fio2", "sbp", "map"})
+VITAL_SIGNS = frozenset({"temperature", "spo2", "o2_flow", "fio2", "sbp", "map", BODY_WEIGHT})
 OBSERVATION_COUNT = {"cytokines": 100, "labs": 200, "vitals": 200}
 # Cytokines often arrive as components of one panel Observation whose own code is the lab's
 # panel code, so they are searched with combo-code (code or component code); vital signs too
@@ -36,9 +37,12 @@ CHART_QUERIES = {
 
 
 def analytes_read(knowledge: Knowledge) -> frozenset[str]:
-    """The analytes whose results the rules and the scores judge."""
+    """The analytes whose results the rules and the scores judge (and the body weight, when a
+    dose limit is by weight)."""
     rules = knowledge.rules
     read = {marker.analyte for marker in rules.markers.values()}
+    if any(limit.by_weight for limit in rules.dose_limits):
+        read.add(BODY_WEIGHT)
     read |= {analyte for group in rules.cytokine_groups for analyte in group.analytes}
     return frozenset(read | score_analytes(knowledge.scores))
 

@@ -37,6 +37,9 @@ from cds_service.rules.schema import (
 )
 from cds_service.yamlfile import ConfigFileError, Loc, YamlDocument
 
+# The analyte of the catalog whose newest fresh result weight-based dose limits read.
+BODY_WEIGHT = "body_weight"
+
 
 @dataclass(frozen=True, slots=True)
 class Criterion:
@@ -322,6 +325,13 @@ def _check_references(spec: RulesSpec, catalog: Catalog, document: YamlDocument)
         for j, drug_id in enumerate(limit.drugs):
             need("drug", spec.drugs, drug_id, ("dose_limits", i, "drugs", j))
         need("source", spec.sources, limit.source, ("dose_limits", i, "source"))
+        for j, band in enumerate(limit.by_weight):
+            if band.source is not None:
+                need("source", spec.sources, band.source, ("dose_limits", i, "by_weight", j))
+        if limit.rounding is not None:
+            need("source", spec.sources, limit.rounding.source, ("dose_limits", i, "rounding"))
+        if limit.by_weight:
+            need("analyte", analytes, BODY_WEIGHT, ("dose_limits", i, "by_weight"))
     for i, effect in enumerate(spec.drug_effects):
         need("analyte", analytes, effect.analyte, ("drug_effects", i, "analyte"))
         need("drug", spec.drugs, effect.drug, ("drug_effects", i, "drug"))

@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Collection, Iterable
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
 from cds_service.context.models import EMPTY_CHART, ChartContext
+from cds_service.evidence import LabValue
 from cds_service.fhir.draft_orders import DraftMedication
 from cds_service.rules.assessment import Assessment
 from cds_service.rules.conditions import all_hold
@@ -34,7 +36,7 @@ class OrderFinding(BaseModel):
     # indication-unstated: an avoid rule about one indication, on an order that names none;
     # alternative: the setting's equal alternative is on the chart or in the same orders;
     # setting-caution: an avoid rule whose outcome is a caution, not a mismatch;
-    # dose-limit: one dose above the label's maximum
+    # dose-limit: one dose above the label's maximum, fixed or for the charted body weight
     kind: Literal[
         "mismatch", "caution", "dose-unknown", "needs-cytokines", "indication-unstated",
         "alternative", "setting-caution", "dose-limit",
@@ -48,6 +50,8 @@ class OrderFinding(BaseModel):
     reason: str = ""  # for people
     daily_dose_prednisone_mg: float | None = None
     alternative: str | None = None  # kind "alternative": the other drug of the pair
+    detail: str = ""  # for people: how a limit was worked out (weight, bands, rounding)
+    cites: tuple[str, ...] = ()  # sources besides `source` that the finding relies on
 
 
 def identify_drug(order: DraftMedication, rules: Rules) -> str | None:
@@ -73,9 +77,11 @@ def judge_orders(
     now: datetime,
     chart: ChartContext = EMPTY_CHART,
     indication: Callable[[DraftMedication], frozenset[str] | None] = lambda order: None,
+    weight: LabValue | None = None,
 ) -> list[OrderFinding]:
     """`now`: the time of evaluation (what "given recently" counts from); `indication`: the
-    settings an order's stated indication names (None: none stated)."""
+    settings an order's stated indication names (None: none stated); `weight`: the newest
+    current body weight (kg), for doses ordered per kg and limits by weight."""
     setting = assessment.setting.setting if assessment.setting else "unknown"
     findings: list[OrderFinding] = []
     identified = [(order, identify_drug(order, rules)) for order in orders]
@@ -83,6 +89,7 @@ def judge_orders(
     for order, drug_id in identified:
         if drug_id is None or drug_id in rules.never_flag.drugs:
             continue
+        order = weighed(order, weight)
         drug = rules.drugs[drug_id]
         base = {"order": order.reference, "drug": drug_id, "drug_class": drug.class_}
         steroid_mg = _prednisone_mg(order, drug)
@@ -154,12 +161,21 @@ def judge_orders(
         if cautions:
             reason = "; ".join(text for text, _ in cautions)
             found.append(OrderFinding(kind="caution", **base, reason=reason))
-        for limit, text in _above_dose_limits(order, drug_id, setting, rules):
-            found.append(
-                OrderFinding(
-                    kind="dose-limit", **base, rule=limit.id, source=limit.source, reason=text
-                )
-            )
+        for limit in rules.dose_limits:
+            if drug_id in limit.drugs and (not limit.settings or setting in limit.settings):
+                above = dose_above(limit, order, weight)
+                if above is not None:
+                    found.append(
+                        OrderFinding(
+                            kind="dose-limit",
+                            **base,
+                            rule=limit.id,
+                            source=limit.source,
+                            reason=above.reason,
+                            detail=above.detail,
+                            cites=above.cites,
+                        )
+                    )
         pair = _alternative_in_the_way(drug_id, setting, ordered, chart, rules, now)
         if pair is not None:
             other, source, text = pair
@@ -174,24 +190,116 @@ def judge_orders(
     return findings
 
 
+def weighed(order: DraftMedication, weight: LabValue | None) -> DraftMedication:
+    """An order per kg of body weight as an order in mg, with the charted weight; without a
+    current weight its dose stays unread, and says why."""
+    per_kg = order.dose_mg_per_kg
+    if per_kg is None:
+        return order
+    if weight is None:
+        problem = f"{number(per_kg)} mg/kg ordered, and no current body weight is charted"
+        return replace(order, dose_problem=problem)
+    mg = per_kg * weight.value
+    daily = mg * order.doses_a_day if order.doses_a_day is not None else None
+    return replace(
+        order,
+        dose_mg=mg,
+        daily_dose_mg=daily,
+        dose_problem=None if daily is not None else "the frequency cannot be read",
+    )
+
+
 # A dose given in g or mcg is converted to mg: a dose at the limit must not read as above it.
 _ROUNDING = 1e-9
 
 
-def _above_dose_limits(
-    order: DraftMedication, drug_id: str, setting: str, rules: Rules
-) -> list[tuple[DoseLimitSpec, str]]:
-    """(limit, finding) of each label single-dose limit the order's dose is above."""
-    dose = order.dose_mg
-    if dose is None:
-        return []
-    return [
-        (limit, f"{number(dose)} mg ordered, {limit.finding}")
-        for limit in rules.dose_limits
-        if drug_id in limit.drugs
-        and (not limit.settings or setting in limit.settings)
-        and dose > limit.max_mg * (1 + _ROUNDING)
-    ]
+@dataclass(frozen=True, slots=True)
+class AboveLimit:
+    reason: str  # the dose ordered and the limit, short (the card's summary)
+    detail: str = ""  # how a limit by weight was worked out
+    cites: tuple[str, ...] = ()  # sources of its bands and rounding besides the limit's own
+
+
+def dose_above(
+    limit: DoseLimitSpec, order: DraftMedication, weight: LabValue | None
+) -> AboveLimit | None:
+    """How one dose of the order lies above the limit, or None: a fixed maximum, or the dose for
+    the charted weight; an order in mg/kg without a current weight is judged only against a
+    limit whose bands are all per kg."""
+    dose, per_kg = order.dose_mg, order.dose_mg_per_kg
+    if limit.max_mg is not None:
+        if dose is None or dose <= limit.max_mg * (1 + _ROUNDING):
+            return None
+        return AboveLimit(f"{_ordered(order)} ordered, {limit.finding}")
+    if weight is not None and dose is not None:
+        return _above_for_weight(limit, order, dose, weight.value, weight.effective)
+    if dose is None and per_kg is not None:
+        return _above_every_band(limit, per_kg)
+    return None
+
+
+def _above_for_weight(
+    limit: DoseLimitSpec, order: DraftMedication, dose: float, kg: float, weighed_at: datetime
+) -> AboveLimit | None:
+    holding = [band for band in limit.by_weight if band.holds(kg)]
+    if not holding:
+        return None
+    band = max(holding, key=lambda b: b.dose_mg(kg))
+    allowed = band.dose_mg(kg)
+    if dose <= allowed * _allowance(limit) * (1 + _ROUNDING):
+        return None
+    charted = f"{number(kg)} kg, charted {weighed_at.date().isoformat()}"
+    return AboveLimit(
+        f"{_ordered(order)} ordered for {number(kg)} kg, {limit.finding}",
+        f"{number(dose / kg)} mg/kg for the newest body weight ({charted}); at this weight "
+        + _with_rounding(
+            limit, f"the limit is {number(allowed)} mg ({band.text()})", allowed, "mg"
+        ),
+        _cited(limit),
+    )
+
+
+def _above_every_band(limit: DoseLimitSpec, per_kg: float) -> AboveLimit | None:
+    """Without a weight, a dose per kg is judged only when every band is per kg too."""
+    bands = [band.mg_per_kg for band in limit.by_weight]
+    ceiling = max((b for b in bands if b is not None), default=None)
+    if ceiling is None or None in bands or per_kg <= ceiling * _allowance(limit) * (1 + _ROUNDING):
+        return None
+    return AboveLimit(
+        f"{number(per_kg)} mg/kg ordered, {limit.finding}",
+        _with_rounding(
+            limit,
+            f"No current body weight is charted; at any weight the limit is at most "
+            f"{number(ceiling)} mg/kg",
+            ceiling,
+            "mg/kg",
+        ),
+        _cited(limit),
+    )
+
+
+def _ordered(order: DraftMedication) -> str:
+    mg = f"{number(order.dose_mg or 0)} mg"
+    return f"{number(order.dose_mg_per_kg)} mg/kg ({mg})" if order.dose_mg_per_kg else mg
+
+
+def _allowance(limit: DoseLimitSpec) -> float:
+    return 1 + (limit.rounding.fraction if limit.rounding else 0.0)
+
+
+def _with_rounding(limit: DoseLimitSpec, text: str, value: float, unit: str) -> str:
+    if limit.rounding is None:
+        return f"{text}."
+    share = number(limit.rounding.fraction * 100)
+    rounded = f"{number(round(value * _allowance(limit), 6))} {unit}"
+    return f"{text}, or {rounded} with the {share} % allowed for rounding to whole vials."
+
+
+def _cited(limit: DoseLimitSpec) -> tuple[str, ...]:
+    """The sources of a limit's bands and rounding besides its own."""
+    ids = [band.source for band in limit.by_weight if band.source]
+    ids += [limit.rounding.source] if limit.rounding else []
+    return tuple(source for source in dict.fromkeys(ids) if source != limit.source)
 
 
 def _alternative_in_the_way(

@@ -302,17 +302,70 @@ class SafetySpec(_Spec):
     finding: Text
 
 
+class WeightBandSpec(_Spec):
+    """The largest single dose for the weights of one band (none given: every weight), per kg
+    of body weight or fixed. Where several bands hold, the largest of their doses is the limit."""
+
+    over_kg: float | None = Field(default=None, ge=0)  # weight above this
+    below_kg: float | None = Field(default=None, gt=0)  # weight below this
+    mg_per_kg: float | None = Field(default=None, gt=0)
+    mg: float | None = Field(default=None, gt=0)
+    source: Id | None = None  # the limit's own source unless given
+
+    @model_validator(mode="after")
+    def _one_dose(self) -> WeightBandSpec:
+        if (self.mg_per_kg is None) == (self.mg is None):
+            raise ValueError("give either mg_per_kg or mg")
+        bounded = self.over_kg is not None and self.below_kg is not None
+        if bounded and self.over_kg >= self.below_kg:  # type: ignore[operator]
+            raise ValueError("over_kg must be below below_kg")
+        return self
+
+    def holds(self, kg: float) -> bool:
+        return (self.over_kg is None or kg > self.over_kg) and (
+            self.below_kg is None or kg < self.below_kg
+        )
+
+    def dose_mg(self, kg: float) -> float:
+        return self.mg if self.mg is not None else (self.mg_per_kg or 0.0) * kg
+
+    def text(self) -> str:
+        """For people: "8 mg/kg", "600 mg over 65 kg", "12 mg/kg under 30 kg"."""
+        dose = f"{self.mg_per_kg:g} mg/kg" if self.mg is None else f"{self.mg:g} mg"
+        over = f" over {self.over_kg:g} kg" if self.over_kg is not None else ""
+        under = f" under {self.below_kg:g} kg" if self.below_kg is not None else ""
+        return f"{dose}{over}{under}"
+
+
+class RoundingSpec(_Spec):
+    """How far above a weight-based dose an order may lie (rounding to whole vials)."""
+
+    fraction: float = Field(ge=0, lt=1)
+    source: Id
+
+
 class DoseLimitSpec(_Spec):
-    """The label's largest single dose of a drug in the settings named (none: all): an order
-    above it gets a caution naming the dose ordered and the limit."""
+    """The label's largest single dose of a drug in the settings named (none: all), fixed
+    (`max_mg`) or by body weight (`by_weight`): an order above it gets a caution naming the dose
+    ordered and the limit."""
 
     id: Id
     drugs: list[Id] = Field(min_length=1)
     settings: list[SettingId] = []
-    max_mg: float = Field(gt=0)  # one dose (one infusion)
+    max_mg: float | None = Field(default=None, gt=0)  # one dose (one infusion)
+    by_weight: list[WeightBandSpec] = []
+    rounding: RoundingSpec | None = None  # by_weight only
     source: Id
     population: Text
     finding: Text
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> DoseLimitSpec:
+        if (self.max_mg is None) == (not self.by_weight):
+            raise ValueError("give either max_mg or by_weight")
+        if self.rounding is not None and not self.by_weight:
+            raise ValueError("rounding applies to by_weight limits only")
+        return self
 
 
 class DrugEffectSpec(_Spec):

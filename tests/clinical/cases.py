@@ -360,6 +360,21 @@ def car_t_age_unknown() -> Chart:
     return car_t_child("case-cart-age-unknown", 40, 86).age_unknown()
 
 
+def car_t_weighing(kg: float, *, unit: str = "kg", days_ago: float = 0.5) -> Chart:
+    """The ZUMA-1-like grade 2 CRS with a body weight charted `days_ago`."""
+    patient = f"case-cart-{kg:g}{unit.strip('[]_av')}-{days_ago:g}d"
+    return car_t_day3_grade2(patient).lab("body_weight", kg, 24 * days_ago, unit=unit)
+
+
+def car_t_child_weighing(age: int, kg: float) -> Chart:
+    """A child with grade 2 CRS: hypoxic on low-flow oxygen on day 2 after tisagenlecleucel."""
+    return (
+        car_t_child(f"case-cart-child-{age}y-{kg:g}kg", age, 95)
+        .vitals(spo2=91, oxygen_flow=2)
+        .lab("body_weight", kg, 12)
+    )
+
+
 def covid_hypoxic(
     patient: str = "case-covid-recovery", crp: float = 150, neutrophils: float = 6.1
 ) -> Chart:
@@ -685,10 +700,42 @@ CASES: tuple[Case, ...] = (
          car_t_day3_grade2, hook="order-sign", orders=order(*TOCILIZUMAB, dose=1000),
          mismatch=False,
          text=("tocilizumab: 1,000 mg ordered, above the label maximum of 800 mg per infusion",
-               "Actemra US label", "mg/kg is not judged")),
+               "Actemra US label", "newest body weight charted in the last 7 days")),
     Case("cart-day3-tocilizumab-800-mg", f"{ACTEMRA} (CRS: at most 800 mg per infusion)",
          car_t_day3_grade2, hook="order-sign", orders=order(*TOCILIZUMAB, dose=800),
          no_cards=True),
+    # Doses by weight (label: 8 mg/kg from 30 kg, 12 mg/kg under 30 kg, at most 800 mg; orders
+    # up to 10 % above the weight-based dose are rounding to whole vials, HOPA 2018).
+    Case("cart-tocilizumab-800-mg-at-50-kg", f"{ACTEMRA} (CRS: 8 mg/kg at 30 kg or more)",
+         lambda: car_t_weighing(50), hook="order-sign", orders=order(*TOCILIZUMAB, dose=800),
+         mismatch=False,
+         text=("tocilizumab: 800 mg ordered for 50 kg, above the dose by weight labelled for CRS",
+               "16 mg/kg for the newest body weight", "the limit is 400 mg (8 mg/kg)",
+               "HOPA dose rounding")),
+    Case("cart-tocilizumab-800-mg-at-110-lb", f"{ACTEMRA} (CRS: 8 mg/kg; weight in pounds)",
+         lambda: car_t_weighing(110, unit="[lb_av]"), hook="order-sign",
+         orders=order(*TOCILIZUMAB, dose=800), mismatch=False,
+         text=("800 mg ordered for 49.9 kg",)),
+    Case("cart-tocilizumab-rounded-up-to-a-vial", f"{ACTEMRA}; HOPA 2018 (rounding within 10 %)",
+         lambda: car_t_weighing(72), hook="order-sign", orders=order(*TOCILIZUMAB, dose=600),
+         no_cards=True),
+    Case("cart-tocilizumab-8-mg-per-kg-at-70-kg", f"{ACTEMRA} (CRS: 8 mg/kg)",
+         lambda: car_t_weighing(70), hook="order-sign",
+         orders=order(*TOCILIZUMAB, dose=8, unit="mg/kg"), no_cards=True),
+    Case("cart-tocilizumab-8-mg-per-kg-at-120-kg", f"{ACTEMRA} (CRS: at most 800 mg)",
+         lambda: car_t_weighing(120), hook="order-sign",
+         orders=order(*TOCILIZUMAB, dose=8, unit="mg/kg"), mismatch=False,
+         text=("8 mg/kg (960 mg) ordered, above the label maximum of 800 mg per infusion",)),
+    Case("cart-tocilizumab-800-mg-old-weight", f"{ACTEMRA} (a weight 10 days old is not used)",
+         lambda: car_t_weighing(50, days_ago=10), hook="order-sign",
+         orders=order(*TOCILIZUMAB, dose=800), no_cards=True),
+    Case("cart-child-tocilizumab-12-mg-per-kg-at-25-kg", f"{ACTEMRA} (CRS: 12 mg/kg under 30 kg)",
+         lambda: car_t_child_weighing(8, 25), hook="order-sign",
+         orders=order(*TOCILIZUMAB, dose=12, unit="mg/kg"), no_cards=True),
+    Case("cart-child-tocilizumab-12-mg-per-kg-at-40-kg", f"{ACTEMRA} (CRS: 8 mg/kg from 30 kg)",
+         lambda: car_t_child_weighing(12, 40), hook="order-sign",
+         orders=order(*TOCILIZUMAB, dose=12, unit="mg/kg"), mismatch=False,
+         text=("12 mg/kg (480 mg) ordered for 40 kg", "the limit is 320 mg (8 mg/kg)")),
     Case("cart-day3-dexamethasone-order", f"{ASCO2021}", car_t_day3_grade2, hook="order-sign",
          orders=order(*DEXAMETHASONE, dose=10, per_day=4), mismatch=False),
     Case("cart-day3-emapalumab-order", f"{LEE2019}; IFN-γ is part of CRS (Teachey 2016)",
@@ -784,6 +831,14 @@ CASES: tuple[Case, ...] = (
     Case("covid-tocilizumab-in-grams-above-800-mg", f"{ACTEMRA} (COVID-19: at most 800 mg)",
          covid_mals_low_hladr, hook="order-sign", orders=order(*TOCILIZUMAB, dose=1.2, unit="g"),
          mismatch=False, text=("1,200 mg ordered", "above the label maximum of 800 mg")),
+    Case("covid-tocilizumab-recovery-band-at-70-kg", f"{RECOVERY_TCZ} (600 mg over 65-90 kg)",
+         lambda: covid_hypoxic("case-covid-70kg").lab("body_weight", 70, 20), hook="order-sign",
+         orders=order(*TOCILIZUMAB, dose=600), mismatch=False, absent=("by weight",)),
+    Case("covid-tocilizumab-800-mg-at-50-kg", f"{ACTEMRA} (8 mg/kg); {RECOVERY_TCZ} (400 mg)",
+         lambda: covid_hypoxic("case-covid-50kg").lab("body_weight", 50, 20), hook="order-sign",
+         orders=order(*TOCILIZUMAB, dose=800), mismatch=False,
+         text=("800 mg ordered for 50 kg, above the label's 8 mg/kg and RECOVERY's dose by weight",
+               "the limit is 400 mg", "RECOVERY, Lancet 2021")),
     Case("covid-dexamethasone-order", f"{RECOVERY_DEX}", covid_mals_low_hladr, hook="order-sign",
          orders=order(*DEXAMETHASONE, dose=6), mismatch=False),
     Case("covid-baricitinib-order", f"{NIH_COVID}", covid_hypoxic, hook="order-sign",
@@ -906,6 +961,15 @@ CASES: tuple[Case, ...] = (
          primary_hlh_day1, hook="order-sign", orders=order(*EMAPALUMAB), mismatch=True),
     Case("primary-hlh-refractory", f"{LOCATELLI2020}; {GAMIFANT}", primary_hlh_refractory,
          named=("emapalumab",), never=("anakinra",), text=("latent tuberculosis",)),
+    Case("primary-hlh-emapalumab-12-mg-per-kg", f"{GAMIFANT} (at most 10 mg/kg)",
+         primary_hlh_refractory, hook="order-sign",
+         orders=order(*EMAPALUMAB, dose=12, unit="mg/kg", per_day=1), mismatch=False,
+         text=("emapalumab: 12 mg/kg ordered, above the label's highest dose of 10 mg/kg",
+               "No current body weight is charted")),
+    Case("primary-hlh-emapalumab-10-mg-per-kg", f"{GAMIFANT} (titrated to 10 mg/kg)",
+         primary_hlh_refractory, hook="order-sign",
+         orders=order(*EMAPALUMAB, dose=10, unit="mg/kg"), mismatch=False,
+         absent=("highest dose",)),
     Case("familial-hlh-molecular-first", f"{HENTER2007} (a molecular diagnosis meets HLH-2004)",
          familial_hlh_four_criteria, never=("emapalumab",),
          text=("HLH-2004 met (primary HLH recorded)", "Start HLH-94-type therapy")),

@@ -50,8 +50,9 @@ LABS: dict[str, tuple[str, str, str, str]] = {
     "spo2": (LOINC, "59408-5", "Oxygen saturation in Arterial blood by Pulse oximetry", "%"),
     "systolic": (LOINC, "8480-6", "Systolic blood pressure", "mm[Hg]"),
     "mhla_dr": (LOCAL_LAB, "mhla-dr", "Monocyte HLA-DR expression", "{molecules}/{cell}"),
+    "body_weight": (LOINC, "29463-7", "Body weight", "kg"),
 }
-_VITALS = {"temperature", "spo2", "systolic"}
+_VITALS = {"temperature", "spo2", "systolic", "body_weight"}
 
 
 def at(hours_ago: float) -> str:

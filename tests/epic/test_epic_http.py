@@ -237,6 +237,22 @@ def test_an_epic_tocilizumab_dose_above_the_label_maximum_is_a_caution(epic: Epi
     assert cards_of(epic_order(epic, "case-cart-day3", name, "612865", at_limit)) == []
 
 
+def test_an_epic_dose_per_kg_in_its_ordered_dose_extension_is_judged(epic: Epic) -> None:
+    """The dose ordered in mg/kg (doseQuantity the volume): with no body weight charted it is
+    judged against the CRS bands alone, every one per kg (12 mg/kg under 30 kg, else 8)."""
+    name = "TOCILIZUMAB 400 MG/20ML IV SOLN"
+    above = {"value": 14, "unit": "mg/kg", "system": UCUM, "code": "mg/kg"}
+    cards = cards_of(epic_order(epic, "case-cart-day3", name, "612865", above))
+    assert [c["source"]["topic"]["code"] for c in cards] == ["ordercaution"], cards
+    assert cards[0]["summary"] == (
+        "tocilizumab: 14 mg/kg ordered, above the dose by weight labelled for CRS"
+    )
+    assert "No current body weight is charted" in cards[0]["detail"]
+    # 12 mg/kg is the label's dose under 30 kg: without a weight it cannot be judged.
+    within = {"value": 12, "unit": "mg/kg", "system": UCUM, "code": "mg/kg"}
+    assert cards_of(epic_order(epic, "case-cart-day3", name, "612865", within)) == []
+
+
 def test_epics_no_results_outcome_is_an_empty_search_not_a_gap(epic: Epic) -> None:
     empty = load_fixture("epic/empty-search.json")
     read = read_prefetch({"cytokines": empty}, ["cytokines"])

@@ -42,6 +42,8 @@ REQUIRED = [
     ("fio2", (LOINC, "3150-0"), {"percent": "%"}),
     ("sbp", (LOINC, "8480-6"), {"pressure": "mm[Hg]"}),
     ("map", (LOINC, "8478-0"), {"pressure": "mm[Hg]"}),
+    # body weight (the dose limits by weight)
+    ("body_weight", (LOINC, "29463-7"), {"mass": "kg"}),
 ]
 
 
@@ -71,13 +73,18 @@ def test_catalog_has_no_analyte_beyond_the_required_ones(catalog: Catalog) -> No
         ("fio2", "3150-0", 40, "%", 40),
         ("sbp", "8480-6", 88, "mmHg", 88),
         ("map", "8478-0", 8, "kPa", 60.0),
+        ("body_weight", "29463-7", 110, "[lb_av]", 49.895),
+        ("body_weight", "29463-7", 110, "lbs", 49.895),
+        ("body_weight", "3141-9", 3500, "g", 3.5),
         ("temperature", "8331-1", 101.3, "[degF]", 38.5),
     ],
 )
 def test_vital_signs_are_read_like_labs(
     catalog: Catalog, analyte: str, code: str, value: float, unit: str, expected: float
 ) -> None:
-    obs = observation("temperature", valueQuantity=quantity(value, unit, ucum=unit != "mmHg"))
+    obs = observation(
+        "temperature", valueQuantity=quantity(value, unit, ucum=unit not in ("mmHg", "lbs"))
+    )
     obs["code"] = {"coding": [{"system": LOINC, "code": code}]}
     evidence = build_evidence([obs], catalog, AS_OF)
     assert evidence.analytes[analyte].latest.value == pytest.approx(expected, abs=0.05)

@@ -161,9 +161,9 @@ def test_bench_patient_has_every_analyte_and_no_problem(catalog: Catalog) -> Non
     assert sum(e["resource"]["resourceType"] == "Observation" for e in data["entry"]) == 60
     evidence = build_evidence([data], catalog, AS_OF)
     assert evidence.problems == ()
-    # every lab analyte; the vital signs and the white cell count (read by the scores) are not
-    # part of the lab bench patient
-    vitals = {"spo2", "o2_flow", "fio2", "sbp", "map", "leukocytes"}
+    # every lab analyte; the vital signs, the body weight and the white cell count (read by the
+    # scores) are not part of the lab bench patient
+    vitals = {"spo2", "o2_flow", "fio2", "sbp", "map", "body_weight", "leukocytes"}
     assert set(evidence.analytes) == set(catalog.analyte_ids) - vitals
     panel = "Observation/lab-bench-cytokine-panel-d3"
     from_panel = {a for a, e in evidence.analytes.items() if e.latest.source == panel}

@@ -104,6 +104,39 @@ def test_a_dose_limit_on_an_unknown_drug_names_the_line(catalog: Catalog, tmp_pa
     assert f"line {line_of(path, 'tocilizumabb')}" in str(error.value)
 
 
+@pytest.mark.parametrize(
+    ("old", "new", "message"),
+    [
+        ("- {below_kg: 30, mg_per_kg: 12}", "- {below_kg: 30, mg_per_kg: 12, mg: 400}",
+         "give either mg_per_kg or mg"),
+        ("- {over_kg: 40, mg: 400, source: recovery2021}",
+         "- {over_kg: 40, below_kg: 30, mg: 400, source: recovery2021}",
+         "over_kg must be below below_kg"),
+        ("- {over_kg: 40, mg: 400, source: recovery2021}",
+         "- {over_kg: 40, mg: 400, source: recovery2012}", "unknown source 'recovery2012'"),
+        ("    settings: [iec]\n    by_weight:",
+         "    settings: [iec]\n    max_mg: 800\n    by_weight:", "give either max_mg or by_weight"),
+    ],
+)  # fmt: skip
+def test_a_dose_limit_by_weight_that_cannot_mean_one_thing_names_the_line(
+    catalog: Catalog, tmp_path: Path, old: str, new: str, message: str
+) -> None:
+    path = edited(tmp_path, old, new)
+    with pytest.raises(ConfigFileError, match=message) as error:
+        load_rules(catalog, path)
+    assert "line " in str(error.value)
+
+
+def test_a_dose_limit_by_weight_needs_the_body_weight_in_the_catalog() -> None:
+    """A hospital catalog without `body_weight` cannot judge a dose by weight: start-up says so
+    rather than never firing."""
+    catalog = load_catalog()
+    analytes = {a: catalog.analyte(a) for a in catalog.analyte_ids if a != "body_weight"}
+    without = Catalog(analytes, {}, {}, {}, {}, catalog.ucum_systems, catalog.local_code_system)
+    with pytest.raises(ConfigFileError, match="unknown analyte 'body_weight'"):
+        load_rules(without)
+
+
 def test_an_unknown_setting_has_no_mismatch_and_no_drug(catalog: Catalog) -> None:
     unknown = load_rules(catalog).settings["unknown"]
     assert unknown.avoid == [] and unknown.advice == []

@@ -1,0 +1,123 @@
+"""Doses by body weight: an order read in mg/kg, turned into mg with the charted weight, and
+judged against the shipped limits' weight bands (pure functions, the shipped rules file)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from cds_service.evidence import LabValue
+from cds_service.fhir.draft_orders import DraftMedication, medication_orders
+from cds_service.rules.loader import BODY_WEIGHT, Rules
+from cds_service.rules.orders import dose_above, weighed
+from cds_service.runtime import Runtime
+
+NOW = datetime(2026, 12, 1, 12, tzinfo=UTC)
+
+
+@pytest.fixture(scope="module")
+def rules(runtime: Runtime) -> Rules:
+    return runtime.knowledge.rules
+
+
+def limit(rules: Rules, limit_id: str) -> Any:
+    return next(item for item in rules.dose_limits if item.id == limit_id)
+
+
+def weight(kg: float) -> LabValue:
+    return LabValue(
+        analyte=BODY_WEIGHT, value=kg, comparator=None, upper=None, unit="kg", family="mass",
+        effective=NOW, status="final", reference_low=None, reference_high=None,
+        interpretation=(), source="Observation/w",
+    )  # fmt: skip
+
+
+def draft(quantity: dict[str, Any], **dosage: Any) -> DraftMedication:
+    request = {
+        "resourceType": "MedicationRequest",
+        "id": "d",
+        "status": "draft",
+        "medicationCodeableConcept": {"text": "tocilizumab"},
+        "dosageInstruction": [{"doseAndRate": [{"doseQuantity": quantity}], **dosage}],
+    }
+    (order,) = medication_orders({"resourceType": "Bundle", "entry": [{"resource": request}]})
+    return order
+
+
+@pytest.mark.parametrize(
+    ("quantity", "per_kg"),
+    [
+        ({"value": 8, "code": "mg/kg"}, 8.0),
+        ({"value": 8, "unit": "MG/KG"}, 8.0),
+        ({"value": 8, "unit": "mg / kg"}, 8.0),
+        ({"value": 500, "code": "ug/kg"}, 0.5),
+        ({"value": 500, "unit": "mcg/kg"}, 0.5),
+        ({"value": -8, "code": "mg/kg"}, None),
+        ({"value": 8, "code": "mg/m2"}, None),
+    ],
+)
+def test_a_dose_per_kg_is_read_in_mg_per_kg(quantity: dict[str, Any], per_kg: float) -> None:
+    order = draft(quantity)
+    assert order.dose_mg is None and order.dose_mg_per_kg == per_kg
+
+
+def test_a_dose_per_kg_becomes_mg_with_the_weight_and_its_timing() -> None:
+    order = draft({"value": 2, "code": "mg/kg"}, timing={"repeat": {"frequency": 2, "period": 1}})
+    with_weight = weighed(order, weight(60))
+    assert (with_weight.dose_mg, with_weight.daily_dose_mg) == (120, 240)
+    assert with_weight.dose_problem is None
+    without = weighed(order, None)
+    assert without.dose_mg is None and without.daily_dose_mg is None
+    assert without.dose_problem == "2 mg/kg ordered, and no current body weight is charted"
+    in_mg = draft({"value": 400, "code": "mg"})
+    assert weighed(in_mg, weight(60)) is in_mg
+
+
+@pytest.mark.parametrize(
+    ("kg", "mg", "above"),
+    [
+        # RECOVERY's band (600 mg over 65 kg) is above the label's 8 mg/kg at 70 kg.
+        (70, 600, False),
+        (70, 661, True),  # 600 mg and the 10 % for rounding: 660 mg
+        # At exactly 40 kg no fixed band holds (over 40 kg): 8 mg/kg, 352 mg with rounding.
+        (40, 400, True),
+        (40.5, 400, False),
+        # At 90 kg: the label's 720 mg beats RECOVERY's 600; 800 mg is for over 90 kg.
+        (90, 800, True),
+        (91, 800, False),
+        (30, 240, False),  # 8 mg/kg up to 40 kg
+    ],
+)
+def test_covid19_tocilizumab_is_judged_by_the_larger_of_label_and_recovery(
+    rules: Rules, kg: float, mg: float, above: bool
+) -> None:
+    covid = limit(rules, "tocilizumab-covid19-by-weight")
+    found = dose_above(covid, draft({"value": mg, "code": "mg"}), weight(kg))
+    assert (found is not None) == above
+
+
+def test_crs_bands_change_at_30_kg(rules: Rules) -> None:
+    crs = limit(rules, "tocilizumab-crs-by-weight")
+    per_kg_12 = draft({"value": 12, "code": "mg/kg"})
+    assert dose_above(crs, weighed(per_kg_12, weight(29.9)), weight(29.9)) is None
+    found = dose_above(crs, weighed(per_kg_12, weight(30)), weight(30))
+    assert found is not None
+    assert found.reason == (
+        "12 mg/kg (360 mg) ordered for 30 kg, above the dose by weight labelled for CRS"
+    )
+    assert "the limit is 240 mg (8 mg/kg), or 264 mg with the 10 % allowed" in found.detail
+    assert found.cites == ("hopa_rounding2018",)
+
+
+def test_without_a_weight_only_limits_of_per_kg_bands_judge_a_dose_per_kg(rules: Rules) -> None:
+    covid = limit(rules, "tocilizumab-covid19-by-weight")  # fixed-dose bands: cannot be judged
+    emapalumab = limit(rules, "emapalumab-max-per-kg")
+    huge = draft({"value": 50, "code": "mg/kg"})
+    assert dose_above(covid, huge, None) is None
+    assert dose_above(emapalumab, draft({"value": 11, "code": "mg/kg"}), None) is None
+    found = dose_above(emapalumab, huge, None)
+    assert found is not None and found.reason.startswith("50 mg/kg ordered")
+    # An order in mg needs a weight for every limit by weight.
+    assert dose_above(emapalumab, draft({"value": 5000, "code": "mg"}), None) is None
