@@ -308,7 +308,7 @@ class CardBuilder:
             finding.source,
             None,
             links,
-            indicator="info" if finding.kind == "dose-unknown" else None,
+            indicator="info" if finding.kind in ("dose-unknown", "weight-unknown") else None,
         )
 
     def data_incomplete(self, gaps: list[DataGapText], unusable: Sequence[str] = ()) -> Card:
@@ -639,6 +639,14 @@ def sample_renders(
             reason=above.reason, detail=above.detail, cites=above.cites,
         )  # fmt: skip
         renders.append((builder.order_caution, (finding, sample, links)))
+    if rules.dose_limits:
+        limit = rules.dose_limits[0]
+        unweighed = OrderFinding(
+            kind="weight-unknown", order="MedicationRequest/sample", drug=limit.drugs[0],
+            drug_class=rules.drugs[limit.drugs[0]].class_, rule=limit.id, source=limit.source,
+            reason="199.5 mg/kg ordered",
+        )  # fmt: skip
+        renders.append((builder.order_caution, (unweighed, sample, links)))
     unreadable = OrderFinding(
         kind="dose-unknown", order="MedicationRequest/sample", drug="methylprednisolone",
         drug_class="corticosteroid", source="provide2022", reason="sample reason",

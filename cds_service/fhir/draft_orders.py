@@ -28,7 +28,7 @@ RXNORM_SYSTEMS = frozenset(
 _PER_DAY = {"s": 86400.0, "min": 1440.0, "h": 24.0, "d": 1.0, "wk": 1 / 7, "mo": 1 / 30}
 _MEDICATION_TAIL = re.compile(r"Medication/[A-Za-z0-9.\-]{1,64}$")
 _MG = {"mg": 1.0, "g": 1000.0, "ug": 0.001, "mcg": 0.001}
-_MG_PER_KG = {f"{unit}/kg": factor for unit, factor in _MG.items()}
+_MG_PER_KG = {f"{unit}/kg": factor for unit, factor in {**_MG, "µg": 0.001, "μg": 0.001}.items()}
 # Dose units that count tablets or capsules: the mg come from the strength in the drug's name.
 _COUNTED = {"{tbl}", "{pill}", "{tablet}", "{capsule}", "{cap}", "tbl", "tab", "tablet",
             "tablets", "pill", "capsule", "capsules", "cap"}  # fmt: skip
@@ -191,7 +191,9 @@ def one_dose_mg_per_kg(dosage: Any) -> float | None:
         if not isinstance(quantity, dict) or not isinstance(quantity.get("value"), int | float):
             continue
         unit = quantity.get("code") or quantity.get("unit")
-        factor = _MG_PER_KG.get(str(unit).strip().lower().replace(" ", "")) if unit else None
+        # "mg/kg/dose" (a spelling of order entry) is one dose per kg too.
+        key = str(unit).strip().lower().replace(" ", "").removesuffix("/dose") if unit else ""
+        factor = _MG_PER_KG.get(key)
         if factor is not None and quantity["value"] >= 0:
             return float(quantity["value"]) * factor
     return None

@@ -1,7 +1,7 @@
 """One search instead of several: the plan of the service's own FHIR reads, with the Observation
 searches that differ only in their code lists merged, and the merged result given back per key.
 
-The prefetch templates split the Observations into cytokines, labs and vitals (see
+The prefetch templates split the Observations into cytokines, labs, vitals and weight (see
 cds_service/hooks/prefetch_plan.py: a client sends only a first page, and one search it cannot
 run should not cost the others). When the service reads the FHIR server itself it follows every
 page, so one search for the union of the codes finds the same Observations for less (measured

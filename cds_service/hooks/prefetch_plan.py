@@ -1,12 +1,12 @@
 """The prefetch templates, derived from the knowledge: the searches whose results it reads.
 
-Observation searches ask for exactly the analytes the rules and the scores read (and the codes
-of oxygen-support Observations the chart reader reads), split so that one search a client cannot
-run does not cost the others and so that vital signs, charted many times a day, do not push lab
-results off the first page. The chart searches bring the Conditions, Procedures, drugs and
-allergies the chart-context reader turns into settings and safety facts. Every template stays in
-the CDS Hooks 2.0 prefetch subset: `patient={{context.patientId}}`, token equality, `_sort` and
-`_count`.
+Observation searches ask for exactly the analytes the rules, the scores and the dose limits read
+(and the codes of oxygen-support Observations the chart reader reads), split so that one search
+a client cannot run does not cost the others and so that vital signs, charted many times a day,
+do not push lab results or the body weight off the first page. The chart searches bring the
+Conditions, Procedures, drugs and allergies the chart-context reader turns into settings and
+safety facts. Every template stays in the CDS Hooks 2.0 prefetch subset:
+`patient={{context.patientId}}`, token equality, `_sort` and `_count`.
 """
 
 from __future__ import annotations
@@ -19,12 +19,19 @@ from cds_service.rules.scores import score_analytes
 
 PATIENT = "patient={{context.patientId}}"
 # Charted many times a day: their own search, so that they do not crowd out the labs.
-VITAL_SIGNS = frozenset({"temperature", "spo2", "o2_flow", "fio2", "sbp", "map", BODY_WEIGHT})
-OBSERVATION_COUNT = {"cytokines": 100, "labs": 200, "vitals": 200}
+VITAL_SIGNS = frozenset({"temperature", "spo2", "o2_flow", "fio2", "sbp", "map"})
+# Charted once a day or less: its own search, so that the newest weight is not pushed off the
+# first page by a day of hourly vital signs.
+OBSERVATION_COUNT = {"cytokines": 100, "labs": 200, "vitals": 200, "weight": 5}
 # Cytokines often arrive as components of one panel Observation whose own code is the lab's
 # panel code, so they are searched with combo-code (code or component code); vital signs too
 # (flow and FiO2 are components of a pulse-oximetry Observation in US Core).
-OBSERVATION_PARAMETER = {"cytokines": "combo-code", "labs": "code", "vitals": "combo-code"}
+OBSERVATION_PARAMETER = {
+    "cytokines": "combo-code",
+    "labs": "code",
+    "vitals": "combo-code",
+    "weight": "code",
+}
 CHART_QUERIES = {
     "conditions": f"Condition?{PATIENT}&_count=200",
     "medicationAdministrations": (
@@ -52,15 +59,20 @@ def observation_search(codes: Iterable[str], count: int, parameter: str = "code"
     return f"Observation?{PATIENT}&{parameter}={','.join(codes)}&_sort=-date&_count={count}"
 
 
+def _observation_key(analyte: str, cytokines: set[str]) -> str:
+    if analyte in cytokines:
+        return "cytokines"
+    if analyte == BODY_WEIGHT:
+        return "weight"
+    return "vitals" if analyte in VITAL_SIGNS else "labs"
+
+
 def prefetch_queries(knowledge: Knowledge) -> dict[str, str]:
     """Prefetch key -> query template, for every search whose data the service reads."""
     cytokines = {a for group in knowledge.rules.cytokine_groups for a in group.analytes}
-    keys: dict[str, list[str]] = {"cytokines": [], "labs": [], "vitals": []}
+    keys: dict[str, list[str]] = {"cytokines": [], "labs": [], "vitals": [], "weight": []}
     for analyte in sorted(analytes_read(knowledge)):
-        key = (
-            "cytokines" if analyte in cytokines else "vitals" if analyte in VITAL_SIGNS else "labs"
-        )
-        keys[key].append(analyte)
+        keys[_observation_key(analyte, cytokines)].append(analyte)
     queries: dict[str, str] = {}
     for key, analytes in keys.items():
         codes = knowledge.catalog.code_query(*analytes).split(",") if analytes else []

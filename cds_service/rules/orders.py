@@ -36,10 +36,11 @@ class OrderFinding(BaseModel):
     # indication-unstated: an avoid rule about one indication, on an order that names none;
     # alternative: the setting's equal alternative is on the chart or in the same orders;
     # setting-caution: an avoid rule whose outcome is a caution, not a mismatch;
-    # dose-limit: one dose above the label's maximum, fixed or for the charted body weight
+    # dose-limit: one dose above the label's maximum, fixed or for the charted body weight;
+    # weight-unknown: a dose per kg with dose limits that need a body weight, and none found
     kind: Literal[
         "mismatch", "caution", "dose-unknown", "needs-cytokines", "indication-unstated",
-        "alternative", "setting-caution", "dose-limit",
+        "alternative", "setting-caution", "dose-limit", "weight-unknown",
     ]  # fmt: skip
     order: str | None  # "MedicationRequest/<id>" of the draft
     drug: str  # drug id in the rules file
@@ -83,6 +84,8 @@ def judge_orders(
     settings an order's stated indication names (None: none stated); `weight`: the newest
     current body weight (kg), for doses ordered per kg and limits by weight."""
     setting = assessment.setting.setting if assessment.setting else "unknown"
+    if weight is not None and weight.comparator is not None:
+        weight = None  # a bound (">150 kg") is no weight to dose by
     findings: list[OrderFinding] = []
     identified = [(order, identify_drug(order, rules)) for order in orders]
     ordered = [drug_id for _, drug_id in identified if drug_id is not None]
@@ -161,21 +164,7 @@ def judge_orders(
         if cautions:
             reason = "; ".join(text for text, _ in cautions)
             found.append(OrderFinding(kind="caution", **base, reason=reason))
-        for limit in rules.dose_limits:
-            if drug_id in limit.drugs and (not limit.settings or setting in limit.settings):
-                above = dose_above(limit, order, weight)
-                if above is not None:
-                    found.append(
-                        OrderFinding(
-                            kind="dose-limit",
-                            **base,
-                            rule=limit.id,
-                            source=limit.source,
-                            reason=above.reason,
-                            detail=above.detail,
-                            cites=above.cites,
-                        )
-                    )
+        found += _dose_limit_findings(order, drug_id, setting, rules, weight)
         pair = _alternative_in_the_way(drug_id, setting, ordered, chart, rules, now)
         if pair is not None:
             other, source, text = pair
@@ -190,6 +179,51 @@ def judge_orders(
     return findings
 
 
+def _dose_limit_findings(
+    order: DraftMedication, drug_id: str, setting: str, rules: Rules, weight: LabValue | None
+) -> list[OrderFinding]:
+    """A finding for each dose limit of the setting the order's one dose is above; when it is
+    ordered per kg with no weight to turn it into mg, one that says the limits went unchecked."""
+    limits = [
+        limit
+        for limit in rules.dose_limits
+        if drug_id in limit.drugs and (not limit.settings or setting in limit.settings)
+    ]
+    base = {"order": order.reference, "drug": drug_id, "drug_class": rules.drugs[drug_id].class_}
+    found = [
+        OrderFinding(
+            kind="dose-limit",
+            **base,
+            rule=limit.id,
+            source=limit.source,
+            reason=above.reason,
+            detail=above.detail,
+            cites=above.cites,
+        )
+        for limit in limits
+        if (above := dose_above(limit, order, weight)) is not None
+    ]
+    unchecked = [limit for limit in limits if _needs_weight(limit)]
+    if unchecked and not found and order.dose_mg_per_kg is not None and weight is None:
+        found.append(
+            OrderFinding(
+                kind="weight-unknown",
+                **base,
+                rule=unchecked[0].id,
+                source=unchecked[0].source,
+                reason=f"{number(order.dose_mg_per_kg)} mg/kg ordered",
+            )
+        )
+    return found
+
+
+def _needs_weight(limit: DoseLimitSpec) -> bool:
+    """Whether a dose per kg can be judged by the limit only with a weight: a maximum in mg, a
+    fixed-dose band, or bands of different doses per kg."""
+    per_kg = {band.mg_per_kg for band in limit.by_weight}
+    return limit.max_mg is not None or None in per_kg or len(per_kg) > 1
+
+
 def weighed(order: DraftMedication, weight: LabValue | None) -> DraftMedication:
     """An order per kg of body weight as an order in mg, with the charted weight; without a
     current weight its dose stays unread, and says why."""
@@ -197,7 +231,7 @@ def weighed(order: DraftMedication, weight: LabValue | None) -> DraftMedication:
     if per_kg is None:
         return order
     if weight is None:
-        problem = f"{number(per_kg)} mg/kg ordered, and no current body weight is charted"
+        problem = f"{number(per_kg)} mg/kg ordered, and no current body weight was found"
         return replace(order, dose_problem=problem)
     mg = per_kg * weight.value
     daily = mg * order.doses_a_day if order.doses_a_day is not None else None
@@ -226,21 +260,24 @@ def dose_above(
     """How one dose of the order lies above the limit, or None: a fixed maximum, or the dose for
     the charted weight; an order in mg/kg without a current weight is judged only against a
     limit whose bands are all per kg."""
+    order = weighed(order, weight)
     dose, per_kg = order.dose_mg, order.dose_mg_per_kg
     if limit.max_mg is not None:
         if dose is None or dose <= limit.max_mg * (1 + _ROUNDING):
             return None
-        return AboveLimit(f"{_ordered(order)} ordered, {limit.finding}")
+        used = f"Turned into mg with {_weight_text(weight)}." if per_kg and weight else ""
+        return AboveLimit(f"{_ordered(order)} ordered, {limit.finding}", used)
     if weight is not None and dose is not None:
-        return _above_for_weight(limit, order, dose, weight.value, weight.effective)
+        return _above_for_weight(limit, order, dose, weight)
     if dose is None and per_kg is not None:
         return _above_every_band(limit, per_kg)
     return None
 
 
 def _above_for_weight(
-    limit: DoseLimitSpec, order: DraftMedication, dose: float, kg: float, weighed_at: datetime
+    limit: DoseLimitSpec, order: DraftMedication, dose: float, weight: LabValue
 ) -> AboveLimit | None:
+    kg = weight.value
     holding = [band for band in limit.by_weight if band.holds(kg)]
     if not holding:
         return None
@@ -248,10 +285,9 @@ def _above_for_weight(
     allowed = band.dose_mg(kg)
     if dose <= allowed * _allowance(limit) * (1 + _ROUNDING):
         return None
-    charted = f"{number(kg)} kg, charted {weighed_at.date().isoformat()}"
     return AboveLimit(
         f"{_ordered(order)} ordered for {number(kg)} kg, {limit.finding}",
-        f"{number(dose / kg)} mg/kg for the newest body weight ({charted}); at this weight "
+        f"{number(dose / kg)} mg/kg for {_weight_text(weight)}; at this weight "
         + _with_rounding(
             limit, f"the limit is {number(allowed)} mg ({band.text()})", allowed, "mg"
         ),
@@ -269,13 +305,19 @@ def _above_every_band(limit: DoseLimitSpec, per_kg: float) -> AboveLimit | None:
         f"{number(per_kg)} mg/kg ordered, {limit.finding}",
         _with_rounding(
             limit,
-            f"No current body weight is charted; at any weight the limit is at most "
+            f"No current body weight was found; at any weight the limit is at most "
             f"{number(ceiling)} mg/kg",
             ceiling,
             "mg/kg",
         ),
         _cited(limit),
     )
+
+
+def _weight_text(weight: LabValue | None) -> str:
+    if weight is None:
+        return ""
+    return f"the newest body weight ({number(weight.value)} kg, charted {weight.effective.date()})"
 
 
 def _ordered(order: DraftMedication) -> str:

@@ -365,6 +365,13 @@ class DoseLimitSpec(_Spec):
             raise ValueError("give either max_mg or by_weight")
         if self.rounding is not None and not self.by_weight:
             raise ValueError("rounding applies to by_weight limits only")
+        if self.by_weight:
+            # Every weight needs a band: a weight no band holds would never be judged.
+            bounds = {b for band in self.by_weight for b in (band.over_kg, band.below_kg) if b}
+            probes = [0.001, 1000.0, *(b + d for b in bounds for d in (-1e-6, 0.0, 1e-6))]
+            bare = [kg for kg in probes if kg > 0 and not any(b.holds(kg) for b in self.by_weight)]
+            if bare:
+                raise ValueError(f"no band of by_weight holds for {min(bare):g} kg")
         return self
 
 

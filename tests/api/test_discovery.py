@@ -95,7 +95,7 @@ def test_observation_templates_ask_for_exactly_what_the_rules_and_scores_read() 
     queries = prefetch_queries(knowledge)
     asked = {
         code
-        for key in ("cytokines", "labs", "vitals")
+        for key in ("cytokines", "labs", "vitals", "weight")
         for code in dict(parse_qsl(queries[key].partition("?")[2])).get("code", "").split(",")
         + dict(parse_qsl(queries[key].partition("?")[2])).get("combo-code", "").split(",")
         if code

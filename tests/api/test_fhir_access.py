@@ -376,7 +376,7 @@ def test_merged_searches_give_the_same_evidence_and_cards_as_one_search_per_key(
         context = HookContext("patient-view", patient, user_id=request.context.get("userId"))
         # At the fixture's own time, so that its results are fresh and the rules judge them.
         decisions[merge] = decide(runtime.knowledge, record, context, fixture_time(patient))
-    assert searches == {False: 3, True: 1}
+    assert searches == {False: 4, True: 1}
     separate, merged = decisions[False], decisions[True]
     assert merged.evidence == separate.evidence
     assert merged.assessment == separate.assessment
@@ -418,5 +418,5 @@ def test_a_no_prefetch_call_sends_one_observation_search_and_answers_as_before(
         assert response.status_code == 200, response.get_json()
         answers[merge] = without_uuids(response.get_json())
         searches[merge] = observation_searches(faults, since)
-    assert searches == {False: 3, True: 1}
+    assert searches == {False: 4, True: 1}
     assert answers[True] == answers[False]

@@ -247,10 +247,18 @@ def test_an_epic_dose_per_kg_in_its_ordered_dose_extension_is_judged(epic: Epic)
     assert cards[0]["summary"] == (
         "tocilizumab: 14 mg/kg ordered, above the dose by weight labelled for CRS"
     )
-    assert "No current body weight is charted" in cards[0]["detail"]
-    # 12 mg/kg is the label's dose under 30 kg: without a weight it cannot be judged.
+    assert "No current body weight was found" in cards[0]["detail"]
+    # 12 mg/kg is the label's dose under 30 kg: without a weight it cannot be judged, and an
+    # info card says the dose limits went unchecked.
     within = {"value": 12, "unit": "mg/kg", "system": UCUM, "code": "mg/kg"}
-    assert cards_of(epic_order(epic, "case-cart-day3", name, "612865", within)) == []
+    cards = cards_of(epic_order(epic, "case-cart-day3", name, "612865", within))
+    assert [(c["source"]["topic"]["code"], c["indicator"]) for c in cards] == [
+        ("ordercaution", "info")
+    ], cards
+    assert cards[0]["summary"] == (
+        "tocilizumab: 12 mg/kg ordered, no current body weight found; dose limits not checked"
+    )
+    assert "charted in the last 7 days was found" in cards[0]["detail"]
 
 
 def test_epics_no_results_outcome_is_an_empty_search_not_a_gap(epic: Epic) -> None:

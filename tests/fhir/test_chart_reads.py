@@ -29,7 +29,9 @@ CHART_KEYS = [
     "medicationStatements",
     "allergies",
     "vitals",
+    "weight",
 ]
+UCUM_SYSTEM = "http://unitsofmeasure.org"
 
 
 def _at(days: float) -> str:
@@ -125,6 +127,15 @@ def _chart() -> list[dict[str, Any]]:
             "effectiveDateTime": _at(0.05),
             "valueQuantity": {"value": 10, "unit": "L/min"},
         },
+        {
+            "resourceType": "Observation",
+            "id": f"{PATIENT}-weight",
+            "status": "final",
+            "subject": subject,
+            "code": {"coding": [{"system": "http://loinc.org", "code": "29463-7"}]},
+            "effectiveDateTime": _at(2),
+            "valueQuantity": {"value": 72.5, "unit": "kg", "system": UCUM_SYSTEM, "code": "kg"},
+        },
     ]
 
 
@@ -156,6 +167,7 @@ def test_every_chart_template_is_a_search_the_server_answers(chart_server: str) 
     assert found["medicationRequests"] == [f"{PATIENT}-dexa"]  # active orders only
     assert found["allergies"] == [f"{PATIENT}-allergy"]
     assert found["vitals"] == [f"{PATIENT}-o2"]
+    assert found["weight"] == [f"{PATIENT}-weight"]  # its own search, newest first
     assert len(found["medicationAdministrations"]) == 2
 
 

@@ -23,7 +23,7 @@ from cds_service.settings import Settings
 from tests.fault_server import FaultServer, fault_server
 from tests.fhir.test_gather import TEMPLATES, identities
 
-OBSERVATION_KEYS = ("cytokines", "labs", "vitals")
+OBSERVATION_KEYS = ("cytokines", "labs", "vitals", "weight")
 LOINC = "http://loinc.org"
 
 
@@ -47,15 +47,17 @@ def search(key: str, codes: str, parameter: str = "code", rest: str = "&_count=1
 def test_the_service_observation_searches_become_one_combo_code_search() -> None:
     plan = plan_of(TEMPLATES)
     merged = merge_searches(plan)
-    assert len(merged) == len(plan) - 2
+    assert len(merged) == len(plan) - (len(OBSERVATION_KEYS) - 1)
     observation = [s for s in merged if s.merged]
     assert len(observation) == 1
     task = observation[0].task
     assert [m.key for m in observation[0].members] == list(OBSERVATION_KEYS)
-    assert task.key == "cytokines+labs+vitals" and task.searches == 3
+    assert task.key == "+".join(OBSERVATION_KEYS) and task.searches == len(OBSERVATION_KEYS)
     # Where the first member was, every other task as it was.
     assert [s.task.key for s in merged] == [
-        task.key if t.key == "cytokines" else t.key for t in plan if t.key not in ("labs", "vitals")
+        task.key if t.key == "cytokines" else t.key
+        for t in plan
+        if t.key not in OBSERVATION_KEYS[1:]
     ]
     assert all(s.task == s.members[0] for s in merged if not s.merged)
     got = params(task.url)
@@ -226,9 +228,9 @@ def test_a_merged_search_the_server_refuses_is_read_again_separately_then_by_cod
     since = len(proxy.paths("strict-combo"))
     got = gather(proxy.url("strict-combo"), "fhir-access-demo")
     sent = observation_searches(proxy, "strict-combo", since)
-    # The merged search, the three on their own, then the two combo-code ones with code=.
-    assert len(sent) == 6
-    assert all("combo-code=" not in path for path in sent[4:])
+    # The merged search, the four on their own, then the two combo-code ones with code=.
+    assert len(sent) == 1 + len(OBSERVATION_KEYS) + 2
+    assert all("combo-code=" not in path for path in sent[1 + len(OBSERVATION_KEYS) :])
     # Read by code, with a partial gap naming what only combo-code would have found.
     assert [(g.key, g.partial) for g in got.gaps] == [("cytokines", True), ("vitals", True)]
     assert all("refused the combo-code search" in g.reason for g in got.gaps)
@@ -255,8 +257,8 @@ def test_a_merged_search_cut_by_the_page_limit_leaves_each_key_partly_read(
         got = fhir.gather(prefetch, small_pages, context, fhir_server, None)
     finally:
         fhir.close()
-    # Three pages of three (the members' page limits and page sizes summed), newest first.
-    assert sum(r["resourceType"] == "Observation" for r in got.resources) == 9
+    # Four pages of four (the members' page limits and page sizes summed), newest first.
+    assert sum(r["resourceType"] == "Observation" for r in got.resources) == 16
     gaps = {g.key: g for g in got.gaps}
     assert set(gaps) == set(OBSERVATION_KEYS)
     assert all("CYTOKINE_CDS_FHIR_MAX_PAGES" in g.reason for g in gaps.values())

@@ -11,8 +11,11 @@ import pytest
 from cds_service.evidence import LabValue
 from cds_service.fhir.draft_orders import DraftMedication, medication_orders
 from cds_service.rules.loader import BODY_WEIGHT, Rules
-from cds_service.rules.orders import dose_above, weighed
+from cds_service.rules.orders import dose_above, judge_orders, weighed
+from cds_service.rules.schema import DoseLimitSpec
 from cds_service.runtime import Runtime
+from tests.rules.charts import chart, finding
+from tests.rules.test_setting_rules import assessed
 
 NOW = datetime(2026, 12, 1, 12, tzinfo=UTC)
 
@@ -26,9 +29,9 @@ def limit(rules: Rules, limit_id: str) -> Any:
     return next(item for item in rules.dose_limits if item.id == limit_id)
 
 
-def weight(kg: float) -> LabValue:
+def weight(kg: float, comparator: Any = None) -> LabValue:
     return LabValue(
-        analyte=BODY_WEIGHT, value=kg, comparator=None, upper=None, unit="kg", family="mass",
+        analyte=BODY_WEIGHT, value=kg, comparator=comparator, upper=None, unit="kg", family="mass",
         effective=NOW, status="final", reference_low=None, reference_high=None,
         interpretation=(), source="Observation/w",
     )  # fmt: skip
@@ -54,6 +57,8 @@ def draft(quantity: dict[str, Any], **dosage: Any) -> DraftMedication:
         ({"value": 8, "unit": "mg / kg"}, 8.0),
         ({"value": 500, "code": "ug/kg"}, 0.5),
         ({"value": 500, "unit": "mcg/kg"}, 0.5),
+        ({"value": 500, "unit": "µg/kg"}, 0.5),
+        ({"value": 8, "unit": "mg/kg/dose"}, 8.0),
         ({"value": -8, "code": "mg/kg"}, None),
         ({"value": 8, "code": "mg/m2"}, None),
     ],
@@ -70,7 +75,7 @@ def test_a_dose_per_kg_becomes_mg_with_the_weight_and_its_timing() -> None:
     assert with_weight.dose_problem is None
     without = weighed(order, None)
     assert without.dose_mg is None and without.daily_dose_mg is None
-    assert without.dose_problem == "2 mg/kg ordered, and no current body weight is charted"
+    assert without.dose_problem == "2 mg/kg ordered, and no current body weight was found"
     in_mg = draft({"value": 400, "code": "mg"})
     assert weighed(in_mg, weight(60)) is in_mg
 
@@ -121,3 +126,28 @@ def test_without_a_weight_only_limits_of_per_kg_bands_judge_a_dose_per_kg(rules:
     assert found is not None and found.reason.startswith("50 mg/kg ordered")
     # An order in mg needs a weight for every limit by weight.
     assert dose_above(emapalumab, draft({"value": 5000, "code": "mg"}), None) is None
+
+
+def test_a_weight_given_as_a_bound_is_no_weight_to_dose_by(runtime: Runtime) -> None:
+    """ ">150 kg" says too little to turn 8 mg/kg into mg: the limits go unchecked, and say so."""
+    crs = assessed(runtime, chart(finding("iec", kind="car-t", day=3)))
+    per_kg = [draft({"value": 8, "code": "mg/kg"})]
+    rules = runtime.knowledge.rules
+    exact = judge_orders(per_kg, crs, rules, NOW, weight=weight(150))
+    bound = judge_orders(per_kg, crs, rules, NOW, weight=weight(150, ">"))
+    assert [f.kind for f in exact] == ["dose-limit"]  # 1,200 mg: above the 800 mg maximum
+    assert [f.kind for f in bound] == ["weight-unknown"]
+
+
+@pytest.mark.parametrize(
+    "bands",
+    [
+        [{"over_kg": 40, "mg": 400}],  # nothing up to 40 kg
+        [{"below_kg": 30, "mg_per_kg": 12}, {"over_kg": 30, "mg_per_kg": 8}],  # 30 kg itself
+    ],
+)
+def test_bands_that_leave_a_weight_without_a_limit_are_refused(bands: list[Any]) -> None:
+    spec = {"id": "x", "drugs": ["tocilizumab"], "source": "s", "population": "p", "finding": "f"}
+    with pytest.raises(ValueError, match="no band of by_weight holds"):
+        DoseLimitSpec.model_validate({**spec, "by_weight": bands})
+    DoseLimitSpec.model_validate({**spec, "by_weight": [*bands, {"mg_per_kg": 8}]})
