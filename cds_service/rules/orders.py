@@ -314,9 +314,7 @@ def _above_every_band(limit: DoseLimitSpec, per_kg: float) -> AboveLimit | None:
     )
 
 
-def _weight_text(weight: LabValue | None) -> str:
-    if weight is None:
-        return ""
+def _weight_text(weight: LabValue) -> str:
     return f"the newest body weight ({number(weight.value)} kg, charted {weight.effective.date()})"
 
 
