@@ -315,7 +315,8 @@ def _above_every_band(limit: DoseLimitSpec, per_kg: float) -> AboveLimit | None:
 
 
 def _weight_text(weight: LabValue) -> str:
-    return f"the newest body weight ({number(weight.value)} kg, charted {weight.effective.date()})"
+    charted = f"{weight.effective:%Y-%m-%d %H:%M} UTC"  # as the other cards give times
+    return f"the newest body weight ({number(weight.value)} kg, charted {charted})"
 
 
 def _ordered(order: DraftMedication) -> str:
