@@ -30,6 +30,14 @@ def edited(tmp_path: Path, old: str, new: str) -> Path:
     return path
 
 
+def refused(catalog: Catalog, tmp_path: Path, old: str, new: str, message: str) -> tuple[Path, str]:
+    """The edited rules file and the error that refuses it (matching `message`)."""
+    path = edited(tmp_path, old, new)
+    with pytest.raises(ConfigFileError, match=message) as error:
+        load_rules(catalog, path)
+    return path, str(error.value)
+
+
 def line_of(path: Path, fragment: str) -> int:
     lines = path.read_text(encoding="utf-8").splitlines()
     return next(i for i, line in enumerate(lines, 1) if fragment in line)
@@ -121,10 +129,8 @@ def test_a_dose_limit_on_an_unknown_drug_names_the_line(catalog: Catalog, tmp_pa
 def test_a_dose_limit_by_weight_that_cannot_mean_one_thing_names_the_line(
     catalog: Catalog, tmp_path: Path, old: str, new: str, message: str
 ) -> None:
-    path = edited(tmp_path, old, new)
-    with pytest.raises(ConfigFileError, match=message) as error:
-        load_rules(catalog, path)
-    assert "line " in str(error.value)
+    _, error = refused(catalog, tmp_path, old, new, message)
+    assert "line " in error
 
 
 def test_a_dose_limit_by_weight_needs_the_body_weight_in_the_catalog() -> None:
@@ -155,10 +161,8 @@ def test_an_unknown_setting_has_no_mismatch_and_no_drug(catalog: Catalog) -> Non
 def test_a_bad_setting_rule_names_the_line(
     catalog: Catalog, tmp_path: Path, old: str, new: str, message: str
 ) -> None:
-    path = edited(tmp_path, old, new)
-    with pytest.raises(ConfigFileError, match=message) as error:
-        load_rules(catalog, path)
-    assert str(path) in str(error.value) and "line " in str(error.value)
+    path, error = refused(catalog, tmp_path, old, new, message)
+    assert str(path) in error and "line " in error
 
 
 @pytest.mark.parametrize(
