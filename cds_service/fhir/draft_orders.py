@@ -9,7 +9,8 @@ The drug is read from `medicationCodeableConcept`, or through `medicationReferen
 absolute or the entry's `fullUrl`), to a `#contained` Medication, or, when neither is there, from
 the reference's `display` alone (Epic before 2024). The dose is `doseQuantity`, or Epic's
 `ordered-dose` dosage extension when `doseQuantity` is not a mass. A dose per kg of body weight
-(mg/kg) is kept as such: the order checks turn it into mg with the charted weight.
+(mg/kg a dose, or mg/kg a day) is kept as such: the order checks turn it into mg with the charted
+weight.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from cds_service.evidence.bundles import as_list, entry_resources, resource_entries, text_at
 
@@ -29,6 +30,8 @@ _PER_DAY = {"s": 86400.0, "min": 1440.0, "h": 24.0, "d": 1.0, "wk": 1 / 7, "mo":
 _MEDICATION_TAIL = re.compile(r"Medication/[A-Za-z0-9.\-]{1,64}$")
 _MG = {"mg": 1.0, "g": 1000.0, "ug": 0.001, "mcg": 0.001}
 _MG_PER_KG = {f"{unit}/kg": factor for unit, factor in {**_MG, "µg": 0.001, "μg": 0.001}.items()}
+# Spellings of "a day" after a dose per kg: UCUM "mg/kg/d", and order entry's "mg/kg/day".
+_A_DAY = ("/d", "/day", "/24h", "/24.h")
 # Dose units that count tablets or capsules: the mg come from the strength in the drug's name.
 _COUNTED = {"{tbl}", "{pill}", "{tablet}", "{capsule}", "{cap}", "tbl", "tab", "tablet",
             "tablets", "pill", "capsule", "capsules", "cap"}  # fmt: skip
@@ -46,6 +49,7 @@ class DraftMedication:
     dose_mg: float | None = None  # one dose (one infusion), when it can be read
     dose_mg_per_kg: float | None = None  # one dose, when it is ordered per kg of body weight
     doses_a_day: float | None = None  # from the timing (none: once a day), when it can be read
+    daily_mg_per_kg: float | None = None  # when the order gives its dose per kg a day
 
 
 def medication_orders(
@@ -65,9 +69,15 @@ def medication_orders(
         codes, names = _medication(resource, medications)
         dosage = resource.get("dosageInstruction")
         one, problem = one_dose_mg(dosage, names)
-        per_kg = one_dose_mg_per_kg(dosage) if one is None else None
+        per_kg = ordered_per_kg(dosage) if one is None else None
         daily, frequency_problem = _times_a_day(one, dosage)
         doses_a_day, _ = _times_a_day(1.0, dosage) if _first(dosage) else (None, None)
+        one_per_kg, daily_per_kg = None, None
+        if per_kg is not None and per_kg.a_day:
+            daily_per_kg = per_kg.mg_per_kg
+            one_per_kg = daily_per_kg / doses_a_day if doses_a_day else None
+        elif per_kg is not None:
+            one_per_kg = per_kg.mg_per_kg
         orders.append(
             DraftMedication(
                 reference=reference,
@@ -77,8 +87,9 @@ def medication_orders(
                 resource=resource,
                 dose_problem=problem or frequency_problem,
                 dose_mg=one,
-                dose_mg_per_kg=per_kg,
+                dose_mg_per_kg=one_per_kg,
                 doses_a_day=doses_a_day,
+                daily_mg_per_kg=daily_per_kg,
             )
         )
     return orders
@@ -183,9 +194,14 @@ def one_dose_mg(dosage: Any, names: Sequence[str] = ()) -> tuple[float | None, s
     return mg, None if mg is not None else problem
 
 
-def one_dose_mg_per_kg(dosage: Any) -> float | None:
-    """One dose in mg per kg of body weight (mg/kg, mcg/kg, g/kg), from the places
-    `one_dose_mg` reads; None when it is not ordered per kg."""
+class PerKg(NamedTuple):
+    mg_per_kg: float
+    a_day: bool  # the dose of a whole day ("mg/kg/d"), not of one dose
+
+
+def ordered_per_kg(dosage: Any) -> PerKg | None:
+    """A dose ordered per kg of body weight (mg/kg, mcg/kg, g/kg; a dose or a day), from the
+    places `one_dose_mg` reads; None when it is not ordered per kg."""
     first = _first(dosage)
     for quantity in _dose_quantities(first) if first is not None else ():
         if not isinstance(quantity, dict) or not isinstance(quantity.get("value"), int | float):
@@ -193,9 +209,10 @@ def one_dose_mg_per_kg(dosage: Any) -> float | None:
         unit = quantity.get("code") or quantity.get("unit")
         # "mg/kg/dose" (a spelling of order entry) is one dose per kg too.
         key = str(unit).strip().lower().replace(" ", "").removesuffix("/dose") if unit else ""
-        factor = _MG_PER_KG.get(key)
+        a_day = key.endswith(_A_DAY)
+        factor = _MG_PER_KG.get(key[: key.rindex("/")] if a_day else key)
         if factor is not None and quantity["value"] >= 0:
-            return float(quantity["value"]) * factor
+            return PerKg(float(quantity["value"]) * factor, a_day)
     return None
 
 
@@ -206,10 +223,14 @@ def _first(dosage: Any) -> Mapping[str, Any] | None:
 
 
 def _dose_quantities(first: Mapping[str, Any]) -> tuple[Any, Any]:
-    """(doseQuantity, Epic's ordered-dose) of a dosage instruction, either possibly None."""
-    dose_and_rate = first.get("doseAndRate")
-    rate = dose_and_rate[0] if isinstance(dose_and_rate, list) and dose_and_rate else None
-    dose = rate.get("doseQuantity") if isinstance(rate, dict) else None
+    """(doseQuantity, Epic's ordered-dose) of a dosage instruction, either possibly None. The
+    dose is that of the first doseAndRate that has one: an entry may carry only a rate."""
+    given = first.get("doseAndRate")  # one object instead of an array: read it as the only one
+    rates = [rate for rate in ([given] if isinstance(given, dict) else as_list(given))
+             if isinstance(rate, dict)]  # fmt: skip
+    rate = next((r for r in rates if isinstance(r.get("doseQuantity"), dict)), None)
+    rate = rate if rate is not None else (rates[0] if rates else None)
+    dose = rate.get("doseQuantity") if rate is not None else None
     return dose, _ordered_dose(first) or _ordered_dose(rate)
 
 

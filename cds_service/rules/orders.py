@@ -131,6 +131,8 @@ def judge_orders(
                 continue
             fired = rule
             break
+        # A dose rule that judged a dose per kg says which weight made it mg.
+        by_weight = _by_weight(order, weight) if steroid_mg is not None else ""
         if fired is not None:
             findings.append(
                 OrderFinding(
@@ -141,6 +143,7 @@ def judge_orders(
                     source=fired.source,
                     reason=fired.reason + _support_read(fired, rules, chart),
                     daily_dose_prednisone_mg=steroid_mg,
+                    detail=by_weight if fired.min_prednisone_mg is not None else "",
                 )
             )
             continue
@@ -153,6 +156,7 @@ def judge_orders(
                     source=unstated.source,
                     reason=(unstated.unstated or "") + _support_read(unstated, rules, chart),
                     daily_dose_prednisone_mg=steroid_mg,
+                    detail=by_weight if unstated.min_prednisone_mg is not None else "",
                 )
             )
             continue
@@ -204,14 +208,15 @@ def _dose_limit_findings(
         if (above := dose_above(limit, order, weight)) is not None
     ]
     unchecked = [limit for limit in limits if _needs_weight(limit)]
-    if unchecked and not found and order.dose_mg_per_kg is not None and weight is None:
+    per_kg = _per_kg_ordered(order)
+    if unchecked and not found and per_kg is not None and weight is None:
         found.append(
             OrderFinding(
                 kind="weight-unknown",
                 **base,
                 rule=unchecked[0].id,
                 source=unchecked[0].source,
-                reason=f"{number(order.dose_mg_per_kg)} mg/kg ordered",
+                reason=f"{per_kg} ordered",
             )
         )
     return found
@@ -227,20 +232,32 @@ def _needs_weight(limit: DoseLimitSpec) -> bool:
 def weighed(order: DraftMedication, weight: LabValue | None) -> DraftMedication:
     """An order per kg of body weight as an order in mg, with the charted weight; without a
     current weight its dose stays unread, and says why."""
-    per_kg = order.dose_mg_per_kg
-    if per_kg is None:
+    ordered = _per_kg_ordered(order)
+    if ordered is None:
         return order
     if weight is None:
-        problem = f"{number(per_kg)} mg/kg ordered, and no current body weight was found"
+        problem = f"{ordered} ordered, and no current body weight was found"
         return replace(order, dose_problem=problem)
-    mg = per_kg * weight.value
-    daily = mg * order.doses_a_day if order.doses_a_day is not None else None
+    per_kg, kg = order.dose_mg_per_kg, weight.value
+    mg = per_kg * kg if per_kg is not None else None
+    daily: float | None = None
+    if order.daily_mg_per_kg is not None:
+        daily = order.daily_mg_per_kg * kg
+    elif mg is not None and order.doses_a_day is not None:
+        daily = mg * order.doses_a_day
     return replace(
         order,
         dose_mg=mg,
         daily_dose_mg=daily,
-        dose_problem=None if daily is not None else "the frequency cannot be read",
+        dose_problem=None if None not in (mg, daily) else "the frequency cannot be read",
     )
+
+
+def _per_kg_ordered(order: DraftMedication) -> str | None:
+    """The dose per kg as ordered ("8 mg/kg", "2 mg/kg a day"), when it is ordered so."""
+    if order.daily_mg_per_kg is not None:
+        return f"{number(order.daily_mg_per_kg)} mg/kg a day"
+    return f"{number(order.dose_mg_per_kg)} mg/kg" if order.dose_mg_per_kg is not None else None
 
 
 # A dose given in g or mcg is converted to mg: a dose at the limit must not read as above it.
@@ -270,7 +287,7 @@ def dose_above(
     if weight is not None and dose is not None:
         return _above_for_weight(limit, order, dose, weight)
     if dose is None and per_kg is not None:
-        return _above_every_band(limit, per_kg)
+        return _above_every_band(limit, order, per_kg)
     return None
 
 
@@ -295,14 +312,16 @@ def _above_for_weight(
     )
 
 
-def _above_every_band(limit: DoseLimitSpec, per_kg: float) -> AboveLimit | None:
+def _above_every_band(
+    limit: DoseLimitSpec, order: DraftMedication, per_kg: float
+) -> AboveLimit | None:
     """Without a weight, a dose per kg is judged only when every band is per kg too."""
     bands = [band.mg_per_kg for band in limit.by_weight]
     ceiling = max((b for b in bands if b is not None), default=None)
     if ceiling is None or None in bands or per_kg <= ceiling * _allowance(limit) * (1 + _ROUNDING):
         return None
     return AboveLimit(
-        f"{number(per_kg)} mg/kg ordered, {limit.finding}",
+        f"{_per_kg_dose(order)} ordered, {limit.finding}",
         _with_rounding(
             limit,
             f"No current body weight was found; at any weight the limit is at most "
@@ -314,6 +333,14 @@ def _above_every_band(limit: DoseLimitSpec, per_kg: float) -> AboveLimit | None:
     )
 
 
+def _by_weight(order: DraftMedication, weight: LabValue | None) -> str:
+    """How an order per kg became mg a day ("2 mg/kg a day ordered: 160 mg a day for …")."""
+    per_kg = _per_kg_ordered(order)
+    if per_kg is None or weight is None or order.daily_dose_mg is None:
+        return ""
+    return f"{per_kg} ordered: {number(order.daily_dose_mg)} mg a day for {_weight_text(weight)}."
+
+
 def _weight_text(weight: LabValue) -> str:
     charted = f"{weight.effective:%Y-%m-%d %H:%M} UTC"  # as the other cards give times
     return f"the newest body weight ({number(weight.value)} kg, charted {charted})"
@@ -321,7 +348,15 @@ def _weight_text(weight: LabValue) -> str:
 
 def _ordered(order: DraftMedication) -> str:
     mg = f"{number(order.dose_mg or 0)} mg"
+    if order.daily_mg_per_kg is not None:
+        return f"{_per_kg_ordered(order)} ({mg} a dose)"
     return f"{number(order.dose_mg_per_kg)} mg/kg ({mg})" if order.dose_mg_per_kg else mg
+
+
+def _per_kg_dose(order: DraftMedication) -> str:
+    """One dose per kg, with the day's dose when that is what was ordered."""
+    one = f"{number(order.dose_mg_per_kg or 0)} mg/kg"
+    return f"{_per_kg_ordered(order)} ({one} a dose)" if order.daily_mg_per_kg is not None else one
 
 
 def _allowance(limit: DoseLimitSpec) -> float:

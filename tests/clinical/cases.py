@@ -900,6 +900,15 @@ CASES: tuple[Case, ...] = (
     Case("covid-higher-dose-methylprednisolone-no-indication", f"{RECOVERY_HIGHER}",
          covid_hypoxic, hook="order-sign", orders=order(*METHYLPREDNISOLONE, dose=1000),
          mismatch=False, text=("no indication recorded", "this does not apply")),
+    # Methylprednisolone 2 mg/kg a day (a regimen of 2020) at 80 kg: 160 mg, 200 mg
+    # prednisone-equivalent, above RECOVERY's higher dose.
+    Case("covid-methylprednisolone-2-mg-per-kg-a-day-at-80-kg", f"{RECOVERY_HIGHER}",
+         lambda: covid_hypoxic("case-covid-80kg").lab("body_weight", 80, 12), hook="order-sign",
+         orders=order(*METHYLPREDNISOLONE, dose=2, unit="mg/kg/d", reason=FOR_COVID19),
+         mismatch=False,
+         text=("methylprednisolone: higher dose: harm without ventilatory support",
+               "about 200 mg prednisone-equivalent",
+               "2 mg/kg a day ordered: 160 mg a day for the newest body weight (80 kg, charted ")),
     Case("covid-higher-dose-dexamethasone-on-cpap",
          f"{RECOVERY_HIGHER} (patients on ventilatory support were not in this result)",
          covid_on_cpap, hook="order-sign",

@@ -68,6 +68,79 @@ def test_a_dose_per_kg_is_read_in_mg_per_kg(quantity: dict[str, Any], per_kg: fl
     assert order.dose_mg is None and order.dose_mg_per_kg == per_kg
 
 
+FOUR_A_DAY = {"repeat": {"frequency": 4, "period": 1, "periodUnit": "d"}}
+
+
+@pytest.mark.parametrize(
+    ("quantity", "timing", "per_dose", "a_day"),
+    [
+        ({"value": 2, "code": "mg/kg/d"}, None, 2.0, 2.0),  # UCUM; no timing: once a day
+        ({"value": 2, "unit": "mg/kg/day"}, FOUR_A_DAY, 0.5, 2.0),
+        ({"value": 2, "unit": "MG/KG/24H"}, FOUR_A_DAY, 0.5, 2.0),
+        ({"value": 500, "unit": "mcg/kg/d"}, None, 0.5, 0.5),
+        # The day's dose is known even where the doses a day are not.
+        ({"value": 2, "code": "mg/kg/d"}, {"repeat": {"periodUnit": "fortnight"}}, None, 2.0),
+        ({"value": 2, "code": "mg/d"}, None, None, None),  # not per kg (nor read as one dose)
+    ],
+)
+def test_a_dose_per_kg_a_day_is_read_as_the_day_s_dose(
+    quantity: dict[str, Any], timing: Any, per_dose: float | None, a_day: float | None
+) -> None:
+    order = draft(quantity, **({"timing": timing} if timing else {}))
+    assert (order.dose_mg_per_kg, order.daily_mg_per_kg) == (per_dose, a_day)
+    assert order.dose_mg is None and order.daily_dose_mg is None
+
+
+def test_a_dose_per_kg_a_day_becomes_mg_a_day_and_a_dose() -> None:
+    order = draft({"value": 2, "code": "mg/kg/d"}, timing=FOUR_A_DAY)
+    with_weight = weighed(order, weight(60))
+    assert (with_weight.dose_mg, with_weight.daily_dose_mg) == (30, 120)
+    assert with_weight.dose_problem is None
+    assert weighed(order, None).dose_problem == (
+        "2 mg/kg a day ordered, and no current body weight was found"
+    )
+    unread_timing = draft({"value": 2, "code": "mg/kg/d"}, timing={"repeat": {"periodUnit": "x"}})
+    weighed_unread = weighed(unread_timing, weight(60))
+    assert (weighed_unread.dose_mg, weighed_unread.daily_dose_mg) == (None, 120)
+    assert weighed_unread.dose_problem == "the frequency cannot be read"
+
+
+def test_the_dose_is_read_from_the_first_dose_and_rate_that_has_one() -> None:
+    """An entry may carry only the infusion rate; one object in place of the array is read."""
+    request = {
+        "resourceType": "MedicationRequest",
+        "medicationCodeableConcept": {"text": "tocilizumab"},
+        "dosageInstruction": [
+            {"doseAndRate": [{"rateQuantity": {"value": 100, "unit": "mL/h"}},
+                             {"doseQuantity": {"value": 8, "code": "mg/kg"}}]}
+        ],
+    }  # fmt: skip
+    (order,) = medication_orders(request)
+    assert order.dose_mg_per_kg == 8
+    request["dosageInstruction"] = [{"doseAndRate": {"doseQuantity": {"value": 600, "unit": "mg"}}}]
+    (order,) = medication_orders(request)
+    assert order.dose_mg == 600
+
+
+def test_a_dose_per_kg_a_day_is_judged_a_dose_at_a_time(rules: Rules) -> None:
+    """The label allows up to three doses of tocilizumab in 24 h for CRS: a day's dose per kg
+    is judged as the dose of each infusion, and the card says what was ordered."""
+    crs = limit(rules, "tocilizumab-crs-by-weight")
+    every_8_h = {"repeat": {"frequency": 1, "period": 8, "periodUnit": "h"}}
+    usual = draft({"value": 24, "code": "mg/kg/d"}, timing=every_8_h)
+    assert dose_above(crs, usual, weight(60)) is None  # 8 mg/kg a dose
+    double = draft({"value": 36, "code": "mg/kg/d"}, timing=every_8_h)
+    found = dose_above(crs, double, weight(60))
+    assert found is not None
+    assert found.reason == (
+        "36 mg/kg a day (720 mg a dose) ordered for 60 kg, above the dose by weight labelled "
+        "for CRS"
+    )
+    found = dose_above(crs, draft({"value": 48, "code": "mg/kg/d"}, timing=every_8_h), None)
+    assert found is not None
+    assert found.reason.startswith("48 mg/kg a day (16 mg/kg a dose) ordered, above")
+
+
 def test_a_dose_per_kg_becomes_mg_with_the_weight_and_its_timing() -> None:
     order = draft({"value": 2, "code": "mg/kg"}, timing={"repeat": {"frequency": 2, "period": 1}})
     with_weight = weighed(order, weight(60))
