@@ -612,15 +612,16 @@ def _on_drug(chart: ChartContext, rules: Rules, spec: AdviceSpec, now: datetime)
 def _other_corticosteroid(
     chart: ChartContext, rules: Rules, spec: AdviceSpec, now: datetime
 ) -> str | None:
-    """For a corticosteroid rule without an `already_given` dose: a caution naming another
-    corticosteroid the patient is on, so the rule's drug is named but not drafted on top of it
-    without a look at the total dose. None when there is none."""
+    """A caution naming another corticosteroid the patient is on, so the rule's drug is named
+    but not drafted on top of it without a look at the total dose. For a rule with an
+    `already_given` dose only one whose dose cannot be read: whether it reaches that dose is
+    unknown (one that reads is judged by `_on_drug`). None when there is none."""
     drug_id = spec.drug or ""
-    if spec.already_given is not None:
-        return None
     for exposure in _recent(chart, rules, now):
-        if _other_corticosteroid_than(exposure, drug_id, rules):
-            mg = _prednisone_mg_a_day(exposure, chart, rules)
+        if not _other_corticosteroid_than(exposure, drug_id, rules):
+            continue
+        mg = _prednisone_mg_a_day(exposure, chart, rules)
+        if spec.already_given is None:
             dose = (
                 f"about {mg:.0f} mg prednisone-equivalent a day"
                 if mg is not None
@@ -629,6 +630,12 @@ def _other_corticosteroid(
             return (
                 f"another corticosteroid is recorded ({_recorded(exposure)}, {dose}): this rule's "
                 f"{drug_id} still applies; check the total corticosteroid dose before ordering"
+            )
+        if mg is None:
+            return (
+                f"another corticosteroid is recorded ({_recorded(exposure)}, dose not readable): "
+                f"whether it reaches this rule's dose could not be checked; check the total "
+                f"corticosteroid dose before ordering {drug_id}"
             )
     return None
 
@@ -668,11 +675,14 @@ def _prednisone_mg_a_day(exposure: DrugExposure, chart: ChartContext, rules: Rul
         return None
     since = exposure.when - timedelta(hours=24)
     doses = [
-        e.dose_mg or 0.0
+        e.dose_mg
         for e in chart.given(exposure.drug)
         if _given(e) and e.when is not None and since < e.when <= exposure.when
     ]
-    return sum(doses) * factor
+    # One dose that cannot be read leaves the day's total unknown: a sum without it would
+    # understate it.
+    known = [dose for dose in doses if dose is not None]
+    return sum(known) * factor if len(known) == len(doses) else None
 
 
 def _alternative(

@@ -421,6 +421,15 @@ def covid_on_methylprednisolone() -> Chart:
     )
 
 
+def covid_on_methylprednisolone_unread(*, one_read: bool) -> Chart:
+    """Methylprednisolone given with no dose recorded (and, with `one_read`, 16 mg before it):
+    whether the day's total reaches dexamethasone 6 mg's equivalent is unknown."""
+    chart = covid_hypoxic(f"case-covid-mp-unread-{one_read}")
+    if one_read:
+        chart = chart.given(*METHYLPREDNISOLONE, hours_ago=20, dose_mg=16)
+    return chart.given(*METHYLPREDNISOLONE, hours_ago=8)
+
+
 def covid_on_cpap() -> Chart:
     """RECOVERY eligibility, on CPAP (ventilatory support) rather than simple oxygen."""
     return covid_hypoxic("case-covid-cpap").oxygen_device("CPAP")
@@ -872,6 +881,16 @@ CASES: tuple[Case, ...] = (
     Case("covid-on-methylprednisolone-32mg",
          f"{NIH_COVID} (an equivalent dose of another corticosteroid)", covid_on_methylprednisolone,
          suggest=("tocilizumab",), never=("dexamethasone",), text=("prednisone-equivalent",)),
+    *(
+        Case(f"covid-on-methylprednisolone-{name}",
+             f"{NIH_COVID} (an equivalent dose of another corticosteroid; its dose unknown)",
+             lambda one_read=one_read: covid_on_methylprednisolone_unread(one_read=one_read),
+             suggest=("tocilizumab",), named=("dexamethasone",),
+             text=("another corticosteroid is recorded (methylprednisolone given ",
+                   "dose not readable): whether it reaches this rule's dose could not be "
+                   "checked"))
+        for name, one_read in (("dose-unread", False), ("one-of-two-doses-unread", True))
+    ),
     Case("covid-higher-dose-dexamethasone-order", f"{RECOVERY_HIGHER}", covid_hypoxic,
          hook="order-sign", orders=order(*DEXAMETHASONE, dose=20, reason=FOR_COVID19),
          mismatch=False,
