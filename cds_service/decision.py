@@ -95,7 +95,10 @@ def decide(
     if record.problems or foreign:
         problems = (*record.problems, *evidence.problems, *foreign)
         evidence = evidence.model_copy(update={"problems": problems})
-    chart = read_chart(resources, knowledge.context, now)
+    weight = evidence.fresh(BODY_WEIGHT)
+    if weight is not None and weight.comparator is not None:
+        weight = None  # a bound (">150 kg") is no weight to dose by
+    chart = read_chart(resources, knowledge.context, now, weight.value if weight else None)
     if chart.problems:
         evidence = evidence.model_copy(update={"problems": (*evidence.problems, *chart.problems)})
     scores = compute_scores(knowledge.scores, evidence, chart)
@@ -119,7 +122,7 @@ def decide(
             now,
             chart,
             lambda order: order_indication(order.resource, knowledge.context, chart),
-            weight=evidence.fresh(BODY_WEIGHT),
+            weight=weight,
         )
         cards = builder.for_orders(findings, assessment, order_context, card_links)
     else:

@@ -59,6 +59,7 @@ class DrugExposure:
     reference: str | None
     # orders and statements: mg a day from the dosage and its timing (None: not readable)
     daily_mg: float | None = None
+    by_weight_kg: float | None = None  # the body weight that turned a dose per kg into mg
 
 
 @dataclass(frozen=True)

@@ -11,14 +11,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
-from datetime import date, datetime, timedelta
+from datetime import date, datetime, timedelta, tzinfo
 from typing import Any
 
 from cds_service.evidence.models import DataProblem, ProblemCode
 from cds_service.evidence.revisions import latest_revisions
 from cds_service.evidence.times import parse_fhir_datetime, read_fhir_datetime
 from cds_service.evidence.values import clean_display, number
-from cds_service.fhir.draft_orders import daily_dose_mg
+from cds_service.fhir.draft_orders import MOST_MG, daily_dose_mg, daily_dose_mg_by_weight
 
 from .catalog import Concept, ContextCatalog, Match, SupportKind
 from .models import (
@@ -62,11 +62,15 @@ class _Chart:
 
 
 def read_chart(
-    resources: Iterable[object], catalog: ContextCatalog, as_of: datetime
+    resources: Iterable[object],
+    catalog: ContextCatalog,
+    as_of: datetime,
+    weight_kg: float | None = None,
 ) -> ChartContext:
-    """The settings, drugs, oxygen support, allergies and infections the chart records."""
+    """The settings, drugs, oxygen support, allergies and infections the chart records;
+    `weight_kg`, the current body weight, turns doses given or taken per kg into mg."""
     chart = _collect(resources)
-    reader = _Reader(catalog, as_of, chart.problems)
+    reader = _Reader(catalog, as_of, chart.problems, weight_kg)
     settings: list[SettingFinding] = []
     supporting: list[SettingFinding] = []  # count only beside another finding of their setting
     suspected: list[SettingFinding] = []
@@ -271,6 +275,17 @@ def _local_date(raw: object) -> date | None:
         return None
 
 
+def _own_zone(raw: object) -> tzinfo | None:
+    """The zone a FHIR dateTime was written in ("-05:00"), so that today is counted in it too;
+    None for a date alone or a time without a zone."""
+    if not isinstance(raw, str) or "T" not in raw:
+        return None
+    try:
+        return datetime.fromisoformat(raw.strip().replace("Z", "+00:00")).tzinfo
+    except ValueError:
+        return None
+
+
 def _start(resource: Mapping[str, Any], *names: str) -> tuple[datetime | None, object]:
     """The first readable time of `names` (dateTime fields or Periods: their start), and the
     raw text it came from."""
@@ -285,10 +300,17 @@ def _start(resource: Mapping[str, Any], *names: str) -> tuple[datetime | None, o
 
 
 class _Reader:
-    def __init__(self, catalog: ContextCatalog, as_of: datetime, problems: list[DataProblem]):
+    def __init__(
+        self,
+        catalog: ContextCatalog,
+        as_of: datetime,
+        problems: list[DataProblem],
+        weight_kg: float | None = None,
+    ):
         self.catalog = catalog
         self.as_of = as_of
         self.problems = problems
+        self.weight_kg = weight_kg
 
     def problem(self, code: str, reason: str, resource: Mapping[str, Any]) -> None:
         self.problems.append(DataProblem(code=code, reason=reason, reference=_reference(resource)))
@@ -408,7 +430,7 @@ class _Reader:
             self.problem(ProblemCode.FUTURE_DATED, f"{label} dated after the evaluation", resource)
             return []
         start = _local_date(raw) or when.date()
-        zone = when.tzinfo if isinstance(raw, str) and "T" in raw else None
+        zone = _own_zone(raw)
         today = self.as_of.astimezone(zone).date() if zone else self.as_of.date()
         day = (today - start).days
         if day > self.catalog.windows_days[kind]:
@@ -474,19 +496,22 @@ class _Reader:
             if status in _ADMIN_SKIPPED:
                 return
             when, _ = _start(resource, "effectiveDateTime", "effectivePeriod")
-            dose = _dose((resource.get("dosage") or {}).get("dose"))
+            dosage = resource.get("dosage")
+            quantity = dosage.get("dose") if isinstance(dosage, dict) else None
         elif source == "order":
             if status != "active":
                 return
             when, _ = _start(resource, "authoredOn")
-            dose = _dose(_first_dose(resource.get("dosageInstruction")))
-            daily = _daily(resource.get("dosageInstruction"))
+            quantity = _first_dose(resource.get("dosageInstruction"))
+            daily = _daily(resource.get("dosageInstruction"), self.weight_kg)
         else:
             if status in _STATEMENT_SKIPPED:
                 return
             when, _ = _start(resource, "effectiveDateTime", "effectivePeriod", "dateAsserted")
-            dose = _dose(_first_dose(resource.get("dosage")))
-            daily = _daily(resource.get("dosage"))
+            quantity = _first_dose(resource.get("dosage"))
+            daily = _daily(resource.get("dosage"), self.weight_kg)
+        dose = _dose(quantity, self.weight_kg)
+        by_weight = _per_kg(quantity) and (dose is not None or daily is not None)
         if when is not None and when > self.as_of and source == "administration":
             self.problem(
                 ProblemCode.FUTURE_DATED, "drug administration dated after evaluation", resource
@@ -504,6 +529,7 @@ class _Reader:
                     status=status,
                     reference=_reference(resource),
                     daily_mg=daily,
+                    by_weight_kg=self.weight_kg if by_weight else None,
                 ),
                 concept,
             )
@@ -645,14 +671,20 @@ def _first_dose(dosages: object) -> object:
     rates = dosages[0].get("doseAndRate")
     if isinstance(rates, dict):
         rates = [rates]
-    if isinstance(rates, list) and rates and isinstance(rates[0], dict):
-        return rates[0].get("doseQuantity")
+    for rate in rates if isinstance(rates, list) else []:
+        if isinstance(rate, dict) and isinstance(rate.get("doseQuantity"), dict):
+            return rate["doseQuantity"]  # the first that has a dose: one may carry a rate only
     return None
 
 
-def _daily(dosages: object) -> float | None:
-    """mg a day from the first dosage and its timing (no timing: once a day)."""
-    return daily_dose_mg([dosages] if isinstance(dosages, dict) else dosages)[0]
+def _daily(dosages: object, weight_kg: float | None) -> float | None:
+    """mg a day from the first dosage and its timing (no timing: once a day); a dose per kg
+    with the body weight."""
+    listed = [dosages] if isinstance(dosages, dict) else dosages
+    mg = daily_dose_mg(listed)[0]
+    if mg is None and weight_kg is not None:
+        mg = daily_dose_mg_by_weight(listed, weight_kg)
+    return mg
 
 
 def _unit_of(quantity: Mapping[str, Any]) -> str:
@@ -660,15 +692,23 @@ def _unit_of(quantity: Mapping[str, Any]) -> str:
     return unit.strip().casefold() if isinstance(unit, str) else ""
 
 
-def _dose(quantity: object) -> float | None:
-    """A dose in mg when it is a mass ("{tbl}" counts and mg/kg are not readable here)."""
+def _per_kg(quantity: object) -> bool:
+    return isinstance(quantity, dict) and "/kg" in _unit_of(quantity).replace(" ", "")
+
+
+def _dose(quantity: object, weight_kg: float | None) -> float | None:
+    """A dose in mg when it is a mass, or a mass per kg with the body weight ("{tbl}" counts
+    are not readable here)."""
     if not isinstance(quantity, dict):
         return None
     value = number(quantity.get("value"))
-    factor = _MG_PER_UNIT.get(_unit_of(quantity))
-    if value is None or factor is None or value < 0:
+    unit = _unit_of(quantity).replace(" ", "").removesuffix("/dose")
+    per_kg = unit.endswith("/kg")
+    factor = _MG_PER_UNIT.get(unit.removesuffix("/kg") if per_kg else unit)
+    if value is None or factor is None or value < 0 or (per_kg and weight_kg is None):
         return None
-    return value * factor
+    mg = value * factor * (weight_kg if per_kg and weight_kg is not None else 1.0)
+    return mg if mg <= MOST_MG else None  # beyond it, an entry error
 
 
 def _quantity(quantity: object, units: set[str]) -> float | None:

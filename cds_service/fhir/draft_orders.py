@@ -27,11 +27,19 @@ RXNORM_SYSTEMS = frozenset(
 )
 # Doses per day from timing.repeat.periodUnit (UCUM time units used by FHIR).
 _PER_DAY = {"s": 86400.0, "min": 1440.0, "h": 24.0, "d": 1.0, "wk": 1 / 7, "mo": 1 / 30}
+# Doses a day of the FHIR TimingAbbreviation codes (v3 GTSAbbreviation) that say it.
+_TIMING_CODES = {"QD": 1.0, "AM": 1.0, "PM": 1.0, "BED": 1.0, "BID": 2.0, "TID": 3.0,
+                 "QID": 4.0, "QOD": 0.5, "WK": 1 / 7, "MO": 1 / 30, "Q1H": 24.0, "Q2H": 12.0,
+                 "Q3H": 8.0, "Q4H": 6.0, "Q6H": 4.0, "Q8H": 3.0, "Q12H": 2.0}  # fmt: skip
 _MEDICATION_TAIL = re.compile(r"Medication/[A-Za-z0-9.\-]{1,64}$")
 _MG = {"mg": 1.0, "g": 1000.0, "ug": 0.001, "mcg": 0.001}
 _MG_PER_KG = {f"{unit}/kg": factor for unit, factor in {**_MG, "µg": 0.001, "μg": 0.001}.items()}
+# Beyond these a dose is an entry error (no single dose of any drug weighs a kilogram), and it
+# would print as a number no card can hold.
+MOST_MG = 1e6
+_MOST_MG_PER_KG = 1e4
 # Spellings of "a day" after a dose per kg: UCUM "mg/kg/d", and order entry's "mg/kg/day".
-_A_DAY = ("/d", "/day", "/24h", "/24.h")
+_A_DAY = ("/d", "/day", "/days", "/24h", "/24hr", "/24hrs", "/24.h", "/(24.h)")
 # Dose units that count tablets or capsules: the mg come from the strength in the drug's name.
 _COUNTED = {"{tbl}", "{pill}", "{tablet}", "{capsule}", "{cap}", "tbl", "tab", "tablet",
             "tablets", "pill", "capsule", "capsules", "cap"}  # fmt: skip
@@ -71,11 +79,12 @@ def medication_orders(
         one, problem = one_dose_mg(dosage, names)
         per_kg = ordered_per_kg(dosage) if one is None else None
         daily, frequency_problem = _times_a_day(one, dosage)
-        doses_a_day, _ = _times_a_day(1.0, dosage) if _first(dosage) else (None, None)
+        first = _first(dosage)
+        a_day = doses_a_day(first.get("timing")) if first is not None else None
         one_per_kg, daily_per_kg = None, None
         if per_kg is not None and per_kg.a_day:
             daily_per_kg = per_kg.mg_per_kg
-            one_per_kg = daily_per_kg / doses_a_day if doses_a_day else None
+            one_per_kg = daily_per_kg / a_day if a_day else None
         elif per_kg is not None:
             one_per_kg = per_kg.mg_per_kg
         orders.append(
@@ -88,7 +97,7 @@ def medication_orders(
                 dose_problem=problem or frequency_problem,
                 dose_mg=one,
                 dose_mg_per_kg=one_per_kg,
-                doses_a_day=doses_a_day,
+                doses_a_day=a_day,
                 daily_mg_per_kg=daily_per_kg,
             )
         )
@@ -201,19 +210,30 @@ class PerKg(NamedTuple):
 
 def ordered_per_kg(dosage: Any) -> PerKg | None:
     """A dose ordered per kg of body weight (mg/kg, mcg/kg, g/kg; a dose or a day), from the
-    places `one_dose_mg` reads; None when it is not ordered per kg."""
+    places `one_dose_mg` reads; None when it is not ordered per kg. Where `code` and `unit`
+    disagree, the reading that gives the larger dose wins: a dose limit must not be missed."""
     first = _first(dosage)
     for quantity in _dose_quantities(first) if first is not None else ():
         if not isinstance(quantity, dict) or not isinstance(quantity.get("value"), int | float):
             continue
-        unit = quantity.get("code") or quantity.get("unit")
-        # "mg/kg/dose" (a spelling of order entry) is one dose per kg too.
-        key = str(unit).strip().lower().replace(" ", "").removesuffix("/dose") if unit else ""
-        a_day = key.endswith(_A_DAY)
-        factor = _MG_PER_KG.get(key[: key.rindex("/")] if a_day else key)
-        if factor is not None and quantity["value"] >= 0:
-            return PerKg(float(quantity["value"]) * factor, a_day)
+        readings = [r for r in map(_per_kg_unit, (quantity.get("code"), quantity.get("unit"))) if r]
+        if readings:
+            mg_per_kg = float(quantity["value"]) * max(factor for factor, _ in readings)
+            if not 0 < mg_per_kg <= _MOST_MG_PER_KG:
+                return None  # an entry error: the dose stays unread
+            return PerKg(mg_per_kg, all(a_day for _, a_day in readings))
     return None
+
+
+def _per_kg_unit(unit: object) -> tuple[float, bool] | None:
+    """(mg per unit of the mass, whether it is a day's dose) of a unit per kg, else None."""
+    if not isinstance(unit, str):
+        return None
+    # "mg/kg/dose" and "mg/kg/{dose}" (spellings of order entry) are one dose per kg too.
+    key = unit.strip().lower().replace(" ", "").removesuffix("/dose").removesuffix("/{dose}")
+    a_day = key.endswith(_A_DAY)
+    factor = _MG_PER_KG.get(key[: key.rindex("/")] if a_day else key)
+    return (factor, a_day) if factor is not None else None
 
 
 def _first(dosage: Any) -> Mapping[str, Any] | None:
@@ -223,15 +243,15 @@ def _first(dosage: Any) -> Mapping[str, Any] | None:
 
 
 def _dose_quantities(first: Mapping[str, Any]) -> tuple[Any, Any]:
-    """(doseQuantity, Epic's ordered-dose) of a dosage instruction, either possibly None. The
-    dose is that of the first doseAndRate that has one: an entry may carry only a rate."""
+    """(doseQuantity, Epic's ordered-dose) of a dosage instruction, either possibly None: the
+    first doseAndRate that has a dose (an entry may carry only a rate), and the ordered-dose
+    extension on the dosage or on any of its doseAndRate entries."""
     given = first.get("doseAndRate")  # one object instead of an array: read it as the only one
     rates = [rate for rate in ([given] if isinstance(given, dict) else as_list(given))
              if isinstance(rate, dict)]  # fmt: skip
-    rate = next((r for r in rates if isinstance(r.get("doseQuantity"), dict)), None)
-    rate = rate if rate is not None else (rates[0] if rates else None)
-    dose = rate.get("doseQuantity") if rate is not None else None
-    return dose, _ordered_dose(first) or _ordered_dose(rate)
+    dose = next((r["doseQuantity"] for r in rates if isinstance(r.get("doseQuantity"), dict)), None)
+    ordered = next((q for q in map(_ordered_dose, [first, *rates]) if q is not None), None)
+    return dose, ordered
 
 
 def daily_dose_mg(dosage: Any, names: Sequence[str] = ()) -> tuple[float | None, str | None]:
@@ -245,21 +265,68 @@ def daily_dose_mg(dosage: Any, names: Sequence[str] = ()) -> tuple[float | None,
     return _times_a_day(mg, dosage) if mg is not None else (None, problem)
 
 
+def daily_dose_mg_by_weight(dosage: Any, kg: float) -> float | None:
+    """Total mg per day of a dose ordered per kg (a dose or a day), for a body weight of `kg`;
+    None when the dose is not per kg or its frequency cannot be read."""
+    per_kg = ordered_per_kg(dosage)
+    if per_kg is None:
+        return None
+    if per_kg.a_day:
+        return per_kg.mg_per_kg * kg
+    return _times_a_day(per_kg.mg_per_kg * kg, dosage)[0]
+
+
 def _times_a_day(mg: float | None, dosage: Any) -> tuple[float | None, str | None]:
     """One dose's mg times the doses a day of the first dosage instruction's timing."""
     if mg is None:
         return None, None
-    timing = dosage[0].get("timing")
-    repeat = timing.get("repeat") if isinstance(timing, dict) else None
-    if not isinstance(repeat, dict):
-        return mg, None
-    frequency = repeat.get("frequency", 1)
-    period = repeat.get("period", 1)
-    per_day = _PER_DAY.get(str(repeat.get("periodUnit", "d")))
-    numbers_ok = isinstance(frequency, int | float) and isinstance(period, int | float)
-    if per_day is None or not numbers_ok or period <= 0:
+    per_day = doses_a_day(dosage[0].get("timing"))
+    if per_day is None:
         return None, "the frequency cannot be read"
-    return mg * float(frequency) * per_day / float(period), None
+    return mg * per_day, None
+
+
+def doses_a_day(timing: Any) -> float | None:
+    """Doses a day of a FHIR Timing, the most it allows (frequencyMax); None when it cannot be
+    read. No timing, or one of set times only (`event`), is one dose: how one-off and daily
+    pulse doses are written. A timing whose meaning is not read is None, never once a day."""
+    if timing is None:
+        return 1.0
+    if not isinstance(timing, dict):
+        return None
+    repeat = timing.get("repeat")
+    if isinstance(repeat, dict):
+        return _repeat_a_day(repeat)
+    if "code" in timing:
+        codes = [c.get("code") for c in as_list((timing.get("code") or {}).get("coding"))
+                 if isinstance(c, dict)]  # fmt: skip
+        text = (timing.get("code") or {}).get("text")
+        for code in [*codes, text]:
+            if isinstance(code, str) and code.strip().upper() in _TIMING_CODES:
+                return _TIMING_CODES[code.strip().upper()]
+        return None
+    return 1.0 if "repeat" not in timing else None
+
+
+def _repeat_a_day(repeat: Mapping[str, Any]) -> float | None:
+    frequency = repeat.get("frequency")
+    if frequency is None:
+        # Times of day or named events ("MORN", "EVE") without a frequency: one dose at each.
+        times = as_list(repeat.get("timeOfDay")) or as_list(repeat.get("when"))
+        frequency = len(times) or 1
+    most = repeat.get("frequencyMax")
+    if isinstance(most, int | float) and not isinstance(most, bool):
+        frequency = max(frequency, most) if isinstance(frequency, int | float) else frequency
+    period = repeat.get("period", 1)
+    unit = repeat.get("periodUnit", "d" if "period" not in repeat else None)
+    per_day = _PER_DAY.get(str(unit))
+    numbers = [frequency, period]
+    if per_day is None or not all(isinstance(n, int | float) and not isinstance(n, bool)
+                                  for n in numbers):  # fmt: skip
+        return None
+    if frequency <= 0 or period <= 0:
+        return None
+    return float(frequency) * per_day / float(period)
 
 
 def _dose_mg(dose: Any, names: Sequence[str]) -> tuple[float | None, str]:
@@ -275,7 +342,10 @@ def _dose_mg(dose: Any, names: Sequence[str]) -> tuple[float | None, str]:
             return None, f"dose in {unit} with no strength in mg in the drug's name"
     if factor is None:
         return None, f"dose unit {unit!r} is not a mass" if unit else "dose without a unit"
-    return float(dose["value"]) * factor, ""
+    mg = float(dose["value"]) * factor
+    if not 0 < mg <= MOST_MG:
+        return None, f"a dose of {dose['value']:g} {unit} is not a plausible dose"
+    return mg, ""
 
 
 def _ordered_dose(element: Any) -> Any:

@@ -207,8 +207,25 @@ def _dose_limit_findings(
         for limit in limits
         if (above := dose_above(limit, order, weight)) is not None
     ]
-    unchecked = [limit for limit in limits if _needs_weight(limit)]
     per_kg = _per_kg_ordered(order)
+    if not found and order.daily_mg_per_kg is not None and order.dose_mg_per_kg is None:
+        # A day's dose per kg whose frequency cannot be read: one dose is at most the day's.
+        whole_day = replace(
+            order, dose_mg_per_kg=order.daily_mg_per_kg, daily_mg_per_kg=None, doses_a_day=1.0
+        )
+        over = [limit for limit in limits if dose_above(limit, whole_day, weight) is not None]
+        if over:
+            return [
+                OrderFinding(
+                    kind="dose-unknown",
+                    **base,
+                    rule=over[0].id,
+                    source=over[0].source,
+                    reason=f"{per_kg} ordered, and the frequency cannot be read: the day's dose "
+                    f"given at once would be {over[0].finding}",
+                )
+            ]
+    unchecked = [limit for limit in limits if _needs_weight(limit)]
     if unchecked and not found and per_kg is not None and weight is None:
         found.append(
             OrderFinding(
@@ -304,7 +321,7 @@ def _above_for_weight(
         return None
     return AboveLimit(
         f"{_ordered(order)} ordered for {number(kg)} kg, {limit.finding}",
-        f"{number(dose / kg)} mg/kg for {_weight_text(weight)}; at this weight "
+        f"{number(dose / kg)} mg/kg a dose for {_weight_text(weight)}; at this weight "
         + _with_rounding(
             limit, f"the limit is {number(allowed)} mg ({band.text()})", allowed, "mg"
         ),

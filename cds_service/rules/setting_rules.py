@@ -36,6 +36,9 @@ _UNUSABLE = {
     ProblemCode.MALFORMED,
     ProblemCode.NO_EFFECTIVE_TIME,
     ProblemCode.FUTURE_DATED,
+    # Reported, and not used: a card must not say that there is no result.
+    ProblemCode.IMPLAUSIBLE_VALUE,
+    ProblemCode.STATUS_IGNORED,
 }
 # Score ids (clinical scores module) -> the facts they give.
 SCORE_FACTS = {
@@ -604,7 +607,7 @@ def _on_drug(chart: ChartContext, rules: Rules, spec: AdviceSpec, now: datetime)
             mg = _prednisone_mg_a_day(exposure, chart, rules)
             if mg is None or mg < floor:
                 continue
-            dose = f" (about {mg:.0f} mg prednisone-equivalent a day)"
+            dose = f" ({_steroid_dose_text(mg, exposure, chart)})"
         return f"{_said(exposure)}{dose}"
     return None
 
@@ -623,9 +626,7 @@ def _other_corticosteroid(
         mg = _prednisone_mg_a_day(exposure, chart, rules)
         if spec.already_given is None:
             dose = (
-                f"about {mg:.0f} mg prednisone-equivalent a day"
-                if mg is not None
-                else "dose not readable"
+                _steroid_dose_text(mg, exposure, chart) if mg is not None else "dose not readable"
             )
             return (
                 f"another corticosteroid is recorded ({_recorded(exposure)}, {dose}): this rule's "
@@ -673,16 +674,31 @@ def _prednisone_mg_a_day(exposure: DrugExposure, chart: ChartContext, rules: Rul
         return exposure.daily_mg * factor if exposure.daily_mg is not None else None
     if exposure.dose_mg is None or exposure.when is None:
         return None
-    since = exposure.when - timedelta(hours=24)
-    doses = [
-        e.dose_mg
-        for e in chart.given(exposure.drug)
-        if _given(e) and e.when is not None and since < e.when <= exposure.when
-    ]
+    doses = [e.dose_mg for e in _day_given(exposure, chart)]
     # One dose that cannot be read leaves the day's total unknown: a sum without it would
     # understate it.
     known = [dose for dose in doses if dose is not None]
     return sum(known) * factor if len(known) == len(doses) else None
+
+
+def _day_given(exposure: DrugExposure, chart: ChartContext) -> list[DrugExposure]:
+    """The administrations of the exposure's drug in the 24 hours up to it."""
+    if exposure.when is None:
+        return [exposure]
+    since = exposure.when - timedelta(hours=24)
+    return [
+        e
+        for e in chart.given(exposure.drug)
+        if _given(e) and e.when is not None and since < e.when <= exposure.when
+    ]
+
+
+def _steroid_dose_text(mg: float, exposure: DrugExposure, chart: ChartContext) -> str:
+    """ "about 88 mg prednisone-equivalent a day", and the weight when a dose was per kg."""
+    day = _day_given(exposure, chart) if exposure.source == "administration" else [exposure]
+    kg = next((e.by_weight_kg for e in day if e.by_weight_kg is not None), None)
+    weighed = f", its dose per kg at the current body weight of {kg:g} kg" if kg else ""
+    return f"about {mg:.0f} mg prednisone-equivalent a day{weighed}"
 
 
 def _alternative(

@@ -83,7 +83,7 @@ def test_the_pattern_catches_a_state_printed_as_fact(text: str) -> None:
     "text",
     [
         "The recorded data meet the ASTCT CRS grading criteria, grade ≥ 1",
-        "recorded results suggest hyperinflammation, no cytokine result in the last 48 h",
+        "results suggest hyperinflammation, no usable cytokine result in the last 48 h",
         "ASTCT CRS grade 2 criteria met",
         "Start HLH-94-type therapy (etoposide and dexamethasone) with an HLH team",
         "consistent with IL-6-predominant hyperinflammation",

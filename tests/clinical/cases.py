@@ -430,6 +430,14 @@ def covid_on_methylprednisolone_unread(*, one_read: bool) -> Chart:
     return chart.given(*METHYLPREDNISOLONE, hours_ago=8)
 
 
+def covid_on_methylprednisolone_per_kg(kg: float | None) -> Chart:
+    """Methylprednisolone 1 mg/kg given 8 h ago; a body weight of `kg` charted, or none."""
+    chart = covid_hypoxic(f"case-covid-mp-per-kg-{kg}").given(
+        *METHYLPREDNISOLONE, hours_ago=8, dose_mg=1, unit="mg/kg"
+    )
+    return chart.lab("body_weight", kg, 30) if kg is not None else chart
+
+
 def covid_on_cpap() -> Chart:
     """RECOVERY eligibility, on CPAP (ventilatory support) rather than simple oxygen."""
     return covid_hypoxic("case-covid-cpap").oxygen_device("CPAP")
@@ -678,12 +686,13 @@ def unknown_one_population() -> Chart:
     )
 
 
-def unreadable_il6() -> Chart:
-    """IL-6 sent as text '>5000' without a unit (no other cytokine), with fever and ferritin."""
+def unreadable_il6(il6: float | str = ">5000") -> Chart:
+    """IL-6 sent as text '>5000' without a unit (or another unusable value; no other
+    cytokine), with fever and ferritin."""
     return (
-        Chart("case-il6-text")
+        Chart(f"case-il6-{'text' if isinstance(il6, str) else 'implausible'}")
         .lab("temperature", 39.2, 2)
-        .lab("il6", ">5000", 2)
+        .lab("il6", il6, 2)
         .labs(ferritin=8000, crp=160)
     )
 
@@ -710,6 +719,9 @@ CASES: tuple[Case, ...] = (
          mismatch=False,
          text=("tocilizumab: 1,000 mg ordered, above the label maximum of 800 mg per infusion",
                "Actemra US label"), absent=("body weight",)),
+    Case("cart-day3-tocilizumab-implausible-dose", "issue: an entry error is no dose to judge, "
+         "and never a failed answer", car_t_day3_grade2, hook="order-sign",
+         orders=order(*TOCILIZUMAB, dose=1e50), no_cards=True),
     Case("cart-day3-tocilizumab-800-mg", f"{ACTEMRA} (CRS: at most 800 mg per infusion)",
          car_t_day3_grade2, hook="order-sign", orders=order(*TOCILIZUMAB, dose=800),
          no_cards=True),
@@ -719,7 +731,7 @@ CASES: tuple[Case, ...] = (
          lambda: car_t_weighing(50), hook="order-sign", orders=order(*TOCILIZUMAB, dose=800),
          mismatch=False,
          text=("tocilizumab: 800 mg ordered for 50 kg, above the dose by weight labelled for CRS",
-               "16 mg/kg for the newest body weight (50 kg, charted ",
+               "16 mg/kg a dose for the newest body weight (50 kg, charted ",
                " UTC); at this weight the limit is 400 mg (8 mg/kg)",
                "HOPA dose rounding")),
     Case("cart-tocilizumab-800-mg-at-110-lb", f"{ACTEMRA} (CRS: 8 mg/kg; weight in pounds)",
@@ -891,6 +903,17 @@ CASES: tuple[Case, ...] = (
                    "checked"))
         for name, one_read in (("dose-unread", False), ("one-of-two-doses-unread", True))
     ),
+    # 1 mg/kg at 70 kg: 70 mg, 87.5 mg prednisone-equivalent, above dexamethasone 6 mg's 40.
+    Case("covid-on-methylprednisolone-1-mg-per-kg-at-70-kg",
+         f"{NIH_COVID} (an equivalent dose of another corticosteroid, given per kg)",
+         lambda: covid_on_methylprednisolone_per_kg(70), suggest=("tocilizumab",),
+         never=("dexamethasone",),
+         text=("about 88 mg prednisone-equivalent a day, its dose per kg at the current body "
+               "weight of 70 kg",)),
+    Case("covid-on-methylprednisolone-1-mg-per-kg-no-weight",
+         f"{NIH_COVID} (another corticosteroid per kg, and no weight to read it by)",
+         lambda: covid_on_methylprednisolone_per_kg(None), suggest=("tocilizumab",),
+         named=("dexamethasone",), text=("dose not readable",)),
     Case("covid-higher-dose-dexamethasone-order", f"{RECOVERY_HIGHER}", covid_hypoxic,
          hook="order-sign", orders=order(*DEXAMETHASONE, dose=20, reason=FOR_COVID19),
          mismatch=False,
@@ -919,7 +942,7 @@ CASES: tuple[Case, ...] = (
     Case("covid-higher-dose-methylprednisolone-no-indication", f"{RECOVERY_HIGHER}",
          covid_hypoxic, hook="order-sign", orders=order(*METHYLPREDNISOLONE, dose=1000),
          mismatch=False, text=("no indication recorded", "this does not apply")),
-    # Methylprednisolone 2 mg/kg a day (a regimen of 2020) at 80 kg: 160 mg, 200 mg
+    # Methylprednisolone 2 mg/kg a day at 80 kg: 160 mg, 200 mg
     # prednisone-equivalent, above RECOVERY's higher dose.
     Case("covid-methylprednisolone-2-mg-per-kg-a-day-at-80-kg", f"{RECOVERY_HIGHER}",
          lambda: covid_hypoxic("case-covid-80kg").lab("body_weight", 80, 12), hook="order-sign",
@@ -1067,4 +1090,8 @@ CASES: tuple[Case, ...] = (
          never=("anakinra", "emapalumab"), text=("IL-18, ferritin) axis leads",)),
     Case("unreadable-il6", "issue: a result that cannot be read is never silently missing",
          unreadable_il6, never=("tocilizumab",), text=("could not be used",)),
+    Case("implausible-il6", "issue: a result outside the plausible range is an entry error, "
+         "reported, never read as no result", lambda: unreadable_il6(-320),
+         never=("tocilizumab",),
+         text=("could not be used", "outside the plausible range", "no usable cytokine result")),
 )  # fmt: skip

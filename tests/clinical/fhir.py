@@ -275,7 +275,9 @@ class Chart:
         *,
         dose_mg: float | None = None,
         status: str = "completed",
+        unit: str = "mg",
     ) -> Chart:
+        """`dose_mg` in `unit` (mg/kg for a dose per kg)."""
         body: dict[str, Any] = {
             "status": status,
             "medicationCodeableConcept": _drug(drug, rxnorm),
@@ -283,7 +285,7 @@ class Chart:
         }
         if dose_mg is not None:
             body["dosage"] = {
-                "dose": {"value": dose_mg, "unit": "mg", "system": UCUM, "code": "mg"}
+                "dose": {"value": dose_mg, "unit": unit, "system": UCUM, "code": unit}
             }
         return self._add("MedicationAdministration", body)
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -100,6 +100,13 @@ def test_infusion_day_is_counted_in_the_infusions_own_time_zone(catalog: Context
     # 23:30 on the 27th in New York is the 28th in UTC: the patient is on day 3, not day 2.
     late = procedure(PCS, "XW033J7", "2026-11-27T23:30:00-05:00")
     assert chart(catalog, late).settings[0].day == 3
+    # And today is counted in that zone too: at 03:00 UTC on the 21st it is still the 20th in
+    # New York (day 3 after the 17th), and already the 21st in Kiribati.
+    at = datetime(2026, 11, 21, 3, tzinfo=UTC)
+    evening = procedure(PCS, "XW033J7", "2026-11-17T20:00:00-05:00")
+    assert read_chart([evening], catalog, at).settings[0].day == 3
+    morning = procedure(PCS, "XW033J7", "2026-11-18T10:00:00+14:00")
+    assert read_chart([morning], catalog, at).settings[0].day == 3
 
 
 def test_car_t_outside_the_window_or_undated_is_no_setting(catalog: ContextCatalog) -> None:
@@ -426,3 +433,26 @@ def test_an_orders_indication_is_read_from_reason_code_or_a_referenced_condition
     assert order_indication({}, catalog, found) is None
     unseen = {"reasonReference": [{"reference": "Condition/not-on-the-chart"}]}
     assert order_indication(unseen, catalog, found) is None
+
+
+@pytest.mark.parametrize("dosage", [[{"dose": {"value": 40, "unit": "mg"}}], "40 mg", 40, True])
+def test_a_dosage_of_the_wrong_shape_is_a_drug_given_with_its_dose_unread(
+    catalog: ContextCatalog, dosage: Any
+) -> None:
+    given = med("MedicationAdministration", text("dexamethasone"), dosage=dosage)
+    (drug,) = chart(catalog, given).drugs
+    assert (drug.drug, drug.dose_mg) == ("dexamethasone", None)
+
+
+def test_doses_per_kg_given_are_mg_with_the_current_weight_and_implausible_ones_unread(
+    catalog: ContextCatalog,
+) -> None:
+    per_kg = med(
+        "MedicationAdministration", text("dexamethasone"), dose={"value": 0.15, "unit": "mg/kg"}
+    )
+    huge = med(
+        "MedicationAdministration", text("dexamethasone"), dose={"value": 1e50, "unit": "mg"}
+    )
+    weighed = read_chart([per_kg, huge], catalog, NOW, weight_kg=40)
+    assert [(d.dose_mg, d.by_weight_kg) for d in weighed.drugs] == [(6.0, 40), (None, None)]
+    assert chart(catalog, per_kg).drugs[0].dose_mg is None  # no weight: unread

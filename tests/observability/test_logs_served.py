@@ -136,7 +136,9 @@ def test_requests_gunicorn_refuses_are_logged_without_what_the_client_sent(
     """gunicorn's refusal lines quote the request line or header: a path may hold a patient id."""
     import socket
 
-    marker = f"MRN-{uuid.uuid4().hex[:10]}"
+    # Lower case: gunicorn takes an upper-case token ("MRN-1234567890") for a method, and the
+    # line that uses the marker as a method must be refused whatever digits the uuid gives.
+    marker = f"mrn-{uuid.uuid4().hex[:10]}"
     refused = [
         f"GET /Patient/{marker} HTTP/1.1 junk\r\nHost: x\r\n\r\n",  # malformed request line
         f"GET /Patient/{marker} HTTP/9.9\r\nHost: x\r\n\r\n",

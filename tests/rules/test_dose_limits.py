@@ -142,7 +142,10 @@ def test_a_dose_per_kg_a_day_is_judged_a_dose_at_a_time(rules: Rules) -> None:
 
 
 def test_a_dose_per_kg_becomes_mg_with_the_weight_and_its_timing() -> None:
-    order = draft({"value": 2, "code": "mg/kg"}, timing={"repeat": {"frequency": 2, "period": 1}})
+    order = draft(
+        {"value": 2, "code": "mg/kg"},
+        timing={"repeat": {"frequency": 2, "period": 1, "periodUnit": "d"}},
+    )
     with_weight = weighed(order, weight(60))
     assert (with_weight.dose_mg, with_weight.daily_dose_mg) == (120, 240)
     assert with_weight.dose_problem is None

@@ -1,0 +1,150 @@
+"""Reading a draft order's dose and timing as EHRs write them: timing codes, times of day, the
+most a timing allows, the ordered-dose extension wherever it sits, and `code` and `unit` that
+disagree. An unreadable part is said to be unreadable: it never becomes "once a day"."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from cds_service.fhir.draft_orders import DraftMedication, doses_a_day, medication_orders
+from cds_service.rules.orders import judge_orders
+from cds_service.runtime import Runtime
+from tests.rules.charts import chart, finding
+from tests.rules.test_dose_limits import NOW, weight
+from tests.rules.test_setting_rules import assessed
+
+EPIC_ORDERED_DOSE = "https://open.epic.com/FHIR/StructureDefinition/extension/ordered-dose"
+
+
+def order(dosage: dict[str, Any], drug: str = "methylprednisolone") -> DraftMedication:
+    request = {
+        "resourceType": "MedicationRequest",
+        "medicationCodeableConcept": {"text": drug},
+        "dosageInstruction": [dosage],
+    }
+    (read,) = medication_orders(request)
+    return read
+
+
+@pytest.mark.parametrize(
+    ("timing", "per_day"),
+    [
+        (None, 1.0),  # no timing: one dose (one-off and daily pulse doses are written so)
+        ({"event": ["2026-12-01T10:00:00Z"]}, 1.0),
+        ({"code": {"coding": [{"code": "Q6H"}]}}, 4.0),
+        ({"code": {"text": "bid"}}, 2.0),
+        ({"code": {"text": "as the team decides"}}, None),
+        ({"repeat": {"timeOfDay": ["06:00:00", "12:00:00", "18:00:00", "24:00:00"]}}, 4.0),
+        ({"repeat": {"when": ["MORN", "EVE"]}}, 2.0),
+        ({"repeat": {"frequency": 1, "frequencyMax": 4, "period": 1, "periodUnit": "d"}}, 4.0),
+        ({"repeat": {"frequency": 1, "period": 8, "periodUnit": "h"}}, 3.0),
+        ({"repeat": {"frequency": 0, "period": 1, "periodUnit": "d"}}, None),
+        ({"repeat": {"frequency": -4, "period": 1, "periodUnit": "d"}}, None),
+        ({"repeat": {"frequency": 1, "period": 6}}, None),  # a period without its unit
+        ({"repeat": {"frequency": 1, "period": 1, "periodUnit": "fortnight"}}, None),
+        ({"repeat": "daily"}, None),
+    ],
+)
+def test_doses_a_day_of_a_timing(timing: Any, per_day: float | None) -> None:
+    assert doses_a_day(timing) == per_day
+
+
+def test_a_timing_code_is_not_read_as_once_a_day() -> None:
+    """Methylprednisolone 80 mg every 6 h is 320 mg a day, not 80."""
+    read = order(
+        {
+            "timing": {"code": {"coding": [{"code": "Q6H"}]}},
+            "doseAndRate": [{"doseQuantity": {"value": 80, "unit": "mg"}}],
+        }
+    )
+    assert (read.dose_mg, read.daily_dose_mg, read.dose_problem) == (80, 320, None)
+    unread = order(
+        {
+            "timing": {"code": {"text": "per protocol"}},
+            "doseAndRate": [{"doseQuantity": {"value": 80, "unit": "mg"}}],
+        }
+    )
+    assert (unread.dose_mg, unread.daily_dose_mg) == (80, None)
+    assert unread.dose_problem == "the frequency cannot be read"
+
+
+def test_epic_ordered_dose_is_read_from_any_dose_and_rate_entry() -> None:
+    """The volume in one entry, the rate and the ordered dose in another."""
+    read = order(
+        {
+            "doseAndRate": [
+                {
+                    "rateQuantity": {"value": 100, "unit": "mL/h"},
+                    "extension": [
+                        {"url": EPIC_ORDERED_DOSE, "valueQuantity": {"value": 640, "unit": "mg"}}
+                    ],
+                },
+                {"doseQuantity": {"value": 32, "unit": "mL"}},
+            ]
+        },
+        drug="tocilizumab",
+    )
+    assert read.dose_mg == 640
+
+
+@pytest.mark.parametrize(
+    ("quantity", "per_dose", "a_day"),
+    [
+        # code and unit disagree on "a dose" or "a day": read as a dose, the larger
+        ({"value": 2, "code": "mg/kg/d", "unit": "mg/kg/dose"}, 2.0, None),
+        ({"value": 2, "code": "mg/kg", "unit": "mg/kg/day"}, 2.0, None),
+        # A code that is no unit (an EHR's internal id) does not hide a readable unit.
+        ({"value": 2, "code": "3001", "unit": "mg/kg/day"}, 0.5, 2.0),
+        ({"value": 2, "code": "mg/kg/(24.h)"}, 0.5, 2.0),
+        ({"value": 2, "unit": "mg/kg/24 hrs"}, 0.5, 2.0),
+        ({"value": 2, "unit": "mg/kg/{dose}"}, 2.0, None),
+    ],
+)
+def test_units_per_kg_as_ehrs_write_them(
+    quantity: dict[str, Any], per_dose: float, a_day: float | None
+) -> None:
+    read = order(
+        {
+            "timing": {"repeat": {"frequency": 4, "period": 1, "periodUnit": "d"}},
+            "doseAndRate": [{"doseQuantity": quantity}],
+        }
+    )
+    assert (read.dose_mg_per_kg, read.daily_mg_per_kg) == (per_dose, a_day)
+
+
+def test_a_day_s_dose_per_kg_of_unread_frequency_is_never_passed_silently(
+    runtime: Runtime,
+) -> None:
+    """24 mg/kg a day of tocilizumab at 120 kg, its frequency unread: 2,880 mg a day, and one
+    dose could be anything up to that. Within every limit even at once, it passes."""
+    crs = assessed(runtime, chart(finding("iec", kind="car-t", day=3)))
+    rules = runtime.knowledge.rules
+    unread = {"repeat": {"frequency": 1, "period": 1, "periodUnit": "x"}}
+
+    def tocilizumab(mg_per_kg_a_day: float) -> DraftMedication:
+        dose = {"value": mg_per_kg_a_day, "code": "mg/kg/d"}
+        return order({"timing": unread, "doseAndRate": [{"doseQuantity": dose}]}, "tocilizumab")
+
+    (found,) = judge_orders([tocilizumab(24)], crs, rules, NOW, weight=weight(120))
+    assert found.kind == "dose-unknown"
+    assert found.reason == (
+        "24 mg/kg a day ordered, and the frequency cannot be read: the day's dose given at once "
+        "would be above the label maximum of 800 mg per infusion"
+    )
+    assert judge_orders([tocilizumab(6)], crs, rules, NOW, weight=weight(120)) == []
+
+
+@pytest.mark.parametrize(
+    "quantity",
+    [{"value": 1e50, "unit": "mg"}, {"value": 1e300, "unit": "ug"}, {"value": 0, "unit": "mg"},
+     {"value": -1000, "unit": "mg"}],
+)  # fmt: skip
+def test_an_implausible_dose_is_unread_not_judged(quantity: dict[str, Any]) -> None:
+    """An entry error is no dose: it would print as a number no card can hold."""
+    read = order({"doseAndRate": [{"doseQuantity": quantity}]}, "tocilizumab")
+    assert read.dose_mg is None
+    assert read.dose_problem is not None and "is not a plausible dose" in read.dose_problem
+    per_kg = order({"doseAndRate": [{"doseQuantity": {"value": 1.7e308, "unit": "mg/kg"}}]})
+    assert (per_kg.dose_mg, per_kg.dose_mg_per_kg) == (None, None)
