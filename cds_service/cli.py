@@ -56,6 +56,11 @@ def _time(text: str | None) -> datetime | None:
         # A date alone takes no zone ("2026-11-20Z" reads as local): show a full time with one.
         example = moment.isoformat() + "Z"
         raise UsageError(f"the time needs a zone, e.g. {example}: {text!r}")
+    from cds_service.evidence.times import evaluation_time_problem
+
+    problem = evaluation_time_problem(moment)
+    if problem is not None:
+        raise UsageError(f"the time cannot be used: {problem}: {text!r}")
     return moment
 
 

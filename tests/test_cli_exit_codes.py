@@ -57,3 +57,11 @@ def test_ehr_setup_with_an_unreadable_trusted_clients_file_exits_2(tmp_path: Pat
     result = cytokine_cds("ehr-setup", "--client", "epic", env=env)
     assert result.returncode == 2, (result.stdout, result.stderr)
     assert str(broken) in result.stderr and "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("given", ["0001-01-05T00:00:00Z", "9999-12-31T23:59:59-12:00"])
+def test_a_time_off_the_calendar_is_a_usage_error(
+    capsys: pytest.CaptureFixture[str], given: str
+) -> None:
+    assert main(["evaluate", PATIENT, "--at", given]) == 2
+    assert "between the years 1900 and 2200" in capsys.readouterr().err

@@ -16,6 +16,7 @@ from cds_service.api.errors import ApiError
 from cds_service.api.http import json_body
 from cds_service.api.runtime import current_runtime
 from cds_service.decision import decide, decision_report
+from cds_service.evidence.times import evaluation_time_problem
 from cds_service.gathering import BundleError, evaluation_context, record_from_bundle
 
 bp = Blueprint("evaluate", __name__)
@@ -44,4 +45,7 @@ def _as_of(at: str | None) -> datetime | None:
         ) from None
     if as_of.tzinfo is None:
         raise ApiError(400, "'at' must include a time zone, e.g. 2026-11-20T12:00:00Z.", field="at")
+    problem = evaluation_time_problem(as_of)
+    if problem is not None:
+        raise ApiError(400, f"'at' cannot be used: {problem} (got {at!r}).", field="at")
     return as_of

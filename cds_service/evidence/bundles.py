@@ -33,12 +33,18 @@ def text_at(value: object, *path: str) -> str | None:
     return value if isinstance(value, str) else None
 
 
+def listed(value: object) -> list[Any]:
+    """An array as it is, one object where R4 has an array (real clients send both) as a list of
+    it, anything else as an empty list."""
+    return value if isinstance(value, list) else [value] if isinstance(value, dict) else []
+
+
 def resource_entries(bundle: Mapping[str, Any]) -> list[tuple[dict[str, Any], dict[str, Any]]]:
     """(entry, resource) of each Bundle.entry holding a resource object, in order: for readers
     that need the entry too (its fullUrl); entries without a resource are skipped."""
     return [
         (entry, entry["resource"])
-        for entry in as_list(bundle.get("entry"))
+        for entry in listed(bundle.get("entry"))
         if isinstance(entry, dict) and isinstance(entry.get("resource"), dict)
     ]
 
@@ -147,10 +153,10 @@ def read_bundle(bundle: Mapping[str, Any], reference: str | None = None) -> Bund
     entries = bundle.get("entry")
     if entries is None:
         return read
-    if not isinstance(entries, list):
+    if not isinstance(entries, list | dict):
         read.problems.append(_malformed("Bundle.entry is not a list", reference))
         return read
-    for entry in entries:
+    for entry in listed(entries):  # one entry object in place of the array: read as the only
         resource = entry.get("resource") if isinstance(entry, dict) else None
         if not isinstance(resource, dict):
             read.problems.append(_malformed("Bundle entry without a resource", reference))

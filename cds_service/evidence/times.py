@@ -68,3 +68,21 @@ def effective_time(resource: Mapping[str, object]) -> ReadTime | None:
         if found is not None:
             return found
     return read_fhir_datetime(resource.get("issued"))
+
+
+# An evaluation time ("evaluate at") far from today is a typing error, and its arithmetic (a
+# window of days before it) would leave the calendar.
+EVALUATION_YEARS = range(1900, 2201)
+
+
+def evaluation_time_problem(moment: datetime) -> str | None:
+    """Why a requested evaluation time cannot be used; None when it can."""
+    if moment.utcoffset() is None:
+        return "it needs a time zone, e.g. 2026-11-20T12:00:00Z"
+    try:
+        year = moment.astimezone(UTC).year
+    except OverflowError:
+        year = None
+    if year not in EVALUATION_YEARS:
+        return f"it must fall between the years {EVALUATION_YEARS[0]} and {EVALUATION_YEARS[-1]}"
+    return None

@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from cds_service.evidence.bundles import as_list, entry_resources, resource_entries, text_at
+from cds_service.evidence.bundles import as_list, listed, resource_entries, text_at
 
 RXNORM_SYSTEMS = frozenset(
     {"http://www.nlm.nih.gov/research/umls/rxnorm", "urn:oid:2.16.840.1.113883.6.88"}
@@ -65,14 +65,13 @@ def medication_orders(
 ) -> list[DraftMedication]:
     """The MedicationRequests of a draft Bundle (restricted to `only` references if given)."""
     orders = []
-    resources = list(_resources(draft_orders))
     medications = _medications(draft_orders)
-    for resource in resources:
+    for entry, resource in _entries(draft_orders):
         if resource.get("resourceType") != "MedicationRequest":
             continue
         resource_id = resource.get("id")
         reference = f"MedicationRequest/{resource_id}" if isinstance(resource_id, str) else None
-        if only is not None and reference not in only:
+        if only is not None and not _selected(entry, reference, only):
             continue
         codes, names = _medication(resource, medications)
         dosage = resource.get("dosageInstruction")
@@ -104,11 +103,23 @@ def medication_orders(
     return orders
 
 
-def _resources(bundle: Mapping[str, Any]) -> Sequence[Mapping[str, Any]]:
+def _entries(bundle: Mapping[str, Any]) -> Sequence[tuple[Mapping[str, Any], Mapping[str, Any]]]:
     if bundle.get("resourceType") not in ("Bundle", None):
         # A single resource instead of a Bundle: read it as the only order.
-        return [bundle]
-    return entry_resources(bundle)
+        return [({}, bundle)]
+    return resource_entries(bundle)
+
+
+def _selected(entry: Mapping[str, Any], reference: str | None, only: frozenset[str]) -> bool:
+    """Whether order-select's `selections` name this order: as "MedicationRequest/<id>" (the
+    spec), an absolute URL ending so, the bare id, or the entry's fullUrl (urn:uuid:…)."""
+    full_url = entry.get("fullUrl")
+    if isinstance(full_url, str) and full_url in only:
+        return True
+    if reference is None:
+        return False
+    bare = reference.split("/", 1)[1]
+    return any(s in (reference, bare) or s.endswith(f"/{reference}") for s in only)
 
 
 def _medications(bundle: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:
@@ -140,7 +151,7 @@ def _medication(
         concept = _referenced_medication_code(resource, medications)
     if isinstance(concept.get("text"), str):
         names.append(concept["text"])
-    for coding in as_list(concept.get("coding")):
+    for coding in listed(concept.get("coding")):
         if not isinstance(coding, dict):
             continue
         system, code = coding.get("system"), coding.get("code")
@@ -237,9 +248,9 @@ def _per_kg_unit(unit: object) -> tuple[float, bool] | None:
 
 
 def _first(dosage: Any) -> Mapping[str, Any] | None:
-    if not isinstance(dosage, list) or not dosage or not isinstance(dosage[0], dict):
-        return None
-    return dosage[0]
+    """The first dosage instruction (one object in place of the array is the only one)."""
+    dosages = listed(dosage)
+    return dosages[0] if dosages and isinstance(dosages[0], dict) else None
 
 
 def _dose_quantities(first: Mapping[str, Any]) -> tuple[Any, Any]:
@@ -278,9 +289,10 @@ def daily_dose_mg_by_weight(dosage: Any, kg: float) -> float | None:
 
 def _times_a_day(mg: float | None, dosage: Any) -> tuple[float | None, str | None]:
     """One dose's mg times the doses a day of the first dosage instruction's timing."""
-    if mg is None:
+    first = _first(dosage)
+    if mg is None or first is None:
         return None, None
-    per_day = doses_a_day(dosage[0].get("timing"))
+    per_day = doses_a_day(first.get("timing"))
     if per_day is None:
         return None, "the frequency cannot be read"
     return mg * per_day, None
@@ -352,7 +364,7 @@ def _ordered_dose(element: Any) -> Any:
     """The valueQuantity of Epic's ordered-dose extension on `element`, if there is one."""
     if not isinstance(element, dict):
         return None
-    for extension in as_list(element.get("extension")):
+    for extension in listed(element.get("extension")):
         url = extension.get("url") if isinstance(extension, dict) else None
         if isinstance(url, str) and url.rstrip("/").endswith(_ORDERED_DOSE):
             return extension.get("valueQuantity")

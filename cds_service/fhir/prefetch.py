@@ -62,7 +62,11 @@ def _read_key(key: str, value: object) -> tuple[PrefetchKeyStatus, list[dict[str
     problems = tuple(page.problems)
     if page.next_url is not None:
         problems = (unread_pages_problem(reference), *problems)
-    state: KeyState = "error" if page.has_error else "incomplete" if page.next_url else "satisfied"
+    # An entry that is no resource: what it held is unknown, so the key is not "read".
+    unread = any(p.code == ProblemCode.MALFORMED for p in page.problems)
+    state: KeyState = (
+        "error" if page.has_error or unread else "incomplete" if page.next_url else "satisfied"
+    )
     status = PrefetchKeyStatus(key=key, state=state, next_url=page.next_url, problems=problems)
     return status, page.resources
 

@@ -42,7 +42,7 @@ def test_malformed_entries_are_reported_and_skipped() -> None:
         ({"resourceType": "Bundle"}, []),
         ({"resourceType": "Bundle", "entry": None}, []),
         ({"resourceType": "Bundle", "entry": []}, []),
-        ({"resourceType": "Bundle", "entry": {"resource": OBSERVATION}}, ["malformed"]),
+        ({"resourceType": "Bundle", "entry": "Observation/o"}, ["malformed"]),
     ],
 )
 def test_entry_lists_absent_empty_or_of_another_type(
@@ -51,6 +51,11 @@ def test_entry_lists_absent_empty_or_of_another_type(
     read = read_bundle(bundle)
     assert read.resources == []
     assert [p.code for p in read.problems] == problems
+
+
+def test_one_entry_object_in_place_of_the_array_is_read_as_the_only_entry() -> None:
+    read = read_bundle({"resourceType": "Bundle", "entry": {"resource": OBSERVATION}})
+    assert (read.resources, read.problems) == ([OBSERVATION], [])
 
 
 @pytest.mark.parametrize(

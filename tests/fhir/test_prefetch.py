@@ -89,3 +89,15 @@ def test_a_value_that_is_not_a_resource_is_an_error(value: Any) -> None:
     status = read_prefetch({"labs": value}, ["labs"]).keys["labs"]
     assert status.state == "error"
     assert [p.code for p in status.problems] == ["malformed"]
+
+
+def test_a_bundle_entry_that_is_no_resource_leaves_the_key_unread() -> None:
+    """What that entry held is unknown: the key is an error (queried again, or a data gap), and
+    the entries that were read are kept."""
+    observation = {"resourceType": "Observation", "id": "o"}
+    bundle = {"resourceType": "Bundle", "entry": [{"resource": "x"}, {"resource": observation}]}
+    read = read_prefetch({"labs": bundle}, ["labs"])
+    assert read.keys["labs"].state == "error"
+    assert read.resources == [observation]
+    one_object = {"resourceType": "Bundle", "entry": {"resource": observation}}
+    assert read_prefetch({"labs": one_object}, ["labs"]).keys["labs"].state == "satisfied"

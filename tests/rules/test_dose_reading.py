@@ -148,3 +148,44 @@ def test_an_implausible_dose_is_unread_not_judged(quantity: dict[str, Any]) -> N
     assert read.dose_problem is not None and "is not a plausible dose" in read.dose_problem
     per_kg = order({"doseAndRate": [{"doseQuantity": {"value": 1.7e308, "unit": "mg/kg"}}]})
     assert (per_kg.dose_mg, per_kg.dose_mg_per_kg) == (None, None)
+
+
+def test_single_objects_where_r4_has_arrays_are_read() -> None:
+    """coding, dosageInstruction and the ordered-dose extension sent as one object."""
+    request = {
+        "resourceType": "MedicationRequest",
+        "id": "d1",
+        "medicationCodeableConcept": {
+            "coding": {"system": "http://www.nlm.nih.gov/research/umls/rxnorm", "code": "612865"}
+        },
+        "dosageInstruction": {
+            "doseAndRate": [{"doseQuantity": {"value": 50, "unit": "mL"}}],
+            "extension": {"url": EPIC_ORDERED_DOSE, "valueQuantity": {"value": 1000, "unit": "mg"}},
+        },
+    }
+    (read,) = medication_orders({"resourceType": "Bundle", "entry": {"resource": request}})
+    assert (read.rxnorm_codes, read.dose_mg) == (("612865",), 1000)
+
+
+@pytest.mark.parametrize(
+    "selection",
+    [
+        "MedicationRequest/d1",
+        "https://ehr.example.org/fhir/MedicationRequest/d1",
+        "d1",
+        "urn:uuid:5b8c2a44-0d1e-4c5f-9d7a-2f4a8e1c6b11",
+    ],
+)
+def test_order_select_selections_name_an_order_as_clients_write_them(selection: str) -> None:
+    drafts = {
+        "resourceType": "Bundle",
+        "entry": [
+            {
+                "fullUrl": "urn:uuid:5b8c2a44-0d1e-4c5f-9d7a-2f4a8e1c6b11",
+                "resource": {"resourceType": "MedicationRequest", "id": "d1"},
+            },
+            {"resource": {"resourceType": "MedicationRequest", "id": "d2"}},
+        ],
+    }
+    chosen = medication_orders(drafts, only=frozenset({selection}))
+    assert [order.reference for order in chosen] == ["MedicationRequest/d1"]
