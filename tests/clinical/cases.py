@@ -770,7 +770,9 @@ CASES: tuple[Case, ...] = (
     Case("cart-grade1", f"{LEE2019}; {ASCO2021} (grade 1: supportive care)", car_t_grade1,
          never=("tocilizumab", "dexamethasone", "emapalumab")),
     Case("cart-no-temperature", f"{LEE2019} (fever required)", car_t_no_temperature,
-         never=("tocilizumab",), text=("cannot be judged",)),
+         never=("tocilizumab",),
+         # The summary leads with the verdict: a client may show only the summary.
+         text=("CAR-T/bispecific, day 3: cannot be judged: IEC-HS feature criteria",)),
     Case("cart-grade3", f"{LEE2019}; {ASCO2021} (grade 3: tocilizumab plus dexamethasone)",
          car_t_grade3, suggest=("tocilizumab", "dexamethasone"), never=("emapalumab",)),
     Case("cart-grade3-home-prednisone",
@@ -977,7 +979,8 @@ CASES: tuple[Case, ...] = (
          suggest=("dexamethasone",), named=("tocilizumab",), never=("tocilizumab",)),
     # Sepsis
     Case("sepsis-il6", f"{LEISMAN2020}; {ACTEMRA} (boxed warning)", sepsis_il6,
-         never=("tocilizumab", "anakinra", "emapalumab")),
+         never=("tocilizumab", "anakinra", "emapalumab"),
+         text=("Sepsis: cannot be judged: PROVIDE immunoparalysis criteria",)),
     Case("sepsis-tocilizumab-order", f"{LEISMAN2020}", sepsis_il6, hook="order-sign",
          orders=order(*TOCILIZUMAB), mismatch=True),
     Case("sepsis-hydrocortisone-order", f"{SSC2021}", sepsis_il6, hook="order-sign",
