@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -11,7 +12,9 @@ from fhir.resources.R4B.servicerequest import ServiceRequest
 
 RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
 SNOMED = "http://snomed.info/sct"
-_REQUESTER_TYPES = ("Practitioner/", "PractitionerRole/")
+# The requester of a suggested order: a user of one of these types with a valid FHIR id;
+# any other userId is left out, since the suggestion must be valid FHIR R4.
+_REQUESTER = re.compile(r"(?:Practitioner|PractitionerRole)/[A-Za-z0-9\-.]{1,64}")
 
 
 @dataclass(frozen=True)
@@ -40,7 +43,7 @@ def _common(ctx: OrderContext) -> dict[str, Any]:
     if ctx.encounter_id:
         fields["encounter"] = {"reference": f"Encounter/{ctx.encounter_id}"}
     fields["authoredOn"] = _instant(ctx.now)
-    if ctx.user_id and ctx.user_id.startswith(_REQUESTER_TYPES):
+    if ctx.user_id and _REQUESTER.fullmatch(ctx.user_id):
         fields["requester"] = {"reference": ctx.user_id}
     return fields
 

