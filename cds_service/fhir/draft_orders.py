@@ -310,10 +310,10 @@ def doses_a_day(timing: Any) -> float | None:
     if isinstance(repeat, dict):
         return _repeat_a_day(repeat)
     if "code" in timing:
-        codes = [c.get("code") for c in as_list((timing.get("code") or {}).get("coding"))
-                 if isinstance(c, dict)]  # fmt: skip
-        text = (timing.get("code") or {}).get("text")
-        for code in [*codes, text]:
+        concept = timing["code"]  # a CodeableConcept, or the abbreviation as a bare string
+        concept = concept if isinstance(concept, dict) else {"text": concept}
+        codes = [c.get("code") for c in listed(concept.get("coding")) if isinstance(c, dict)]
+        for code in [*codes, concept.get("text")]:
             if isinstance(code, str) and code.strip().upper() in _TIMING_CODES:
                 return _TIMING_CODES[code.strip().upper()]
         return None

@@ -35,6 +35,11 @@ def order(dosage: dict[str, Any], drug: str = "methylprednisolone") -> DraftMedi
         ({"event": ["2026-12-01T10:00:00Z"]}, 1.0),
         ({"code": {"coding": [{"code": "Q6H"}]}}, 4.0),
         ({"code": {"text": "bid"}}, 2.0),
+        ({"code": "TID"}, 3.0),  # the abbreviation as a bare string
+        ({"code": ["Q6H"]}, None),
+        ({"code": {"coding": {"code": "Q8H"}}}, 3.0),
+        ({"repeat": {"frequency": "4", "period": 1, "periodUnit": "d"}}, None),
+        ("BID", None),
         ({"code": {"text": "as the team decides"}}, None),
         ({"repeat": {"timeOfDay": ["06:00:00", "12:00:00", "18:00:00", "24:00:00"]}}, 4.0),
         ({"repeat": {"when": ["MORN", "EVE"]}}, 2.0),
