@@ -26,7 +26,7 @@ from cds_service.profile.links import ProfileLink, card_link
 from cds_service.rules.assessment import Assessment
 from cds_service.rules.engine import assess
 from cds_service.rules.loader import BODY_WEIGHT
-from cds_service.rules.orders import judge_orders
+from cds_service.rules.orders import dosing_weight, judge_orders
 from cds_service.rules.scores import compute_scores
 from cds_service.rules.setting_rules import score_views
 
@@ -95,9 +95,7 @@ def decide(
     if record.problems or foreign:
         problems = (*record.problems, *evidence.problems, *foreign)
         evidence = evidence.model_copy(update={"problems": problems})
-    weight = evidence.fresh(BODY_WEIGHT)
-    if weight is not None and weight.comparator is not None:
-        weight = None  # a bound (">150 kg") is no weight to dose by
+    weight = dosing_weight(evidence.fresh(BODY_WEIGHT))
     chart = read_chart(resources, knowledge.context, now, weight.value if weight else None)
     if chart.problems:
         evidence = evidence.model_copy(update={"problems": (*evidence.problems, *chart.problems)})

@@ -18,7 +18,13 @@ from cds_service.evidence.models import DataProblem, ProblemCode
 from cds_service.evidence.revisions import latest_revisions
 from cds_service.evidence.times import parse_fhir_datetime, read_fhir_datetime
 from cds_service.evidence.values import clean_display, number
-from cds_service.fhir.draft_orders import MOST_MG, daily_dose_mg, daily_dose_mg_by_weight
+from cds_service.fhir.draft_orders import (
+    MOST_MG,
+    daily_dose_mg,
+    daily_dose_mg_by_weight,
+    first_dose_quantity,
+    per_kg_unit,
+)
 
 from .catalog import Concept, ContextCatalog, Match, SupportKind
 from .models import (
@@ -502,13 +508,13 @@ class _Reader:
             if status != "active":
                 return
             when, _ = _start(resource, "authoredOn")
-            quantity = _first_dose(resource.get("dosageInstruction"))
+            quantity = first_dose_quantity(resource.get("dosageInstruction"))
             daily = _daily(resource.get("dosageInstruction"), self.weight_kg)
         else:
             if status in _STATEMENT_SKIPPED:
                 return
             when, _ = _start(resource, "effectiveDateTime", "effectivePeriod", "dateAsserted")
-            quantity = _first_dose(resource.get("dosage"))
+            quantity = first_dose_quantity(resource.get("dosage"))
             daily = _daily(resource.get("dosage"), self.weight_kg)
         dose = _dose(quantity, self.weight_kg)
         by_weight = _per_kg(quantity) and (dose is not None or daily is not None)
@@ -663,20 +669,6 @@ def _id_of(reference: str | None) -> str | None:
     return reference.split("/", 1)[1] if reference and "/" in reference else None
 
 
-def _first_dose(dosages: object) -> object:
-    if isinstance(dosages, dict):
-        dosages = [dosages]
-    if not isinstance(dosages, list) or not dosages or not isinstance(dosages[0], dict):
-        return None
-    rates = dosages[0].get("doseAndRate")
-    if isinstance(rates, dict):
-        rates = [rates]
-    for rate in rates if isinstance(rates, list) else []:
-        if isinstance(rate, dict) and isinstance(rate.get("doseQuantity"), dict):
-            return rate["doseQuantity"]  # the first that has a dose: one may carry a rate only
-    return None
-
-
 def _daily(dosages: object, weight_kg: float | None) -> float | None:
     """mg a day from the first dosage and its timing (no timing: once a day); a dose per kg
     with the body weight."""
@@ -693,7 +685,7 @@ def _unit_of(quantity: Mapping[str, Any]) -> str:
 
 
 def _per_kg(quantity: object) -> bool:
-    return isinstance(quantity, dict) and "/kg" in _unit_of(quantity).replace(" ", "")
+    return isinstance(quantity, dict) and per_kg_unit(_unit_of(quantity)) is not None
 
 
 def _dose(quantity: object, weight_kg: float | None) -> float | None:
@@ -702,12 +694,17 @@ def _dose(quantity: object, weight_kg: float | None) -> float | None:
     if not isinstance(quantity, dict):
         return None
     value = number(quantity.get("value"))
-    unit = _unit_of(quantity).replace(" ", "").removesuffix("/dose")
-    per_kg = unit.endswith("/kg")
-    factor = _MG_PER_UNIT.get(unit.removesuffix("/kg") if per_kg else unit)
-    if value is None or factor is None or value < 0 or (per_kg and weight_kg is None):
+    unit = _unit_of(quantity).replace(" ", "")
+    per_kg = per_kg_unit(unit)
+    kg: float | None = 1.0
+    factor: float | None
+    if per_kg is not None and not per_kg[1]:  # a day's dose per kg is no one administration
+        factor, kg = per_kg[0], weight_kg
+    else:
+        factor = _MG_PER_UNIT.get(unit.removesuffix("/dose"))
+    if value is None or factor is None or kg is None or value < 0:
         return None
-    mg = value * factor * (weight_kg if per_kg and weight_kg is not None else 1.0)
+    mg = value * factor * kg
     return mg if mg <= MOST_MG else None  # beyond it, an entry error
 
 

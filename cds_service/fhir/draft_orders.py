@@ -227,7 +227,7 @@ def ordered_per_kg(dosage: Any) -> PerKg | None:
     for quantity in _dose_quantities(first) if first is not None else ():
         if not isinstance(quantity, dict) or not isinstance(quantity.get("value"), int | float):
             continue
-        readings = [r for r in map(_per_kg_unit, (quantity.get("code"), quantity.get("unit"))) if r]
+        readings = [r for r in map(per_kg_unit, (quantity.get("code"), quantity.get("unit"))) if r]
         if readings:
             mg_per_kg = float(quantity["value"]) * max(factor for factor, _ in readings)
             if not 0 < mg_per_kg <= _MOST_MG_PER_KG:
@@ -236,7 +236,7 @@ def ordered_per_kg(dosage: Any) -> PerKg | None:
     return None
 
 
-def _per_kg_unit(unit: object) -> tuple[float, bool] | None:
+def per_kg_unit(unit: object) -> tuple[float, bool] | None:
     """(mg per unit of the mass, whether it is a day's dose) of a unit per kg, else None."""
     if not isinstance(unit, str):
         return None
@@ -253,13 +253,17 @@ def _first(dosage: Any) -> Mapping[str, Any] | None:
     return dosages[0] if dosages and isinstance(dosages[0], dict) else None
 
 
+def first_dose_quantity(dosage: Any) -> Any:
+    """The doseQuantity `one_dose_mg` reads (of the first dosage instruction), or None."""
+    first = _first(dosage)
+    return _dose_quantities(first)[0] if first is not None else None
+
+
 def _dose_quantities(first: Mapping[str, Any]) -> tuple[Any, Any]:
     """(doseQuantity, Epic's ordered-dose) of a dosage instruction, either possibly None: the
     first doseAndRate that has a dose (an entry may carry only a rate), and the ordered-dose
     extension on the dosage or on any of its doseAndRate entries."""
-    given = first.get("doseAndRate")  # one object instead of an array: read it as the only one
-    rates = [rate for rate in ([given] if isinstance(given, dict) else as_list(given))
-             if isinstance(rate, dict)]  # fmt: skip
+    rates = [rate for rate in listed(first.get("doseAndRate")) if isinstance(rate, dict)]
     dose = next((r["doseQuantity"] for r in rates if isinstance(r.get("doseQuantity"), dict)), None)
     ordered = next((q for q in map(_ordered_dose, [first, *rates]) if q is not None), None)
     return dose, ordered

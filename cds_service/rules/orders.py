@@ -84,8 +84,7 @@ def judge_orders(
     settings an order's stated indication names (None: none stated); `weight`: the newest
     current body weight (kg), for doses ordered per kg and limits by weight."""
     setting = assessment.setting.setting if assessment.setting else "unknown"
-    if weight is not None and weight.comparator is not None:
-        weight = None  # a bound (">150 kg") is no weight to dose by
+    weight = dosing_weight(weight)
     findings: list[OrderFinding] = []
     identified = [(order, identify_drug(order, rules)) for order in orders]
     ordered = [drug_id for _, drug_id in identified if drug_id is not None]
@@ -181,6 +180,11 @@ def judge_orders(
             found.append(OrderFinding(kind="needs-cytokines", **base))
         findings += found
     return findings
+
+
+def dosing_weight(weight: LabValue | None) -> LabValue | None:
+    """The body weight to dose by: a bound (">150 kg") is none."""
+    return weight if weight is not None and weight.comparator is None else None
 
 
 def _dose_limit_findings(
