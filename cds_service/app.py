@@ -48,6 +48,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     app = Flask(__name__, static_folder=None)
     app.json = OrjsonProvider(app)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
+    # Well before gunicorn kills a worker still reading (its answer then is a bare 500).
+    app.config["BODY_READ_SECONDS"] = settings.worker_timeout / 2
     store = _open_store(settings)
     runtime = build_runtime(settings, store=store, profile_links=profile_links(settings))
     app.extensions[EXTENSION_KEY] = runtime

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import socket
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 from flask import current_app, request
 from gunicorn.http.errors import ParseException
 from pydantic import BaseModel, ValidationError
-from werkzeug.exceptions import RequestEntityTooLarge
+from werkzeug.exceptions import ClientDisconnected, RequestEntityTooLarge
 
 from cds_service.api.errors import ApiError
 from cds_service.jsontext import NotJson, parse_json
@@ -38,21 +41,59 @@ def json_body() -> Any:
 
 
 def _body() -> bytes:
-    """The whole body, or 413 past the size limit, or 400 when its chunked framing is broken."""
+    """The whole body, or 413 past the size limit, 400 when it is cut short or its chunked
+    framing is broken, 408 when the client stops sending it."""
+    declared = request.content_length
+    seconds = float(current_app.config["BODY_READ_SECONDS"])
     try:
-        if request.content_length is not None or "wsgi.input_terminated" not in request.environ:
-            return request.get_data(cache=False)  # 413 from the Content-Length alone
-        # Chunked: werkzeug would stop at the limit without a word (a cut body that may still
-        # parse), so read one byte past it to tell a body that fits from one that does not.
-        limit = int(current_app.config["MAX_CONTENT_LENGTH"])
-        raw: bytes = request.environ["wsgi.input"].read(limit + 1)
+        with _stall_timeout(request.environ.get("gunicorn.socket"), seconds):
+            if declared is not None or "wsgi.input_terminated" not in request.environ:
+                return _complete(request.get_data(cache=False), declared)  # 413 before reading
+            # Chunked: werkzeug would stop at the limit without a word (a cut body that may
+            # still parse), so read one byte past it to tell a body that fits from one that
+            # does not.
+            limit = int(current_app.config["MAX_CONTENT_LENGTH"])
+            raw: bytes = request.environ["wsgi.input"].read(limit + 1)
     except ParseException as exc:  # gunicorn's chunk parser: size, extension, terminator
         raise ApiError(400, f"The chunked request body is malformed: {exc}.") from None
-    except OSError:  # the client went away mid-body: nobody reads this answer
+    except (OSError, ClientDisconnected) as exc:  # werkzeug's name for any failed read
+        if isinstance(exc, TimeoutError) or isinstance(exc.__context__, TimeoutError):
+            raise ApiError(
+                408, f"No part of the request body arrived for {seconds:g} s; it was not read."
+            ) from None
         raise ApiError(400, "The request body ended before it was complete.") from None
     if len(raw) > limit:
         raise RequestEntityTooLarge()
     return raw
+
+
+def _complete(raw: bytes, declared: int | None) -> bytes:
+    if declared is not None and len(raw) < declared:
+        raise ApiError(
+            400,
+            f"The request body ended after {len(raw)} of the {declared} bytes its "
+            "Content-Length announced.",
+        )
+    return raw
+
+
+@contextmanager
+def _stall_timeout(sock: socket.socket | None, seconds: float) -> Iterator[None]:
+    """Each read of the body on gunicorn's socket waits at most `seconds`.
+
+    A client that announces more than it sends would otherwise hold a sync worker until
+    gunicorn kills it, and gunicorn's own answer then is a bare 500. (A client that keeps
+    sending a trickle is the buffering proxy's to stop: see the README.)
+    """
+    if sock is None:  # another WSGI server, or Flask's test client
+        yield
+        return
+    before = sock.gettimeout()
+    sock.settimeout(seconds)
+    try:
+        yield
+    finally:
+        sock.settimeout(before)
 
 
 def validate(model: type[Model], data: Any, *, prefix: str = "") -> Model:

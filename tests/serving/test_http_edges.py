@@ -7,6 +7,7 @@ from __future__ import annotations
 import contextlib
 import json
 import socket
+import time
 from collections.abc import Iterator
 
 import pytest
@@ -172,3 +173,61 @@ def test_made_up_methods_and_paths_do_not_add_metric_series(base: str) -> None:
     methods = {dict(labels).get("method") for _, labels in after} - {None}
     assert "other" in methods
     assert methods <= {"GET", "HEAD", "POST", "OPTIONS", "PUT", "PATCH", "DELETE", "other"}
+
+
+# --- bodies that do not arrive whole ------------------------------------------------------------
+WORKER_TIMEOUT = 4  # seconds; the app gives a body half of it
+
+
+@pytest.fixture(scope="module")
+def short_timeout(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    data = tmp_path_factory.mktemp("served-body-timeout")
+    env = {"CYTOKINE_CDS_WORKER_TIMEOUT": str(WORKER_TIMEOUT), "CYTOKINE_CDS_DATA_DIR": str(data)}
+    with cds_service(env, workers=1) as url:
+        yield url
+
+
+def announced(length: int) -> bytes:
+    return f"Content-Length: {length}\r\n".encode()
+
+
+def answer_while_open(base: str, start: bytes) -> tuple[int, bytes, float]:
+    """Send `start`, then wait without closing; (status, body, seconds)."""
+    host, port = base.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=WORKER_TIMEOUT * 3) as sock:
+        began = time.monotonic()
+        sock.sendall(start)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    return int(head.split()[1]), body, time.monotonic() - began
+
+
+def test_a_body_shorter_than_announced_is_408_before_the_worker_timeout(
+    short_timeout: str,
+) -> None:
+    status, body, seconds = answer_while_open(
+        short_timeout, post(SERVICE, announced(1000), b'{"hook": "patient-view"')
+    )
+    assert status == 408
+    diagnostics = json.loads(body)["issue"][0]["diagnostics"]
+    assert diagnostics.startswith("No part of the request body arrived for 2 s")
+    assert WORKER_TIMEOUT / 2 - 0.5 < seconds < WORKER_TIMEOUT
+    # The worker was not killed: the next call is answered at once.
+    assert requests.get(f"{short_timeout}/healthz", timeout=2).status_code == 200
+
+
+def test_a_body_cut_short_by_the_client_says_how_much_came(short_timeout: str) -> None:
+    host, port = short_timeout.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=10) as sock:
+        sock.sendall(post(SERVICE, announced(1000), b'{"hook": "patient-view"'))
+        sock.shutdown(socket.SHUT_WR)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert int(head.split()[1]) == 400
+    assert json.loads(body)["issue"][0]["diagnostics"] == (
+        "The request body ended after 23 of the 1000 bytes its Content-Length announced."
+    )
