@@ -63,7 +63,12 @@ class Settings(BaseSettings):
         "(CDS clients do not send cookies).",
     )
     max_request_bytes: int = Field(
-        1024 * 1024, ge=1024, description="Largest accepted request body; larger answers 413."
+        # The prefetch templates ask for up to ~1,300 resources; at the 2-3 KB an EHR's
+        # resource takes with its narrative, a long stay's full prefetch is 3-4 MB, and a 413
+        # would leave the sickest patients without cards.
+        8 * 1024 * 1024,
+        ge=1024,
+        description="Largest accepted request body; larger answers 413.",
     )
     log_level: str = Field("INFO", description="Python log level.")
     workers: int = Field(

@@ -154,7 +154,7 @@ def test_the_proxy_answers_its_own_refusals_as_operation_outcomes(tmp_path: Path
     ):
         too_large = requests.post(
             proxied + SERVICE,
-            data=b"{" + b" " * (2 * 1024 * 1024) + b"}",
+            data=b"{" + b" " * (9 * 1024 * 1024) + b"}",
             headers={"Content-Type": "application/json"},
             timeout=10,
         )
