@@ -63,10 +63,14 @@ class DraftMedication:
 def medication_orders(
     draft_orders: Mapping[str, Any], only: frozenset[str] | None = None
 ) -> list[DraftMedication]:
-    """The MedicationRequests of a draft Bundle (restricted to `only` references if given)."""
-    orders = []
+    """The MedicationRequests of a draft Bundle (restricted to `only` references if given).
+
+    An order sent twice under one id (a client that appends an edited draft again) is one
+    order, read as last sent: two entries would give the clinician the same card twice.
+    """
+    orders: dict[str | int, DraftMedication] = {}
     medications = _medications(draft_orders)
-    for entry, resource in _entries(draft_orders):
+    for position, (entry, resource) in enumerate(_entries(draft_orders)):
         if resource.get("resourceType") != "MedicationRequest":
             continue
         resource_id = resource.get("id")
@@ -86,21 +90,19 @@ def medication_orders(
             one_per_kg = daily_per_kg / a_day if a_day else None
         elif per_kg is not None:
             one_per_kg = per_kg.mg_per_kg
-        orders.append(
-            DraftMedication(
-                reference=reference,
-                rxnorm_codes=codes,
-                names=names,
-                daily_dose_mg=daily,
-                resource=resource,
-                dose_problem=problem or frequency_problem,
-                dose_mg=one,
-                dose_mg_per_kg=one_per_kg,
-                doses_a_day=a_day,
-                daily_mg_per_kg=daily_per_kg,
-            )
+        orders[reference or position] = DraftMedication(
+            reference=reference,
+            rxnorm_codes=codes,
+            names=names,
+            daily_dose_mg=daily,
+            resource=resource,
+            dose_problem=problem or frequency_problem,
+            dose_mg=one,
+            dose_mg_per_kg=one_per_kg,
+            doses_a_day=a_day,
+            daily_mg_per_kg=daily_per_kg,
         )
-    return orders
+    return list(orders.values())
 
 
 def _entries(bundle: Mapping[str, Any]) -> Sequence[tuple[Mapping[str, Any], Mapping[str, Any]]]:
