@@ -8,7 +8,8 @@ The drug is read from `medicationCodeableConcept`, or through `medicationReferen
 `Medication` entry of the same Bundle (Epic since February 2024; the reference may be relative,
 absolute or the entry's `fullUrl`), to a `#contained` Medication, or, when neither is there, from
 the reference's `display` alone (Epic before 2024). The dose is `doseQuantity`, or Epic's
-`ordered-dose` dosage extension when `doseQuantity` is not a mass. A dose per kg of body weight
+`ordered-dose` dosage extension when `doseQuantity` is not a mass; several dosage instructions
+are combined by their `sequence`. A dose per kg of body weight
 (mg/kg a dose, or mg/kg a day) is kept as such: the order checks turn it into mg with the charted
 weight.
 """
@@ -79,6 +80,18 @@ def medication_orders(
             continue
         codes, names = _medication(resource, medications)
         dosage = resource.get("dosageInstruction")
+        if len(_instructions(dosage)) > 1:
+            one, daily, problem = _several_instructions(_instructions(dosage), names)
+            orders[reference or position] = DraftMedication(
+                reference=reference,
+                rxnorm_codes=codes,
+                names=names,
+                daily_dose_mg=daily,
+                resource=resource,
+                dose_problem=problem,
+                dose_mg=one,
+            )
+            continue
         one, problem = one_dose_mg(dosage, names)
         per_kg = ordered_per_kg(dosage) if one is None else None
         daily, frequency_problem = _times_a_day(one, dosage)
@@ -255,6 +268,46 @@ def _first(dosage: Any) -> Mapping[str, Any] | None:
     return dosages[0] if dosages and isinstance(dosages[0], dict) else None
 
 
+def _instructions(dosage: Any) -> list[Mapping[str, Any]]:
+    return [item for item in listed(dosage) if isinstance(item, dict)]
+
+
+_UNSEQUENCED = (
+    "several dosage instructions without a sequence: whether they are given together or one "
+    "after another cannot be told"
+)
+
+
+def _several_instructions(
+    instructions: Sequence[Mapping[str, Any]], names: Sequence[str]
+) -> tuple[float | None, float | None, str | None]:
+    """(largest single dose, largest day's dose, why a day's dose cannot be read) of an order
+    with several dosage instructions, each read as an order of its own.
+
+    R4 Dosage.sequence: instructions with the same sequence are given together (their day's
+    doses add up), with different ones one after another (the heaviest day counts). Without a
+    sequence either may be meant, so the day's dose is not guessed. A dose per kg is not
+    combined: the order's dose then stays unread.
+    """
+    doses: list[tuple[object, float, float | None]] = []
+    for number, instruction in enumerate(instructions, start=1):
+        mg, problem = one_dose_mg([instruction], names)
+        if mg is None:
+            if ordered_per_kg([instruction]) is not None:
+                problem = "a dose per kg among several dosage instructions"
+            return None, None, f"dosage instruction {number}: {problem}"
+        doses.append((instruction.get("sequence"), mg, doses_a_day(instruction.get("timing"))))
+    largest = max(mg for _, mg, _ in doses)
+    if not all(isinstance(seq, int) and not isinstance(seq, bool) for seq, _, _ in doses):
+        return largest, None, _UNSEQUENCED
+    days: dict[object, float] = {}
+    for sequence, mg, per_day in doses:
+        if per_day is None:
+            return largest, None, "the frequency cannot be read"
+        days[sequence] = days.get(sequence, 0.0) + mg * per_day
+    return largest, max(days.values()), None
+
+
 def first_dose_quantity(dosage: Any) -> Any:
     """The doseQuantity `one_dose_mg` reads (of the first dosage instruction), or None."""
     first = _first(dosage)
@@ -272,19 +325,27 @@ def _dose_quantities(first: Mapping[str, Any]) -> tuple[Any, Any]:
 
 
 def daily_dose_mg(dosage: Any, names: Sequence[str] = ()) -> tuple[float | None, str | None]:
-    """Total mg per day from the first dosage instruction, or None and why it cannot be read.
+    """Total mg per day of the dosage instructions, or None and why it cannot be read.
 
-    One dose (`one_dose_mg`) times the doses a day. A dose without timing is read as once
+    One dose (`one_dose_mg`) times the doses a day; several instructions are combined by their
+    sequence (`_several_instructions`). A dose without timing is read as once
     daily: that is how one-off and daily pulse doses are usually written, and it can only
     under-count a more frequent schedule.
     """
+    instructions = _instructions(dosage)
+    if len(instructions) > 1:
+        _, daily, problem = _several_instructions(instructions, names)
+        return daily, problem
     mg, problem = one_dose_mg(dosage, names)
     return _times_a_day(mg, dosage) if mg is not None else (None, problem)
 
 
 def daily_dose_mg_by_weight(dosage: Any, kg: float) -> float | None:
     """Total mg per day of a dose ordered per kg (a dose or a day), for a body weight of `kg`;
-    None when the dose is not per kg or its frequency cannot be read."""
+    None when the dose is not per kg or its frequency cannot be read (or there are several
+    instructions: see `_several_instructions`)."""
+    if len(_instructions(dosage)) > 1:
+        return None
     per_kg = ordered_per_kg(dosage)
     if per_kg is None:
         return None

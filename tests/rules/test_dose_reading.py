@@ -4,13 +4,18 @@ disagree. An unreadable part is said to be unreadable: it never becomes "once a 
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from flask.testing import FlaskClient
 
+from cds_service.api.runtime import current_runtime
+from cds_service.demo import hook_request
 from cds_service.fhir.draft_orders import DraftMedication, doses_a_day, medication_orders
 from cds_service.rules.orders import judge_orders
 from cds_service.runtime import Runtime
+from tests.conftest import load_fixture
 from tests.rules.charts import chart, finding
 from tests.rules.test_dose_limits import NOW, weight
 from tests.rules.test_setting_rules import assessed
@@ -194,3 +199,80 @@ def test_order_select_selections_name_an_order_as_clients_write_them(selection: 
     }
     chosen = medication_orders(drafts, only=frozenset({selection}))
     assert [order.reference for order in chosen] == ["MedicationRequest/d1"]
+
+
+def mg(value: float, sequence: int | None = None) -> dict[str, Any]:
+    instruction: dict[str, Any] = {
+        "doseAndRate": [{"doseQuantity": {"value": value, "unit": "mg"}}],
+        "timing": {"repeat": {"frequency": 1, "period": 1, "periodUnit": "d"}},
+    }
+    if sequence is not None:
+        instruction["sequence"] = sequence
+    return instruction
+
+
+def ordered(*instructions: dict[str, Any]) -> DraftMedication:
+    request = {
+        "resourceType": "MedicationRequest",
+        "medicationCodeableConcept": {"text": "methylprednisolone"},
+        "dosageInstruction": list(instructions),
+    }
+    (read,) = medication_orders(request)
+    return read
+
+
+def test_several_dosage_instructions_are_combined_by_their_sequence() -> None:
+    # The same sequence: given together, a day's doses add up.
+    together = ordered(mg(60, 1), mg(60, 1))
+    assert (together.dose_mg, together.daily_dose_mg, together.dose_problem) == (60, 120, None)
+    # Different sequences: one after another (a taper); the heaviest day counts.
+    taper = ordered(mg(40, 1), mg(60, 2), mg(20, 3))
+    assert (taper.dose_mg, taper.daily_dose_mg, taper.dose_problem) == (60, 60, None)
+    # No sequence: either could be meant; the largest single dose is still known.
+    unsequenced = ordered(mg(60), mg(60))
+    assert (unsequenced.dose_mg, unsequenced.daily_dose_mg) == (60, None)
+    assert unsequenced.dose_problem == (
+        "several dosage instructions without a sequence: whether they are given together or "
+        "one after another cannot be told"
+    )
+    unread = ordered(mg(60, 1), {"sequence": 1, "text": "per protocol"})
+    assert (unread.dose_mg, unread.daily_dose_mg) == (None, None)
+    assert unread.dose_problem == "dosage instruction 2: no dose quantity"
+    per_kg = mg(2, 1)
+    per_kg["doseAndRate"][0]["doseQuantity"]["unit"] = "mg/kg"
+    mixed = ordered(mg(60, 1), per_kg)
+    assert mixed.dose_problem == (
+        "dosage instruction 2: a dose per kg among several dosage instructions"
+    )
+
+
+@pytest.mark.parametrize(
+    ("instructions", "topic"),
+    [
+        ([mg(60, 1), mg(60, 1)], "ordermismatch"),  # 120 mg a day: 150 mg prednisone-equivalent
+        ([mg(60, 1), mg(40, 2)], None),  # at most 60 mg a day: 75 mg
+        ([mg(60), mg(60)], "ordercaution"),  # 60 or 120 mg a day: said, not guessed
+    ],
+)
+def test_the_day_of_split_doses_meets_the_immunoparalysis_rule(
+    client: FlaskClient, instructions: list[dict[str, Any]], topic: str | None
+) -> None:
+    """Methylprednisolone in sepsis immunoparalysis is judged from 100 mg prednisone-equivalent
+    a day (PROVIDE): two concurrent 60 mg doses reach it, though one dose does not."""
+    with client.application.app_context():
+        service = current_runtime().services["cytokine-storm-order-sign"]
+    orders = load_fixture("orders/methylprednisolone-pulse.json")
+    orders["entry"][0]["resource"]["dosageInstruction"] = instructions
+    body = hook_request(
+        service,
+        load_fixture("patients/case-sepsis-ip.json"),
+        draft_orders=orders,
+        now=datetime.now(UTC),
+    )
+    response = client.post(f"/cds-services/{service.id}", json=body)
+    assert response.status_code == 200
+    cards = response.get_json()["cards"]
+    assert [card["source"]["topic"]["code"] for card in cards] == ([topic] if topic else [])
+    if topic == "ordercaution":
+        assert "the dose could not be read" in cards[0]["summary"]
+        assert "without a sequence" in cards[0]["detail"]
