@@ -59,6 +59,7 @@ class DraftMedication:
     dose_mg_per_kg: float | None = None  # one dose, when it is ordered per kg of body weight
     doses_a_day: float | None = None  # from the timing (none: once a day), when it can be read
     daily_mg_per_kg: float | None = None  # when the order gives its dose per kg a day
+    dose_sent: bool = False  # a dose quantity is there, read or not (a new draft may have none)
 
 
 def medication_orders(
@@ -80,6 +81,7 @@ def medication_orders(
             continue
         codes, names = _medication(resource, medications)
         dosage = resource.get("dosageInstruction")
+        sent = any(q is not None for d in _instructions(dosage) for q in _dose_quantities(d))
         if len(_instructions(dosage)) > 1:
             one, daily, problem = _several_instructions(_instructions(dosage), names)
             orders[reference or position] = DraftMedication(
@@ -90,6 +92,7 @@ def medication_orders(
                 resource=resource,
                 dose_problem=problem,
                 dose_mg=one,
+                dose_sent=sent,
             )
             continue
         one, problem = one_dose_mg(dosage, names)
@@ -114,6 +117,7 @@ def medication_orders(
             dose_mg_per_kg=one_per_kg,
             doses_a_day=a_day,
             daily_mg_per_kg=daily_per_kg,
+            dose_sent=sent,
         )
     return list(orders.values())
 

@@ -191,7 +191,8 @@ def _dose_limit_findings(
     order: DraftMedication, drug_id: str, setting: str, rules: Rules, weight: LabValue | None
 ) -> list[OrderFinding]:
     """A finding for each dose limit of the setting the order's one dose is above; when it is
-    ordered per kg with no weight to turn it into mg, one that says the limits went unchecked."""
+    ordered per kg with no weight to turn it into mg, or its dose cannot be read, one that says
+    the limits went unchecked."""
     limits = [
         limit
         for limit in rules.dose_limits
@@ -238,6 +239,18 @@ def _dose_limit_findings(
                 rule=unchecked[0].id,
                 source=unchecked[0].source,
                 reason=f"{per_kg} ordered",
+            )
+        )
+    if limits and not found and order.dose_sent and order.dose_mg is None and per_kg is None:
+        # Passing a dose nobody could read would look like a dose within the limits (a draft
+        # with no dose yet has nothing to check).
+        found.append(
+            OrderFinding(
+                kind="dose-unknown",
+                **base,
+                rule=limits[0].id,
+                source=limits[0].source,
+                reason=order.dose_problem or "the dose could not be read",
             )
         )
     return found

@@ -720,8 +720,11 @@ CASES: tuple[Case, ...] = (
          text=("tocilizumab: 1,000 mg ordered, above the label maximum of 800 mg per infusion",
                "Actemra US label"), absent=("body weight",)),
     Case("cart-day3-tocilizumab-implausible-dose", "issue: an entry error is no dose to judge, "
-         "and never a failed answer", car_t_day3_grade2, hook="order-sign",
-         orders=order(*TOCILIZUMAB, dose=1e50), no_cards=True),
+         "and never a failed answer; it is said, never passed as within the limits",
+         car_t_day3_grade2, hook="order-sign", orders=order(*TOCILIZUMAB, dose=1e50),
+         mismatch=False,
+         text=("tocilizumab: the dose could not be read, so the dose rule was not applied",
+               "a dose of 1e+50 mg is not a plausible dose")),
     Case("cart-day3-tocilizumab-800-mg", f"{ACTEMRA} (CRS: at most 800 mg per infusion)",
          car_t_day3_grade2, hook="order-sign", orders=order(*TOCILIZUMAB, dose=800),
          no_cards=True),

@@ -276,3 +276,18 @@ def test_the_day_of_split_doses_meets_the_immunoparalysis_rule(
     if topic == "ordercaution":
         assert "the dose could not be read" in cards[0]["summary"]
         assert "without a sequence" in cards[0]["detail"]
+
+
+def test_a_dose_sent_but_unreadable_is_said_for_a_drug_with_dose_limits(runtime: Runtime) -> None:
+    """Tocilizumab as 40 mL with no ordered-dose extension: the 800 mg maximum cannot be checked,
+    and passing it silently would look like a dose within it. A draft with no dose yet (order
+    entry often starts so) has nothing to check."""
+    crs = assessed(runtime, chart(finding("iec", kind="car-t", day=3)))
+    rules = runtime.knowledge.rules
+    volume = order({"doseAndRate": [{"doseQuantity": {"value": 40, "unit": "mL"}}]}, "tocilizumab")
+    (found,) = judge_orders([volume], crs, rules, NOW, weight=weight(70))
+    assert (found.kind, found.rule) == ("dose-unknown", "tocilizumab-max-infusion")
+    assert found.reason == "dose unit 'mL' is not a mass"
+    no_dose = order({"timing": {"code": "QD"}}, "tocilizumab")
+    assert not no_dose.dose_sent
+    assert judge_orders([no_dose], crs, rules, NOW, weight=weight(70)) == []
