@@ -46,6 +46,12 @@ _ALL_FOREIGN = (
     "all {count} results and chart entries received name another patient than the chart's "
     "(context.patientId), so none was used"
 )
+# Said on the card too: another patient's data in this chart's answer is a fault of the EHR's
+# interface that its team must hear of, even when this chart's own data decided the advice.
+_SOME_FOREIGN = (
+    "{count} of the results and chart entries received name another patient than the chart's "
+    "(context.patientId) and were not used; the advice rests on the others"
+)
 
 
 @dataclass(frozen=True)
@@ -129,6 +135,10 @@ def decide(
     if foreign and not any(_PATIENT_SCOPED.get(str(r.get("resourceType"))) for r in resources):
         # Nothing left to judge: an empty answer would read as an all-clear.
         gaps.append(DataGapText("patient data", _ALL_FOREIGN.format(count=len(foreign))))
+    elif foreign:
+        gaps.append(
+            DataGapText("patient data", _SOME_FOREIGN.format(count=len(foreign)), partial=True)
+        )
     if gaps:
         cards.append(builder.data_incomplete(gaps))
     if profile is not None and not any(card.links for card in cards):

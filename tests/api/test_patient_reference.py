@@ -68,6 +68,27 @@ def test_data_that_all_names_another_patient_is_said_on_a_card(client: FlaskClie
     assert "someone-else" not in card["detail"] and PATIENT not in card["detail"]
 
 
+def test_some_results_naming_another_patient_are_said_beside_the_advice(
+    client: FlaskClient,
+) -> None:
+    """One of the labs names another patient: the advice stands on this chart's own data, and
+    the card that says so names no one (neither id is copied into it)."""
+    body = demo_body(client)
+    ordinary = summaries(client.post(f"/cds-services/{PV}", json=body))
+    labs = body["prefetch"]["labs"]["entry"]
+    stray = copy.deepcopy(labs[0])
+    stray["resource"]["id"] = "stray-result"
+    stray["resource"]["subject"] = {"reference": "Patient/someone-else"}
+    labs.append(stray)
+    cards = client.post(f"/cds-services/{PV}", json=body).get_json()["cards"]
+    assert [card["summary"] for card in cards[:-1]] == ordinary
+    gap = cards[-1]
+    assert gap["source"]["topic"]["code"] == "dataincomplete"
+    assert "1 of the results and chart entries received name another patient" in gap["detail"]
+    assert "(only partly read)" in gap["detail"]
+    assert "someone-else" not in str(gap) and "stray-result" not in str(gap)
+
+
 @pytest.fixture
 def fhir_client(fhir_server: str) -> Iterator[FlaskClient]:
     app = create_app(Settings(auth="off", fhir_allowlist=[fhir_server]))
