@@ -50,7 +50,7 @@ _ALL_FOREIGN = (
 # interface that its team must hear of, even when this chart's own data decided the advice.
 _SOME_FOREIGN = (
     "{count} of the results and chart entries received name another patient than the chart's "
-    "(context.patientId) and were not used; the advice rests on the others"
+    "(context.patientId) and were not used; only the others were judged"
 )
 
 

@@ -670,7 +670,8 @@ def _id_of(reference: str | None) -> str | None:
 
 
 def _daily(dosages: object, weight_kg: float | None) -> float | None:
-    """mg a day from the first dosage and its timing (no timing: once a day); a dose per kg
+    """mg a day from the dosage instructions and their timing (no timing: once a day; several
+    instructions combined by their sequence, at least the heaviest day read); a dose per kg
     with the body weight."""
     listed = [dosages] if isinstance(dosages, dict) else dosages
     mg = daily_dose_mg(listed)[0]

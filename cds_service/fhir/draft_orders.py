@@ -39,6 +39,7 @@ _MG_PER_KG = {f"{unit}/kg": factor for unit, factor in {**_MG, "µg": 0.001, "μ
 # would print as a number no card can hold.
 MOST_MG = 1e6
 _MOST_MG_PER_KG = 1e4
+_MOST_A_DAY = 1440.0
 # Spellings of "a day" after a dose per kg: UCUM "mg/kg/d", and order entry's "mg/kg/day".
 _A_DAY = ("/d", "/day", "/days", "/24h", "/24hr", "/24hrs", "/24.h", "/(24.h)")
 # Dose units that count tablets or capsules: the mg come from the strength in the drug's name.
@@ -59,7 +60,10 @@ class DraftMedication:
     dose_mg_per_kg: float | None = None  # one dose, when it is ordered per kg of body weight
     doses_a_day: float | None = None  # from the timing (none: once a day), when it can be read
     daily_mg_per_kg: float | None = None  # when the order gives its dose per kg a day
-    dose_sent: bool = False  # a dose quantity is there, read or not (a new draft may have none)
+    dose_sent: bool = False  # a dose is stated, read or not (a new draft may have none)
+    # daily_dose_mg is only a lower bound: an instruction was unread, or several instructions
+    # carry no sequence (given together, their doses would add up)
+    daily_is_floor: bool = False
 
 
 def medication_orders(
@@ -67,10 +71,11 @@ def medication_orders(
 ) -> list[DraftMedication]:
     """The MedicationRequests of a draft Bundle (restricted to `only` references if given).
 
-    An order sent twice under one id (a client that appends an edited draft again) is one
-    order, read as last sent: two entries would give the clinician the same card twice.
+    An order sent twice under one id for the same drug (a client that appends an edited draft
+    again) is one order, read as last sent: two entries would give the clinician the same card
+    twice. Different drugs under one id stay two orders.
     """
-    orders: dict[str | int, DraftMedication] = {}
+    orders: dict[object, DraftMedication] = {}
     medications = _medications(draft_orders)
     for position, (entry, resource) in enumerate(_entries(draft_orders)):
         if resource.get("resourceType") != "MedicationRequest":
@@ -80,46 +85,47 @@ def medication_orders(
         if only is not None and not _selected(entry, reference, only):
             continue
         codes, names = _medication(resource, medications)
-        dosage = resource.get("dosageInstruction")
-        sent = any(q is not None for d in _instructions(dosage) for q in _dose_quantities(d))
-        if len(_instructions(dosage)) > 1:
-            one, daily, problem = _several_instructions(_instructions(dosage), names)
-            orders[reference or position] = DraftMedication(
-                reference=reference,
-                rxnorm_codes=codes,
-                names=names,
-                daily_dose_mg=daily,
-                resource=resource,
-                dose_problem=problem,
-                dose_mg=one,
-                dose_sent=sent,
-            )
-            continue
-        one, problem = one_dose_mg(dosage, names)
-        per_kg = ordered_per_kg(dosage) if one is None else None
-        daily, frequency_problem = _times_a_day(one, dosage)
-        first = _first(dosage)
-        a_day = doses_a_day(first.get("timing")) if first is not None else None
-        one_per_kg, daily_per_kg = None, None
-        if per_kg is not None and per_kg.a_day:
-            daily_per_kg = per_kg.mg_per_kg
-            one_per_kg = daily_per_kg / a_day if a_day else None
-        elif per_kg is not None:
-            one_per_kg = per_kg.mg_per_kg
-        orders[reference or position] = DraftMedication(
+        dosage = _instructions(resource.get("dosageInstruction"))
+        read = _read_dosage(dosage, names)
+        key = (reference, codes, names) if reference else position
+        orders[key] = DraftMedication(
             reference=reference,
             rxnorm_codes=codes,
             names=names,
-            daily_dose_mg=daily,
             resource=resource,
-            dose_problem=problem or frequency_problem,
-            dose_mg=one,
-            dose_mg_per_kg=one_per_kg,
-            doses_a_day=a_day,
-            daily_mg_per_kg=daily_per_kg,
-            dose_sent=sent,
+            dose_sent=any(_states_a_dose(instruction) for instruction in dosage),
+            **read,
         )
     return list(orders.values())
+
+
+def _read_dosage(dosage: list[Mapping[str, Any]], names: Sequence[str]) -> dict[str, Any]:
+    """The dose fields of DraftMedication from the dosage instructions."""
+    if len(dosage) > 1 and ordered_per_kg(dosage[:1]) is None:
+        several = _several_instructions(dosage, names)
+        if several is not None:
+            return several
+    # One instruction, or several of which none is readable in mg, or the first ordered per
+    # kg (the order checks weigh one instruction): the first instruction, as one order.
+    one, problem = one_dose_mg(dosage, names)
+    per_kg = ordered_per_kg(dosage) if one is None else None
+    daily, frequency_problem = _times_a_day(one, dosage)
+    a_day = doses_a_day(dosage[0].get("timing")) if dosage else None
+    one_per_kg, daily_per_kg = None, None
+    if per_kg is not None and per_kg.a_day:
+        daily_per_kg = per_kg.mg_per_kg
+        one_per_kg = daily_per_kg / a_day if a_day else None
+    elif per_kg is not None:
+        one_per_kg = per_kg.mg_per_kg
+    return {
+        "daily_dose_mg": daily,
+        "dose_problem": problem or frequency_problem,
+        "dose_mg": one,
+        "dose_mg_per_kg": one_per_kg,
+        "doses_a_day": a_day,
+        "daily_mg_per_kg": daily_per_kg,
+        "daily_is_floor": len(dosage) > 1,
+    }
 
 
 def _entries(bundle: Mapping[str, Any]) -> Sequence[tuple[Mapping[str, Any], Mapping[str, Any]]]:
@@ -277,39 +283,66 @@ def _instructions(dosage: Any) -> list[Mapping[str, Any]]:
 
 
 _UNSEQUENCED = (
-    "several dosage instructions without a sequence: whether they are given together or one "
-    "after another cannot be told"
+    "several dosage instructions without a sequence (given together, their doses would add up)"
 )
 
 
 def _several_instructions(
     instructions: Sequence[Mapping[str, Any]], names: Sequence[str]
-) -> tuple[float | None, float | None, str | None]:
-    """(largest single dose, largest day's dose, why a day's dose cannot be read) of an order
-    with several dosage instructions, each read as an order of its own.
+) -> dict[str, Any] | None:
+    """The dose fields of an order with several dosage instructions, each read as an order of
+    its own; None when none of them is readable in mg.
 
     R4 Dosage.sequence: instructions with the same sequence are given together (their day's
-    doses add up), with different ones one after another (the heaviest day counts). Without a
-    sequence either may be meant, so the day's dose is not guessed. A dose per kg is not
-    combined: the order's dose then stays unread.
+    doses add up), with different ones one after another (the heaviest day counts). What
+    cannot be read never lowers a dose: one dose is the largest readable one, and where an
+    instruction is unread or none carries a sequence, the day's dose is the heaviest day read,
+    a lower bound (`daily_is_floor`) that the order checks judge as "at least".
     """
-    doses: list[tuple[object, float, float | None]] = []
+    days: dict[object, float] = {}
+    largest: float | None = None
+    unread: list[str] = []
     for number, instruction in enumerate(instructions, start=1):
         mg, problem = one_dose_mg([instruction], names)
         if mg is None:
-            if ordered_per_kg([instruction]) is not None:
-                problem = "a dose per kg among several dosage instructions"
-            return None, None, f"dosage instruction {number}: {problem}"
-        doses.append((instruction.get("sequence"), mg, doses_a_day(instruction.get("timing"))))
-    largest = max(mg for _, mg, _ in doses)
-    if not all(isinstance(seq, int) and not isinstance(seq, bool) for seq, _, _ in doses):
-        return largest, None, _UNSEQUENCED
-    days: dict[object, float] = {}
-    for sequence, mg, per_day in doses:
+            unread.append(f"dosage instruction {number}: {problem}")
+            continue
+        largest = mg if largest is None else max(largest, mg)
+        per_day = doses_a_day(instruction.get("timing"))
         if per_day is None:
-            return largest, None, "the frequency cannot be read"
-        days[sequence] = days.get(sequence, 0.0) + mg * per_day
-    return largest, max(days.values()), None
+            unread.append(f"dosage instruction {number}: the frequency cannot be read")
+            continue
+        group = _sequence(instruction.get("sequence"))
+        key = ("given together", group) if group is not None else ("alone", number)
+        days[key] = days.get(key, 0.0) + mg * per_day
+    if largest is None:
+        return None
+    if any(_sequence(i.get("sequence")) is None for i in instructions):
+        unread.append(_UNSEQUENCED)
+    return {
+        "daily_dose_mg": max(days.values()) if days else None,
+        "dose_problem": "; ".join(unread) or None,
+        "dose_mg": largest,
+        "daily_is_floor": bool(unread),
+    }
+
+
+def _sequence(value: object) -> int | None:
+    """Dosage.sequence as an integer (1.0 as 1); None when absent or not a whole number."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return int(value) if float(value).is_integer() else None
+
+
+def _states_a_dose(instruction: Mapping[str, Any]) -> bool:
+    """Whether the instruction states a dose in any form: a dose, a range, the ordered-dose
+    extension or free text."""
+    rates = [rate for rate in listed(instruction.get("doseAndRate")) if isinstance(rate, dict)]
+    return (
+        any("doseQuantity" in rate or "doseRange" in rate for rate in rates)
+        or any(_ordered_dose(element) is not None for element in [instruction, *rates])
+        or bool(instruction.get("text"))
+    )
 
 
 def first_dose_quantity(dosage: Any) -> Any:
@@ -332,30 +365,25 @@ def daily_dose_mg(dosage: Any, names: Sequence[str] = ()) -> tuple[float | None,
     """Total mg per day of the dosage instructions, or None and why it cannot be read.
 
     One dose (`one_dose_mg`) times the doses a day; several instructions are combined by their
-    sequence (`_several_instructions`). A dose without timing is read as once
-    daily: that is how one-off and daily pulse doses are usually written, and it can only
-    under-count a more frequent schedule.
+    sequence (`_several_instructions`: with one unread, the heaviest day read). A dose without
+    timing is read as once daily: that is how one-off and daily pulse doses are usually
+    written, and it can only under-count a more frequent schedule.
     """
     instructions = _instructions(dosage)
-    if len(instructions) > 1:
-        _, daily, problem = _several_instructions(instructions, names)
-        return daily, problem
-    mg, problem = one_dose_mg(dosage, names)
-    return _times_a_day(mg, dosage) if mg is not None else (None, problem)
+    read = _read_dosage(instructions, names)
+    return read["daily_dose_mg"], read["dose_problem"]
 
 
 def daily_dose_mg_by_weight(dosage: Any, kg: float) -> float | None:
     """Total mg per day of a dose ordered per kg (a dose or a day), for a body weight of `kg`;
-    None when the dose is not per kg or its frequency cannot be read (or there are several
-    instructions: see `_several_instructions`)."""
-    if len(_instructions(dosage)) > 1:
-        return None
-    per_kg = ordered_per_kg(dosage)
+    None when the dose is not per kg or its frequency cannot be read (of several instructions,
+    the first)."""
+    per_kg = ordered_per_kg(_instructions(dosage))
     if per_kg is None:
         return None
     if per_kg.a_day:
         return per_kg.mg_per_kg * kg
-    return _times_a_day(per_kg.mg_per_kg * kg, dosage)[0]
+    return _times_a_day(per_kg.mg_per_kg * kg, _instructions(dosage))[0]
 
 
 def _times_a_day(mg: float | None, dosage: Any) -> tuple[float | None, str | None]:
@@ -409,7 +437,10 @@ def _repeat_a_day(repeat: Mapping[str, Any]) -> float | None:
         return None
     if frequency <= 0 or period <= 0:
         return None
-    return float(frequency) * per_day / float(period)
+    a_day = float(frequency) * per_day / float(period)
+    # More often than once a minute is no schedule but an entry error (and 1e300 doses a day
+    # would make every dose infinite).
+    return a_day if a_day <= _MOST_A_DAY else None
 
 
 def _dose_mg(dose: Any, names: Sequence[str]) -> tuple[float | None, str]:

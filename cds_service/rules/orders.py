@@ -110,9 +110,13 @@ def judge_orders(
             # The dose before a missing indication: an order below the rule's dose meets no
             # caution either.
             if rule.min_prednisone_mg is not None:
-                if steroid_mg is None and rule.outcome == "caution":
+                # A day's dose read only as "at least" decides when it is above the rule's dose.
+                unknown = steroid_mg is None or (
+                    order.daily_is_floor and steroid_mg <= rule.min_prednisone_mg
+                )
+                if unknown and rule.outcome == "caution":
                     continue  # a caution is about a high dose: an unreadable one says nothing
-                if steroid_mg is None:
+                if unknown or steroid_mg is None:
                     findings.append(
                         OrderFinding(
                             kind="dose-unknown",

@@ -201,7 +201,7 @@ def test_order_select_selections_name_an_order_as_clients_write_them(selection: 
     assert [order.reference for order in chosen] == ["MedicationRequest/d1"]
 
 
-def mg(value: float, sequence: int | None = None) -> dict[str, Any]:
+def mg(value: float, sequence: float | None = None) -> dict[str, Any]:
     instruction: dict[str, Any] = {
         "doseAndRate": [{"doseQuantity": {"value": value, "unit": "mg"}}],
         "timing": {"repeat": {"frequency": 1, "period": 1, "periodUnit": "d"}},
@@ -211,7 +211,7 @@ def mg(value: float, sequence: int | None = None) -> dict[str, Any]:
     return instruction
 
 
-def ordered(*instructions: dict[str, Any]) -> DraftMedication:
+def ordered(*instructions: Any) -> DraftMedication:
     request = {
         "resourceType": "MedicationRequest",
         "medicationCodeableConcept": {"text": "methylprednisolone"},
@@ -225,25 +225,57 @@ def test_several_dosage_instructions_are_combined_by_their_sequence() -> None:
     # The same sequence: given together, a day's doses add up.
     together = ordered(mg(60, 1), mg(60, 1))
     assert (together.dose_mg, together.daily_dose_mg, together.dose_problem) == (60, 120, None)
+    assert not together.daily_is_floor
     # Different sequences: one after another (a taper); the heaviest day counts.
-    taper = ordered(mg(40, 1), mg(60, 2), mg(20, 3))
+    taper = ordered(mg(40, 1), mg(60, 2.0), mg(20, 3))
     assert (taper.dose_mg, taper.daily_dose_mg, taper.dose_problem) == (60, 60, None)
-    # No sequence: either could be meant; the largest single dose is still known.
+    # No sequence: either could be meant; the heaviest day is a lower bound.
     unsequenced = ordered(mg(60), mg(60))
-    assert (unsequenced.dose_mg, unsequenced.daily_dose_mg) == (60, None)
+    assert (unsequenced.dose_mg, unsequenced.daily_dose_mg, unsequenced.daily_is_floor) == (
+        60,
+        60,
+        True,
+    )
     assert unsequenced.dose_problem == (
-        "several dosage instructions without a sequence: whether they are given together or "
-        "one after another cannot be told"
+        "several dosage instructions without a sequence (given together, their doses would add up)"
     )
-    unread = ordered(mg(60, 1), {"sequence": 1, "text": "per protocol"})
-    assert (unread.dose_mg, unread.daily_dose_mg) == (None, None)
+
+
+def test_what_cannot_be_read_never_lowers_a_dose() -> None:
+    unread = ordered(mg(100, 1), {"sequence": 2, "text": "then taper as directed"})
+    assert (unread.dose_mg, unread.daily_dose_mg, unread.daily_is_floor) == (100, 100, True)
     assert unread.dose_problem == "dosage instruction 2: no dose quantity"
-    per_kg = mg(2, 1)
+    # Junk among the instructions is no instruction; a lone readable one is read as such.
+    lone = ordered("junk", mg(1000))
+    assert (lone.dose_mg, lone.daily_dose_mg, lone.daily_is_floor) == (1000, 1000, False)
+    # A first instruction per kg: read as the order's one instruction, weighed by the checks.
+    per_kg = mg(8)
     per_kg["doseAndRate"][0]["doseQuantity"]["unit"] = "mg/kg"
-    mixed = ordered(mg(60, 1), per_kg)
-    assert mixed.dose_problem == (
-        "dosage instruction 2: a dose per kg among several dosage instructions"
-    )
+    weighed = ordered(per_kg, mg(800))
+    assert (weighed.dose_mg_per_kg, weighed.daily_is_floor) == (8, True)
+    nothing = ordered({"text": "per protocol"}, {"text": "as directed"})
+    assert (nothing.dose_mg, nothing.daily_dose_mg, nothing.dose_sent) == (None, None, True)
+
+
+@pytest.mark.parametrize(
+    ("dosage", "sent"),
+    [
+        ({"doseAndRate": [{"doseRange": {"low": {"value": 4}, "high": {"value": 8}}}]}, True),
+        ({"doseAndRate": [{"doseQuantity": "1000 mg"}]}, True),
+        ({"text": "8 mg/kg IV once"}, True),
+        ({"timing": {"code": "QD"}}, False),
+        ({"doseAndRate": [{"rateQuantity": {"value": 100, "unit": "mL/h"}}]}, False),
+    ],
+)
+def test_a_dose_stated_in_any_form_counts_as_sent(dosage: dict[str, Any], sent: bool) -> None:
+    assert order(dosage, "tocilizumab").dose_sent is sent
+
+
+def test_a_timing_beyond_once_a_minute_is_unread_not_infinite() -> None:
+    timing = {"repeat": {"frequency": 1e300, "period": 1e-300, "periodUnit": "s"}}
+    assert doses_a_day(timing) is None
+    read = order({"timing": timing, "doseAndRate": [{"doseQuantity": {"value": 8, "unit": "mg"}}]})
+    assert (read.dose_mg, read.daily_dose_mg) == (8, None)
 
 
 @pytest.mark.parametrize(
@@ -252,6 +284,7 @@ def test_several_dosage_instructions_are_combined_by_their_sequence() -> None:
         ([mg(60, 1), mg(60, 1)], "ordermismatch"),  # 120 mg a day: 150 mg prednisone-equivalent
         ([mg(60, 1), mg(40, 2)], None),  # at most 60 mg a day: 75 mg
         ([mg(60), mg(60)], "ordercaution"),  # 60 or 120 mg a day: said, not guessed
+        ([mg(100, 1), {"sequence": 2, "text": "then taper"}], "ordermismatch"),  # at least 100
     ],
 )
 def test_the_day_of_split_doses_meets_the_immunoparalysis_rule(
@@ -291,3 +324,23 @@ def test_a_dose_sent_but_unreadable_is_said_for_a_drug_with_dose_limits(runtime:
     no_dose = order({"timing": {"code": "QD"}}, "tocilizumab")
     assert not no_dose.dose_sent
     assert judge_orders([no_dose], crs, rules, NOW, weight=weight(70)) == []
+
+
+def test_one_id_sent_twice_is_one_order_as_last_sent_unless_the_drug_differs() -> None:
+    def entry(drug: str, value: float) -> dict[str, Any]:
+        return {
+            "resource": {
+                "resourceType": "MedicationRequest",
+                "id": "draft-1",
+                "medicationCodeableConcept": {"text": drug},
+                "dosageInstruction": [mg(value)],
+            }
+        }
+
+    def bundle(*entries: dict[str, Any]) -> dict[str, Any]:
+        return {"resourceType": "Bundle", "entry": list(entries)}
+
+    edited = medication_orders(bundle(entry("tocilizumab", 400), entry("tocilizumab", 800)))
+    assert [order.dose_mg for order in edited] == [800]
+    clash = medication_orders(bundle(entry("tocilizumab", 400), entry("anakinra", 100)))
+    assert [order.names for order in clash] == [("tocilizumab",), ("anakinra",)]
