@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import math
+import sys
 from typing import Any, NoReturn
 
 import orjson
@@ -35,7 +36,12 @@ def parse_json(raw: bytes) -> Any:
     except UnicodeDecodeError:
         raise NotJson("it is not UTF-8 text") from None
     try:
-        return json.loads(text, parse_constant=_refuse_constant, parse_float=_finite_float)
+        return json.loads(
+            text,
+            parse_constant=_refuse_constant,
+            parse_float=_finite_float,
+            parse_int=_double_sized_int,
+        )
     except NotJson:
         raise
     except (ValueError, RecursionError):
@@ -44,6 +50,17 @@ def parse_json(raw: bytes) -> Any:
 
 def _refuse_constant(name: str) -> NoReturn:
     raise NotJson(f"{name} is not a JSON value")
+
+
+# Beyond a double, an integer is no number any reader here can compute with (float() fails).
+_MOST_INT = int(sys.float_info.max)
+
+
+def _double_sized_int(text: str) -> int:
+    value = int(text)
+    if abs(value) > _MOST_INT:
+        raise NotJson(f"the number {text[:20]}... is too large")
+    return value
 
 
 def _finite_float(text: str) -> float:

@@ -671,8 +671,8 @@ def _id_of(reference: str | None) -> str | None:
 
 def _daily(dosages: object, weight_kg: float | None) -> float | None:
     """mg a day from the dosage instructions and their timing (no timing: once a day; several
-    instructions combined by their sequence, at least the heaviest day read); a dose per kg
-    with the body weight."""
+    instructions combined by their sequence, None where that is only a lower bound); a dose
+    per kg with the body weight."""
     listed = [dosages] if isinstance(dosages, dict) else dosages
     mg = daily_dose_mg(listed)[0]
     if mg is None and weight_kg is not None:

@@ -61,9 +61,12 @@ class DraftMedication:
     doses_a_day: float | None = None  # from the timing (none: once a day), when it can be read
     daily_mg_per_kg: float | None = None  # when the order gives its dose per kg a day
     dose_sent: bool = False  # a dose is stated, read or not (a new draft may have none)
-    # daily_dose_mg is only a lower bound: an instruction was unread, or several instructions
-    # carry no sequence (given together, their doses would add up)
+    # daily_dose_mg is only a lower bound: an instruction was unread, or an instruction of
+    # several carries no sequence (given together, their doses would add up)
     daily_is_floor: bool = False
+    # dose_mg is the largest of the instructions read, and one was not: a larger dose may be
+    # among them
+    dose_is_floor: bool = False
 
 
 def medication_orders(
@@ -87,7 +90,7 @@ def medication_orders(
         codes, names = _medication(resource, medications)
         dosage = _instructions(resource.get("dosageInstruction"))
         read = _read_dosage(dosage, names)
-        key = (reference, codes, names) if reference else position
+        key = (reference, codes or names) if reference else position
         orders[key] = DraftMedication(
             reference=reference,
             rxnorm_codes=codes,
@@ -125,6 +128,7 @@ def _read_dosage(dosage: list[Mapping[str, Any]], names: Sequence[str]) -> dict[
         "doses_a_day": a_day,
         "daily_mg_per_kg": daily_per_kg,
         "daily_is_floor": len(dosage) > 1,
+        "dose_is_floor": len(dosage) > 1,
     }
 
 
@@ -296,8 +300,8 @@ def _several_instructions(
     R4 Dosage.sequence: instructions with the same sequence are given together (their day's
     doses add up), with different ones one after another (the heaviest day counts). What
     cannot be read never lowers a dose: one dose is the largest readable one, and where an
-    instruction is unread or none carries a sequence, the day's dose is the heaviest day read,
-    a lower bound (`daily_is_floor`) that the order checks judge as "at least".
+    instruction is unread or any lacks a sequence, the day's dose is the heaviest day read, a
+    lower bound (`daily_is_floor`) that the order checks judge as "at least".
     """
     days: dict[object, float] = {}
     largest: float | None = None
@@ -317,21 +321,21 @@ def _several_instructions(
         days[key] = days.get(key, 0.0) + mg * per_day
     if largest is None:
         return None
-    if any(_sequence(i.get("sequence")) is None for i in instructions):
-        unread.append(_UNSEQUENCED)
+    unsequenced = any(_sequence(i.get("sequence")) is None for i in instructions)
     return {
         "daily_dose_mg": max(days.values()) if days else None,
-        "dose_problem": "; ".join(unread) or None,
+        "dose_problem": "; ".join([*unread, *([_UNSEQUENCED] if unsequenced else [])]) or None,
         "dose_mg": largest,
-        "daily_is_floor": bool(unread),
+        "daily_is_floor": bool(unread) or unsequenced,
+        "dose_is_floor": bool(unread),
     }
 
 
 def _sequence(value: object) -> int | None:
     """Dosage.sequence as an integer (1.0 as 1); None when absent or not a whole number."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    return int(value) if float(value).is_integer() else None
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    return int(value) if isinstance(value, float) and value.is_integer() else None
 
 
 def _states_a_dose(instruction: Mapping[str, Any]) -> bool:
@@ -365,12 +369,13 @@ def daily_dose_mg(dosage: Any, names: Sequence[str] = ()) -> tuple[float | None,
     """Total mg per day of the dosage instructions, or None and why it cannot be read.
 
     One dose (`one_dose_mg`) times the doses a day; several instructions are combined by their
-    sequence (`_several_instructions`: with one unread, the heaviest day read). A dose without
-    timing is read as once daily: that is how one-off and daily pulse doses are usually
+    sequence (`_several_instructions`; where that gives only a lower bound, None). A dose
+    without timing is read as once daily: that is how one-off and daily pulse doses are usually
     written, and it can only under-count a more frequent schedule.
     """
-    instructions = _instructions(dosage)
-    read = _read_dosage(instructions, names)
+    read = _read_dosage(_instructions(dosage), names)
+    if read["daily_is_floor"]:  # only "at least": a recorded dose is said to be unreadable
+        return None, read["dose_problem"]
     return read["daily_dose_mg"], read["dose_problem"]
 
 

@@ -245,7 +245,8 @@ def _dose_limit_findings(
                 reason=f"{per_kg} ordered",
             )
         )
-    if limits and not found and order.dose_sent and order.dose_mg is None and per_kg is None:
+    unread = (order.dose_mg is None and per_kg is None) or order.dose_is_floor
+    if limits and not found and order.dose_sent and unread:
         # Passing a dose nobody could read would look like a dose within the limits (a draft
         # with no dose yet has nothing to check).
         found.append(

@@ -238,11 +238,21 @@ JSON_ENDPOINTS = {
         (b'{"hook": NaN}', "NaN is not a JSON value"),
         (b'{"hook": -Infinity}', "-Infinity is not a JSON value"),
         (b'{"hook": 1e999}', "too large"),
+        (b'{"hook": 1' + b"0" * 400 + b"}", "too large"),  # an integer beyond a double
         ('{"hook": "patient-view"}'.encode("utf-16"), "not UTF-8"),
         # Without a byte order mark, UTF-16 reads as UTF-8 with NULs: not JSON either.
         ('{"hook": "patient-view"}'.encode("utf-16-le"), "not valid JSON"),
     ],
-    ids=["deep-arrays", "deep-objects", "nan", "infinity", "overflow", "utf16-bom", "utf16-le"],
+    ids=[
+        "deep-arrays",
+        "deep-objects",
+        "nan",
+        "infinity",
+        "overflow",
+        "huge-integer",
+        "utf16-bom",
+        "utf16-le",
+    ],
 )
 def test_bodies_that_are_not_json_are_400_on_every_json_endpoint(
     client: FlaskClient, path: str, raw: bytes, named: str

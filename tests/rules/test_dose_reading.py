@@ -12,7 +12,12 @@ from flask.testing import FlaskClient
 
 from cds_service.api.runtime import current_runtime
 from cds_service.demo import hook_request
-from cds_service.fhir.draft_orders import DraftMedication, doses_a_day, medication_orders
+from cds_service.fhir.draft_orders import (
+    DraftMedication,
+    daily_dose_mg,
+    doses_a_day,
+    medication_orders,
+)
 from cds_service.rules.orders import judge_orders
 from cds_service.runtime import Runtime
 from tests.conftest import load_fixture
@@ -244,6 +249,15 @@ def test_several_dosage_instructions_are_combined_by_their_sequence() -> None:
 def test_what_cannot_be_read_never_lowers_a_dose() -> None:
     unread = ordered(mg(100, 1), {"sequence": 2, "text": "then taper as directed"})
     assert (unread.dose_mg, unread.daily_dose_mg, unread.daily_is_floor) == (100, 100, True)
+    assert unread.dose_is_floor  # the unread instruction may hold a larger dose
+    # On the chart, "at least" is no recorded dose: it is said to be unreadable.
+    assert daily_dose_mg([{"text": "per protocol", "sequence": 1}, mg(16, 2)]) == (
+        None,
+        "dosage instruction 1: no dose quantity",
+    )
+    assert ordered(mg(60, 1), mg(60, 1)).dose_is_floor is False
+    huge = ordered(mg(60, 10**400), mg(60, 10**400))
+    assert (huge.daily_dose_mg, huge.daily_is_floor) == (120, False)
     assert unread.dose_problem == "dosage instruction 2: no dose quantity"
     # Junk among the instructions is no instruction; a lone readable one is read as such.
     lone = ordered("junk", mg(1000))
@@ -252,7 +266,8 @@ def test_what_cannot_be_read_never_lowers_a_dose() -> None:
     per_kg = mg(8)
     per_kg["doseAndRate"][0]["doseQuantity"]["unit"] = "mg/kg"
     weighed = ordered(per_kg, mg(800))
-    assert (weighed.dose_mg_per_kg, weighed.daily_is_floor) == (8, True)
+    assert weighed.dose_mg_per_kg == 8
+    assert weighed.daily_is_floor and weighed.dose_is_floor
     nothing = ordered({"text": "per protocol"}, {"text": "as directed"})
     assert (nothing.dose_mg, nothing.daily_dose_mg, nothing.dose_sent) == (None, None, True)
 
@@ -344,3 +359,22 @@ def test_one_id_sent_twice_is_one_order_as_last_sent_unless_the_drug_differs() -
     assert [order.dose_mg for order in edited] == [800]
     clash = medication_orders(bundle(entry("tocilizumab", 400), entry("anakinra", 100)))
     assert [order.names for order in clash] == [("tocilizumab",), ("anakinra",)]
+
+
+def test_a_dose_limit_no_readable_instruction_exceeds_is_unchecked_when_one_is_unread(
+    runtime: Runtime,
+) -> None:
+    """Tocilizumab as 40 mL and 100 mg: 100 mg is within 800, but the 40 mL may not be."""
+    crs = assessed(runtime, chart(finding("iec", kind="car-t", day=3)))
+    rules = runtime.knowledge.rules
+    volume = {"doseAndRate": [{"doseQuantity": {"value": 40, "unit": "mL"}}], "sequence": 1}
+    both = medication_orders(
+        {
+            "resourceType": "MedicationRequest",
+            "medicationCodeableConcept": {"text": "tocilizumab"},
+            "dosageInstruction": [volume, mg(100, 2)],
+        }
+    )
+    (found,) = judge_orders(both, crs, rules, NOW, weight=weight(70))
+    assert (found.kind, found.rule) == ("dose-unknown", "tocilizumab-max-infusion")
+    assert found.reason == "dosage instruction 1: dose unit 'mL' is not a mass"
