@@ -306,10 +306,12 @@ def _several_instructions(
     days: dict[object, float] = {}
     largest: float | None = None
     unread: list[str] = []
+    doses_unread = False
     for number, instruction in enumerate(instructions, start=1):
         mg, problem = one_dose_mg([instruction], names)
         if mg is None:
             unread.append(f"dosage instruction {number}: {problem}")
+            doses_unread = True
             continue
         largest = mg if largest is None else max(largest, mg)
         per_day = doses_a_day(instruction.get("timing"))
@@ -327,7 +329,7 @@ def _several_instructions(
         "dose_problem": "; ".join([*unread, *([_UNSEQUENCED] if unsequenced else [])]) or None,
         "dose_mg": largest,
         "daily_is_floor": bool(unread) or unsequenced,
-        "dose_is_floor": bool(unread),
+        "dose_is_floor": doses_unread,  # an unread frequency leaves every dose read
     }
 
 

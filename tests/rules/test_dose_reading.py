@@ -256,6 +256,11 @@ def test_what_cannot_be_read_never_lowers_a_dose() -> None:
         "dosage instruction 1: no dose quantity",
     )
     assert ordered(mg(60, 1), mg(60, 1)).dose_is_floor is False
+    unread_timing = mg(60, 2)
+    unread_timing["timing"] = {"code": "as the team decides"}
+    timing_only = ordered(mg(40, 1), unread_timing)
+    assert (timing_only.dose_mg, timing_only.daily_dose_mg) == (60, 40)
+    assert timing_only.daily_is_floor and not timing_only.dose_is_floor
     huge = ordered(mg(60, 10**400), mg(60, 10**400))
     assert (huge.daily_dose_mg, huge.daily_is_floor) == (120, False)
     assert unread.dose_problem == "dosage instruction 2: no dose quantity"
