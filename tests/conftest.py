@@ -81,10 +81,11 @@ def hook_call(
     client: FlaskClient,
     hook: str,
     patient: str,
-    orders: str | None = None,
+    orders: str | dict[str, Any] | None = None,
     **options: Any,
 ) -> Any:
-    """POST a hook request for fixtures/patients/<patient>.json, its dates moved to now.
+    """POST a hook request for fixtures/patients/<patient>.json, its dates moved to now; the
+    draft orders are fixtures/orders/<orders>.json, or a draftOrders Bundle as given.
 
     The request is composed the way `cytokine-cds demo-request` composes it: prefetch holds
     what a FHIR server answers to our prefetch templates.
@@ -99,7 +100,7 @@ def hook_call(
     body = hook_request(
         service,
         load_fixture(f"patients/{patient}.json"),
-        draft_orders=load_fixture(f"orders/{orders}.json") if orders else None,
+        draft_orders=load_fixture(f"orders/{orders}.json") if isinstance(orders, str) else orders,
         now=datetime.now(UTC),
         **options,
     )

@@ -385,12 +385,13 @@ def daily_dose_mg_by_weight(dosage: Any, kg: float) -> float | None:
     """Total mg per day of a dose ordered per kg (a dose or a day), for a body weight of `kg`;
     None when the dose is not per kg or its frequency cannot be read (of several instructions,
     the first)."""
-    per_kg = ordered_per_kg(_instructions(dosage))
+    instructions = _instructions(dosage)
+    per_kg = ordered_per_kg(instructions)
     if per_kg is None:
         return None
     if per_kg.a_day:
         return per_kg.mg_per_kg * kg
-    return _times_a_day(per_kg.mg_per_kg * kg, _instructions(dosage))[0]
+    return _times_a_day(per_kg.mg_per_kg * kg, instructions)[0]
 
 
 def _times_a_day(mg: float | None, dosage: Any) -> tuple[float | None, str | None]:

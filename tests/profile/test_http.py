@@ -130,20 +130,9 @@ def test_order_mismatch_and_multiplex_cards_on_order_hooks_link_too(client: Flas
 
 def test_cards_of_one_call_share_one_stored_profile(client: FlaskClient) -> None:
     """Two draft orders that both do not fit immunoparalysis: two cards, one profile."""
-    from datetime import UTC, datetime
-
-    from cds_service.demo import hook_request
-
     orders = load_fixture("orders/anakinra.json")
     orders["entry"] += load_fixture("orders/tocilizumab.json")["entry"]
-    service = runtime_of(client).services["cytokine-storm-order-sign"]
-    body = hook_request(
-        service,
-        load_fixture("patients/css-immunoparalysis.json"),
-        draft_orders=orders,
-        now=datetime.now(UTC),
-    )
-    served = cards(client.post(f"/cds-services/{service.id}", json=body))
+    served = cards(hook_call(client, "order-sign", "css-immunoparalysis", orders))
     assert [c["source"]["topic"]["code"] for c in served] == ["ordermismatch"] * 2
     assert profile_link(served[0]) == profile_link(served[1])
     with runtime_of(client).store.engine.connect() as connection:  # type: ignore[union-attr]

@@ -4,14 +4,11 @@ disagree. An unreadable part is said to be unreadable: it never becomes "once a 
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from flask.testing import FlaskClient
 
-from cds_service.api.runtime import current_runtime
-from cds_service.demo import hook_request
 from cds_service.fhir.draft_orders import (
     DraftMedication,
     daily_dose_mg,
@@ -20,7 +17,7 @@ from cds_service.fhir.draft_orders import (
 )
 from cds_service.rules.orders import judge_orders
 from cds_service.runtime import Runtime
-from tests.conftest import load_fixture
+from tests.conftest import hook_call, load_fixture
 from tests.rules.charts import chart, finding
 from tests.rules.test_dose_limits import NOW, weight
 from tests.rules.test_setting_rules import assessed
@@ -312,17 +309,9 @@ def test_the_day_of_split_doses_meets_the_immunoparalysis_rule(
 ) -> None:
     """Methylprednisolone in sepsis immunoparalysis is judged from 100 mg prednisone-equivalent
     a day (PROVIDE): two concurrent 60 mg doses reach it, though one dose does not."""
-    with client.application.app_context():
-        service = current_runtime().services["cytokine-storm-order-sign"]
     orders = load_fixture("orders/methylprednisolone-pulse.json")
     orders["entry"][0]["resource"]["dosageInstruction"] = instructions
-    body = hook_request(
-        service,
-        load_fixture("patients/case-sepsis-ip.json"),
-        draft_orders=orders,
-        now=datetime.now(UTC),
-    )
-    response = client.post(f"/cds-services/{service.id}", json=body)
+    response = hook_call(client, "order-sign", "case-sepsis-ip", orders)
     assert response.status_code == 200
     cards = response.get_json()["cards"]
     assert [card["source"]["topic"]["code"] for card in cards] == ([topic] if topic else [])

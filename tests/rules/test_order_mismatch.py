@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import copy
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from fhir.resources.R4B.medicationrequest import MedicationRequest
 from flask.testing import FlaskClient
 
-from cds_service.api.runtime import current_runtime
-from cds_service.demo import hook_request
 from tests.conftest import hook_call, load_fixture
 
 RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
@@ -197,18 +194,10 @@ def test_a_label_caution_names_the_finding(client: FlaskClient) -> None:
 def test_an_order_sent_twice_under_one_id_gets_one_card(
     client: FlaskClient, second_id: str, warnings: int
 ) -> None:
-    with client.application.app_context():
-        service = current_runtime().services["cytokine-storm-order-sign"]
     orders = load_fixture("orders/tocilizumab.json")
     again = copy.deepcopy(orders["entry"][0])
     again["resource"]["id"] = second_id
     orders["entry"].append(again)
-    body = hook_request(
-        service,
-        load_fixture("patients/case-sepsis-il6.json"),
-        draft_orders=orders,
-        now=datetime.now(UTC),
-    )
-    cards = cards_of(client.post(f"/cds-services/{service.id}", json=body))
+    cards = cards_of(hook_call(client, "order-sign", "case-sepsis-il6", orders))
     topics = [c["source"]["topic"]["code"] for c in cards]
     assert topics.count("ordermismatch") == warnings

@@ -21,12 +21,17 @@ LIMIT = 64 * 1024  # CYTOKINE_CDS_MAX_REQUEST_BYTES of the server under test
 SERVICE = "/cds-services/cytokine-storm-patient-view"
 
 
+def served(
+    tmp_path_factory: pytest.TempPathFactory, env: dict[str, str], workers: int
+) -> Iterator[str]:
+    data = tmp_path_factory.mktemp("served-edges")
+    with cds_service({**env, "CYTOKINE_CDS_DATA_DIR": str(data)}, workers=workers) as url:
+        yield url
+
+
 @pytest.fixture(scope="module")
 def base(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    data = tmp_path_factory.mktemp("served-edges")
-    env = {"CYTOKINE_CDS_MAX_REQUEST_BYTES": str(LIMIT), "CYTOKINE_CDS_DATA_DIR": str(data)}
-    with cds_service(env, workers=2) as url:
-        yield url
+    yield from served(tmp_path_factory, {"CYTOKINE_CDS_MAX_REQUEST_BYTES": str(LIMIT)}, 2)
 
 
 def exchange(base: str, request: bytes) -> tuple[int, dict[str, str], bytes]:
@@ -181,10 +186,7 @@ WORKER_TIMEOUT = 4  # seconds; the app gives a body half of it
 
 @pytest.fixture(scope="module")
 def short_timeout(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    data = tmp_path_factory.mktemp("served-body-timeout")
-    env = {"CYTOKINE_CDS_WORKER_TIMEOUT": str(WORKER_TIMEOUT), "CYTOKINE_CDS_DATA_DIR": str(data)}
-    with cds_service(env, workers=1) as url:
-        yield url
+    yield from served(tmp_path_factory, {"CYTOKINE_CDS_WORKER_TIMEOUT": str(WORKER_TIMEOUT)}, 1)
 
 
 def announced(length: int) -> bytes:
