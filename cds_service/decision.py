@@ -101,7 +101,8 @@ def decide(
     if record.problems or foreign:
         problems = (*record.problems, *evidence.problems, *foreign)
         evidence = evidence.model_copy(update={"problems": problems})
-    weight = dosing_weight(evidence.fresh(BODY_WEIGHT))
+    newest_weight = evidence.fresh(BODY_WEIGHT)  # a bound (">150 kg") is no weight to dose by
+    weight = dosing_weight(newest_weight)
     chart = read_chart(resources, knowledge.context, now, weight.value if weight else None)
     if chart.problems:
         evidence = evidence.model_copy(update={"problems": (*evidence.problems, *chart.problems)})
@@ -126,7 +127,7 @@ def decide(
             now,
             chart,
             lambda order: order_indication(order.resource, knowledge.context, chart),
-            weight=weight,
+            weight=newest_weight,
         )
         cards = builder.for_orders(findings, assessment, order_context, card_links)
     else:

@@ -8,8 +8,9 @@ The drug is read from `medicationCodeableConcept`, or through `medicationReferen
 `Medication` entry of the same Bundle (Epic since February 2024; the reference may be relative,
 absolute or the entry's `fullUrl`), to a `#contained` Medication, or, when neither is there, from
 the reference's `display` alone (Epic before 2024). The dose is `doseQuantity`, or Epic's
-`ordered-dose` dosage extension when `doseQuantity` is not a mass; several dosage instructions
-are combined by their `sequence`. A dose per kg of body weight
+`ordered-dose` dosage extension when `doseQuantity` is not a mass (of a dose ordered per kg and
+the one calculated from it in mg, the one in mg); several dosage instructions are combined by
+their `sequence`. A dose per kg of body weight
 (mg/kg a dose, or mg/kg a day) is kept as such: the order checks turn it into mg with the charted
 weight.
 """
@@ -227,16 +228,23 @@ def one_dose_mg(dosage: Any, names: Sequence[str] = ()) -> tuple[float | None, s
     """One dose in mg from the first dosage instruction, or None and why it cannot be read.
 
     A dose counted in tablets ({tbl}, {pill}) is multiplied by the strength written in the
-    drug's name or code display ("methylprednisolone 100 MG Oral Tablet"). When `doseQuantity`
-    is not a mass (Epic: millilitres), Epic's `ordered-dose` extension, on the dosage or its
-    doseAndRate, gives it.
+    drug's name or code display ("methylprednisolone 100 MG Oral Tablet"). Of several
+    doseAndRate doses (R4 types them "ordered" and "calculated") the largest in mg counts. When
+    no `doseQuantity` is a mass (Epic: millilitres), Epic's `ordered-dose` extension, on the
+    dosage or its doseAndRate, gives it.
     """
     first = _first(dosage)
     if first is None:
         return None, "no dosage instruction"
-    dose, ordered = _dose_quantities(first)
-    mg, problem = _dose_mg(dose, names)
-    if mg is None and ordered is not None:
+    doses, ordered = _dose_quantities(first)
+    read = [_dose_mg(dose, names) for dose in doses]
+    masses = [mg for mg, _ in read if mg is not None]
+    if masses:
+        # The dose as ordered (8 mg/kg) beside the one the EHR calculated from it (560 mg), or
+        # two in mg that differ: the one in mg is what is given, the larger what is judged.
+        return max(masses), None
+    mg, problem = read[0] if read else _dose_mg(None, names)
+    if ordered is not None:
         mg, ordered_problem = _dose_mg(ordered, names)
         if mg is None:
             problem = f"{problem}; Epic ordered-dose: {ordered_problem}"
@@ -253,7 +261,8 @@ def ordered_per_kg(dosage: Any) -> PerKg | None:
     places `one_dose_mg` reads; None when it is not ordered per kg. Where `code` and `unit`
     disagree, the reading that gives the larger dose wins: a dose limit must not be missed."""
     first = _first(dosage)
-    for quantity in _dose_quantities(first) if first is not None else ():
+    doses, ordered = _dose_quantities(first) if first is not None else ((), None)
+    for quantity in (*doses, ordered):
         if not isinstance(quantity, dict) or not isinstance(quantity.get("value"), int | float):
             continue
         readings = [r for r in map(per_kg_unit, (quantity.get("code"), quantity.get("unit"))) if r]
@@ -354,17 +363,19 @@ def _states_a_dose(instruction: Mapping[str, Any]) -> bool:
 def first_dose_quantity(dosage: Any) -> Any:
     """The doseQuantity `one_dose_mg` reads (of the first dosage instruction), or None."""
     first = _first(dosage)
-    return _dose_quantities(first)[0] if first is not None else None
+    doses = _dose_quantities(first)[0] if first is not None else ()
+    return doses[0] if doses else None
 
 
-def _dose_quantities(first: Mapping[str, Any]) -> tuple[Any, Any]:
-    """(doseQuantity, Epic's ordered-dose) of a dosage instruction, either possibly None: the
-    first doseAndRate that has a dose (an entry may carry only a rate), and the ordered-dose
-    extension on the dosage or on any of its doseAndRate entries."""
+def _dose_quantities(first: Mapping[str, Any]) -> tuple[tuple[dict[str, Any], ...], Any]:
+    """(the doseQuantity of each doseAndRate that has one, Epic's ordered-dose) of a dosage
+    instruction: an entry may carry only a rate, or a dose typed "ordered" beside one typed
+    "calculated"; the ordered-dose extension is on the dosage or on a doseAndRate entry (None
+    when there is none)."""
     rates = [rate for rate in listed(first.get("doseAndRate")) if isinstance(rate, dict)]
-    dose = next((r["doseQuantity"] for r in rates if isinstance(r.get("doseQuantity"), dict)), None)
+    doses = tuple(r["doseQuantity"] for r in rates if isinstance(r.get("doseQuantity"), dict))
     ordered = next((q for q in map(_ordered_dose, [first, *rates]) if q is not None), None)
-    return dose, ordered
+    return doses, ordered
 
 
 def daily_dose_mg(dosage: Any, names: Sequence[str] = ()) -> tuple[float | None, str | None]:

@@ -11,7 +11,7 @@ import re
 from collections.abc import Callable, Collection, Iterable
 from dataclasses import dataclass, replace
 from datetime import datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
@@ -84,6 +84,7 @@ def judge_orders(
     settings an order's stated indication names (None: none stated); `weight`: the newest
     current body weight (kg), for doses ordered per kg and limits by weight."""
     setting = assessment.setting.setting if assessment.setting else "unknown"
+    bound = weight if weight is not None and weight.comparator is not None else None
     weight = dosing_weight(weight)
     findings: list[OrderFinding] = []
     identified = [(order, identify_drug(order, rules)) for order in orders]
@@ -171,7 +172,7 @@ def judge_orders(
         if cautions:
             reason = "; ".join(text for text, _ in cautions)
             found.append(OrderFinding(kind="caution", **base, reason=reason))
-        found += _dose_limit_findings(order, drug_id, setting, rules, weight)
+        found += _dose_limit_findings(order, drug_id, setting, rules, weight, bound)
         pair = _alternative_in_the_way(drug_id, setting, ordered, chart, rules, now)
         if pair is not None:
             other, source, text = pair
@@ -192,11 +193,17 @@ def dosing_weight(weight: LabValue | None) -> LabValue | None:
 
 
 def _dose_limit_findings(
-    order: DraftMedication, drug_id: str, setting: str, rules: Rules, weight: LabValue | None
+    order: DraftMedication,
+    drug_id: str,
+    setting: str,
+    rules: Rules,
+    weight: LabValue | None,
+    bound: LabValue | None = None,
 ) -> list[OrderFinding]:
     """A finding for each dose limit of the setting the order's one dose is above; when it is
     ordered per kg with no weight to turn it into mg, or its dose cannot be read, one that says
-    the limits went unchecked."""
+    the limits went unchecked. `bound`: the newest weight when it is charted only as a bound
+    (">150 kg"): a lower bound makes a dose per kg at least so many mg."""
     limits = [
         limit
         for limit in rules.dose_limits
@@ -217,6 +224,8 @@ def _dose_limit_findings(
         if (above := dose_above(limit, order, weight)) is not None
     ]
     per_kg = _per_kg_ordered(order)
+    if not found and bound is not None and bound.comparator in (">", ">="):
+        found = _above_at_least(order, limits, bound, base)
     if not found and order.daily_mg_per_kg is not None and order.dose_mg_per_kg is None:
         # A day's dose per kg whose frequency cannot be read: one dose is at most the day's.
         whole_day = replace(
@@ -243,6 +252,10 @@ def _dose_limit_findings(
                 rule=unchecked[0].id,
                 source=unchecked[0].source,
                 reason=f"{per_kg} ordered",
+                detail=f"the newest body weight is charted only as {bound.comparator}"
+                f"{number(bound.value)} kg, too little to turn it into mg"
+                if bound is not None
+                else "",
             )
         )
     unread = (order.dose_mg is None and per_kg is None) or order.dose_is_floor
@@ -259,6 +272,33 @@ def _dose_limit_findings(
             )
         )
     return found
+
+
+def _above_at_least(
+    order: DraftMedication, limits: list[DoseLimitSpec], bound: LabValue, base: dict[str, Any]
+) -> list[OrderFinding]:
+    """A dose per kg for a weight charted only as a lower bound: above a maximum in mg when the
+    bound itself gives more (8 mg/kg for ">150 kg" is at least 1,200 mg). Limits by weight
+    stay unchecked: they grow with the weight."""
+    if order.dose_mg_per_kg is None:
+        return []
+    least_mg = order.dose_mg_per_kg * bound.value
+    charted = f"{bound.comparator}{number(bound.value)} kg"
+    return [
+        OrderFinding(
+            kind="dose-limit",
+            **base,
+            rule=limit.id,
+            source=limit.source,
+            reason=f"{_per_kg_dose(order)} ordered for a weight charted as {charted} (at least "
+            f"{number(least_mg)} mg), {limit.finding}",
+            detail=f"The newest body weight is charted only as {charted} (charted "
+            f"{bound.effective:%Y-%m-%d %H:%M} UTC); at {number(bound.value)} kg the dose is "
+            f"already {number(least_mg)} mg.",
+        )
+        for limit in limits
+        if limit.max_mg is not None and least_mg > limit.max_mg * (1 + _ROUNDING)
+    ]
 
 
 def _needs_weight(limit: DoseLimitSpec) -> bool:

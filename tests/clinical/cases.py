@@ -751,6 +751,13 @@ CASES: tuple[Case, ...] = (
          lambda: car_t_weighing(120), hook="order-sign",
          orders=order(*TOCILIZUMAB, dose=8, unit="mg/kg"), mismatch=False,
          text=("8 mg/kg (960 mg) ordered, above the label maximum of 800 mg per infusion",)),
+    Case("cart-tocilizumab-8-mg-per-kg-above-150-kg", f"{ACTEMRA} (CRS: at most 800 mg; a bed "
+         "scale's bound is a least weight)",
+         lambda: car_t_day3_grade2("case-cart-over-150kg").lab("body_weight", ">150 kg", 12),
+         hook="order-sign", orders=order(*TOCILIZUMAB, dose=8, unit="mg/kg"), mismatch=False,
+         text=("tocilizumab: 8 mg/kg ordered for a weight charted as >150 kg (at least 1,200 mg), "
+               "above the label maximum of 800 mg per infusion",
+               "The newest body weight is charted only as &gt;150 kg")),
     Case("cart-tocilizumab-8-mg-per-kg-no-weight", f"{ACTEMRA} (the dose by weight needs one)",
          car_t_day3_grade2, hook="order-sign", orders=order(*TOCILIZUMAB, dose=8, unit="mg/kg"),
          mismatch=False,

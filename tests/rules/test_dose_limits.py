@@ -122,6 +122,55 @@ def test_the_dose_is_read_from_the_first_dose_and_rate_that_has_one() -> None:
     assert order.dose_mg == 600
 
 
+def _typed(kind: str, quantity: dict[str, Any]) -> dict[str, Any]:
+    system = "http://terminology.hl7.org/CodeSystem/dose-rate-type"
+    return {"type": {"coding": [{"system": system, "code": kind}]}, "doseQuantity": quantity}
+
+
+def test_of_a_dose_ordered_per_kg_and_the_dose_calculated_from_it_the_mg_are_judged(
+    rules: Rules,
+) -> None:
+    """R4 types doseAndRate entries "ordered" and "calculated": 8 mg/kg as ordered and the
+    560 mg the EHR calculated from its dosing weight. The mg are what is given, in either
+    order; with no weight charted the maximum is still checked."""
+    per_kg = _typed("ordered", {"value": 8, "code": "mg/kg"})
+    in_mg = _typed("calculated", {"value": 960, "code": "mg"})
+    for pair in ([per_kg, in_mg], [in_mg, per_kg]):
+        request = {
+            "resourceType": "MedicationRequest",
+            "medicationCodeableConcept": {"text": "tocilizumab"},
+            "dosageInstruction": [{"doseAndRate": pair}],
+        }
+        (order,) = medication_orders(request)
+        assert (order.dose_mg, order.dose_mg_per_kg, order.dose_problem) == (960, None, None)
+        maximum = dose_above(limit(rules, "tocilizumab-max-infusion"), order, None)
+        assert maximum is not None
+        assert maximum.reason == "960 mg ordered, above the label maximum of 800 mg per infusion"
+    # The EHR's dosing weight (120 kg) is not the charted one (70 kg): judged at 70 kg.
+    crs = dose_above(limit(rules, "tocilizumab-crs-by-weight"), order, weight(70))
+    assert crs is not None and crs.reason.startswith("960 mg ordered for 70 kg")
+
+
+def test_of_two_doses_in_mg_the_larger_is_judged() -> None:
+    """Two doses in mg that differ (the ordered one and one rounded to whole vials): the
+    larger counts, so that a dose limit is not missed; one that is not a mass is passed over."""
+    request = {
+        "resourceType": "MedicationRequest",
+        "medicationCodeableConcept": {"text": "tocilizumab"},
+        "dosageInstruction": [
+            {
+                "doseAndRate": [
+                    _typed("ordered", {"value": 15.6, "unit": "mL"}),
+                    _typed("ordered", {"value": 560, "code": "mg"}),
+                    _typed("calculated", {"value": 0.6, "code": "g"}),
+                ]
+            }
+        ],
+    }
+    (order,) = medication_orders(request)
+    assert order.dose_mg == 600
+
+
 def test_a_dose_per_kg_a_day_is_judged_a_dose_at_a_time(rules: Rules) -> None:
     """The label allows up to three doses of tocilizumab in 24 h for CRS: a day's dose per kg
     is judged as the dose of each infusion, and the card says what was ordered."""
@@ -205,14 +254,31 @@ def test_without_a_weight_only_limits_of_per_kg_bands_judge_a_dose_per_kg(rules:
 
 
 def test_a_weight_given_as_a_bound_is_no_weight_to_dose_by(runtime: Runtime) -> None:
-    """ ">150 kg" says too little to turn 8 mg/kg into mg: the limits go unchecked, and say so."""
+    """ ">150 kg" gives no dose in mg, but a least one: 8 mg/kg is at least 1,200 mg, above the
+    800 mg maximum whatever the weight above 150 kg. 4 mg/kg (at least 600 mg) may be within
+    it or not: the limits go unchecked, and the card says why."""
     crs = assessed(runtime, chart(finding("iec", kind="car-t", day=3)))
-    per_kg = [draft({"value": 8, "code": "mg/kg"})]
     rules = runtime.knowledge.rules
-    exact = judge_orders(per_kg, crs, rules, NOW, weight=weight(150))
-    bound = judge_orders(per_kg, crs, rules, NOW, weight=weight(150, ">"))
-    assert [f.kind for f in exact] == ["dose-limit"]  # 1,200 mg: above the 800 mg maximum
-    assert [f.kind for f in bound] == ["weight-unknown"]
+    eight = [draft({"value": 8, "code": "mg/kg"})]
+    exact = judge_orders(eight, crs, rules, NOW, weight=weight(150))
+    assert [(f.kind, f.rule) for f in exact] == [("dose-limit", "tocilizumab-max-infusion")]
+    for comparator in (">", ">="):
+        (above,) = judge_orders(eight, crs, rules, NOW, weight=weight(150, comparator))
+        assert (above.kind, above.rule) == ("dose-limit", "tocilizumab-max-infusion")
+        assert above.reason == (
+            f"8 mg/kg ordered for a weight charted as {comparator}150 kg (at least 1,200 mg), "
+            "above the label maximum of 800 mg per infusion"
+        )
+        assert "charted only as" in above.detail and "2026-12-01 12:00 UTC" in above.detail
+    four = [draft({"value": 4, "code": "mg/kg"})]
+    (unchecked,) = judge_orders(four, crs, rules, NOW, weight=weight(150, ">"))
+    assert unchecked.kind == "weight-unknown"
+    assert unchecked.detail == (
+        "the newest body weight is charted only as >150 kg, too little to turn it into mg"
+    )
+    # An upper bound gives no least dose: unchecked, as with no weight.
+    (below,) = judge_orders(eight, crs, rules, NOW, weight=weight(150, "<"))
+    assert below.kind == "weight-unknown" and "charted only as <150 kg" in below.detail
 
 
 @pytest.mark.parametrize(
