@@ -30,7 +30,7 @@ COMPUTED_FACTS = {
     "hypoxia": "SpO₂ < 92 % on air, or oxygen given",
     "ventilatory_support": "CPAP, BiPAP or invasive ventilation recorded (false on room air or "
     "simple oxygen; unknown above 6 L/min without a ventilation device)",
-    "hlh2004": "HLH-2004 criteria met (5 of 8, or a molecular diagnosis)",
+    "hlh2004": "HLH-2004 criteria met (5 of 8; a molecular diagnosis is `primary_hlh`)",
     "hlh2004_met": "HLH-2004 criteria met (count)",
     "hscore": "HScore points",
     "mas2016": "MAS-2016 classification criteria met",

@@ -355,9 +355,9 @@ def compute_facts(
     facts["iec_day"] = applied.day if applied is not None and applied.setting == "iec" else None
     facts["hypoxia"] = _hypoxia(chart, judged)
     facts["ventilatory_support"] = _ventilatory_support(chart)
+    # A molecular diagnosis meets HLH-2004 by itself (Henter 2007): the rules file's own state
+    # for it asks for signs of activity too; `hlh2004` is the count of 5 of 8.
     facts["primary_hlh"] = any(f.setting == "hlh" and f.kind == "primary" for f in chart.settings)
-    if facts["primary_hlh"]:
-        facts["hlh2004"] = True  # a molecular diagnosis meets HLH-2004 by itself (Henter 2007)
     # The label's CRS limits count within the current exposure (since the newest infusion or
     # bispecific dose): doses for an earlier episode do not count against a new one.
     since = applied.when if applied is not None and applied.day is not None else None

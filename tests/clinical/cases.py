@@ -581,6 +581,17 @@ def familial_hlh_four_criteria(patient: str = "case-familial-hlh-4") -> Chart:
     )  # fmt: skip
 
 
+def familial_hlh_quiescent() -> Chart:
+    """ORPHA:540 familial HLH recorded 400 days ago; afebrile, normal ferritin and fibrinogen."""
+    return (
+        Chart("case-familial-hlh-quiescent")
+        .condition(*FAMILIAL_HLH, 400)
+        .lab("temperature", 36.8, 2)
+        .labs(ferritin=80, fibrinogen=300, triglycerides=120, hemoglobin=12.5, platelets=210,
+              neutrophils=3.5)
+    )  # fmt: skip
+
+
 def familial_hlh_refractory() -> Chart:
     return (
         familial_hlh_four_criteria("case-familial-hlh-refractory")
@@ -1042,10 +1053,13 @@ CASES: tuple[Case, ...] = (
          absent=("highest dose", "not checked")),
     Case("familial-hlh-molecular-first", f"{HENTER2007} (a molecular diagnosis meets HLH-2004)",
          familial_hlh_four_criteria, never=("emapalumab",),
-         text=("HLH-2004 met (primary HLH recorded)", "Start HLH-94-type therapy")),
+         text=("HLH-2004 met (primary HLH, active signs)", "Start HLH-94-type therapy")),
     Case("familial-hlh-molecular-refractory", f"{HENTER2007}; {GAMIFANT}",
          familial_hlh_refractory, named=("emapalumab",), never=("anakinra",),
-         text=("HLH-2004 met (primary HLH recorded)", "latent tuberculosis")),
+         text=("HLH-2004 met (primary HLH, active signs)", "latent tuberculosis")),
+    Case("familial-hlh-without-activity", f"{HENTER2007} (HLH-94 treats active disease; a project "
+         "reading)", familial_hlh_quiescent, never=("emapalumab", "anakinra"),
+         absent=("HLH-94", "HLH-2004 met")),
     Case("ebv-hlh-first", f"{HENTER2007} (HLH-94 first-line in EBV-HLH)", ebv_hlh,
          never=("emapalumab",), text=("HLH-94",)),
     Case("ebv-hlh-emapalumab-order", f"{GAMIFANT} (primary HLH only)", ebv_hlh, hook="order-sign",

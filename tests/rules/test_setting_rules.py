@@ -319,13 +319,18 @@ def test_hlh94_just_started_is_no_emapalumab_case(
     assert advice(result) == [("hlh-94", "advise")]
 
 
-def test_a_recorded_primary_hlh_meets_hlh2004_by_itself(runtime: Runtime) -> None:
-    """HLH-2004: a molecular diagnosis, or 5 of 8 (Henter 2007); HScore is not applied."""
+def test_a_recorded_primary_hlh_meets_hlh2004_by_itself_when_active(runtime: Runtime) -> None:
+    """HLH-2004: a molecular diagnosis, or 5 of 8 (Henter 2007); HScore is not applied. A
+    familial HLH is lifelong, and HLH-94 treats active disease: the molecular route needs a
+    current inflammatory sign (fever, ferritin, fibrinogen or triglycerides) as well."""
     where = chart(finding("hlh", kind="primary"))
-    result = assessed(runtime, where, (score("hlh2004", 4, ("sil2r",)), score("hscore", 250)))
+    scores = (score("hlh2004", 4, ("sil2r",)), score("hscore", 250))
+    result = assessed(runtime, where, scores, ferritin=3000)
     assert result.state is not None and result.state.id == "hlh-molecular"
-    assert result.facts["hlh2004"] is True
+    assert result.facts["hlh2004"] is None  # 4 of 8 with sCD25 unknown: the count is undecided
     assert advice(result) == [("hlh-94", "advise")]
+    quiet = assessed(runtime, where, (score("hlh2004", 1),), ferritin=80)
+    assert quiet.state is None and advice(quiet) == []
 
 
 def test_hlh_2004_unknown_items_can_leave_it_undecided(runtime: Runtime) -> None:
