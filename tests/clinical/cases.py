@@ -915,7 +915,10 @@ CASES: tuple[Case, ...] = (
          covid_home_prednisone, suggest=("dexamethasone", "tocilizumab"), never=("anakinra",)),
     Case("covid-on-methylprednisolone-32mg",
          f"{NIH_COVID} (an equivalent dose of another corticosteroid)", covid_on_methylprednisolone,
-         suggest=("tocilizumab",), never=("dexamethasone",), text=("prednisone-equivalent",)),
+         suggest=("tocilizumab",), never=("dexamethasone",),
+         text=("prednisone-equivalent",
+               "needing oxygen: dexamethasone not suggested (methylprednisolone already given"),
+         absent=("dexamethasone already given",)),
     *(
         Case(f"covid-on-methylprednisolone-{name}",
              f"{NIH_COVID} (an equivalent dose of another corticosteroid; its dose unknown)",
