@@ -184,9 +184,13 @@ def judge_setting(
     diagnostic_bar = True if state is not None else bar
     advice = _advice(rules, chart, facts, spec.advice, state, setting_id, evidence.as_of)
     pending: list[str] = []
+    # A rule that cannot be judged says nothing of a drug another rule already suggests.
+    suggested = {a.drug for a in advice if a.status == "suggest" and a.drug is not None}
     if state is not None:
         for item in spec.advice:
             conditions = rules.when(item.when)
+            if item.drug in suggested:
+                continue
             if item.state == state.id and all_hold(conditions, facts) is None:
                 what = rules.drugs[item.drug].names[0] if item.drug else item.action
                 pending.append(_cannot_judge(what or item.id, conditions, facts, rules, scores))
