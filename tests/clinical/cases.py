@@ -1026,7 +1026,8 @@ CASES: tuple[Case, ...] = (
          hook="order-sign", orders=order(*HYDROCORTISONE, dose=50, per_day=4), no_cards=True),
     # Still's disease / sJIA
     Case("sjia-mas-2016", f"{RAVELLI2016}; {EULAR2024}", sjia_mas,
-         suggest=("methylprednisolone", "anakinra"), never=("emapalumab",)),
+         suggest=("methylprednisolone", "anakinra"), never=("emapalumab",),
+         absent=("emapalumab cannot be judged",)),
     Case("sjia-emapalumab-first-order", f"{GAMIFANT}", sjia_mas, hook="order-sign",
          orders=order(*EMAPALUMAB), mismatch=True),
     Case("sjia-mas-after-glucocorticoids", f"{GAMIFANT} (after inadequate glucocorticoid response)",
