@@ -36,7 +36,7 @@ def parse_json(raw: bytes) -> Any:
     except UnicodeDecodeError:
         raise NotJson("it is not UTF-8 text") from None
     try:
-        return json.loads(
+        value = json.loads(
             text,
             parse_constant=_refuse_constant,
             parse_float=_finite_float,
@@ -46,6 +46,27 @@ def parse_json(raw: bytes) -> Any:
         raise
     except (ValueError, RecursionError):
         raise NotJson(reason) from None
+    if _has_lone_surrogate(value):  # orjson refuses these; the stdlib reads them
+        # "\ud800" escapes no character: stored or logged, such a string fails as UTF-8.
+        raise NotJson("a string holds an unpaired UTF-16 surrogate escape (\\uD800-\\uDFFF)")
+    return value
+
+
+def _has_lone_surrogate(value: Any) -> bool:
+    """Whether a string anywhere in the parsed value holds a surrogate (a loop, not recursion:
+    the value may be nested 1,024 deep)."""
+    pending = [value]
+    while pending:
+        item = pending.pop()
+        if isinstance(item, str):
+            if any("\ud800" <= ch <= "\udfff" for ch in item):
+                return True
+        elif isinstance(item, dict):
+            pending += item.keys()
+            pending += item.values()
+        elif isinstance(item, list):
+            pending += item
+    return False
 
 
 def _refuse_constant(name: str) -> NoReturn:

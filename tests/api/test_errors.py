@@ -242,6 +242,9 @@ JSON_ENDPOINTS = {
         ('{"hook": "patient-view"}'.encode("utf-16"), "not UTF-8"),
         # Without a byte order mark, UTF-16 reads as UTF-8 with NULs: not JSON either.
         ('{"hook": "patient-view"}'.encode("utf-16-le"), "not valid JSON"),
+        # An escape of half a UTF-16 pair is no character: stored, it failed as UTF-8 (a 500).
+        (b'{"hook": "patient-view", "feedback": [{"note": "\\ud800"}]}', "unpaired UTF-16"),
+        (b'{"\\udfff": 1}', "unpaired UTF-16"),
     ],
     ids=[
         "deep-arrays",
@@ -252,6 +255,8 @@ JSON_ENDPOINTS = {
         "huge-integer",
         "utf16-bom",
         "utf16-le",
+        "lone-surrogate",
+        "lone-surrogate-key",
     ],
 )
 def test_bodies_that_are_not_json_are_400_on_every_json_endpoint(
@@ -267,7 +272,11 @@ def test_a_utf8_byte_order_mark_and_big_integers_are_still_read(
     client: FlaskClient, path: str
 ) -> None:
     body = JSON_ENDPOINTS[path]()
-    body["extension"] = {"https://example.org/counter": 2**70}  # beyond 64 bits: JSON allows it
+    body["extension"] = {
+        "https://example.org/counter": 2**70,  # beyond 64 bits: JSON allows it
+        "https://example.org/note": "\U0001f600",  # escaped as a surrogate pair: one character
+    }
     raw = b"\xef\xbb\xbf" + json.dumps(body).encode()
+    assert b"\\ud83d\\ude00" in raw
     response = client.post(path, data=raw, content_type="application/json")
     assert response.status_code == 200, response.get_data(as_text=True)[:300]
