@@ -263,7 +263,7 @@ def ordered_per_kg(dosage: Any) -> PerKg | None:
     first = _first(dosage)
     doses, ordered = _dose_quantities(first) if first is not None else ((), None)
     for quantity in (*doses, ordered):
-        if not isinstance(quantity, dict) or not isinstance(quantity.get("value"), int | float):
+        if not isinstance(quantity, dict) or not _is_number(quantity.get("value")):
             continue
         readings = [r for r in map(per_kg_unit, (quantity.get("code"), quantity.get("unit"))) if r]
         if readings:
@@ -464,8 +464,8 @@ def _repeat_a_day(repeat: Mapping[str, Any]) -> float | None:
 
 def _dose_mg(dose: Any, names: Sequence[str]) -> tuple[float | None, str]:
     """One dose in mg, or None and why not."""
-    if not isinstance(dose, dict) or not isinstance(dose.get("value"), int | float):
-        return None, "no dose quantity"
+    if not isinstance(dose, dict) or not _is_number(dose.get("value")):
+        return None, "no dose quantity" if not isinstance(dose, dict) else "the dose has no numeric value"
     unit = dose.get("code") or dose.get("unit")
     unit_key = str(unit).strip().lower() if unit is not None else ""
     factor = _MG.get(unit_key)
@@ -479,6 +479,11 @@ def _dose_mg(dose: Any, names: Sequence[str]) -> tuple[float | None, str]:
     if not 0 < mg <= MOST_MG:
         return None, f"a dose of {dose['value']:g} {unit} is not a plausible dose"
     return mg, ""
+
+
+def _is_number(value: object) -> bool:
+    """A JSON number; `true` is no dose of 1."""
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def _ordered_dose(element: Any) -> Any:

@@ -91,6 +91,15 @@ def test_a_dose_per_kg_a_day_is_read_as_the_day_s_dose(
     assert order.dose_mg is None and order.daily_dose_mg is None
 
 
+@pytest.mark.parametrize("unit", ["g", "mg", "mg/kg"])
+def test_a_dose_of_true_is_no_dose(rules: Rules, unit: str) -> None:
+    """JSON `true` is no number (Python's bool is an int): not a dose of 1 g, nor 1 mg/kg."""
+    order = draft({"value": True, "code": unit})
+    assert (order.dose_mg, order.dose_mg_per_kg, order.dose_sent) == (None, None, True)
+    assert order.dose_problem is not None and "no numeric value" in order.dose_problem
+    assert dose_above(limit(rules, "tocilizumab-max-infusion"), order, weight(70)) is None
+
+
 def test_a_dose_per_kg_a_day_becomes_mg_a_day_and_a_dose() -> None:
     order = draft({"value": 2, "code": "mg/kg/d"}, timing=FOUR_A_DAY)
     with_weight = weighed(order, weight(60))
