@@ -167,7 +167,7 @@ def for_patient(
             and reference is not None
             and reference != own
             and _names_other_patient(reference, patient_id)
-        ):
+        ) or _other_patient_itself(resource, patient_id):
             foreign.append(
                 DataProblem(
                     code="other-patient",
@@ -178,6 +178,16 @@ def for_patient(
             continue
         kept.append(resource)
     return kept, foreign
+
+
+def _other_patient_itself(resource: dict[str, Any], patient_id: str) -> bool:
+    """A Patient resource of someone else (its birth date would give this chart an age)."""
+    resource_id = resource.get("id")
+    return (
+        resource.get("resourceType") == "Patient"
+        and isinstance(resource_id, str)
+        and resource_id != patient_id
+    )
 
 
 _PATIENT_REFERENCE = re.compile(r"(?:^|/)Patient/([^/]+)(?:/_history/[^/]+)?$")

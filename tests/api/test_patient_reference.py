@@ -89,6 +89,22 @@ def test_some_results_naming_another_patient_are_said_beside_the_advice(
     assert "someone-else" not in str(gap) and "stray-result" not in str(gap)
 
 
+def test_a_patient_resource_of_someone_else_gives_the_chart_no_age(client: FlaskClient) -> None:
+    """The `patient` prefetch answered with another patient (an 8-year-old): their birth date
+    would move this adult onto children's blood-pressure cut-offs. It is left out and counted."""
+    body = demo_body(client)
+    ordinary = summaries(client.post(f"/cds-services/{PV}", json=body))
+    patient = body["prefetch"]["patient"]
+    assert patient["resourceType"] == "Patient" and patient["id"] == PATIENT
+    patient.update(id="someone-else", birthDate=f"{datetime.now(UTC).year - 8}-06-01")
+    cards = client.post(f"/cds-services/{PV}", json=body).get_json()["cards"]
+    assert [card["summary"] for card in cards[:-1]] == ordinary
+    gap = cards[-1]
+    assert gap["source"]["topic"]["code"] == "dataincomplete"
+    assert "1 of the results and chart entries received name another patient" in gap["detail"]
+    assert "someone-else" not in str(cards)
+
+
 @pytest.fixture
 def fhir_client(fhir_server: str) -> Iterator[FlaskClient]:
     app = create_app(Settings(auth="off", fhir_allowlist=[fhir_server]))
