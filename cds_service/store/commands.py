@@ -55,13 +55,17 @@ def add_commands(commands: Any, open_store: StoreOpener) -> None:
     show.set_defaults(handler=lambda args: _report(open_store, args.since, args.format, args.by))
 
 
+# A century: further back than any audit trail reaches (and than dates can be counted from now).
+_MOST_DAYS = 36_500
+
+
 def _days(value: str) -> timedelta:
     try:
         days = float(value)
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a number of days: {value!r}") from None
-    if days < 0:
-        raise argparse.ArgumentTypeError("must be 0 or more days")
+    if not 0 <= days <= _MOST_DAYS:  # NaN fails this too
+        raise argparse.ArgumentTypeError(f"must be 0 to {_MOST_DAYS:,} days")
     return timedelta(days=days)
 
 
@@ -150,7 +154,7 @@ def _purge(open_store: StoreOpener, older_than: timedelta) -> int:
     print(
         f"purged {result.hook_calls} hook call(s), {result.cards} card(s), "
         f"{result.profiles} profile(s) and {result.feedback} feedback item(s) "
-        f"older than {older_than.days} day(s)"
+        f"older than {older_than.total_seconds() / 86400:g} day(s)"
     )
     return 0
 

@@ -203,10 +203,21 @@ def test_report_rejects_a_date_beyond_the_calendar_in_utc(tmp_path: Path, extrem
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize("days", ["1000000", "99999999999999", "inf", "nan", "-1"])
+def test_db_purge_refuses_days_no_date_can_be_counted_back(tmp_path: Path, days: str) -> None:
+    # A million days before now is before year 1: refused with the range, nothing deleted.
+    settings = Settings(auth="off", data_dir=tmp_path / "data")
+    result = cli(settings, "db", "purge", "--older-than", days)
+    assert result.returncode == 2
+    assert "must be 0 to 36,500 days" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def test_db_purge_then_report(known_store: AuditStore, store_settings: Settings) -> None:
-    result = cli(store_settings, "db", "purge", "--older-than", "30")
+    result = cli(store_settings, "db", "purge", "--older-than", "29.5")
     assert result.returncode == 0, result.stderr
     assert "purged 1 hook call(s), 1 card(s)" in result.stdout
+    assert "older than 29.5 day(s)" in result.stdout
     report = json.loads(cli(store_settings, "report", "--format", "json").stdout)
     assert [row["topic"] for row in report] == ["il1driven", "il6driven"]
 
