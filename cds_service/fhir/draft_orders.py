@@ -464,8 +464,10 @@ def _repeat_a_day(repeat: Mapping[str, Any]) -> float | None:
 
 def _dose_mg(dose: Any, names: Sequence[str]) -> tuple[float | None, str]:
     """One dose in mg, or None and why not."""
-    if not isinstance(dose, dict) or not _is_number(dose.get("value")):
-        return None, "no dose quantity" if not isinstance(dose, dict) else "the dose has no numeric value"
+    if not isinstance(dose, dict):
+        return None, "no dose quantity"
+    if not _is_number(dose.get("value")):
+        return None, "the dose has no numeric value"
     unit = dose.get("code") or dose.get("unit")
     unit_key = str(unit).strip().lower() if unit is not None else ""
     factor = _MG.get(unit_key)
