@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -14,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
+from pydantic_settings import SettingsError
 
 from cds_service.jsontext import NotJson, parse_json
 from cds_service.settings import Settings
@@ -34,6 +36,10 @@ def _settings(**overrides: Any) -> Settings:
             for e in exc.errors(include_url=False)
         )
         raise UsageError(f"invalid configuration: {problems}") from None
+    except SettingsError as exc:  # a value that should be JSON and is not
+        field = re.search(r'field "(\w+)"', str(exc))
+        name = f"CYTOKINE_CDS_{field.group(1).upper()}" if field else "a setting"
+        raise UsageError(f"invalid configuration: {name}: not valid JSON") from None
 
 
 def _read_json(path: str) -> Any:

@@ -22,9 +22,13 @@ from pydantic import (
     model_validator,
 )
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import ArgumentError
 
 from cds_service.auth.algorithms import ASYMMETRIC_ALGORITHMS, JwtAlgorithm
 from cds_service.urls import parse_base_url
+
+_LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
 def _split_csv(value: Any) -> Any:
@@ -191,6 +195,27 @@ class Settings(BaseSettings):
     @classmethod
     def _auth_lower_case(cls, value: Any) -> Any:
         return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("log_level")
+    @classmethod
+    def _known_log_level(cls, value: str) -> str:
+        level = value.strip().upper()
+        if level not in _LOG_LEVELS:
+            raise ValueError(f"must be one of {', '.join(_LOG_LEVELS)}")
+        return level
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: SecretStr | None) -> SecretStr | None:
+        """Refused at start-up, not at the first write; never echoed (it holds a password)."""
+        if value is not None:
+            try:
+                make_url(value.get_secret_value())
+            except ArgumentError:
+                raise ValueError(
+                    "is not a database URL (e.g. postgresql://user:password@host/cds)"
+                ) from None
+        return value
 
     @model_validator(mode="after")
     def _jwks_cache_bounds(self) -> Settings:

@@ -65,3 +65,30 @@ def test_a_time_off_the_calendar_is_a_usage_error(
 ) -> None:
     assert main(["evaluate", PATIENT, "--at", given]) == 2
     assert "between the years 1900 and 2200" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "named"),
+    [
+        ("CYTOKINE_CDS_WORKERS", "0", "CYTOKINE_CDS_WORKERS"),
+        ("CYTOKINE_CDS_LOG_LEVEL", "LOUD", "must be one of DEBUG, INFO"),
+        ("CYTOKINE_CDS_DRUG_ORDERABLES", "{bad", "CYTOKINE_CDS_DRUG_ORDERABLES: not valid JSON"),
+        ("CYTOKINE_CDS_DATABASE_URL", "garbage-secretpw", "is not a database URL"),
+    ],
+)
+def test_a_setting_that_cannot_be_read_stops_a_command_with_its_name(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    tmp_path: Path,
+    variable: str,
+    value: str,
+    named: str,
+) -> None:
+    """Exit 2 and the variable named, before anything is opened; never a traceback, never
+    the value of a database URL (it holds a password)."""
+    monkeypatch.setenv("CYTOKINE_CDS_DATA_DIR", str(tmp_path))
+    monkeypatch.setenv(variable, value)
+    assert main(["db", "current"]) == 2
+    error = capsys.readouterr().err
+    assert variable in error and named in error
+    assert "secretpw" not in error and "Traceback" not in error
