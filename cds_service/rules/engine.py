@@ -62,7 +62,7 @@ def assess(
     missing_groups = tuple(
         group.label
         for group in rules.cytokine_groups
-        if not any(evidence.fresh(analyte) for analyte in group.analytes)
+        if not any(_settled(analyte, evidence, rules, judged) for analyte in group.analytes)
     )
     immunoparalysis = all(judged[m].above for m in ip.required)
     mals_like = [judged[m] for m in ip.excluded_by if judged[m].above]
@@ -159,6 +159,17 @@ def _decide(
             + ".",
         )
     return None, "no-signal", "No cytokine axis is elevated."
+
+
+def _settled(
+    analyte: str, evidence: Evidence, rules: Rules, judged: Mapping[str, MarkerResult]
+) -> bool:
+    """Whether the analyte has a fresh result that settles a marker: "<100 pg/mL" against
+    "> 80" settles nothing, and counts as no result (an empty answer would read as normal)."""
+    if evidence.fresh(analyte) is None:
+        return False
+    states = [judged[m].state for m, marker in rules.markers.items() if marker.analyte == analyte]
+    return not states or any(state != "indeterminate" for state in states)
 
 
 def _strongest(axis: AxisResult) -> MarkerResult:

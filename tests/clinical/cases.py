@@ -679,6 +679,16 @@ def unknown_il6_pattern() -> Chart:
     )
 
 
+def unknown_il6_bound() -> Chart:
+    """IL-6 reported only as "<100 pg/mL" (threshold > 80: either side), IL-18 and IFN-γ low."""
+    return (
+        Chart("case-unknown-il6-bound")
+        .lab("temperature", 39.0, 2)
+        .lab("il6", "<100 pg/mL", 2)
+        .labs(ferritin=2500, crp=200, il18=400, ifng=10)
+    )
+
+
 def unknown_two_populations() -> Chart:
     """IL-6 11× Herold's COVID-19 cut-off, IFN-γ 4× Xu's paediatric-HLH one, no setting."""
     return (
@@ -1101,6 +1111,10 @@ CASES: tuple[Case, ...] = (
     Case("unknown-il6-pattern", "clinical-settings.md 2.6 (pattern only, hedged)",
          unknown_il6_pattern, never=("tocilizumab", "anakinra", "emapalumab"),
          text=("depends on the clinical setting",)),
+    Case("unknown-il6-bound-inconclusive", "clinical-settings.md 2.6 (a result that settles no "
+         "threshold is said, never an empty answer)", unknown_il6_bound, panel=True,
+         never=("tocilizumab", "anakinra", "emapalumab"),
+         text=("no usable IL-6 result in the last", "does not say on which side")),
     Case("unknown-tocilizumab-order", "clinical-settings.md 1.3 (no warning against standard care)",
          unknown_il6_pattern, hook="order-sign", orders=order(*TOCILIZUMAB), mismatch=False),
     Case("unknown-dexamethasone-order", "clinical-settings.md 1.3", febrile_hyperferritinaemia,
