@@ -4,8 +4,12 @@ exists, and its two quick-start commands are the Makefile's."""
 from __future__ import annotations
 
 import argparse
+import json
 import re
 from collections.abc import Iterator
+
+import pytest
+from flask.testing import FlaskClient
 
 from cds_service.cli import build_parser
 from cds_service.settings import Settings
@@ -77,3 +81,21 @@ def test_quick_start_is_the_two_make_targets() -> None:
     makefile = (ROOT / "Makefile").read_text(encoding="utf-8")
     assert re.search(r"^run:", makefile, re.M) and re.search(r"^test:", makefile, re.M)
     assert "make test" in (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize(
+    "name", sorted(p.stem for p in (ROOT / "fixtures" / "hooks").glob("*.json"))
+)
+def test_the_ready_made_hook_requests_answer_as_the_readme_says(
+    client: FlaskClient, name: str
+) -> None:
+    """Quick start: a ready-made request's results are past their windows, so it answers
+    `{"cards": []}`: its prefetch carries every key the service asks for (a key missing from it
+    would answer a data-incomplete card instead)."""
+    body = json.loads((ROOT / "fixtures" / "hooks" / f"{name}.json").read_text(encoding="utf-8"))
+    services = {s["hook"]: s for s in client.get("/cds-services").get_json()["services"]}
+    service = services[body["hook"]]
+    assert set(service["prefetch"]) <= set(body["prefetch"]), name
+    response = client.post(f"/cds-services/{service['id']}", json=body)
+    assert response.status_code == 200
+    assert response.get_json() == {"cards": []}
