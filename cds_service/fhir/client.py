@@ -117,6 +117,7 @@ class KeyFetch:
     pages: int = 0
     failure: FetchFailure | None = None
     problems: list[DataProblem] = field(default_factory=list)
+    not_found: bool = False  # a read answered 404 or 410: no such resource
 
     @property
     def complete(self) -> bool:
@@ -222,7 +223,7 @@ class FhirClient:
             outcome = self._get_json(adapter, url, server, token, deadline)
             if isinstance(outcome, FetchFailure):
                 if task.is_read and outcome.status in (404, 410):
-                    return KeyFetch(task.key)  # no such resource: read, nothing found
+                    return KeyFetch(task.key, not_found=True)  # read: nothing there
                 return KeyFetch(task.key, resources, pages, outcome, problems)
             pages += 1
             if task.is_read:

@@ -149,6 +149,7 @@ class FhirAccess:
                     gaps.append(DataGap(key, f"not in prefetch, and no query for it: {exc}"))
 
         fetched: FetchResult | None = None
+        unknown_patient: DataGap | None = None  # said even when the Patient key is optional
         server_shown: str | None = None
         refused: ServerRefused | None = None
         if plan:
@@ -166,22 +167,27 @@ class FhirAccess:
                     server_shown = base.url
                     deadline = started + self.deadline_seconds
                     fetched, by_code = self._fetch(plan, base, token, deadline)
+                    reads = {task.key: task.url for task in plan}
                     for key, fetch in fetched.keys.items():
                         if fetch.complete or fetch.resources:
                             obtained.add(key)
-                        if fetch.failure is not None:
+                        if fetch.not_found and reads[key].startswith("Patient/"):
+                            unknown_patient = DataGap(key, _NO_PATIENT)
+                        elif fetch.failure is not None:
                             gaps.append(DataGap(key, fetch.failure.detail, key in obtained))
                         elif key in by_code:
                             gaps.append(DataGap(key, _READ_BY_CODE, True))
 
         obtained -= extra.keys() - templates.keys()
         gaps = [gap for gap in gaps if gap.key in templates]
+        if unknown_patient is not None:
+            gaps.insert(0, unknown_patient)
         if not obtained:
             raise DataUnavailable(gaps, server_shown, refused)
         resources = list(prefetch.resources)
         if fetched is not None:
             resources += fetched.resources
-        order = list(templates)
+        order = [*([unknown_patient.key] if unknown_patient else []), *templates]
         gaps.sort(key=lambda gap: order.index(gap.key))
         return Gathered(resources, gaps, fetched)
 
@@ -230,6 +236,12 @@ class FhirAccess:
 
 
 _NO_SERVER = "the request named no fhirServer to read it from"
+# Every search by a patient id the server does not know finds nothing: no card would read as
+# an all-clear for a chart the service never saw.
+_NO_PATIENT = (
+    "the FHIR server has no Patient with the chart's patient id (HTTP 404), so the searches by "
+    "it found nothing and nothing was judged; the EHR's patient id may not be this server's"
+)
 _NO_ANONYMOUS = (
     "the request carried no fhirAuthorization, and anonymous FHIR reads are off "
     "(setting CYTOKINE_CDS_FHIR_ALLOW_ANONYMOUS)"

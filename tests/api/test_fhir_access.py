@@ -270,6 +270,19 @@ def test_a_server_refusing_combo_code_is_read_by_code_and_the_card_says_what_may
     assert shown == [*topics, "dataincomplete"]
 
 
+def test_a_patient_the_fhir_server_does_not_know_is_said_not_an_all_clear(
+    fhir_client: FlaskClient, fhir_server: str
+) -> None:
+    """The Patient read answers 404 (an EHR id the server does not use), so every search by
+    that id finds nothing: the answer says so, naming no id, instead of an empty list."""
+    response, _ = call(fhir_client, hook_body(PV, "no-such-patient-here", fhir_server))
+    assert response.status_code == 200, response.get_json()
+    card = data_gap_card(response)
+    assert "has no Patient with the chart's patient id (HTTP 404)" in card["detail"]
+    assert "no-such-patient-here" not in str(response.get_json())
+    assert len(response.get_json()["cards"]) == 1
+
+
 def test_no_prefetch_and_no_fhir_server_is_412(fhir_client: FlaskClient) -> None:
     response, _ = call(fhir_client, hook_body(PV, DEMO, None))
     assert response.status_code == 412
