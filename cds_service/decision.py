@@ -18,7 +18,7 @@ from cds_service.cards.resources import OrderContext
 from cds_service.context import order_indication, read_chart
 from cds_service.evidence import DataProblem, Evidence, build_evidence
 from cds_service.evidence.bundles import text_at
-from cds_service.fhir.draft_orders import medication_orders
+from cds_service.fhir.draft_orders import DraftMedication, medication_orders
 from cds_service.fhir.gather import DataGap
 from cds_service.hooks.response import Card
 from cds_service.knowledge import Knowledge
@@ -119,7 +119,10 @@ def decide(
     builder = knowledge.cards
     if context.hook in ORDER_HOOKS:
         only = context.selections if context.hook == "order-select" else None
-        orders = medication_orders(context.draft_orders or {}, only=only)
+        orders, foreign_orders = _own_orders(
+            medication_orders(context.draft_orders or {}, only=only), context.patient_id
+        )
+        foreign += foreign_orders
         findings = judge_orders(
             orders,
             assessment,
@@ -178,6 +181,28 @@ def for_patient(
             continue
         kept.append(resource)
     return kept, foreign
+
+
+def _own_orders(
+    orders: list[DraftMedication], patient_id: str
+) -> tuple[list[DraftMedication], list[DataProblem]]:
+    """The draft orders for this patient; one whose subject names another patient is not
+    judged against this chart, and is counted like other foreign data."""
+    own: list[DraftMedication] = []
+    foreign: list[DataProblem] = []
+    for order in orders:
+        subject = text_at(order.resource, "subject", "reference")
+        if subject is not None and _names_other_patient(subject, patient_id):
+            foreign.append(
+                DataProblem(
+                    code="other-patient",
+                    reason="The draft order names another patient and was not judged.",
+                    reference=order.reference,
+                )
+            )
+            continue
+        own.append(order)
+    return own, foreign
 
 
 def _other_patient_itself(resource: dict[str, Any], patient_id: str) -> bool:

@@ -81,6 +81,8 @@ def hook_body(
 ) -> dict[str, Any]:
     body = copy.deepcopy(load_fixture(fixture))
     body["context"]["patientId"] = patient
+    for entry in body["context"].get("draftOrders", {}).get("entry", []):
+        entry["resource"]["subject"] = {"reference": f"Patient/{patient}"}  # the chart's orders
     body.pop("prefetch", None)
     body.pop("fhirServer", None)
     if fhir_server is not None:

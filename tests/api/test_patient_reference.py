@@ -105,6 +105,36 @@ def test_a_patient_resource_of_someone_else_gives_the_chart_no_age(client: Flask
     assert "someone-else" not in str(cards)
 
 
+def test_a_draft_order_for_someone_else_is_not_judged_against_this_chart(
+    client: FlaskClient,
+) -> None:
+    """Tocilizumab in bacterial sepsis gets a mismatch warning; the same draft naming another
+    patient as its subject is not judged here (it is not this chart's order), and is counted."""
+    with client.application.app_context():
+        service = current_runtime().services["cytokine-storm-order-sign"]
+    body = hook_request(
+        service,
+        load_fixture("patients/case-sepsis-il6.json"),
+        draft_orders=load_fixture("orders/tocilizumab.json"),
+        now=datetime.now(UTC),
+    )
+    topics = [
+        c["source"]["topic"]["code"]
+        for c in client.post("/cds-services/cytokine-storm-order-sign", json=body).get_json()[
+            "cards"
+        ]
+    ]
+    assert "ordermismatch" in topics
+    order = body["context"]["draftOrders"]["entry"][0]["resource"]
+    order["subject"] = {"reference": "Patient/someone-else"}
+    cards = client.post("/cds-services/cytokine-storm-order-sign", json=body).get_json()["cards"]
+    assert "ordermismatch" not in [c["source"]["topic"]["code"] for c in cards]
+    gap = cards[-1]
+    assert gap["source"]["topic"]["code"] == "dataincomplete"
+    assert "1 of the results and chart entries received name another patient" in gap["detail"]
+    assert "someone-else" not in str(cards)
+
+
 @pytest.fixture
 def fhir_client(fhir_server: str) -> Iterator[FlaskClient]:
     app = create_app(Settings(auth="off", fhir_allowlist=[fhir_server]))

@@ -99,6 +99,9 @@ def epic_request(epic: Epic, fixture: str, patient: str, service_id: str) -> dic
     )
     body["prefetch"] = absolute(composed["prefetch"])
     body["context"]["patientId"] = patient
+    for entry in body["context"].get("draftOrders", {}).get("entry", []):
+        if "subject" in entry["resource"]:  # the chart's own orders
+            entry["resource"]["subject"] = {"reference": f"Patient/{patient}"}
     return body
 
 
