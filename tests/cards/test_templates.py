@@ -98,7 +98,8 @@ def test_cards_of_one_answer_share_the_evidence_table_and_say_the_same() -> None
     entries = []
     for n, drug in enumerate(drugs):
         order = load_fixture(f"orders/{drug}.json")["entry"][0]
-        order["resource"] = {**order["resource"], "id": f"order-{n}"}
+        subject = {"reference": f"Patient/{patient}"}  # the chart's own orders
+        order["resource"] = {**order["resource"], "id": f"order-{n}", "subject": subject}
         entries.append(order)
     context = HookContext(
         hook="order-sign",

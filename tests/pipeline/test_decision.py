@@ -67,6 +67,7 @@ def test_record_problems_and_gaps_reach_the_evidence_and_the_cards(knowledge: Kn
 
 def test_order_hooks_check_the_draft_orders(knowledge: Knowledge) -> None:
     orders = load_fixture("orders/anakinra.json")
+    orders["entry"][0]["resource"]["subject"] = {"reference": "Patient/case-sepsis-il6"}
     for hook in ("order-sign", "order-select"):
         selections = (
             frozenset({"MedicationRequest/draft-anakinra"}) if hook == "order-select" else None
