@@ -43,9 +43,12 @@ def drugs_of(card: dict[str, Any]) -> list[str]:
         ("case-cart-day3", "crs",
          "CAR-T/bispecific, day 3, ASTCT CRS grade 2 criteria met: consider tocilizumab",
          ["tocilizumab"]),
-        ("case-covid-recovery", "covid19oxygen", "COVID-19, needing oxygen: consider dexamethasone",
+        # Every drug drafted is named in the summary: a pop-up shows the summary alone.
+        ("case-covid-recovery", "covid19oxygen",
+         "COVID-19, needing oxygen: consider dexamethasone and tocilizumab",
          ["dexamethasone", "tocilizumab"]),
-        ("case-sjia-mas", "mas", "Still's/sJIA, MAS-2016 criteria met: consider methylprednisolone",
+        ("case-sjia-mas", "mas",
+         "Still's/sJIA, MAS-2016 criteria met: consider methylprednisolone and anakinra",
          ["methylprednisolone", "anakinra"]),
     ],
 )  # fmt: skip
