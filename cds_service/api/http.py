@@ -31,6 +31,12 @@ def json_body() -> Any:
     if mimetype not in _JSON_TYPES:
         shown = mimetype or "none"
         raise ApiError(415, f"Content-Type must be application/json (got {shown}).")
+    encoding = request.headers.get("Content-Encoding", "").strip().lower()
+    if encoding not in ("", "identity"):
+        shown = encoding if encoding.isascii() and len(encoding) <= 20 else "this encoding"
+        raise ApiError(
+            415, f"Content-Encoding {shown} is not accepted: send the body uncompressed."
+        )
     raw = _body()
     if not raw.strip():
         raise ApiError(400, "The request body is empty; a JSON object is required.")
@@ -59,7 +65,9 @@ def _body() -> bytes:
     except (OSError, ClientDisconnected) as exc:  # werkzeug's name for any failed read
         if isinstance(exc, TimeoutError) or isinstance(exc.__context__, TimeoutError):
             raise ApiError(
-                408, f"No part of the request body arrived for {seconds:g} s; it was not read."
+                408,
+                f"The request body stopped arriving: nothing more came for {seconds:g} s; it "
+                "was not read.",
             ) from None
         raise ApiError(400, "The request body ended before it was complete.") from None
     if len(raw) > limit:

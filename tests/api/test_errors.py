@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import gzip
 import json
 from typing import Any
 
@@ -72,6 +73,27 @@ def test_wrong_content_type_is_415(client: FlaskClient, content_type: str | None
     response = client.post(SERVICE, **kwargs)
     assert response.status_code == 415
     assert "Content-Type must be application/json" in outcome(response)["diagnostics"]
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "br", "GZIP, deflate"])
+def test_a_compressed_body_is_415_naming_the_encoding(client: FlaskClient, encoding: str) -> None:
+    body = gzip.compress(json.dumps(patient_view()).encode())
+    response = client.post(
+        SERVICE,
+        data=body,
+        content_type="application/json",
+        headers={"Content-Encoding": encoding},
+    )
+    assert response.status_code == 415
+    diagnostics = outcome(response)["diagnostics"]
+    assert f"Content-Encoding {encoding.lower()} is not accepted" in diagnostics
+    identity = client.post(
+        SERVICE,
+        data=json.dumps(patient_view()),
+        content_type="application/json",
+        headers={"Content-Encoding": "identity"},
+    )
+    assert identity.status_code == 200
 
 
 def test_fhir_json_content_type_is_accepted(client: FlaskClient) -> None:
