@@ -27,14 +27,14 @@ $(FHIR_VENV)/.installed:
 	$(FHIR_VENV)/bin/python -m pip install -q 'sekmet-fhir==$(SEKMET_VERSION)'
 	@touch $@
 
-## run: serve the API on http://127.0.0.1:8080 (demo settings: loopback only)
+## run: serve the API on http://127.0.0.1:8080, or CYTOKINE_CDS_PORT (demo settings: loopback only)
 # Demo settings: CDS client authentication explicitly off (allowed on loopback only; logs a
 # warning), and FHIR servers on this machine may be read (e.g. a local sekmet; set
 # CYTOKINE_CDS_FHIR_ALLOW_LOOPBACK=false to try the allowlist alone).
 run: $(VENV)/.installed-run
 	CYTOKINE_CDS_AUTH=off \
 	CYTOKINE_CDS_FHIR_ALLOW_LOOPBACK=$(or $(CYTOKINE_CDS_FHIR_ALLOW_LOOPBACK),true) \
-	  $(BIN)/cytokine-cds serve --host 127.0.0.1 --port 8080
+	  $(BIN)/cytokine-cds serve --host 127.0.0.1 --port $(or $(CYTOKINE_CDS_PORT),8080)
 
 ## lint: ruff (lint + format check), mypy on the package, hadolint on the Dockerfile
 lint: $(VENV)/.installed-test
