@@ -542,15 +542,20 @@ def _advice(
             advice.append(_view(spec, name, "removed", tuple(removed)))
             continue
         cautions = tuple(f for f, _ in findings)
+        notes: tuple[str, ...] = ()
         other_steroid = _other_corticosteroid(chart, rules, spec, now)
-        if other_steroid is not None:
+        if other_steroid is not None and spec.already_given is None:
+            # No dose makes another corticosteroid count as this one (grade 3 CRS): the
+            # standard stays drafted, and the card says to look at the total dose.
+            notes = (other_steroid,)
+        elif other_steroid is not None:
             cautions += (other_steroid,)
         younger = _younger_than_population(spec, chart)
         if younger is not None:
-            advice.append(_view(spec, name, "outside-ages", (younger, *cautions)))
+            advice.append(_view(spec, name, "outside-ages", (younger, *cautions, *notes)))
             continue
         status: AdviceStatus = "caution" if cautions else "suggest"
-        advice.append(_view(spec, name, status, cautions, _age_unchecked(spec, chart)))
+        advice.append(_view(spec, name, status, (*cautions, *notes), _age_unchecked(spec, chart)))
     return tuple(advice)
 
 
@@ -619,10 +624,11 @@ def _on_drug(chart: ChartContext, rules: Rules, spec: AdviceSpec, now: datetime)
 def _other_corticosteroid(
     chart: ChartContext, rules: Rules, spec: AdviceSpec, now: datetime
 ) -> str | None:
-    """A caution naming another corticosteroid the patient is on, so the rule's drug is named
-    but not drafted on top of it without a look at the total dose. For a rule with an
-    `already_given` dose only one whose dose cannot be read: whether it reaches that dose is
-    unknown (one that reads is judged by `_on_drug`). None when there is none."""
+    """Another corticosteroid the patient is on, named so that the total dose is looked at:
+    beside the draft for a rule with no `already_given` dose (home prednisone does not replace
+    grade 3 CRS treatment), and for a rule with one as a caution, only when its dose cannot be
+    read: whether it reaches that dose is unknown (one that reads is judged by `_on_drug`).
+    None when there is none."""
     drug_id = spec.drug or ""
     for exposure in _recent(chart, rules, now):
         if not _other_corticosteroid_than(exposure, drug_id, rules):
