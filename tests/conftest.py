@@ -77,15 +77,15 @@ SERVICE_FOR_HOOK = {
 }
 
 
-def hook_call(
+def hook_body(
     client: FlaskClient,
     hook: str,
     patient: str,
     orders: str | dict[str, Any] | None = None,
     **options: Any,
-) -> Any:
-    """POST a hook request for fixtures/patients/<patient>.json, its dates moved to now; the
-    draft orders are fixtures/orders/<orders>.json, or a draftOrders Bundle as given.
+) -> tuple[str, dict[str, Any]]:
+    """(path, body) of a hook request for fixtures/patients/<patient>.json, its dates moved to
+    now; the draft orders are fixtures/orders/<orders>.json, or a draftOrders Bundle as given.
 
     The request is composed the way `cytokine-cds demo-request` composes it: prefetch holds
     what a FHIR server answers to our prefetch templates.
@@ -104,7 +104,19 @@ def hook_call(
         now=datetime.now(UTC),
         **options,
     )
-    return client.post(f"/cds-services/{service.id}", json=body)
+    return f"/cds-services/{service.id}", body
+
+
+def hook_call(
+    client: FlaskClient,
+    hook: str,
+    patient: str,
+    orders: str | dict[str, Any] | None = None,
+    **options: Any,
+) -> Any:
+    """POST the request `hook_body` composes."""
+    path, body = hook_body(client, hook, patient, orders, **options)
+    return client.post(path, json=body)
 
 
 from tests.fhir_server import fhir_server  # noqa: E402, F401

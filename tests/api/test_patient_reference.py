@@ -16,7 +16,7 @@ from cds_service.api.runtime import EXTENSION_KEY, current_runtime
 from cds_service.demo import hook_request
 from cds_service.runtime import Runtime
 from cds_service.settings import Settings
-from tests.conftest import load_fixture
+from tests.conftest import hook_body, load_fixture
 
 PATIENT = "case-cart-day3"
 PV = "cytokine-storm-patient-view"
@@ -110,24 +110,12 @@ def test_a_draft_order_for_someone_else_is_not_judged_against_this_chart(
 ) -> None:
     """Tocilizumab in bacterial sepsis gets a mismatch warning; the same draft naming another
     patient as its subject is not judged here (it is not this chart's order), and is counted."""
-    with client.application.app_context():
-        service = current_runtime().services["cytokine-storm-order-sign"]
-    body = hook_request(
-        service,
-        load_fixture("patients/case-sepsis-il6.json"),
-        draft_orders=load_fixture("orders/tocilizumab.json"),
-        now=datetime.now(UTC),
-    )
-    topics = [
-        c["source"]["topic"]["code"]
-        for c in client.post("/cds-services/cytokine-storm-order-sign", json=body).get_json()[
-            "cards"
-        ]
-    ]
+    path, body = hook_body(client, "order-sign", "case-sepsis-il6", "tocilizumab")
+    topics = [c["source"]["topic"]["code"] for c in client.post(path, json=body).json["cards"]]
     assert "ordermismatch" in topics
     order = body["context"]["draftOrders"]["entry"][0]["resource"]
     order["subject"] = {"reference": "Patient/someone-else"}
-    cards = client.post("/cds-services/cytokine-storm-order-sign", json=body).get_json()["cards"]
+    cards = client.post(path, json=body).get_json()["cards"]
     assert "ordermismatch" not in [c["source"]["topic"]["code"] for c in cards]
     gap = cards[-1]
     assert gap["source"]["topic"]["code"] == "dataincomplete"

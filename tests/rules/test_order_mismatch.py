@@ -9,7 +9,7 @@ import pytest
 from fhir.resources.R4B.medicationrequest import MedicationRequest
 from flask.testing import FlaskClient
 
-from tests.conftest import hook_call, load_fixture
+from tests.conftest import hook_body, hook_call, load_fixture
 
 RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
 
@@ -115,21 +115,9 @@ def test_cytokine_directed_order_without_cytokine_data_gets_the_multiplex_card(
 
 
 def test_order_select_judges_only_the_selected_orders(client: FlaskClient) -> None:
-    from datetime import UTC, datetime
-
-    from cds_service.api.runtime import current_runtime
-    from cds_service.demo import hook_request
-
-    with client.application.app_context():
-        service = current_runtime().services["cytokine-storm-order-select"]
-    body = hook_request(
-        service,
-        load_fixture("patients/css-il1-mals.json"),
-        draft_orders=load_fixture("orders/tocilizumab.json"),
-        now=datetime.now(UTC),
-    )
+    path, body = hook_body(client, "order-select", "css-il1-mals", "tocilizumab")
     body["context"]["selections"] = ["MedicationRequest/some-other-order"]
-    assert cards_of(client.post(f"/cds-services/{service.id}", json=body)) == []
+    assert cards_of(client.post(path, json=body)) == []
 
 
 def test_order_without_cytokine_directed_drug_gets_no_card(client: FlaskClient) -> None:
