@@ -59,10 +59,11 @@ def assess(
     hi = rules.hyperinflammation
     signs = tuple(judged[m] for m in (*hi.signs, *hi.cytopenias))
     cytopenia_lines = sum(judged[m].above for m in hi.cytopenias)
+    settled = _settled_analytes(evidence, rules, judged)
     missing_groups = tuple(
         group.label
         for group in rules.cytokine_groups
-        if not any(_settled(analyte, evidence, rules, judged) for analyte in group.analytes)
+        if not any(analyte in settled for analyte in group.analytes)
     )
     immunoparalysis = all(judged[m].above for m in ip.required)
     mals_like = [judged[m] for m in ip.excluded_by if judged[m].above]
@@ -161,15 +162,23 @@ def _decide(
     return None, "no-signal", "No cytokine axis is elevated."
 
 
-def _settled(
-    analyte: str, evidence: Evidence, rules: Rules, judged: Mapping[str, MarkerResult]
-) -> bool:
-    """Whether the analyte has a fresh result that settles a marker: "<100 pg/mL" against
-    "> 80" settles nothing, and counts as no result (an empty answer would read as normal)."""
-    if evidence.fresh(analyte) is None:
-        return False
-    states = [judged[m].state for m, marker in rules.markers.items() if marker.analyte == analyte]
-    return not states or any(state != "indeterminate" for state in states)
+def _settled_analytes(
+    evidence: Evidence, rules: Rules, judged: Mapping[str, MarkerResult]
+) -> set[str]:
+    """The analytes with a fresh result that settles a marker (or that no marker judges):
+    "<100 pg/mL" against "> 80" settles nothing, and counts as no result (an empty answer
+    would read as normal). One pass over the markers judged."""
+    indeterminate: set[str] = set()
+    decided: set[str] = set()
+    for marker_id, marker in rules.markers.items():
+        state = judged[marker_id].state
+        (indeterminate if state == "indeterminate" else decided).add(marker.analyte)
+    return {
+        analyte
+        for analyte in evidence.analytes
+        if evidence.fresh(analyte) is not None
+        and (analyte in decided or analyte not in indeterminate)
+    }
 
 
 def _strongest(axis: AxisResult) -> MarkerResult:
