@@ -31,6 +31,7 @@ from cds_service.rules.assessment import (
     AdviceView,
     Assessment,
     MarkerResult,
+    Reminder,
     ScoreView,
     SettingView,
     StateView,
@@ -141,6 +142,7 @@ class CardBuilder:
         advice = assessment.advice
         sources = [state.source] if state else []
         sources += [item.source for item in advice]
+        sources += [reminder.source for reminder in assessment.reminders]
         text = self.kit.render(
             "setting-advice",
             **self._context(assessment, sources or self._state_sources(assessment)),
@@ -308,7 +310,9 @@ class CardBuilder:
             finding.source,
             None,
             links,
-            indicator="info" if finding.kind in ("dose-unknown", "weight-unknown") else None,
+            indicator=(
+                "info" if finding.kind in ("dose-unknown", "weight-unknown", "label-note") else None
+            ),
         )
 
     def data_incomplete(self, gaps: list[DataGapText], unusable: Sequence[str] = ()) -> Card:
@@ -540,7 +544,12 @@ def sample_renders(
     )  # fmt: skip
     for setting_id, setting in rules.settings.items():
         view = SettingView(setting=setting_id, label=setting.short, reason="sample reason", day=3)
-        placed = sample.model_copy(update={"setting": view})
+        reminders = tuple(
+            Reminder(rule=a.id, short=a.short, reason=a.reason, source=a.source)
+            for a in setting.avoid
+            if a.remind
+        )
+        placed = sample.model_copy(update={"setting": view, "reminders": reminders})
         for state in setting.states:
             state_view = StateView(
                 id=state.id, label=state.label, source=state.source,
@@ -561,9 +570,9 @@ def sample_renders(
                     for a in setting.advice
                     if state.id in a.states
                 )
-                filled = sample.model_copy(
-                    update={"setting": view, "state": state_view, "advice": advice,
-                            "scores": (score,), "other_settings": (view,)}
+                filled = placed.model_copy(
+                    update={"state": state_view, "advice": advice, "scores": (score,),
+                            "other_settings": (view,)}
                 )  # fmt: skip
                 renders.append((builder.setting_card, (filled, ctx, links)))
         longest = max((s.label for s in setting.states), key=len, default="Sample state")
@@ -614,7 +623,8 @@ def sample_renders(
             renders.append((builder.multiplex, (placed, ctx, ordered, links)))
     for check in rules.safety:
         finding = OrderFinding(
-            kind="caution", order="MedicationRequest/sample", drug=check.drugs[0],
+            kind="label-note" if check.outcome == "note" else "caution",
+            order="MedicationRequest/sample", drug=check.drugs[0],
             drug_class=rules.drugs[check.drugs[0]].class_, source=check.source,
             reason=check.finding,
         )  # fmt: skip

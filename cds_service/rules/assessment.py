@@ -138,6 +138,15 @@ class AdviceView(_Frozen):
         return self.status == "suggest" and self.drug is not None
 
 
+class Reminder(_Frozen):
+    """A rule of the applied setting against a drug, said on its card whenever it holds."""
+
+    rule: str
+    short: str  # a few words, for the summary
+    reason: str
+    source: str
+
+
 class AxisResult(_Frozen):
     axis: str
     label: str
@@ -172,6 +181,7 @@ class Assessment(_Frozen):
     decisive: tuple[str, ...] = ()  # marker ids the applied state and advice read
     undecided: tuple[str, ...] = ()  # states that could not be judged, and why
     pending: tuple[str, ...] = ()  # advice of the state found that could not be judged, and why
+    reminders: tuple[Reminder, ...] = ()
     # States decided by a score whose population excludes the patient's recorded age, and why.
     not_applied: tuple[str, ...] = ()
     diagnostic_bar: bool | None = None  # the lower bar of the pattern and multiplex cards

@@ -93,6 +93,7 @@ def assess(
         decisive=clinical.decisive,
         undecided=clinical.undecided,
         pending=clinical.pending,
+        reminders=clinical.reminders,
         not_applied=clinical.not_applied,
         diagnostic_bar=clinical.diagnostic_bar,
         advice=clinical.advice,

@@ -37,10 +37,11 @@ class OrderFinding(BaseModel):
     # alternative: the setting's equal alternative is on the chart or in the same orders;
     # setting-caution: an avoid rule whose outcome is a caution, not a mismatch;
     # dose-limit: one dose above the label's maximum, fixed or for the charted body weight;
-    # weight-unknown: a dose per kg with dose limits that need a body weight, and none found
+    # weight-unknown: a dose per kg with dose limits that need a body weight, and none found;
+    # label-note: a label warning the setting's standard is given under (the order fits)
     kind: Literal[
         "mismatch", "caution", "dose-unknown", "needs-cytokines", "indication-unstated",
-        "alternative", "setting-caution", "dose-limit", "weight-unknown",
+        "alternative", "setting-caution", "dose-limit", "weight-unknown", "label-note",
     ]  # fmt: skip
     order: str | None  # "MedicationRequest/<id>" of the draft
     drug: str  # drug id in the rules file
@@ -166,12 +167,13 @@ def judge_orders(
             continue
         # Each check its own finding (and card, with its own source): none hides another.
         found: list[OrderFinding] = []
-        cautions = safety_findings(rules, drug_id, setting, assessment.facts)
+        checks = safety_findings(rules, drug_id, setting, assessment.facts)
         if chart.allergic_to(drug_id, drug.class_):
-            cautions.insert(0, ("an allergy or intolerance to it is recorded", "remove"))
+            checks.insert(0, ("an allergy or intolerance to it is recorded", "remove"))
+        cautions = [text for text, outcome in checks if outcome != "note"]
+        notes = [text for text, outcome in checks if outcome == "note"]
         if cautions:
-            reason = "; ".join(text for text, _ in cautions)
-            found.append(OrderFinding(kind="caution", **base, reason=reason))
+            found.append(OrderFinding(kind="caution", **base, reason="; ".join(cautions)))
         found += _dose_limit_findings(order, drug_id, setting, rules, weight, bound)
         pair = _alternative_in_the_way(drug_id, setting, ordered, chart, rules, now)
         if pair is not None:
@@ -183,6 +185,8 @@ def judge_orders(
             )
         if not found and _needs_cytokines(assessment, drug, rules, setting):
             found.append(OrderFinding(kind="needs-cytokines", **base))
+        if notes:
+            found.append(OrderFinding(kind="label-note", **base, reason="; ".join(notes)))
         findings += found
     return findings
 

@@ -264,6 +264,9 @@ class AvoidSpec(_Spec):
     source: Id
     short: Text  # the reason in a few words, for the card summary
     reason: Text
+    # Said on the setting's patient-view card too, whenever `when` holds: a rule against a
+    # drug the results seem to invite (IL-6 blockade for a high IL-6 in sepsis).
+    remind: bool = False
 
     @model_validator(mode="after")
     def _names_drugs(self) -> AvoidSpec:
@@ -297,7 +300,9 @@ class SafetySpec(_Spec):
     settings: list[SettingId] = []
     when: list[Condition] = Field(min_length=1)
     unknown: Literal["ignore", "caution"] = "ignore"
-    outcome: Literal["caution", "remove"]
+    # note: said beside the draft, which stays (a label warning the setting's standard of care
+    # is given under, as tocilizumab for CRS with an infection recorded)
+    outcome: Literal["caution", "remove", "note"]
     source: Id
     finding: Text
 

@@ -17,6 +17,7 @@ from cds_service.rules.assessment import (
     AdviceStatus,
     AdviceView,
     MarkerResult,
+    Reminder,
     ScoreView,
     StateView,
 )
@@ -65,6 +66,7 @@ class SettingResult:
     advice: tuple[AdviceView, ...]
     facts: dict[str, Fact]
     notes: tuple[str, ...]
+    reminders: tuple[Reminder, ...] = ()
 
 
 def score_views(results: Iterable[ScoreResult]) -> tuple[ScoreView, ...]:
@@ -207,6 +209,11 @@ def judge_setting(
         read += applied_state.when
         fired = {item.rule for item in advice}
         read += [text for a in spec.advice if a.id in fired for text in a.when]
+    reminders = tuple(
+        Reminder(rule=avoid.id, short=avoid.short, reason=avoid.reason, source=avoid.source)
+        for avoid in spec.avoid
+        if avoid.remind and all_hold(rules.when(avoid.when), facts) is True
+    )
     return SettingResult(
         decisive=markers_read(rules, read),
         state=state,
@@ -217,6 +224,7 @@ def judge_setting(
         advice=advice,
         facts=facts,
         notes=tuple(dict.fromkeys(notes)),
+        reminders=reminders,
     )
 
 
@@ -541,13 +549,13 @@ def _advice(
         if removed:
             advice.append(_view(spec, name, "removed", tuple(removed)))
             continue
-        cautions = tuple(f for f, _ in findings)
-        notes: tuple[str, ...] = ()
+        cautions = tuple(f for f, outcome in findings if outcome == "caution")
+        notes = tuple(f for f, outcome in findings if outcome == "note")
         other_steroid = _other_corticosteroid(chart, rules, spec, now)
         if other_steroid is not None and spec.already_given is None:
             # No dose makes another corticosteroid count as this one (grade 3 CRS): the
             # standard stays drafted, and the card says to look at the total dose.
-            notes = (other_steroid,)
+            notes += (other_steroid,)
         elif other_steroid is not None:
             cautions += (other_steroid,)
         younger = _younger_than_population(spec, chart)

@@ -822,9 +822,10 @@ CASES: tuple[Case, ...] = (
          absent=("dexamethasone cannot be judged",)),
     Case("cart-with-infection", f"{LE2018}; CAR-T labels (infection before infusion)",
          car_t_with_sepsis, suggest=("tocilizumab",), never=("emapalumab",),
-         text=("Also recorded: Sepsis",)),
-    Case("cart-with-infection-order", f"{LE2018}", car_t_with_sepsis, hook="order-sign",
-         orders=order(*TOCILIZUMAB), mismatch=False),
+         text=("Also recorded: Sepsis", "an active infection is recorded (boxed warning")),
+    Case("cart-with-infection-order", f"{LE2018}; {ACTEMRA} (boxed warning)", car_t_with_sepsis,
+         hook="order-sign", orders=order(*TOCILIZUMAB), mismatch=False,
+         text=("label note", "no change to the order is suggested")),
     Case("cart-tocilizumab-allergy", "Label: a recorded allergy removes the drug", car_t_allergic,
          never=("tocilizumab",), named=("tocilizumab",), text=("allergy",)),
     Case("iec-hs", f"{HINES2023}; clinical-settings.md 2.3 (off-label: advised, not drafted)",
@@ -1016,7 +1017,8 @@ CASES: tuple[Case, ...] = (
     # Sepsis
     Case("sepsis-il6", f"{LEISMAN2020}; {ACTEMRA} (boxed warning)", sepsis_il6,
          never=("tocilizumab", "anakinra", "emapalumab"),
-         text=("Sepsis: cannot be judged: PROVIDE immunoparalysis criteria",)),
+         text=("Sepsis: cannot be judged: PROVIDE immunoparalysis criteria in sepsis; nothing "
+               "drafted; no IL-6 blockade in bacterial sepsis",)),
     Case("sepsis-tocilizumab-order", f"{LEISMAN2020}", sepsis_il6, hook="order-sign",
          orders=order(*TOCILIZUMAB), mismatch=True),
     Case("sepsis-hydrocortisone-order", f"{SSC2021}", sepsis_il6, hook="order-sign",

@@ -378,6 +378,38 @@ def test_sepsis_tocilizumab_is_a_sourced_mismatch(runtime: Runtime) -> None:
     )  # fmt: skip
 
 
+def test_sepsis_card_says_no_il6_blockade_whatever_the_state(runtime: Runtime) -> None:
+    """The rule against IL-6 blockade is said on patient-view too, where a high IL-6 seems to
+    invite it: with no state found (HLA-DR missing) and in the MALS state alike."""
+    for result in (
+        assessed(runtime, SEPSIS, il6=980, pct=25),
+        assessed(runtime, SEPSIS, ferritin=6200, il6=900),
+    ):
+        assert [r.rule for r in result.reminders] == ["sepsis-il6-blockade"]
+        assert result.reminders[0].source == "leisman2020"
+    # Another setting's rule against a drug is not said here.
+    crs = assessed(runtime, CART_DAY3, (score("astct", 2),), **STORM)
+    assert crs.reminders == ()
+
+
+def test_crs_with_an_infection_keeps_tocilizumab_drafted_with_the_boxed_warning(
+    runtime: Runtime,
+) -> None:
+    """Tocilizumab is the labelled treatment of CRS whatever infection is recorded beside it:
+    the boxed warning is a note beside the draft, never a reason to withhold it."""
+    where = chart(finding("iec", kind="car-t", day=3), infections=("sepsis",))
+    result = assessed(runtime, where, (score("astct", 2),), **STORM)
+    (toci,) = result.advice
+    assert (toci.drug, toci.status, toci.drafted) == ("tocilizumab", "suggest", True)
+    assert any("active infection" in f and "boxed warning" in f for f in toci.findings)
+    kinds = [f.kind for f in judged(runtime, result, order("tocilizumab", "612865"))]
+    assert kinds == ["label-note"]
+    # Without an infection recorded there is no note, on the draft or on the order.
+    clean = assessed(runtime, CART_DAY3, (score("astct", 2),), **STORM)
+    assert clean.advice[0].findings == ()
+    assert judged(runtime, clean, order("tocilizumab", "612865")) == []
+
+
 def test_stress_dose_hydrocortisone_is_never_flagged(runtime: Runtime) -> None:
     result = assessed(runtime, SEPSIS, mhla_dr=3000, ferritin=1200)
     assert judged(runtime, result, order("hydrocortisone", "5492", dose=50, per_day=4)) == []
