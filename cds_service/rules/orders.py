@@ -151,8 +151,9 @@ def judge_orders(
                     detail=by_weight if fired.min_prednisone_mg is not None else "",
                 )
             )
-            continue
-        if unstated is not None:
+            if fired.outcome == "mismatch":
+                continue  # the order is to be removed: its label checks would only add noise
+        elif unstated is not None:
             findings.append(
                 OrderFinding(
                     kind="indication-unstated",
@@ -164,7 +165,7 @@ def judge_orders(
                     detail=by_weight if unstated.min_prednisone_mg is not None else "",
                 )
             )
-            continue
+        # A caution leaves the order standing, so its label checks still run.
         # Each check its own finding (and card, with its own source): none hides another.
         found: list[OrderFinding] = []
         checks = safety_findings(rules, drug_id, setting, assessment.facts)
@@ -183,7 +184,8 @@ def judge_orders(
                     kind="alternative", **base, source=source, reason=text, alternative=other
                 )
             )
-        if not found and _needs_cytokines(assessment, drug, rules, setting):
+        cautioned = fired is not None or unstated is not None
+        if not found and not cautioned and _needs_cytokines(assessment, drug, rules, setting):
             found.append(OrderFinding(kind="needs-cytokines", **base))
         if notes:
             found.append(OrderFinding(kind="label-note", **base, reason="; ".join(notes)))

@@ -410,6 +410,21 @@ def test_crs_with_an_infection_keeps_tocilizumab_drafted_with_the_boxed_warning(
     assert judged(runtime, clean, order("tocilizumab", "612865")) == []
 
 
+def test_emapalumab_in_crs_is_a_caution_that_hides_no_label_check(runtime: Runtime) -> None:
+    """A caution leaves the order standing, so the label checks still run beside it; a
+    mismatch (the order to be removed) still stands alone."""
+    crs = assessed(runtime, CART_DAY3, (score("astct", 2),), **STORM)
+    found = judged(runtime, crs, order("emapalumab", "2104604"))
+    assert [(f.kind, f.rule) for f in found] == [
+        ("setting-caution", "iec-emapalumab-in-crs"), ("caution", None),
+    ]  # fmt: skip
+    assert "latent tuberculosis" in found[1].reason
+    stills = chart(finding("stills"))
+    first = assessed(runtime, stills, ferritin=9000)
+    (alone,) = judged(runtime, first, order("emapalumab", "2104604"))
+    assert (alone.kind, alone.rule) == ("mismatch", "stills-emapalumab-before-glucocorticoid")
+
+
 def test_stress_dose_hydrocortisone_is_never_flagged(runtime: Runtime) -> None:
     result = assessed(runtime, SEPSIS, mhla_dr=3000, ferritin=1200)
     assert judged(runtime, result, order("hydrocortisone", "5492", dose=50, per_day=4)) == []
