@@ -46,6 +46,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     """Build the service. Knowledge files are loaded and validated here, once."""
     settings = settings or Settings()
     app = Flask(__name__, static_folder=None)
+    # "/cds-services/x/" is "/cds-services/x": clients and people typing URLs add the slash.
+    app.url_map.strict_slashes = False
     app.json = OrjsonProvider(app)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
     # Well before gunicorn kills a worker still reading (its answer then is a bare 500).

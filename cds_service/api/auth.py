@@ -71,6 +71,7 @@ def invoked_paths(path: str) -> list[str]:
     """The endpoint paths a JWT `aud` may name for a call to `path`: the path itself, and for
     /feedback also its service's (Epic signs feedback with the audience typed in for the
     service)."""
+    path = path.rstrip("/") or "/"  # a trailing slash reaches the same endpoint
     paths = [path]
     service, slash, rest = path.rpartition("/")
     if rest == "feedback" and slash and service.startswith("/cds-services/"):

@@ -159,6 +159,15 @@ def test_unknown_service_is_404(client: FlaskClient, path: str) -> None:
     assert "No CDS service with id" in outcome(response)["diagnostics"]
 
 
+def test_a_trailing_slash_reaches_the_same_endpoint(client: FlaskClient) -> None:
+    with_slash = client.post(SERVICE + "/", json=patient_view())
+    assert with_slash.status_code == 200
+    assert with_slash.get_json() == client.post(SERVICE, json=patient_view()).get_json()
+    discovery = client.get("/cds-services/")
+    assert discovery.status_code == 200 and discovery.get_json()["services"]
+    assert client.get("/healthz/").status_code == 200
+
+
 def test_unknown_path_is_404_json(client: FlaskClient) -> None:
     response = client.get("/no/such/path")
     assert response.status_code == 404

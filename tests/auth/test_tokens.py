@@ -284,6 +284,13 @@ def test_a_trailing_slash_on_the_audience_is_tolerated(
     assert auth_client().get(DISCOVERY, headers=bearer(token)).status_code == 200
 
 
+def test_a_trailing_slash_on_the_path_keeps_the_endpoint_audience(
+    auth_client: AuthApp, ec_signer: Signer
+) -> None:
+    token = ec_signer.token(aud=BASE + DISCOVERY)
+    assert auth_client().get(DISCOVERY + "/", headers=bearer(token)).status_code == 200
+
+
 def test_an_expired_token_is_refused(auth_client: AuthApp, ec_signer: Signer) -> None:
     now = int(time.time())
     token = ec_signer.token(iat=now - 400, exp=now - 100)  # beyond the 60 s leeway
