@@ -28,7 +28,7 @@ from cds_service.rules.engine import assess
 from cds_service.rules.loader import BODY_WEIGHT
 from cds_service.rules.orders import dosing_weight, judge_orders
 from cds_service.rules.scores import compute_scores
-from cds_service.rules.setting_rules import score_views
+from cds_service.rules.setting_rules import score_views, unusable_problems
 
 ORDER_HOOKS = frozenset({"order-select", "order-sign"})
 # Resources read about the patient (labs and the chart around them), by the field naming them.
@@ -131,6 +131,9 @@ def decide(
             chart,
             lambda order: order_indication(order.resource, knowledge.context, chart),
             weight=newest_weight,
+            weight_unusable=next(
+                (p.reason for p in unusable_problems(evidence, BODY_WEIGHT)), None
+            ),
         )
         cards = builder.for_orders(findings, assessment, order_context, card_links)
     else:

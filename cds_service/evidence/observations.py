@@ -226,7 +226,8 @@ class ObservationReader:
             return
         value = conversion.apply(raw.value)
         upper = conversion.apply(raw.upper) if raw.upper is not None else None
-        family = self.catalog.analyte(analyte).families[conversion.family]
+        entry = self.catalog.analyte(analyte)
+        family = entry.families[conversion.family]
         # Unit conversion rounds: a result at a bound, sent in another unit, comes back a hair
         # past it (1e6 U/L as 16,666.67 ukat/L reads 1,000,000.0000001 U/L).
         low_bound = family.plausible_low - abs(family.plausible_low) * _ROUNDING
@@ -237,7 +238,7 @@ class ObservationReader:
             # A negative concentration or 1e300 pg/mL is a unit or entry error, never a result.
             self.problem(
                 ProblemCode.IMPLAUSIBLE_VALUE,
-                f"{clean_display(reported)} is outside the plausible range of {analyte} "
+                f"{clean_display(reported)} is outside the plausible range of {entry.display} "
                 f"({format_number(family.plausible_low)} to {format_number(family.plausible_high)}"
                 f" {conversion.unit}): not judged",
                 source,

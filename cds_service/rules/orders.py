@@ -80,10 +80,12 @@ def judge_orders(
     chart: ChartContext = EMPTY_CHART,
     indication: Callable[[DraftMedication], frozenset[str] | None] = lambda order: None,
     weight: LabValue | None = None,
+    weight_unusable: str | None = None,
 ) -> list[OrderFinding]:
     """`now`: the time of evaluation (what "given recently" counts from); `indication`: the
     settings an order's stated indication names (None: none stated); `weight`: the newest
-    current body weight (kg), for doses ordered per kg and limits by weight."""
+    current body weight (kg), for doses ordered per kg and limits by weight;
+    `weight_unusable`: why a body weight that was charted could not be read, if one was."""
     setting = assessment.setting.setting if assessment.setting else "unknown"
     bound = weight if weight is not None and weight.comparator is not None else None
     weight = dosing_weight(weight)
@@ -175,7 +177,9 @@ def judge_orders(
         notes = [text for text, outcome in checks if outcome == "note"]
         if cautions:
             found.append(OrderFinding(kind="caution", **base, reason="; ".join(cautions)))
-        found += _dose_limit_findings(order, drug_id, setting, rules, weight, bound)
+        found += _dose_limit_findings(
+            order, drug_id, setting, rules, weight, bound, weight_unusable
+        )
         pair = _alternative_in_the_way(drug_id, setting, ordered, chart, rules, now)
         if pair is not None:
             other, source, text = pair
@@ -205,6 +209,7 @@ def _dose_limit_findings(
     rules: Rules,
     weight: LabValue | None,
     bound: LabValue | None = None,
+    weight_unusable: str | None = None,
 ) -> list[OrderFinding]:
     """A finding for each dose limit of the setting the order's one dose is above; when it is
     ordered per kg with no weight to turn it into mg, or its dose cannot be read, one that says
@@ -261,6 +266,8 @@ def _dose_limit_findings(
                 detail=f"the newest body weight is charted only as {bound.comparator}"
                 f"{number(bound.value)} kg, too little to turn it into mg"
                 if bound is not None
+                else f"the body weight charted could not be used ({weight_unusable})"
+                if weight_unusable
                 else "",
             )
         )

@@ -765,6 +765,12 @@ CASES: tuple[Case, ...] = (
     Case("cart-tocilizumab-rounded-up-to-a-vial", f"{ACTEMRA}; HOPA 2018 (rounding within 10 %)",
          lambda: car_t_weighing(72), hook="order-sign", orders=order(*TOCILIZUMAB, dose=600),
          no_cards=True),
+    Case("cart-tocilizumab-per-kg-implausible-weight", f"{ACTEMRA} (CRS: at most 800 mg)",
+         lambda: car_t_weighing(7000), hook="order-sign",
+         orders=order(*TOCILIZUMAB, dose=8, unit="mg/kg"), mismatch=False,
+         text=("no current body weight found; dose limits not checked",
+               "the body weight charted could not be used (7000 kg is outside the plausible "
+               "range")),
     Case("cart-tocilizumab-8-mg-per-kg-at-70-kg", f"{ACTEMRA} (CRS: 8 mg/kg)",
          lambda: car_t_weighing(70), hook="order-sign",
          orders=order(*TOCILIZUMAB, dose=8, unit="mg/kg"), no_cards=True),
