@@ -148,6 +148,7 @@ class CardBuilder:
             **self._context(assessment, sources or self._state_sources(assessment)),
             setting=self._setting(assessment.setting),
             others=assessment.other_settings,
+            setting_labels={key: spec.label for key, spec in self.rules.settings.items()},
             state=state,
             state_short=self._state_short(assessment),
             scores=self._scores(assessment),
