@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, StringConstraints, field_validator, model_validator
+from pydantic import AliasChoices, Field, StringConstraints, field_validator, model_validator
 
 from cds_service.hooks.request import Lenient, NonEmptyStr
 
@@ -28,7 +28,7 @@ class OverrideReason(Lenient):
     @model_validator(mode="after")
     def _reason_or_comment(self) -> OverrideReason:
         if self.reason is None and not (self.userComment or "").strip():
-            raise ValueError("overrideReason needs a reason or a userComment")  # cds-fb-3
+            raise ValueError("an override reason needs a reason or a userComment")  # cds-fb-3
         return self
 
 
@@ -45,6 +45,8 @@ def _from_epic(reasons: Any) -> Any:
     if not isinstance(reasons, dict):
         return reasons
     extension = reasons.get("extension")
+    if isinstance(extension, list):  # lenient: FHIR's form, a list of {url, value[x]}
+        extension = dict(_url_and_value(e) for e in extension if isinstance(e, dict))
     if reasons.get("reason") is None and isinstance(extension, dict):
         category = extension.get(_EPIC_REASON + "reasonCategory")
         display = extension.get(_EPIC_REASON + "reasonDisplay") or extension.get(
@@ -62,19 +64,27 @@ class AcceptedSuggestion(Lenient):
     id: NonEmptyStr
 
 
+def _url_and_value(extension: dict[str, Any]) -> tuple[Any, Any]:
+    value = next((v for k, v in extension.items() if k.startswith("value")), None)
+    return extension.get("url"), value
+
+
 class FeedbackItem(Lenient):
     # Our card uuids are at most 128 characters (the audit store's column); longer names none.
     card: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128)]
     outcome: Literal["accepted", "overridden"]
     acceptedSuggestions: list[AcceptedSuggestion] | None = None
-    overrideReason: OverrideReason | None = None
+    # Epic's plural name is read too, and an error names the member the client sent.
+    overrideReason: OverrideReason | None = Field(
+        default=None, validation_alias=AliasChoices("overrideReason", "overrideReasons")
+    )
     outcomeTimestamp: datetime
 
     @model_validator(mode="before")
     @classmethod
     def _epic_override_reasons(cls, data: Any) -> Any:
         if isinstance(data, dict) and "overrideReasons" in data and "overrideReason" not in data:
-            data = {**data, "overrideReason": _from_epic(data["overrideReasons"])}
+            data = {**data, "overrideReasons": _from_epic(data["overrideReasons"])}
         return data
 
     @field_validator("outcomeTimestamp")

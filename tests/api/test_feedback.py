@@ -91,3 +91,23 @@ def test_the_latest_time_that_fits_is_stored(client: FlaskClient) -> None:
         FEEDBACK, json={"feedback": [item(outcomeTimestamp="9999-12-31T11:59:59-12:00")]}
     )
     assert response.status_code == 200
+
+
+EPIC_CATEGORY = "com.epic.cdshooks.feedback.overrideReason.reasonCategory"
+
+
+def test_epic_reasons_in_fhir_extension_form_are_read(client: FlaskClient) -> None:
+    """Epic's own reason as a list of {url, value[x]} (FHIR's extension form) counts as a
+    reason; a list with no category is no reason, and the error names the member sent."""
+    coded = {"extension": [{"url": EPIC_CATEGORY, "valueString": "45"}]}
+    body = {
+        "feedback": [item(outcome="overridden", acceptedSuggestions=..., overrideReasons=coded)]
+    }
+    assert client.post(FEEDBACK, json=body).status_code == 200
+    empty = {"extension": [{"url": "other", "valueString": "x"}]}
+    body = {
+        "feedback": [item(outcome="overridden", acceptedSuggestions=..., overrideReasons=empty)]
+    }
+    response = client.post(FEEDBACK, json=body)
+    assert response.status_code == 400
+    assert response.get_json()["issue"][0]["expression"] == ["feedback.0.overrideReasons"]
