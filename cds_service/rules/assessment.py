@@ -96,6 +96,7 @@ class ScoreView(_Frozen):
     ] = ()  # the items that counted, with the value used: "Fever > 38.0 °C: 39.2"
     lower_bound: bool = False  # the value may be higher: some inputs were unknown
     population: str | None = None  # the ages and patients the score was derived or validated in
+    verify: str | None = None  # what the rules file marks as not confirmed from the source
     min_years: int | None = None  # younger patients: a state decided by the score is not applied
     outside: str | None = None  # what applies instead for them
 

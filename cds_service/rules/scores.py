@@ -200,6 +200,7 @@ class AstctSpec(_Spec):
     label: str
     source: str
     ages: ScoreAges
+    verify: str | None = None  # what must be confirmed before relying on it
     fever: LabTest
     fever_not_required_after: list[str]
     hypotension: Hypotension
@@ -212,6 +213,7 @@ class CriteriaSpec(_Spec):
     label: str
     source: str
     ages: ScoreAges
+    verify: str | None = None  # what must be confirmed before relying on it
     needed: int | None = None
     cut_off: float | None = None
     criteria: dict[str, Criterion]
@@ -221,6 +223,7 @@ class HScoreSpec(_Spec):
     label: str
     source: str
     ages: ScoreAges
+    verify: str | None = None  # what must be confirmed before relying on it
     cut_off: float
     items: dict[str, PointItem]
     probability: list[tuple[float, float]] = Field(min_length=2)
@@ -230,6 +233,7 @@ class MasSpec(_Spec):
     label: str
     source: str
     ages: ScoreAges
+    verify: str | None = None  # what must be confirmed before relying on it
     requires_setting: str
     fever: LabTest
     ferritin: LabTest
@@ -280,6 +284,7 @@ class ScoreResult:
     text: str  # one line for people
     extra: Mapping[str, float | bool | None] = field(default_factory=dict)
     ages: ScoreAges | None = None  # the ages the score holds for (scores.yaml)
+    verify: str | None = None  # scores.yaml: what was not confirmed from the source
 
 
 def _text() -> str:
@@ -755,4 +760,7 @@ def compute_scores(
         "mas2016": mas2016(book.mas2016, evidence, chart),
         "chis": criteria_count(book.chis, "chis", evidence),
     }
-    return {sid: replace(r, ages=getattr(book, sid).ages) for sid, r in results.items()}
+    return {
+        sid: replace(r, ages=getattr(book, sid).ages, verify=getattr(book, sid).verify)
+        for sid, r in results.items()
+    }

@@ -86,6 +86,7 @@ def score_views(results: Iterable[ScoreResult]) -> tuple[ScoreView, ...]:
             ),
             lower_bound=result.extra.get("lower_bound") is True,
             population=result.ages.population if result.ages else None,
+            verify=result.verify,
             min_years=result.ages.min_years if result.ages else None,
             outside=result.ages.outside if result.ages else None,
         )

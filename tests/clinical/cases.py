@@ -1122,7 +1122,8 @@ CASES: tuple[Case, ...] = (
          febrile_hyperferritinaemia, panel=True, never=("anakinra", "tocilizumab")),
     Case("unknown-il6-pattern", "clinical-settings.md 2.6 (pattern only, hedged)",
          unknown_il6_pattern, never=("tocilizumab", "anakinra", "emapalumab"),
-         text=("depends on the clinical setting",)),
+         text=("depends on the clinical setting",
+               "(*verify before relying on it:* the score threshold of 3")),
     Case("unknown-il6-bound-inconclusive", "clinical-settings.md 2.6 (a result that settles no "
          "threshold is said, never an empty answer)", unknown_il6_bound, panel=True,
          never=("tocilizumab", "anakinra", "emapalumab"),
