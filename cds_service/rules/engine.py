@@ -134,7 +134,9 @@ def _decide(
     elevated = sorted((a for a in axes if a.elevated), key=lambda a: a.score, reverse=True)
     if len(elevated) == 1:
         axis = elevated[0]
-        return axis.subtype, "single-axis", f"Only the {axis.label} axis is above threshold."  # type: ignore[return-value]
+        # "Pivotal": a supportive marker past its threshold (CRP) leads no axis on its own.
+        why = f"Only the {axis.label} axis has a pivotal marker above threshold."
+        return axis.subtype, "single-axis", why  # type: ignore[return-value]
     if elevated and not _one_population(elevated, rules):
         return "mixed-pattern", "unranked", _unranked(elevated, rules, setting_id)
     if elevated:
