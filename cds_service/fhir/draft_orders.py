@@ -68,6 +68,9 @@ class DraftMedication:
     # dose_mg is the largest of the instructions read, and one was not: a larger dose may be
     # among them
     dose_is_floor: bool = False
+    # The first instruction's maxDosePerAdministration in mg ("8 mg/kg, at most 800 mg"): what
+    # a dose per kg is given as at most, whatever the weight
+    max_dose_mg: float | None = None
 
 
 def medication_orders(
@@ -121,7 +124,9 @@ def _read_dosage(dosage: list[Mapping[str, Any]], names: Sequence[str]) -> dict[
         one_per_kg = daily_per_kg / a_day if a_day else None
     elif per_kg is not None:
         one_per_kg = per_kg.mg_per_kg
+    most = _dose_mg(dosage[0].get("maxDosePerAdministration"), names)[0] if dosage else None
     return {
+        "max_dose_mg": most,
         "daily_dose_mg": daily,
         "dose_problem": problem or frequency_problem,
         "dose_mg": one,

@@ -295,7 +295,7 @@ def _above_at_least(
     stay unchecked: they grow with the weight."""
     if order.dose_mg_per_kg is None:
         return []
-    least_mg = order.dose_mg_per_kg * bound.value
+    least_mg = _at_most(order, order.dose_mg_per_kg * bound.value)
     charted = f"{bound.comparator}{number(bound.value)} kg"
     return [
         OrderFinding(
@@ -331,10 +331,12 @@ def weighed(order: DraftMedication, weight: LabValue | None) -> DraftMedication:
         problem = f"{ordered} ordered, and no current body weight was found"
         return replace(order, dose_problem=problem)
     per_kg, kg = order.dose_mg_per_kg, weight.value
-    mg = per_kg * kg if per_kg is not None else None
+    mg = _at_most(order, per_kg * kg) if per_kg is not None else None
     daily: float | None = None
     if order.daily_mg_per_kg is not None:
         daily = order.daily_mg_per_kg * kg
+        if order.max_dose_mg is not None and order.doses_a_day is not None:
+            daily = min(daily, order.max_dose_mg * order.doses_a_day)
     elif mg is not None and order.doses_a_day is not None:
         daily = mg * order.doses_a_day
     return replace(
@@ -343,6 +345,11 @@ def weighed(order: DraftMedication, weight: LabValue | None) -> DraftMedication:
         daily_dose_mg=daily,
         dose_problem=None if None not in (mg, daily) else "the frequency cannot be read",
     )
+
+
+def _at_most(order: DraftMedication, mg: float) -> float:
+    """A dose per kg turned into mg, capped by the order's own maximum a dose."""
+    return min(mg, order.max_dose_mg) if order.max_dose_mg is not None else mg
 
 
 def _per_kg_ordered(order: DraftMedication) -> str | None:
@@ -439,7 +446,8 @@ def _weight_text(weight: LabValue) -> str:
 
 
 def _ordered(order: DraftMedication) -> str:
-    mg = f"{number(order.dose_mg or 0)} mg"
+    capped = order.dose_mg_per_kg is not None and order.dose_mg == order.max_dose_mg
+    mg = f"{number(order.dose_mg or 0)} mg" + (", the order's maximum a dose" if capped else "")
     if order.daily_mg_per_kg is not None:
         return f"{_per_kg_ordered(order)} ({mg} a dose)"
     return f"{number(order.dose_mg_per_kg)} mg/kg ({mg})" if order.dose_mg_per_kg else mg

@@ -302,3 +302,32 @@ def test_bands_that_leave_a_weight_without_a_limit_are_refused(bands: list[Any])
     with pytest.raises(ValueError, match="no band of by_weight holds"):
         DoseLimitSpec.model_validate({**spec, "by_weight": bands})
     DoseLimitSpec.model_validate({**spec, "by_weight": [*bands, {"mg_per_kg": 8}]})
+
+
+def test_the_orders_own_maximum_a_dose_caps_a_dose_per_kg(runtime: Runtime) -> None:
+    """ "8 mg/kg, at most 800 mg" (maxDosePerAdministration) is given as 800 mg at 150 kg, and
+    for a weight charted only as ">150 kg": within the 800 mg maximum. A cap above the limit by
+    weight still leaves the dose above it, and the card says the dose is the order's maximum."""
+    crs = assessed(runtime, chart(finding("iec", kind="car-t", day=3)))
+    rules = runtime.knowledge.rules
+    cap = {"maxDosePerAdministration": {"value": 800, "unit": "mg"}}
+    capped = [draft({"value": 8, "code": "mg/kg"}, **cap)]
+    assert capped[0].max_dose_mg == 800
+    uncapped = [draft({"value": 8, "code": "mg/kg"})]
+    assert [f.rule for f in judge_orders(uncapped, crs, rules, NOW, weight=weight(150))] == [
+        "tocilizumab-max-infusion"
+    ]
+    assert judge_orders(capped, crs, rules, NOW, weight=weight(150)) == []
+    # Not above the maximum; the limit by weight stays unchecked, as for any bound.
+    bound = judge_orders(capped, crs, rules, NOW, weight=weight(150, ">"))
+    assert [f.kind for f in bound] == ["weight-unknown"]
+    (above,) = judge_orders(
+        [draft({"value": 12, "code": "mg/kg"}, **cap)], crs, rules, NOW, weight=weight(80)
+    )
+    assert above.rule == "tocilizumab-crs-by-weight"
+    assert above.reason.startswith(
+        "12 mg/kg (800 mg, the order's maximum a dose) ordered for 80 kg"
+    )
+    # A maximum that is no mass is not read, and caps nothing.
+    volume = {"maxDosePerAdministration": {"value": 40, "unit": "mL"}}
+    assert draft({"value": 8, "code": "mg/kg"}, **volume).max_dose_mg is None
