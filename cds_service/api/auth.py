@@ -34,7 +34,8 @@ def install_client_auth(app: Flask, verifier: ClientVerifier | None, base_url: s
 
     @app.before_request
     def authenticate_cds_client() -> None:
-        path = request.path
+        # A trailing slash reaches the same endpoint: one spelling for audiences and redaction.
+        path = request.path.rstrip("/") or "/"
         protected = any(path == p or path.startswith(p + "/") for p in PROTECTED_PREFIXES)
         if request.method == "OPTIONS" or not protected:
             return
@@ -71,7 +72,6 @@ def invoked_paths(path: str) -> list[str]:
     """The endpoint paths a JWT `aud` may name for a call to `path`: the path itself, and for
     /feedback also its service's (Epic signs feedback with the audience typed in for the
     service)."""
-    path = path.rstrip("/") or "/"  # a trailing slash reaches the same endpoint
     paths = [path]
     service, slash, rest = path.rpartition("/")
     if rest == "feedback" and slash and service.startswith("/cds-services/"):

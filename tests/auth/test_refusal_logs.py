@@ -13,6 +13,10 @@ RAW_PATHS = [
     "/cds-services/Patient/MRN-884213/name-Doe",  # no route: "<unmatched>"
     "/cds-services/MRN-884213",  # the service route, with an id that is not a service
     "/cds-services/MRN-884213/feedback",
+    # A trailing slash reaches the same routes: it must not slip past the redaction.
+    "/cds-services/Patient/MRN-884213/name-Doe/",
+    "/cds-services/MRN-884213/",
+    "/cds-services/MRN-884213/feedback/",
 ]
 
 
