@@ -7,9 +7,11 @@ suggestion, `selectionBehavior` "any".
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from contextvars import ContextVar
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -56,6 +58,31 @@ class DataGapText:
 
 TOPIC_SYSTEM = "https://cytokine-cds.github.io/fhir/CodeSystem/css-subtype"
 PATTERN_CARDS = SUBTYPES  # hedged descriptions of the cytokine pattern, never a drug
+
+
+log = logging.getLogger(__name__)
+
+SUMMARY_MAX = 139  # characters: the CDS Hooks limit is "<140"
+# Set while start-up renders the samples: there an overlong summary stops start-up.
+_CHECKING: ContextVar[bool] = ContextVar("checking_card_samples", default=False)
+
+
+def _fitting(summary: str, card_type: str) -> str:
+    """The summary, cut with an ellipsis when a template and unusual values make it longer
+    than the spec allows: a card too long for a client is worse than a shortened one, and a
+    failed answer worst. Start-up checks the longest samples, so this is a last resort."""
+    if len(summary) <= SUMMARY_MAX:
+        return summary
+    if _CHECKING.get():
+        raise ConfigFileError(
+            f"card templates: a {card_type} summary is {len(summary)} characters, and one is "
+            f"at most {SUMMARY_MAX}: {summary[:60]!r}…"
+        )
+    log.warning(
+        "card %s: a summary of %d characters was cut to %d; shorten its template",
+        card_type, len(summary), SUMMARY_MAX,
+    )  # fmt: skip
+    return summary[: SUMMARY_MAX - 1].rstrip() + "…"
 
 
 def _uuid() -> str:
@@ -459,7 +486,7 @@ class CardBuilder:
             url = f"https://doi.org/{source.doi}" if source.doi else source.url
         return Card(
             uuid=_uuid(),
-            summary=summary,
+            summary=_fitting(summary, card_type),
             detail=detail,
             indicator=indicator or spec.indicator,
             source=Source(
@@ -497,8 +524,12 @@ def _fact_text(value: float | bool | None) -> str:
 
 def check_kit(builder: CardBuilder) -> None:
     """Render every card type with sample content, so a broken template stops start-up."""
-    for render, args in sample_renders(builder):
-        _checked(render, *args)
+    checking = _CHECKING.set(True)
+    try:
+        for render, args in sample_renders(builder):
+            _checked(render, *args)
+    finally:
+        _CHECKING.reset(checking)
 
 
 def sample_cards(builder: CardBuilder, links: Sequence[Link] = ()) -> list[Card]:
@@ -622,34 +653,47 @@ def sample_renders(
                 drug_class="il1-blockade",
             )  # fmt: skip
             renders.append((builder.multiplex, (placed, ctx, ordered, links)))
+    # The longest setting heading a summary can start with.
+    short_id, widest_spec = max(rules.settings.items(), key=lambda item: len(item[1].short))
+    widest = sample.model_copy(
+        update={"setting": SettingView(
+            setting=short_id, label=widest_spec.short, reason="sample reason", day=99
+        )}
+    )  # fmt: skip
     for check in rules.safety:
         finding = OrderFinding(
             kind="label-note" if check.outcome == "note" else "caution",
             order="MedicationRequest/sample", drug=check.drugs[0],
             drug_class=rules.drugs[check.drugs[0]].class_, source=check.source,
-            reason=check.finding,
+            reason=f"{check.finding} ({rules.sources[check.source].short})",
         )  # fmt: skip
-        renders.append((builder.order_caution, (finding, sample, links)))
+        renders.append((builder.order_caution, (finding, widest, links)))
     # The longest numbers a dose limit's text can hold: a dose by weight at the heaviest weight.
     weight = LabValue(
         analyte=BODY_WEIGHT, value=499.5, comparator=None, upper=None, unit="kg", family="mass",
         effective=now, status="final", reference_low=None, reference_high=None,
         interpretation=(), source="Observation/sample",
     )  # fmt: skip
+    heaviest = 199.5 * 499.5
     heavy = DraftMedication(
         reference="MedicationRequest/sample", rxnorm_codes=(), names=(), daily_dose_mg=None,
-        resource={}, dose_mg=199.5 * 499.5, dose_mg_per_kg=199.5,
+        resource={}, dose_mg=heaviest, dose_mg_per_kg=199.5,
     )  # fmt: skip
+    # The same at the order's own maximum a dose, once a dose and once a day's dose per kg.
+    capped = replace(heavy, max_dose_mg=heaviest - 0.5)
+    daily = replace(capped, daily_mg_per_kg=199.5, doses_a_day=1)
     for limit in rules.dose_limits:
-        above = dose_above(limit, heavy, weight)
-        if above is None:  # a limit above any real dose: no card it gives can be longer
-            continue
-        finding = OrderFinding(
-            kind="dose-limit", order="MedicationRequest/sample", drug=limit.drugs[0],
-            drug_class=rules.drugs[limit.drugs[0]].class_, rule=limit.id, source=limit.source,
-            reason=above.reason, detail=above.detail, cites=above.cites,
-        )  # fmt: skip
-        renders.append((builder.order_caution, (finding, sample, links)))
+        for order in (heavy, capped, daily):
+            above = dose_above(limit, order, weight)
+            if above is None:  # a limit above any real dose: no card it gives can be longer
+                continue
+            finding = OrderFinding(
+                kind="dose-limit", order="MedicationRequest/sample", drug=limit.drugs[0],
+                drug_class=rules.drugs[limit.drugs[0]].class_, rule=limit.id,
+                source=limit.source, reason=above.reason, detail=above.detail,
+                cites=above.cites,
+            )  # fmt: skip
+            renders.append((builder.order_caution, (finding, widest, links)))
     if rules.dose_limits:
         limit = rules.dose_limits[0]
         unweighed = OrderFinding(

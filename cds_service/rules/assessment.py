@@ -130,6 +130,9 @@ class AdviceView(_Frozen):
     population: str
     rationale: str
     findings: tuple[str, ...] = ()  # safety findings, "already given on ..."
+    # Said beside the advice, never a reason for its status: a label warning the standard is
+    # given under, another corticosteroid on the chart
+    notes: tuple[str, ...] = ()
     verify: str | None = None
     # The rule has an age limit the chart cannot check (no birth date): said beside the draft.
     age_unchecked: str | None = None

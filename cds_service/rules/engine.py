@@ -134,8 +134,10 @@ def _decide(
     elevated = sorted((a for a in axes if a.elevated), key=lambda a: a.score, reverse=True)
     if len(elevated) == 1:
         axis = elevated[0]
-        # "Pivotal": a supportive marker past its threshold (CRP) leads no axis on its own.
-        why = f"Only the {axis.label} axis has a pivotal marker above threshold."
+        # A supportive marker past its threshold (CRP) elevates no axis on its own, and an axis
+        # excluded by another's marker (IL-6 beside MALS-range ferritin) is not elevated: the
+        # notes say which.
+        why = f"Only the {axis.label} axis is elevated."
         return axis.subtype, "single-axis", why  # type: ignore[return-value]
     if elevated and not _one_population(elevated, rules):
         return "mixed-pattern", "unranked", _unranked(elevated, rules, setting_id)

@@ -24,6 +24,7 @@ from cds_service.rules.engine import number
 from cds_service.rules.loader import Rules
 from cds_service.rules.schema import AvoidSpec, DoseLimitSpec, DrugSpec
 from cds_service.rules.setting_rules import (
+    LabelFinding,
     alternative_given,
     reads_oxygen_support,
     safety_findings,
@@ -171,12 +172,15 @@ def judge_orders(
         # Each check its own finding (and card, with its own source): none hides another.
         found: list[OrderFinding] = []
         checks = safety_findings(rules, drug_id, setting, assessment.facts)
+        cautions = [check for check in checks if check.outcome != "note"]
+        notes = [check for check in checks if check.outcome == "note"]
+        texts = [caution.text for caution in cautions]
         if chart.allergic_to(drug_id, drug.class_):
-            checks.insert(0, ("an allergy or intolerance to it is recorded", "remove"))
-        cautions = [text for text, outcome in checks if outcome != "note"]
-        notes = [text for text, outcome in checks if outcome == "note"]
-        if cautions:
-            found.append(OrderFinding(kind="caution", **base, reason="; ".join(cautions)))
+            texts.insert(0, "an allergy or intolerance to it is recorded")
+        if texts:
+            found.append(
+                OrderFinding(kind="caution", **base, reason="; ".join(texts), **_cited_by(cautions))
+            )
         found += _dose_limit_findings(
             order, drug_id, setting, rules, weight, bound, weight_unusable
         )
@@ -192,9 +196,22 @@ def judge_orders(
         if not found and not cautioned and _needs_cytokines(assessment, drug, rules, setting):
             found.append(OrderFinding(kind="needs-cytokines", **base))
         if notes:
-            found.append(OrderFinding(kind="label-note", **base, reason="; ".join(notes)))
+            found.append(
+                OrderFinding(
+                    kind="label-note",
+                    **base,
+                    reason="; ".join(note.text for note in notes),
+                    **_cited_by(notes),
+                )
+            )
         findings += found
     return findings
+
+
+def _cited_by(checks: list[LabelFinding]) -> dict[str, Any]:
+    """The `source` and `cites` of a finding made of label checks: each check's source once."""
+    sources = list(dict.fromkeys(check.source for check in checks))
+    return {"source": sources[0], "cites": tuple(sources[1:])} if sources else {}
 
 
 def dosing_weight(weight: LabValue | None) -> LabValue | None:
@@ -266,7 +283,7 @@ def _dose_limit_findings(
                 detail=f"the newest body weight is charted only as {bound.comparator}"
                 f"{number(bound.value)} kg, too little to turn it into mg"
                 if bound is not None
-                else f"the body weight charted could not be used ({weight_unusable})"
+                else f"a body weight charted could not be used ({weight_unusable})"
                 if weight_unusable
                 else "",
             )
@@ -382,6 +399,7 @@ def dose_above(
         if dose is None or dose <= limit.max_mg * (1 + _ROUNDING):
             return None
         used = f"Turned into mg with {_weight_text(weight)}." if per_kg and weight else ""
+        used += _cap_text(order)
         return AboveLimit(f"{_ordered(order)} ordered, {limit.finding}", used)
     if weight is not None and dose is not None:
         return _above_for_weight(limit, order, dose, weight)
@@ -403,7 +421,8 @@ def _above_for_weight(
         return None
     return AboveLimit(
         f"{_ordered(order)} ordered for {number(kg)} kg, {limit.finding}",
-        f"{number(dose / kg)} mg/kg a dose for {_weight_text(weight)}; at this weight "
+        f"{number(dose / kg)} mg/kg a dose for {_weight_text(weight)}{_cap_text(order)}; at "
+        "this weight "
         + _with_rounding(
             limit, f"the limit is {number(allowed)} mg ({band.text()})", allowed, "mg"
         ),
@@ -446,11 +465,22 @@ def _weight_text(weight: LabValue) -> str:
 
 
 def _ordered(order: DraftMedication) -> str:
-    capped = order.dose_mg_per_kg is not None and order.dose_mg == order.max_dose_mg
-    mg = f"{number(order.dose_mg or 0)} mg" + (", the order's maximum a dose" if capped else "")
+    mg = f"{number(order.dose_mg or 0)} mg"
+    cap = ", capped" if _capped(order) else ""
     if order.daily_mg_per_kg is not None:
-        return f"{_per_kg_ordered(order)} ({mg} a dose)"
-    return f"{number(order.dose_mg_per_kg)} mg/kg ({mg})" if order.dose_mg_per_kg else mg
+        return f"{_per_kg_ordered(order)} ({mg} a dose{cap})"
+    return f"{number(order.dose_mg_per_kg)} mg/kg ({mg}{cap})" if order.dose_mg_per_kg else mg
+
+
+def _cap_text(order: DraftMedication) -> str:
+    if not _capped(order):
+        return ""
+    return f" (the order's maxDosePerAdministration caps it at {number(order.max_dose_mg or 0)} mg)"
+
+
+def _capped(order: DraftMedication) -> bool:
+    """Whether a dose per kg, turned into mg, is the order's own maximum a dose."""
+    return order.dose_mg_per_kg is not None and order.dose_mg == order.max_dose_mg
 
 
 def _per_kg_dose(order: DraftMedication) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import NamedTuple
 
 from cds_service.context.models import ChartContext, DrugExposure, SettingFinding
 from cds_service.evidence import DataProblem, Evidence
@@ -546,12 +547,12 @@ def _advice(
             advice.append(_view(spec, name, "alternative", (rival,)))
             continue
         findings = safety_findings(rules, spec.drug, setting_id, facts)
-        removed = [f for f, outcome in findings if outcome == "remove"]
+        removed = [f.text for f in findings if f.outcome == "remove"]
         if removed:
             advice.append(_view(spec, name, "removed", tuple(removed)))
             continue
-        cautions = tuple(f for f, outcome in findings if outcome == "caution")
-        notes = tuple(f for f, outcome in findings if outcome == "note")
+        cautions = tuple(f.text for f in findings if f.outcome == "caution")
+        notes = tuple(f.text for f in findings if f.outcome == "note")
         other_steroid = _other_corticosteroid(chart, rules, spec, now)
         if other_steroid is not None and spec.already_given is None:
             # No dose makes another corticosteroid count as this one (grade 3 CRS): the
@@ -561,10 +562,10 @@ def _advice(
             cautions += (other_steroid,)
         younger = _younger_than_population(spec, chart)
         if younger is not None:
-            advice.append(_view(spec, name, "outside-ages", (younger, *cautions, *notes)))
+            advice.append(_view(spec, name, "outside-ages", (younger, *cautions), notes=notes))
             continue
         status: AdviceStatus = "caution" if cautions else "suggest"
-        advice.append(_view(spec, name, status, (*cautions, *notes), _age_unchecked(spec, chart)))
+        advice.append(_view(spec, name, status, cautions, _age_unchecked(spec, chart), notes=notes))
     return tuple(advice)
 
 
@@ -595,6 +596,8 @@ def _view(
     status: AdviceStatus,
     findings: tuple[str, ...],
     age_unchecked: str | None = None,
+    *,
+    notes: tuple[str, ...] = (),
 ) -> AdviceView:
     return AdviceView(
         rule=spec.id,
@@ -605,6 +608,7 @@ def _view(
         population=spec.population,
         rationale=spec.rationale,
         findings=findings,
+        notes=notes,
         verify=spec.verify,
         age_unchecked=age_unchecked,
     )
@@ -767,18 +771,24 @@ def _recorded(exposure: DrugExposure, already: str = "") -> str:
     return f"{exposure.drug} {already}{what[exposure.source]}{when}"
 
 
+class LabelFinding(NamedTuple):
+    text: str  # the finding, with its source's short name
+    outcome: str  # the check's outcome: caution, remove or note
+    source: str
+
+
 def safety_findings(
     rules: Rules, drug_id: str, setting_id: str, facts: Mapping[str, Fact]
-) -> list[tuple[str, str]]:
-    """(finding, outcome) of every label check that fails for `drug_id` in this setting."""
-    failed: list[tuple[str, str]] = []
+) -> list[LabelFinding]:
+    """Every label check that fails for `drug_id` in this setting."""
+    failed: list[LabelFinding] = []
     for check in rules.safety:
         if not _applies(check, drug_id, setting_id):
             continue
         held = all_hold(rules.when(check.when), facts)
         if held or (held is None and check.unknown == "caution"):
             short = rules.sources[check.source].short
-            failed.append((f"{check.finding} ({short})", check.outcome))
+            failed.append(LabelFinding(f"{check.finding} ({short})", check.outcome, check.source))
     return failed
 
 

@@ -9,8 +9,10 @@ fixture patient and draft order sent through the real HTTP endpoint.
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -23,8 +25,11 @@ from cds_service.auth.trusted_clients import CardOptions
 from cds_service.cards.build import sample_cards
 from cds_service.cards.templates import plain_line
 from cds_service.composition import build_runtime
+from cds_service.evidence import Evidence
 from cds_service.hooks.client_shapes import shape_cards
 from cds_service.hooks.response import Link
+from cds_service.rules.engine import assess
+from cds_service.rules.orders import OrderFinding
 from cds_service.runtime import Runtime
 from cds_service.settings import Settings
 from tests.conftest import FIXTURES, ROOT, hook_call
@@ -322,3 +327,22 @@ def test_a_topic_code_epic_would_refuse_stops_start_up(tmp_path: Path) -> None:
     path.write_text(path.read_text().replace("code: il6-driven", "code: il1driven"))
     with pytest.raises(ConfigFileError, match="already used by"):
         CardKit(cards)
+
+
+def test_a_summary_that_outgrows_the_limit_is_cut_never_a_failed_answer(
+    runtime: Runtime, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Start-up checks the longest sample values; a value longer still (a hospital's long rule
+    text) is cut with an ellipsis at answer time, and the log says which template to shorten."""
+    assessment = assess(Evidence(as_of=datetime(2026, 12, 1, tzinfo=UTC), analytes={}, problems=()),
+                        runtime.rules)  # fmt: skip
+    finding = OrderFinding(
+        kind="dose-limit", order="MedicationRequest/x", drug="tocilizumab",
+        drug_class="il6-blockade", reason="8 mg/kg ordered, " + "above a long limit " * 12,
+    )  # fmt: skip
+    with caplog.at_level(logging.WARNING):
+        card = runtime.cards.order_caution(finding, assessment, ())
+    assert len(card.summary) <= 139 and card.summary.endswith("…")
+    assert card.summary.startswith("tocilizumab: 8 mg/kg ordered, above a long limit")
+    assert any("order-caution" in r.getMessage() and "cut to 139" in r.getMessage()
+               for r in caplog.records)  # fmt: skip

@@ -769,7 +769,7 @@ CASES: tuple[Case, ...] = (
          lambda: car_t_weighing(7000), hook="order-sign",
          orders=order(*TOCILIZUMAB, dose=8, unit="mg/kg"), mismatch=False,
          text=("no current body weight found; dose limits not checked",
-               "the body weight charted could not be used (7000 kg is outside the plausible "
+               "a body weight charted could not be used (7000 kg is outside the plausible "
                "range")),
     Case("cart-tocilizumab-8-mg-per-kg-at-70-kg", f"{ACTEMRA} (CRS: 8 mg/kg)",
          lambda: car_t_weighing(70), hook="order-sign",
@@ -834,7 +834,8 @@ CASES: tuple[Case, ...] = (
                "an active infection is recorded (boxed warning")),
     Case("cart-with-infection-order", f"{LE2018}; {ACTEMRA} (boxed warning)", car_t_with_sepsis,
          hook="order-sign", orders=order(*TOCILIZUMAB), mismatch=False,
-         text=("label note", "no change to the order is suggested")),
+         text=("label note", "boxed warning for serious infections",
+               "this setting's rules do not withhold tocilizumab", "Sources: Actemra US label")),
     Case("cart-tocilizumab-allergy", "Label: a recorded allergy removes the drug", car_t_allergic,
          never=("tocilizumab",), named=("tocilizumab",), text=("allergy",)),
     Case("iec-hs", f"{HINES2023}; clinical-settings.md 2.3 (off-label: advised, not drafted)",

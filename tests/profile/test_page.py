@@ -40,8 +40,8 @@ def test_il1_page_shows_rule_charts_values_history_and_sources(runtime: Runtime)
         "(ferritin > 4,420 ng/mL)"
     )
     assert page.ids["setting-applied"].startswith("Sepsis (Condition Sepsis (A41.9)")
-    assert page.ids["rationale"] == (
-        "Only the IL-1 family (IL-1β, IL-18, ferritin) axis has a pivotal marker above threshold."
+    assert (
+        page.ids["rationale"] == "Only the IL-1 family (IL-1β, IL-18, ferritin) axis is elevated."
     )
     assert page.ids["subtype"] == "il1-driven"
     assert page.ids["decision"].startswith("Single-axis rule")

@@ -325,9 +325,8 @@ def test_the_orders_own_maximum_a_dose_caps_a_dose_per_kg(runtime: Runtime) -> N
         [draft({"value": 12, "code": "mg/kg"}, **cap)], crs, rules, NOW, weight=weight(80)
     )
     assert above.rule == "tocilizumab-crs-by-weight"
-    assert above.reason.startswith(
-        "12 mg/kg (800 mg, the order's maximum a dose) ordered for 80 kg"
-    )
+    assert above.reason.startswith("12 mg/kg (800 mg, capped) ordered for 80 kg")
+    assert "the order's maxDosePerAdministration caps it at 800 mg" in above.detail
     # A maximum that is no mass is not read, and caps nothing.
     volume = {"maxDosePerAdministration": {"value": 40, "unit": "mL"}}
     assert draft({"value": 8, "code": "mg/kg"}, **volume).max_dose_mg is None

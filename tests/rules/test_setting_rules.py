@@ -401,12 +401,20 @@ def test_crs_with_an_infection_keeps_tocilizumab_drafted_with_the_boxed_warning(
     result = assessed(runtime, where, (score("astct", 2),), **STORM)
     (toci,) = result.advice
     assert (toci.drug, toci.status, toci.drafted) == ("tocilizumab", "suggest", True)
-    assert any("active infection" in f and "boxed warning" in f for f in toci.findings)
-    kinds = [f.kind for f in judged(runtime, result, order("tocilizumab", "612865"))]
-    assert kinds == ["label-note"]
+    assert toci.findings == ()
+    assert any("active infection" in n and "boxed warning" in n for n in toci.notes)
+    (note,) = judged(runtime, result, order("tocilizumab", "612865"))
+    assert (note.kind, note.source) == ("label-note", "actemra_label")
+    # Below grade 2, or with no grade, the order treats no CRS the rules know of: the boxed
+    # warning is a caution there, never the note that the rules do not withhold it.
+    for grade in (score("astct", 1), score("astct", None, ("temperature",))):
+        below = assessed(runtime, where, (grade,), **STORM)
+        (caution,) = judged(runtime, below, order("tocilizumab", "612865"))
+        assert (caution.kind, caution.source) == ("caution", "actemra_label")
+        assert "ASTCT CRS grade 2 or more is not met" in caution.reason
     # Without an infection recorded there is no note, on the draft or on the order.
     clean = assessed(runtime, CART_DAY3, (score("astct", 2),), **STORM)
-    assert clean.advice[0].findings == ()
+    assert clean.advice[0].notes == ()
     assert judged(runtime, clean, order("tocilizumab", "612865")) == []
 
 
