@@ -66,6 +66,8 @@ class AcceptedSuggestion(Lenient):
 
 def _url_and_value(extension: dict[str, Any]) -> tuple[Any, Any]:
     value = next((v for k, v in extension.items() if k.startswith("value")), None)
+    if isinstance(value, dict):  # valueCoding: its code (a display stays in reasonDisplay)
+        value = value.get("code")
     return extension.get("url"), value
 
 

@@ -99,11 +99,12 @@ EPIC_CATEGORY = "com.epic.cdshooks.feedback.overrideReason.reasonCategory"
 def test_epic_reasons_in_fhir_extension_form_are_read(client: FlaskClient) -> None:
     """Epic's own reason as a list of {url, value[x]} (FHIR's extension form) counts as a
     reason; a list with no category is no reason, and the error names the member sent."""
-    coded = {"extension": [{"url": EPIC_CATEGORY, "valueString": "45"}]}
-    body = {
-        "feedback": [item(outcome="overridden", acceptedSuggestions=..., overrideReasons=coded)]
-    }
-    assert client.post(FEEDBACK, json=body).status_code == 200
+    for value in ({"valueString": "45"}, {"valueCoding": {"code": "45"}}):
+        coded = {"extension": [{"url": EPIC_CATEGORY, **value}]}
+        body = {
+            "feedback": [item(outcome="overridden", acceptedSuggestions=..., overrideReasons=coded)]
+        }
+        assert client.post(FEEDBACK, json=body).status_code == 200
     empty = {"extension": [{"url": "other", "valueString": "x"}]}
     body = {
         "feedback": [item(outcome="overridden", acceptedSuggestions=..., overrideReasons=empty)]
