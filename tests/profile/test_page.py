@@ -79,6 +79,18 @@ def test_il1_page_shows_rule_charts_values_history_and_sources(runtime: Runtime)
     assert "https://doi.org/10.1016/j.xcrm.2022.100817" in page.links  # PROVIDE
 
 
+def test_the_page_says_the_settings_reminders_and_the_notes_beside_a_draft(
+    runtime: Runtime,
+) -> None:
+    """What the card says beside its advice, the page says too: sepsis's rule against IL-6
+    blockade, and the boxed warning beside tocilizumab for CRS with an infection recorded."""
+    sepsis = ProfilePages(NOTICE).render(stored(runtime, "css-il1-mals"))
+    assert "Not advised here:</strong> No IL-6 blockade in bacterial sepsis" in sepsis
+    car_t = ProfilePages(NOTICE).render(stored(runtime, "case-cart-sepsis"))
+    assert "Note: an active infection is recorded (boxed warning for serious infections)" in car_t
+    assert "No IL-6 blockade" not in car_t
+
+
 def test_less_than_criteria_fire_below_the_threshold(runtime: Runtime) -> None:
     page = read_page(ProfilePages(NOTICE).render(stored(runtime, "css-immunoparalysis")))
     immune = figure_text(page.figures["axis-3"])
