@@ -71,6 +71,7 @@ class DraftMedication:
     # The first instruction's maxDosePerAdministration in mg ("8 mg/kg, at most 800 mg"): what
     # a dose per kg is given as at most, whatever the weight
     max_dose_mg: float | None = None
+    capped: bool = False  # a dose per kg turned into mg was above max_dose_mg, and is it
 
 
 def medication_orders(

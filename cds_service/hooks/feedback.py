@@ -46,7 +46,7 @@ def _from_epic(reasons: Any) -> Any:
         return reasons
     extension = reasons.get("extension")
     if isinstance(extension, list):  # lenient: FHIR's form, a list of {url, value[x]}
-        extension = dict(_url_and_value(e) for e in extension if isinstance(e, dict))
+        extension = _extension_map(extension)
     if reasons.get("reason") is None and isinstance(extension, dict):
         category = extension.get(_EPIC_REASON + "reasonCategory")
         display = extension.get(_EPIC_REASON + "reasonDisplay") or extension.get(
@@ -64,11 +64,22 @@ class AcceptedSuggestion(Lenient):
     id: NonEmptyStr
 
 
-def _url_and_value(extension: dict[str, Any]) -> tuple[Any, Any]:
-    value = next((v for k, v in extension.items() if k.startswith("value")), None)
-    if isinstance(value, dict):  # valueCoding: its code (a display stays in reasonDisplay)
-        value = value.get("code")
-    return extension.get("url"), value
+def _extension_map(extensions: list[Any]) -> dict[Any, Any]:
+    """FHIR's extension list as Epic's object: url -> value; a valueCoding gives its code,
+    and its display when no reasonDisplay is sent."""
+    found: dict[Any, Any] = {}
+    display = None
+    for extension in extensions:
+        if not isinstance(extension, dict):
+            continue
+        value = next((v for k, v in extension.items() if k.startswith("value")), None)
+        if isinstance(value, dict):
+            display = display or value.get("display")
+            value = value.get("code")
+        found[extension.get("url")] = value
+    if display is not None:
+        found.setdefault(_EPIC_REASON + "reasonDisplay", display)
+    return found
 
 
 class FeedbackItem(Lenient):

@@ -312,19 +312,23 @@ def _above_at_least(
     stay unchecked: they grow with the weight."""
     if order.dose_mg_per_kg is None:
         return []
-    least_mg = _at_most(order, order.dose_mg_per_kg * bound.value)
+    least_mg = order.dose_mg_per_kg * bound.value
+    capped = order.max_dose_mg is not None and least_mg > order.max_dose_mg
+    least_mg = _at_most(order, least_mg)  # the cap, when even the bound's dose is above it
     charted = f"{bound.comparator}{number(bound.value)} kg"
+    dose = f"{number(least_mg)} mg, capped" if capped else f"at least {number(least_mg)} mg"
+    cap = replace(order, capped=capped)
     return [
         OrderFinding(
             kind="dose-limit",
             **base,
             rule=limit.id,
             source=limit.source,
-            reason=f"{_per_kg_dose(order)} ordered for a weight charted as {charted} (at least "
-            f"{number(least_mg)} mg), {limit.finding}",
+            reason=f"{_per_kg_dose(order)} ordered for a weight charted as {charted} ({dose}), "
+            f"{limit.finding}",
             detail=f"The newest body weight is charted only as {charted} (charted "
             f"{bound.effective:%Y-%m-%d %H:%M} UTC); at {number(bound.value)} kg the dose is "
-            f"already {number(least_mg)} mg.",
+            f"already {number(order.dose_mg_per_kg * bound.value)} mg.{_cap_text(cap)}",
         )
         for limit in limits
         if limit.max_mg is not None and least_mg > limit.max_mg * (1 + _ROUNDING)
@@ -348,7 +352,9 @@ def weighed(order: DraftMedication, weight: LabValue | None) -> DraftMedication:
         problem = f"{ordered} ordered, and no current body weight was found"
         return replace(order, dose_problem=problem)
     per_kg, kg = order.dose_mg_per_kg, weight.value
-    mg = _at_most(order, per_kg * kg) if per_kg is not None else None
+    uncapped = per_kg * kg if per_kg is not None else None
+    capped = order.max_dose_mg is not None and uncapped is not None and uncapped > order.max_dose_mg
+    mg = _at_most(order, uncapped) if uncapped is not None else None
     daily: float | None = None
     if order.daily_mg_per_kg is not None:
         daily = order.daily_mg_per_kg * kg
@@ -359,6 +365,7 @@ def weighed(order: DraftMedication, weight: LabValue | None) -> DraftMedication:
     return replace(
         order,
         dose_mg=mg,
+        capped=capped,
         daily_dose_mg=daily,
         dose_problem=None if None not in (mg, daily) else "the frequency cannot be read",
     )
@@ -399,8 +406,13 @@ def dose_above(
         if dose is None or dose <= limit.max_mg * (1 + _ROUNDING):
             return None
         used = f"Turned into mg with {_weight_text(weight)}." if per_kg and weight else ""
-        used += _cap_text(order)
-        return AboveLimit(f"{_ordered(order)} ordered, {limit.finding}", used)
+        return AboveLimit(f"{_ordered(order)} ordered, {limit.finding}", used + _cap_text(order))
+    if order.capped and per_kg is not None:
+        # The cap lowers the dose given, not what was ordered: a dose per kg above a limit
+        # set per kg says so whatever the cap.
+        above = _above_every_band(limit, order, per_kg)
+        if above is not None:
+            return above
     if weight is not None and dose is not None:
         return _above_for_weight(limit, order, dose, weight)
     if dose is None and per_kg is not None:
@@ -421,11 +433,9 @@ def _above_for_weight(
         return None
     return AboveLimit(
         f"{_ordered(order)} ordered for {number(kg)} kg, {limit.finding}",
-        f"{number(dose / kg)} mg/kg a dose for {_weight_text(weight)}{_cap_text(order)}; at "
-        "this weight "
-        + _with_rounding(
-            limit, f"the limit is {number(allowed)} mg ({band.text()})", allowed, "mg"
-        ),
+        f"{number(dose / kg)} mg/kg a dose for {_weight_text(weight)}; at this weight "
+        + _with_rounding(limit, f"the limit is {number(allowed)} mg ({band.text()})", allowed, "mg")
+        + _cap_text(order),
         _cited(limit),
     )
 
@@ -466,21 +476,20 @@ def _weight_text(weight: LabValue) -> str:
 
 def _ordered(order: DraftMedication) -> str:
     mg = f"{number(order.dose_mg or 0)} mg"
-    cap = ", capped" if _capped(order) else ""
+    cap = ", capped" if order.capped else ""
     if order.daily_mg_per_kg is not None:
         return f"{_per_kg_ordered(order)} ({mg} a dose{cap})"
     return f"{number(order.dose_mg_per_kg)} mg/kg ({mg}{cap})" if order.dose_mg_per_kg else mg
 
 
 def _cap_text(order: DraftMedication) -> str:
-    if not _capped(order):
+    """A sentence on the order's own maximum a dose, when it lowered the dose."""
+    if not order.capped:
         return ""
-    return f" (the order's maxDosePerAdministration caps it at {number(order.max_dose_mg or 0)} mg)"
-
-
-def _capped(order: DraftMedication) -> bool:
-    """Whether a dose per kg, turned into mg, is the order's own maximum a dose."""
-    return order.dose_mg_per_kg is not None and order.dose_mg == order.max_dose_mg
+    return (
+        f" The order's maxDosePerAdministration caps the dose at "
+        f"{number(order.max_dose_mg or 0)} mg."
+    )
 
 
 def _per_kg_dose(order: DraftMedication) -> str:

@@ -7,6 +7,8 @@ from typing import Any
 import pytest
 from flask.testing import FlaskClient
 
+from cds_service.hooks.feedback import FeedbackItem
+
 FEEDBACK = "/cds-services/cytokine-storm-patient-view/feedback"
 
 
@@ -112,3 +114,17 @@ def test_epic_reasons_in_fhir_extension_form_are_read(client: FlaskClient) -> No
     response = client.post(FEEDBACK, json=body)
     assert response.status_code == 400
     assert response.get_json()["issue"][0]["expression"] == ["feedback.0.overrideReasons"]
+
+
+def test_an_epic_reason_coding_keeps_its_display() -> None:
+    """With the category sent as a valueCoding, its display names the reason when Epic sends
+    no reasonDisplay of its own (the report shows it)."""
+    coding = {"code": "45", "display": "Patient declined"}
+    reasons = {"extension": [{"url": EPIC_CATEGORY, "valueCoding": coding}]}
+    read = FeedbackItem.model_validate(
+        item(outcome="overridden", acceptedSuggestions=..., overrideReasons=reasons)
+    )
+    assert read.overrideReason is not None and read.overrideReason.reason is not None
+    assert (read.overrideReason.reason.code, read.overrideReason.reason.display) == (
+        "45", "Patient declined",
+    )  # fmt: skip

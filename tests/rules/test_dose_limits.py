@@ -326,7 +326,28 @@ def test_the_orders_own_maximum_a_dose_caps_a_dose_per_kg(runtime: Runtime) -> N
     )
     assert above.rule == "tocilizumab-crs-by-weight"
     assert above.reason.startswith("12 mg/kg (800 mg, capped) ordered for 80 kg")
-    assert "the order's maxDosePerAdministration caps it at 800 mg" in above.detail
+    assert above.detail.endswith("The order's maxDosePerAdministration caps the dose at 800 mg.")
+    # A dose that lands on the cap was not lowered by it: it is not called capped.
+    exact = judge_orders(
+        [draft({"value": 10, "code": "mg/kg"}, **cap)], crs, rules, NOW, weight=weight(80)
+    )
+    assert [f.reason.split(" ordered")[0] for f in exact] == ["10 mg/kg (800 mg)"]
+    # A cap lowers what is given, not what was ordered: 20 mg/kg of emapalumab is above the
+    # label's 10 mg/kg with a 500 mg cap, at 50 kg as with no weight.
+    emapalumab = limit(rules, "emapalumab-max-per-kg")
+    capped_20 = draft(
+        {"value": 20, "code": "mg/kg"}, maxDosePerAdministration={"value": 500, "unit": "mg"}
+    )
+    for charted in (weight(50), None):
+        found = dose_above(emapalumab, capped_20, charted)
+        assert found is not None and found.reason.startswith("20 mg/kg ordered")
+    # A bound whose dose is above the cap gives the cap, said as such.
+    big_cap = {"maxDosePerAdministration": {"value": 1000, "unit": "mg"}}
+    (bounded,) = judge_orders(
+        [draft({"value": 8, "code": "mg/kg"}, **big_cap)], crs, rules, NOW, weight=weight(150, ">")
+    )
+    assert "(1,000 mg, capped)" in bounded.reason and "at least" not in bounded.reason
+    assert bounded.detail.endswith("caps the dose at 1,000 mg.")
     # A maximum that is no mass is not read, and caps nothing.
     volume = {"maxDosePerAdministration": {"value": 40, "unit": "mL"}}
     assert draft({"value": 8, "code": "mg/kg"}, **volume).max_dose_mg is None
