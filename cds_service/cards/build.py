@@ -110,6 +110,7 @@ class CardBuilder:
         self.catalog = catalog
         self.panel = panel
         self.orderables = dict(orderables or {})  # drug id -> the hospital's orderable
+        self._setting_labels = {key: spec.label for key, spec in rules.settings.items()}
 
     @property
     def _weight_days(self) -> float | None:
@@ -175,7 +176,7 @@ class CardBuilder:
             **self._context(assessment, sources or self._state_sources(assessment)),
             setting=self._setting(assessment.setting),
             others=assessment.other_settings,
-            setting_labels={key: spec.label for key, spec in self.rules.settings.items()},
+            setting_labels=self._setting_labels,
             state=state,
             state_short=self._state_short(assessment),
             scores=self._scores(assessment),
@@ -576,11 +577,7 @@ def sample_renders(
     )  # fmt: skip
     for setting_id, setting in rules.settings.items():
         view = SettingView(setting=setting_id, label=setting.short, reason="sample reason", day=3)
-        reminders = tuple(
-            Reminder(rule=a.id, short=a.short, reason=a.reason, source=a.source)
-            for a in setting.avoid
-            if a.remind
-        )
+        reminders = tuple(Reminder.of(a) for a in setting.avoid if a.remind)
         placed = sample.model_copy(update={"setting": view, "reminders": reminders})
         for state in setting.states:
             state_view = StateView(

@@ -8,6 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict
 
 from cds_service.evidence import LabValue
+from cds_service.rules.schema import AvoidSpec
 
 MarkerState = Literal[
     "above",
@@ -149,6 +150,10 @@ class Reminder(_Frozen):
     short: str  # a few words, for the summary
     reason: str
     source: str
+
+    @classmethod
+    def of(cls, avoid: AvoidSpec) -> Reminder:
+        return cls(rule=avoid.id, short=avoid.short, reason=avoid.reason, source=avoid.source)
 
 
 class AxisResult(_Frozen):

@@ -312,9 +312,8 @@ def _above_at_least(
     stay unchecked: they grow with the weight."""
     if order.dose_mg_per_kg is None:
         return []
-    least_mg = order.dose_mg_per_kg * bound.value
-    capped = order.max_dose_mg is not None and least_mg > order.max_dose_mg
-    least_mg = _at_most(order, least_mg)  # the cap, when even the bound's dose is above it
+    # The cap, when even the bound's dose is above it.
+    least_mg, capped = _at_most(order, order.dose_mg_per_kg * bound.value)
     charted = f"{bound.comparator}{number(bound.value)} kg"
     dose = f"{number(least_mg)} mg, capped" if capped else f"at least {number(least_mg)} mg"
     cap = replace(order, capped=capped)
@@ -352,9 +351,7 @@ def weighed(order: DraftMedication, weight: LabValue | None) -> DraftMedication:
         problem = f"{ordered} ordered, and no current body weight was found"
         return replace(order, dose_problem=problem)
     per_kg, kg = order.dose_mg_per_kg, weight.value
-    uncapped = per_kg * kg if per_kg is not None else None
-    capped = order.max_dose_mg is not None and uncapped is not None and uncapped > order.max_dose_mg
-    mg = _at_most(order, uncapped) if uncapped is not None else None
+    mg, capped = _at_most(order, per_kg * kg) if per_kg is not None else (None, False)
     daily: float | None = None
     if order.daily_mg_per_kg is not None:
         daily = order.daily_mg_per_kg * kg
@@ -371,9 +368,12 @@ def weighed(order: DraftMedication, weight: LabValue | None) -> DraftMedication:
     )
 
 
-def _at_most(order: DraftMedication, mg: float) -> float:
-    """A dose per kg turned into mg, capped by the order's own maximum a dose."""
-    return min(mg, order.max_dose_mg) if order.max_dose_mg is not None else mg
+def _at_most(order: DraftMedication, mg: float) -> tuple[float, bool]:
+    """A dose per kg turned into mg, capped by the order's own maximum a dose, and whether
+    the cap lowered it."""
+    if order.max_dose_mg is not None and mg > order.max_dose_mg:
+        return order.max_dose_mg, True
+    return mg, False
 
 
 def _per_kg_ordered(order: DraftMedication) -> str | None:

@@ -212,7 +212,7 @@ def judge_setting(
         fired = {item.rule for item in advice}
         read += [text for a in spec.advice if a.id in fired for text in a.when]
     reminders = tuple(
-        Reminder(rule=avoid.id, short=avoid.short, reason=avoid.reason, source=avoid.source)
+        Reminder.of(avoid)
         for avoid in spec.avoid
         if avoid.remind and all_hold(rules.when(avoid.when), facts) is True
     )
