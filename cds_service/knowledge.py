@@ -6,6 +6,7 @@ Loaded and validated together, once, at start-up; read-only afterwards.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -44,7 +45,8 @@ def load_knowledge(
     the CLI, screening workers) need not pay the UCUM set-up twice.
     """
     catalog = load_catalog(local_codes_file)
-    rules = load_rules(catalog, rules_file)
+    context = load_context_catalog(context_codes_file)
+    rules = _with_chart_names(load_rules(catalog, rules_file), context)
     unknown = sorted(drug for drug, _ in orderables if drug not in rules.drugs)
     if unknown:
         raise ConfigFileError(
@@ -53,5 +55,15 @@ def load_knowledge(
         )
     builder = CardBuilder(CardKit(cards_dir), rules, catalog, panel, dict(orderables))
     check_kit(builder)
-    context = load_context_catalog(context_codes_file)
     return Knowledge(catalog, rules, builder, context, load_scores(catalog))
+
+
+def _with_chart_names(rules: Rules, context: ContextCatalog) -> Rules:
+    """The rules with every name the chart-context codes give a drug (a hospital's too): an
+    order by a brand the order checks did not know would pass every one of them unchecked."""
+    drugs = {}
+    for drug_id, drug in rules.drugs.items():
+        known = {" ".join(name.casefold().split()) for name in drug.names}
+        extra = [name for name in context.names_of("drug", drug_id) if name not in known]
+        drugs[drug_id] = drug.model_copy(update={"names": [*drug.names, *extra]}) if extra else drug
+    return dataclasses.replace(rules, drugs=drugs)

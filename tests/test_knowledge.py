@@ -5,7 +5,14 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+from cds_service.cards.resources import PanelCode
+from cds_service.cards.templates import default_cards_dir
+from cds_service.fhir.draft_orders import medication_orders
+from cds_service.knowledge import load_knowledge
+from cds_service.rules.orders import identify_drug
 from tests.servers import cytokine_cds
+
+PANEL = PanelCode("http://loinc.org", "panel", "Cytokine panel")
 
 
 def serve_with(env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -30,3 +37,19 @@ def test_missing_card_folder_stops_start_up(tmp_path: Path) -> None:
     result = serve_with({"CYTOKINE_CDS_CARDS_DIR": str(tmp_path / "nowhere")})
     assert result.returncode == 2
     assert "card template folder not found" in result.stderr
+
+
+def test_a_drug_name_of_the_chart_codes_names_its_orders_too(tmp_path: Path) -> None:
+    """A hospital that teaches the chart reader a local brand teaches the order checks too:
+    otherwise an order by that name would pass every check unchecked."""
+    path = tmp_path / "context.yaml"
+    path.write_text("drugs:\n  tocilizumab:\n    names: [Tocibrand]\n")
+    knowledge = load_knowledge(None, None, default_cards_dir(), PANEL, path)
+    request = {
+        "resourceType": "MedicationRequest",
+        "medicationCodeableConcept": {"text": "TOCIBRAND 20 MG/ML"},
+    }
+    (order,) = medication_orders(request)
+    assert identify_drug(order, knowledge.rules) == "tocilizumab"
+    shipped = load_knowledge(None, None, default_cards_dir(), PANEL)
+    assert identify_drug(order, shipped.rules) is None

@@ -220,6 +220,11 @@ class ContextCatalog:
                 found.append(match)
         return found
 
+    def names_of(self, kind: str, concept_id: str) -> list[str]:
+        """The names (casefolded) that recognise one concept in free text."""
+        entry = self._names.get(kind)
+        return [name for name, concept in entry[1] if concept.id == concept_id] if entry else []
+
     def match_text(self, text: str, kind: str) -> list[Match]:
         """Concepts of `kind` named in free text (longest name first, whole words)."""
         entry = self._names.get(kind)

@@ -33,6 +33,9 @@ FAMILIAL_HLH = (ORPHA, "540", "Familial hemophagocytic lymphohistiocytosis")
 # The indication an order records (MedicationRequest.reasonCode).
 FOR_COVID19 = {"coding": [{"system": ICD10CM, "code": "U07.1", "display": "COVID-19"}]}
 ANTENATAL = {"text": "Antenatal corticosteroids: threatened preterm birth"}
+PNEUMOCOCCAL_MENINGITIS = {
+    "coding": [{"system": ICD10CM, "code": "G00.1", "display": "Pneumococcal meningitis"}]
+}
 
 # The sources the cases are built from.
 LEE2019 = (
@@ -1039,12 +1042,21 @@ CASES: tuple[Case, ...] = (
          orders=order(*ANAKINRA), mismatch=True),
     Case("sepsis-immunoparalysis", f"{PROVIDE}", sepsis_immunoparalysis,
          never=("tocilizumab", "anakinra", "dexamethasone", "methylprednisolone")),
+    # No trial tested corticosteroids in immunoparalysis: a high dose is a caution, never a
+    # delete, since some indications call for it whatever the HLA-DR.
     Case("sepsis-immunoparalysis-pulse-order", f"{PROVIDE}", sepsis_immunoparalysis,
-         hook="order-sign", orders=order(*METHYLPREDNISOLONE, dose=1000), mismatch=True),
+         hook="order-sign", orders=order(*METHYLPREDNISOLONE, dose=1000), mismatch=False,
+         text=("high dose, immunoparalysis criteria met", "caution, not a mismatch")),
     Case("sepsis-immunoparalysis-tablet-order", f"{PROVIDE} (dose from the tablet strength)",
          sepsis_immunoparalysis, hook="order-sign",
          orders=order("methylprednisolone 100 MG Oral Tablet", "6902", dose=1, unit="{tbl}"),
-         mismatch=True, text=("125 mg prednisone-equivalent",)),
+         mismatch=False, text=("125 mg prednisone-equivalent", "caution, not a mismatch")),
+    Case("sepsis-immunoparalysis-meningitis-dexamethasone",
+         "de Gans J, van de Beek D. Dexamethasone in adults with bacterial meningitis. "
+         "N Engl J Med 2002;347:1549-56",
+         sepsis_immunoparalysis, hook="order-sign",
+         orders=order(*DEXAMETHASONE, dose=10, per_day=4, reason=PNEUMOCOCCAL_MENINGITIS),
+         mismatch=False, text=("bacterial meningitis is standard care",)),
     Case("sepsis-immunoparalysis-stress-hydrocortisone", f"{SSC2021}", sepsis_immunoparalysis,
          hook="order-sign", orders=order(*HYDROCORTISONE, dose=50, per_day=4), no_cards=True),
     # Still's disease / sJIA

@@ -20,7 +20,11 @@ from cds_service.runtime import Runtime
 from tests.conftest import hook_call, load_fixture
 from tests.rules.charts import chart, finding
 from tests.rules.test_dose_limits import NOW, weight
-from tests.rules.test_setting_rules import assessed
+from tests.rules.test_setting_rules import (
+    HIGH_DOSE_STEROID,
+    assessed,
+    high_dose_steroid_as_mismatch,
+)
 
 EPIC_ORDERED_DOSE = "https://open.epic.com/FHIR/StructureDefinition/extension/ordered-dose"
 
@@ -296,28 +300,40 @@ def test_a_timing_beyond_once_a_minute_is_unread_not_infinite() -> None:
 
 
 @pytest.mark.parametrize(
-    ("instructions", "topic"),
+    ("instructions", "high"),
     [
-        ([mg(60, 1), mg(60, 1)], "ordermismatch"),  # 120 mg a day: 150 mg prednisone-equivalent
-        ([mg(60, 1), mg(40, 2)], None),  # at most 60 mg a day: 75 mg
-        ([mg(60), mg(60)], "ordercaution"),  # 60 or 120 mg a day: said, not guessed
-        ([mg(100, 1), {"sequence": 2, "text": "then taper"}], "ordermismatch"),  # at least 100
+        ([mg(60, 1), mg(60, 1)], True),  # 120 mg a day: 150 mg prednisone-equivalent
+        ([mg(60, 1), mg(40, 2)], False),  # at most 60 mg a day: 75 mg
+        ([mg(60), mg(60)], False),  # 60 or 120 mg a day: a caution says nothing on a guess
+        ([mg(100, 1), {"sequence": 2, "text": "then taper"}], True),  # at least 100 mg a day
     ],
 )
 def test_the_day_of_split_doses_meets_the_immunoparalysis_rule(
-    client: FlaskClient, instructions: list[dict[str, Any]], topic: str | None
+    client: FlaskClient, instructions: list[dict[str, Any]], high: bool
 ) -> None:
-    """Methylprednisolone in sepsis immunoparalysis is judged from 100 mg prednisone-equivalent
-    a day (PROVIDE): two concurrent 60 mg doses reach it, though one dose does not."""
+    """Methylprednisolone in sepsis immunoparalysis is a caution from 100 mg
+    prednisone-equivalent a day: two concurrent 60 mg doses reach it, though one dose does not."""
     orders = load_fixture("orders/methylprednisolone-pulse.json")
     orders["entry"][0]["resource"]["dosageInstruction"] = instructions
     response = hook_call(client, "order-sign", "case-sepsis-ip", orders)
     assert response.status_code == 200
     cards = response.get_json()["cards"]
-    assert [card["source"]["topic"]["code"] for card in cards] == ([topic] if topic else [])
-    if topic == "ordercaution":
-        assert "the dose could not be read" in cards[0]["summary"]
-        assert "without a sequence" in cards[0]["detail"]
+    assert [card["source"]["topic"]["code"] for card in cards] == (["ordercaution"] if high else [])
+    if high:
+        assert "high dose, immunoparalysis criteria met" in cards[0]["summary"]
+        assert "suggestions" not in cards[0]  # a caution never suggests deleting the order
+
+
+def test_a_mismatch_rule_on_a_dose_says_when_the_day_cannot_be_added_up(
+    runtime: Runtime,
+) -> None:
+    """Two 60 mg instructions without a sequence are 60 or 120 mg a day: a mismatch rule from
+    100 mg says the dose could not be read, rather than guess either way."""
+    result = assessed(runtime, chart(finding("sepsis")), mhla_dr=3000, ferritin=1200)
+    rules = high_dose_steroid_as_mismatch(runtime.rules)
+    (found,) = judge_orders([ordered(mg(60), mg(60))], result, rules, NOW)
+    assert (found.kind, found.rule) == ("dose-unknown", HIGH_DOSE_STEROID)
+    assert "without a sequence" in found.reason
 
 
 def test_a_dose_sent_but_unreadable_is_said_for_a_drug_with_dose_limits(runtime: Runtime) -> None:

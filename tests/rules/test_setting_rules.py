@@ -12,6 +12,7 @@ from cds_service.evidence import build_evidence
 from cds_service.fhir.draft_orders import medication_orders
 from cds_service.rules.assessment import Assessment, ScoreView
 from cds_service.rules.engine import assess
+from cds_service.rules.loader import Rules
 from cds_service.rules.orders import OrderFinding, judge_orders
 from cds_service.runtime import Runtime
 from tests.clinical.fhir import order
@@ -438,13 +439,33 @@ def test_stress_dose_hydrocortisone_is_never_flagged(runtime: Runtime) -> None:
     assert judged(runtime, result, order("hydrocortisone", "5492", dose=50, per_day=4)) == []
 
 
+HIGH_DOSE_STEROID = "sepsis-immunoparalysis-high-dose-steroid"
+
+
+def high_dose_steroid_as_mismatch(rules: Rules) -> Rules:
+    """The rules with the sepsis high-dose corticosteroid rule made a mismatch, as a hospital
+    may configure it (the shipped rule is a caution): what a mismatch rule on a dose does."""
+    sepsis = rules.settings["sepsis"]
+    avoid = [
+        rule.model_copy(update={"outcome": "mismatch"}) if rule.id == HIGH_DOSE_STEROID else rule
+        for rule in sepsis.avoid
+    ]
+    settings = {**rules.settings, "sepsis": sepsis.model_copy(update={"avoid": avoid})}
+    return dataclasses.replace(rules, settings=settings)
+
+
 def test_tablet_doses_are_read_from_the_strength(runtime: Runtime) -> None:
     result = assessed(runtime, SEPSIS, mhla_dr=3000, ferritin=1200)
     tablet = order("methylprednisolone 100 MG Oral Tablet", "6902", dose=1, unit="{tbl}")
     (found,) = judged(runtime, result, tablet)
-    assert found.kind == "mismatch" and found.daily_dose_prednisone_mg == pytest.approx(125)
+    assert (found.kind, found.rule) == ("setting-caution", HIGH_DOSE_STEROID)
+    assert found.daily_dose_prednisone_mg == pytest.approx(125)
     unreadable = order("methylprednisolone", "6902", dose=1, unit="{tbl}")
-    (unknown,) = judged(runtime, result, unreadable)
+    # A caution is about a high dose: one that cannot be read says nothing ...
+    assert judged(runtime, result, unreadable) == []
+    # ... and a mismatch rule says the dose could not be read, and why.
+    mismatch_rules = high_dose_steroid_as_mismatch(runtime.rules)
+    (unknown,) = judge_orders(orders(unreadable), result, mismatch_rules, AS_OF)
     assert unknown.kind == "dose-unknown" and "no strength" in unknown.reason
 
 
