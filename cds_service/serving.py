@@ -57,6 +57,11 @@ class NoAccessLineLogger(glogging.Logger):  # type: ignore[misc]
         return None
 
 
+def _no_request_line(worker: Any, req: Any) -> None:
+    """gunicorn's default pre_request hook logs each method and path at DEBUG; a path may hold
+    a patient id or a profile link's token. The app writes its own, redacted access line."""
+
+
 def gunicorn_options(settings: Settings) -> dict[str, Any]:
     """The gunicorn settings proper (the benchmark's baseline app runs under the same)."""
     return {
@@ -73,6 +78,7 @@ def gunicorn_options(settings: Settings) -> dict[str, Any]:
         "accesslog": None,
         "logger_class": NoAccessLineLogger,
         "errorlog": "-",
+        "pre_request": _no_request_line,
         "loglevel": settings.log_level.lower(),
         "proc_name": "cytokine-cds",
         # gunicorn 24+ opens a control socket in $HOME by default: unused here, it would collide

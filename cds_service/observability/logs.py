@@ -78,4 +78,7 @@ def configure_logging(level: str, log_format: LogFormat) -> dict[str, Any]:
     """Apply the configuration to this process; returns it (for gunicorn's logconfig_dict)."""
     config = logging_config(level, log_format)
     logging.config.dictConfig(config)
+    # A library's warning (matplotlib on a short date range) is printed raw to stderr otherwise:
+    # one line that is not JSON breaks a log pipeline that parses every line.
+    logging.captureWarnings(True)
     return config

@@ -108,6 +108,12 @@ def test_no_patient_id_token_or_jwt_in_any_output(tmp_path: Path, fhir_server: s
         assert expired.status_code == 401
         wrong_audience = post(VIEW, with_prefetch, aud="https://elsewhere.example/cds-services")
         assert wrong_audience.status_code == 401
+        # A path may hold a patient id (a misconfigured client) or a profile link's token.
+        unknown = requests.get(f"{server.base}/cds-services/{patient_id}/feedback", timeout=30)
+        assert unknown.status_code == 401  # refused before routing: no id reaches a log
+        link = answered.json()["cards"][0]["links"][0]["url"]
+        token = link.rsplit("/", 1)[1]
+        assert requests.get(link, timeout=30).status_code == 200
     output = server.text()
 
     lines = [line for line in output.splitlines() if line.strip()]
@@ -121,6 +127,7 @@ def test_no_patient_id_token_or_jwt_in_any_output(tmp_path: Path, fhir_server: s
     assert any(r["status"] == 401 for r in requests_logged)
 
     assert patient_id not in output
+    assert token not in output
     assert access_token not in output
     assert len(client.issued) == 6
     for token in client.issued:
