@@ -6,6 +6,7 @@ Exit codes as for every command: 0 done, 2 bad input (named, with file and line)
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import tempfile
@@ -119,15 +120,22 @@ def _screen(
 ) -> int:
     as_of = parse_time(args.as_of) or datetime.now(UTC)
     _check_out(args.out)  # before hours of screening, not after
+    _check_work_dir(args.work_dir)
+    exporting = args.source.lower().startswith(("http://", "https://"))
+    if "://" in args.source and not exporting and args.engine != "spark":
+        raise ScreenInputError(f"{args.source}: a URI other than http(s) needs --engine spark")
     knowledge = knowledge_files(settings)
     knowledge.load()  # a broken knowledge file stops the run before any data is read
     progress = Progress(sys.stderr.isatty())
-    with tempfile.TemporaryDirectory(prefix="cytokine-export-", dir=args.work_dir) as scratch:
+    # Only an export needs a scratch folder: a folder source is read where it is.
+    with (
+        tempfile.TemporaryDirectory(prefix="cytokine-export-", dir=args.work_dir)
+        if exporting
+        else contextlib.nullcontext("")
+    ) as scratch:
         source = args.source
-        if source.lower().startswith(("http://", "https://")):
+        if exporting:
             source = str(_export(args, settings, Path(scratch) / "export"))
-        elif "://" in source and args.engine != "spark":
-            raise ScreenInputError(f"{source}: a URI other than http(s) needs --engine spark")
         screening = Screening(
             source=source,
             out=args.out,
@@ -137,6 +145,7 @@ def _screen(
             workers=args.workers,
             knowledge=knowledge,
             spark_master=args.spark_master,
+            work_dir=args.work_dir,
         )
         try:
             summary = run(screening, progress)
@@ -160,6 +169,16 @@ def _check_out(out: Path) -> None:
         problem = f"the folder {out.parent} is not writable"
     if problem is not None:
         raise ScreenInputError(f"--out {out}: {problem}")
+
+
+def _check_work_dir(work_dir: Path | None) -> None:
+    """The scratch folder exists and is writable (None: the system's temporary one)."""
+    if work_dir is None:
+        return
+    if not work_dir.is_dir():
+        raise ScreenInputError(f"--work-dir {work_dir}: is not an existing folder")
+    if not os.access(work_dir, os.W_OK | os.X_OK):
+        raise ScreenInputError(f"--work-dir {work_dir}: the folder is not writable")
 
 
 def _export(args: argparse.Namespace, settings: Settings, folder: Path) -> Path:

@@ -29,6 +29,7 @@ class Screening:
     workers: int
     knowledge: KnowledgeFiles
     spark_master: str | None = None
+    work_dir: Path | None = None  # the local engine's buckets; None: the system's temporary folder
 
 
 @dataclass(frozen=True)
@@ -88,6 +89,8 @@ def run(screening: Screening, progress: Progress) -> Summary:
     else:
         files = export_files(Path(screening.source))
         local = Job(files, screening.as_of, screening.knowledge, screening.workers)
-        with tempfile.TemporaryDirectory(prefix="cytokine-screen-") as workdir:
+        with tempfile.TemporaryDirectory(
+            prefix="cytokine-screen-", dir=screening.work_dir
+        ) as workdir:
             tally = run_local(local, Path(workdir), sink, progress)
     return Summary(tally, time.monotonic() - started, screening.engine, screening.workers)

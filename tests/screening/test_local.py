@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import tempfile
 import uuid
 from html.parser import HTMLParser
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -271,3 +273,45 @@ def test_an_unwritable_out_is_refused_before_the_census_is_screened(
     assert run.stderr.startswith(f"cytokine-cds: --out {out}: ")
     assert "Traceback" not in run.stderr
     assert "screened" not in run.stderr  # refused up front, not after the whole census
+
+
+@pytest.mark.parametrize("where", ["missing", "a-file"])
+def test_an_unusable_work_dir_is_refused_before_the_census_is_screened(
+    census: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], where: str
+) -> None:
+    work_dir = {"missing": tmp_path / "nonexistent", "a-file": census / "Patient.ndjson"}[where]
+    out = tmp_path / "worklist.ndjson"
+    run = screen(capsys, census, out, "--workers", "1", "--work-dir", str(work_dir))
+    assert run.code == 2, run.stderr
+    assert run.stderr.startswith(f"cytokine-cds: --work-dir {work_dir}: is not an existing folder")
+    assert "Traceback" not in run.stderr
+    assert not out.exists()
+
+
+def test_the_buckets_are_written_in_the_work_dir(
+    census: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """--work-dir holds the scratch files of a folder source too (a census's buckets can be
+    large): the system's temporary folder is left alone."""
+    work_dir, system_tmp = tmp_path / "scratch", tmp_path / "system-tmp"
+    work_dir.mkdir()
+    system_tmp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(system_tmp))
+    seen: list[str] = []
+    real = tempfile.TemporaryDirectory
+
+    def recording(*args: Any, **kwargs: Any) -> Any:
+        made = real(*args, **kwargs)
+        seen.append(made.name)
+        return made
+
+    monkeypatch.setattr(tempfile, "TemporaryDirectory", recording)
+    run = screen(
+        capsys, census, tmp_path / "w.ndjson", "--workers", "1", "--work-dir", str(work_dir)
+    )
+    assert run.code == 0, run.stderr
+    assert seen and all(Path(name).parent == work_dir for name in seen)
+    assert list(system_tmp.iterdir()) == []
