@@ -46,7 +46,9 @@ COMPUTED_FACTS = {
     "given at least option.hlh94_min_etoposide_doses times, the first at least "
     "option.hlh94_response_days days ago)",
     "active_infection": "an active infection recorded",
-    "other_active_infection": "an active infection recorded besides the setting's own",
+    "other_active_infection": "an active infection recorded besides COVID-19 (sepsis or septic "
+    "shock coded without a cause aside: COVID-19 may be its cause)",
+    "sepsis_cause_unstated": "sepsis or septic shock recorded without a stated cause",
     "latent_tb_negative": "latent tuberculosis test recorded negative",
 }
 

@@ -406,9 +406,9 @@ def compute_facts(
         rules.options["hlh94_min_etoposide_doses"].value
     ) and now - etoposide[0] >= timedelta(days=response_days)
     facts["active_infection"] = bool(chart.active_infections)
-    facts["other_active_infection"] = any(
-        _infection_setting(infection) != "covid19" for infection in chart.active_infections
-    )
+    beside_covid = [i for i in chart.active_infections if _infection_setting(i) != "covid19"]
+    facts["other_active_infection"] = any(not _cause_unstated(i) for i in beside_covid)
+    facts["sepsis_cause_unstated"] = any(_cause_unstated(i) for i in beside_covid)
     facts["latent_tb_negative"] = None if chart.latent_tb is None else not chart.latent_tb
     return facts
 
@@ -504,6 +504,11 @@ def _is_corticosteroid(exposure: DrugExposure, rules: Rules) -> bool:
 
 def _infection_setting(infection: SettingFinding | str) -> str:
     return infection.setting if isinstance(infection, SettingFinding) else str(infection)
+
+
+def _cause_unstated(infection: SettingFinding | str) -> bool:
+    """Sepsis or septic shock coded without its cause, which may be COVID-19 itself."""
+    return isinstance(infection, SettingFinding) and infection.kind == "cause-unstated"
 
 
 # --- advice and safety ---------------------------------------------------------------------------

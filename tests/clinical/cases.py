@@ -233,6 +233,11 @@ def car_t_with_sepsis() -> Chart:
     return car_t_day3_grade2("case-cart-sepsis").condition(*SEPSIS, 1).labs(pct=4)
 
 
+def car_t_with_covid() -> Chart:
+    """CAR-T CRS with COVID-19 recorded beside it: an active infection for tocilizumab's label."""
+    return car_t_day3_grade2("case-cart-covid").condition(*COVID19, 2)
+
+
 def car_t_allergic() -> Chart:
     return car_t_day3_grade2("case-cart-allergy").allergy(*TOCILIZUMAB)
 
@@ -478,6 +483,17 @@ def covid_low_crp() -> Chart:
 
 def covid_with_pneumonia() -> Chart:
     return covid_hypoxic("case-covid-pneumonia").condition(
+        ICD10CM, "J15.9", "Bacterial pneumonia", 1
+    )
+
+
+def covid_septic_shock(patient: str = "case-covid-septic-shock") -> Chart:
+    """Hypoxic COVID-19 with septic shock coded as ICD-10-CM codes COVID-19's own (R65.21)."""
+    return covid_hypoxic(patient).condition(ICD10CM, "R65.21", "Severe sepsis with septic shock", 1)
+
+
+def covid_septic_shock_and_pneumonia() -> Chart:
+    return covid_septic_shock("case-covid-shock-pneumonia").condition(
         ICD10CM, "J15.9", "Bacterial pneumonia", 1
     )
 
@@ -839,6 +855,8 @@ CASES: tuple[Case, ...] = (
          hook="order-sign", orders=order(*TOCILIZUMAB), mismatch=False,
          text=("label note", "boxed warning for serious infections",
                "this setting's rules do not withhold tocilizumab", "Sources: Actemra US label")),
+    Case("cart-with-covid", f"{LE2018}; {ACTEMRA} (boxed warning)", car_t_with_covid,
+         suggest=("tocilizumab",), text=("an active infection is recorded (boxed warning",)),
     Case("cart-tocilizumab-allergy", "Label: a recorded allergy removes the drug", car_t_allergic,
          never=("tocilizumab",), named=("tocilizumab",), text=("allergy",)),
     Case("iec-hs", f"{HINES2023}; clinical-settings.md 2.3 (off-label: advised, not drafted)",
@@ -1025,6 +1043,17 @@ CASES: tuple[Case, ...] = (
     Case("covid-bacterial-pneumonia", f"{ACTEMRA} (no other concurrent active infection)",
          covid_with_pneumonia, suggest=("dexamethasone",), named=("tocilizumab",),
          never=("tocilizumab",)),
+    # ICD-10-CM codes COVID-19's own sepsis as U07.1 with R65.2x: no "other" infection, so the
+    # standard stays drafted, with the boxed warning beside it.
+    Case("covid-septic-shock", f"{RECOVERY_TCZ}; {ACTEMRA} (boxed warning)", covid_septic_shock,
+         suggest=("dexamethasone", "tocilizumab"),
+         text=("Note: sepsis or septic shock is recorded with no cause stated",)),
+    Case("covid-septic-shock-order", f"{RECOVERY_TCZ}; {ACTEMRA} (boxed warning)",
+         covid_septic_shock, hook="order-sign", orders=order(*TOCILIZUMAB, dose=600),
+         mismatch=False, text=("label note (COVID-19): sepsis or septic shock",)),
+    Case("covid-septic-shock-with-pneumonia", f"{ACTEMRA} (no other concurrent active infection)",
+         covid_septic_shock_and_pneumonia, suggest=("dexamethasone",), named=("tocilizumab",),
+         never=("tocilizumab",), absent=("no cause stated",)),
     Case("covid-neutropenia", f"{ACTEMRA} (COVID-19: ANC < 1,000/mm³)", covid_neutropenic,
          suggest=("dexamethasone",), named=("tocilizumab",), never=("tocilizumab",)),
     # Sepsis

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from cds_service.context import ChartContext, ContextCatalog, load_context_catalog, read_chart
+from cds_service.context.models import SettingFinding
 
 from .builders import (
     CPT,
@@ -42,8 +43,10 @@ def test_active_confirmed_covid_condition_is_the_covid_setting(catalog: ContextC
     assert [f.setting for f in found] == ["covid19"]
     assert found[0].reason == "Condition COVID-19 (U07.1), onset 2026-11-28"
     assert found[0].reference is not None and found[0].reference.startswith("Condition/")
-    # COVID-19 itself is not an "other" active infection for tocilizumab's label check
-    assert chart(catalog, condition(SNOMED, "840539006")).active_infections == ()
+    # An active infection for the other settings' label checks (the COVID-19 setting's own
+    # checks leave it out: tests/rules)
+    (infection,) = chart(catalog, condition(SNOMED, "840539006")).active_infections
+    assert isinstance(infection, SettingFinding) and infection.setting == "covid19"
 
 
 @pytest.mark.parametrize(
