@@ -83,9 +83,9 @@ class Decision:
 
 
 class LinkIssuer(Protocol):
-    """Signs a link to the profile page of an assessment; None when there is none to give."""
+    """Signs a new link to a profile page; None when there is none to give."""
 
-    def __call__(self, assessment: Assessment) -> ProfileLink | None: ...
+    def __call__(self) -> ProfileLink | None: ...
 
 
 def decide(
@@ -108,7 +108,7 @@ def decide(
         evidence = evidence.model_copy(update={"problems": (*evidence.problems, *chart.problems)})
     scores = compute_scores(knowledge.scores, evidence, chart)
     assessment = assess(evidence, knowledge.rules, chart, score_views(scores.values()))
-    profile = links(assessment) if links is not None else None
+    profile = links() if links is not None else None
     card_links = [card_link(profile)] if profile else []
     order_context = OrderContext(
         patient_id=context.patient_id,

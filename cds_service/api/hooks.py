@@ -23,7 +23,6 @@ from cds_service.hooks.response import CdsResponse
 from cds_service.hooks.services import ServiceSpec
 from cds_service.profile.links import ProfileLink, issue_link
 from cds_service.recording import record_decision
-from cds_service.rules.assessment import Assessment
 from cds_service.runtime import Runtime
 from cds_service.store import EhrTrigger
 
@@ -97,8 +96,8 @@ def _profile_links(runtime: Runtime) -> LinkIssuer | None:
         return None
     base = runtime.link_base
 
-    def issue(assessment: Assessment) -> ProfileLink | None:
-        return issue_link(links, assessment, base)
+    def issue() -> ProfileLink | None:
+        return issue_link(links, base)
 
     return issue
 

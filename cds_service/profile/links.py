@@ -17,7 +17,6 @@ from dataclasses import dataclass
 from itsdangerous import BadSignature, SignatureExpired, TimestampSigner
 
 from cds_service.hooks.response import Link
-from cds_service.rules.assessment import Assessment
 
 PROFILE_PATH = "/profile"
 LINK_LABEL = "View cytokine profile"
@@ -84,12 +83,11 @@ class ProfileLinks:
         return assessment_id
 
 
-def issue_link(
-    links: ProfileLinks | None, assessment: Assessment, base_url: str | None
-) -> ProfileLink | None:
-    """A link for the cards of this assessment; None when the page is off or there is no card
-    it could belong to (no pattern named), or no base URL to build it on."""
-    if links is None or base_url is None or assessment.subtype is None:
+def issue_link(links: ProfileLinks | None, base_url: str | None) -> ProfileLink | None:
+    """A link for the cards of one answer; None when the page is off or there is no base
+    URL to build it on. (Whether a card carries it is the card builder's choice: a link no card
+    carries is dropped with nothing stored.)"""
+    if links is None or base_url is None:
         return None
     return links.issue(base_url)
 

@@ -110,7 +110,7 @@ def test_a_link_issuer_puts_the_profile_link_on_the_cards(knowledge: Knowledge) 
         PatientRecord(resources("css-il1-mals")),
         HookContext("patient-view", "css-il1-mals"),
         AT,
-        links=lambda assessment: issue_link(links, assessment, "https://cds.example.org"),
+        links=lambda: issue_link(links, "https://cds.example.org"),
     )
     assert decision.profile is not None
     (card,) = decision.cards

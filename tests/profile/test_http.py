@@ -344,3 +344,28 @@ def test_each_score_row_names_the_population_the_score_holds_for(client: FlaskCl
         page = client.get(urlsplit(card["links"][0]["url"]).path).get_data(as_text=True)
         rows = re.findall(r'<dd class="score">([^<]*)</dd>', page)
         assert any(wanted in row for row in rows), rows
+
+
+@pytest.mark.parametrize(
+    ("patient", "hook", "orders", "heading"),
+    [
+        # a setting state, no cytokine pattern
+        ("case-covid-recovery", "patient-view", None, "COVID-19: the recorded data meet"),
+        ("case-cart-redose", "patient-view", None, "CAR-T/bispecific, day 3: the recorded"),
+        # a label caution on an order
+        ("case-covid-recovery", "order-sign", "emapalumab", "COVID-19: the recorded data meet"),
+    ],
+)
+def test_a_card_of_a_setting_without_a_cytokine_pattern_links_to_its_profile(
+    client: FlaskClient, patient: str, hook: str, orders: str | None, heading: str
+) -> None:
+    """The setting's card is what the clinician acts on: its evidence is one click away too."""
+    answered = cards(hook_call(client, hook, patient, orders))
+    assert answered
+    for card in answered:
+        url = profile_link(card)
+        assert_opaque(url, patient)
+        page = read_page(client.get(urlsplit(url).path).get_data(as_text=True))
+        assert page.ids["pattern"].startswith(heading)
+        assert page.ids["setting-applied"]
+        assert page.rows
