@@ -15,6 +15,7 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from cds_service.auth.trusted_clients import TrustedClientsError, load_trusted_clients
+from cds_service.cards.resources import RXNORM
 from cds_service.cards.templates import unit_text
 from cds_service.rules.engine import number
 from cds_service.rules.setting_rules import reads_oxygen_support
@@ -57,7 +58,7 @@ def setup_sheet(runtime: Runtime, jwt: JwtExpectations, client: ClientKind) -> d
         "discovery_url": f"{base}/cds-services",
         "services": services,
         "fhir_scopes": _scopes(client, templates),
-        "trigger_criteria": _trigger_criteria(runtime),
+        "trigger_criteria": _trigger_criteria(runtime, {s["hook"] for s in services}),
         "override_reasons": _override_reasons(runtime),
         "link_hosts": _link_hosts(runtime, base),
         "jwt": _jwt(jwt, client),
@@ -87,10 +88,31 @@ def _scopes(client: ClientKind, templates: Iterable[str]) -> list[str]:
     return [f"user/{t}.read" for t in sorted(reads | searches)]
 
 
-def _trigger_criteria(runtime: Runtime) -> list[dict[str, Any]]:
-    """Native criteria that make a call worth making: a recent result of a hyperinflammation
-    sign past its threshold, a result the setting rules judge (a setting's own markers, the
-    ASTCT grade's fever and hypotension, oxygen support), or any recent cytokine result."""
+def _trigger_criteria(runtime: Runtime, hooks: set[str]) -> list[dict[str, Any]]:
+    """Native criteria that make a call worth making, each naming the hooks it gates.
+
+    patient-view: a recent result of a hyperinflammation sign past its threshold, a result the
+    setting rules judge, or any recent cytokine result. The order hooks are gated by the order
+    itself: a draft order of a drug the order checks judge, whatever the results, since a
+    mismatch or a label caution needs no result past a threshold to be worth saying."""
+    criteria = [{**c, "hooks": ["patient-view"]} for c in _result_criteria(runtime)]
+    order_hooks = sorted(hooks - {"patient-view"})
+    if order_hooks:
+        drugs = runtime.rules.drugs.values()
+        criteria.append(
+            {
+                "when": "a draft medication order of a drug the order checks judge "
+                "(by RxNorm ingredient, or by name when the order carries a product code)",
+                "thresholds": [],
+                "codes": [f"{RXNORM}|{drug.rxnorm}" for drug in drugs],
+                "names": sorted({name for drug in drugs for name in drug.names}),
+                "hooks": order_hooks,
+            }
+        )
+    return criteria
+
+
+def _result_criteria(runtime: Runtime) -> list[dict[str, Any]]:
     rules, catalog = runtime.rules, runtime.catalog
     criteria: list[dict[str, Any]] = []
     # The setting rules' own markers, but not the label limits only the order checks read.
@@ -259,7 +281,11 @@ def as_markdown(sheet: dict[str, Any]) -> str:
     lines += ["", "## Suggested trigger criteria (call the service only when one holds)", ""]
     for item in sheet["trigger_criteria"]:
         past = f", {' or '.join(item['thresholds'])}" if item["thresholds"] else ""
-        lines.append(f"- {item['when']}{past}: codes {', '.join(item['codes'])}")
+        names = f"; names {', '.join(item['names'])}" if item.get("names") else ""
+        lines.append(
+            f"- {', '.join(item['hooks'])}: {item['when']}{past}: "
+            f"codes {', '.join(item['codes'])}{names}"
+        )
     reasons = sheet["override_reasons"]
     lines += ["", f"## Override reasons to map (system `{reasons['system']}`)", ""]
     lines += [

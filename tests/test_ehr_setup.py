@@ -217,3 +217,21 @@ def test_a_cart_patient_graded_on_oxygen_alone_meets_a_trigger_criterion(client:
     }
     met = [c["when"] for c in sheet("epic")["trigger_criteria"] if charted & set(c["codes"])]
     assert met and all("oxygen support" in when for when in met), met
+
+
+def test_the_order_hooks_are_gated_by_the_order_not_by_a_result() -> None:
+    # A result criterion on the order hooks would mean an order of tocilizumab in sepsis, with no
+    # new result, is never checked: the order hooks get a criterion of their own on the drug.
+    epic = sheet("epic")
+    by_hooks: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for criterion in epic["trigger_criteria"]:
+        by_hooks.setdefault(tuple(criterion["hooks"]), []).append(criterion)
+    assert set(by_hooks) == {("patient-view",), ("order-select", "order-sign")}
+    (order,) = by_hooks[("order-select", "order-sign")]
+    assert order["thresholds"] == []
+    assert "http://www.nlm.nih.gov/research/umls/rxnorm|612865" in order["codes"]  # tocilizumab
+    assert {"actemra", "kineret", "gamifant", "decadron"} <= set(order["names"])
+    # Oracle Health calls patient-view only: no order criterion there.
+    assert {h for c in sheet("oracle")["trigger_criteria"] for h in c["hooks"]} == {"patient-view"}
+    markdown = ehr_setup("--client", "epic", env=ENV).stdout
+    assert "- order-select, order-sign: a draft medication order" in markdown
