@@ -58,7 +58,7 @@ def setup_sheet(runtime: Runtime, jwt: JwtExpectations, client: ClientKind) -> d
         "discovery_url": f"{base}/cds-services",
         "services": services,
         "fhir_scopes": _scopes(client, templates),
-        "trigger_criteria": _trigger_criteria(runtime, {s["hook"] for s in services}),
+        "trigger_criteria": _trigger_criteria(runtime, {str(s["hook"]) for s in services}),
         "override_reasons": _override_reasons(runtime),
         "link_hosts": _link_hosts(runtime, base),
         "jwt": _jwt(jwt, client),
@@ -281,10 +281,10 @@ def as_markdown(sheet: dict[str, Any]) -> str:
     lines += ["", "## Suggested trigger criteria (call the service only when one holds)", ""]
     for item in sheet["trigger_criteria"]:
         past = f", {' or '.join(item['thresholds'])}" if item["thresholds"] else ""
-        names = f"; names {', '.join(item['names'])}" if item.get("names") else ""
+        known_as = f"; names {', '.join(item['names'])}" if item.get("names") else ""
         lines.append(
             f"- {', '.join(item['hooks'])}: {item['when']}{past}: "
-            f"codes {', '.join(item['codes'])}{names}"
+            f"codes {', '.join(item['codes'])}{known_as}"
         )
     reasons = sheet["override_reasons"]
     lines += ["", f"## Override reasons to map (system `{reasons['system']}`)", ""]
