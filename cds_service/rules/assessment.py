@@ -100,6 +100,7 @@ class ScoreView(_Frozen):
     verify: str | None = None  # what the rules file marks as not confirmed from the source
     min_years: int | None = None  # younger patients: a state decided by the score is not applied
     outside: str | None = None  # what applies instead for them
+    fever_days: float | None = None  # ASTCT: how long the current fever has lasted
 
 
 class StateView(_Frozen):

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import timedelta
+from datetime import datetime, timedelta
 from functools import lru_cache
 from importlib import resources
 from itertools import pairwise
@@ -203,6 +203,8 @@ class AstctSpec(_Spec):
     verify: str | None = None  # what must be confirmed before relying on it
     fever: LabTest
     fever_not_required_after: list[str]
+    fever_not_required_for_hours: float = Field(gt=0)
+    fever_run_gap_hours: float = Field(gt=0)
     hypotension: Hypotension
     not_counted_as_second_vasopressor: list[str]
     oxygen_grades: dict[str, int]
@@ -558,12 +560,17 @@ def astct_grade(spec: AstctSpec, evidence: Evidence, chart: ChartContext) -> Sco
     """ASTCT CRS grade 0-4 (Lee 2019); None when fever is required and no temperature is known."""
     fever, fever_shown = _judge(evidence, spec.fever)
     exposure = chart.iec_exposure()
-    treated = [
+    given = [
         e
         for drug in spec.fever_not_required_after
         for e in chart.given(drug, since=exposure.when if exposure else None)
         if e.source == "administration"
     ]
+    waiver_from = evidence.as_of - timedelta(hours=spec.fever_not_required_for_hours)
+    treated = [e for e in given if e.when is not None and e.when >= waiver_from]
+    # Given before the waiver's window: fever is required again, and the grade says why.
+    lapsed = ", ".join(sorted({e.drug for e in given} - {e.drug for e in treated}))
+    febrile_days = fever_days(spec, evidence, exposure.when if exposure else None)
     pressors = {v.drug for v in chart.vasopressors}
     counted = pressors - set(spec.not_counted_as_second_vasopressor)
     bp_tests, bp_rule = hypotension_tests(spec.hypotension, chart)
@@ -606,11 +613,17 @@ def astct_grade(spec: AstctSpec, evidence: Evidence, chart: ChartContext) -> Sco
             " (a newer device record could not be read)" if o2_unread else ""
         )
     drugs_shown = ", ".join(sorted({e.drug for e in treated})) or "none"
-    inputs = (
+    inputs: tuple[ScoreItem, ...] = (
         ScoreItem("fever", "Fever >= 38.0 °C", fever_shown, fever),
         ScoreItem("treated", "Tocilizumab or corticosteroids given", drugs_shown, bool(treated)),
         ScoreItem("circulation", "Hypotension / vasopressors", circ_shown, None, circulation),
         ScoreItem("oxygen", "Oxygen support", o2_shown, None, respiration),
+    )
+    if febrile_days:
+        inputs += (ScoreItem("fever_days", "Fever duration", f"{febrile_days:.1f} days"),)
+    window = format_number(spec.fever_not_required_for_hours / 24)
+    no_waiver = (
+        f"; {lapsed} given more than {window} days ago no longer waives fever" if lapsed else ""
     )
     missing = tuple(
         label
@@ -627,20 +640,24 @@ def astct_grade(spec: AstctSpec, evidence: Evidence, chart: ChartContext) -> Sco
             **base,  # type: ignore[arg-type]
             value=None,
             missing=missing,
-            text="ASTCT CRS grade unknown: no recent temperature (fever is required)",
-            extra={"lower_bound": True},
+            text="ASTCT CRS grade unknown: no recent temperature (fever is required)" + no_waiver,
+            extra={"lower_bound": True, "fever_days": febrile_days},
         )
     if fever is False and not treated:
+        recent = "recent " if lapsed else ""
         return ScoreResult(
             **base,  # type: ignore[arg-type]
             value=0.0,
             missing=missing,
-            text="ASTCT: no CRS grade (no fever >= 38.0 °C, and no tocilizumab or steroids)",
-            extra={"lower_bound": False},
+            text=f"ASTCT: no CRS grade (no fever >= 38.0 °C, and no {recent}tocilizumab or "
+            f"steroids{no_waiver})",
+            extra={"lower_bound": False, "fever_days": febrile_days},
         )
     grade = max(1 if fever else 0, circulation or 0, respiration or 0)
     lower = circulation is None or respiration is None or o2_unread
     parts = [fever_shown if fever else "fever not required after " + drugs_shown]
+    if fever and febrile_days is not None and febrile_days > 1:
+        parts[0] += f", febrile for {febrile_days:.1f} days"
     parts += [circ_shown, o2_shown]
     bound = "≥ " if lower else ""
     return ScoreResult(
@@ -648,8 +665,37 @@ def astct_grade(spec: AstctSpec, evidence: Evidence, chart: ChartContext) -> Sco
         value=float(grade),
         missing=missing,
         text=f"ASTCT CRS grade {bound}{grade} ({'; '.join(parts)})",
-        extra={"lower_bound": lower},
+        extra={"lower_bound": lower, "fever_days": febrile_days},
     )
+
+
+def fever_days(spec: AstctSpec, evidence: Evidence, since: datetime | None) -> float | None:
+    """How long the current fever has lasted, in days: from the first febrile reading of the
+    run that ends with the newest one (a run breaks where `fever_run_gap_hours` pass without a
+    febrile reading; afebrile readings between spikes do not break it); 0 without a fever now
+    (within the temperature's freshness window), None without a recent temperature; `since`
+    (the infusion) bounds it."""
+    found = evidence.get(spec.fever.analyte)
+    if found is None:
+        return None
+    febrile = [
+        v.effective
+        for v in found.history  # newest first
+        if v.effective <= evidence.as_of
+        and (since is None or v.effective >= since)
+        and (spec.fever.family is None or v.family == spec.fever.family)
+        and _compare(v.value, spec.fever.op, spec.fever.value)
+    ]
+    fresh_from = evidence.as_of - timedelta(hours=found.freshness_hours)
+    if not febrile or febrile[0] < fresh_from:
+        return 0.0 if found.latest.effective >= fresh_from else None
+    gap = timedelta(hours=spec.fever_run_gap_hours)
+    onset = febrile[0]
+    for when in febrile[1:]:
+        if onset - when > gap:
+            break
+        onset = when
+    return (febrile[0] - onset).total_seconds() / 86400
 
 
 _BP_NAMES = {"sbp": "systolic", "map": "mean"}

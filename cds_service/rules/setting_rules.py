@@ -90,9 +90,14 @@ def score_views(results: Iterable[ScoreResult]) -> tuple[ScoreView, ...]:
             verify=result.verify,
             min_years=result.ages.min_years if result.ages else None,
             outside=result.ages.outside if result.ages else None,
+            fever_days=_number(result.extra.get("fever_days")),
         )
         for result in results
     )
+
+
+def _number(value: float | bool | None) -> float | None:
+    return None if value is None or isinstance(value, bool) else float(value)
 
 
 def pick_setting(
@@ -357,6 +362,7 @@ def compute_facts(
         # Blood pressure or oxygen support unknown: a lower bound, so a rule needing a higher
         # grade is unknown, not false (HScore's lower bound is read by its own rules).
         facts["crs_grade"] = AtLeast(astct.value)
+    facts["fever_days"] = astct.fever_days if astct is not None else None
     hlh = next((s for s in scores if s.id == "hlh2004"), None)
     if hlh is not None and hlh.value is not None:
         met = hlh.value

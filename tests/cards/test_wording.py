@@ -82,7 +82,7 @@ def test_the_pattern_catches_a_state_printed_as_fact(text: str) -> None:
 @pytest.mark.parametrize(
     "text",
     [
-        "The recorded data meet the ASTCT CRS grading criteria, grade ≥ 1",
+        "The recorded data meet the ASTCT CRS grading criteria (Lee 2019)",
         "results suggest hyperinflammation, no usable cytokine result in the last 48 h",
         "ASTCT CRS grade 2 criteria met",
         "Start HLH-94-type therapy (etoposide and dexamethasone) with an HLH team",

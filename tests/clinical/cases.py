@@ -177,6 +177,30 @@ def car_t_grade1() -> Chart:
     )
 
 
+def car_t_grade1_fever_4_days() -> Chart:
+    """Day 5, grade 1: febrile since day 1 (spikes with afebrile readings between them)."""
+    chart = Chart("case-cart-grade1-4days").car_t_infusion(days_ago=5)
+    spikes = ((98, 38.3), (80, 37.4), (75, 38.8), (52, 38.5), (30, 38.9), (12, 38.2))
+    for hours_ago, celsius in spikes:
+        chart = chart.lab("temperature", celsius, hours_ago)
+    return chart.vitals(temperature=38.4, spo2=97, oxygen_flow=0, systolic=118).labs(
+        il6=300, ferritin=900, crp=60
+    )
+
+
+def iec_hs_hypoxic_late_after_tocilizumab() -> Chart:
+    """Day 16, tocilizumab on day 3 for CRS: afebrile now, on low-flow oxygen, with HLH-like
+    labs. The old dose no longer waives fever: this is no CRS grade 2."""
+    return (
+        Chart("case-iechs-late-hypoxia")
+        .car_t_infusion(days_ago=16)
+        .given(*TOCILIZUMAB, hours_ago=13 * 24, dose_mg=640)
+        .vitals(temperature=37.2, spo2=93, oxygen_flow=2, systolic=112)
+        .lab("ferritin", 4000, 48)
+        .labs(ferritin=15000, platelets=30, neutrophils=0.4, fibrinogen=110, alt=260)
+    )
+
+
 def car_t_no_temperature() -> Chart:
     return (
         Chart("case-cart-notemp")
@@ -826,6 +850,13 @@ CASES: tuple[Case, ...] = (
          mismatch=False, text=("not labelled for CRS, tocilizumab is", "latent tuberculosis")),
     Case("cart-grade1", f"{LEE2019}; {ASCO2021} (grade 1: supportive care)", car_t_grade1,
          never=("tocilizumab", "dexamethasone", "emapalumab")),
+    Case("cart-grade1-fever-4-days", f"{ASCO2021} (grade 1 with fever over 3 days: as grade 2)",
+         car_t_grade1_fever_4_days, suggest=("tocilizumab",), never=("emapalumab",),
+         text=("febrile for 4.0 days",)),
+    Case("iechs-late-hypoxia-after-tocilizumab", f"{LEE2019} (fever waiver after treatment); "
+         f"{HINES2023}", iec_hs_hypoxic_late_after_tocilizumab, named=("anakinra",),
+         never=("tocilizumab", "anakinra", "dexamethasone"),
+         text=("IEC-HS", "no longer waives fever")),
     Case("cart-no-temperature", f"{LEE2019} (fever required)", car_t_no_temperature,
          never=("tocilizumab",),
          # The summary leads with the verdict: a client may show only the summary.

@@ -170,6 +170,60 @@ def test_astct_fever_not_required_after_tocilizumab(book: ScoreBook, catalog: Ca
     assert before.value == 0.0
 
 
+def test_astct_fever_waiver_lapses_after_its_window(book: ScoreBook, catalog: Catalog) -> None:
+    """Tocilizumab 8 days ago (infusion 20 days ago): hypoxia now without fever is no CRS grade,
+    and the grade says the old dose no longer waives fever; 6 days ago it still does."""
+    infusion = SettingFinding("iec", "CAR-T", None, NOW - timedelta(days=20), "car-t", None, 20)
+    afebrile = ev(catalog, temperature=37.0, sbp=110)
+    hours = book.astct.fever_not_required_for_hours
+    results = {}
+    for days_ago in (hours / 24 + 1, hours / 24 - 1):
+        toci = DrugExposure(
+            "tocilizumab", "il6-blockade", "administration", NOW - timedelta(days=days_ago),
+            800, "completed", None,
+        )  # fmt: skip
+        where = chart(settings=(infusion,), drugs=(toci,), oxygen=o2("low-flow", 3.0))
+        results[days_ago] = astct_grade(book.astct, afebrile, where)
+    late, within = results.values()
+    assert late.value == 0.0
+    assert "no recent tocilizumab" in late.text
+    assert "tocilizumab given more than 7 days ago no longer waives fever" in late.text
+    assert within.value == 2.0 and "fever not required after tocilizumab" in within.text
+
+
+def temperatures(catalog: Catalog, *readings: tuple[float, float]) -> Evidence:
+    """Temperatures as (hours ago, °C), with a normal blood pressure."""
+    observations = [obs("temperature", c, hours_ago=h) for h, c in readings]
+    return build_evidence([*observations, obs("sbp", 120)], catalog, NOW)
+
+
+def test_astct_counts_how_long_the_current_fever_has_lasted(
+    book: ScoreBook, catalog: Catalog
+) -> None:
+    """Spikes with afebrile readings between them are one febrile run; a day without a fever
+    ends the run; no fever now is 0 days, no temperature unknown; fevers before the infusion do
+    not count."""
+    infusion = SettingFinding("iec", "CAR-T", None, NOW - timedelta(days=5), "car-t", None, 5)
+    where = chart(settings=(infusion,), oxygen=o2("room-air"))
+    spiking = temperatures(catalog, (2, 38.6), (14, 37.2), (24, 38.4), (40, 37.0), (46, 38.3),
+                           (68, 39.0), (90, 38.1))  # fmt: skip
+    result = astct_grade(book.astct, spiking, where)
+    assert result.value == 1.0
+    assert result.extra["fever_days"] == pytest.approx(88 / 24)
+    assert "febrile for 3.7 days" in result.text
+    broken = temperatures(catalog, (2, 38.6), (20, 38.2), (50, 37.0), (80, 39.0))
+    assert astct_grade(book.astct, broken, where).extra["fever_days"] == pytest.approx(18 / 24)
+    afebrile_now = temperatures(catalog, (2, 37.1), (30, 38.9), (40, 38.5))
+    assert astct_grade(book.astct, afebrile_now, where).extra["fever_days"] == 0.0
+    assert astct_grade(book.astct, ev(catalog, sbp=120), where).extra["fever_days"] is None
+    before = temperatures(catalog, (2, 38.6), (20, 38.2), (40, 38.5), (60, 38.8), (80, 38.1),
+                          (100, 38.3), (115, 38.4), (125, 38.4))  # fmt: skip
+    days = astct_grade(book.astct, before, where).extra["fever_days"]
+    assert days == pytest.approx(113 / 24)
+    dropped = astct_grade(book.astct, before, chart(settings=(CAR_T,), oxygen=o2("room-air")))
+    assert dropped.extra["fever_days"] == pytest.approx(58 / 24)
+
+
 def test_astct_with_a_newer_unreadable_device_is_a_lower_bound(
     book: ScoreBook, catalog: Catalog
 ) -> None:
