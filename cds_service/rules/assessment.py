@@ -187,6 +187,9 @@ class Assessment(_Frozen):
     # The clinical setting and its rules (defaults: an assessment of labs alone).
     setting: SettingView | None = None  # the setting whose rules were applied; None: unknown
     other_settings: tuple[SettingView, ...] = ()  # also recorded, rules not applied
+    # A setting of `other_settings` whose rules were judged first and met no state, so the
+    # next recorded setting's rules apply (rules.yaml precedence.hand_over).
+    handed_over_from: str | None = None
     state: StateView | None = None  # the hyperinflammation state found, if any
     decisive: tuple[str, ...] = ()  # marker ids the applied state and advice read
     undecided: tuple[str, ...] = ()  # states that could not be judged, and why

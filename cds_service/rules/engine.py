@@ -24,6 +24,7 @@ from cds_service.rules.conditions import AtLeast
 from cds_service.rules.loader import Criterion, Marker, Rules
 from cds_service.rules.schema import AxisSpec
 from cds_service.rules.setting_rules import (
+    SettingResult,
     drug_effects,
     judge_setting,
     pick_setting,
@@ -46,14 +47,18 @@ def assess(
     MAS-2016, cHIS); the setting rules read them as facts.
     """
     applied, others = pick_setting(chart, rules)
-    setting_id = applied.setting if applied is not None else "unknown"
     after = drug_effects(evidence, chart, rules)
-    judged = {
-        marker_id: judge_marker(
-            marker, evidence, rules.near_miss_fraction, setting=setting_id, after=after
-        )
-        for marker_id, marker in rules.markers.items()
-    }
+    judged, clinical = _judge_in(rules, evidence, chart, scores, after, applied)
+    handed_over_from = None
+    if applied is not None and _hands_over(rules, applied.setting, clinical):
+        for other in others:
+            judged_other, clinical_other = _judge_in(rules, evidence, chart, scores, after, other)
+            if clinical_other.state is not None:
+                handed_over_from = applied.setting
+                others = (applied, *(o for o in others if o is not other))
+                applied, judged, clinical = other, judged_other, clinical_other
+                break
+    setting_id = applied.setting if applied is not None else "unknown"
     axes = tuple(_axis(axis_id, spec, judged) for axis_id, spec in rules.axes.items())
     ip = rules.immunoparalysis
     hi = rules.hyperinflammation
@@ -67,7 +72,6 @@ def assess(
     )
     immunoparalysis = all(judged[m].above for m in ip.required)
     mals_like = [judged[m] for m in ip.excluded_by if judged[m].above]
-    clinical = judge_setting(rules, evidence, chart, scores, judged, applied, setting_id)
     multiplex = bool(clinical.diagnostic_bar) and rules.settings[setting_id].multiplex
     subtype, decision, rationale = _decide(
         axes, rules, immunoparalysis and not mals_like, multiplex, missing_groups, setting_id
@@ -89,6 +93,7 @@ def assess(
         notes=(*_notes(axes, judged, immunoparalysis, mals_like), *clinical.notes),
         setting=_view(applied, rules) if applied else None,
         other_settings=tuple(_view(f, rules) for f in others),
+        handed_over_from=handed_over_from,
         state=clinical.state,
         decisive=clinical.decisive,
         undecided=clinical.undecided,
@@ -102,6 +107,37 @@ def assess(
         lower_bounds=tuple(k for k, v in clinical.facts.items() if isinstance(v, AtLeast)),
         pattern_title=pattern.title if pattern else None,
         unusable=unusable_results(evidence, rules),
+    )
+
+
+def _judge_in(
+    rules: Rules,
+    evidence: Evidence,
+    chart: ChartContext,
+    scores: Sequence[ScoreView],
+    after: Mapping[str, tuple[datetime, str]],
+    applied: SettingFinding | None,
+) -> tuple[dict[str, MarkerResult], SettingResult]:
+    """The markers judged with one setting's thresholds, and that setting's rules."""
+    setting_id = applied.setting if applied is not None else "unknown"
+    judged = {
+        marker_id: judge_marker(
+            marker, evidence, rules.near_miss_fraction, setting=setting_id, after=after
+        )
+        for marker_id, marker in rules.markers.items()
+    }
+    clinical = judge_setting(rules, evidence, chart, scores, judged, applied, setting_id)
+    return judged, clinical
+
+
+def _hands_over(rules: Rules, setting_id: str, clinical: SettingResult) -> bool:
+    """Whether the setting's rules leave the patient to the next recorded setting's: they may
+    (precedence.hand_over), met no state, and left none undecided or outside its ages."""
+    return (
+        setting_id in rules.precedence.hand_over
+        and clinical.state is None
+        and not clinical.undecided
+        and not clinical.not_applied
     )
 
 

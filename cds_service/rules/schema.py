@@ -165,6 +165,10 @@ class PrecedenceSpec(_Spec):
     order: list[SettingId] = Field(min_length=1)
     source: Id
     rationale: Text
+    # Settings whose rules, when they meet no state and leave none undecided, hand over to the
+    # next setting recorded (in `order`) whose rules meet one.
+    hand_over: list[SettingId] = []
+    hand_over_rationale: Text | None = None
 
 
 class TopicSpec(_Spec):

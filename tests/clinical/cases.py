@@ -201,6 +201,29 @@ def iec_hs_hypoxic_late_after_tocilizumab() -> Chart:
     )
 
 
+def covid_hypoxic_day10_after_car_t() -> Chart:
+    """Day 10 after CAR-T, afebrile with no CRS or HLH-like features; COVID-19 needing oxygen."""
+    return (
+        Chart("case-cart-day10-covid")
+        .car_t_infusion(days_ago=10)
+        .condition(*COVID19, 2)
+        .vitals(temperature=37.3, spo2=89, oxygen_flow=4, systolic=118)
+        .labs(crp=150, ferritin=600, fibrinogen=4.1, alt=30, platelets=160, neutrophils=3.2)
+    )
+
+
+def covid_hypoxic_after_car_t_no_temperature() -> Chart:
+    """As above with no temperature charted: the CRS grade cannot be judged, so the CAR-T rules
+    keep the patient (a grade 2 cannot be excluded) and say what is missing."""
+    return (
+        Chart("case-cart-day10-covid-notemp")
+        .car_t_infusion(days_ago=10)
+        .condition(*COVID19, 2)
+        .vitals(spo2=89, oxygen_flow=4, systolic=118)
+        .labs(crp=150, ferritin=600, fibrinogen=4.1, alt=30, platelets=160, neutrophils=3.2)
+    )
+
+
 def car_t_no_temperature() -> Chart:
     return (
         Chart("case-cart-notemp")
@@ -857,6 +880,13 @@ CASES: tuple[Case, ...] = (
          f"{HINES2023}", iec_hs_hypoxic_late_after_tocilizumab, named=("anakinra",),
          never=("tocilizumab", "anakinra", "dexamethasone"),
          text=("IEC-HS", "no longer waives fever")),
+    Case("cart-day10-covid-hypoxic", f"{RECOVERY_DEX}; {LEE2019} (no CRS grade without fever)",
+         covid_hypoxic_day10_after_car_t, suggest=("dexamethasone",),
+         never=("emapalumab", "anakinra"),
+         text=("Setting applied: COVID-19", "its rules were judged first and none of their")),
+    Case("cart-day10-covid-no-temperature", f"{LEE2019} (fever required)",
+         covid_hypoxic_after_car_t_no_temperature, never=("dexamethasone", "tocilizumab"),
+         text=("Setting applied: CAR-T/bispecific", "no recent temperature")),
     Case("cart-no-temperature", f"{LEE2019} (fever required)", car_t_no_temperature,
          never=("tocilizumab",),
          # The summary leads with the verdict: a client may show only the summary.
