@@ -658,6 +658,18 @@ def familial_hlh_quiescent() -> Chart:
     )  # fmt: skip
 
 
+def familial_hlh_one_fever() -> Chart:
+    """ORPHA:540 familial HLH recorded 400 days ago, febrile today; ferritin, fibrinogen and
+    triglycerides normal: one fever is no sign of HLH activity."""
+    return (
+        Chart("case-familial-hlh-fever")
+        .condition(*FAMILIAL_HLH, 400)
+        .lab("temperature", 38.9, 2)
+        .labs(ferritin=150, fibrinogen=320, triglycerides=130, hemoglobin=12.1, platelets=190,
+              neutrophils=6.5)
+    )  # fmt: skip
+
+
 def familial_hlh_refractory() -> Chart:
     return (
         familial_hlh_four_criteria("case-familial-hlh-refractory")
@@ -1189,6 +1201,9 @@ CASES: tuple[Case, ...] = (
          text=("HLH-2004 met (primary HLH, active signs)", "latent tuberculosis")),
     Case("familial-hlh-without-activity", f"{HENTER2007} (HLH-94 treats active disease; a project "
          "reading)", familial_hlh_quiescent, never=("emapalumab", "anakinra"),
+         absent=("HLH-94", "HLH-2004 met")),
+    Case("familial-hlh-one-fever", f"{HENTER2007} (HLH-94 treats active disease; a project "
+         "reading)", familial_hlh_one_fever, never=("emapalumab", "anakinra", "dexamethasone"),
          absent=("HLH-94", "HLH-2004 met")),
     Case("ebv-hlh-first", f"{HENTER2007} (HLH-94 first-line in EBV-HLH)", ebv_hlh,
          never=("emapalumab",), text=("HLH-94",)),

@@ -23,6 +23,7 @@ UNITS = {
     "il6": "pg/mL", "ifng": "pg/mL", "il18": "pg/mL", "cxcl9": "pg/mL", "ferritin": "ng/mL",
     "crp": "mg/L", "mhla_dr": "{molecules}/{cell}", "neutrophils": "10*9/L",
     "platelets": "10*9/L", "fibrinogen": "g/L", "alt": "U/L", "pct": "ng/mL",
+    "temperature": "Cel", "triglycerides": "mmol/L",
 }  # fmt: skip
 
 
@@ -322,16 +323,21 @@ def test_hlh94_just_started_is_no_emapalumab_case(
 
 def test_a_recorded_primary_hlh_meets_hlh2004_by_itself_when_active(runtime: Runtime) -> None:
     """HLH-2004: a molecular diagnosis, or 5 of 8 (Henter 2007); HScore is not applied. A
-    familial HLH is lifelong, and HLH-94 treats active disease: the molecular route needs a
-    current inflammatory sign (fever, ferritin, fibrinogen or triglycerides) as well."""
+    familial HLH is lifelong, and HLH-94 treats active disease: the molecular route needs two
+    current inflammatory signs (fever, ferritin, fibrinogen, triglycerides) as well; a fever
+    alone is none."""
     where = chart(finding("hlh", kind="primary"))
     scores = (score("hlh2004", 4, ("sil2r",)), score("hscore", 250))
-    result = assessed(runtime, where, scores, ferritin=3000)
+    result = assessed(runtime, where, scores, ferritin=3000, fibrinogen=1.2)
     assert result.state is not None and result.state.id == "hlh-molecular"
     assert result.facts["hlh2004"] is None  # 4 of 8 with sCD25 unknown: the count is undecided
     assert advice(result) == [("hlh-94", "advise")]
     quiet = assessed(runtime, where, (score("hlh2004", 1),), ferritin=80)
     assert quiet.state is None and advice(quiet) == []
+    normal = {"ferritin": 150, "fibrinogen": 3.2, "triglycerides": 1.4}
+    fever = assessed(runtime, where, (score("hlh2004", 1),), temperature=39.0, **normal)
+    assert fever.facts["hlh_active"] is False
+    assert fever.state is None and advice(fever) == []
 
 
 def test_hlh_2004_unknown_items_can_leave_it_undecided(runtime: Runtime) -> None:
