@@ -209,6 +209,7 @@ class AstctSpec(_Spec):
     not_counted_as_second_vasopressor: list[str]
     oxygen_grades: dict[str, int]
     oxygen_fresh_hours: float = Field(gt=0)
+    hypoxia_on_room_air: LabTest
 
 
 class CriteriaSpec(_Spec):
@@ -328,6 +329,7 @@ def _check(book: ScoreBook, catalog: Catalog, document: YamlDocument) -> None:
             if source not in book.sources:
                 fail(loc, f"unknown source {source!r}")
     test(book.astct.fever, ("astct", "fever"))
+    test(book.astct.hypoxia_on_room_air, ("astct", "hypoxia_on_room_air"))
     for i, t in enumerate(book.astct.hypotension.any):
         test(t, ("astct", "hypotension", "any", i))
     children = book.astct.hypotension.children
@@ -612,6 +614,10 @@ def astct_grade(spec: AstctSpec, evidence: Evidence, chart: ChartContext) -> Sco
         o2_shown = f"{oxygen.level}{flow}" + (
             " (a newer device record could not be read)" if o2_unread else ""
         )
+        hypoxic, spo2_shown = _judge(evidence, spec.hypoxia_on_room_air)
+        if respiration == 0 and hypoxic:
+            respiration = None
+            o2_shown = f"room-air with {spo2_shown}: hypoxia, the oxygen it needs is not recorded"
     drugs_shown = ", ".join(sorted({e.drug for e in treated})) or "none"
     inputs: tuple[ScoreItem, ...] = (
         ScoreItem("fever", "Fever >= 38.0 °C", fever_shown, fever),

@@ -224,6 +224,16 @@ def covid_hypoxic_after_car_t_no_temperature() -> Chart:
     )
 
 
+def car_t_hypoxic_on_room_air() -> Chart:
+    """Day 3, febrile, SpO2 88 % with room air recorded: the oxygen it needs is not charted."""
+    return (
+        Chart("case-cart-hypoxic-air")
+        .car_t_infusion(days_ago=3)
+        .vitals(temperature=38.9, spo2=88, oxygen_flow=0, systolic=112)
+        .labs(il6=900, ferritin=2000, crp=120)
+    )
+
+
 def car_t_no_temperature() -> Chart:
     return (
         Chart("case-cart-notemp")
@@ -899,6 +909,9 @@ CASES: tuple[Case, ...] = (
     Case("cart-day10-covid-no-temperature", f"{LEE2019} (fever required)",
          covid_hypoxic_after_car_t_no_temperature, never=("dexamethasone", "tocilizumab"),
          text=("Setting applied: CAR-T/bispecific", "no recent temperature")),
+    Case("cart-hypoxic-on-room-air", f"{LEE2019} (hypoxia graded by the oxygen it needs)",
+         car_t_hypoxic_on_room_air, never=("tocilizumab",),
+         text=("cannot be judged", "the oxygen it needs is not recorded")),
     Case("cart-no-temperature", f"{LEE2019} (fever required)", car_t_no_temperature,
          never=("tocilizumab",),
          # The summary leads with the verdict: a client may show only the summary.

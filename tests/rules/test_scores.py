@@ -48,6 +48,7 @@ CODES = {
     "il6": ("26881-3", "pg/mL"),
     "sbp": ("8480-6", "mm[Hg]"),
     "map": ("8478-0", "mm[Hg]"),
+    "spo2": ("59408-5", "%"),
 }
 
 
@@ -389,6 +390,28 @@ def test_astct_vasopressors(
 def test_astct_oxygen(book: ScoreBook, catalog: Catalog, level: str, grade: float) -> None:
     result = astct_grade(book.astct, ev(catalog, temperature=39, sbp=110), chart(oxygen=o2(level)))
     assert result.value == grade
+
+
+def test_astct_hypoxia_on_room_air_is_an_unknown_oxygen_need_not_grade_0(
+    book: ScoreBook, catalog: Catalog
+) -> None:
+    """SpO2 89 % on room air needs oxygen the chart does not show yet: the grade is a lower
+    bound (grade 1 at least), so a rule needing grade 2 cannot be judged rather than false."""
+    hypoxic = astct_grade(
+        book.astct, ev(catalog, temperature=39, sbp=110, spo2=89), chart(oxygen=o2("room-air"))
+    )
+    assert (hypoxic.value, hypoxic.extra["lower_bound"]) == (1.0, True)
+    assert "oxygen support" in hypoxic.missing
+    assert "room-air with spo2 89 %: hypoxia, the oxygen it needs is not recorded" in hypoxic.text
+    cut = book.astct.hypoxia_on_room_air.value
+    normal = astct_grade(
+        book.astct, ev(catalog, temperature=39, sbp=110, spo2=cut), chart(oxygen=o2("room-air"))
+    )
+    assert (normal.value, normal.extra["lower_bound"]) == (1.0, False)
+    on_oxygen = astct_grade(
+        book.astct, ev(catalog, temperature=39, sbp=110, spo2=89), chart(oxygen=o2("low-flow", 2.0))
+    )
+    assert (on_oxygen.value, on_oxygen.extra["lower_bound"]) == (2.0, False)
 
 
 def test_astct_unknown_support_gives_a_lower_bound(book: ScoreBook, catalog: Catalog) -> None:
