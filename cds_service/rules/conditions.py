@@ -32,7 +32,7 @@ COMPUTED_FACTS = {
     "hypoxia": "SpO₂ < 92 % on air, or oxygen given",
     "ventilatory_support": "CPAP, BiPAP or invasive ventilation recorded (false on room air or "
     "simple oxygen; unknown above 6 L/min without a ventilation device)",
-    "hlh2004": "HLH-2004 criteria met (5 of 8; a molecular diagnosis is `primary_hlh`)",
+    "hlh2004": "HLH-2004 criteria met (5 of 8)",
     "hlh2004_met": "HLH-2004 criteria met (count)",
     "hscore": "HScore points",
     "mas2016": "MAS-2016 classification criteria met",
@@ -44,9 +44,9 @@ COMPUTED_FACTS = {
     "corticosteroid_given": "a systemic corticosteroid given recently",
     "corticosteroid_hours": "hours since the first recent corticosteroid dose",
     "etoposide_given": "etoposide (HLH-94-type therapy) given (an administration)",
-    "hlh94_refractory": "HLH-94-type therapy given long enough to judge the response (etoposide "
-    "given at least option.hlh94_min_etoposide_doses times, the first at least "
-    "option.hlh94_response_days days ago)",
+    # The doses and days are the options hlh94_min_etoposide_doses and hlh94_response_days.
+    "hlh94_refractory": "HLH-94-type therapy given long enough to judge the response (the "
+    "etoposide doses and days the rules file sets)",
     "active_infection": "an active infection recorded",
     "other_active_infection": "an active infection recorded besides COVID-19 (sepsis or septic "
     "shock coded without a cause aside: COVID-19 may be its cause)",

@@ -136,12 +136,15 @@ def test_sepsis_rules_are_not_applied_outside_sepsis(runtime: Runtime, setting: 
     assert {m.state for m in result.immune} <= {"not-applied", "missing"}
 
 
-def test_il6_axis_is_excluded_by_mals_range_ferritin_in_sepsis(runtime: Runtime) -> None:
-    result = assessed(runtime, SEPSIS, il6=900, ferritin=5000, il18=500, ifng=5)
+def test_the_covid_19_il6_cut_off_is_not_judged_in_sepsis(runtime: Runtime) -> None:
+    """Herold 2020's IL-6 > 80 pg/mL and RECOVERY's CRP are COVID-19 cut-offs: in sepsis the
+    IL-6 axis is not judged, and no note says IL-6 is above a threshold."""
+    result = assessed(runtime, SEPSIS, il6=900, crp=200, ferritin=5000, il18=500, ifng=5)
     assert result.subtype == "il1-driven"
     il6 = result.axis("il6")
-    assert not il6.elevated and il6.excluded_by == ("ferritin-mals",)
-    assert any("places the pattern on another axis" in note for note in result.notes)
+    assert not il6.elevated
+    assert {m.state for m in (*il6.pivotal, *il6.supportive)} == {"not-applied"}
+    assert not any("IL-6" in note and "above threshold" in note for note in result.notes)
     assert any("discordant" in note for note in result.notes)  # MALS ferritin, IL-18 not MAS
     # No IL-6 blockade and no anakinra drafted in sepsis by default: the MALS evidence only.
     assert [(a.rule, a.status) for a in result.advice] == [("sepsis-mals-evidence", "advise")]

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
 
 from cds_service import create_app
 from cds_service.evidence import Catalog, load_catalog
+from cds_service.rules.conditions import COMPUTED_FACTS
 from cds_service.rules.loader import default_rules_text, load_rules
 from cds_service.settings import Settings
 from cds_service.yamlfile import ConfigFileError
@@ -51,6 +53,14 @@ def test_shipped_rules_cite_a_source_for_every_threshold(catalog: Catalog) -> No
             assert source.citation and source.short
     for pattern in rules.patterns.values():
         assert rules.sources[pattern.source].citation
+
+
+def test_the_facts_as_cards_name_them_carry_no_identifier() -> None:
+    """A fact's label is what a card says when it cannot be judged: words, not `primary_hlh`
+    or `option.hlh94_response_days`."""
+    for fact, label in COMPUTED_FACTS.items():
+        assert "`" not in label and "option." not in label, fact
+        assert not re.search(r"\b[a-z0-9]+_[a-z0-9_]+\b", label), (fact, label)
 
 
 def test_every_criterion_and_drug_rule_names_its_population_and_source(catalog: Catalog) -> None:
