@@ -189,8 +189,15 @@ def judge_setting(
             break
         if held is None:
             undecided.append(_cannot_judge(candidate.label, conditions, facts, rules, scores))
-    bar = all_hold(rules.when(rules.diagnostic_bar.when), facts)
+    bar_conditions = rules.when(rules.diagnostic_bar.when)
+    bar = all_hold(bar_conditions, facts)
     diagnostic_bar = True if state is not None else bar
+    # The bar is a diagnostic step at every age, but a card must not present a score as valid
+    # in a patient younger than those it was derived in.
+    bar_outside = [outside[f] for c in bar_conditions for f in c.facts() if f in outside]
+    young_bar = (
+        (_young_bar(bar_outside[0], chart),) if bar and state is None and bar_outside else ()
+    )
     advice = _advice(rules, chart, facts, spec.advice, state, setting_id, evidence.as_of)
     pending: list[str] = []
     # A rule that cannot be judged says nothing of a drug another rule already suggests.
@@ -210,6 +217,7 @@ def judge_setting(
     )
     if state is not None and chart.age_years is None:
         notes += tuple(_age_unchecked_score(rules, spec.states, state.id, scores))
+    notes += young_bar
     read: list[str] = []
     if state is not None:
         applied_state = next(s for s in spec.states if s.id == state.id)
@@ -268,6 +276,14 @@ def _not_applied(what: str, score: ScoreView, chart: ChartContext) -> str:
     return (
         f"{what} not applied: the patient is {chart.age_text()}, and {score.label} was derived "
         f"and validated in {score.population}; {score.outside}"
+    )
+
+
+def _young_bar(score: ScoreView, chart: ChartContext) -> str:
+    return (
+        f"{score.label} was derived in {score.population} and the patient is "
+        f"{chart.age_text()} ({score.outside}): it is used here only to ask for a cytokine "
+        "panel, a diagnostic step, never for a drug"
     )
 
 

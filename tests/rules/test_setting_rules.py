@@ -601,3 +601,26 @@ def test_an_adults_or_unknown_age_hscore_applies_as_before(
     assert result.not_applied == ()
     unchecked = [n for n in result.notes if "age is not recorded" in n]
     assert bool(unchecked) == (years is None)
+
+
+def test_a_childs_chis_asks_for_the_panel_and_says_it_was_derived_in_adults(
+    runtime: Runtime,
+) -> None:
+    """cHIS is the diagnostic bar at every age (a diagnostic step), but in a child the card
+    says the criteria were derived in adults, not just that the data meet them."""
+    chis = score("chis", 5).model_copy(
+        update={
+            "label": "cHIS",
+            "population": "adults hospitalised with COVID-19",
+            "min_years": 18,
+            "outside": "no paediatric cut-off is validated",
+        }
+    )
+    child = assessed(runtime, aged(EMPTY_CHART, 8), (chis,), ferritin=1500, crp=160)
+    assert child.diagnostic_bar is True
+    (note,) = [n for n in child.notes if "derived in" in n]
+    assert note.startswith("cHIS was derived in adults hospitalised with COVID-19")
+    assert "the patient is 8 years old" in note and "never for a drug" in note
+    adult = assessed(runtime, aged(EMPTY_CHART, 40), (chis,), ferritin=1500, crp=160)
+    assert adult.diagnostic_bar is True
+    assert not any("derived in" in n for n in adult.notes)
