@@ -18,7 +18,7 @@ from cds_service.api.http import json_body, validate
 from cds_service.api.runtime import current_runtime
 from cds_service.hooks.feedback import FeedbackRequest
 from cds_service.store import StoreUnavailable
-from cds_service.store.audit import UnknownSuggestion
+from cds_service.store.audit import FeedbackRejected
 
 bp = Blueprint("feedback", __name__)
 log = logging.getLogger(__name__)
@@ -42,7 +42,7 @@ def feedback(service_id: str) -> dict[str, object]:
         result = store.record_feedback(service.id, body.feedback, client=calling_client())
     except StoreUnavailable:
         raise unavailable from None
-    except UnknownSuggestion as exc:
+    except FeedbackRejected as exc:
         raise ApiError(400, str(exc), field=exc.field) from None
     if result.orphans:
         log.info(

@@ -79,13 +79,32 @@ class StoreUnavailable(Exception):
     """A write could not be committed; nothing was acknowledged."""
 
 
-class UnknownSuggestion(ValueError):
-    """A feedback item accepts a suggestion its stored card does not have; nothing was stored."""
+class FeedbackRejected(ValueError):
+    """A feedback item contradicts the card it names; nothing was stored. `field` is its path."""
+
+    field: str
+
+
+class UnknownSuggestion(FeedbackRejected):
+    """A feedback item accepts a suggestion its stored card does not have."""
 
     def __init__(self, item: int, position: int, card: str, suggestion: str) -> None:
         self.field = f"feedback.{item}.acceptedSuggestions.{position}.id"
         super().__init__(
             f"{self.field}: card {card} has no suggestion '{suggestion}'; nothing was stored"
+        )
+
+
+class CardOfAnotherService(FeedbackRejected):
+    """A feedback item names a card another service of ours returned: the client sent it to
+    the wrong service's endpoint, and storing it there would count it for the wrong service."""
+
+    def __init__(self, item: int, card: str, served_by: str, service_id: str) -> None:
+        self.field = f"feedback.{item}.card"
+        super().__init__(
+            f"{self.field}: card {card} was returned by service '{served_by}', not "
+            f"'{service_id}'; send its feedback to /cds-services/{served_by}/feedback. "
+            "Nothing was stored"
         )
 
 
@@ -257,14 +276,13 @@ class AuditStore:
         try:
             with self.engine.begin() as connection:
                 uuids = {item.card for item in items}
-                offered = {
-                    uuid: set(suggestions or ())
-                    for uuid, suggestions in connection.execute(
-                        select(cards.c.uuid, cards.c.suggestion_uuids).where(
-                            cards.c.uuid.in_(uuids)
-                        )
-                    )
-                }
+                served = connection.execute(
+                    select(cards.c.uuid, cards.c.suggestion_uuids, hook_calls.c.service_id)
+                    .join(hook_calls, cards.c.hook_call_id == hook_calls.c.id)
+                    .where(cards.c.uuid.in_(uuids))
+                ).all()
+                offered = {uuid: set(suggestions or ()) for uuid, suggestions, _ in served}
+                _check_service({uuid: by for uuid, _, by in served}, items, service_id)
                 _check_accepted(items, offered)
                 known = set(offered)
                 rows = [
@@ -393,6 +411,16 @@ def _error_name(exc: BaseException) -> str:
     """The driver's error class (e.g. psycopg's ConnectionTimeout): enough to act on, no data."""
     original = getattr(exc, "orig", None)
     return type(original or exc).__name__
+
+
+def _check_service(
+    served_by: dict[str, str], items: Sequence[FeedbackItem], service_id: str
+) -> None:
+    """Raise CardOfAnotherService for an item whose card another of our services returned."""
+    for index, item in enumerate(items):
+        by = served_by.get(item.card)
+        if by is not None and by != service_id:
+            raise CardOfAnotherService(index, item.card, by, service_id)
 
 
 def _check_accepted(items: Sequence[FeedbackItem], offered: dict[str, set[str]]) -> None:

@@ -191,3 +191,20 @@ def test_feedback_accepting_a_suggestion_the_card_never_had_is_400_and_not_store
     assert client.post(FEEDBACK, json={"feedback": [good]}).status_code == 200
     [row] = stored_feedback(store.engine)
     assert row["accepted_suggestions"] == [crs["suggestions"][0]["uuid"]]
+
+
+def test_feedback_on_another_services_endpoint_is_400_and_not_stored(
+    client: FlaskClient, store: AuditStore
+) -> None:
+    """A card the patient-view service returned, reported to the order-sign service's
+    /feedback, would be counted for the wrong service: refused, naming the right endpoint."""
+    card = call_hook(client, "case-cart-day3")[1]["cards"][0]
+    other = "/cds-services/cytokine-storm-order-sign/feedback"
+    item = feedback_json(card["uuid"], accepted=[card["suggestions"][0]["uuid"]])
+    response = client.post(other, json={"feedback": [item]})
+    assert response.status_code == 400, response.get_json()
+    issue = response.get_json()["issue"][0]
+    assert issue["expression"] == ["feedback.0.card"]
+    assert "/cds-services/cytokine-storm-patient-view/feedback" in issue["diagnostics"]
+    assert stored_feedback(store.engine) == []
+    assert client.post(FEEDBACK, json={"feedback": [item]}).status_code == 200

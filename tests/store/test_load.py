@@ -23,9 +23,15 @@ from cds_service.hooks.response import Card
 from cds_service.settings import Settings
 from cds_service.store import AuditStore
 from tests.servers import BIN, free_port, wait_until_up
-from tests.store.helpers import feedback_json, hook_call_record, make_card, stored_feedback
+from tests.store.helpers import (
+    SERVICE_ID,
+    feedback_json,
+    hook_call_record,
+    make_card,
+    stored_feedback,
+)
 
-FEEDBACK_PATH = "/cds-services/cytokine-storm-order-sign/feedback"
+FEEDBACK_PATH = f"/cds-services/{SERVICE_ID}/feedback"  # the service the cards were recorded for
 BASE_TIME = datetime(2026, 11, 20, 8, 0, tzinfo=UTC)
 
 

@@ -18,6 +18,7 @@ from cds_service.store.records import ProfileRecord
 from cds_service.store.schema import feedback
 from tests.store.helpers import (
     EVIDENCE,
+    SERVICE_ID,
     StoreEvents,
     hook_call_record,
     make_card,
@@ -145,7 +146,8 @@ def test_feedback_is_stored_and_linked_to_its_card(store: AuditStore) -> None:
 
 
 def test_feedback_for_an_unknown_card_is_kept_as_orphan(store: AuditStore) -> None:
-    result = store.record_feedback("svc", [item("card-from-before-a-restart", accepted=["s1"])])
+    unknown = item("card-from-before-a-restart", accepted=["s1"])
+    result = store.record_feedback(SERVICE_ID, [unknown])
     assert result.orphans == 1
     [row] = stored_feedback(store.engine)
     assert row["orphan"] is True and row["card_uuid"] == "card-from-before-a-restart"
@@ -157,9 +159,9 @@ def test_the_same_feedback_twice_is_stored_once(store: AuditStore) -> None:
     first, second = (str(s.uuid) for s in card.suggestions or ())
     same = item(card, accepted=[first, second])
     reordered = item(card, accepted=[second, first])
-    assert store.record_feedback("svc", [same]).stored == 1
-    assert store.record_feedback("svc", [same]).stored == 0
-    assert store.record_feedback("svc", [reordered, same]).stored == 0
+    assert store.record_feedback(SERVICE_ID, [same]).stored == 1
+    assert store.record_feedback(SERVICE_ID, [same]).stored == 0
+    assert store.record_feedback(SERVICE_ID, [reordered, same]).stored == 0
     # Same card but another action: another timestamp, outcome, suggestion or reason.
     different = [
         item(card, accepted=[first], at="2026-11-20T08:31:03Z"),
@@ -168,16 +170,18 @@ def test_the_same_feedback_twice_is_stored_once(store: AuditStore) -> None:
         item(card, "overridden", reason="already-on-therapy"),
         item(card, "overridden", comment="free text only"),
     ]
-    assert store.record_feedback("svc", different).stored == 5
+    assert store.record_feedback(SERVICE_ID, different).stored == 5
     # A comment is not part of the identity: the first stored comment stays.
-    assert store.record_feedback("svc", [item(card, "overridden", comment="edited")]).stored == 0
+    edited = item(card, "overridden", comment="edited")
+    assert store.record_feedback(SERVICE_ID, [edited]).stored == 0
     assert len(stored_feedback(store.engine)) == 6
 
 
 def test_timestamps_in_other_zones_are_the_same_moment(store: AuditStore) -> None:
     card = make_card()
-    store.record_feedback("svc", [item(card, at="2026-11-20T09:31:02.518+01:00")])
-    assert store.record_feedback("svc", [item(card, at="2026-11-20T08:31:02.518Z")]).stored == 0
+    store.record_feedback(SERVICE_ID, [item(card, at="2026-11-20T09:31:02.518+01:00")])
+    same_instant = item(card, at="2026-11-20T08:31:02.518Z")
+    assert store.record_feedback(SERVICE_ID, [same_instant]).stored == 0
 
 
 def test_purge_deletes_what_is_older_than_the_cut_off(store: AuditStore) -> None:
@@ -185,7 +189,7 @@ def test_purge_deletes_what_is_older_than_the_cut_off(store: AuditStore) -> None
     old, recent = make_card("il1driven"), make_card("il6driven")
     store.record_hook_call(hook_call_record([old], called_at=now - timedelta(days=100)))
     store.record_hook_call(hook_call_record([recent], called_at=now - timedelta(days=10)))
-    store.record_feedback("svc", [item(old), item(recent)])
+    store.record_feedback(SERVICE_ID, [item(old), item(recent)])
     with store.engine.begin() as connection:
         connection.execute(
             feedback.update()
@@ -233,7 +237,7 @@ def test_a_store_that_is_down_never_raises_on_hook_calls(dialect: str, tmp_path:
     assert store.record_hook_call(hook_call_record([make_card()])) is False
     assert events.counted() == {"audit_write_failures": 2}
     with pytest.raises(StoreUnavailable):
-        store.record_feedback("svc", [item("some-card", accepted=["s"])])
+        store.record_feedback(SERVICE_ID, [item("some-card", accepted=["s"])])
     assert events.counted() == {"audit_write_failures": 2, "feedback_write_failures": 1}
 
 
