@@ -13,7 +13,9 @@ import logging
 import time
 from collections.abc import Sequence
 
-from flask import Flask, Response, g, request
+from flask import Flask, Response, current_app, g, request
+from werkzeug.exceptions import HTTPException, MethodNotAllowed
+from werkzeug.routing import Rule
 
 from cds_service.api.errors import ApiError
 from cds_service.api.runtime import current_runtime
@@ -77,7 +79,8 @@ def _bearer_matches(token: bytes) -> bool:
 def _record(response: Response) -> None:
     started = g.get("request_started")
     seconds = time.perf_counter() - started if started is not None else 0.0
-    endpoint = request.endpoint or "unmatched"
+    rule, _ = _route()
+    endpoint = rule.endpoint if rule is not None else "unmatched"
     service = _known_service()
     status = status_label(response.status_code)
     method = method_label(request.method)
@@ -110,9 +113,29 @@ def _record(response: Response) -> None:
     access_log.log(level, "request", extra=fields)
 
 
+def _route() -> tuple[Rule | None, dict[str, object]]:
+    """The route the path matched and its arguments. A method the route does not allow (405)
+    leaves Flask with no route: the path is matched again with a method it allows, so the wrong
+    method is counted and logged against the endpoint it was sent to."""
+    if request.url_rule is not None:
+        return request.url_rule, dict(request.view_args or {})
+    error = request.routing_exception
+    if not isinstance(error, MethodNotAllowed) or not error.valid_methods:
+        return None, {}
+    adapter = current_app.create_url_adapter(request)
+    if adapter is None:
+        return None, {}
+    try:
+        allowed = next(iter(error.valid_methods))
+        rule, args = adapter.match(method=allowed, return_rule=True)
+    except HTTPException:
+        return None, {}
+    return rule, dict(args)
+
+
 def _known_service() -> str:
     """The CDS service id of the path, only when it is one of ours (labels stay bounded)."""
-    service_id = (request.view_args or {}).get("service_id")
+    service_id = _route()[1].get("service_id")
     if isinstance(service_id, str) and service_id in current_runtime().services:
         return service_id
     return ""
@@ -121,7 +144,7 @@ def _known_service() -> str:
 def logged_path(service: str | None = None) -> str:
     """The request's path when it is one of ours, else its route pattern (or "<unmatched>")."""
     service = _known_service() if service is None else service
-    rule = request.url_rule
+    rule, _ = _route()
     if rule is None:
         return "<unmatched>"
     if not rule.arguments or (service and rule.arguments == {"service_id"}):

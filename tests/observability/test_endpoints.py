@@ -263,3 +263,21 @@ def test_folders_of_killed_servers_are_removed_at_the_next_start(
         metrics_module.remove_multiprocess_dir(folder)
     assert not folder.exists()
     assert metrics_module.MULTIPROC_ENV not in os.environ
+
+
+def test_a_method_the_endpoint_does_not_allow_is_counted_against_it(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """GET on a service (it takes POST) is a 405 of that endpoint and service, not "unmatched";
+    a path that matches nothing stays unmatched."""
+    client = create_app(Settings(auth="off")).test_client()
+    caplog.set_level(logging.INFO, logger=ACCESS_LOGGER)
+    service = "cytokine-storm-patient-view"
+    labels = {"endpoint": "hooks.call_service", "service": service, "method": "GET"}
+    before = sample("cytokine_cds_http_requests_total", **labels, status="405")
+    assert client.get(f"/cds-services/{service}").status_code == 405
+    assert sample("cytokine_cds_http_requests_total", **labels, status="405") == before + 1
+    (record,) = access_records(caplog)
+    assert record.__dict__["endpoint"] == "hooks.call_service"
+    assert record.__dict__["path"] == f"/cds-services/{service}"
+    assert record.__dict__["service"] == service
