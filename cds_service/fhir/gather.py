@@ -23,6 +23,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
+from cds_service.evidence.models import DataProblem, ProblemCode
 from cds_service.fhir.client import FetchResult, FetchTask, FhirClient, KeyFetch
 from cds_service.fhir.search_merge import (
     MAX_URL_LENGTH,
@@ -44,6 +45,8 @@ class PrefetchKeyView(Protocol):
     def state(self) -> str: ...  # satisfied | null | missing | error | incomplete
     @property
     def next_url(self) -> str | None: ...
+    @property
+    def problems(self) -> Sequence[DataProblem]: ...
 
 
 class PrefetchView(Protocol):
@@ -120,7 +123,7 @@ class FhirAccess:
         started = time.monotonic() if started is None else started
         extra = dict(optional or {})
         obtained: set[str] = set()  # keys with data (or a known "nothing found")
-        failed: set[str] = set()  # keys whose prefetch query failed (an OperationOutcome)
+        failed: dict[str, str] = {}  # keys whose prefetch value was an error: what it was
         gaps: list[DataGap] = []
         plan: list[FetchTask] = []
         for key, template in {**extra, **templates}.items():
@@ -141,8 +144,8 @@ class FhirAccess:
                 else:
                     gaps.append(DataGap(key, "prefetch held only part of the results", True))
             else:
-                if state == "error":
-                    failed.add(key)
+                if state == "error" and status is not None:
+                    failed[key] = _prefetch_failure(status)
                 try:
                     plan.append(FetchTask(key, fill_template(template, context)))
                 except TemplateError as exc:
@@ -262,15 +265,20 @@ def _refused_search(fetch: KeyFetch) -> bool:
     return failure is not None and failure.kind == "http-4xx" and fetch.pages == 0
 
 
-def _gap(task: FetchTask, why: str, obtained: set[str], failed: set[str]) -> DataGap:
+def _gap(task: FetchTask, why: str, obtained: set[str], failed: Mapping[str, str]) -> DataGap:
     if task.key in obtained:
         return DataGap(task.key, f"prefetch held only part of the results, and {why}", True)
     if task.key in failed:
-        # Its diagnostics are not copied: servers echo query parameters (patient ids) there.
-        return DataGap(
-            task.key, f"the client's prefetch query failed (OperationOutcome), and {why}"
-        )
+        return DataGap(task.key, f"{failed[task.key]}, and {why}")
     return DataGap(task.key, f"not in prefetch, and {why}")
+
+
+def _prefetch_failure(status: PrefetchKeyView) -> str:
+    """What an "error" prefetch value was, for people. An OperationOutcome's diagnostics are
+    not copied: servers echo query parameters (patient ids) there."""
+    if any(p.code == ProblemCode.MALFORMED for p in status.problems):
+        return "the client's prefetch value was not a FHIR resource or Bundle it could read"
+    return "the client's prefetch query failed (OperationOutcome)"
 
 
 def _by_reason(gaps: Sequence[DataGap]) -> dict[str, list[str]]:

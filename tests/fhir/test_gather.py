@@ -146,6 +146,17 @@ def test_a_prefetch_error_that_cannot_be_read_again_says_the_prefetch_failed() -
     assert reasons["cytokines"].startswith("not in prefetch")
 
 
+def test_a_prefetch_value_that_is_no_resource_says_so_not_that_a_query_failed() -> None:
+    """A list or a string where a resource belongs is a malformed value, and nothing else
+    could be read: the 412 says what was wrong with it."""
+    for value in ([{"resourceType": "Observation"}], "Observation?code=...", {"total": 0}):
+        with pytest.raises(DataUnavailable) as caught:
+            gather(access(), {"labs": value}, None)
+        message = caught.value.message
+        assert "labs: the client's prefetch value was not a FHIR resource" in message, message
+        assert "OperationOutcome" not in message
+
+
 def test_nothing_obtainable_without_fhir_server_is_data_unavailable() -> None:
     with pytest.raises(DataUnavailable) as caught:
         gather(access(), None, None)
