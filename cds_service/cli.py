@@ -264,7 +264,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from cds_service.screening.commands import ScreenInputError
+    from cds_service.screening.commands import ScreenFailed, ScreenInputError
 
     args = build_parser().parse_args(argv)
     try:
@@ -272,6 +272,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (UsageError, ConfigFileError, ScreenInputError) as exc:
         print(f"cytokine-cds: {exc}", file=sys.stderr)
         return 2
+    except ScreenFailed as exc:
+        print(f"cytokine-cds: {exc}", file=sys.stderr)
+        return 1
     except BrokenPipeError:  # output piped into `head` and the like
         return 0
 

@@ -14,6 +14,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -35,6 +36,11 @@ _CHUNK = 1024 * 1024
 
 class ExportError(Exception):
     """The export could not be run or downloaded; the message says where it stopped."""
+
+
+class ExportRejected(ExportError):
+    """The server refused the export as asked (a 4xx at kick-off: an unknown Group, a type
+    it does not export): the request given was wrong, not the server."""
 
 
 @dataclass(frozen=True)
@@ -94,7 +100,13 @@ class _Client:
         url = f"{self.base.url}/{path}?{query}"
         response = self._get(url, {"Accept": _ACCEPT_JSON, "Prefer": "respond-async"})
         if response.status_code != 202:
-            raise ExportError(f"$export kick-off at {self.base.url}: {_refusal(response)}")
+            status = response.status_code
+            # 429 asks for later, not for another request.
+            rejected = HTTPStatus.BAD_REQUEST <= status < HTTPStatus.INTERNAL_SERVER_ERROR and (
+                status != HTTPStatus.TOO_MANY_REQUESTS
+            )
+            error = ExportRejected if rejected else ExportError
+            raise error(f"$export kick-off at {self.base.url}: {_refusal(response)}")
         location = response.headers.get("Content-Location")
         if not location:
             raise ExportError(f"$export kick-off at {self.base.url}: 202 without Content-Location")

@@ -18,7 +18,7 @@ from typing import Any
 from cds_service.cards.resources import PanelCode
 from cds_service.cards.templates import default_cards_dir
 from cds_service.fhir.server_policy import ServerPolicy, ServerRefused
-from cds_service.screening.bulk import ExportError, ExportRequest, run_export
+from cds_service.screening.bulk import ExportError, ExportRejected, ExportRequest, run_export
 from cds_service.screening.decide import KnowledgeFiles
 from cds_service.screening.local import Progress
 from cds_service.screening.run import Screening, run
@@ -30,6 +30,11 @@ from cds_service.settings import Settings
 
 class ScreenInputError(Exception):
     """Bad input for a screening command; the CLI prints it and exits with 2."""
+
+
+class ScreenFailed(Exception):
+    """An operational failure (the FHIR server could not be reached or misbehaved); the CLI
+    prints it and exits with 1, as for the other commands."""
 
 
 SettingsFactory = Callable[..., Settings]
@@ -193,8 +198,10 @@ def _export(args: argparse.Namespace, settings: Settings, folder: Path) -> Path:
             result = run_export(request, policy, folder, lambda status: bar.set_postfix_str(status))
         except ServerRefused as exc:
             raise ScreenInputError(exc.message) from None
-        except ExportError as exc:
+        except ExportRejected as exc:
             raise ScreenInputError(str(exc)) from None
+        except ExportError as exc:
+            raise ScreenFailed(str(exc)) from None
     print(f"exported {len(result.files)} files from {args.source}", file=sys.stderr)
     if result.errors:
         print(f"the export listed {result.errors} error files", file=sys.stderr)

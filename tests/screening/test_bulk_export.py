@@ -15,6 +15,7 @@ import requests
 
 from tests.fhir_server import fixture_patient_ids
 from tests.screening.conftest import EXPECTED_CARDS, screen
+from tests.servers import free_port
 
 
 @pytest.fixture
@@ -66,6 +67,15 @@ def test_an_unknown_group_exits_2_with_the_servers_answer(
     run = screen(capsys, fhir_server, tmp_path / "o.ndjson", "--group", "no-such-group")
     assert run.code == 2
     assert "$export kick-off" in run.stderr and "HTTP 404" in run.stderr
+
+
+def test_an_unreachable_server_exits_1_as_load_fixtures_does(
+    loopback_allowed: None, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """No server listening is an operational failure (exit 1), not bad input (exit 2)."""
+    run = screen(capsys, f"http://127.0.0.1:{free_port()}/fhir", tmp_path / "o.ndjson")
+    assert run.code == 1, run.stderr
+    assert "could not be reached" in run.stderr and "Traceback" not in run.stderr
 
 
 @pytest.mark.parametrize(
