@@ -52,6 +52,10 @@ _SOME_FOREIGN = (
     "{count} of the results and chart entries received name another patient than the chart's "
     "(context.patientId) and were not used; only the others were judged"
 )
+_FOREIGN_ORDERS = (
+    "draft orders naming another patient than the chart's (context.patientId) were not judged "
+    "against this chart: {count} of {total}"
+)
 
 
 @dataclass(frozen=True)
@@ -117,12 +121,11 @@ def decide(
         now=now,
     )
     builder = knowledge.cards
+    order_gaps: list[DataGapText] = []
     if context.hook in ORDER_HOOKS:
         only = context.selections if context.hook == "order-select" else None
-        orders, foreign_orders = _own_orders(
-            medication_orders(context.draft_orders or {}, only=only), context.patient_id
-        )
-        foreign += foreign_orders
+        drafts = medication_orders(context.draft_orders or {}, only=only)
+        orders, foreign_orders = _own_orders(drafts, context.patient_id)
         findings = judge_orders(
             orders,
             assessment,
@@ -136,6 +139,9 @@ def decide(
             ),
         )
         cards = builder.for_orders(findings, assessment, order_context, card_links)
+        if foreign_orders:
+            text = _FOREIGN_ORDERS.format(count=len(foreign_orders), total=len(drafts))
+            order_gaps.append(DataGapText("draft orders", text, partial=bool(orders)))
     else:
         cards = builder.for_patient(assessment, order_context, card_links)
     gaps = [DataGapText(gap.key, gap.reason, gap.partial) for gap in record.gaps]
@@ -146,6 +152,7 @@ def decide(
         gaps.append(
             DataGapText("patient data", _SOME_FOREIGN.format(count=len(foreign)), partial=True)
         )
+    gaps += order_gaps
     if gaps:
         cards.append(builder.data_incomplete(gaps))
     if profile is not None and not any(card.links for card in cards):

@@ -119,7 +119,11 @@ def test_a_draft_order_for_someone_else_is_not_judged_against_this_chart(
     assert "ordermismatch" not in [c["source"]["topic"]["code"] for c in cards]
     gap = cards[-1]
     assert gap["source"]["topic"]["code"] == "dataincomplete"
-    assert "1 of the results and chart entries received name another patient" in gap["detail"]
+    assert (
+        "draft orders naming another patient than the chart's (context.patientId) were not "
+        "judged against this chart: 1 of 1"
+    ) in gap["detail"]
+    assert "results and chart entries" not in gap["detail"]  # the labs were this patient's
     assert "someone-else" not in str(cards)
 
 
