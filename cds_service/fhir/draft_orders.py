@@ -12,7 +12,8 @@ the reference's `display` alone (Epic before 2024). The dose is `doseQuantity`, 
 the one calculated from it in mg, the one in mg); several dosage instructions are combined by
 their `sequence`. A dose per kg of body weight
 (mg/kg a dose, or mg/kg a day) is kept as such: the order checks turn it into mg with the charted
-weight.
+weight; of several instructions per kg, the heaviest per kg is the one weighed. The order's own
+maxima (`maxDosePerAdministration`, `maxDosePerPeriod` over a day) are read as caps.
 """
 
 from __future__ import annotations
@@ -72,6 +73,9 @@ class DraftMedication:
     # a dose per kg is given as at most, whatever the weight
     max_dose_mg: float | None = None
     capped: bool = False  # a dose per kg turned into mg was above max_dose_mg, and is it
+    # Its maxDosePerPeriod over a day, in mg ("at most 2,400 mg in 24 h"): the day's dose is at
+    # most this, whatever the weight and the frequency
+    max_daily_mg: float | None = None
 
 
 def medication_orders(
@@ -109,12 +113,18 @@ def medication_orders(
 
 def _read_dosage(dosage: list[Mapping[str, Any]], names: Sequence[str]) -> dict[str, Any]:
     """The dose fields of DraftMedication from the dosage instructions."""
-    if len(dosage) > 1 and ordered_per_kg(dosage[:1]) is None:
-        several = _several_instructions(dosage, names)
-        if several is not None:
-            return several
-    # One instruction, or several of which none is readable in mg, or the first ordered per
-    # kg (the order checks weigh one instruction): the first instruction, as one order.
+    if len(dosage) > 1:
+        heaviest = _heaviest_per_kg(dosage)
+        if heaviest is not None:
+            # Doses per kg (a loading dose, then the rest): the order checks weigh one
+            # instruction, the heaviest per kg; the others make its day a lower bound.
+            dosage = [heaviest, *(i for i in dosage if i is not heaviest)]
+        else:
+            several = _several_instructions(dosage, names)
+            if several is not None:
+                return _at_most_a_day(several, dosage, names)
+    # One instruction, or several of which none is readable in mg, or doses per kg: the
+    # first instruction (the heaviest per kg), as one order.
     one, problem = one_dose_mg(dosage, names)
     per_kg = ordered_per_kg(dosage) if one is None else None
     daily, frequency_problem = _times_a_day(one, dosage)
@@ -126,7 +136,7 @@ def _read_dosage(dosage: list[Mapping[str, Any]], names: Sequence[str]) -> dict[
     elif per_kg is not None:
         one_per_kg = per_kg.mg_per_kg
     most = _dose_mg(dosage[0].get("maxDosePerAdministration"), names)[0] if dosage else None
-    return {
+    read = {
         "max_dose_mg": most,
         "daily_dose_mg": daily,
         "dose_problem": problem or frequency_problem,
@@ -137,6 +147,61 @@ def _read_dosage(dosage: list[Mapping[str, Any]], names: Sequence[str]) -> dict[
         "daily_is_floor": len(dosage) > 1,
         "dose_is_floor": len(dosage) > 1,
     }
+    return _at_most_a_day(read, dosage, names)
+
+
+def _heaviest_per_kg(dosage: Sequence[Mapping[str, Any]]) -> Mapping[str, Any] | None:
+    """Of several instructions, the one with the largest dose per kg (a day's dose per kg
+    over its doses a day), or None when none is ordered per kg."""
+    heaviest, most = None, 0.0
+    for instruction in dosage:
+        per_kg = ordered_per_kg([instruction])
+        if per_kg is None:
+            continue
+        a_day = doses_a_day(instruction.get("timing")) if per_kg.a_day else 1.0
+        one = per_kg.mg_per_kg / a_day if a_day else per_kg.mg_per_kg
+        if heaviest is None or one > most:
+            heaviest, most = instruction, one
+    return heaviest
+
+
+def _at_most_a_day(
+    read: dict[str, Any], dosage: Sequence[Mapping[str, Any]], names: Sequence[str]
+) -> dict[str, Any]:
+    """The dose fields with the order's own daily maximum (maxDosePerPeriod over a day, the
+    smallest of the instructions that state one) applied to the day's dose."""
+    caps = [m for m in (max_per_day_mg(i.get("maxDosePerPeriod"), names) for i in dosage) if m]
+    if not caps:
+        return read
+    cap = min(caps)
+    daily = read.get("daily_dose_mg")
+    capped_daily = min(daily, cap) if daily is not None else None
+    return {**read, "max_daily_mg": cap, "daily_dose_mg": capped_daily}
+
+
+_DAY_UNITS = {"d": 1.0, "day": 1.0, "days": 1.0, "h": 1 / 24, "hour": 1 / 24, "hours": 1 / 24}
+
+
+def max_per_day_mg(period: Any, names: Sequence[str] = ()) -> float | None:
+    """maxDosePerPeriod (a Ratio: mg over a time) as mg a day, when its time is one day (1 d,
+    24 h); None for any other period, which says nothing of one day."""
+    if not isinstance(period, dict):
+        return None
+    mg = _dose_mg(period.get("numerator"), names)[0]
+    denominator = period.get("denominator")
+    if mg is None or not isinstance(denominator, dict):
+        return None
+    value = denominator.get("value", 1)
+    unit = next(
+        (u for u in (denominator.get("code"), denominator.get("unit")) if u in _DAY_UNITS), None
+    )
+    if unit is None or not _is_number(value):
+        return None
+    days = float(value) * _DAY_UNITS[str(unit)]
+    return mg if abs(days - 1.0) < _ROUNDING_DAYS else None
+
+
+_ROUNDING_DAYS = 1e-9
 
 
 def _entries(bundle: Mapping[str, Any]) -> Sequence[tuple[Mapping[str, Any], Mapping[str, Any]]]:

@@ -359,6 +359,8 @@ def weighed(order: DraftMedication, weight: LabValue | None) -> DraftMedication:
             daily = min(daily, order.max_dose_mg * order.doses_a_day)
     elif mg is not None and order.doses_a_day is not None:
         daily = mg * order.doses_a_day
+    if daily is not None and order.max_daily_mg is not None:
+        daily = min(daily, order.max_daily_mg)
     return replace(
         order,
         dose_mg=mg,

@@ -388,3 +388,71 @@ def test_a_dose_limit_no_readable_instruction_exceeds_is_unchecked_when_one_is_u
     (found,) = judge_orders(both, crs, rules, NOW, weight=weight(70))
     assert (found.kind, found.rule) == ("dose-unknown", "tocilizumab-max-infusion")
     assert found.reason == "dosage instruction 1: dose unit 'mL' is not a mass"
+
+
+def per_kg(value: float, sequence: int) -> dict[str, Any]:
+    return {
+        "sequence": sequence,
+        "doseAndRate": [{"doseQuantity": {"value": value, "code": "mg/kg"}}],
+        "timing": {"repeat": {"frequency": 1, "period": 1, "periodUnit": "d"}},
+    }
+
+
+def test_of_several_instructions_per_kg_the_heaviest_is_weighed(runtime: Runtime) -> None:
+    """A 4 mg/kg dose, then 12 mg/kg: the order checks weigh 12 mg/kg, whichever comes first,
+    and the day is a lower bound (the other instruction is not added)."""
+    for instructions in ((per_kg(4, 1), per_kg(12, 2)), (per_kg(12, 1), per_kg(4, 2))):
+        read = ordered(*instructions)
+        assert read.dose_mg_per_kg == 12 and read.dose_is_floor and read.daily_is_floor
+    crs = assessed(runtime, chart(finding("iec", kind="car-t", day=3)))
+    request = {
+        "resourceType": "MedicationRequest",
+        "id": "d",
+        "medicationCodeableConcept": {"text": "tocilizumab"},
+        "dosageInstruction": [per_kg(4, 1), per_kg(12, 2)],
+    }
+    orders = medication_orders({"resourceType": "Bundle", "entry": [{"resource": request}]})
+    (found,) = judge_orders(orders, crs, runtime.knowledge.rules, NOW, weight=weight(50))
+    assert found.rule == "tocilizumab-crs-by-weight"
+    assert found.reason.startswith("12 mg/kg (600 mg) ordered for 50 kg")
+
+
+def ratio(value: float, unit: str, days: float, day_unit: str = "d") -> dict[str, Any]:
+    return {"numerator": {"value": value, "unit": unit},
+            "denominator": {"value": days, "code": day_unit}}  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("period", "daily"),
+    [
+        (ratio(2000, "mg", 1), 2000),
+        (ratio(2, "g", 24, "h"), 2000),
+        # A week's maximum says nothing of one day, nor does a volume: not read.
+        (ratio(2000, "mg", 7), 4000),
+        (ratio(20, "mL", 1), 4000),
+    ],
+)
+def test_the_orders_maximum_a_day_caps_the_days_dose(period: dict[str, Any], daily: float) -> None:
+    """1,000 mg four times a day, at most 2,000 mg a day (maxDosePerPeriod): 2,000 mg a day."""
+    instruction = {
+        "doseAndRate": [{"doseQuantity": {"value": 1000, "unit": "mg"}}],
+        "timing": {"repeat": {"frequency": 4, "period": 1, "periodUnit": "d"}},
+        "maxDosePerPeriod": period,
+    }
+    read = ordered(instruction)
+    assert read.dose_mg == 1000 and read.daily_dose_mg == daily
+
+
+def test_a_maximum_a_day_caps_a_day_worked_out_by_weight() -> None:
+    """2 mg/kg four times a day, at most 400 mg a day: at 80 kg 640 mg becomes 400 mg."""
+    from cds_service.rules.orders import weighed
+
+    instruction = {
+        "doseAndRate": [{"doseQuantity": {"value": 2, "code": "mg/kg"}}],
+        "timing": {"repeat": {"frequency": 4, "period": 1, "periodUnit": "d"}},
+        "maxDosePerPeriod": ratio(400, "mg", 1),
+    }
+    read = ordered(instruction)
+    assert read.max_daily_mg == 400
+    weighed_order = weighed(read, weight(80))
+    assert weighed_order.dose_mg == 160 and weighed_order.daily_dose_mg == 400
