@@ -220,6 +220,37 @@ def test_a_body_shorter_than_announced_is_408_before_the_worker_timeout(
     assert requests.get(f"{short_timeout}/healthz", timeout=2).status_code == 200
 
 
+@pytest.fixture(scope="module")
+def threaded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    env = {"CYTOKINE_CDS_WORKER_TIMEOUT": str(WORKER_TIMEOUT)}
+    env["CYTOKINE_CDS_WORKER_CLASS"] = "gthread"
+    yield from served(tmp_path_factory, env, 1)
+
+
+def test_a_keep_alive_worker_reads_nothing_more_after_a_stalled_body(threaded: str) -> None:
+    """gthread keeps connections alive, and its 408 even says "Connection: keep-alive"; what
+    the client sends next (the rest of the body, then a request) is still never read as a
+    request: gunicorn closes the connection once its body read has failed."""
+    host, port = threaded.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=WORKER_TIMEOUT * 3) as sock:
+        start = b'{"hook": "patient-view"'
+        sock.sendall(post(SERVICE, announced(1000), start))
+        answer = b""
+        while b"}]}" not in answer:  # the whole OperationOutcome
+            answer += sock.recv(65536)
+        assert answer.startswith(b"HTTP/1.1 408")
+        # The rest of the announced body, then a request: read on, it would be answered.
+        late = b" " * (1000 - len(start)) + b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"
+        with contextlib.suppress(OSError):  # the server may already have closed it
+            sock.sendall(late)
+        rest = b""
+        with contextlib.suppress(OSError):
+            while chunk := sock.recv(65536):
+                rest += chunk
+        assert rest == b""  # no second answer: the connection was closed
+    assert requests.get(f"{threaded}/healthz", timeout=2).status_code == 200
+
+
 def test_a_body_cut_short_by_the_client_says_how_much_came(short_timeout: str) -> None:
     host, port = short_timeout.removeprefix("http://").split(":")
     with socket.create_connection((host, int(port)), timeout=10) as sock:
