@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import ColumnElement, Engine, and_, exists, func, or_, select
 
 from cds_service.hooks.feedback import EPIC_REASON_SYSTEM
 from cds_service.store.database import READ_ONLY
@@ -80,8 +80,25 @@ class _CardState:
     latest_override: tuple[datetime, str] | None = None
 
 
+def _shown() -> ColumnElement[bool]:
+    """A card counts as shown unless the client sent the same call again (same service and
+    hookInstance, a retry after a timeout) and got a newer answer: it shows the last answer
+    it received. A card of an earlier answer that got feedback was shown all the same."""
+    newer = hook_calls.alias("newer")
+    answered_again = exists().where(
+        and_(
+            newer.c.hook_instance == hook_calls.c.hook_instance,
+            newer.c.service_id == hook_calls.c.service_id,
+            newer.c.id > hook_calls.c.id,
+        )
+    )
+    given = feedback.alias("given")
+    has_feedback = exists().where(given.c.card_uuid == cards.c.uuid)
+    return or_(~answered_again, has_feedback)
+
+
 def count_cards(engine: Engine, since: datetime | None = None) -> int:
-    query = select(func.count()).select_from(cards.join(hook_calls))
+    query = select(func.count()).select_from(cards.join(hook_calls)).where(_shown())
     if since is not None:
         query = query.where(hook_calls.c.called_at >= since)
     with engine.connect().execution_options(**{READ_ONLY: True}) as connection:
@@ -114,6 +131,7 @@ def build_report(
         .select_from(
             cards.join(hook_calls).outerjoin(feedback, feedback.c.card_uuid == cards.c.uuid)
         )
+        .where(_shown())
         .order_by(cards.c.uuid)
     )
     if since is not None:

@@ -268,3 +268,23 @@ def test_audit_writes_resume_after_an_outage(
         store.close()
         with psycopg.connect(postgres_admin_url, autocommit=True) as admin:
             admin.execute(f"DROP DATABASE {name} WITH (FORCE)")
+
+
+def test_a_retried_call_counts_its_last_answer_as_shown(store: AuditStore) -> None:
+    """A client that sends the same hookInstance again (a retry after a timeout) shows the last
+    answer it got: the earlier answer's cards are not counted as shown, unless they got
+    feedback (then the clinician saw them). Another service's call with that hookInstance is
+    another call."""
+    from cds_service.store import report
+
+    first, retry, answered = make_card("il6driven"), make_card("il6driven"), make_card("crs")
+    same = {"hook_instance": "7a1c3f52-0b5e-4c55-9a3e-2f1e8d6b9c01"}
+    store.record_hook_call(hook_call_record([first, answered], **same))
+    store.record_hook_call(hook_call_record([retry], **same))
+    store.record_hook_call(
+        hook_call_record([make_card("il6driven")], **same, service_id="cytokine-storm-order-sign")
+    )
+    store.record_feedback(SERVICE_ID, [item(answered)])
+    shown = {t.topic: t.shown for t in report.build_report(store.engine).topics}
+    assert shown == {"il6driven": 2, "crs": 1}  # the retry's card, the other service's, crs
+    assert report.count_cards(store.engine) == 3
