@@ -124,6 +124,7 @@ def test_a_draft_order_for_someone_else_is_not_judged_against_this_chart(
         "judged against this chart: 1 of 1"
     ) in gap["detail"]
     assert "results and chart entries" not in gap["detail"]  # the labs were this patient's
+    assert gap["summary"].startswith("Some data received names another patient and was not used")
     assert "someone-else" not in str(cards)
 
 
