@@ -170,8 +170,9 @@ def _at_most_a_day(
 ) -> dict[str, Any]:
     """The dose fields with the order's own daily maximum (maxDosePerPeriod over a day, the
     smallest of the instructions that state one) applied to the day's dose."""
+    # Only one instruction's cap is its day's: of several, a cap is not the combined day's.
     caps = [m for m in (max_per_day_mg(i.get("maxDosePerPeriod"), names) for i in dosage) if m]
-    if not caps:
+    if not caps or len(dosage) > 1:
         return read
     cap = min(caps)
     daily = read.get("daily_dose_mg")

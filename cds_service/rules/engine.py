@@ -51,7 +51,7 @@ def assess(
     judged, clinical = _judge_in(rules, evidence, chart, scores, after, applied)
     handed_over_from = None
     if applied is not None and _hands_over(rules, applied.setting, clinical):
-        for other in others:
+        for other in (o for o in others if o.setting in rules.precedence.hand_over_to):
             judged_other, clinical_other = _judge_in(rules, evidence, chart, scores, after, other)
             if clinical_other.state is not None:
                 handed_over_from = applied.setting

@@ -168,6 +168,8 @@ class PrecedenceSpec(_Spec):
     # Settings whose rules, when they meet no state and leave none undecided, hand over to the
     # next setting recorded (in `order`) whose rules meet one.
     hand_over: list[SettingId] = []
+    # The settings they may hand over to (sepsis and HLH rules must not judge a CAR-T patient).
+    hand_over_to: list[SettingId] = []
     hand_over_rationale: Text | None = None
 
 

@@ -624,3 +624,12 @@ def test_a_childs_chis_asks_for_the_panel_and_says_it_was_derived_in_adults(
     adult = assessed(runtime, aged(EMPTY_CHART, 40), (chis,), ferritin=1500, crp=160)
     assert adult.diagnostic_bar is True
     assert not any("derived in" in n for n in adult.notes)
+
+
+def test_a_car_t_patient_is_never_handed_over_to_the_sepsis_rules(runtime: Runtime) -> None:
+    """CAR-T day 6 with sepsis recorded and no CRS: the CAR-T rules keep the patient (a sepsis
+    rule must not judge tocilizumab after CAR-T); only COVID-19 may take over."""
+    where = chart(finding("iec", kind="car-t", day=6), finding("sepsis"))
+    result = assessed(runtime, where, (score("astct", 0),), ferritin=6200)
+    assert result.setting is not None and result.setting.setting == "iec"
+    assert result.handed_over_from is None
