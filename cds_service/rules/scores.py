@@ -604,20 +604,27 @@ def astct_grade(spec: AstctSpec, evidence: Evidence, chart: ChartContext) -> Sco
     )
     respiration: int | None = None
     o2_shown = "oxygen support: not recorded recently"
-    # A newer device record the catalog cannot read may be more support than the level read
-    # (a mask or high flow at the same flow): the respiratory grade is then a lower bound.
-    o2_unread = False
+    # The respiratory grade is a lower bound when a newer device record the catalog cannot
+    # read may be more support than the level read (a mask, or high flow at the same flow), or
+    # when a saturation on room air shows that oxygen is needed.
+    respiration_lower = False
     if fresh_o2 and oxygen is not None and oxygen.level in spec.oxygen_grades:
         respiration = spec.oxygen_grades[oxygen.level]
         flow = f", {format_number(oxygen.flow_l_min)} L/min" if oxygen.flow_l_min else ""
-        o2_unread = oxygen.device_unread
+        respiration_lower = oxygen.device_unread
         o2_shown = f"{oxygen.level}{flow}" + (
-            " (a newer device record could not be read)" if o2_unread else ""
+            " (a newer device record could not be read)" if respiration_lower else ""
         )
-        hypoxic, spo2_shown = _judge(evidence, spec.hypoxia_on_room_air)
-        if respiration == 0 and hypoxic:
-            respiration = None
-            o2_shown = f"room-air with {spo2_shown}: hypoxia, the oxygen it needs is not recorded"
+        if respiration == 0:
+            hypoxia = _room_air_hypoxia(spec, evidence, oxygen.when)
+            if hypoxia is not None:
+                # It needs at least the least oxygen support: a lower bound on the grade.
+                respiration = min(g for g in spec.oxygen_grades.values() if g > 0)
+                respiration_lower = True
+                o2_shown = (
+                    f"SpO₂ {_shown(hypoxia)} on room air (needs oxygen: at least grade "
+                    f"{respiration})"
+                )
     drugs_shown = ", ".join(sorted({e.drug for e in treated})) or "none"
     inputs: tuple[ScoreItem, ...] = (
         ScoreItem("fever", "Fever >= 38.0 °C", fever_shown, fever),
@@ -660,7 +667,7 @@ def astct_grade(spec: AstctSpec, evidence: Evidence, chart: ChartContext) -> Sco
             extra={"lower_bound": False, "fever_days": febrile_days},
         )
     grade = max(1 if fever else 0, circulation or 0, respiration or 0)
-    lower = circulation is None or respiration is None or o2_unread
+    lower = circulation is None or respiration is None or respiration_lower
     parts = [fever_shown if fever else "fever not required after " + drugs_shown]
     if fever and febrile_days is not None and febrile_days > 1:
         parts[0] += f", febrile for {febrile_days:.1f} days"
@@ -673,6 +680,16 @@ def astct_grade(spec: AstctSpec, evidence: Evidence, chart: ChartContext) -> Sco
         text=f"ASTCT CRS grade {bound}{grade} ({'; '.join(parts)})",
         extra={"lower_bound": lower, "fever_days": febrile_days},
     )
+
+
+def _room_air_hypoxia(spec: AstctSpec, evidence: Evidence, since: datetime | None) -> LabValue | None:
+    """The newest saturation below the room-air cut-off, measured no earlier than the room-air
+    record (an older one may have been measured on other support)."""
+    t = spec.hypoxia_on_room_air
+    value = _pick(evidence, t.analyte, t.family, "latest")
+    if value is None or (since is not None and value.effective < since):
+        return None
+    return value if _compare(value.value, t.op, t.value) else None
 
 
 def fever_days(spec: AstctSpec, evidence: Evidence, since: datetime | None) -> float | None:

@@ -225,7 +225,7 @@ def covid_hypoxic_after_car_t_no_temperature() -> Chart:
 
 
 def car_t_hypoxic_on_room_air() -> Chart:
-    """Day 3, febrile, SpO2 88 % with room air recorded: the oxygen it needs is not charted."""
+    """Day 3, febrile, SpO2 88 % with room air recorded: it needs oxygen not charted yet."""
     return (
         Chart("case-cart-hypoxic-air")
         .car_t_infusion(days_ago=3)
@@ -910,8 +910,9 @@ CASES: tuple[Case, ...] = (
          covid_hypoxic_after_car_t_no_temperature, never=("dexamethasone", "tocilizumab"),
          text=("Setting applied: CAR-T/bispecific", "no recent temperature")),
     Case("cart-hypoxic-on-room-air", f"{LEE2019} (hypoxia graded by the oxygen it needs)",
-         car_t_hypoxic_on_room_air, never=("tocilizumab",),
-         text=("cannot be judged", "the oxygen it needs is not recorded")),
+         car_t_hypoxic_on_room_air, suggest=("tocilizumab",), never=("dexamethasone",),
+         text=("ASTCT CRS grade ≥ 2", "SpO₂ 88 % on room air (needs oxygen",
+               "dexamethasone cannot be judged")),
     Case("cart-no-temperature", f"{LEE2019} (fever required)", car_t_no_temperature,
          never=("tocilizumab",),
          # The summary leads with the verdict: a client may show only the summary.

@@ -392,17 +392,18 @@ def test_astct_oxygen(book: ScoreBook, catalog: Catalog, level: str, grade: floa
     assert result.value == grade
 
 
-def test_astct_hypoxia_on_room_air_is_an_unknown_oxygen_need_not_grade_0(
+def test_astct_hypoxia_on_room_air_is_at_least_grade_2_not_grade_0(
     book: ScoreBook, catalog: Catalog
 ) -> None:
-    """SpO2 89 % on room air needs oxygen the chart does not show yet: the grade is a lower
-    bound (grade 1 at least), so a rule needing grade 2 cannot be judged rather than false."""
+    """SpO2 89 % on room air needs oxygen the chart does not show yet: at least the least
+    support's grade (low flow, grade 2), a lower bound, so a grade-2 rule holds and a grade-3
+    rule cannot be judged."""
     hypoxic = astct_grade(
         book.astct, ev(catalog, temperature=39, sbp=110, spo2=89), chart(oxygen=o2("room-air"))
     )
-    assert (hypoxic.value, hypoxic.extra["lower_bound"]) == (1.0, True)
-    assert "oxygen support" in hypoxic.missing
-    assert "room-air with spo2 89 %: hypoxia, the oxygen it needs is not recorded" in hypoxic.text
+    assert (hypoxic.value, hypoxic.extra["lower_bound"]) == (2.0, True)
+    assert "SpO₂ 89 % on room air (needs oxygen: at least grade 2)" in hypoxic.text
+    assert hypoxic.text.startswith("ASTCT CRS grade ≥ 2")
     cut = book.astct.hypoxia_on_room_air.value
     normal = astct_grade(
         book.astct, ev(catalog, temperature=39, sbp=110, spo2=cut), chart(oxygen=o2("room-air"))
@@ -412,6 +413,25 @@ def test_astct_hypoxia_on_room_air_is_an_unknown_oxygen_need_not_grade_0(
         book.astct, ev(catalog, temperature=39, sbp=110, spo2=89), chart(oxygen=o2("low-flow", 2.0))
     )
     assert (on_oxygen.value, on_oxygen.extra["lower_bound"]) == (2.0, False)
+
+
+def test_astct_saturation_older_than_the_room_air_record_is_not_read_as_on_room_air(
+    book: ScoreBook, catalog: Catalog
+) -> None:
+    """A low saturation measured before the room-air record may have been on other support
+    (oxygen since weaned): only one measured at or after the record grades room-air hypoxia."""
+    older = astct_grade(
+        book.astct,
+        ev(catalog, obs("spo2", 89, hours_ago=3), temperature=39, sbp=110),
+        chart(oxygen=o2("room-air", hours_ago=1)),
+    )
+    assert older.value == 1.0
+    newer = astct_grade(
+        book.astct,
+        ev(catalog, obs("spo2", 89, hours_ago=1), temperature=39, sbp=110),
+        chart(oxygen=o2("room-air", hours_ago=3)),
+    )
+    assert newer.value == 2.0
 
 
 def test_astct_unknown_support_gives_a_lower_bound(book: ScoreBook, catalog: Catalog) -> None:
