@@ -20,6 +20,7 @@ from cds_service.evidence import DataProblem, Evidence, build_evidence
 from cds_service.evidence.bundles import text_at
 from cds_service.fhir.draft_orders import DraftMedication, medication_orders
 from cds_service.fhir.gather import DataGap
+from cds_service.hooks.prefetch_plan import histories_cut_short
 from cds_service.hooks.response import Card
 from cds_service.knowledge import Knowledge
 from cds_service.profile.links import ProfileLink, card_link
@@ -110,7 +111,8 @@ def decide(
     chart = read_chart(resources, knowledge.context, now, weight.value if weight else None)
     if chart.problems:
         evidence = evidence.model_copy(update={"problems": (*evidence.problems, *chart.problems)})
-    scores = compute_scores(knowledge.scores, evidence, chart)
+    cut_short = histories_cut_short(knowledge, (gap.key for gap in record.gaps if gap.partial))
+    scores = compute_scores(knowledge.scores, evidence, chart, cut_short)
     assessment = assess(evidence, knowledge.rules, chart, score_views(scores.values()))
     profile = links() if links is not None else None
     card_links = [card_link(profile)] if profile else []

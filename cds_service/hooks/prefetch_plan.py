@@ -67,6 +67,14 @@ def _observation_key(analyte: str, cytokines: set[str]) -> str:
     return "vitals" if analyte in VITAL_SIGNS else "labs"
 
 
+def histories_cut_short(knowledge: Knowledge, partial_keys: Iterable[str]) -> frozenset[str]:
+    """The analytes whose older results may be missing: those searched under a prefetch key
+    that was read only in part (a page limit, a first page without the rest)."""
+    keys = set(partial_keys)
+    cytokines = {a for group in knowledge.rules.cytokine_groups for a in group.analytes}
+    return frozenset(a for a in analytes_read(knowledge) if _observation_key(a, cytokines) in keys)
+
+
 def prefetch_queries(knowledge: Knowledge) -> dict[str, str]:
     """Prefetch key -> query template, for every search whose data the service reads."""
     cytokines = {a for group in knowledge.rules.cytokine_groups for a in group.analytes}

@@ -101,6 +101,7 @@ class ScoreView(_Frozen):
     min_years: int | None = None  # younger patients: a state decided by the score is not applied
     outside: str | None = None  # what applies instead for them
     fever_days: float | None = None  # ASTCT: how long the current fever has lasted
+    fever_days_lower_bound: bool = False  # older temperatures missing: it may have lasted longer
 
 
 class StateView(_Frozen):

@@ -26,8 +26,7 @@ Fact = bool | float | int | None
 # options of the rules file are facts too).
 COMPUTED_FACTS = {
     "crs_grade": "ASTCT CRS grade",
-    "fever_days": "days the current fever has lasted (0 without a fever now, unknown without a "
-    "recent temperature)",
+    "fever_days": "how many days the current fever has lasted",
     "iec_day": "days since the CAR-T infusion or bispecific dose",
     "hypoxia": "SpO₂ < 92 % on air, or oxygen given",
     "ventilatory_support": "CPAP, BiPAP or invasive ventilation recorded (false on room air or "

@@ -558,8 +558,15 @@ def hscore_probability(spec: HScoreSpec, points: float) -> float:
     return table[-1][1]
 
 
-def astct_grade(spec: AstctSpec, evidence: Evidence, chart: ChartContext) -> ScoreResult:
-    """ASTCT CRS grade 0-4 (Lee 2019); None when fever is required and no temperature is known."""
+def astct_grade(
+    spec: AstctSpec,
+    evidence: Evidence,
+    chart: ChartContext,
+    cut_short: frozenset[str] = frozenset(),
+) -> ScoreResult:
+    """ASTCT CRS grade 0-4 (Lee 2019); None when fever is required and no temperature is known.
+    `cut_short`: analytes whose older results may be missing (the fever's duration is then a
+    lower bound when its run reaches the oldest reading received)."""
     fever, fever_shown = _judge(evidence, spec.fever)
     exposure = chart.iec_exposure()
     given = [
@@ -572,7 +579,9 @@ def astct_grade(spec: AstctSpec, evidence: Evidence, chart: ChartContext) -> Sco
     treated = [e for e in given if e.when is not None and e.when >= waiver_from]
     # Given before the waiver's window: fever is required again, and the grade says why.
     lapsed = ", ".join(sorted({e.drug for e in given} - {e.drug for e in treated}))
-    febrile_days = fever_days(spec, evidence, exposure.when if exposure else None)
+    febrile_days, days_lower = fever_days(
+        spec, evidence, exposure.when if exposure else None, spec.fever.analyte in cut_short
+    )
     pressors = {v.drug for v in chart.vasopressors}
     counted = pressors - set(spec.not_counted_as_second_vasopressor)
     bp_tests, bp_rule = hypotension_tests(spec.hypotension, chart)
@@ -632,8 +641,13 @@ def astct_grade(spec: AstctSpec, evidence: Evidence, chart: ChartContext) -> Sco
         ScoreItem("circulation", "Hypotension / vasopressors", circ_shown, None, circulation),
         ScoreItem("oxygen", "Oxygen support", o2_shown, None, respiration),
     )
+    duration = None
     if febrile_days:
-        inputs += (ScoreItem("fever_days", "Fever duration", f"{febrile_days:.1f} days"),)
+        at_least = "≥ " if days_lower else ""
+        duration = f"{at_least}{febrile_days:.1f} days" + (
+            " (older temperatures were not received)" if days_lower else ""
+        )
+        inputs += (ScoreItem("fever_days", "Fever duration", duration),)
     window = format_number(spec.fever_not_required_for_hours / 24)
     no_waiver = (
         f"; {lapsed} given more than {window} days ago no longer waives fever" if lapsed else ""
@@ -648,13 +662,14 @@ def astct_grade(spec: AstctSpec, evidence: Evidence, chart: ChartContext) -> Sco
         if not known
     )
     base = {"source": spec.source, "id": "astct", "label": spec.label, "inputs": inputs}
+    days = {"fever_days": febrile_days, "fever_days_lower_bound": days_lower}
     if fever is None and not treated:
         return ScoreResult(
             **base,  # type: ignore[arg-type]
             value=None,
             missing=missing,
             text="ASTCT CRS grade unknown: no recent temperature (fever is required)" + no_waiver,
-            extra={"lower_bound": True, "fever_days": febrile_days},
+            extra={"lower_bound": True, **days},
         )
     if fever is False and not treated:
         recent = "recent " if lapsed else ""
@@ -664,13 +679,13 @@ def astct_grade(spec: AstctSpec, evidence: Evidence, chart: ChartContext) -> Sco
             missing=missing,
             text=f"ASTCT: no CRS grade (no fever >= 38.0 °C, and no {recent}tocilizumab or "
             f"steroids{no_waiver})",
-            extra={"lower_bound": False, "fever_days": febrile_days},
+            extra={"lower_bound": False, **days},
         )
     grade = max(1 if fever else 0, circulation or 0, respiration or 0)
     lower = circulation is None or respiration is None or respiration_lower
     parts = [fever_shown if fever else "fever not required after " + drugs_shown]
-    if fever and febrile_days is not None and febrile_days > 1:
-        parts[0] += f", febrile for {febrile_days:.1f} days"
+    if fever and duration is not None and (days_lower or (febrile_days or 0) > 1):
+        parts[0] += f", febrile for {duration}"
     parts += [circ_shown, o2_shown]
     bound = "≥ " if lower else ""
     return ScoreResult(
@@ -678,11 +693,13 @@ def astct_grade(spec: AstctSpec, evidence: Evidence, chart: ChartContext) -> Sco
         value=float(grade),
         missing=missing,
         text=f"ASTCT CRS grade {bound}{grade} ({'; '.join(parts)})",
-        extra={"lower_bound": lower, "fever_days": febrile_days},
+        extra={"lower_bound": lower, **days},
     )
 
 
-def _room_air_hypoxia(spec: AstctSpec, evidence: Evidence, since: datetime | None) -> LabValue | None:
+def _room_air_hypoxia(
+    spec: AstctSpec, evidence: Evidence, since: datetime | None
+) -> LabValue | None:
     """The newest saturation below the room-air cut-off, measured no earlier than the room-air
     record (an older one may have been measured on other support)."""
     t = spec.hypoxia_on_room_air
@@ -692,33 +709,40 @@ def _room_air_hypoxia(spec: AstctSpec, evidence: Evidence, since: datetime | Non
     return value if _compare(value.value, t.op, t.value) else None
 
 
-def fever_days(spec: AstctSpec, evidence: Evidence, since: datetime | None) -> float | None:
-    """How long the current fever has lasted, in days: from the first febrile reading of the
-    run that ends with the newest one (a run breaks where `fever_run_gap_hours` pass without a
-    febrile reading; afebrile readings between spikes do not break it); 0 without a fever now
-    (within the temperature's freshness window), None without a recent temperature; `since`
-    (the infusion) bounds it."""
+def fever_days(
+    spec: AstctSpec, evidence: Evidence, since: datetime | None, cut_short: bool = False
+) -> tuple[float | None, bool]:
+    """How long the current fever has lasted, in days, and whether that is a lower bound.
+
+    From the first febrile reading of the run that ends with the newest one (a run breaks where
+    `fever_run_gap_hours` pass without a febrile reading; afebrile readings between spikes do
+    not break it); 0 without a fever now (within the temperature's freshness window), None
+    without a recent temperature; `since` (the infusion) bounds it. When older temperatures
+    may be missing (`cut_short`) and the run reaches back to within a gap of the oldest reading
+    received, an unseen older spike could lengthen it: the duration is then a lower bound."""
     found = evidence.get(spec.fever.analyte)
     if found is None:
-        return None
-    febrile = [
-        v.effective
+        return None, False
+    kept = [
+        v
         for v in found.history  # newest first
         if v.effective <= evidence.as_of
         and (since is None or v.effective >= since)
         and (spec.fever.family is None or v.family == spec.fever.family)
-        and _compare(v.value, spec.fever.op, spec.fever.value)
     ]
+    febrile = [v.effective for v in kept if _compare(v.value, spec.fever.op, spec.fever.value)]
     fresh_from = evidence.as_of - timedelta(hours=found.freshness_hours)
     if not febrile or febrile[0] < fresh_from:
-        return 0.0 if found.latest.effective >= fresh_from else None
+        return (0.0 if found.latest.effective >= fresh_from else None), False
     gap = timedelta(hours=spec.fever_run_gap_hours)
     onset = febrile[0]
     for when in febrile[1:]:
         if onset - when > gap:
             break
         onset = when
-    return (febrile[0] - onset).total_seconds() / 86400
+    reach = onset - gap if since is None else max(onset - gap, since)
+    lower = cut_short and kept[-1].effective > reach
+    return (febrile[0] - onset).total_seconds() / 86400, lower
 
 
 _BP_NAMES = {"sbp": "systolic", "map": "mean"}
@@ -812,9 +836,13 @@ def mas2016(spec: MasSpec, evidence: Evidence, chart: ChartContext) -> ScoreResu
 
 
 def compute_scores(
-    book: ScoreBook, evidence: Evidence, chart: ChartContext
+    book: ScoreBook,
+    evidence: Evidence,
+    chart: ChartContext,
+    cut_short: frozenset[str] = frozenset(),
 ) -> dict[str, ScoreResult]:
-    """Every score, by id (astct, hlh2004, hscore, mas2016, chis)."""
+    """Every score, by id (astct, hlh2004, hscore, mas2016, chis). `cut_short`: the analytes
+    whose older results may be missing (read only in part)."""
     hlh = criteria_count(book.hlh2004, "hlh2004", evidence)
     if any(f.kind == "primary" for f in chart.findings("hlh")):
         # A molecular diagnosis meets HLH-2004 by itself, whatever the count (Henter 2007).
@@ -823,7 +851,7 @@ def compute_scores(
             text=hlh.text + "; HLH-2004 is met by the recorded familial (primary) HLH diagnosis",
         )
     results = {
-        "astct": astct_grade(book.astct, evidence, chart),
+        "astct": astct_grade(book.astct, evidence, chart, cut_short),
         "hlh2004": hlh,
         "hscore": hscore(book.hscore, evidence),
         "mas2016": mas2016(book.mas2016, evidence, chart),

@@ -91,6 +91,7 @@ def score_views(results: Iterable[ScoreResult]) -> tuple[ScoreView, ...]:
             min_years=result.ages.min_years if result.ages else None,
             outside=result.ages.outside if result.ages else None,
             fever_days=_number(result.extra.get("fever_days")),
+            fever_days_lower_bound=result.extra.get("fever_days_lower_bound") is True,
         )
         for result in results
     )
@@ -378,7 +379,10 @@ def compute_facts(
         # Blood pressure or oxygen support unknown: a lower bound, so a rule needing a higher
         # grade is unknown, not false (HScore's lower bound is read by its own rules).
         facts["crs_grade"] = AtLeast(astct.value)
-    facts["fever_days"] = astct.fever_days if astct is not None else None
+    days = astct.fever_days if astct is not None else None
+    if days is not None and astct is not None and astct.fever_days_lower_bound:
+        days = AtLeast(days)  # older temperatures missing: a longer fever is unknown, not false
+    facts["fever_days"] = days
     hlh = next((s for s in scores if s.id == "hlh2004"), None)
     if hlh is not None and hlh.value is not None:
         met = hlh.value

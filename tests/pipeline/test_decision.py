@@ -115,3 +115,32 @@ def test_a_link_issuer_puts_the_profile_link_on_the_cards(knowledge: Knowledge) 
     assert decision.profile is not None
     (card,) = decision.cards
     assert card.links and card.links[0].url == decision.profile.url
+
+
+def test_vitals_read_only_in_part_make_the_fever_duration_a_lower_bound(
+    knowledge: Knowledge,
+) -> None:
+    """CAR-T day 5, grade 1, febrile at every temperature received (the last 40 hours). With
+    the whole vitals search read, the fever has lasted 1.6 days: no tocilizumab for a fever of
+    more than 3 days. With the vitals read only in part (a page limit), older spikes may be
+    missing: that rule cannot be judged, rather than false."""
+    from tests.clinical.fhir import FIXTURE_TIME, Chart
+
+    chart = Chart("case-cart-cut-vitals").car_t_infusion(days_ago=5)
+    for hours_ago, celsius in ((40, 38.4), (20, 38.6)):
+        chart = chart.lab("temperature", celsius, hours_ago)
+    chart = chart.vitals(temperature=38.3, spo2=97, oxygen_flow=0, systolic=118)
+    record = [entry["resource"] for entry in chart.bundle()["entry"]]
+    context = HookContext("patient-view", "case-cart-cut-vitals")
+    whole = decide(knowledge, PatientRecord(record), context, FIXTURE_TIME)
+    assert whole.assessment.facts["fever_days"] == pytest.approx(38 / 24, abs=0.05)
+    assert "tocilizumab" not in [a.drug for a in whole.assessment.advice]
+    gap = DataGap("vitals", "more results than 5 pages; only those were read", partial=True)
+    cut = decide(knowledge, PatientRecord(record, gaps=(gap,)), context, FIXTURE_TIME)
+    assert "fever_days" in cut.assessment.lower_bounds
+    assert not cut.assessment.advice
+    (summary, *_) = [c.summary for c in cut.cards]
+    assert summary.endswith("cannot be judged: tocilizumab; nothing drafted")
+    detail = cut.cards[0].detail or ""
+    assert "febrile for ≥ 1.6 days (older temperatures were not received)" in detail
+    assert "tocilizumab cannot be judged (unknown: how many days the current fever" in detail

@@ -225,6 +225,41 @@ def test_astct_counts_how_long_the_current_fever_has_lasted(
     assert dropped.extra["fever_days"] == pytest.approx(58 / 24)
 
 
+def test_astct_fever_duration_is_a_lower_bound_when_older_temperatures_may_be_missing(
+    book: ScoreBook, catalog: Catalog
+) -> None:
+    """Temperatures read only in part (a page limit): a run that reaches back to the oldest
+    reading received may have begun earlier, so its length is a lower bound; a run with a day of
+    afebrile readings before it, or one the infusion bounds, is not."""
+    infusion = SettingFinding("iec", "CAR-T", None, NOW - timedelta(days=5), "car-t", None, 5)
+    where = chart(settings=(infusion,), oxygen=o2("room-air"))
+    to_oldest = temperatures(catalog, (2, 38.6), (20, 38.4), (40, 38.2))
+    whole = astct_grade(book.astct, to_oldest, where)
+    assert (whole.extra["fever_days"], whole.extra["fever_days_lower_bound"]) == (
+        pytest.approx(38 / 24),
+        False,
+    )
+    cut = astct_grade(book.astct, to_oldest, where, frozenset({"temperature"}))
+    assert cut.extra["fever_days"] == pytest.approx(38 / 24)
+    assert cut.extra["fever_days_lower_bound"] is True
+    assert "febrile for ≥ 1.6 days (older temperatures were not received)" in cut.text
+    other = astct_grade(book.astct, to_oldest, where, frozenset({"ferritin"}))
+    assert other.extra["fever_days_lower_bound"] is False
+    settled = temperatures(catalog, (2, 38.6), (20, 38.4), (40, 37.0), (60, 36.9))
+    assert (
+        astct_grade(book.astct, settled, where, frozenset({"temperature"})).extra[
+            "fever_days_lower_bound"
+        ]
+        is False
+    )
+    recent = SettingFinding("iec", "CAR-T", None, NOW - timedelta(hours=40), "car-t", None, 1)
+    bounded = astct_grade(
+        book.astct, to_oldest, chart(settings=(recent,), oxygen=o2("room-air")),
+        frozenset({"temperature"}),
+    )  # fmt: skip
+    assert bounded.extra["fever_days_lower_bound"] is False
+
+
 def test_astct_with_a_newer_unreadable_device_is_a_lower_bound(
     book: ScoreBook, catalog: Catalog
 ) -> None:
