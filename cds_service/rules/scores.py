@@ -673,6 +673,17 @@ def astct_grade(
         )
     if fever is False and not treated:
         recent = "recent " if lapsed else ""
+        signs = [
+            name
+            for name, grade in (("hypotension", circulation), ("hypoxia", respiration))
+            if (grade or 0) >= 2
+        ]
+        if lapsed and signs:
+            # The window is a convention: the drug's effect can outlast it.
+            no_waiver += (
+                f"; the {' and '.join(signs)} without fever may still be CRS that it masks, "
+                "IEC-HS or an infection"
+            )
         return ScoreResult(
             **base,  # type: ignore[arg-type]
             value=0.0,

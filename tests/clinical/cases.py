@@ -901,7 +901,8 @@ CASES: tuple[Case, ...] = (
     Case("iechs-late-hypoxia-after-tocilizumab", f"{LEE2019} (fever waiver after treatment); "
          f"{HINES2023}", iec_hs_hypoxic_late_after_tocilizumab, named=("anakinra",),
          never=("tocilizumab", "anakinra", "dexamethasone"),
-         text=("IEC-HS", "no longer waives fever")),
+         text=("IEC-HS", "no longer waives fever",
+               "the hypoxia without fever may still be CRS that it masks, IEC-HS or an infection")),
     Case("cart-day10-covid-hypoxic", f"{RECOVERY_DEX}; {LEE2019} (no CRS grade without fever)",
          covid_hypoxic_day10_after_car_t, suggest=("dexamethasone",),
          never=("emapalumab", "anakinra"),
