@@ -53,7 +53,9 @@ def assess(
     if applied is not None and _hands_over(rules, applied.setting, clinical):
         for other in (o for o in others if o.setting in rules.precedence.hand_over_to):
             judged_other, clinical_other = _judge_in(rules, evidence, chart, scores, after, other)
-            if clinical_other.state is not None:
+            # The first setting with something to say takes over, a state met or one it cannot
+            # judge yet ("cannot be judged" is advice; passing it over would hide it).
+            if clinical_other.state is not None or clinical_other.undecided:
                 handed_over_from = applied.setting
                 others = (applied, *(o for o in others if o is not other))
                 applied, judged, clinical = other, judged_other, clinical_other

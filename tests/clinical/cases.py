@@ -224,6 +224,18 @@ def covid_hypoxic_after_car_t_no_temperature() -> Chart:
     )
 
 
+def covid_after_car_t_oxygen_unknown() -> Chart:
+    """Day 10 after CAR-T, afebrile with no HLH-like features (no CRS grade); COVID-19 with no
+    saturation or oxygen record: the COVID-19 rules cannot tell whether it needs oxygen."""
+    return (
+        Chart("case-cart-day10-covid-nospo2")
+        .car_t_infusion(days_ago=10)
+        .condition(*COVID19, 2)
+        .vitals(temperature=37.3, systolic=118)
+        .labs(crp=150, ferritin=600, fibrinogen=4.1, alt=30, platelets=160, neutrophils=3.2)
+    )
+
+
 def car_t_hypoxic_on_room_air() -> Chart:
     """Day 3, febrile, SpO2 88 % with room air recorded: it needs oxygen not charted yet."""
     return (
@@ -910,6 +922,9 @@ CASES: tuple[Case, ...] = (
     Case("cart-day10-covid-no-temperature", f"{LEE2019} (fever required)",
          covid_hypoxic_after_car_t_no_temperature, never=("dexamethasone", "tocilizumab"),
          text=("Setting applied: CAR-T/bispecific", "no recent temperature")),
+    Case("cart-day10-covid-oxygen-unknown", f"{RECOVERY_DEX} (oxygen need unknown)",
+         covid_after_car_t_oxygen_unknown, never=("dexamethasone", "tocilizumab"),
+         text=("Setting applied: COVID-19", "cannot be judged")),
     Case("cart-hypoxic-on-room-air", f"{LEE2019} (hypoxia graded by the oxygen it needs)",
          car_t_hypoxic_on_room_air, suggest=("tocilizumab",), never=("dexamethasone",),
          text=("ASTCT CRS grade ≥ 2", "SpO₂ 88 % on room air (needs oxygen",
