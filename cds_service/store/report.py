@@ -81,14 +81,19 @@ class _CardState:
 
 
 def _shown() -> ColumnElement[bool]:
-    """A card counts as shown unless the client sent the same call again (same service and
-    hookInstance, a retry after a timeout) and got a newer answer: it shows the last answer
-    it received. A card of an earlier answer that got feedback was shown all the same."""
+    """A card counts as shown unless the client sent the same call again (same service,
+    hookInstance, client and patient: a retry after a timeout) and got a newer answer: it shows
+    the last answer it received. A card of an earlier answer that got feedback was shown all
+    the same. Another client or patient with that hookInstance (a client that reuses one) is
+    another call."""
     newer = hook_calls.alias("newer")
     answered_again = exists().where(
         and_(
             newer.c.hook_instance == hook_calls.c.hook_instance,
             newer.c.service_id == hook_calls.c.service_id,
+            newer.c.client_iss.is_not_distinct_from(hook_calls.c.client_iss),
+            newer.c.client_tenant.is_not_distinct_from(hook_calls.c.client_tenant),
+            newer.c.patient_key.is_not_distinct_from(hook_calls.c.patient_key),
             newer.c.id > hook_calls.c.id,
         )
     )

@@ -288,3 +288,26 @@ def test_a_retried_call_counts_its_last_answer_as_shown(store: AuditStore) -> No
     shown = {t.topic: t.shown for t in report.build_report(store.engine).topics}
     assert shown == {"il6driven": 2, "crs": 1}  # the retry's card, the other service's, crs
     assert report.count_cards(store.engine) == 3
+
+
+def test_a_reused_hook_instance_of_another_client_or_patient_is_another_call(
+    store: AuditStore,
+) -> None:
+    """A client that sends one hookInstance for every call (a fixed value in a test harness)
+    or two clients that happen to send the same one: calls for another patient, from another
+    client or tenant, each count; only the same client's repeat for the same patient is a
+    retry. A call without a client identity (authentication off) matches one without it."""
+    from cds_service.store import report
+    from cds_service.store.records import ClientIdentity
+
+    fixed = {"hook_instance": "00000000-0000-0000-0000-000000000000"}
+    store.record_hook_call(hook_call_record([make_card("a")], **fixed))
+    store.record_hook_call(hook_call_record([make_card("b")], **fixed, patient_key="1" * 64))
+    other_tenant = ClientIdentity(iss="https://ehr.example.org", tenant="ward-9")
+    store.record_hook_call(hook_call_record([make_card("c")], **fixed, client=other_tenant))
+    other_client = ClientIdentity(iss="https://other-ehr.example.org", tenant="ward-7")
+    store.record_hook_call(hook_call_record([make_card("d")], **fixed, client=other_client))
+    store.record_hook_call(hook_call_record([make_card("e")], **fixed, client=None))
+    store.record_hook_call(hook_call_record([make_card("f")], **fixed, client=None))
+    shown = {t.topic: t.shown for t in report.build_report(store.engine).topics}
+    assert shown == {"a": 1, "b": 1, "c": 1, "d": 1, "f": 1}
