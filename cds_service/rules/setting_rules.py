@@ -197,7 +197,9 @@ def judge_setting(
     # in a patient younger than those it was derived in.
     bar_outside = [outside[f] for c in bar_conditions for f in c.facts() if f in outside]
     young_bar = (
-        (_young_bar(bar_outside[0], chart),) if bar and state is None and bar_outside else ()
+        (_young_bar(bar_outside[0], chart, spec.multiplex),)
+        if bar and state is None and bar_outside
+        else ()
     )
     advice = _advice(rules, chart, facts, spec.advice, state, setting_id, evidence.as_of)
     pending: list[str] = []
@@ -280,11 +282,13 @@ def _not_applied(what: str, score: ScoreView, chart: ChartContext) -> str:
     )
 
 
-def _young_bar(score: ScoreView, chart: ChartContext) -> str:
+def _young_bar(score: ScoreView, chart: ChartContext, asks_panel: bool) -> str:
+    """A bar met by a score derived in older patients: said as a diagnostic step only (the
+    panel, in a setting that asks for one)."""
+    use = "to ask for a cytokine panel, a diagnostic step" if asks_panel else "as a diagnostic step"
     return (
         f"{score.label} was derived in {score.population} and the patient is "
-        f"{chart.age_text()} ({score.outside}): it is used here only to ask for a cytokine "
-        "panel, a diagnostic step, never for a drug"
+        f"{chart.age_text()} ({score.outside}): it is used here only {use}, never for a drug"
     )
 
 
