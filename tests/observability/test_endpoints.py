@@ -281,3 +281,8 @@ def test_a_method_the_endpoint_does_not_allow_is_counted_against_it(
     assert record.__dict__["endpoint"] == "hooks.call_service"
     assert record.__dict__["path"] == f"/cds-services/{service}"
     assert record.__dict__["service"] == service
+    caplog.clear()
+    assert client.delete("/no/such/route/Patient-12345").status_code == 404
+    (record,) = access_records(caplog)
+    assert record.__dict__["path"] == "<unmatched>"
+    assert record.__dict__["endpoint"] == "unmatched"
