@@ -201,39 +201,36 @@ def iec_hs_hypoxic_late_after_tocilizumab() -> Chart:
     )
 
 
-def covid_hypoxic_day10_after_car_t() -> Chart:
-    """Day 10 after CAR-T, afebrile with no CRS or HLH-like features; COVID-19 needing oxygen."""
+def _covid_day10_after_car_t(patient: str, **vitals: float) -> Chart:
+    """Day 10 after CAR-T with COVID-19 and no CRS or HLH-like labs; the vitals vary."""
     return (
-        Chart("case-cart-day10-covid")
+        Chart(patient)
         .car_t_infusion(days_ago=10)
         .condition(*COVID19, 2)
-        .vitals(temperature=37.3, spo2=89, oxygen_flow=4, systolic=118)
+        .vitals(**vitals)
         .labs(crp=150, ferritin=600, fibrinogen=4.1, alt=30, platelets=160, neutrophils=3.2)
+    )
+
+
+def covid_hypoxic_day10_after_car_t() -> Chart:
+    """Afebrile (no CRS grade); COVID-19 needing oxygen."""
+    return _covid_day10_after_car_t(
+        "case-cart-day10-covid", temperature=37.3, spo2=89, oxygen_flow=4, systolic=118
     )
 
 
 def covid_hypoxic_after_car_t_no_temperature() -> Chart:
     """As above with no temperature charted: the CRS grade cannot be judged, so the CAR-T rules
     keep the patient (a grade 2 cannot be excluded) and say what is missing."""
-    return (
-        Chart("case-cart-day10-covid-notemp")
-        .car_t_infusion(days_ago=10)
-        .condition(*COVID19, 2)
-        .vitals(spo2=89, oxygen_flow=4, systolic=118)
-        .labs(crp=150, ferritin=600, fibrinogen=4.1, alt=30, platelets=160, neutrophils=3.2)
+    return _covid_day10_after_car_t(
+        "case-cart-day10-covid-notemp", spo2=89, oxygen_flow=4, systolic=118
     )
 
 
 def covid_after_car_t_oxygen_unknown() -> Chart:
-    """Day 10 after CAR-T, afebrile with no HLH-like features (no CRS grade); COVID-19 with no
-    saturation or oxygen record: the COVID-19 rules cannot tell whether it needs oxygen."""
-    return (
-        Chart("case-cart-day10-covid-nospo2")
-        .car_t_infusion(days_ago=10)
-        .condition(*COVID19, 2)
-        .vitals(temperature=37.3, systolic=118)
-        .labs(crp=150, ferritin=600, fibrinogen=4.1, alt=30, platelets=160, neutrophils=3.2)
-    )
+    """Afebrile (no CRS grade), with no saturation or oxygen record: the COVID-19 rules cannot
+    tell whether it needs oxygen."""
+    return _covid_day10_after_car_t("case-cart-day10-covid-nospo2", temperature=37.3, systolic=118)
 
 
 def car_t_hypoxic_on_room_air() -> Chart:
