@@ -111,7 +111,9 @@ def decide(
     chart = read_chart(resources, knowledge.context, now, weight.value if weight else None)
     if chart.problems:
         evidence = evidence.model_copy(update={"problems": (*evidence.problems, *chart.problems)})
-    cut_short = histories_cut_short(knowledge, (gap.key for gap in record.gaps if gap.partial))
+    cut_short = histories_cut_short(
+        knowledge, (gap.key for gap in record.gaps if gap.partial and not gap.components_only)
+    )
     scores = compute_scores(knowledge.scores, evidence, chart, cut_short)
     assessment = assess(evidence, knowledge.rules, chart, score_views(scores.values()))
     profile = links() if links is not None else None

@@ -64,6 +64,9 @@ class DataGap:
     key: str
     reason: str
     partial: bool = False
+    # Partial, but every result of the search's own codes was read (only those sent as a
+    # component of another Observation may be missed): no history is cut short.
+    components_only: bool = False
 
 
 @dataclass(frozen=True)
@@ -179,7 +182,7 @@ class FhirAccess:
                         elif fetch.failure is not None:
                             gaps.append(DataGap(key, fetch.failure.detail, key in obtained))
                         elif key in by_code:
-                            gaps.append(DataGap(key, _READ_BY_CODE, True))
+                            gaps.append(DataGap(key, _READ_BY_CODE, True, components_only=True))
 
         obtained -= extra.keys() - templates.keys()
         gaps = [gap for gap in gaps if gap.key in templates]

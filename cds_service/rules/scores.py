@@ -613,9 +613,8 @@ def astct_grade(
     )
     respiration: int | None = None
     o2_shown = "oxygen support: not recorded recently"
-    # The respiratory grade is a lower bound when a newer device record the catalog cannot
-    # read may be more support than the level read (a mask, or high flow at the same flow), or
-    # when a saturation on room air shows that oxygen is needed.
+    # A newer device record the catalog cannot read may be more support than the level read
+    # (a mask, or high flow at the same flow): the respiratory grade is then a lower bound.
     respiration_lower = False
     if fresh_o2 and oxygen is not None and oxygen.level in spec.oxygen_grades:
         respiration = spec.oxygen_grades[oxygen.level]
@@ -627,12 +626,12 @@ def astct_grade(
         if respiration == 0:
             hypoxia = _room_air_hypoxia(spec, evidence, oxygen.when)
             if hypoxia is not None:
-                # It needs at least the least oxygen support: a lower bound on the grade.
-                respiration = min(g for g in spec.oxygen_grades.values() if g > 0)
-                respiration_lower = True
+                # ASTCT grades the support given, not the saturation: unknown, never a grade
+                # inferred from one reading (a patient's usual saturation may be this low).
+                respiration = None
                 o2_shown = (
-                    f"SpO₂ {_shown(hypoxia)} on room air (needs oxygen: at least grade "
-                    f"{respiration})"
+                    f"SpO₂ {_shown(hypoxia)} on room air: it may need oxygen; chart the "
+                    "support given"
                 )
     drugs_shown = ", ".join(sorted({e.drug for e in treated})) or "none"
     inputs: tuple[ScoreItem, ...] = (
@@ -642,7 +641,7 @@ def astct_grade(
         ScoreItem("oxygen", "Oxygen support", o2_shown, None, respiration),
     )
     duration = None
-    if febrile_days:
+    if febrile_days is not None and (febrile_days or days_lower):
         at_least = "≥ " if days_lower else ""
         duration = f"{at_least}{febrile_days:.1f} days" + (
             " (older temperatures were not received)" if days_lower else ""
@@ -680,8 +679,9 @@ def astct_grade(
         ]
         if lapsed and signs:
             # The window is a convention: the drug's effect can outlast it.
+            masks = "they mask" if "," in lapsed else "it masks"
             no_waiver += (
-                f"; the {' and '.join(signs)} without fever may still be CRS that it masks, "
+                f"; the {' and '.join(signs)} without fever may still be CRS that {masks}, "
                 "IEC-HS or an infection"
             )
         return ScoreResult(
@@ -751,8 +751,10 @@ def fever_days(
         if onset - when > gap:
             break
         onset = when
+    # The search is newest first: a reading received from before `reach` shows that none
+    # after it is missing.
     reach = onset - gap if since is None else max(onset - gap, since)
-    lower = cut_short and kept[-1].effective > reach
+    lower = cut_short and found.history[-1].effective > reach
     return (febrile[0] - onset).total_seconds() / 86400, lower
 
 

@@ -194,11 +194,12 @@ def judge_setting(
     bar = all_hold(bar_conditions, facts)
     diagnostic_bar = True if state is not None else bar
     # The bar is a diagnostic step at every age, but a card must not present a score as valid
-    # in a patient younger than those it was derived in.
+    # in a patient younger than those it was derived in (said where the bar asks for the
+    # panel; elsewhere the bar is not used).
     bar_outside = [outside[f] for c in bar_conditions for f in c.facts() if f in outside]
     young_bar = (
-        (_young_bar(bar_outside[0], chart, spec.multiplex),)
-        if bar and state is None and bar_outside
+        (_young_bar(bar_outside[0], chart),)
+        if bar and state is None and bar_outside and spec.multiplex
         else ()
     )
     advice = _advice(rules, chart, facts, spec.advice, state, setting_id, evidence.as_of)
@@ -282,13 +283,11 @@ def _not_applied(what: str, score: ScoreView, chart: ChartContext) -> str:
     )
 
 
-def _young_bar(score: ScoreView, chart: ChartContext, asks_panel: bool) -> str:
-    """A bar met by a score derived in older patients: said as a diagnostic step only (the
-    panel, in a setting that asks for one)."""
-    use = "to ask for a cytokine panel, a diagnostic step" if asks_panel else "as a diagnostic step"
+def _young_bar(score: ScoreView, chart: ChartContext) -> str:
     return (
         f"{score.label} was derived in {score.population} and the patient is "
-        f"{chart.age_text()} ({score.outside}): it is used here only {use}, never for a drug"
+        f"{chart.age_text()} ({score.outside}): it is used here only to ask for a cytokine "
+        "panel, a diagnostic step, never for a drug"
     )
 
 

@@ -234,7 +234,7 @@ def covid_after_car_t_oxygen_unknown() -> Chart:
 
 
 def car_t_hypoxic_on_room_air() -> Chart:
-    """Day 3, febrile, SpO2 88 % with room air recorded: it needs oxygen not charted yet."""
+    """Day 3, febrile, SpO2 88 % with room air recorded: it may need oxygen not charted yet."""
     return (
         Chart("case-cart-hypoxic-air")
         .car_t_infusion(days_ago=3)
@@ -923,9 +923,9 @@ CASES: tuple[Case, ...] = (
          covid_after_car_t_oxygen_unknown, never=("dexamethasone", "tocilizumab"),
          text=("Setting applied: COVID-19", "cannot be judged")),
     Case("cart-hypoxic-on-room-air", f"{LEE2019} (hypoxia graded by the oxygen it needs)",
-         car_t_hypoxic_on_room_air, suggest=("tocilizumab",), never=("dexamethasone",),
-         text=("ASTCT CRS grade ≥ 2", "SpO₂ 88 % on room air (needs oxygen",
-               "dexamethasone cannot be judged")),
+         car_t_hypoxic_on_room_air, never=("tocilizumab", "dexamethasone"),
+         text=("ASTCT CRS grade ≥ 1", "tocilizumab cannot be judged",
+               "SpO₂ 88 % on room air: it may need oxygen; chart the support given")),
     Case("cart-no-temperature", f"{LEE2019} (fever required)", car_t_no_temperature,
          never=("tocilizumab",),
          # The summary leads with the verdict: a client may show only the summary.

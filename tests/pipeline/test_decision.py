@@ -133,7 +133,7 @@ def test_vitals_read_only_in_part_make_the_fever_duration_a_lower_bound(
     record = [entry["resource"] for entry in chart.bundle()["entry"]]
     context = HookContext("patient-view", "case-cart-cut-vitals")
     whole = decide(knowledge, PatientRecord(record), context, FIXTURE_TIME)
-    assert whole.assessment.facts["fever_days"] == pytest.approx(38 / 24, abs=0.05)
+    assert whole.assessment.facts["fever_days"] == pytest.approx(39 / 24)
     assert "tocilizumab" not in [a.drug for a in whole.assessment.advice]
     gap = DataGap("vitals", "more results than 5 pages; only those were read", partial=True)
     cut = decide(knowledge, PatientRecord(record, gaps=(gap,)), context, FIXTURE_TIME)
@@ -144,3 +144,16 @@ def test_vitals_read_only_in_part_make_the_fever_duration_a_lower_bound(
     detail = cut.cards[0].detail or ""
     assert "febrile for ≥ 1.6 days (older temperatures were not received)" in detail
     assert "tocilizumab cannot be judged (unknown: how many days the current fever" in detail
+    # Gaps that cut no temperature history short: a search read by code (only components may
+    # be missed), a partial gap of another search, a vitals search not read at all.
+    for other in (
+        DataGap("vitals", "read by code", partial=True, components_only=True),
+        DataGap("labs", "more results than 5 pages", partial=True),
+    ):
+        kept = decide(knowledge, PatientRecord(record, gaps=(other,)), context, FIXTURE_TIME)
+        assert "fever_days" not in kept.assessment.lower_bounds, other
+    # A temperature received from a day before the run's start shows none after it is missing.
+    older = chart.lab("temperature", 36.8, 66)
+    record = [entry["resource"] for entry in older.bundle()["entry"]]
+    settled = decide(knowledge, PatientRecord(record, gaps=(gap,)), context, FIXTURE_TIME)
+    assert "fever_days" not in settled.assessment.lower_bounds
