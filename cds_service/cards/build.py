@@ -180,6 +180,8 @@ class CardBuilder:
             state=state,
             state_short=self._state_short(assessment),
             scores=self._scores(assessment),
+            # The rules judged first say why they handed over (a grade of 0 may carry a caveat).
+            handed_over_scores=self._scores_of(assessment, assessment.handed_over_from),
             advice=advice,
             first=advice[0] if advice else None,
         )
@@ -427,7 +429,13 @@ class CardBuilder:
         return [state.source for state in self.rules.settings[setting].states]
 
     def _scores(self, assessment: Assessment) -> list[ScoreView]:
-        setting = assessment.setting.setting if assessment.setting else "unknown"
+        return self._scores_of(
+            assessment, assessment.setting.setting if assessment.setting else "unknown"
+        )
+
+    def _scores_of(self, assessment: Assessment, setting: str | None) -> list[ScoreView]:
+        if setting is None:
+            return []
         wanted = self.rules.settings[setting].scores
         return [score for score in assessment.scores if score.id in wanted]
 

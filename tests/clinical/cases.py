@@ -233,6 +233,15 @@ def covid_after_car_t_oxygen_unknown() -> Chart:
     return _covid_day10_after_car_t("case-cart-day10-covid-nospo2", temperature=37.3, systolic=118)
 
 
+def covid_hypoxic_late_after_tocilizumab() -> Chart:
+    """Day 10 after CAR-T, tocilizumab 9 days ago: afebrile, COVID-19 needing oxygen. The old
+    dose no longer waives fever, so the COVID-19 rules apply, and the card keeps the caveat
+    that the hypoxia may still be CRS the drug masks."""
+    return _covid_day10_after_car_t(
+        "case-cart-covid-late-tocilizumab", temperature=37.3, spo2=89, oxygen_flow=4, systolic=118
+    ).given(*TOCILIZUMAB, hours_ago=9 * 24, dose_mg=640)
+
+
 def car_t_hypoxic_on_room_air() -> Chart:
     """Day 3, febrile, SpO2 88 % with room air recorded: it may need oxygen not charted yet."""
     return (
@@ -922,6 +931,11 @@ CASES: tuple[Case, ...] = (
     Case("cart-day10-covid-oxygen-unknown", f"{RECOVERY_DEX} (oxygen need unknown)",
          covid_after_car_t_oxygen_unknown, never=("dexamethasone", "tocilizumab"),
          text=("Setting applied: COVID-19", "cannot be judged")),
+    Case("cart-covid-hypoxic-late-after-tocilizumab", f"{RECOVERY_DEX}; {LEE2019} (fever "
+         "waiver after treatment)", covid_hypoxic_late_after_tocilizumab,
+         suggest=("dexamethasone",), never=("emapalumab", "anakinra"),
+         text=("Setting applied: COVID-19", "no longer waives fever",
+               "may still be CRS that it masks, IEC-HS or an infection")),
     Case("cart-hypoxic-on-room-air", f"{LEE2019} (hypoxia graded by the oxygen it needs)",
          car_t_hypoxic_on_room_air, never=("tocilizumab", "dexamethasone"),
          text=("ASTCT CRS grade ≥ 1", "tocilizumab cannot be judged",
