@@ -565,8 +565,8 @@ def astct_grade(
     cut_short: frozenset[str] = frozenset(),
 ) -> ScoreResult:
     """ASTCT CRS grade 0-4 (Lee 2019); None when fever is required and no temperature is known.
-    `cut_short`: analytes whose older results may be missing (the fever's duration is then a
-    lower bound when its run reaches the oldest reading received)."""
+    `cut_short`: analytes whose older results may be missing (the fever's duration may then be
+    a lower bound: see `fever_days`)."""
     fever, fever_shown = _judge(evidence, spec.fever)
     exposure = chart.iec_exposure()
     given = [
