@@ -578,7 +578,7 @@ def astct_grade(
     waiver_from = evidence.as_of - timedelta(hours=spec.fever_not_required_for_hours)
     treated = [e for e in given if e.when is not None and e.when >= waiver_from]
     # Given before the waiver's window: fever is required again, and the grade says why.
-    lapsed = ", ".join(sorted({e.drug for e in given} - {e.drug for e in treated}))
+    lapsed_drugs = sorted({e.drug for e in given} - {e.drug for e in treated})
     febrile_days, days_lower = fever_days(
         spec, evidence, exposure.when if exposure else None, spec.fever.analyte in cut_short
     )
@@ -616,6 +616,7 @@ def astct_grade(
     # A newer device record the catalog cannot read may be more support than the level read
     # (a mask, or high flow at the same flow): the respiratory grade is then a lower bound.
     respiration_lower = False
+    room_air_hypoxia: LabValue | None = None
     if fresh_o2 and oxygen is not None and oxygen.level in spec.oxygen_grades:
         respiration = spec.oxygen_grades[oxygen.level]
         flow = f", {format_number(oxygen.flow_l_min)} L/min" if oxygen.flow_l_min else ""
@@ -624,7 +625,7 @@ def astct_grade(
             " (a newer device record could not be read)" if respiration_lower else ""
         )
         if respiration == 0:
-            hypoxia = _room_air_hypoxia(spec, evidence, oxygen.when)
+            room_air_hypoxia = hypoxia = _room_air_hypoxia(spec, evidence, oxygen.when)
             if hypoxia is not None:
                 # ASTCT grades the support given, not the saturation: unknown, never a grade
                 # inferred from one reading (a patient's usual saturation may be this low).
@@ -641,22 +642,32 @@ def astct_grade(
         ScoreItem("oxygen", "Oxygen support", o2_shown, None, respiration),
     )
     duration = None
-    if febrile_days is not None and (febrile_days or days_lower):
-        at_least = "≥ " if days_lower else ""
-        duration = f"{at_least}{febrile_days:.1f} days" + (
-            " (older temperatures were not received)" if days_lower else ""
-        )
+    if febrile_days is not None and days_lower:
+        duration = (
+            f"≥ {febrile_days:.1f} days" if febrile_days >= 0.05 else "an unknown time"
+        ) + " (older temperatures were not received)"
+    elif febrile_days:
+        duration = f"{febrile_days:.1f} days"
+    if duration is not None:
         inputs += (ScoreItem("fever_days", "Fever duration", duration),)
     window = format_number(spec.fever_not_required_for_hours / 24)
+    waives = "waive" if len(lapsed_drugs) > 1 else "waives"
     no_waiver = (
-        f"; {lapsed} given more than {window} days ago no longer waives fever" if lapsed else ""
+        f"; {' and '.join(lapsed_drugs)} given more than {window} days ago no longer {waives} fever"
+        if lapsed_drugs
+        else ""
+    )
+    oxygen_missing = (
+        f"oxygen support given (SpO₂ {_shown(room_air_hypoxia)} on room air)"
+        if room_air_hypoxia is not None
+        else "oxygen support"
     )
     missing = tuple(
         label
         for label, known in (
             ("temperature", fever is not None),
             ("blood pressure", circulation is not None),
-            ("oxygen support", respiration is not None),
+            (oxygen_missing, respiration is not None),
         )
         if not known
     )
@@ -671,15 +682,18 @@ def astct_grade(
             extra={"lower_bound": True, **days},
         )
     if fever is False and not treated:
-        recent = "recent " if lapsed else ""
+        recent = "recent " if lapsed_drugs else ""
         signs = [
             name
-            for name, grade in (("hypotension", circulation), ("hypoxia", respiration))
-            if (grade or 0) >= 2
+            for name, present in (
+                ("hypotension", (circulation or 0) >= 2),
+                ("hypoxia", (respiration or 0) >= 2 or room_air_hypoxia is not None),
+            )
+            if present
         ]
-        if lapsed and signs:
+        if lapsed_drugs and signs:
             # The window is a convention: the drug's effect can outlast it.
-            masks = "they mask" if "," in lapsed else "it masks"
+            masks = "they mask" if len(lapsed_drugs) > 1 else "it masks"
             no_waiver += (
                 f"; the {' and '.join(signs)} without fever may still be CRS that {masks}, "
                 "IEC-HS or an infection"

@@ -936,7 +936,7 @@ CASES: tuple[Case, ...] = (
          suggest=("dexamethasone",), never=("emapalumab", "anakinra"),
          text=("Setting applied: COVID-19", "no longer waives fever",
                "may still be CRS that it masks, IEC-HS or an infection")),
-    Case("cart-hypoxic-on-room-air", f"{LEE2019} (hypoxia graded by the oxygen it needs)",
+    Case("cart-hypoxic-on-room-air", f"{LEE2019} (hypoxia graded by the oxygen given)",
          car_t_hypoxic_on_room_air, never=("tocilizumab", "dexamethasone"),
          text=("ASTCT CRS grade ≥ 1", "tocilizumab cannot be judged",
                "SpO₂ 88 % on room air: it may need oxygen; chart the support given")),

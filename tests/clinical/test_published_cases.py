@@ -19,6 +19,7 @@ from cds_service import create_app
 from cds_service.api.runtime import current_runtime
 from cds_service.demo import hook_request
 from cds_service.settings import Settings
+from tests.cards.test_client_limits import PUBLIC_BASE, all_problems
 from tests.clinical.cases import CASES, Case
 from tests.clinical.make_fixtures import fixture_files, text
 from tests.conftest import SERVICE_FOR_HOOK
@@ -87,7 +88,9 @@ def problems(case: Case, cards: list[dict[str, Any]]) -> list[str]:
 @pytest.fixture(scope="module")
 def case_client(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FlaskClient]:
     """One app for the whole set: the cases only read."""
-    settings = Settings(auth="off", data_dir=tmp_path_factory.mktemp("cases"))
+    data = tmp_path_factory.mktemp("cases")
+    # A registered public URL, as a production deployment has: the links are checked too.
+    settings = Settings(auth="off", public_base_url=PUBLIC_BASE, data_dir=data)
     with create_app(settings).test_client() as client:
         yield client
 
@@ -98,6 +101,8 @@ def test_published_case(case_client: FlaskClient, case: Case) -> None:
     assert problems(case, cards) == [], [
         (c["summary"], c["source"]["topic"]["code"]) for c in cards
     ]
+    # Every published answer is one each documented client accepts.
+    assert all_problems(cards) == []
 
 
 def test_fixture_files_are_the_case_charts() -> None:

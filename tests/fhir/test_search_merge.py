@@ -233,6 +233,8 @@ def test_a_merged_search_the_server_refuses_is_read_again_separately_then_by_cod
     assert all("combo-code=" not in path for path in sent[1 + len(OBSERVATION_KEYS) :])
     # Read by code, with a partial gap naming what only combo-code would have found.
     assert [(g.key, g.partial) for g in got.gaps] == [("cytokines", True), ("vitals", True)]
+    # Every result of the searched codes was read: no history is cut short.
+    assert all(g.components_only for g in got.gaps)
     assert all("refused the combo-code search" in g.reason for g in got.gaps)
     assert all("component" in g.reason for g in got.gaps)
     same = gather(fhir_server, "fhir-access-demo", fhir_merge_code_searches=False)

@@ -149,6 +149,7 @@ def test_vitals_read_only_in_part_make_the_fever_duration_a_lower_bound(
     for other in (
         DataGap("vitals", "read by code", partial=True, components_only=True),
         DataGap("labs", "more results than 5 pages", partial=True),
+        DataGap("vitals", "the FHIR server answered 503"),
     ):
         kept = decide(knowledge, PatientRecord(record, gaps=(other,)), context, FIXTURE_TIME)
         assert "fever_days" not in kept.assessment.lower_bounds, other

@@ -247,7 +247,7 @@ def test_astct_fever_duration_is_a_lower_bound_when_older_temperatures_may_be_mi
         book.astct, temperatures(catalog, (2, 38.6)), where, frozenset({"temperature"})
     )
     assert (one.extra["fever_days"], one.extra["fever_days_lower_bound"]) == (0.0, True)
-    assert "febrile for ≥ 0.0 days (older temperatures were not received)" in one.text
+    assert "febrile for an unknown time (older temperatures were not received)" in one.text
     other = astct_grade(book.astct, to_oldest, where, frozenset({"ferritin"}))
     assert other.extra["fever_days_lower_bound"] is False
     settled = temperatures(catalog, (2, 38.6), (20, 38.4), (40, 37.0), (60, 36.9))
@@ -263,6 +263,16 @@ def test_astct_fever_duration_is_a_lower_bound_when_older_temperatures_may_be_mi
         frozenset({"temperature"}),
     )  # fmt: skip
     assert bounded.extra["fever_days_lower_bound"] is False
+    # A reading received from before the infusion proves none after it is missing, though the
+    # infusion bounds the run (readings before it are not counted).
+    earlier = SettingFinding("iec", "CAR-T", None, NOW - timedelta(hours=30), "car-t", None, 1)
+    before_infusion = astct_grade(
+        book.astct,
+        temperatures(catalog, (2, 38.6), (20, 38.4), (40, 37.0)),
+        chart(settings=(earlier,), oxygen=o2("room-air")),
+        frozenset({"temperature"}),
+    )
+    assert before_infusion.extra["fever_days_lower_bound"] is False
 
 
 def test_astct_with_a_newer_unreadable_device_is_a_lower_bound(
@@ -443,7 +453,7 @@ def test_astct_hypoxia_on_room_air_is_an_unknown_oxygen_need_not_grade_0(
         book.astct, ev(catalog, temperature=39, sbp=110, spo2=89), chart(oxygen=o2("room-air"))
     )
     assert (hypoxic.value, hypoxic.extra["lower_bound"]) == (1.0, True)
-    assert "oxygen support" in hypoxic.missing
+    assert hypoxic.missing == ("oxygen support given (SpO₂ 89 % on room air)",)
     assert "SpO₂ 89 % on room air: it may need oxygen; chart the support given" in hypoxic.text
     cut = book.astct.hypoxia_on_room_air.value
     normal = astct_grade(
@@ -454,6 +464,29 @@ def test_astct_hypoxia_on_room_air_is_an_unknown_oxygen_need_not_grade_0(
         book.astct, ev(catalog, temperature=39, sbp=110, spo2=89), chart(oxygen=o2("low-flow", 2.0))
     )
     assert (on_oxygen.value, on_oxygen.extra["lower_bound"]) == (2.0, False)
+
+
+def test_a_lapsed_fever_waiver_keeps_the_caveat_for_hypoxia_on_room_air(
+    book: ScoreBook, catalog: Catalog
+) -> None:
+    """Afebrile, 9 days after tocilizumab and dexamethasone (past the waiver's window), SpO2
+    86 % on room air: no CRS grade, but the grade says the hypoxia may be CRS they mask."""
+    infusion = SettingFinding("iec", "CAR-T", None, NOW - timedelta(days=12), "car-t", None, 12)
+    late = NOW - timedelta(days=9)
+    drugs = tuple(
+        DrugExposure(d, drug_class, "administration", late, None, "completed", None)
+        for d, drug_class in (("tocilizumab", "il6-blockade"), ("dexamethasone", "corticosteroid"))
+    )
+    result = astct_grade(
+        book.astct,
+        ev(catalog, temperature=37.1, sbp=118, spo2=86),
+        chart(settings=(infusion,), drugs=drugs, oxygen=o2("room-air", hours_ago=2)),
+    )
+    assert result.value == 0.0
+    assert "dexamethasone and tocilizumab given more than 7 days ago no longer waive fever" in (
+        result.text
+    )
+    assert "the hypoxia without fever may still be CRS that they mask" in result.text
 
 
 def test_astct_saturation_older_than_the_room_air_record_is_not_read_as_on_room_air(
