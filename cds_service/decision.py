@@ -112,7 +112,7 @@ def decide(
     if chart.problems:
         evidence = evidence.model_copy(update={"problems": (*evidence.problems, *chart.problems)})
     cut_short = histories_cut_short(
-        knowledge, (gap.key for gap in record.gaps if gap.partial and not gap.components_only)
+        knowledge, (gap.key for gap in record.gaps if gap.cuts_history_short)
     )
     scores = compute_scores(knowledge.scores, evidence, chart, cut_short)
     assessment = assess(evidence, knowledge.rules, chart, score_views(scores.values()))

@@ -4,7 +4,7 @@ It runs in a thread of the test process on 127.0.0.1. The first path segment pic
 one server serves every case: `{base}/{fault}/fhir` is the fhirServer a test sends.
 
 - `slow`: waits `SLOW_SECONDS` before answering (the issue's "2 s delay").
-- `status-401`, `status-403`, `status-500`, `status-503`: that status with an OperationOutcome.
+- `status-NNN` (401, 403, 429, 500, 503, ...): that status with an OperationOutcome.
 - `garbage`: 200 with an HTML page.
 - `redirect`: 302 to the trap server on another loopback address (127.0.0.2).
 - `drip`: 200 with a body sent one byte every 0.2 s.

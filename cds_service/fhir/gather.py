@@ -68,6 +68,11 @@ class DataGap:
     # component of another Observation may be missed): no history is cut short.
     components_only: bool = False
 
+    @property
+    def cuts_history_short(self) -> bool:
+        """Older results of this key may be missing (a page limit, a first page alone)."""
+        return self.partial and not self.components_only
+
 
 @dataclass(frozen=True)
 class Gathered:

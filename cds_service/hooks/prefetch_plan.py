@@ -50,8 +50,12 @@ def analytes_read(knowledge: Knowledge) -> frozenset[str]:
     read = {marker.analyte for marker in rules.markers.values()}
     if any(limit.by_weight for limit in rules.dose_limits):
         read.add(BODY_WEIGHT)
-    read |= {analyte for group in rules.cytokine_groups for analyte in group.analytes}
+    read |= _cytokine_analytes(knowledge)
     return frozenset(read | score_analytes(knowledge.scores))
+
+
+def _cytokine_analytes(knowledge: Knowledge) -> set[str]:
+    return {analyte for group in knowledge.rules.cytokine_groups for analyte in group.analytes}
 
 
 def observation_search(codes: Iterable[str], count: int, parameter: str = "code") -> str:
@@ -71,13 +75,15 @@ def histories_cut_short(knowledge: Knowledge, partial_keys: Iterable[str]) -> fr
     """The analytes whose older results may be missing: those searched under a prefetch key
     that was read only in part (a page limit, a first page without the rest)."""
     keys = set(partial_keys)
-    cytokines = {a for group in knowledge.rules.cytokine_groups for a in group.analytes}
+    if not keys:  # the usual call: every search read in full
+        return frozenset()
+    cytokines = _cytokine_analytes(knowledge)
     return frozenset(a for a in analytes_read(knowledge) if _observation_key(a, cytokines) in keys)
 
 
 def prefetch_queries(knowledge: Knowledge) -> dict[str, str]:
     """Prefetch key -> query template, for every search whose data the service reads."""
-    cytokines = {a for group in knowledge.rules.cytokine_groups for a in group.analytes}
+    cytokines = _cytokine_analytes(knowledge)
     keys: dict[str, list[str]] = {"cytokines": [], "labs": [], "vitals": [], "weight": []}
     for analyte in sorted(analytes_read(knowledge)):
         keys[_observation_key(analyte, cytokines)].append(analyte)

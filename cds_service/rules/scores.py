@@ -748,14 +748,14 @@ def fever_days(
     found = evidence.get(spec.fever.analyte)
     if found is None:
         return None, False
-    kept = [
-        v
+    febrile = [
+        v.effective
         for v in found.history  # newest first
         if v.effective <= evidence.as_of
         and (since is None or v.effective >= since)
         and (spec.fever.family is None or v.family == spec.fever.family)
+        and _compare(v.value, spec.fever.op, spec.fever.value)
     ]
-    febrile = [v.effective for v in kept if _compare(v.value, spec.fever.op, spec.fever.value)]
     fresh_from = evidence.as_of - timedelta(hours=found.freshness_hours)
     if not febrile or febrile[0] < fresh_from:
         return (0.0 if found.latest.effective >= fresh_from else None), False

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 import requests
 
+from tests.fault_server import fault_server
 from tests.fhir_server import fixture_patient_ids
 from tests.screening.conftest import EXPECTED_CARDS, screen
 from tests.servers import free_port
@@ -107,32 +108,10 @@ def test_a_busy_or_failing_server_at_kick_off_exits_1(
     loopback_allowed: None, tmp_path: Path, capsys: pytest.CaptureFixture[str], status: int
 ) -> None:
     """A kick-off answered 429 (busy: try later) or 5xx is an operational failure (exit 1), not
-    bad input (exit 2). sekmet never answers so: a minimal real HTTP server on 127.0.0.1 does."""
-    import threading
-    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-
-    class Busy(BaseHTTPRequestHandler):
-        def do_GET(self) -> None:
-            body = b'{"resourceType": "OperationOutcome", "issue": []}'
-            self.send_response(status)
-            self.send_header("Content-Type", "application/fhir+json")
-            self.send_header("Retry-After", "120")
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: object) -> None:
-            pass
-
-    server = ThreadingHTTPServer(("127.0.0.1", 0), Busy)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        base = f"http://127.0.0.1:{server.server_address[1]}/fhir"
-        run = screen(capsys, base, tmp_path / "o.ndjson")
-    finally:
-        server.shutdown()
-        server.server_close()
+    bad input (exit 2). sekmet never answers so: the fault server does."""
+    with fault_server() as server:
+        run = screen(capsys, server.url(f"status-{status}"), tmp_path / "o.ndjson")
+        assert [path for path in server.paths(f"status-{status}") if "$export" in path]
     assert run.code == 1, run.stderr
     assert "$export kick-off" in run.stderr and f"HTTP {status}" in run.stderr
     assert "Traceback" not in run.stderr
