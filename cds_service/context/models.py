@@ -60,6 +60,17 @@ class DrugExposure:
     # orders and statements: mg a day from the dosage and its timing (None: not readable)
     daily_mg: float | None = None
     by_weight_kg: float | None = None  # the body weight that turned a dose per kg into mg
+    # The patient is on it still: an active order, a statement still being taken or an infusion
+    # in progress. `until` is the newest time known on it when later than `when`: the
+    # evaluation time when ongoing, else a period's end.
+    ongoing: bool = False
+    until: datetime | None = None
+
+    def taken_since(self, since: datetime) -> bool:
+        """Given, ordered or taken at or after `since`, or undated (which cannot show it is
+        old)."""
+        latest = self.until or self.when
+        return latest is None or latest >= since
 
 
 @dataclass(frozen=True)

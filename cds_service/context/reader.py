@@ -305,6 +305,11 @@ def _start(resource: Mapping[str, Any], *names: str) -> tuple[datetime | None, o
     return None, None
 
 
+def _period_end(resource: Mapping[str, Any]) -> datetime | None:
+    period = resource.get("effectivePeriod")
+    return parse_fhir_datetime(period.get("end")) if isinstance(period, dict) else None
+
+
 class _Reader:
     def __init__(
         self,
@@ -498,24 +503,30 @@ class _Reader:
             return
         status = _codes(resource.get("status")) or None
         daily: float | None = None
+        end = _period_end(resource)
         if source == "administration":
             if status in _ADMIN_SKIPPED:
                 return
             when, _ = _start(resource, "effectiveDateTime", "effectivePeriod")
             dosage = resource.get("dosage")
             quantity = dosage.get("dose") if isinstance(dosage, dict) else None
+            ongoing = status == "in-progress"
         elif source == "order":
             if status != "active":
                 return
             when, _ = _start(resource, "authoredOn")
             quantity = first_dose_quantity(resource.get("dosageInstruction"))
             daily = _daily(resource.get("dosageInstruction"), self.weight_kg)
+            ongoing = True  # however long ago it was written, an active order runs now
         else:
             if status in _STATEMENT_SKIPPED:
                 return
             when, _ = _start(resource, "effectiveDateTime", "effectivePeriod", "dateAsserted")
             quantity = first_dose_quantity(resource.get("dosage"))
             daily = _daily(resource.get("dosage"), self.weight_kg)
+            ongoing = status == "active"
+        ongoing = ongoing and (end is None or end >= self.as_of)
+        until = self.as_of if ongoing else end if end is not None and end <= self.as_of else None
         dose = _dose(quantity, self.weight_kg)
         by_weight = _per_kg(quantity) and (dose is not None or daily is not None)
         if when is not None and when > self.as_of and source == "administration":
@@ -536,6 +547,8 @@ class _Reader:
                     reference=_reference(resource),
                     daily_mg=daily,
                     by_weight_kg=self.weight_kg if by_weight else None,
+                    ongoing=ongoing,
+                    until=until,
                 ),
                 concept,
             )

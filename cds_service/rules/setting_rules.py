@@ -422,7 +422,7 @@ def compute_facts(
         if _is_corticosteroid(e, rules)
         and e.drug not in rules.never_flag.drugs
         and e.when is not None
-        and e.when >= recent
+        and e.taken_since(recent)
     ]
     facts["corticosteroid_given"] = bool(steroids)
     first = min((e.when for e in steroids if e.when is not None), default=None)
@@ -705,7 +705,7 @@ def _recent_since(rules: Rules, now: datetime) -> datetime:
 
 def _recent(chart: ChartContext, rules: Rules, now: datetime) -> list[DrugExposure]:
     recent = _recent_since(rules, now)
-    return [e for e in chart.drugs if e.when is None or e.when >= recent]
+    return [e for e in chart.drugs if e.taken_since(recent)]
 
 
 def _other_corticosteroid_than(exposure: DrugExposure, drug_id: str, rules: Rules) -> bool:
@@ -788,7 +788,7 @@ def alternative_given(
     recent = _recent_since(rules, now)
     for other in spec.alternatives.drugs:
         for exposure in chart.given(other):
-            if exposure.when is None or exposure.when >= recent:
+            if exposure.taken_since(recent):
                 return other, f"{_said(exposure)}, and the two are alternatives, not both ({short})"
     return None
 
@@ -798,11 +798,21 @@ def _said(exposure: DrugExposure) -> str:
     return _recorded(exposure, "already ")
 
 
+_RECORDED = {"administration": "given", "order": "ordered", "statement": "taken"}
+# The same, for one still going on (an active order, a statement still taken, a running infusion).
+_ONGOING = {
+    "administration": "given{when}, still running",
+    "order": "ordered{when}, still active",
+    "statement": "taken since{when}",
+}
+
+
 def _recorded(exposure: DrugExposure, already: str = "") -> str:
-    """ "prednisone taken 2026-11-28" """
-    what = {"administration": "given", "order": "ordered", "statement": "taken"}
+    """ "prednisone taken 2026-11-28", "dexamethasone ordered 2026-11-20, still active" """
     when = f" {exposure.when:%Y-%m-%d}" if exposure.when else ""
-    return f"{exposure.drug} {already}{what[exposure.source]}{when}"
+    if exposure.ongoing:
+        return f"{exposure.drug} {already}{_ONGOING[exposure.source].format(when=when)}"
+    return f"{exposure.drug} {already}{_RECORDED[exposure.source]}{when}"
 
 
 class LabelFinding(NamedTuple):

@@ -495,6 +495,22 @@ def covid_home_prednisone() -> Chart:
     return covid_hypoxic("case-covid-home-prednisone").taking(*PREDNISONE, 72, daily_mg=5)
 
 
+def covid_on_dexamethasone_ordered_8_days_ago() -> Chart:
+    """An active dexamethasone order written 8 days ago: running now, however old the order."""
+    return covid_hypoxic("case-covid-dex-order-8d", crp=120).ordered(*DEXAMETHASONE, 8 * 24)
+
+
+def covid_on_prednisone_for_a_month() -> Chart:
+    """Prednisone 60 mg a day, taken for 30 days and still taken: above dexamethasone 6 mg's
+    equivalent."""
+    return covid_hypoxic("case-covid-prednisone-30d").taking(*PREDNISONE, 30 * 24, daily_mg=60)
+
+
+def sjia_mas_on_prednisone_for_10_days() -> Chart:
+    """MAS still met on prednisone 60 mg a day, taken for 10 days and still taken."""
+    return sjia_mas("case-sjia-prednisone-10d").taking(*PREDNISONE, 10 * 24, daily_mg=60)
+
+
 def covid_on_methylprednisolone() -> Chart:
     """Methylprednisolone 16 mg twice in 24 h: 32 mg a day, dexamethasone 6 mg's equivalent."""
     return (
@@ -1068,6 +1084,12 @@ CASES: tuple[Case, ...] = (
          mismatch=False, text=("baricitinib is ordered with it", "tocilizumab is ordered with it")),
     Case("covid-on-dexamethasone", f"{RECOVERY_TCZ} (on top of corticosteroids)",
          covid_on_dexamethasone, suggest=("tocilizumab",), never=("dexamethasone",)),
+    Case("covid-dexamethasone-ordered-8-days-ago", f"{RECOVERY_TCZ} (on top of corticosteroids)",
+         covid_on_dexamethasone_ordered_8_days_ago, suggest=("tocilizumab",),
+         never=("dexamethasone",), text=("already ordered", "still active")),
+    Case("covid-prednisone-for-a-month", f"{NIH_COVID} (an equivalent dose of another "
+         "corticosteroid)", covid_on_prednisone_for_a_month, suggest=("tocilizumab",),
+         never=("dexamethasone",), text=("prednisone already taken since",)),
     Case("covid-home-prednisone",
          f"{RECOVERY_DEX}; {NIH_COVID} (dexamethasone 6 mg or an equivalent dose)",
          covid_home_prednisone, suggest=("dexamethasone", "tocilizumab"), never=("anakinra",)),
@@ -1212,6 +1234,10 @@ CASES: tuple[Case, ...] = (
          absent=("emapalumab cannot be judged",)),
     Case("sjia-emapalumab-first-order", f"{GAMIFANT}", sjia_mas, hook="order-sign",
          orders=order(*EMAPALUMAB), mismatch=True),
+    Case("sjia-emapalumab-order-on-prednisone-for-10-days",
+         f"{GAMIFANT} (after inadequate glucocorticoid response)",
+         sjia_mas_on_prednisone_for_10_days, hook="order-sign", orders=order(*EMAPALUMAB),
+         mismatch=False, absent=("no glucocorticoid is recorded",)),
     Case("sjia-mas-after-glucocorticoids", f"{GAMIFANT} (after inadequate glucocorticoid response)",
          sjia_mas_after_steroids, named=("emapalumab",), never=("methylprednisolone",),
          text=("latent tuberculosis",)),

@@ -230,6 +230,59 @@ def test_drugs_by_rxnorm_url_oid_name_and_medication_resource(catalog: ContextCa
     assert len(context.given("corticosteroid", since=NOW - timedelta(hours=5))) == 1
 
 
+def test_an_active_order_or_statement_is_on_the_drug_now_however_old(
+    catalog: ContextCatalog,
+) -> None:
+    """The start of a running order or statement is not the last time the drug was taken: a
+    prednisone course started a month ago is taken today."""
+    month_ago = "2026-10-31T08:00:00Z"
+    running = {
+        "order": med("MedicationRequest", rx("3264"), month_ago),
+        "statement": med(
+            "MedicationStatement", rx("8640"), None, effectivePeriod={"start": month_ago}
+        ),
+        "infusion": med("MedicationAdministration", rx("612865"), month_ago, "in-progress"),
+    }
+    for name, resource in running.items():
+        (exposure,) = chart(catalog, resource).drugs
+        assert exposure.ongoing, name
+        assert exposure.until == NOW and exposure.when == datetime(2026, 10, 31, 8, tzinfo=UTC)
+        assert exposure.taken_since(NOW - timedelta(days=7)), name
+    week_ago = NOW - timedelta(days=7)
+    ended = {
+        # A course that ended 3 days ago was taken until then, not only when it began.
+        "ended 3 days ago": (
+            med(
+                "MedicationStatement",
+                rx("8640"),
+                None,
+                "completed",
+                effectivePeriod={"start": month_ago, "end": "2026-11-27T12:00:00Z"},
+            ),
+            datetime(2026, 11, 27, 12, tzinfo=UTC),
+            True,
+        ),
+        # "active" with an end in the past: over, whatever the status says.
+        "active, ended 10 days ago": (
+            med(
+                "MedicationStatement",
+                rx("8640"),
+                None,
+                effectivePeriod={"start": month_ago, "end": "2026-11-20T12:00:00Z"},
+            ),
+            datetime(2026, 11, 20, 12, tzinfo=UTC),
+            False,
+        ),
+        # A dose given a month ago is a month old.
+        "given": (med("MedicationAdministration", rx("3264"), month_ago), None, False),
+    }
+    for name, (resource, until, recent) in ended.items():
+        (exposure,) = chart(catalog, resource).drugs
+        assert not exposure.ongoing, name
+        assert exposure.until == until, name
+        assert exposure.taken_since(week_ago) is recent, name
+
+
 def test_name_matching_takes_whole_words(catalog: ContextCatalog) -> None:
     context = chart(catalog, med("MedicationAdministration", text("methylprednisolone 125 mg")))
     assert [d.drug for d in context.drugs] == ["methylprednisolone"]
