@@ -127,18 +127,31 @@ class ChartContext:
     suspected: tuple[SettingFinding, ...] = ()
     age_years: int | None = None  # from Patient.birthDate when the chart carries it
     age_days: int | None = None  # the same in days: age bands of the newborn period need them
+    # A birth date of a year or month alone: the age is counted from its last possible day.
+    age_at_least: bool = False
+    birth_date_unread: bool = False  # a birth date was sent but is no date (or in the future)
 
     def age_text(self) -> str | None:
-        """ "6 years old", "1 year old", "3 months old", "20 days old"; None: not recorded."""
+        """ "6 years old", "1 year old", "3 months old", "20 days old", "at least 17 years old";
+        None: not recorded."""
         years, days = self.age_years, self.age_days
         if years is None:
             return None
+        at_least = "at least " if self.age_at_least else ""
         if years >= 1 or days is None:
-            return f"{years} year{'s' if years != 1 else ''} old"
+            return f"{at_least}{years} year{'s' if years != 1 else ''} old"
         if days < 31:
-            return f"{days} day{'s' if days != 1 else ''} old"
+            return f"{at_least}{days} day{'s' if days != 1 else ''} old"
         months = max(1, days * 12 // 365)
-        return f"{months} month{'s' if months != 1 else ''} old"
+        return f"{at_least}{months} month{'s' if months != 1 else ''} old"
+
+    def no_age(self, *, start: bool = False) -> str:
+        """Why there is no age, for a card: "the patient's age is not recorded" ("The ..." to
+        start a sentence)."""
+        the = "The" if start else "the"
+        if self.birth_date_unread:
+            return f"{the} patient's birth date could not be read, so the age is unknown"
+        return f"{the} patient's age is not recorded"
 
     def has(self, setting: Setting) -> bool:
         return any(finding.setting == setting for finding in self.settings)

@@ -9,14 +9,16 @@ of the Bundles themselves (OperationOutcome, next pages) are the evidence layer'
 
 from __future__ import annotations
 
+import calendar
+import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta, tzinfo
-from typing import Any
+from typing import Any, NamedTuple
 
 from cds_service.evidence.models import DataProblem, ProblemCode
 from cds_service.evidence.revisions import latest_revisions
-from cds_service.evidence.times import parse_fhir_datetime, read_fhir_datetime
+from cds_service.evidence.times import parse_fhir_datetime
 from cds_service.evidence.values import clean_display, number
 from cds_service.fhir.draft_orders import (
     MOST_MG,
@@ -121,7 +123,7 @@ def read_chart(
         for drug in reader.allergy(allergy, chart.medications):
             if drug not in allergies:
                 allergies.append(drug)
-    age = _age(chart.by_type.get("Patient", []), as_of)
+    age = reader.age(chart.by_type.get("Patient", []))
     return ChartContext(
         settings=tuple(_hlh_kinds(settings, triggers)),
         drugs=tuple(drugs),
@@ -136,23 +138,47 @@ def read_chart(
         latent_tb=latent_tb,
         problems=tuple(chart.problems),
         suspected=tuple(suspected),
-        age_years=age[0] if age else None,
-        age_days=age[1] if age else None,
+        age_years=age.years if age else None,
+        age_days=age.days if age else None,
+        age_at_least=age.at_least if age else False,
+        birth_date_unread=age is None and _has_birth_date(chart.by_type.get("Patient", [])),
     )
 
 
-def _age(patients: list[Mapping[str, Any]], as_of: datetime) -> tuple[int, int] | None:
-    """(whole years, days) since the first readable Patient.birthDate ("2023", "2023-05",
-    "2023-05-01"); None when there is none or it lies in the future (a year or month alone
-    counts from its first day)."""
-    for patient in patients:
-        read = read_fhir_datetime(patient.get("birthDate"))
-        if read is None:
-            continue
-        born, today = read.moment.date(), as_of.date()
-        years = today.year - born.year - ((today.month, today.day) < (born.month, born.day))
-        return (years, (today - born).days) if years >= 0 else None
-    return None
+class _Age(NamedTuple):
+    years: int
+    days: int
+    at_least: bool  # a year or month alone: counted from its last possible day
+
+
+_BIRTH_DATE = re.compile(r"(\d{4})(?:-(\d{2}))?(?:-(\d{2}))?")
+
+
+def _birth_days(value: object) -> tuple[date, date] | None:
+    """(earliest, latest) day a FHIR date ("2023", "2023-05", "2023-05-01", or a dateTime) can
+    mean; None when it is no date."""
+    if not isinstance(value, str):
+        return None
+    text = value.strip()
+    match = _BIRTH_DATE.fullmatch(text)
+    if match is None:
+        moment = parse_fhir_datetime(text) if "T" in text else None
+        return (moment.date(), moment.date()) if moment is not None else None
+    year = int(match[1])
+    month = int(match[2]) if match[2] else None
+    day = int(match[3]) if match[3] else None
+    try:
+        if month is None:
+            return date(year, 1, 1), date(year, 12, 31)
+        if day is None:
+            return date(year, month, 1), date(year, month, calendar.monthrange(year, month)[1])
+        return date(year, month, day), date(year, month, day)
+    except ValueError:  # 2010-02-29, month 13
+        return None
+
+
+def _whole_years(born: date, today: date) -> int:
+    return today.year - born.year - ((today.month, today.day) < (born.month, born.day))
 
 
 def order_indication(
@@ -260,6 +286,10 @@ def _texts(concept: Mapping[str, Any]) -> list[str]:
     return [t for t in texts if isinstance(t, str) and t.strip()]
 
 
+def _has_birth_date(patients: list[Mapping[str, Any]]) -> bool:
+    return any(patient.get("birthDate") is not None for patient in patients)
+
+
 def _reference(resource: Mapping[str, Any]) -> str | None:
     rtype, rid = resource.get("resourceType"), resource.get("id")
     if isinstance(rtype, str) and isinstance(rid, str) and rid.strip():
@@ -325,6 +355,39 @@ class _Reader:
 
     def problem(self, code: str, reason: str, resource: Mapping[str, Any]) -> None:
         self.problems.append(DataProblem(code=code, reason=reason, reference=_reference(resource)))
+
+    def age(self, patients: list[Mapping[str, Any]]) -> _Age | None:
+        """The age from the first readable Patient.birthDate. A year or month alone counts
+        from its last possible day, so the age is a lower bound ("at least 17") and a minimum
+        age is never taken as met on a guess. A birth date that is no date, or lies in the
+        future, is a data problem and gives no age."""
+        today = self.as_of.date()
+        for patient in patients:
+            raw = patient.get("birthDate")
+            if raw is None:
+                continue
+            days = _birth_days(raw)
+            if days is None:
+                self.problem(
+                    ProblemCode.MALFORMED, "Patient.birthDate is not a date: age unknown", patient
+                )
+                continue
+            earliest, latest = days
+            if earliest > today:
+                self.problem(
+                    ProblemCode.FUTURE_DATED,
+                    "Patient.birthDate is after the evaluation time: age unknown",
+                    patient,
+                )
+                continue
+            youngest = min(latest, today)  # born this year or month: at most today
+            years = _whole_years(youngest, today)
+            # Under a year old, the age is told in days or months: any doubt about the day counts.
+            uncertain = _whole_years(earliest, today) != years or (
+                years == 0 and earliest < youngest
+            )
+            return _Age(years, (today - youngest).days, uncertain)
+        return None
 
     def matches(self, concept: object, kind: str, *, names: bool) -> list[Match]:
         if not isinstance(concept, dict):

@@ -785,7 +785,7 @@ def hypotension_tests(spec: Hypotension, chart: ChartContext) -> tuple[list[LabT
             f"{_BP_NAMES.get(t.analyte, t.analyte)} {t.op} {format_number(t.value)} mmHg"
             for t in spec.any
         )
-        return list(spec.any), f"adult cut-offs applied, {shown}; the patient's age is not recorded"
+        return list(spec.any), f"adult cut-offs applied, {shown}; {chart.no_age()}"
     if age >= spec.adult_from_years:
         return list(spec.any), ""
     children = spec.children

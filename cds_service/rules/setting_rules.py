@@ -220,7 +220,7 @@ def judge_setting(
         if judged_marker.state == "after-drug" and judged_marker.note
     )
     if state is not None and chart.age_years is None:
-        notes += tuple(_age_unchecked_score(rules, spec.states, state.id, scores))
+        notes += tuple(_age_unchecked_score(rules, spec.states, state.id, scores, chart))
     notes += young_bar
     read: list[str] = []
     if state is not None:
@@ -261,13 +261,17 @@ def _outside_ages(scores: Sequence[ScoreView], chart: ChartContext) -> dict[str,
 
 
 def _age_unchecked_score(
-    rules: Rules, states: Sequence[StateSpec], state_id: str, scores: Sequence[ScoreView]
+    rules: Rules,
+    states: Sequence[StateSpec],
+    state_id: str,
+    scores: Sequence[ScoreView],
+    chart: ChartContext,
 ) -> list[str]:
     """The applied state's age-limited scores, when the patient's age is not recorded."""
     applied = next(s for s in states if s.id == state_id)
     read = facts_read(rules, applied.when)
     return [
-        f"The patient's age is not recorded, so whether the patient is in the population of "
+        f"{chart.no_age(start=True)}, so whether the patient is in the population of "
         f"{score.label}, {score.population}, could not be checked."
         for score in scores
         if score.min_years is not None and SCORE_FACTS.get(score.id) in read
@@ -619,7 +623,7 @@ def _age_unchecked(spec: AdviceSpec, chart: ChartContext) -> str | None:
     if spec.ages is None or chart.age_years is not None:
         return None
     return (
-        "The patient's age is not recorded, so whether the patient is in the rule's population, "
+        f"{chart.no_age(start=True)}, so whether the patient is in the rule's population, "
         f"{spec.ages.population}, could not be checked"
     )
 

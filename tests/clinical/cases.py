@@ -482,6 +482,13 @@ def covid_age_unknown() -> Chart:
     return covid_hypoxic("case-covid-age-unknown").age_unknown()
 
 
+def covid_birth_date_unreadable() -> Chart:
+    """The birth date sent day first ("30/11/1956"): no date FHIR knows, so no age."""
+    chart = covid_hypoxic("case-covid-birth-unreadable")
+    chart.birth_date = "30/11/1956"
+    return chart
+
+
 def covid_mals_low_hladr() -> Chart:
     return covid_hypoxic("case-covid-hladr").labs(ferritin=6000, mhla_dr=3000)
 
@@ -1034,6 +1041,10 @@ CASES: tuple[Case, ...] = (
     Case("covid-age-unknown", f"{RECOVERY_TCZ}; {RECOVERY_DEX} (age not recorded)",
          covid_age_unknown, suggest=("dexamethasone", "tocilizumab"), never=("baricitinib",),
          text=("age is not recorded",)),
+    Case("covid-birth-date-unreadable", f"{RECOVERY_TCZ}; {RECOVERY_DEX} (age unknown)",
+         covid_birth_date_unreadable, suggest=("dexamethasone", "tocilizumab"),
+         never=("baricitinib",), text=("birth date could not be read",),
+         absent=("age is not recorded",)),
     # COVID-19
     Case("covid-recovery-eligible", f"{RECOVERY_TCZ}; {RECOVERY_DEX}; {NIH_COVID}",
          covid_hypoxic, suggest=("dexamethasone", "tocilizumab"), named=("baricitinib",),

@@ -158,10 +158,49 @@ def test_age_is_read_from_the_patients_birth_date(catalog: ContextCatalog) -> No
     assert chart(catalog, patient(NOW.date().isoformat())).age_days == 0
     newborn = chart(catalog, patient((NOW - timedelta(days=20)).date().isoformat()))
     assert (newborn.age_years, newborn.age_days) == (0, 20)
-    assert chart(catalog, patient((NOW + timedelta(days=2)).date().isoformat())).age_days is None
-    assert chart(catalog, patient("1968")).age_years == 58
-    assert chart(catalog, patient("not a date")).age_years is None
+    assert chart(catalog, patient("1968-05-01T10:00:00Z")).age_years == 58
     assert chart(catalog).age_years is None
+    assert chart(catalog).no_age() == "the patient's age is not recorded"
+
+
+def test_a_year_or_month_alone_gives_the_youngest_age_it_can_mean(
+    catalog: ContextCatalog,
+) -> None:
+    """On 2026-11-30, "2008" is 17 or 18: a minimum age of 18 must not be taken as met."""
+
+    def age(birth: str) -> tuple[int | None, bool, str | None]:
+        found = chart(catalog, {"resourceType": "Patient", "id": "p", "birthDate": birth})
+        assert found.problems == ()
+        return found.age_years, found.age_at_least, found.age_text()
+
+    assert age("2008") == (17, True, "at least 17 years old")
+    assert age("2008-12") == (17, False, "17 years old")  # 18 from 2026-12-01 at the earliest
+    assert age("2008-11") == (18, False, "18 years old")  # 18 whichever day of November
+    assert age("2008-11-30") == (18, False, "18 years old")
+    assert age("2008-12-01") == (17, False, "17 years old")
+    assert age("2026") == (0, True, "at least 0 days old")  # born this year: up to today
+
+
+@pytest.mark.parametrize(
+    ("birth", "code"),
+    [
+        ("30/11/1956", "malformed"),
+        ("2010-02-29", "malformed"),
+        ("", "malformed"),
+        (19560101, "malformed"),
+        ("2090-01-01", "future-dated"),
+    ],
+)
+def test_a_birth_date_that_cannot_be_read_is_a_data_problem_not_a_missing_age(
+    catalog: ContextCatalog, birth: object, code: str
+) -> None:
+    found = chart(catalog, {"resourceType": "Patient", "id": "p", "birthDate": birth})
+    assert found.age_years is None and found.birth_date_unread
+    assert [(p.code, p.reference) for p in found.problems] == [(code, "Patient/p")]
+    assert "birthDate" in found.problems[0].reason
+    assert found.no_age(start=True) == (
+        "The patient's birth date could not be read, so the age is unknown"
+    )
 
 
 def test_hlh_kinds(catalog: ContextCatalog) -> None:

@@ -522,6 +522,28 @@ def test_covid_rules_draft_for_adults_and_unknown_ages(runtime: Runtime) -> None
     assert "age is not recorded" in unknown.advice[0].age_unchecked
 
 
+def test_a_birth_year_alone_that_may_be_17_is_not_taken_as_18(runtime: Runtime) -> None:
+    """Born in 2008, on 2026-11-30: 17 or 18. The age is the youngest it can be, said as such,
+    and the adult rules are not drafted on a guess."""
+    where = dataclasses.replace(_aged(COVID_O2, 17), age_at_least=True)
+    result = assessed(runtime, where, crp=150)
+    assert not any(item.drafted for item in result.advice)
+    assert "the patient is at least 17 years old" in result.advice[0].findings[0]
+
+
+def test_an_unreadable_birth_date_is_said_as_such(runtime: Runtime) -> None:
+    """A birth date was sent but is no date: the drafts are those of an unknown age, and the
+    card does not say that no age was recorded."""
+    where = dataclasses.replace(_aged(COVID_O2, None), birth_date_unread=True)
+    result = assessed(runtime, where, crp=150)
+    assert advice(result)[:2] == [("dexamethasone", "suggest"), ("tocilizumab", "suggest")]
+    unchecked = result.advice[0].age_unchecked
+    assert unchecked is not None and unchecked.startswith(
+        "The patient's birth date could not be read, so the age is unknown"
+    )
+    assert "not recorded" not in unchecked
+
+
 @pytest.mark.parametrize(("years", "status"), [(1, "outside-ages"), (2, "suggest"), (6, "suggest")])
 def test_crs_tocilizumab_follows_the_labels_two_years(
     runtime: Runtime, years: int, status: str
