@@ -18,7 +18,11 @@ from cds_service.cards.resources import OrderContext
 from cds_service.context import order_indication, read_chart
 from cds_service.evidence import DataProblem, Evidence, build_evidence
 from cds_service.evidence.bundles import text_at
-from cds_service.fhir.draft_orders import DraftMedication, medication_orders
+from cds_service.fhir.draft_orders import (
+    DraftMedication,
+    medication_orders,
+    selections_not_sent,
+)
 from cds_service.fhir.gather import DataGap
 from cds_service.hooks.prefetch_plan import histories_cut_short
 from cds_service.hooks.response import Card
@@ -56,6 +60,13 @@ _SOME_FOREIGN = (
 _FOREIGN_ORDERS = (
     "draft orders naming another patient than the chart's (context.patientId) were not judged "
     "against this chart: {count} of {total}"
+)
+
+
+# An empty answer would read as "the selected order fits".
+_SELECTIONS_NOT_SENT = (
+    "orders named by context.selections but not among the draft orders sent were not checked: "
+    "{count} of {total}"
 )
 
 
@@ -129,6 +140,10 @@ def decide(
     if context.hook in ORDER_HOOKS:
         only = context.selections if context.hook == "order-select" else None
         drafts = medication_orders(context.draft_orders or {}, only=only)
+        not_sent = selections_not_sent(context.draft_orders or {}, only) if only else []
+        if not_sent:
+            text = _SELECTIONS_NOT_SENT.format(count=len(not_sent), total=len(only or ()))
+            order_gaps.append(DataGapText("selected orders", text, partial=bool(drafts)))
         orders, foreign_orders = _own_orders(drafts, context.patient_id)
         findings = judge_orders(
             orders,

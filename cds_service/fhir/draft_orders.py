@@ -213,15 +213,30 @@ def _entries(bundle: Mapping[str, Any]) -> Sequence[tuple[Mapping[str, Any], Map
 
 
 def _selected(entry: Mapping[str, Any], reference: str | None, only: frozenset[str]) -> bool:
-    """Whether order-select's `selections` name this order: as "MedicationRequest/<id>" (the
-    spec), an absolute URL ending so, the bare id, or the entry's fullUrl (urn:uuid:…)."""
-    full_url = entry.get("fullUrl")
-    if isinstance(full_url, str) and full_url in only:
+    """Whether order-select's `selections` name this order."""
+    return any(_names(selection, entry, reference) for selection in only)
+
+
+def _names(selection: str, entry: Mapping[str, Any], reference: str | None) -> bool:
+    """Whether one selection names this entry: as "<Type>/<id>" (the spec), an absolute URL
+    ending so, the bare id, or the entry's fullUrl (urn:uuid:…)."""
+    if selection == entry.get("fullUrl"):
         return True
     if reference is None:
         return False
     bare = reference.split("/", 1)[1]
-    return any(s in (reference, bare) or s.endswith(f"/{reference}") for s in only)
+    return selection in (reference, bare) or selection.endswith(f"/{reference}")
+
+
+def selections_not_sent(draft_orders: Mapping[str, Any], selections: frozenset[str]) -> list[str]:
+    """The selections that name no entry of draftOrders (of any resource type): the hook
+    sends the selected orders among the drafts, so these could not be checked."""
+    named: list[tuple[Mapping[str, Any], str | None]] = []
+    for entry, resource in _entries(draft_orders):
+        rtype, rid = resource.get("resourceType"), resource.get("id")
+        ok = isinstance(rtype, str) and isinstance(rid, str)
+        named.append((entry, f"{rtype}/{rid}" if ok else None))
+    return sorted(s for s in selections if not any(_names(s, e, ref) for e, ref in named))
 
 
 def _medications(bundle: Mapping[str, Any]) -> dict[str, Mapping[str, Any]]:

@@ -14,7 +14,6 @@ from urllib.parse import urlsplit
 from pydantic import (
     BaseModel,
     ConfigDict,
-    Field,
     SecretStr,
     StringConstraints,
     field_validator,
@@ -129,5 +128,6 @@ class OrderSignContext(PatientViewContext):
 
 
 class OrderSelectContext(OrderSignContext):
-    # order-select fires when the order screen opens, before anything is selected.
-    selections: list[NonEmptyStr] = Field(default_factory=list)
+    # Empty: nothing selected yet. Missing (the hook requires it): every draft order is judged,
+    # as at order-sign, rather than none.
+    selections: list[NonEmptyStr] | None = None

@@ -52,7 +52,7 @@ def read_order_select(context: Mapping[str, Any]) -> HookContext:
     return replace(
         _chart_context("order-select", read),
         draft_orders=read.draftOrders,
-        selections=frozenset(read.selections),
+        selections=frozenset(read.selections) if read.selections is not None else None,
     )
 
 

@@ -34,8 +34,11 @@ def test_order_select_reads_the_selections() -> None:
     context = read_order_select({**BASE, "draftOrders": ORDERS, "selections": selected})
     assert context.hook == "order-select"
     assert context.selections == frozenset(selected)
-    # order-select fires when the order screen opens, before anything is selected
-    assert read_order_select({**BASE, "draftOrders": ORDERS}).selections == frozenset()
+    # Nothing selected yet: nothing to judge.
+    empty = read_order_select({**BASE, "draftOrders": ORDERS, "selections": []})
+    assert empty.selections == frozenset()
+    # Missing (the hook requires it): None, every draft order is judged, as at order-sign.
+    assert read_order_select({**BASE, "draftOrders": ORDERS}).selections is None
 
 
 @pytest.mark.parametrize(

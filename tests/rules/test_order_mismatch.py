@@ -113,10 +113,56 @@ def test_cytokine_directed_order_without_cytokine_data_gets_the_multiplex_card(
     assert resource["resourceType"] == "ServiceRequest"
 
 
+def _with_lab_order(body: dict[str, Any]) -> dict[str, Any]:
+    """The draft orders with a lab order beside the tocilizumab order."""
+    body["context"]["draftOrders"]["entry"].append(
+        {
+            "resource": {
+                "resourceType": "ServiceRequest",
+                "id": "draft-ferritin",
+                "status": "draft",
+                "intent": "order",
+                "code": {"text": "Ferritin"},
+                "subject": {"reference": f"Patient/{body['context']['patientId']}"},
+            }
+        }
+    )
+    return body
+
+
 def test_order_select_judges_only_the_selected_orders(client: FlaskClient) -> None:
-    path, body = hook_body(client, "order-select", "css-il1-mals", "tocilizumab")
-    body["context"]["selections"] = ["MedicationRequest/some-other-order"]
+    path, body = hook_body(client, "order-select", "case-sepsis-il6", "tocilizumab")
+    body = _with_lab_order(body)
+    body["context"]["selections"] = ["ServiceRequest/draft-ferritin"]
+    assert cards_of(client.post(path, json=body)) == []  # the lab order: nothing to check
+    body["context"]["selections"] = ["ServiceRequest/draft-ferritin", "draft-tocilizumab"]
+    (card,) = cards_of(client.post(path, json=body))
+    assert card["source"]["topic"]["code"] == "ordermismatch"
+
+
+def test_order_select_without_selections_judges_every_draft(client: FlaskClient) -> None:
+    """`selections` is required by the hook; without it every draft order is judged, as at
+    order-sign, rather than none (an empty answer would read as "the order fits")."""
+    path, body = hook_body(client, "order-select", "case-sepsis-il6", "tocilizumab")
+    del body["context"]["selections"]
+    (card,) = cards_of(client.post(path, json=body))
+    assert card["source"]["topic"]["code"] == "ordermismatch"
+    body["context"]["selections"] = []  # nothing selected yet
     assert cards_of(client.post(path, json=body)) == []
+
+
+def test_a_selection_not_among_the_draft_orders_is_said_not_checked(client: FlaskClient) -> None:
+    """A selection naming no draft order (an id the EHR mapped wrongly) was not checked: the
+    answer says so instead of being empty."""
+    path, body = hook_body(client, "order-select", "case-sepsis-il6", "tocilizumab")
+    body["context"]["selections"] = ["MedicationRequest/nope"]
+    (card,) = cards_of(client.post(path, json=body))
+    assert card["source"]["topic"]["code"] == "dataincomplete"
+    assert "named by context.selections but not among the draft orders sent" in card["detail"]
+    assert "1 of 1" in card["detail"]
+    body["context"]["selections"] = ["MedicationRequest/nope", "draft-tocilizumab"]
+    topics = [c["source"]["topic"]["code"] for c in cards_of(client.post(path, json=body))]
+    assert topics == ["ordermismatch", "dataincomplete"]
 
 
 def test_order_without_cytokine_directed_drug_gets_no_card(client: FlaskClient) -> None:
