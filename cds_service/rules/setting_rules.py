@@ -652,6 +652,20 @@ def _view(
     )
 
 
+# Targeted classes whose drugs block the same cytokine: one given recently counts as the other.
+_BLOCKERS = {
+    "il1-blockade": "an IL-1 blocker",
+    "il6-blockade": "an IL-6 blocker",
+    "ifng-blockade": "an IFN-γ blocker",
+    "jak-inhibitor": "a JAK inhibitor",
+}
+
+
+def _class_of(exposure: DrugExposure, rules: Rules) -> str:
+    drug = rules.drugs.get(exposure.drug)
+    return drug.class_ if drug is not None else exposure.drug_class
+
+
 def _on_drug(chart: ChartContext, rules: Rules, spec: AdviceSpec, now: datetime) -> str | None:
     """ "already given 2026-11-30" when the patient is on the drug; for a corticosteroid, also
     on another corticosteroid (not stress-dose hydrocortisone) from the daily dose the rule's
@@ -659,8 +673,13 @@ def _on_drug(chart: ChartContext, rules: Rules, spec: AdviceSpec, now: datetime)
     own out (home prednisone 5 mg is no grade 3 CRS treatment): see `_other_corticosteroid`."""
     drug_id = spec.drug or ""
     floor = spec.already_given.min_prednisone_mg if spec.already_given else None
+    drug_class = rules.drugs[drug_id].class_ if drug_id in rules.drugs else None
+    same_target = _BLOCKERS.get(drug_class or "")
     for exposure in _recent(chart, rules, now):
         dose = ""
+        if exposure.drug != drug_id and same_target and _class_of(exposure, rules) == drug_class:
+            # Sarilumab 30 hours ago: tocilizumab on top would block the same receptor twice.
+            return f"{_said(exposure)}, {same_target} like {drug_id}"
         if exposure.drug != drug_id:
             if floor is None or not _other_corticosteroid_than(exposure, drug_id, rules):
                 continue

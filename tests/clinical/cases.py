@@ -561,6 +561,11 @@ def covid_after_tocilizumab() -> Chart:
     return covid_on_dexamethasone().given(*TOCILIZUMAB, hours_ago=30, dose_mg=600)
 
 
+def covid_after_sarilumab() -> Chart:
+    """Sarilumab 30 hours ago, on dexamethasone: an IL-6 receptor blocker, as tocilizumab."""
+    return covid_on_dexamethasone().given(*SARILUMAB, hours_ago=30, dose_mg=400)
+
+
 def covid_after_baricitinib() -> Chart:
     return covid_on_dexamethasone().given(*BARICITINIB, hours_ago=20, dose_mg=4)
 
@@ -808,6 +813,19 @@ def unknown_il6_pattern() -> Chart:
     )
 
 
+def unknown_il6_after_sarilumab() -> Chart:
+    """The IL-6 pattern's labs, measured a day after a sarilumab dose."""
+    return unknown_il6_pattern().given(*SARILUMAB, hours_ago=72, dose_mg=200)
+
+
+def sjia_mas_with_sepsis() -> Chart:
+    return sjia_mas("case-sjia-sepsis").aged(10).condition(*SEPSIS, 1)
+
+
+def primary_hlh_with_sepsis() -> Chart:
+    return primary_hlh().condition(*SEPSIS, 1)
+
+
 def unknown_il6_bound() -> Chart:
     """IL-6 reported only as "<100 pg/mL" (threshold > 80: either side), IL-18 and IFN-γ low."""
     return (
@@ -1052,6 +1070,9 @@ CASES: tuple[Case, ...] = (
     Case("covid-after-tocilizumab", f"{NIH_COVID}; {ONTARIO_BARI} (one or the other)",
          covid_after_tocilizumab, never=("baricitinib", "tocilizumab", "dexamethasone"),
          named=("baricitinib",), text=("alternatives, not both",)),
+    Case("covid-after-sarilumab", f"{NIH_COVID}; {ONTARIO_BARI} (one IL-6 blocker, not both)",
+         covid_after_sarilumab, never=("baricitinib", "tocilizumab", "dexamethasone"),
+         text=("an IL-6 blocker like tocilizumab",)),
     Case("covid-after-baricitinib", f"{NIH_COVID}; {ONTARIO_BARI} (one or the other)",
          covid_after_baricitinib, never=("baricitinib", "tocilizumab", "dexamethasone"),
          text=("alternatives, not both",)),
@@ -1324,6 +1345,15 @@ CASES: tuple[Case, ...] = (
          unknown_il6_pattern, never=("tocilizumab", "anakinra", "emapalumab"),
          text=("depends on the clinical setting",
                "(*verify before relying on it:* the score threshold of 3")),
+    Case("unknown-il6-after-sarilumab", "clinical-settings.md 1.4 (Nishimoto 2008: IL-6 "
+         "receptor blockade stops IL-6 clearance)", unknown_il6_after_sarilumab,
+         never=("tocilizumab",), absent=("IL-6-predominant",)),
+    Case("sjia-tocilizumab-order-with-sepsis", f"{ACTEMRA} (boxed warning: serious infections)",
+         sjia_mas_with_sepsis, hook="order-sign", orders=order(*TOCILIZUMAB), mismatch=False,
+         text=("not during an active infection",)),
+    Case("hlh-tocilizumab-order-with-sepsis", f"{ACTEMRA} (boxed warning: serious infections)",
+         primary_hlh_with_sepsis, hook="order-sign", orders=order(*TOCILIZUMAB),
+         text=("not during an active infection",)),
     Case("unknown-il6-bound-inconclusive", "clinical-settings.md 2.6 (a result that settles no "
          "threshold is said, never an empty answer)", unknown_il6_bound, panel=True,
          never=("tocilizumab", "anakinra", "emapalumab"),
