@@ -48,6 +48,9 @@ def create_app(settings: Settings | None = None) -> Flask:
     app = Flask(__name__, static_folder=None)
     # "/cds-services/x/" is "/cds-services/x": clients and people typing URLs add the slash.
     app.url_map.strict_slashes = False
+    # "//" would be answered with Werkzeug's HTML redirect to a Location built from the Host
+    # header; it gets the JSON 404 below instead, which names the empty segment.
+    app.url_map.merge_slashes = False
     app.json = OrjsonProvider(app)
     app.config["MAX_CONTENT_LENGTH"] = settings.max_request_bytes
     # Well before gunicorn kills a worker still reading (its answer then is a bare 500).
@@ -101,7 +104,13 @@ def _register_error_handlers(app: Flask, settings: Settings) -> None:
     def _http_error(error: HTTPException) -> Response:
         status = error.code or 500
         messages = {
-            404: f"No endpoint at {request.path}.",
+            404: f"No endpoint at {request.path}."
+            + (
+                " The path has an empty segment ('//'): check the service's base URL for a "
+                "trailing slash."
+                if "//" in request.path
+                else ""
+            ),
             405: f"Method {request.method} is not allowed on {request.path}.",
             413: (
                 f"The request body is larger than {settings.max_request_bytes} bytes "

@@ -168,6 +168,20 @@ def test_a_trailing_slash_reaches_the_same_endpoint(client: FlaskClient) -> None
     assert client.get("/healthz/").status_code == 200
 
 
+@pytest.mark.parametrize(
+    "path", ["/cds-services//cytokine-storm-patient-view", SERVICE + "//feedback"]
+)
+def test_a_double_slash_is_a_json_404_naming_it_not_a_redirect(
+    client: FlaskClient, path: str
+) -> None:
+    """A base URL configured with a trailing slash gives "//": Werkzeug would answer an HTML
+    308 to a Location built from the Host header, which many engines do not re-POST to."""
+    response = client.post(path, json=patient_view(), headers={"Host": "evil.invalid"})
+    assert response.status_code == 404 and "Location" not in response.headers
+    diagnostics = outcome(response)["diagnostics"]
+    assert path in diagnostics and "empty segment ('//')" in diagnostics
+
+
 def test_unknown_path_is_404_json(client: FlaskClient) -> None:
     response = client.get("/no/such/path")
     assert response.status_code == 404
