@@ -10,20 +10,27 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import AliasChoices, Field, StringConstraints, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    AliasChoices,
+    Field,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 
-from cds_service.hooks.request import Lenient, NonEmptyStr
+from cds_service.hooks.request import Lenient, StoredId, StoredText, storable
 
 
 class ReasonCoding(Lenient):
-    system: NonEmptyStr | None = None
-    code: NonEmptyStr
-    display: str | None = None
+    system: StoredId | None = None
+    code: StoredId
+    display: StoredText | None = None
 
 
 class OverrideReason(Lenient):
     reason: ReasonCoding | None = None
-    userComment: str | None = None
+    userComment: StoredText | None = None
 
     @model_validator(mode="after")
     def _reason_or_comment(self) -> OverrideReason:
@@ -61,7 +68,7 @@ def _from_epic(reasons: Any) -> Any:
 
 
 class AcceptedSuggestion(Lenient):
-    id: NonEmptyStr
+    id: StoredId
 
 
 def _extension_map(extensions: list[Any]) -> dict[Any, Any]:
@@ -84,7 +91,11 @@ def _extension_map(extensions: list[Any]) -> dict[Any, Any]:
 
 class FeedbackItem(Lenient):
     # Our card uuids are at most 128 characters (the audit store's column); longer names none.
-    card: Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=128)]
+    card: Annotated[
+        str,
+        StringConstraints(strip_whitespace=True, min_length=1, max_length=128),
+        AfterValidator(storable),
+    ]
     outcome: Literal["accepted", "overridden"]
     acceptedSuggestions: list[AcceptedSuggestion] | None = None
     # Epic's plural name is read too, and an error names the member the client sent.

@@ -12,6 +12,7 @@ from typing import Annotated, Any
 from urllib.parse import urlsplit
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     SecretStr,
@@ -21,6 +22,19 @@ from pydantic import (
 )
 
 NonEmptyStr = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+
+
+def storable(value: str) -> str:
+    """The text as given; a NUL character in it is a validation error."""
+    if "\x00" in value:
+        raise ValueError("must not contain a NUL character (\\u0000)")
+    return value
+
+
+# Text the audit store keeps: PostgreSQL's text and jsonb cannot hold a NUL character, and a
+# write that fails on one would be retried for ever (or lose the answer's audit row).
+StoredText = Annotated[str, AfterValidator(storable)]
+StoredId = Annotated[NonEmptyStr, AfterValidator(storable)]
 
 
 class Lenient(BaseModel):
@@ -58,7 +72,7 @@ class FhirAuthorization(Lenient):
 
 class HookRequest(Lenient):
     hook: NonEmptyStr
-    hookInstance: NonEmptyStr
+    hookInstance: StoredId
     fhirServer: str | None = None
     fhirAuthorization: FhirAuthorization | None = None
     context: dict[str, Any]

@@ -182,6 +182,14 @@ def test_a_double_slash_is_a_json_404_naming_it_not_a_redirect(
     assert path in diagnostics and "empty segment ('//')" in diagnostics
 
 
+def test_a_hook_instance_with_a_nul_character_is_400(client: FlaskClient) -> None:
+    """The audit store could not keep it (PostgreSQL): the answer's record would be lost."""
+    response = client.post(SERVICE, json=patient_view(hookInstance="d1577c69\u0000"))
+    assert response.status_code == 400
+    issue = outcome(response)
+    assert issue["expression"] == ["hookInstance"] and "NUL character" in issue["diagnostics"]
+
+
 def test_unknown_path_is_404_json(client: FlaskClient) -> None:
     response = client.get("/no/such/path")
     assert response.status_code == 404

@@ -63,6 +63,28 @@ def test_valid_feedback_is_200(client: FlaskClient, body: dict[str, Any]) -> Non
             {"feedback": [item(outcome="overridden", overrideReason={})]},
             "feedback.0.overrideReason",
         ),
+        # PostgreSQL's text and jsonb cannot hold NUL: a 503 "send it again" could never work.
+        ({"feedback": [item(card="9368d37b\u0000")]}, "feedback.0.card"),
+        (
+            {"feedback": [item(acceptedSuggestions=[{"id": "a\u0000b"}])]},
+            "feedback.0.acceptedSuggestions.0.id",
+        ),
+        (
+            {
+                "feedback": [
+                    item(outcome="overridden", overrideReason={"userComment": "on\u0000 it"})
+                ]
+            },
+            "feedback.0.overrideReason.userComment",
+        ),
+        (
+            {
+                "feedback": [
+                    item(outcome="overridden", overrideReason={"reason": {"code": "a\u0000"}})
+                ]
+            },
+            "feedback.0.overrideReason.reason.code",
+        ),
     ],
 )
 def test_invalid_feedback_is_400_naming_the_field(
