@@ -1258,6 +1258,12 @@ CASES: tuple[Case, ...] = (
          sepsis_immunoparalysis, hook="order-sign",
          orders=order(*DEXAMETHASONE, dose=10, per_day=4, reason=PNEUMOCOCCAL_MENINGITIS),
          mismatch=False, text=("bacterial meningitis is standard care",)),
+    *(
+        Case(f"sepsis-immunoparalysis-{drug[0]}-order", f"{PROVIDE} (IFN-γ given, not blocked)",
+             sepsis_immunoparalysis, hook="order-sign", orders=order(*drug), mismatch=False,
+             text=("immunoparalysis criteria met", "opposite of what PROVIDE"))
+        for drug in (EMAPALUMAB, BARICITINIB, ("ruxolitinib", "1193326"))
+    ),
     Case("sepsis-immunoparalysis-stress-hydrocortisone", f"{SSC2021}", sepsis_immunoparalysis,
          hook="order-sign", orders=order(*HYDROCORTISONE, dose=50, per_day=4), no_cards=True),
     # Still's disease / sJIA
