@@ -178,6 +178,17 @@ class TopicSpec(_Spec):
     display: Text
 
 
+class AgesSpec(_Spec):
+    """The ages the rule's population (trial, label) covers. A patient recorded as younger is
+    told what the rule says for its population, hedged, and gets no draft order; a patient
+    whose age is not recorded keeps the draft, and the card says the age could not be checked."""
+
+    min_years: int = Field(ge=1)
+    source: Id
+    population: Text  # who the rule holds for: "adults (RECOVERY; US label: hospitalised adults)"
+    outside: Text  # what the card says to a younger patient's clinician, why no draft
+
+
 class StateSpec(_Spec):
     """A hyperinflammation state of a setting: an exact, published rule."""
 
@@ -188,6 +199,9 @@ class StateSpec(_Spec):
     source: Id
     topic: TopicSpec
     indicator: Literal["info", "warning"] = "info"  # warning: the state itself warns
+    # The ages of the population the rule was derived in (PROVIDE: adults): a patient recorded
+    # as younger is not judged by it (neither met nor undecided), and the card says why.
+    ages: AgesSpec | None = None
 
 
 class AlreadyGivenSpec(_Spec):
@@ -206,17 +220,6 @@ class AlternativesSpec(_Spec):
     drugs: list[Id] = Field(min_length=1)
     source: Id
     rationale: Text
-
-
-class AgesSpec(_Spec):
-    """The ages the rule's population (trial, label) covers. A patient recorded as younger is
-    told what the rule says for its population, hedged, and gets no draft order; a patient
-    whose age is not recorded keeps the draft, and the card says the age could not be checked."""
-
-    min_years: int = Field(ge=1)
-    source: Id
-    population: Text  # who the rule holds for: "adults (RECOVERY; US label: hospitalised adults)"
-    outside: Text  # what the card says to a younger patient's clinician, why no draft
 
 
 class AdviceSpec(_Spec):

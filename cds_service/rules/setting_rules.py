@@ -171,6 +171,10 @@ def judge_setting(
     for candidate in spec.states:
         conditions = rules.when(candidate.when)
         held = all_hold(conditions, facts)
+        if _younger_than_state(candidate, chart):
+            if held is not False:
+                not_applied.append(_state_not_applied(candidate, chart))
+            continue
         excluded = [outside[f] for c in conditions for f in c.facts() if f in outside]
         if excluded:
             # A score is valid in the ages it was derived in: outside them the state is not
@@ -221,6 +225,12 @@ def judge_setting(
     )
     if state is not None and chart.age_years is None:
         notes += tuple(_age_unchecked_score(rules, spec.states, state.id, scores, chart))
+        ages = next(s.ages for s in spec.states if s.id == state.id)
+        if ages is not None:
+            notes += (
+                f"{chart.no_age(start=True)}, so whether the patient is in the population of "
+                f"{state.label}, {ages.population}, could not be checked.",
+            )
     notes += young_bar
     read: list[str] = []
     if state is not None:
@@ -276,6 +286,21 @@ def _age_unchecked_score(
         for score in scores
         if score.min_years is not None and SCORE_FACTS.get(score.id) in read
     ]
+
+
+def _younger_than_state(state: StateSpec, chart: ChartContext) -> bool:
+    ages, age = state.ages, chart.age_years
+    return ages is not None and age is not None and age < ages.min_years
+
+
+def _state_not_applied(state: StateSpec, chart: ChartContext) -> str:
+    """ "PROVIDE MALS criterion ... not applied: the patient is 4 years old, and it was derived
+    in adults with sepsis (PROVIDE); ..." """
+    assert state.ages is not None
+    return (
+        f"{state.label} not applied: the patient is {chart.age_text()}, and it was derived in "
+        f"{state.ages.population}; {state.ages.outside}"
+    )
 
 
 def _not_applied(what: str, score: ScoreView, chart: ChartContext) -> str:

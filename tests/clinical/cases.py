@@ -1264,6 +1264,12 @@ CASES: tuple[Case, ...] = (
              text=("immunoparalysis criteria met", "opposite of what PROVIDE"))
         for drug in (EMAPALUMAB, BARICITINIB, ("ruxolitinib", "1193326"))
     ),
+    Case("sepsis-mals-child", f"{PROVIDE} (adults)", lambda: sepsis_mals().aged(4),
+         never=("anakinra",), text=("not applied: the patient is 4 years old",),
+         absent=("MALS criterion met",)),
+    Case("sepsis-immunoparalysis-infant", f"{PROVIDE} (adults)",
+         lambda: sepsis_immunoparalysis().aged(1), text=("not applied: the patient is 1 year old",),
+         absent=("immunoparalysis criteria met", "avoid escalating")),
     Case("sepsis-immunoparalysis-stress-hydrocortisone", f"{SSC2021}", sepsis_immunoparalysis,
          hook="order-sign", orders=order(*HYDROCORTISONE, dose=50, per_day=4), no_cards=True),
     # Still's disease / sJIA
