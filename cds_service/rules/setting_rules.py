@@ -430,6 +430,16 @@ def compute_facts(
     # A molecular diagnosis meets HLH-2004 by itself (Henter 2007): the rules file's own state
     # for it asks for signs of activity too; `hlh2004` is the count of 5 of 8.
     facts["primary_hlh"] = any(f.setting == "hlh" and f.kind == "primary" for f in chart.settings)
+    # HLH-94-type etoposide is first-line in primary and EBV-associated HLH; with a MAS, a
+    # bacterial infection (the sepsis setting's infections) or tuberculosis the trigger comes first.
+    mas = any(f.setting == "hlh" and f.kind == "mas" for f in chart.settings)
+    bacterial = any(
+        _infection_setting(i) == "sepsis" or _infection_kind(i) == "mycobacterial"
+        for i in chart.active_infections
+    )
+    facts["hlh_trigger_first"] = (
+        chart.has("hlh") and not facts["primary_hlh"] and (mas or bacterial)
+    )
     # The label's CRS limits count within the current exposure (since the newest infusion or
     # bispecific dose): doses for an earlier episode do not count against a new one.
     since = applied.when if applied is not None and applied.day is not None else None
@@ -562,6 +572,10 @@ def _is_corticosteroid(exposure: DrugExposure, rules: Rules) -> bool:
 
 def _infection_setting(infection: SettingFinding | str) -> str:
     return infection.setting if isinstance(infection, SettingFinding) else str(infection)
+
+
+def _infection_kind(infection: SettingFinding | str) -> str | None:
+    return infection.kind if isinstance(infection, SettingFinding) else None
 
 
 def _cause_unstated(infection: SettingFinding | str) -> bool:

@@ -772,6 +772,34 @@ def hlh_child_hlh2004() -> Chart:
     return hlh_hscore("case-hlh-child-hlh2004", 6, cytopenias=True)
 
 
+def hlh_with_mas_code() -> Chart:
+    """HLH-2004 met (5 of 8) in an adult whose chart codes the HLH as a macrophage activation
+    syndrome (SNOMED 430478003), not D76.1."""
+    return (
+        Chart("case-hlh-mas-code")
+        .condition(SNOMED, "430478003", "Macrophage activation syndrome", 2)
+        .lab("temperature", 39.6, 2)
+        .labs(ferritin=8000, triglycerides=400, fibrinogen=200, ast=80, hemoglobin=8.0,
+              platelets=50, neutrophils=0.8, sil2r=5000)
+        .aged(45)
+    )  # fmt: skip
+
+
+def hlh_with_bacterial_sepsis() -> Chart:
+    """Infection-associated HLH (D76.2, HLH-2004 met) with bacterial sepsis recorded."""
+    return (
+        hlh_hscore("case-hlh-sepsis", 45, cytopenias=True)
+        .condition(ICD10CM, "D76.2", "Hemophagocytic syndrome, infection-associated", 2)
+        .condition(*SEPSIS, 2)
+        .labs(pct=30)
+    )
+
+
+def hlh_with_tuberculosis() -> Chart:
+    """HScore-probable HLH (adult) with tuberculosis recorded."""
+    return hlh_hscore("case-hlh-tb", 45).condition(SNOMED, "56717001", "Tuberculosis", 10)
+
+
 def hlh_adult_hscore_only() -> Chart:
     return hlh_hscore("case-hlh-adult-hscore", 45)
 
@@ -1337,6 +1365,17 @@ CASES: tuple[Case, ...] = (
          text=("HLH-2004 diagnostic criteria (5 of 8)", "Start HLH-94-type therapy",
                "population: adults with suspected reactive haemophagocytic syndrome"),
          absent=("not applied",)),
+    *(
+        Case(case_id, "clinical-settings.md 2.5 (HLH-94 first-line in primary and EBV-HLH)",
+             chart, never=("etoposide", "emapalumab"),
+             text=("Discuss treatment with an HLH team, the trigger first",),
+             absent=("Start HLH-94", "Discuss HLH-94-type therapy"))
+        for case_id, chart in (
+            ("hlh-coded-as-mas", hlh_with_mas_code),
+            ("hlh-with-bacterial-sepsis", hlh_with_bacterial_sepsis),
+            ("hlh-with-tuberculosis", hlh_with_tuberculosis),
+        )
+    ),
     Case("hlh-adult-hscore", f"{FARDET2014}", hlh_adult_hscore_only,
          never=("emapalumab", "anakinra"),
          text=("HScore cut-off (≥ 169, probable reactive HLH)", "Discuss HLH-94-type therapy"),
