@@ -13,7 +13,7 @@ from typing import NamedTuple
 
 from .bundles import as_list, outcome_problems, read_bundle, text_at, unread_pages_problem
 from .models import DataProblem, ProblemCode
-from .revisions import latest_revisions
+from .revisions import conflict_problem, latest_revisions
 from .values import clean_display
 
 _MAX_BUNDLE_DEPTH = 4
@@ -111,7 +111,9 @@ def collect_observations(
     collected = _Collected()
     for item in items:
         _add(item, collected, depth=0)
-    observations = latest_revisions(collected.observations)
+    conflicts: list[str] = []
+    observations = latest_revisions(collected.observations, conflicts)
+    collected.problems.extend(conflict_problem(reference) for reference in conflicts)
     ids = [resource_id(o) for o in observations]
     received = set(ids)
     fallback: dict[str, object] = {}

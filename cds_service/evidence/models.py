@@ -40,6 +40,7 @@ class ProblemCode(StrEnum):
     UNRESOLVED_RESULT = "unresolved-result"  # DiagnosticReport.result not in the input
     OPERATION_OUTCOME = "operation-outcome"  # an OperationOutcome (issue) was received
     INCOMPLETE_BUNDLE = "incomplete-bundle"  # searchset Bundle with a `next` link
+    CONFLICTING_COPIES = "conflicting-copies"  # one id, two contents, neither marked newer
 
 
 class _Frozen(BaseModel):

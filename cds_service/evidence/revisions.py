@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from datetime import datetime
 
+from .models import DataProblem, ProblemCode
 from .times import parse_fhir_datetime
 
 # Later lifecycle states rank higher: a retraction (entered-in-error) or cancellation replaces
@@ -59,15 +60,32 @@ def is_newer(candidate: Mapping[str, object], current: Mapping[str, object]) -> 
     return _status_rank(candidate) > _status_rank(current)
 
 
-def latest_revisions(resources: Iterable[Mapping[str, object]]) -> list[Mapping[str, object]]:
+def latest_revisions(
+    resources: Iterable[Mapping[str, object]], conflicts: list[str] | None = None
+) -> list[Mapping[str, object]]:
     """One copy per (resourceType, id), the newest revision, in order of first appearance.
 
-    Resources without an id cannot be matched and are all kept.
+    Resources without an id cannot be matched and are all kept. Two copies that differ with
+    nothing to say which is newer keep the first; `conflicts`, when given, gets their
+    "Type/id" (once each), so that the choice is reported rather than silent.
     """
-    chosen: dict[object, Mapping[str, object]] = {}
+    chosen: dict[tuple[str, object], Mapping[str, object]] = {}
     for index, resource in enumerate(resources):
-        key: object = resource_key(resource) or ("<no id>", index)
+        key: tuple[str, object] = resource_key(resource) or ("<no id>", index)
         current = chosen.get(key)
         if current is None or is_newer(resource, current):
             chosen[key] = resource
+        elif conflicts is not None and resource != current and not is_newer(current, resource):
+            reference = f"{key[0]}/{key[1]}"
+            if reference not in conflicts:
+                conflicts.append(reference)
     return list(chosen.values())
+
+
+def conflict_problem(reference: str) -> DataProblem:
+    return DataProblem(
+        code=ProblemCode.CONFLICTING_COPIES,
+        reason="two different copies were received and nothing says which is newer (no "
+        "meta.lastUpdated or versionId, the same status): the first received was used",
+        reference=reference,
+    )

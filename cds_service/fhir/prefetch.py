@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict
 
 from cds_service.evidence.bundles import outcome_problems, read_bundle, unread_pages_problem
 from cds_service.evidence.models import DataProblem, ProblemCode
-from cds_service.evidence.revisions import latest_revisions
+from cds_service.evidence.revisions import conflict_problem, latest_revisions
 
 KeyState = Literal["satisfied", "null", "missing", "error", "incomplete"]
 
@@ -84,6 +84,8 @@ def read_prefetch(
             continue
         keys[key], found = _read_key(key, sent[key])
         resources.extend(found)
-    merged = cast(list[dict[str, object]], latest_revisions(resources))
+    conflicts: list[str] = []
+    merged = cast(list[dict[str, object]], latest_revisions(resources, conflicts))
     problems = tuple(p for status in keys.values() for p in status.problems)
+    problems += tuple(conflict_problem(reference) for reference in conflicts)
     return PrefetchRead(resources=merged, keys=keys, problems=problems)

@@ -77,6 +77,21 @@ def test_newest_revision_of_the_same_id_replaces_the_original(
         assert evidence.problems == ()
 
 
+def test_two_different_copies_with_nothing_to_choose_between_them_are_reported(
+    catalog: Catalog,
+) -> None:
+    """Same id, no meta, the same status, different values: the first is used, and said so."""
+    first = observation("il6", id="il6-2", valueQuantity=quantity(5, "pg/mL"))
+    second = observation("il6", id="il6-2", valueQuantity=quantity(320, "pg/mL"))
+    evidence = build_evidence([first, second, first], catalog, AS_OF)
+    assert evidence.analytes["il6"].latest.value == 5
+    (problem,) = evidence.problems  # reported once, however many copies
+    assert (problem.code, problem.reference) == ("conflicting-copies", "Observation/il6-2")
+    assert "the first received was used" in problem.reason
+    # The same copy twice (two prefetch keys) is no conflict.
+    assert build_evidence([first, dict(first)], catalog, AS_OF).problems == ()
+
+
 def test_preliminary_goes_after_final_at_the_same_time(catalog: Catalog) -> None:
     prelim = observation(
         "crp", id="a-prelim", status="preliminary", valueQuantity=quantity(90, "mg/L")

@@ -68,6 +68,32 @@ def test_resources_are_merged_across_keys_keeping_the_newest_revision() -> None:
     ]
 
 
+def test_two_keys_sending_different_copies_of_one_result_are_reported() -> None:
+    def crp(value: float) -> dict[str, Any]:
+        return {
+            "resourceType": "Observation",
+            "id": "crp-1",
+            "status": "final",
+            "code": {"coding": [{"system": "http://loinc.org", "code": "1988-5"}]},
+            "valueQuantity": {"value": value, "unit": "mg/L"},
+        }
+
+    def bundle(resource: dict[str, Any]) -> dict[str, Any]:
+        return {"resourceType": "Bundle", "type": "searchset", "entry": [{"resource": resource}]}
+
+    read = read_prefetch(
+        {"labs": bundle(crp(10)), "cytokines": bundle(crp(90))}, ["labs", "cytokines"]
+    )
+    assert [r["valueQuantity"]["value"] for r in read.resources] == [10]
+    assert [(p.code, p.reference) for p in read.problems] == [
+        ("conflicting-copies", "Observation/crp-1")
+    ]
+    same = read_prefetch(
+        {"labs": bundle(crp(10)), "cytokines": bundle(crp(10))}, ["labs", "cytokines"]
+    )
+    assert same.problems == ()
+
+
 def test_keys_not_asked_for_are_not_read() -> None:
     read = read_prefetch(PREFETCH, ["patient"])
     assert list(read.keys) == ["patient"]
