@@ -1,7 +1,8 @@
 """Per-request observability: one JSON log line and the request metrics; GET /metrics.
 
-The log line names method, path, status, duration, endpoint, CDS service id, hookInstance and the
-topic codes of the cards returned: never a patient id, token, body or query string. A path is
+The log line names method, path, status, duration, endpoint, CDS service id, hookInstance (a
+hash unless it is a UUID) and the topic codes of the cards returned: never a patient id, token,
+body or query string. A path is
 logged as requested only when it is one of ours (a known service id in it, or no variable part);
 anything else is logged as its route pattern, since a mistyped URL may hold anything.
 """
@@ -20,7 +21,7 @@ from werkzeug.routing import Rule
 from cds_service.api.errors import ApiError
 from cds_service.api.runtime import current_runtime
 from cds_service.hooks.response import Card
-from cds_service.observability.logs import ACCESS_LOGGER
+from cds_service.observability.logs import ACCESS_LOGGER, logged_hook_instance
 from cds_service.observability.metrics import (
     exposition,
     method_label,
@@ -32,7 +33,6 @@ from cds_service.observability.metrics import (
 access_log = logging.getLogger(ACCESS_LOGGER)
 # Probes and scrapes come every few seconds: their lines only at DEBUG unless they fail.
 _QUIET_ENDPOINTS = frozenset({"health.healthz", "health.readyz", "metrics"})
-_MAX_HOOK_INSTANCE = 64
 
 
 def note_hook_call(hook_instance: str, cards: Sequence[Card]) -> None:
@@ -108,7 +108,7 @@ def _record(response: Response) -> None:
         fields["service"] = service
     hook_instance = g.get("hook_instance")
     if hook_instance is not None:
-        fields["hookInstance"] = _printable(hook_instance)[:_MAX_HOOK_INSTANCE]
+        fields["hookInstance"] = logged_hook_instance(hook_instance)
         fields["cards"] = topics
     access_log.log(level, "request", extra=fields)
 
@@ -150,7 +150,3 @@ def logged_path(service: str | None = None) -> str:
     if not rule.arguments or (service and rule.arguments == {"service_id"}):
         return request.path
     return rule.rule
-
-
-def _printable(text: str) -> str:
-    return "".join(ch if ch.isprintable() else "?" for ch in text)

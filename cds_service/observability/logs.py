@@ -10,6 +10,7 @@ identifiers, no tokens or JWTs, no request bodies, no query strings.
 
 from __future__ import annotations
 
+import hashlib
 import logging.config
 import re
 from typing import Any, Literal
@@ -34,6 +35,18 @@ class ClientTextRedactor(logging.Filter):
         elif message.startswith("Error handling request"):
             record.msg, record.args = "Error handling request (its URI is not logged)", ()
         return True
+
+
+_UUID = re.compile(r"(urn:uuid:)?[0-9a-fA-F]{8}(-?[0-9a-fA-F]{4}){3}-?[0-9a-fA-F]{12}")
+
+
+def logged_hook_instance(hook_instance: str) -> str:
+    """The hookInstance as sent when it is a UUID, as the spec asks; anything else (a client
+    may put an encounter or record number there) as a short hash that still correlates one
+    call's lines: "sha256:3f1a9c0b2e4d"."""
+    if _UUID.fullmatch(hook_instance):
+        return hook_instance
+    return "sha256:" + hashlib.sha256(hook_instance.encode()).hexdigest()[:12]
 
 
 def logging_config(level: str, log_format: LogFormat) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from sqlalchemy.exc import OperationalError, SQLAlchemyError
 from sqlalchemy.sql.dml import ReturningInsert
 
 from cds_service.hooks.feedback import FeedbackItem
+from cds_service.observability.logs import logged_hook_instance
 from cds_service.observability.metrics import record_store_event
 from cds_service.store import migrate
 from cds_service.store.database import READ_ONLY
@@ -203,7 +204,7 @@ class AuditStore:
                 self._skip_audit_until = time.monotonic() + OUTAGE_BACKOFF_SECONDS
             log.error(
                 "audit write failed for hookInstance %s (%s); the hook call was answered",
-                record.hook_instance,
+                logged_hook_instance(record.hook_instance),
                 _error_name(exc),
                 exc_info=not isinstance(exc, self._driver_errors),  # a bug: show where
             )
@@ -260,7 +261,7 @@ class AuditStore:
         if inserted != len(rows):
             log.warning(
                 "hookInstance %s: %d card uuid(s) were already recorded for an earlier call",
-                record.hook_instance,
+                logged_hook_instance(record.hook_instance),
                 len(rows) - inserted,
             )
 

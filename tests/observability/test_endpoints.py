@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 import uuid
 from pathlib import Path
@@ -17,11 +18,11 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from jwt.algorithms import ECAlgorithm
 
 from cds_service import create_app
-from cds_service.observability.logs import ACCESS_LOGGER
+from cds_service.observability.logs import ACCESS_LOGGER, logged_hook_instance
 from cds_service.observability.metrics import metrics
 from cds_service.serving import gunicorn_options
 from cds_service.settings import Settings
-from tests.conftest import hook_call
+from tests.conftest import hook_body, hook_call
 from tests.servers import free_port
 
 
@@ -123,6 +124,24 @@ def test_hook_call_logs_one_line_and_counts_cards(caplog: pytest.LogCaptureFixtu
         before_cards + 1
     )
     assert sample("cytokine_cds_audit_writes_total") == before_writes + 1
+
+
+@pytest.mark.parametrize("sent", ["MRN-00123456", "x" * 5000, "enc 42\nforged line"])
+def test_a_hook_instance_that_is_no_uuid_is_logged_as_a_hash(
+    caplog: pytest.LogCaptureFixture, sent: str
+) -> None:
+    """A client may put a record number in hookInstance: only a hash of it is logged, the same
+    for every line of the call."""
+    client = create_app(Settings(auth="off")).test_client()
+    caplog.set_level(logging.INFO, logger=ACCESS_LOGGER)
+    path, body = hook_body(client, "patient-view", "css-il6-covid")
+    body["hookInstance"] = sent
+    assert client.post(path, json=body).status_code == 200
+    [record] = access_records(caplog)
+    logged = record.__dict__["hookInstance"]
+    assert re.fullmatch(r"sha256:[0-9a-f]{12}", logged)
+    assert logged == logged_hook_instance(sent) and sent not in caplog.text
+    assert logged_hook_instance("D1577C69-DFBE-44AD-BA6D-3E05E953B2EA").startswith("D1577C69")
 
 
 def test_unknown_paths_are_logged_as_patterns(caplog: pytest.LogCaptureFixture) -> None:
