@@ -28,11 +28,14 @@ class UsageError(Exception):
 
 
 def _settings(**overrides: Any) -> Settings:
+    """Settings from the environment, with the command line's options over them; an error
+    names the option when it came from one (--port), else the variable."""
+    given = {k: v for k, v in overrides.items() if v is not None}
     try:
-        return Settings(**{k: v for k, v in overrides.items() if v is not None})
+        return Settings(**given)
     except ValidationError as exc:
         problems = "; ".join(
-            f"CYTOKINE_CDS_{error_path(e['loc'], '_').upper()}: {e['msg']}"
+            f"{_setting_name(error_path(e['loc'], '_'), given)}: {e['msg']}"
             for e in exc.errors(include_url=False)
         )
         raise UsageError(f"invalid configuration: {problems}") from None
@@ -40,6 +43,12 @@ def _settings(**overrides: Any) -> Settings:
         field = re.search(r'field "(\w+)"', str(exc))
         name = f"CYTOKINE_CDS_{field.group(1).upper()}" if field else "a setting"
         raise UsageError(f"invalid configuration: {name}: not valid JSON") from None
+
+
+def _setting_name(field: str, given: dict[str, Any]) -> str:
+    if field in given:
+        return f"--{field.replace('_', '-')}"
+    return f"CYTOKINE_CDS_{field.upper()}"
 
 
 def _read_json(path: str) -> Any:

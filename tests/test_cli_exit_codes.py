@@ -92,3 +92,16 @@ def test_a_setting_that_cannot_be_read_stops_a_command_with_its_name(
     error = capsys.readouterr().err
     assert variable in error and named in error
     assert "secretpw" not in error and "Traceback" not in error
+
+
+def test_a_bad_command_line_option_is_named_as_the_option(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`serve --port 99999` names --port, not the variable the user did not set."""
+    monkeypatch.delenv("CYTOKINE_CDS_PORT", raising=False)
+    assert main(["serve", "--port", "99999"]) == 2
+    error = capsys.readouterr().err
+    assert "--port: " in error and "CYTOKINE_CDS_PORT" not in error
+    monkeypatch.setenv("CYTOKINE_CDS_PORT", "99999")
+    assert main(["serve"]) == 2
+    assert "CYTOKINE_CDS_PORT: " in capsys.readouterr().err

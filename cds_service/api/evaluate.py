@@ -40,8 +40,10 @@ def _as_of(at: str | None) -> datetime | None:
     try:
         as_of = datetime.fromisoformat(at.replace("Z", "+00:00"))
     except ValueError:
+        # "+01:00" sent unencoded arrives as " 01:00": a query string reads "+" as a space.
+        hint = " (encode '+' in a query string as %2B)" if " " in at.strip() else ""
         raise ApiError(
-            400, f"'at' must be an ISO 8601 date-time (got {at!r}).", field="at"
+            400, f"'at' must be an ISO 8601 date-time (got {at!r}){hint}.", field="at"
         ) from None
     if as_of.tzinfo is None:
         raise ApiError(400, "'at' must include a time zone, e.g. 2026-11-20T12:00:00Z.", field="at")

@@ -93,6 +93,8 @@ def test_post_evaluate(client: FlaskClient) -> None:
         ("?at=2026-11-20T12:00:00", None, "time zone"),
         ("?at=0001-01-05T00:00:00Z", None, "between the years 1900 and 2200"),
         ("?at=9999-12-31T23:59:59-12:00", None, "between the years 1900 and 2200"),
+        # An unencoded "+" arrives as a space.
+        ("?at=2026-11-20T12:00:00+01:00", None, "encode '+' in a query string as %2B"),
         ("", {"resourceType": "Observation"}, "expected a FHIR Bundle"),
     ],
 )
