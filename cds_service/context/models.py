@@ -125,6 +125,9 @@ class ChartContext:
     # select a setting's rules, but criteria written for "known or suspected" disease (MAS-2016
     # in sJIA) may read them.
     suspected: tuple[SettingFinding, ...] = ()
+    # Active infections not merely suspected (provisional, differential): a rule that changes
+    # the first-line treatment reads only these.
+    confirmed_infections: tuple[SettingFinding, ...] = ()
     age_years: int | None = None  # from Patient.birthDate when the chart carries it
     age_days: int | None = None  # the same in days: age bands of the newborn period need them
     # A birth date of a year or month alone: the age is counted from its last possible day.

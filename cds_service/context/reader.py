@@ -82,13 +82,16 @@ def read_chart(
     settings: list[SettingFinding] = []
     supporting: list[SettingFinding] = []  # count only beside another finding of their setting
     suspected: list[SettingFinding] = []
-    infections: list[SettingFinding] = []
+    infections: list[SettingFinding] = []  # suspected ones too: the label checks are cautious
+    confirmed_infections: list[SettingFinding] = []
     triggers: list[tuple[str, SettingFinding]] = []
     latent_tb: bool | None = None
     for condition in chart.by_type.get("Condition", []):
         for finding, concept, confirmed in reader.condition(condition):
             if concept.infection:
                 infections.append(finding)
+                if confirmed:
+                    confirmed_infections.append(finding)
             if not confirmed:
                 if concept.settings:
                     suspected.append(finding)
@@ -135,6 +138,7 @@ def read_chart(
         ),
         allergies=tuple(allergies),
         active_infections=tuple(infections),
+        confirmed_infections=tuple(confirmed_infections),
         latent_tb=latent_tb,
         problems=tuple(chart.problems),
         suspected=tuple(suspected),

@@ -37,8 +37,9 @@ COMPUTED_FACTS = {
     "mas2016": "MAS-2016 classification criteria met",
     "chis": "cHIS criteria met (count)",
     "primary_hlh": "primary (familial or genetic) HLH recorded",
-    "hlh_trigger_first": "an HLH that is not primary, with a macrophage activation syndrome, a "
-    "bacterial infection or tuberculosis recorded (its trigger is treated first)",
+    "hlh_trigger_first": "an HLH that is not primary or EBV-associated, coded as a macrophage "
+    "activation syndrome or with a confirmed bacterial infection or tuberculosis (its trigger is "
+    "treated first)",
     "tocilizumab_doses_24h": "tocilizumab doses in the last 24 hours",
     "tocilizumab_doses_total": "tocilizumab doses in total",
     "hours_since_tocilizumab": "hours since the last tocilizumab dose",

@@ -430,15 +430,18 @@ def compute_facts(
     # A molecular diagnosis meets HLH-2004 by itself (Henter 2007): the rules file's own state
     # for it asks for signs of activity too; `hlh2004` is the count of 5 of 8.
     facts["primary_hlh"] = any(f.setting == "hlh" and f.kind == "primary" for f in chart.settings)
-    # HLH-94-type etoposide is first-line in primary and EBV-associated HLH; with a MAS, a
-    # bacterial infection (the sepsis setting's infections) or tuberculosis the trigger comes first.
+    # HLH-94-type etoposide is first-line in primary and EBV-associated HLH; with a MAS, or a
+    # confirmed bacterial infection (sepsis coded without its cause is none) or tuberculosis,
+    # the trigger comes first.
     mas = any(f.setting == "hlh" and f.kind == "mas" for f in chart.settings)
+    confirmed = chart.confirmed_infections
     bacterial = any(
-        _infection_setting(i) == "sepsis" or _infection_kind(i) == "mycobacterial"
-        for i in chart.active_infections
+        (i.setting == "sepsis" and i.kind != "cause-unstated") or i.kind == "mycobacterial"
+        for i in confirmed
     )
+    ebv = any(i.kind == "ebv" for i in confirmed)
     facts["hlh_trigger_first"] = (
-        chart.has("hlh") and not facts["primary_hlh"] and (mas or bacterial)
+        chart.has("hlh") and not facts["primary_hlh"] and not ebv and (mas or bacterial)
     )
     # The label's CRS limits count within the current exposure (since the newest infusion or
     # bispecific dose): doses for an earlier episode do not count against a new one.
@@ -572,10 +575,6 @@ def _is_corticosteroid(exposure: DrugExposure, rules: Rules) -> bool:
 
 def _infection_setting(infection: SettingFinding | str) -> str:
     return infection.setting if isinstance(infection, SettingFinding) else str(infection)
-
-
-def _infection_kind(infection: SettingFinding | str) -> str | None:
-    return infection.kind if isinstance(infection, SettingFinding) else None
 
 
 def _cause_unstated(infection: SettingFinding | str) -> bool:

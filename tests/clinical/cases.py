@@ -799,14 +799,34 @@ def hlh_with_mas_code() -> Chart:
     )  # fmt: skip
 
 
-def hlh_with_bacterial_sepsis() -> Chart:
-    """Infection-associated HLH (D76.2, HLH-2004 met) with bacterial sepsis recorded."""
+def hlh_with_bacterial_pneumonia() -> Chart:
+    """Infection-associated HLH (D76.2, HLH-2004 met) with a bacterial pneumonia recorded."""
+    return (
+        hlh_hscore("case-hlh-pneumonia", 45, cytopenias=True)
+        .condition(ICD10CM, "D76.2", "Hemophagocytic syndrome, infection-associated", 2)
+        .condition(ICD10CM, "J15.9", "Bacterial pneumonia", 2)
+        .labs(pct=30)
+    )
+
+
+def hlh_with_sepsis_cause_unstated() -> Chart:
+    """The same with sepsis coded without its cause (A41.9): no proof of a bacterial trigger
+    (a viral HLH can look septic), so HLH-94 stays the first line named."""
     return (
         hlh_hscore("case-hlh-sepsis", 45, cytopenias=True)
         .condition(ICD10CM, "D76.2", "Hemophagocytic syndrome, infection-associated", 2)
         .condition(*SEPSIS, 2)
-        .labs(pct=30)
     )
+
+
+def ebv_hlh_with_sepsis_suspected() -> Chart:
+    """EBV-HLH with sepsis as a working (provisional) diagnosis: HLH-94 stays first-line."""
+    return ebv_hlh().condition(*SEPSIS, 1, verification="provisional")
+
+
+def ebv_hlh_with_bacterial_pneumonia() -> Chart:
+    """EBV-HLH with a confirmed bacterial pneumonia: EBV-HLH's first line is still HLH-94."""
+    return ebv_hlh().condition(ICD10CM, "J15.9", "Bacterial pneumonia", 1)
 
 
 def hlh_with_tuberculosis() -> Chart:
@@ -1390,8 +1410,20 @@ CASES: tuple[Case, ...] = (
              absent=("Start HLH-94", "Discuss HLH-94-type therapy"))
         for case_id, chart in (
             ("hlh-coded-as-mas", hlh_with_mas_code),
-            ("hlh-with-bacterial-sepsis", hlh_with_bacterial_sepsis),
+            ("hlh-with-bacterial-pneumonia", hlh_with_bacterial_pneumonia),
             ("hlh-with-tuberculosis", hlh_with_tuberculosis),
+        )
+    ),
+    *(
+        Case(case_id, "clinical-settings.md 2.5 (HLH-94 first-line in EBV-HLH)", chart,
+             never=("emapalumab",), text=(said,), absent=("the trigger first",))
+        for case_id, chart, said in (
+            ("ebv-hlh-with-sepsis-suspected", ebv_hlh_with_sepsis_suspected,
+             "Discuss HLH-94-type therapy"),
+            ("ebv-hlh-with-bacterial-pneumonia", ebv_hlh_with_bacterial_pneumonia,
+             "Discuss HLH-94-type therapy"),
+            ("hlh-with-sepsis-cause-unstated", hlh_with_sepsis_cause_unstated,
+             "Start HLH-94-type therapy"),
         )
     ),
     Case("hlh-adult-hscore", f"{FARDET2014}", hlh_adult_hscore_only,

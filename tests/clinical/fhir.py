@@ -208,7 +208,15 @@ class Chart:
             },
         )
 
-    def condition(self, system: str, code: str, display: str, days_ago: float = 2) -> Chart:
+    def condition(
+        self,
+        system: str,
+        code: str,
+        display: str,
+        days_ago: float = 2,
+        *,
+        verification: str = "confirmed",
+    ) -> Chart:
         return self._add(
             "Condition",
             {
@@ -224,7 +232,7 @@ class Chart:
                     "coding": [
                         {
                             "system": "http://terminology.hl7.org/CodeSystem/condition-ver-status",
-                            "code": "confirmed",
+                            "code": verification,
                         }
                     ]
                 },
