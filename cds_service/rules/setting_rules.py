@@ -690,13 +690,11 @@ def _view(
     )
 
 
-# Targeted classes whose drugs block the same cytokine: one given recently counts as the other.
-_BLOCKERS = {
-    "il1-blockade": "an IL-1 blocker",
-    "il6-blockade": "an IL-6 blocker",
-    "ifng-blockade": "an IFN-γ blocker",
-    "jak-inhibitor": "a JAK inhibitor",
-}
+# Classes whose drugs block the same receptor, so that one given recently counts as the other
+# (tocilizumab on top of sarilumab blocks the IL-6 receptor twice). Not IL-1 blockers (anakinra
+# is given for MAS arising on canakinumab) nor JAK inhibitors (ruxolitinib for a myeloproliferative
+# neoplasm is no COVID-19 add-on).
+_SAME_TARGET = {"il6-blockade": "an IL-6 blocker"}
 
 
 def _class_of(exposure: DrugExposure, rules: Rules) -> str:
@@ -712,7 +710,7 @@ def _on_drug(chart: ChartContext, rules: Rules, spec: AdviceSpec, now: datetime)
     drug_id = spec.drug or ""
     floor = spec.already_given.min_prednisone_mg if spec.already_given else None
     drug_class = rules.drugs[drug_id].class_ if drug_id in rules.drugs else None
-    same_target = _BLOCKERS.get(drug_class or "")
+    same_target = _SAME_TARGET.get(drug_class or "")
     for exposure in _recent(chart, rules, now):
         dose = ""
         if exposure.drug != drug_id and same_target and _class_of(exposure, rules) == drug_class:
