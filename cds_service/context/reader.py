@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta, tzinfo
 from typing import Any, NamedTuple
 
+from cds_service.evidence.bundles import listed
 from cds_service.evidence.models import DataProblem, ProblemCode
 from cds_service.evidence.revisions import latest_revisions
 from cds_service.evidence.times import parse_fhir_datetime
@@ -344,6 +345,43 @@ def _period_end(resource: Mapping[str, Any]) -> datetime | None:
     return parse_fhir_datetime(period.get("end")) if isinstance(period, dict) else None
 
 
+_DURATION_UNITS = {"h": timedelta(hours=1), "d": timedelta(days=1), "wk": timedelta(weeks=1)}
+
+
+def _order_end(order: Mapping[str, Any], authored: datetime | None) -> datetime | None:
+    """When an order stops: the latest end its dosage timing (boundsPeriod, or boundsDuration
+    from authoredOn) or dispense validity sets; None when it sets none."""
+    ends: list[datetime] = []
+    validity = order.get("dispenseRequest")
+    period = validity.get("validityPeriod") if isinstance(validity, dict) else None
+    if isinstance(period, dict) and (end := parse_fhir_datetime(period.get("end"))):
+        ends.append(end)
+    for instruction in listed(order.get("dosageInstruction")):
+        timing = instruction.get("timing") if isinstance(instruction, dict) else None
+        repeat = timing.get("repeat") if isinstance(timing, dict) else None
+        if not isinstance(repeat, dict):
+            continue
+        bounds = repeat.get("boundsPeriod")
+        if isinstance(bounds, dict) and (end := parse_fhir_datetime(bounds.get("end"))):
+            ends.append(end)
+        duration = repeat.get("boundsDuration")
+        if isinstance(duration, dict) and authored is not None:
+            value = number(duration.get("value"))
+            unit = duration.get("code") or duration.get("unit")
+            if value is not None and unit in _DURATION_UNITS:
+                ends.append(authored + value * _DURATION_UNITS[unit])
+    return max(ends, default=None)
+
+
+def _as_needed(instructions: object) -> bool:
+    """Every dosage instruction is as needed (asNeededBoolean true, or asNeededCodeableConcept)."""
+    found = [i for i in listed(instructions) if isinstance(i, dict)]
+    return bool(found) and all(
+        i.get("asNeededBoolean") is True or isinstance(i.get("asNeededCodeableConcept"), dict)
+        for i in found
+    )
+
+
 class _Reader:
     def __init__(
         self,
@@ -584,7 +622,11 @@ class _Reader:
             when, _ = _start(resource, "authoredOn")
             quantity = first_dose_quantity(resource.get("dosageInstruction"))
             daily = _daily(resource.get("dosageInstruction"), self.weight_kg)
-            ongoing = True  # however long ago it was written, an active order runs now
+            # However long ago it was written, an active scheduled order runs now, up to the end
+            # its timing or validity sets; an as-needed one (antiemetic dexamethasone) says
+            # nothing of doses taken.
+            end = _order_end(resource, when)
+            ongoing = not _as_needed(resource.get("dosageInstruction"))
         else:
             if status in _STATEMENT_SKIPPED:
                 return

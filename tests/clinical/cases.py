@@ -275,6 +275,14 @@ def car_t_grade3_home_prednisone() -> Chart:
     return car_t_grade3("case-cart-grade3-prednisone").taking(*PREDNISONE, 72, daily_mg=5)
 
 
+def car_t_grade3_with_antiemetic_dexamethasone() -> Chart:
+    """Grade 3 CRS with an as-needed dexamethasone order for nausea, written 10 days ago: an
+    as-needed order is no CRS treatment taken."""
+    return car_t_grade3("case-cart-grade3-prn").ordered(
+        *DEXAMETHASONE, 10 * 24, as_needed="4 mg every 8 hours as needed for nausea"
+    )
+
+
 def car_t_after_two_doses() -> Chart:
     """Grade 2 CRS persisting 10 h after the second tocilizumab dose; IL-6 rose after it."""
     return (
@@ -1047,6 +1055,9 @@ CASES: tuple[Case, ...] = (
          never=("tocilizumab",),
          # The summary leads with the verdict: a client may show only the summary.
          text=("CAR-T/bispecific, day 3: cannot be judged: IEC-HS feature criteria",)),
+    Case("cart-grade3-antiemetic-dexamethasone-order", f"{ASCO2021} (grade 3: dexamethasone)",
+         car_t_grade3_with_antiemetic_dexamethasone, suggest=("tocilizumab", "dexamethasone"),
+         absent=("already ordered",)),
     Case("cart-grade3", f"{LEE2019}; {ASCO2021} (grade 3: tocilizumab plus dexamethasone)",
          car_t_grade3, suggest=("tocilizumab", "dexamethasone"), never=("emapalumab",)),
     Case("cart-grade3-home-prednisone",

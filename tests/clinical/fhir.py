@@ -323,17 +323,19 @@ class Chart:
             },
         )
 
-    def ordered(self, drug: str, rxnorm: str, hours_ago: float) -> Chart:
-        """An active MedicationRequest (ordered, not yet given)."""
-        return self._add(
-            "MedicationRequest",
-            {
-                "status": "active",
-                "intent": "order",
-                "medicationCodeableConcept": _drug(drug, rxnorm),
-                "authoredOn": at(hours_ago),
-            },
-        )
+    def ordered(
+        self, drug: str, rxnorm: str, hours_ago: float, *, as_needed: str | None = None
+    ) -> Chart:
+        """An active MedicationRequest (ordered, not yet given); `as_needed`: its PRN text."""
+        body: dict[str, Any] = {
+            "status": "active",
+            "intent": "order",
+            "medicationCodeableConcept": _drug(drug, rxnorm),
+            "authoredOn": at(hours_ago),
+        }
+        if as_needed is not None:
+            body["dosageInstruction"] = [{"text": as_needed, "asNeededBoolean": True}]
+        return self._add("MedicationRequest", body)
 
     def allergy(self, drug: str, rxnorm: str) -> Chart:
         return self._add(

@@ -288,7 +288,21 @@ def test_an_active_order_or_statement_is_on_the_drug_now_however_old(
         assert exposure.until == NOW and exposure.when == datetime(2026, 10, 31, 8, tzinfo=UTC)
         assert exposure.taken_since(NOW - timedelta(days=7)), name
     week_ago = NOW - timedelta(days=7)
+    prn = med("MedicationRequest", rx("3264"), month_ago)
+    prn["dosageInstruction"] = [{"asNeededBoolean": True, "text": "4 mg q8h PRN nausea"}]
+    course = med("MedicationRequest", rx("3264"), month_ago)
+    course["dosageInstruction"] = [
+        {"timing": {"repeat": {"boundsDuration": {"value": 10, "code": "d"}}}}
+    ]
+    valid = med("MedicationRequest", rx("3264"), month_ago)
+    valid["dispenseRequest"] = {"validityPeriod": {"end": "2026-11-29T00:00:00Z"}}
     ended = {
+        # As needed: an order says nothing of doses taken, so it is as old as it was written.
+        "as-needed order": (prn, None, False),
+        # A course of 10 days from 2026-10-31, left "active" by the EHR: over on 2026-11-10.
+        "a course that ran out": (course, datetime(2026, 11, 10, 8, tzinfo=UTC), False),
+        # Valid until yesterday: taken until then.
+        "validity ended yesterday": (valid, datetime(2026, 11, 29, tzinfo=UTC), True),
         # A course that ended 3 days ago was taken until then, not only when it began.
         "ended 3 days ago": (
             med(
