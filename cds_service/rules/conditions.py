@@ -43,8 +43,9 @@ COMPUTED_FACTS = {
     "tocilizumab_doses_24h": "tocilizumab doses in the last 24 hours",
     "tocilizumab_doses_total": "tocilizumab doses in total",
     "hours_since_tocilizumab": "hours since the last tocilizumab dose",
-    "corticosteroid_given": "a systemic corticosteroid given recently",
-    "corticosteroid_hours": "hours since the first recent corticosteroid dose",
+    "corticosteroid_given": "a systemic corticosteroid at a MAS treatment dose (high dose) "
+    "given recently",
+    "corticosteroid_hours": "hours since the first recent corticosteroid dose at that dose",
     "etoposide_given": "etoposide (HLH-94-type therapy) given (an administration)",
     # The doses and days are the options hlh94_min_etoposide_doses and hlh94_response_days.
     "hlh94_refractory": "HLH-94-type therapy given long enough to judge the response (the "

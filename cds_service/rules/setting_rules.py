@@ -23,7 +23,7 @@ from cds_service.rules.assessment import (
     StateView,
 )
 from cds_service.rules.conditions import COMPUTED_FACTS, AtLeast, Condition, Fact, all_hold
-from cds_service.rules.loader import Rules
+from cds_service.rules.loader import BODY_WEIGHT, Rules
 from cds_service.rules.schema import AdviceSpec, CriteriaSetSpec, SafetySpec, StateSpec
 from cds_service.rules.scores import ScoreResult
 
@@ -466,8 +466,15 @@ def compute_facts(
         and e.when is not None
         and e.taken_since(recent)
     ]
-    facts["corticosteroid_given"] = bool(steroids)
-    first = min((e.when for e in steroids if e.when is not None), default=None)
+    # MAS treatment is a high dose: home prednisone 5 mg is no "response to glucocorticoids".
+    weight = evidence.fresh(BODY_WEIGHT)
+    kg = weight.value if weight is not None and weight.comparator is None else None
+    high = [(e, _high_dose(e, chart, rules, kg)) for e in steroids]
+    treated = [e for e, is_high in high if is_high]
+    facts["corticosteroid_given"] = (
+        True if treated else None if any(h is None for _, h in high) else False
+    )
+    first = min((e.when for e in treated if e.when is not None), default=None)
     facts["corticosteroid_hours"] = (now - first).total_seconds() / 3600 if first else None
     # Given, not ordered: an order or a dose hours ago is not "after HLH-94-type therapy".
     etoposide = sorted(e.when for e in chart.given("etoposide") if e.when and _given(e))
@@ -755,6 +762,20 @@ def _other_corticosteroid(
                 f"corticosteroid dose before ordering {drug_id}"
             )
     return None
+
+
+def _high_dose(
+    exposure: DrugExposure, chart: ChartContext, rules: Rules, kg: float | None
+) -> bool | None:
+    """Whether a corticosteroid's daily dose is a MAS treatment dose (`options`: mg/kg a day
+    prednisone-equivalent, or mg a day when no weight is charted); None when it cannot be told."""
+    mg = _prednisone_mg_a_day(exposure, chart, rules)
+    if mg is None:
+        return None
+    if kg is not None:
+        return mg / kg >= float(rules.options["mas_glucocorticoid_mg_per_kg"].value)
+    # Without a weight only a dose high at any weight settles it (a child's may be high at less).
+    return True if mg >= float(rules.options["mas_glucocorticoid_mg_no_weight"].value) else None
 
 
 def _recent_since(rules: Rules, now: datetime) -> datetime:

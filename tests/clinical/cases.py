@@ -1358,6 +1358,12 @@ CASES: tuple[Case, ...] = (
          absent=("emapalumab cannot be judged",)),
     Case("sjia-emapalumab-first-order", f"{GAMIFANT}", sjia_mas, hook="order-sign",
          orders=order(*EMAPALUMAB), mismatch=True),
+    Case("sjia-mas-on-maintenance-prednisone", f"{GAMIFANT} (after inadequate response to MAS "
+         "treatment); {EULAR2024} (high-dose glucocorticoids)",
+         lambda: sjia_mas("case-sjia-maintenance").taking(*PREDNISONE, 700 * 24, daily_mg=5)
+         .lab("body_weight", 30, 24),
+         suggest=("methylprednisolone",), never=("emapalumab",),
+         absent=("MAS criteria still met after glucocorticoids",)),
     Case("sjia-mas-on-canakinumab", f"{EULAR2024} (anakinra for MAS, also on canakinumab)",
          lambda: sjia_mas("case-sjia-canakinumab").taking("canakinumab", "853491", 30 * 24,
                                                           daily_mg=10),

@@ -23,7 +23,7 @@ UNITS = {
     "il6": "pg/mL", "ifng": "pg/mL", "il18": "pg/mL", "cxcl9": "pg/mL", "ferritin": "ng/mL",
     "crp": "mg/L", "mhla_dr": "{molecules}/{cell}", "neutrophils": "10*9/L",
     "platelets": "10*9/L", "fibrinogen": "g/L", "alt": "U/L", "pct": "ng/mL",
-    "temperature": "Cel", "triglycerides": "mmol/L",
+    "temperature": "Cel", "triglycerides": "mmol/L", "body_weight": "kg",
 }  # fmt: skip
 
 
@@ -279,13 +279,43 @@ def test_stills_mas_glucocorticoids_and_anakinra(runtime: Runtime) -> None:
 
 
 def test_stills_emapalumab_only_after_glucocorticoids(runtime: Runtime) -> None:
-    where = chart(finding("stills"), drugs=(given("methylprednisolone", 96, "corticosteroid"),))
+    pulse = dataclasses.replace(given("methylprednisolone", 96, "corticosteroid"), dose_mg=1000)
+    where = chart(finding("stills"), drugs=(pulse,))
     result = assessed(runtime, where, (score("mas2016", 1),), ferritin=5000)
     statuses = dict(advice(result))
     assert statuses["methylprednisolone"] == "already-given"
     assert statuses["emapalumab"] == "caution"  # latent TB not recorded
     emapalumab = next(a for a in result.advice if a.drug == "emapalumab")
     assert "latent tuberculosis" in emapalumab.findings[0]
+
+
+@pytest.mark.parametrize(
+    ("daily_mg", "kg", "given_for_mas"),
+    [
+        (5, 30, False),  # maintenance prednisone: no MAS treatment
+        (30, 30, True),  # 1 mg/kg a day
+        (5, None, None),  # no weight: a child's 5 mg may be high; cannot be told
+        (60, None, True),  # high at any weight
+    ],
+)
+def test_only_a_mas_treatment_dose_counts_as_glucocorticoids_given(
+    runtime: Runtime, daily_mg: float, kg: float | None, given_for_mas: bool | None
+) -> None:
+    """Emapalumab's "inadequate response to glucocorticoids" is to a MAS treatment dose, not
+    to home prednisone started long ago."""
+    course = dataclasses.replace(
+        given("prednisone", 24 * 700, "corticosteroid", source="statement"),
+        daily_mg=daily_mg,
+        ongoing=True,
+        until=AS_OF,
+    )
+    where = chart(finding("stills"), drugs=(course,))
+    labs = {"ferritin": 5000, **({"body_weight": kg} if kg is not None else {})}
+    result = assessed(runtime, where, (score("mas2016", 1),), **labs)
+    assert result.facts["corticosteroid_given"] is given_for_mas
+    emapalumab = [a for a in result.advice if a.drug == "emapalumab"]
+    if given_for_mas is False:
+        assert emapalumab == []  # not an option yet, and an order gets "glucocorticoids first"
 
 
 def test_hlh_first_presentation_is_hlh94(runtime: Runtime) -> None:
