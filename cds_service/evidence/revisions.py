@@ -70,22 +70,27 @@ def latest_revisions(
     "Type/id" (once each), so that the choice is reported rather than silent.
     """
     chosen: dict[tuple[str, object], Mapping[str, object]] = {}
+    reported: set[tuple[str, object]] = set()
     for index, resource in enumerate(resources):
         key: tuple[str, object] = resource_key(resource) or ("<no id>", index)
         current = chosen.get(key)
         if current is None or is_newer(resource, current):
             chosen[key] = resource
-        elif conflicts is not None and resource != current and not is_newer(current, resource):
-            reference = f"{key[0]}/{key[1]}"
-            if reference not in conflicts:
-                conflicts.append(reference)
+        elif (
+            conflicts is not None
+            and key not in reported
+            and resource != current
+            and not is_newer(current, resource)
+        ):
+            reported.add(key)
+            conflicts.append(f"{key[0]}/{key[1]}")
     return list(chosen.values())
 
 
 def conflict_problem(reference: str) -> DataProblem:
     return DataProblem(
         code=ProblemCode.CONFLICTING_COPIES,
-        reason="two different copies were received and nothing says which is newer (no "
-        "meta.lastUpdated or versionId, the same status): the first received was used",
+        reason="two different copies were received with nothing to say which is newer: the "
+        "first received was used",
         reference=reference,
     )
