@@ -130,8 +130,11 @@ class ChartContext:
     confirmed_infections: tuple[SettingFinding, ...] = ()
     age_years: int | None = None  # from Patient.birthDate when the chart carries it
     age_days: int | None = None  # the same in days: age bands of the newborn period need them
-    # A birth date of a year or month alone: the age is counted from its last possible day.
+    # A birth date of a year or month alone: the age is counted from its last possible day, the
+    # youngest it can be (a minimum age is never met on a guess); `oldest_age` (years, days) is
+    # counted from its first, for cut-offs that rise with age.
     age_at_least: bool = False
+    oldest_age: tuple[int, int] | None = None
     birth_date_unread: bool = False  # a birth date was sent but is no date (or in the future)
 
     def age_text(self) -> str | None:

@@ -146,6 +146,7 @@ def read_chart(
         age_years=age.years if age else None,
         age_days=age.days if age else None,
         age_at_least=age.at_least if age else False,
+        oldest_age=(age.oldest_years, age.oldest_days) if age and age.at_least else None,
         birth_date_unread=age is None and _has_birth_date(chart.by_type.get("Patient", [])),
     )
 
@@ -154,6 +155,8 @@ class _Age(NamedTuple):
     years: int
     days: int
     at_least: bool  # a year or month alone: counted from its last possible day
+    oldest_years: int  # counted from its first possible day instead
+    oldest_days: int
 
 
 _BIRTH_DATE = re.compile(r"(\d{4})(?:-(\d{2}))?(?:-(\d{2}))?")
@@ -425,10 +428,9 @@ class _Reader:
             youngest = min(latest, today)  # born this year or month: at most today
             years = _whole_years(youngest, today)
             # Under a year old, the age is told in days or months: any doubt about the day counts.
-            uncertain = _whole_years(earliest, today) != years or (
-                years == 0 and earliest < youngest
-            )
-            return _Age(years, (today - youngest).days, uncertain)
+            oldest = _whole_years(earliest, today)
+            uncertain = oldest != years or (years == 0 and earliest < youngest)
+            return _Age(years, (today - youngest).days, uncertain, oldest, (today - earliest).days)
         return None
 
     def matches(self, concept: object, kind: str, *, names: bool) -> list[Match]:

@@ -789,11 +789,17 @@ def hypotension_tests(spec: Hypotension, chart: ChartContext) -> tuple[list[LabT
     if age >= spec.adult_from_years:
         return list(spec.any), ""
     children = spec.children
-    band, cut = _age_band(children, age, chart.age_days)
+    # A birth year alone: the band of the oldest age it allows, whose cut-off is the highest
+    # (the PALS cut-offs rise with age), so hypotension is never understated.
+    years, days = chart.oldest_age or (age, chart.age_days)
+    if years >= spec.adult_from_years:
+        return list(spec.any), ""
+    band, cut = _age_band(children, years, days)
     test = LabTest(analyte=children.analyte, op="<", value=cut, unit=children.unit)
     name = _BP_NAMES.get(children.analyte, children.analyte)
+    oldest = " (the band of the oldest age its birth date allows)" if chart.oldest_age else ""
     return [test], (
-        f"age-appropriate cut-off, the patient is {chart.age_text()}: {name} < "
+        f"age-appropriate cut-off, the patient is {chart.age_text()}{oldest}: {name} < "
         f"{format_number(cut)} mmHg, {band.label} ({children.label})"
     )
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -179,6 +179,8 @@ def test_a_year_or_month_alone_gives_the_youngest_age_it_can_mean(
     assert age("2008-11-30") == (18, False, "18 years old")
     assert age("2008-12-01") == (17, False, "17 years old")
     assert age("2026") == (0, True, "at least 0 days old")  # born this year: up to today
+    born_2008 = chart(catalog, {"resourceType": "Patient", "id": "p", "birthDate": "2008"})
+    assert born_2008.oldest_age == (18, (NOW.date() - date(2008, 1, 1)).days)
 
 
 @pytest.mark.parametrize(

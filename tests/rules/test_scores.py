@@ -338,6 +338,18 @@ def test_astct_judges_a_childs_blood_pressure_by_the_pals_band_for_age(
     assert f"systolic {cut_off}" in result.text and "PALS, AHA 2010" in result.text
 
 
+def test_a_birth_year_alone_takes_the_band_of_the_oldest_age_it_allows(
+    book: ScoreBook, catalog: Catalog
+) -> None:
+    """Born this year: 0 days old at the youngest, which would be the neonates' < 60; the
+    oldest age it allows (here 300 days) is an infant's, < 70, so a systolic 65 is hypotension."""
+    where = dataclasses.replace(aged(0, 0), age_at_least=True, oldest_age=(0, 300))
+    result = astct_grade(book.astct, ev(catalog, temperature=38.6, sbp=65), where)
+    assert result.value == 2.0
+    assert "systolic < 70 mmHg, infants" in result.text
+    assert "the band of the oldest age its birth date allows" in result.text
+
+
 def test_astct_reads_only_systolic_pressure_in_a_child(book: ScoreBook, catalog: Catalog) -> None:
     """PALS has no mean-pressure cut-off: a child's mean pressure alone leaves the blood
     pressure unknown (a lower bound), where an adult's mean 60 is hypotension."""
