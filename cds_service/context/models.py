@@ -156,7 +156,7 @@ class ChartContext:
         start a sentence)."""
         the = "The" if start else "the"
         if self.birth_date_unread:
-            return f"{the} patient's birth date could not be read, so the age is unknown"
+            return f"{the} patient's birth date could not be used, so the age is unknown"
         return f"{the} patient's age is not recorded"
 
     def has(self, setting: Setting) -> bool:

@@ -418,13 +418,15 @@ class _Reader:
                 )
                 continue
             earliest, latest = days
-            if earliest > today:
+            # Born "tomorrow" in UTC is born today east of it.
+            if earliest > today + timedelta(days=1):
                 self.problem(
                     ProblemCode.FUTURE_DATED,
                     "Patient.birthDate is after the evaluation time: age unknown",
                     patient,
                 )
                 continue
+            earliest = min(earliest, today)
             youngest = min(latest, today)  # born this year or month: at most today
             years = _whole_years(youngest, today)
             # Under a year old, the age is told in days or months: any doubt about the day counts.

@@ -218,13 +218,14 @@ def _selected(entry: Mapping[str, Any], reference: str | None, only: frozenset[s
 
 
 def _names(selection: str, entry: Mapping[str, Any], reference: str | None) -> bool:
-    """Whether one selection names this entry: as "<Type>/<id>" (the spec), an absolute URL
-    ending so, the bare id, or the entry's fullUrl (urn:uuid:…)."""
+    """Whether one selection names this entry: as "<Type>/<id>" (the spec, with or without
+    "/_history/<version>"), an absolute URL ending so, the bare id, or the entry's fullUrl."""
     if selection == entry.get("fullUrl"):
         return True
     if reference is None:
         return False
     bare = reference.split("/", 1)[1]
+    selection = selection.split("/_history/", 1)[0]  # a version of the order is the order
     return selection in (reference, bare) or selection.endswith(f"/{reference}")
 
 

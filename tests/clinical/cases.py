@@ -884,7 +884,7 @@ def unknown_il6_pattern() -> Chart:
 
 
 def unknown_il6_after_sarilumab() -> Chart:
-    """The IL-6 pattern's labs, measured a day after a sarilumab dose."""
+    """The IL-6 pattern's labs, measured three days after a sarilumab dose."""
     return unknown_il6_pattern().given(*SARILUMAB, hours_ago=72, dose_mg=200)
 
 
@@ -1138,7 +1138,7 @@ CASES: tuple[Case, ...] = (
          text=("Setting applied: COVID-19", "its rules were judged first and none of their")),
     Case("covid-birth-date-unreadable", f"{RECOVERY_TCZ}; {RECOVERY_DEX} (age unknown)",
          covid_birth_date_unreadable, suggest=("dexamethasone", "tocilizumab"),
-         never=("baricitinib",), text=("birth date could not be read",),
+         never=("baricitinib",), text=("birth date could not be used",),
          absent=("age is not recorded",)),
     # COVID-19
     Case("covid-recovery-eligible", f"{RECOVERY_TCZ}; {RECOVERY_DEX}; {NIH_COVID}",
@@ -1472,7 +1472,7 @@ CASES: tuple[Case, ...] = (
                "(*verify before relying on it:* the score threshold of 3")),
     Case("unknown-il6-after-sarilumab", "clinical-settings.md 1.4 (Nishimoto 2008: IL-6 "
          "receptor blockade stops IL-6 clearance)", unknown_il6_after_sarilumab,
-         never=("tocilizumab",), absent=("IL-6-predominant",)),
+         absent=("IL-6-predominant",)),
     Case("sjia-tocilizumab-order-with-sepsis", f"{ACTEMRA} (boxed warning: serious infections)",
          sjia_mas_with_sepsis, hook="order-sign", orders=order(*TOCILIZUMAB), mismatch=False,
          text=("not during an active infection",)),

@@ -179,6 +179,7 @@ def test_a_year_or_month_alone_gives_the_youngest_age_it_can_mean(
     assert age("2008-11-30") == (18, False, "18 years old")
     assert age("2008-12-01") == (17, False, "17 years old")
     assert age("2026") == (0, True, "at least 0 days old")  # born this year: up to today
+    assert age("2026-12-01") == (0, False, "0 days old")  # tomorrow in UTC: today east of it
     born_2008 = chart(catalog, {"resourceType": "Patient", "id": "p", "birthDate": "2008"})
     assert born_2008.oldest_age == (18, (NOW.date() - date(2008, 1, 1)).days)
 
@@ -191,6 +192,7 @@ def test_a_year_or_month_alone_gives_the_youngest_age_it_can_mean(
         ("", "malformed"),
         (19560101, "malformed"),
         ("2090-01-01", "future-dated"),
+        ("2026-12-02", "future-dated"),  # two days ahead of the evaluation (2026-11-30)
     ],
 )
 def test_a_birth_date_that_cannot_be_read_is_a_data_problem_not_a_missing_age(
@@ -201,7 +203,7 @@ def test_a_birth_date_that_cannot_be_read_is_a_data_problem_not_a_missing_age(
     assert [(p.code, p.reference) for p in found.problems] == [(code, "Patient/p")]
     assert "birthDate" in found.problems[0].reason
     assert found.no_age(start=True) == (
-        "The patient's birth date could not be read, so the age is unknown"
+        "The patient's birth date could not be used, so the age is unknown"
     )
 
 

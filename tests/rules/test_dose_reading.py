@@ -187,6 +187,7 @@ def test_single_objects_where_r4_has_arrays_are_read() -> None:
     "selection",
     [
         "MedicationRequest/d1",
+        "MedicationRequest/d1/_history/2",
         "https://ehr.example.org/fhir/MedicationRequest/d1",
         "d1",
         "urn:uuid:5b8c2a44-0d1e-4c5f-9d7a-2f4a8e1c6b11",

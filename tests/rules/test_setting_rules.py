@@ -569,7 +569,7 @@ def test_an_unreadable_birth_date_is_said_as_such(runtime: Runtime) -> None:
     assert advice(result)[:2] == [("dexamethasone", "suggest"), ("tocilizumab", "suggest")]
     unchecked = result.advice[0].age_unchecked
     assert unchecked is not None and unchecked.startswith(
-        "The patient's birth date could not be read, so the age is unknown"
+        "The patient's birth date could not be used, so the age is unknown"
     )
     assert "not recorded" not in unchecked
 
