@@ -137,8 +137,35 @@ class PatientViewContext(Lenient):
         return bare
 
 
+# What draftOrders may hold: a Bundle of them, or (read leniently) one of them alone.
+_REQUEST_TYPES = frozenset(
+    {
+        "Bundle",
+        "MedicationRequest",
+        "ServiceRequest",
+        "NutritionOrder",
+        "DeviceRequest",
+        "VisionPrescription",
+        "CommunicationRequest",
+        "SupplyRequest",
+        "ImmunizationRecommendation",
+        "CarePlan",
+        "RequestGroup",
+    }
+)
+
+
 class OrderSignContext(PatientViewContext):
     draftOrders: dict[str, Any]
+
+    @field_validator("draftOrders")
+    @classmethod
+    def _orders(cls, value: dict[str, Any]) -> dict[str, Any]:
+        rtype = value.get("resourceType")
+        if rtype is not None and rtype not in _REQUEST_TYPES:
+            # A Patient or an Observation there cannot mean any order: the answer would be empty.
+            raise ValueError(f"must be a Bundle of draft orders, not a {str(rtype)[:40]!r}")
+        return value
 
 
 class OrderSelectContext(OrderSignContext):

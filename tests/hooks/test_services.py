@@ -29,6 +29,11 @@ def test_order_sign_reads_the_draft_orders_as_sent() -> None:
     assert context.draft_orders == ORDERS and context.selections is None
 
 
+def test_draft_orders_as_one_order_alone_are_read_leniently() -> None:
+    order = ORDERS["entry"][0]["resource"]
+    assert read_order_sign({**BASE, "draftOrders": order}).draft_orders == order
+
+
 def test_order_select_reads_the_selections() -> None:
     selected = ["MedicationRequest/a", "MedicationRequest/b"]
     context = read_order_select({**BASE, "draftOrders": ORDERS, "selections": selected})
@@ -47,6 +52,8 @@ def test_order_select_reads_the_selections() -> None:
         (read_patient_view, {"userId": "Practitioner/p1"}, "patientId"),
         (read_patient_view, {**BASE, "patientId": "  "}, "patientId"),
         (read_order_sign, BASE, "draftOrders"),
+        # A Patient where the draft orders belong means no order: not an empty "all clear".
+        (read_order_sign, {**BASE, "draftOrders": {"resourceType": "Patient"}}, "draftOrders"),
         (read_order_select, {**BASE, "draftOrders": ORDERS, "selections": "one"}, "selections"),
     ],
 )
