@@ -490,20 +490,6 @@ def covid_age_unknown() -> Chart:
     return covid_hypoxic("case-covid-age-unknown").age_unknown()
 
 
-def covid_hypoxic_with_stills_no_mas() -> Chart:
-    """Adult-onset Still's disease on the problem list, COVID-19 needing oxygen, ferritin 400:
-    MAS-2016 is not met (ferritin > 684 is required), so the COVID-19 rules apply."""
-    return (
-        Chart("case-aosd-covid")
-        .condition(*COVID19, 6)
-        .condition(ICD10CM, "M06.1", "Adult-onset Still's disease", 900)
-        .lab("temperature", 38.3, 2)
-        .vitals(spo2=89, oxygen_flow=4)
-        .labs(crp=150, ferritin=400, neutrophils=6.1, platelets=210, lymphocytes=0.6)
-        .aged(40)
-    )
-
-
 def covid_birth_date_unreadable() -> Chart:
     """The birth date sent day first ("30/11/1956"): no date FHIR knows, so no age."""
     chart = covid_hypoxic("case-covid-birth-unreadable")
@@ -1132,10 +1118,6 @@ CASES: tuple[Case, ...] = (
     Case("covid-age-unknown", f"{RECOVERY_TCZ}; {RECOVERY_DEX} (age not recorded)",
          covid_age_unknown, suggest=("dexamethasone", "tocilizumab"), never=("baricitinib",),
          text=("age is not recorded",)),
-    Case("covid-hypoxic-with-stills-no-mas", f"{RECOVERY_DEX}; {RAVELLI2016} (MAS not met)",
-         covid_hypoxic_with_stills_no_mas, suggest=("dexamethasone",),
-         never=("anakinra", "emapalumab"),
-         text=("Setting applied: COVID-19", "its rules were judged first and none of their")),
     Case("covid-birth-date-unreadable", f"{RECOVERY_TCZ}; {RECOVERY_DEX} (age unknown)",
          covid_birth_date_unreadable, suggest=("dexamethasone", "tocilizumab"),
          never=("baricitinib",), text=("birth date could not be used",),
