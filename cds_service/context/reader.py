@@ -348,17 +348,21 @@ def _period_end(resource: Mapping[str, Any]) -> datetime | None:
     return parse_fhir_datetime(period.get("end")) if isinstance(period, dict) else None
 
 
-_DURATION_UNITS = {"h": timedelta(hours=1), "d": timedelta(days=1), "wk": timedelta(weeks=1)}
+_DURATION_UNITS = {
+    "min": timedelta(minutes=1),
+    "h": timedelta(hours=1),
+    "d": timedelta(days=1),
+    "wk": timedelta(weeks=1),
+    "mo": timedelta(days=30),  # UCUM's mo is a mean month; a day either way changes nothing
+    "a": timedelta(days=365),
+}
 
 
 def _order_end(order: Mapping[str, Any], authored: datetime | None) -> datetime | None:
-    """When an order stops: the latest end its dosage timing (boundsPeriod, or boundsDuration
-    from authoredOn) or dispense validity sets; None when it sets none."""
+    """When an order stops: the latest end its dosage timing sets (boundsPeriod, or
+    boundsDuration from authoredOn); without one, its dispense validity's end (a prescription
+    valid for a year says nothing of a 10-day course); None when neither is set."""
     ends: list[datetime] = []
-    validity = order.get("dispenseRequest")
-    period = validity.get("validityPeriod") if isinstance(validity, dict) else None
-    if isinstance(period, dict) and (end := parse_fhir_datetime(period.get("end"))):
-        ends.append(end)
     for instruction in listed(order.get("dosageInstruction")):
         timing = instruction.get("timing") if isinstance(instruction, dict) else None
         repeat = timing.get("repeat") if isinstance(timing, dict) else None
@@ -373,7 +377,11 @@ def _order_end(order: Mapping[str, Any], authored: datetime | None) -> datetime 
             unit = duration.get("code") or duration.get("unit")
             if value is not None and unit in _DURATION_UNITS:
                 ends.append(authored + value * _DURATION_UNITS[unit])
-    return max(ends, default=None)
+    if ends:
+        return max(ends)
+    validity = order.get("dispenseRequest")
+    period = validity.get("validityPeriod") if isinstance(validity, dict) else None
+    return parse_fhir_datetime(period.get("end")) if isinstance(period, dict) else None
 
 
 def _as_needed(instructions: object) -> bool:
@@ -626,11 +634,14 @@ class _Reader:
             when, _ = _start(resource, "authoredOn")
             quantity = first_dose_quantity(resource.get("dosageInstruction"))
             daily = _daily(resource.get("dosageInstruction"), self.weight_kg)
+            if _as_needed(resource.get("dosageInstruction")):
+                # Antiemetic dexamethasone "as needed" says nothing of doses taken: only its
+                # administrations count.
+                return
             # However long ago it was written, an active scheduled order runs now, up to the end
-            # its timing or validity sets; an as-needed one (antiemetic dexamethasone) says
-            # nothing of doses taken.
+            # its timing (or, without one, its dispense validity) sets.
             end = _order_end(resource, when)
-            ongoing = not _as_needed(resource.get("dosageInstruction"))
+            ongoing = True
         else:
             if status in _STATEMENT_SKIPPED:
                 return

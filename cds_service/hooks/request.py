@@ -162,7 +162,7 @@ class OrderSignContext(PatientViewContext):
     @classmethod
     def _orders(cls, value: dict[str, Any]) -> dict[str, Any]:
         rtype = value.get("resourceType")
-        if rtype is not None and rtype not in _REQUEST_TYPES:
+        if rtype is not None and (not isinstance(rtype, str) or rtype not in _REQUEST_TYPES):
             # A Patient or an Observation there cannot mean any order: the answer would be empty.
             raise ValueError(f"must be a Bundle of draft orders, not a {str(rtype)[:40]!r}")
         return value

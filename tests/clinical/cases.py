@@ -276,10 +276,10 @@ def car_t_grade3_home_prednisone() -> Chart:
 
 
 def car_t_grade3_with_antiemetic_dexamethasone() -> Chart:
-    """Grade 3 CRS with an as-needed dexamethasone order for nausea, written 10 days ago: an
-    as-needed order is no CRS treatment taken."""
+    """Grade 3 CRS with an as-needed dexamethasone order for nausea, written on admission two
+    days ago: an as-needed order is no CRS treatment taken."""
     return car_t_grade3("case-cart-grade3-prn").ordered(
-        *DEXAMETHASONE, 10 * 24, as_needed="4 mg every 8 hours as needed for nausea"
+        *DEXAMETHASONE, 48, as_needed="4 mg every 8 hours as needed for nausea"
     )
 
 

@@ -300,13 +300,26 @@ def test_an_active_order_or_statement_is_on_the_drug_now_however_old(
     ]
     valid = med("MedicationRequest", rx("3264"), month_ago)
     valid["dispenseRequest"] = {"validityPeriod": {"end": "2026-11-29T00:00:00Z"}}
+    # A 10-day course on a prescription valid for a year: the course's end decides.
+    bounded = med("MedicationRequest", rx("3264"), month_ago)
+    bounded["dosageInstruction"] = [
+        {"timing": {"repeat": {"boundsPeriod": {"end": "2026-11-10T08:00:00Z"}}}}
+    ]
+    bounded["dispenseRequest"] = {"validityPeriod": {"end": "2027-10-31T00:00:00Z"}}
+    # As needed, written yesterday: it says nothing of doses taken, so it is no exposure.
+    recent_prn = med("MedicationRequest", rx("3264"), "2026-11-29T08:00:00Z")
+    recent_prn["dosageInstruction"] = prn["dosageInstruction"]
+    assert chart(catalog, prn).drugs == () and chart(catalog, recent_prn).drugs == ()
     ended = {
-        # As needed: an order says nothing of doses taken, so it is as old as it was written.
-        "as-needed order": (prn, None, False),
         # A course of 10 days from 2026-10-31, left "active" by the EHR: over on 2026-11-10.
         "a course that ran out": (course, datetime(2026, 11, 10, 8, tzinfo=UTC), False),
         # Valid until yesterday: taken until then.
         "validity ended yesterday": (valid, datetime(2026, 11, 29, tzinfo=UTC), True),
+        "course ended, prescription still valid": (
+            bounded,
+            datetime(2026, 11, 10, 8, tzinfo=UTC),
+            False,
+        ),
         # A course that ended 3 days ago was taken until then, not only when it began.
         "ended 3 days ago": (
             med(

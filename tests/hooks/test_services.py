@@ -54,6 +54,7 @@ def test_order_select_reads_the_selections() -> None:
         (read_order_sign, BASE, "draftOrders"),
         # A Patient where the draft orders belong means no order: not an empty "all clear".
         (read_order_sign, {**BASE, "draftOrders": {"resourceType": "Patient"}}, "draftOrders"),
+        (read_order_sign, {**BASE, "draftOrders": {"resourceType": ["Bundle"]}}, "draftOrders"),
         (read_order_select, {**BASE, "draftOrders": ORDERS, "selections": "one"}, "selections"),
     ],
 )
