@@ -430,9 +430,9 @@ def compute_facts(
     # A molecular diagnosis meets HLH-2004 by itself (Henter 2007): the rules file's own state
     # for it asks for signs of activity too; `hlh2004` is the count of 5 of 8.
     facts["primary_hlh"] = any(f.setting == "hlh" and f.kind == "primary" for f in chart.settings)
-    # HLH-94-type etoposide is first-line in primary and EBV-associated HLH; with a MAS, or a
-    # confirmed bacterial infection (sepsis coded without its cause is none) or tuberculosis,
-    # the trigger comes first.
+    # HLH-94-type etoposide is first-line in primary and EBV-associated HLH; with a MAS coded
+    # (whatever else is recorded), or a confirmed bacterial infection (sepsis coded without its
+    # cause is none) or tuberculosis and no EBV infection, the trigger comes first.
     mas = any(f.setting == "hlh" and f.kind == "mas" for f in chart.settings)
     confirmed = chart.confirmed_infections
     bacterial = any(
@@ -441,7 +441,7 @@ def compute_facts(
     )
     ebv = any(i.kind == "ebv" for i in confirmed)
     facts["hlh_trigger_first"] = (
-        chart.has("hlh") and not facts["primary_hlh"] and not ebv and (mas or bacterial)
+        chart.has("hlh") and not facts["primary_hlh"] and (mas or (bacterial and not ebv))
     )
     # The label's CRS limits count within the current exposure (since the newest infusion or
     # bispecific dose): doses for an earlier episode do not count against a new one.
@@ -764,6 +764,10 @@ def _other_corticosteroid(
     return None
 
 
+_ADULT_YEARS = 18
+_LEAST_ADULT_KG = 30
+
+
 def _high_dose(
     exposure: DrugExposure, chart: ChartContext, rules: Rules, kg: float | None
 ) -> bool | None:
@@ -772,10 +776,15 @@ def _high_dose(
     mg = _prednisone_mg_a_day(exposure, chart, rules)
     if mg is None:
         return None
+    per_kg = float(rules.options["mas_glucocorticoid_mg_per_kg"].value)
     if kg is not None:
-        return mg / kg >= float(rules.options["mas_glucocorticoid_mg_per_kg"].value)
-    # Without a weight only a dose high at any weight settles it (a child's may be high at less).
-    return True if mg >= float(rules.options["mas_glucocorticoid_mg_no_weight"].value) else None
+        return mg / kg >= per_kg
+    # Without a weight only a dose high at any weight settles it (a child's may be high at
+    # less), and in a recorded adult one low at any adult weight (30 kg or more).
+    if mg >= float(rules.options["mas_glucocorticoid_mg_no_weight"].value):
+        return True
+    adult = chart.age_years is not None and chart.age_years >= _ADULT_YEARS
+    return False if adult and mg < per_kg * _LEAST_ADULT_KG else None
 
 
 def _recent_since(rules: Rules, now: datetime) -> datetime:

@@ -813,6 +813,14 @@ def hlh_with_sepsis_cause_unstated() -> Chart:
     )
 
 
+def mas_coded_hlh_with_ebv() -> Chart:
+    """HLH coded as a macrophage activation syndrome, with an EBV infection recorded: the MAS
+    code keeps the trigger first (etoposide is no first line in MAS)."""
+    return hlh_with_mas_code().condition(
+        ICD10CM, "B27.00", "Gammaherpesviral mononucleosis without complication", 3
+    )
+
+
 def ebv_hlh_with_sepsis_suspected() -> Chart:
     """EBV-HLH with sepsis as a working (provisional) diagnosis: HLH-94 stays first-line."""
     return ebv_hlh().condition(*SEPSIS, 1, verification="provisional")
@@ -1418,6 +1426,7 @@ CASES: tuple[Case, ...] = (
             ("hlh-coded-as-mas", hlh_with_mas_code),
             ("hlh-with-bacterial-pneumonia", hlh_with_bacterial_pneumonia),
             ("hlh-with-tuberculosis", hlh_with_tuberculosis),
+            ("hlh-coded-as-mas-with-ebv", mas_coded_hlh_with_ebv),
         )
     ),
     *(

@@ -318,6 +318,23 @@ def test_only_a_mas_treatment_dose_counts_as_glucocorticoids_given(
         assert emapalumab == []  # not an option yet, and an order gets "glucocorticoids first"
 
 
+@pytest.mark.parametrize(("years", "given_for_mas"), [(40, False), (12, None), (None, None)])
+def test_without_a_weight_a_low_dose_is_settled_only_in_a_recorded_adult(
+    runtime: Runtime, years: int | None, given_for_mas: bool | None
+) -> None:
+    """Prednisone 5 mg with no weight: below 1 mg/kg at any adult weight, so an adult's is
+    no MAS dose; a child's may be."""
+    course = dataclasses.replace(
+        given("prednisone", 24 * 700, "corticosteroid", source="statement"),
+        daily_mg=5,
+        ongoing=True,
+        until=AS_OF,
+    )
+    where = dataclasses.replace(chart(finding("stills"), drugs=(course,)), age_years=years)
+    result = assessed(runtime, where, (score("mas2016", 1),), ferritin=5000)
+    assert result.facts["corticosteroid_given"] is given_for_mas
+
+
 def test_hlh_first_presentation_is_hlh94(runtime: Runtime) -> None:
     where = chart(finding("hlh", kind="primary"))
     result = assessed(runtime, where, (score("hlh2004", 5),), cxcl9=20000, ferritin=8000)
