@@ -109,7 +109,9 @@ def judge_orders(
             given_for = indication(order) if rule.indication is not None else None
             if given_for is not None and rule.indication not in given_for:
                 continue  # given for another indication: not judged by this rule
-            age = chart.age_years
+            # A warning applies while the patient may be old enough: a birth year alone counts
+            # by the oldest age it allows.
+            age = chart.oldest_age[0] if chart.oldest_age else chart.age_years
             if rule.min_years is not None and age is not None and age < rule.min_years:
                 continue  # a recorded child: the rule's evidence is in adults
             # The dose before a missing indication: an order below the rule's dose meets no

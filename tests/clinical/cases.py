@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import date
 from typing import Any
 
 from tests.clinical.fhir import ICD10CM, ORPHA, SNOMED, Chart, order
@@ -821,6 +822,13 @@ def mas_coded_hlh_with_ebv() -> Chart:
     )
 
 
+def sepsis_immunoparalysis_born_18_years_ago_this_year() -> Chart:
+    """Only the birth year is recorded, 18 years back: 17 or 18 today."""
+    chart = sepsis_immunoparalysis()
+    chart.birth_date = str(date.today().year - 18)
+    return chart
+
+
 def ebv_hlh_with_sepsis_suspected() -> Chart:
     """EBV-HLH with sepsis as a working (provisional) diagnosis: HLH-94 stays first-line."""
     return ebv_hlh().condition(*SEPSIS, 1, verification="provisional")
@@ -1337,6 +1345,10 @@ CASES: tuple[Case, ...] = (
     Case("sepsis-immunoparalysis-child-emapalumab-order", f"{PROVIDE} (adults)",
          lambda: sepsis_immunoparalysis().aged(4), hook="order-sign", orders=order(*EMAPALUMAB),
          absent=("immunoparalysis",)),
+    Case("sepsis-immunoparalysis-birth-year-emapalumab-order",
+         f"{PROVIDE} (adults: a caution applies while the patient may be one)",
+         sepsis_immunoparalysis_born_18_years_ago_this_year, hook="order-sign",
+         orders=order(*EMAPALUMAB), mismatch=False, text=("opposite of what PROVIDE",)),
     Case("sepsis-immunoparalysis-infant", f"{PROVIDE} (adults)",
          lambda: sepsis_immunoparalysis().aged(1), text=("not applied: the patient is 1 year old",),
          absent=("immunoparalysis criteria met", "avoid escalating")),
