@@ -11,8 +11,10 @@ identifiers, no tokens or JWTs, no request bodies, no query strings.
 from __future__ import annotations
 
 import hashlib
+import hmac
 import logging.config
 import re
+import secrets
 from typing import Any, Literal
 
 LogFormat = Literal["json", "text"]
@@ -40,13 +42,19 @@ class ClientTextRedactor(logging.Filter):
 _UUID = re.compile(r"(urn:uuid:)?[0-9a-fA-F]{8}(-?[0-9a-fA-F]{4}){3}-?[0-9a-fA-F]{12}")
 
 
+# Keyed per process: a record number is a short string, and an unkeyed hash of it in a log
+# could be reversed by trying every candidate.
+_LOG_KEY = secrets.token_bytes(32)
+
+
 def logged_hook_instance(hook_instance: str) -> str:
     """The hookInstance as sent when it is a UUID, as the spec asks; anything else (a client
-    may put an encounter or record number there) as a short hash that still correlates one
-    call's lines: "sha256:3f1a9c0b2e4d"."""
+    may put an encounter or record number there) as a short keyed hash that still correlates
+    the lines of one call: "hmac:3f1a9c0b2e4d"."""
     if _UUID.fullmatch(hook_instance):
         return hook_instance
-    return "sha256:" + hashlib.sha256(hook_instance.encode()).hexdigest()[:12]
+    digest = hmac.new(_LOG_KEY, hook_instance.encode(), hashlib.sha256).hexdigest()
+    return "hmac:" + digest[:12]
 
 
 def logging_config(level: str, log_format: LogFormat) -> dict[str, Any]:

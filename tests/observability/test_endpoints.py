@@ -4,6 +4,7 @@ registry; tests/observability/test_metrics_served.py covers gunicorn's multiproc
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import re
@@ -139,7 +140,8 @@ def test_a_hook_instance_that_is_no_uuid_is_logged_as_a_hash(
     assert client.post(path, json=body).status_code == 200
     [record] = access_records(caplog)
     logged = record.__dict__["hookInstance"]
-    assert re.fullmatch(r"sha256:[0-9a-f]{12}", logged)
+    assert re.fullmatch(r"hmac:[0-9a-f]{12}", logged)
+    assert logged != "hmac:" + hashlib.sha256(sent.encode()).hexdigest()[:12]  # keyed
     assert logged == logged_hook_instance(sent) and sent not in caplog.text
     assert logged_hook_instance("D1577C69-DFBE-44AD-BA6D-3E05E953B2EA").startswith("D1577C69")
 
