@@ -643,6 +643,7 @@ def _advice(
             notes += (other_steroid,)
         elif other_steroid is not None:
             cautions += (other_steroid,)
+        notes += _same_class_recorded(chart, rules, spec, now)
         younger = _younger_than_population(spec, chart)
         if younger is not None:
             advice.append(_view(spec, name, "outside-ages", (younger, *cautions), notes=notes))
@@ -700,8 +701,29 @@ def _view(
 # Classes whose drugs block the same receptor, so that one given recently counts as the other
 # (tocilizumab on top of sarilumab blocks the IL-6 receptor twice). Not IL-1 blockers (anakinra
 # is given for MAS arising on canakinumab) nor JAK inhibitors (ruxolitinib for a myeloproliferative
-# neoplasm is no COVID-19 add-on).
+# neoplasm is no COVID-19 add-on): for those the card names the one recorded.
 _SAME_TARGET = {"il6-blockade": "an IL-6 blocker"}
+_SAME_CLASS_NOTED = {
+    "il1-blockade": "another IL-1 blocker",
+    "jak-inhibitor": "another JAK inhibitor",
+}
+
+
+def _same_class_recorded(
+    chart: ChartContext, rules: Rules, spec: AdviceSpec, now: datetime
+) -> tuple[str, ...]:
+    """ "another IL-1 blocker is recorded (canakinumab taken since ...): check it before adding
+    anakinra", for a drug of the rule's class the patient is on."""
+    drug_id = spec.drug or ""
+    drug = rules.drugs.get(drug_id)
+    kind = _SAME_CLASS_NOTED.get(drug.class_) if drug is not None else None
+    if drug is None or kind is None:
+        return ()
+    return tuple(
+        f"{kind} is recorded ({_recorded(e)}): check it before adding {drug_id}"
+        for e in _recent(chart, rules, now)
+        if e.drug != drug_id and _class_of(e, rules) == drug.class_
+    )[:1]
 
 
 def _class_of(exposure: DrugExposure, rules: Rules) -> str:
