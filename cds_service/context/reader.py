@@ -648,7 +648,7 @@ class _Reader:
             when, _ = _start(resource, "effectiveDateTime", "effectivePeriod", "dateAsserted")
             quantity = first_dose_quantity(resource.get("dosage"))
             daily = _daily(resource.get("dosage"), self.weight_kg)
-            ongoing = status == "active"
+            ongoing = status == "active" and not _as_needed(resource.get("dosage"))
         ongoing = ongoing and (end is None or end >= self.as_of)
         until = self.as_of if ongoing else end if end is not None and end <= self.as_of else None
         dose = _dose(quantity, self.weight_kg)

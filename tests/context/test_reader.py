@@ -310,6 +310,13 @@ def test_an_active_order_or_statement_is_on_the_drug_now_however_old(
     recent_prn = med("MedicationRequest", rx("3264"), "2026-11-29T08:00:00Z")
     recent_prn["dosageInstruction"] = prn["dosageInstruction"]
     assert chart(catalog, prn).drugs == () and chart(catalog, recent_prn).drugs == ()
+    # A statement of a drug taken as needed is as old as it says: no dose is known to be taken.
+    prn_statement = med(
+        "MedicationStatement", rx("3264"), None, effectivePeriod={"start": month_ago}
+    )
+    prn_statement["dosage"] = [{"asNeededBoolean": True}]
+    (taken,) = chart(catalog, prn_statement).drugs
+    assert not taken.ongoing and not taken.taken_since(NOW - timedelta(days=7))
     ended = {
         # A course of 10 days from 2026-10-31, left "active" by the EHR: over on 2026-11-10.
         "a course that ran out": (course, datetime(2026, 11, 10, 8, tzinfo=UTC), False),
