@@ -1,10 +1,10 @@
 """Per-request observability: one JSON log line and the request metrics; GET /metrics.
 
 The log line names method, path, status, duration, endpoint, CDS service id, hookInstance (a
-hash unless it is a UUID) and the topic codes of the cards returned: never a patient id, token,
-body or query string. A path is
-logged as requested only when it is one of ours (a known service id in it, or no variable part);
-anything else is logged as its route pattern, since a mistyped URL may hold anything.
+keyed hash unless it is a UUID) and the topic codes of the cards returned: never a patient id,
+token, body or query string. A path is logged as requested only when it is one of ours (a known
+service id in it, or no variable part); anything else is logged as its route pattern, since a
+mistyped URL may hold anything.
 """
 
 from __future__ import annotations

@@ -629,15 +629,13 @@ class _Reader:
             quantity = dosage.get("dose") if isinstance(dosage, dict) else None
             ongoing = status == "in-progress"
         elif source == "order":
-            if status != "active":
+            # Antiemetic dexamethasone "as needed" says nothing of doses taken: only its
+            # administrations count.
+            if status != "active" or _as_needed(resource.get("dosageInstruction")):
                 return
             when, _ = _start(resource, "authoredOn")
             quantity = first_dose_quantity(resource.get("dosageInstruction"))
             daily = _daily(resource.get("dosageInstruction"), self.weight_kg)
-            if _as_needed(resource.get("dosageInstruction")):
-                # Antiemetic dexamethasone "as needed" says nothing of doses taken: only its
-                # administrations count.
-                return
             # However long ago it was written, an active scheduled order runs now, up to the end
             # its timing (or, without one, its dispense validity) sets.
             end = _order_end(resource, when)

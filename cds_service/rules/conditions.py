@@ -37,8 +37,8 @@ COMPUTED_FACTS = {
     "mas2016": "MAS-2016 classification criteria met",
     "chis": "cHIS criteria met (count)",
     "primary_hlh": "primary (familial or genetic) HLH recorded",
-    "hlh_trigger_first": "an HLH that is not primary or EBV-associated, coded as a macrophage "
-    "activation syndrome or with a confirmed bacterial infection or tuberculosis (its trigger is "
+    "hlh_trigger_first": "an HLH that is not primary, coded as a macrophage activation syndrome, "
+    "or with a confirmed bacterial infection or tuberculosis and no EBV infection (its trigger is "
     "treated first)",
     "tocilizumab_doses_24h": "tocilizumab doses in the last 24 hours",
     "tocilizumab_doses_total": "tocilizumab doses in total",
