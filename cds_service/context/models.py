@@ -136,6 +136,7 @@ class ChartContext:
     age_at_least: bool = False
     oldest_age: tuple[int, int] | None = None
     birth_date_unread: bool = False  # a birth date was sent but is no date (or in the future)
+    weight_kg: float | None = None  # the current body weight doses are judged by, if charted
 
     def age_text(self) -> str | None:
         """ "6 years old", "1 year old", "3 months old", "20 days old", "at least 17 years old";

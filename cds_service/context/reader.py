@@ -9,8 +9,6 @@ of the Bundles themselves (OperationOutcome, next pages) are the evidence layer'
 
 from __future__ import annotations
 
-import calendar
-import re
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime, timedelta, tzinfo
@@ -19,7 +17,7 @@ from typing import Any, NamedTuple
 from cds_service.evidence.bundles import listed
 from cds_service.evidence.models import DataProblem, ProblemCode
 from cds_service.evidence.revisions import latest_revisions
-from cds_service.evidence.times import parse_fhir_datetime
+from cds_service.evidence.times import fhir_date_span, parse_fhir_datetime
 from cds_service.evidence.values import clean_display, number
 from cds_service.fhir.draft_orders import (
     MOST_MG,
@@ -148,6 +146,7 @@ def read_chart(
         age_at_least=age.at_least if age else False,
         oldest_age=(age.oldest_years, age.oldest_days) if age and age.at_least else None,
         birth_date_unread=age is None and _has_birth_date(chart.by_type.get("Patient", [])),
+        weight_kg=weight_kg,
     )
 
 
@@ -157,32 +156,6 @@ class _Age(NamedTuple):
     at_least: bool  # a year or month alone: counted from its last possible day
     oldest_years: int  # counted from its first possible day instead
     oldest_days: int
-
-
-_BIRTH_DATE = re.compile(r"(\d{4})(?:-(\d{2}))?(?:-(\d{2}))?")
-
-
-def _birth_days(value: object) -> tuple[date, date] | None:
-    """(earliest, latest) day a FHIR date ("2023", "2023-05", "2023-05-01", or a dateTime) can
-    mean; None when it is no date."""
-    if not isinstance(value, str):
-        return None
-    text = value.strip()
-    match = _BIRTH_DATE.fullmatch(text)
-    if match is None:
-        moment = parse_fhir_datetime(text) if "T" in text else None
-        return (moment.date(), moment.date()) if moment is not None else None
-    year = int(match[1])
-    month = int(match[2]) if match[2] else None
-    day = int(match[3]) if match[3] else None
-    try:
-        if month is None:
-            return date(year, 1, 1), date(year, 12, 31)
-        if day is None:
-            return date(year, month, 1), date(year, month, calendar.monthrange(year, month)[1])
-        return date(year, month, day), date(year, month, day)
-    except ValueError:  # 2010-02-29, month 13
-        return None
 
 
 def _whole_years(born: date, today: date) -> int:
@@ -419,7 +392,7 @@ class _Reader:
             raw = patient.get("birthDate")
             if raw is None:
                 continue
-            days = _birth_days(raw)
+            days = fhir_date_span(raw)
             if days is None:
                 self.problem(
                     ProblemCode.MALFORMED, "Patient.birthDate is not a date: age unknown", patient
@@ -620,11 +593,11 @@ class _Reader:
             return
         status = _codes(resource.get("status")) or None
         daily: float | None = None
-        end = _period_end(resource)
         if source == "administration":
             if status in _ADMIN_SKIPPED:
                 return
             when, _ = _start(resource, "effectiveDateTime", "effectivePeriod")
+            end = _period_end(resource)
             dosage = resource.get("dosage")
             quantity = dosage.get("dose") if isinstance(dosage, dict) else None
             ongoing = status == "in-progress"
@@ -644,6 +617,7 @@ class _Reader:
             if status in _STATEMENT_SKIPPED:
                 return
             when, _ = _start(resource, "effectiveDateTime", "effectivePeriod", "dateAsserted")
+            end = _period_end(resource)
             quantity = first_dose_quantity(resource.get("dosage"))
             daily = _daily(resource.get("dosage"), self.weight_kg)
             ongoing = status == "active" and not _as_needed(resource.get("dosage"))

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import calendar
 import re
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from functools import lru_cache
 from typing import NamedTuple
 
@@ -47,6 +48,29 @@ def _read_text(value: str) -> ReadTime | None:
             return ReadTime(parsed.replace(tzinfo=UTC), True)
         return ReadTime(parsed.astimezone(UTC), False)
     except (ValueError, OverflowError):
+        return None
+
+
+def fhir_date_span(value: object) -> tuple[date, date] | None:
+    """(earliest, latest) day a FHIR date can mean: "2023" is 2023-01-01 to 2023-12-31,
+    "2023-05" a month, "2023-05-01" one day; a dateTime its day. None when it is no date."""
+    if not isinstance(value, str):
+        return None
+    text = value.strip()
+    match = _PARTIAL_DATE.fullmatch(text)
+    if match is None:
+        moment = parse_fhir_datetime(text) if "T" in text else None
+        return (moment.date(), moment.date()) if moment is not None else None
+    year = int(match[1])
+    month = int(match[2]) if match[2] else None
+    day = int(match[3]) if match[3] else None
+    try:
+        if month is None:
+            return date(year, 1, 1), date(year, 12, 31)
+        if day is None:
+            return date(year, month, 1), date(year, month, calendar.monthrange(year, month)[1])
+        return date(year, month, day), date(year, month, day)
+    except ValueError:  # 2010-02-29, month 13
         return None
 
 

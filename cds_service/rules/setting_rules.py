@@ -23,7 +23,7 @@ from cds_service.rules.assessment import (
     StateView,
 )
 from cds_service.rules.conditions import COMPUTED_FACTS, AtLeast, Condition, Fact, all_hold
-from cds_service.rules.loader import BODY_WEIGHT, Rules
+from cds_service.rules.loader import Rules
 from cds_service.rules.schema import AdviceSpec, CriteriaSetSpec, SafetySpec, StateSpec
 from cds_service.rules.scores import ScoreResult
 
@@ -467,9 +467,7 @@ def compute_facts(
         and e.taken_since(recent)
     ]
     # MAS treatment is a high dose: home prednisone 5 mg is no "response to glucocorticoids".
-    weight = evidence.fresh(BODY_WEIGHT)
-    kg = weight.value if weight is not None and weight.comparator is None else None
-    high = [(e, _high_dose(e, chart, rules, kg)) for e in steroids]
+    high = [(e, _high_dose(e, chart, rules, chart.weight_kg)) for e in steroids]
     treated = [e for e, is_high in high if is_high]
     facts["corticosteroid_given"] = (
         True if treated else None if any(h is None for _, h in high) else False

@@ -38,7 +38,6 @@ CODES: dict[str, tuple[str, str]] = {
     "temperature": (LOINC, "8310-5"),
     "mhla_dr": (LOCAL, "mhla-dr"),
     "spo2": (LOINC, "59408-5"),
-    "body_weight": (LOINC, "29463-7"),
 }
 
 

@@ -23,7 +23,7 @@ UNITS = {
     "il6": "pg/mL", "ifng": "pg/mL", "il18": "pg/mL", "cxcl9": "pg/mL", "ferritin": "ng/mL",
     "crp": "mg/L", "mhla_dr": "{molecules}/{cell}", "neutrophils": "10*9/L",
     "platelets": "10*9/L", "fibrinogen": "g/L", "alt": "U/L", "pct": "ng/mL",
-    "temperature": "Cel", "triglycerides": "mmol/L", "body_weight": "kg",
+    "temperature": "Cel", "triglycerides": "mmol/L",
 }  # fmt: skip
 
 
@@ -309,9 +309,9 @@ def test_only_a_mas_treatment_dose_counts_as_glucocorticoids_given(
         ongoing=True,
         until=AS_OF,
     )
-    where = chart(finding("stills"), drugs=(course,))
-    labs = {"ferritin": 5000, **({"body_weight": kg} if kg is not None else {})}
-    result = assessed(runtime, where, (score("mas2016", 1),), **labs)
+    # The body weight as read_chart receives it from the decision (the current dosing weight).
+    where = dataclasses.replace(chart(finding("stills"), drugs=(course,)), weight_kg=kg)
+    result = assessed(runtime, where, (score("mas2016", 1),), ferritin=5000)
     assert result.facts["corticosteroid_given"] is given_for_mas
     emapalumab = [a for a in result.advice if a.drug == "emapalumab"]
     if given_for_mas is False:
