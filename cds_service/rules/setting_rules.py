@@ -784,10 +784,6 @@ def _other_corticosteroid(
     return None
 
 
-_ADULT_YEARS = 18
-_LEAST_ADULT_KG = 30
-
-
 def _high_dose(
     exposure: DrugExposure, chart: ChartContext, rules: Rules, kg: float | None
 ) -> bool | None:
@@ -800,11 +796,13 @@ def _high_dose(
     if kg is not None:
         return mg / kg >= per_kg
     # Without a weight only a dose high at any weight settles it (a child's may be high at
-    # less), and in a recorded adult one low at any adult weight (30 kg or more).
+    # less), and in a recorded adult one low at any adult weight.
     if mg >= float(rules.options["mas_glucocorticoid_mg_no_weight"].value):
         return True
-    adult = chart.age_years is not None and chart.age_years >= _ADULT_YEARS
-    return False if adult and mg < per_kg * _LEAST_ADULT_KG else None
+    adult_years = float(rules.options["mas_glucocorticoid_adult_years"].value)
+    adult = chart.age_years is not None and chart.age_years >= adult_years
+    least_kg = float(rules.options["mas_glucocorticoid_adult_kg"].value)
+    return False if adult and mg < per_kg * least_kg else None
 
 
 def _recent_since(rules: Rules, now: datetime) -> datetime:
